@@ -1,0 +1,1 @@
+//! vswitch library (under construction).

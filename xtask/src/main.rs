@@ -1,0 +1,34 @@
+//! `cargo xtask`: everything beyond `cargo build` (set-up of a fresh machine,
+//! the eBPF and guest image builds, the demo, the tests and the benchmarks).
+
+mod ebpf;
+mod guest;
+mod setup;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Build, set up, demo, test and benchmark the project")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what a fresh machine lacks (Debian packages, bpf-linker); idempotent.
+    Setup,
+    /// Build the XDP program (switch-ebpf) for bpfel-unknown-none.
+    BuildEbpf,
+    /// Build the guest image into target/guest/guest.elf.
+    BuildGuest,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Setup => setup::run(),
+        Command::BuildEbpf => ebpf::build(),
+        Command::BuildGuest => guest::build(),
+    }
+}
