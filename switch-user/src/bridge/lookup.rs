@@ -1,0 +1,90 @@
+//! The forwarding function: where a frame goes. The bridge calls it once per
+//! frame with the frame's Ethernet addresses; learning is one implementation
+//! ([`super::learning::LearningTable`]), and any other can replace it.
+
+use crate::mac::MacAddr;
+
+/// A port's number inside its switch.
+pub type PortId = u16;
+
+/// The Ethernet header fields a forwarding function sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EthHeader {
+    /// Destination address.
+    pub dst: MacAddr,
+    /// Source address.
+    pub src: MacAddr,
+    /// EtherType (or length), as on the wire.
+    pub ethertype: u16,
+}
+
+impl EthHeader {
+    /// Parses the first 14 bytes of a frame.
+    #[inline]
+    pub fn parse(bytes: &[u8; 14]) -> EthHeader {
+        let mut dst = [0u8; 6];
+        let mut src = [0u8; 6];
+        dst.copy_from_slice(&bytes[0..6]);
+        src.copy_from_slice(&bytes[6..12]);
+        EthHeader {
+            dst: MacAddr(dst),
+            src: MacAddr(src),
+            ethertype: u16::from_be_bytes([bytes[12], bytes[13]]),
+        }
+    }
+}
+
+/// Where a frame goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// To this one port.
+    Port(PortId),
+    /// To every port of the switch but the source.
+    Flood,
+    /// Nowhere.
+    Drop,
+}
+
+/// One learned (or configured) address, for listings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdbEntry {
+    /// The address.
+    pub mac: MacAddr,
+    /// The port it was seen on.
+    pub port: PortId,
+    /// Seconds since it was last seen.
+    pub age_secs: u32,
+}
+
+/// Counters of a forwarding table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LookupStats {
+    /// Entries in use.
+    pub entries: u64,
+    /// Capacity.
+    pub capacity: u64,
+    /// Addresses learned (new entries).
+    pub learned: u64,
+    /// Addresses that moved to another port.
+    pub moved: u64,
+    /// Addresses not learned because the table (or its bucket) was full.
+    pub refused: u64,
+    /// Entries removed by aging.
+    pub aged: u64,
+}
+
+/// A forwarding function. Implementations are shared by the forwarding
+/// threads, so they must be cheap and safe to call concurrently.
+pub trait Lookup: Send + Sync {
+    /// Decides where a frame from port `source` goes, learning from it if the
+    /// function learns. `now` is the daemon's clock in seconds.
+    fn lookup(&self, header: &EthHeader, source: PortId, now: u32) -> Destination;
+    /// Forgets everything about `port` (it was removed).
+    fn forget_port(&self, port: PortId);
+    /// Removes expired entries; called about once a second.
+    fn age(&self, now: u32);
+    /// The current entries, for `vswitch fdb`.
+    fn entries(&self, now: u32) -> Vec<FdbEntry>;
+    /// Table counters.
+    fn stats(&self) -> LookupStats;
+}

@@ -1,0 +1,153 @@
+//! A switch port as the bridge sees it: a name, a number, counters, and the
+//! I/O behind it ([`PortIo`]): a shared-memory client port, a NIC queue set or
+//! the host's TAP, all forwarded the same way.
+
+use std::os::fd::RawFd;
+
+use serde::{Deserialize, Serialize};
+
+use super::lookup::PortId;
+use crate::counters::PortCounters;
+use crate::names::PortName;
+
+/// One frame of a batch, in the memory of the port it came from.
+///
+/// The bytes stay valid until the source port's [`PortIo::release`]; the
+/// forwarding batch holds the source port alive meanwhile.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameRef {
+    /// First byte of the frame.
+    pub ptr: *const u8,
+    /// Frame length.
+    pub len: u32,
+    /// Bytes readable from `ptr` (at least `len`): copies may round up to a
+    /// cache line within this.
+    pub readable: u32,
+}
+
+impl FrameRef {
+    /// Copies the 14-byte Ethernet header out of the frame.
+    ///
+    /// # Safety
+    /// `ptr` must be readable for `len >= 14` bytes.
+    #[inline]
+    pub unsafe fn header(&self) -> [u8; 14] {
+        let mut h = [0u8; 14];
+        // SAFETY: the caller guarantees 14 readable bytes.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr, h.as_mut_ptr(), 14) };
+        h
+    }
+}
+
+/// What kind of port this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortKind {
+    /// A client port: rings in a memfd shared with a process.
+    Shm,
+    /// A NIC attached through AF_XDP sockets.
+    Nic,
+    /// The host stack, through a TAP interface.
+    Host,
+}
+
+/// The I/O of a port, called by the forwarding threads.
+///
+/// One thread at a time calls `receive`/`release` for a given port (its
+/// source side); several may call `deliver` at once (its destination side),
+/// so implementations lock their producer state there. Nothing here may
+/// block: a full destination drops and counts.
+pub trait PortIo: Send + Sync {
+    /// Gathers up to `max` frames from the port into `batch` (appending),
+    /// dropping and counting invalid ones; returns how many were appended.
+    fn receive(&self, batch: &mut Vec<FrameRef>, max: usize, counters: &PortCounters) -> usize;
+    /// Gives back the frames of the last `receive` (they have been copied).
+    fn release(&self, counters: &PortCounters);
+    /// Copies the frames `frames[i]` for `i` in `which` to the port; counts
+    /// what it delivered and what it dropped; returns frames delivered.
+    fn deliver(&self, frames: &[FrameRef], which: &[u16], counters: &PortCounters) -> usize;
+    /// An fd that becomes readable when frames may be waiting after
+    /// [`PortIo::arm`] (for the forwarder's epoll), if any.
+    fn wake_fd(&self) -> Option<RawFd>;
+    /// Asks to be woken through `wake_fd` when frames arrive. Returns true if
+    /// frames are already waiting (the caller must not sleep).
+    fn arm(&self) -> bool;
+    /// The forwarder is polling again: wake-ups are not needed.
+    fn disarm(&self);
+    /// Called by the forwarder after `wake_fd` was readable (e.g. drain it).
+    fn on_wake(&self) {}
+    /// The port is broken (its device went away) and should be removed.
+    fn failed(&self) -> bool {
+        false
+    }
+}
+
+/// A port of a switch.
+pub struct Port {
+    /// Full name, `switch:port`.
+    pub name: PortName,
+    /// Number inside the switch.
+    pub id: PortId,
+    /// What kind of port.
+    pub kind: PortKind,
+    /// Counters.
+    pub counters: PortCounters,
+    /// The I/O.
+    pub io: Box<dyn PortIo>,
+}
+
+impl Port {
+    /// Wraps port I/O.
+    pub fn new(name: PortName, id: PortId, kind: PortKind, io: Box<dyn PortIo>) -> Port {
+        Port {
+            name,
+            id,
+            kind,
+            counters: PortCounters::default(),
+            io,
+        }
+    }
+
+    /// True once the client wrote something invalid into its rings.
+    pub fn errored(&self) -> bool {
+        let c = self.counters.snapshot();
+        c.bad_index + c.drop_bad_slot > 0
+    }
+}
+
+impl std::fmt::Debug for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Port")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl<T: PortIo + ?Sized> PortIo for std::sync::Arc<T> {
+    fn receive(&self, batch: &mut Vec<FrameRef>, max: usize, counters: &PortCounters) -> usize {
+        (**self).receive(batch, max, counters)
+    }
+    fn release(&self, counters: &PortCounters) {
+        (**self).release(counters)
+    }
+    fn deliver(&self, frames: &[FrameRef], which: &[u16], counters: &PortCounters) -> usize {
+        (**self).deliver(frames, which, counters)
+    }
+    fn wake_fd(&self) -> Option<RawFd> {
+        (**self).wake_fd()
+    }
+    fn arm(&self) -> bool {
+        (**self).arm()
+    }
+    fn disarm(&self) {
+        (**self).disarm()
+    }
+    fn on_wake(&self) {
+        (**self).on_wake()
+    }
+    fn failed(&self) -> bool {
+        (**self).failed()
+    }
+}

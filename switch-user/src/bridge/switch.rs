@@ -1,0 +1,123 @@
+//! A named switch: its port table (published to the forwarding threads as an
+//! immutable snapshot) and its forwarding function.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use thiserror::Error;
+
+use super::lookup::{Lookup, PortId};
+use super::port::Port;
+use crate::names::SwitchName;
+
+/// VALE's limit on ports per switch, the default here.
+pub const DEFAULT_MAX_PORTS: usize = 254;
+/// Highest port limit accepted (the learning table stores 15-bit port ids).
+pub const MAX_PORTS_LIMIT: usize = 4096;
+
+/// The switch has no free port number.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("switch {switch} is full: it already has {max} ports")]
+pub struct SwitchFull {
+    /// The switch.
+    pub switch: SwitchName,
+    /// Its limit.
+    pub max: usize,
+}
+
+/// The ports of a switch at one moment.
+#[derive(Default)]
+pub struct PortTable {
+    /// Ports by number (`None` for free numbers).
+    pub by_id: Vec<Option<Arc<Port>>>,
+    /// The ports in use, in number order.
+    pub active: Vec<Arc<Port>>,
+}
+
+impl PortTable {
+    /// The port with number `id`, if any.
+    #[inline]
+    pub fn get(&self, id: PortId) -> Option<&Arc<Port>> {
+        self.by_id.get(id as usize).and_then(Option::as_ref)
+    }
+}
+
+/// A switch: ports and a forwarding function.
+pub struct Switch {
+    name: SwitchName,
+    table: ArcSwap<PortTable>,
+    lookup: Box<dyn Lookup>,
+    max_ports: usize,
+}
+
+impl Switch {
+    /// A switch with no ports.
+    pub fn new(name: SwitchName, lookup: Box<dyn Lookup>, max_ports: usize) -> Switch {
+        Switch {
+            name,
+            table: ArcSwap::from_pointee(PortTable::default()),
+            lookup,
+            max_ports: max_ports.clamp(1, MAX_PORTS_LIMIT),
+        }
+    }
+
+    /// The switch's name.
+    pub fn name(&self) -> &SwitchName {
+        &self.name
+    }
+
+    /// The forwarding function.
+    #[inline]
+    pub fn lookup(&self) -> &dyn Lookup {
+        &*self.lookup
+    }
+
+    /// The current port table.
+    #[inline]
+    pub fn ports(&self) -> arc_swap::Guard<Arc<PortTable>> {
+        self.table.load()
+    }
+
+    /// Port limit.
+    pub fn max_ports(&self) -> usize {
+        self.max_ports
+    }
+
+    /// Adds a port built by `make` with the lowest free number. Callers
+    /// serialise changes to one switch (the registry holds its lock).
+    pub fn add_port(&self, make: impl FnOnce(PortId) -> Port) -> Result<Arc<Port>, SwitchFull> {
+        let old = self.table.load_full();
+        let id = (0..self.max_ports)
+            .find(|&i| old.by_id.get(i).is_none_or(Option::is_none))
+            .ok_or_else(|| SwitchFull {
+                switch: self.name.clone(),
+                max: self.max_ports,
+            })?;
+        let port = Arc::new(make(id as PortId));
+        let mut by_id = old.by_id.clone();
+        if by_id.len() <= id {
+            by_id.resize(id + 1, None);
+        }
+        by_id[id] = Some(port.clone());
+        self.publish(by_id);
+        Ok(port)
+    }
+
+    /// Removes port `id` and forgets the addresses learned on it.
+    pub fn remove_port(&self, id: PortId) -> Option<Arc<Port>> {
+        let old = self.table.load_full();
+        let mut by_id = old.by_id.clone();
+        let removed = by_id.get_mut(id as usize).and_then(Option::take)?;
+        self.publish(by_id);
+        self.lookup.forget_port(id);
+        Some(removed)
+    }
+
+    fn publish(&self, mut by_id: Vec<Option<Arc<Port>>>) {
+        while matches!(by_id.last(), Some(None)) {
+            by_id.pop();
+        }
+        let active = by_id.iter().flatten().cloned().collect();
+        self.table.store(Arc::new(PortTable { by_id, active }));
+    }
+}

@@ -1,0 +1,117 @@
+//! `create`, `delete`, `list` and `fdb`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use switch_user::control::client::Connection;
+use switch_user::names::{PortName, SwitchName};
+use switch_user::protocol::{Request, Response};
+
+/// Arguments of `vswitch create`.
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    /// The port, SWITCH:PORT (e.g. vale0:p1).
+    port: PortName,
+    /// Slots per ring (a power of two, 64..16384).
+    #[arg(long)]
+    ring_size: Option<u32>,
+    /// Bytes per buffer (a multiple of 64, 128..16384; 9216 for jumbo frames).
+    #[arg(long)]
+    buf_size: Option<u32>,
+}
+
+/// Arguments of `vswitch delete`.
+#[derive(clap::Args)]
+pub struct DeleteArgs {
+    /// The port, SWITCH:PORT.
+    port: PortName,
+}
+
+/// Arguments of `vswitch list`.
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `vswitch fdb`.
+#[derive(clap::Args)]
+pub struct FdbArgs {
+    /// The switch (e.g. vale0).
+    switch: SwitchName,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn create(socket: &Path, args: CreateArgs) -> Result<ExitCode> {
+    let mut conn = Connection::connect(socket)?;
+    conn.call(&Request::CreatePort {
+        port: args.port.clone(),
+        ring_size: args.ring_size,
+        buf_size: args.buf_size,
+    })?;
+    println!("created persistent port {}", args.port);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn delete(socket: &Path, args: DeleteArgs) -> Result<ExitCode> {
+    let mut conn = Connection::connect(socket)?;
+    conn.call(&Request::DeletePort { port: args.port.clone() })?;
+    println!("deleted port {}", args.port);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn list(socket: &Path, args: ListArgs) -> Result<ExitCode> {
+    let mut conn = Connection::connect(socket)?;
+    let (Response::List { switches }, _) = conn.call(&Request::List {})? else {
+        anyhow::bail!("unexpected answer to list");
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "switches": switches }))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if switches.is_empty() {
+        println!("no switches (a switch exists while it has ports)");
+    }
+    for s in switches {
+        println!("{} ({} of {} ports)", s.name, s.ports.len(), s.max_ports);
+        println!("  {:>4}  {:<24} {:<5} {:>7} {:<10} {:>5} {:>6}  state", "id", "port", "kind", "clients", "persistent", "slots", "buf");
+        for p in s.ports {
+            println!(
+                "  {:>4}  {:<24} {:<5} {:>7} {:<10} {:>5} {:>6}  {}",
+                p.id,
+                p.name.as_str(),
+                format!("{:?}", p.kind).to_lowercase(),
+                p.clients,
+                if p.persistent { "yes" } else { "no" },
+                p.ring_size,
+                p.buf_size,
+                if p.errored { "client wrote bad ring entries" } else { "ok" }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn fdb(socket: &Path, args: FdbArgs) -> Result<ExitCode> {
+    let mut conn = Connection::connect(socket)?;
+    let (Response::Fdb { switch, entries, stats }, _) = conn.call(&Request::Fdb { switch: args.switch })? else {
+        anyhow::bail!("unexpected answer to fdb");
+    };
+    if args.json {
+        let v = serde_json::json!({ "switch": switch, "entries": entries, "stats": stats });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{switch}: {} of {} entries, {} learned, {} moved, {} refused (table full), {} aged out",
+        stats.entries, stats.capacity, stats.learned, stats.moved, stats.refused, stats.aged);
+    println!("  {:<17}  {:<24}  age (s)", "mac", "port");
+    for e in entries {
+        println!("  {:<17}  {:<24} {:>8}", e.mac.to_string(), e.port.as_str(), e.age_secs);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,162 @@
+//! Per-port counters, updated by the forwarding threads (once per batch) and
+//! read by the control plane.
+//!
+//! Directions are the switch's: `rx` counts frames the switch received from
+//! the port (the client's TX ring), `tx` frames the switch sent to the port
+//! (the client's RX ring).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+/// Why a frame was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// Shorter than an Ethernet header (14 bytes).
+    Runt,
+    /// The slot named a buffer outside the port's region or a length larger
+    /// than its buffer (a client error).
+    BadSlot,
+    /// Longer than the destination's buffer.
+    TooLong,
+    /// The destination's ring had no free slot.
+    RingFull,
+    /// Its only destination was the port it came from.
+    SamePort,
+    /// The forwarding function said to drop it.
+    Filtered,
+}
+
+/// The counters of one port.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    rx_packets: AtomicU64,
+    rx_bytes: AtomicU64,
+    tx_packets: AtomicU64,
+    tx_bytes: AtomicU64,
+    drop_runt: AtomicU64,
+    drop_bad_slot: AtomicU64,
+    drop_too_long: AtomicU64,
+    drop_ring_full: AtomicU64,
+    drop_same_port: AtomicU64,
+    drop_filtered: AtomicU64,
+    bad_index: AtomicU64,
+    kicks_sent: AtomicU64,
+    kicks_suppressed: AtomicU64,
+}
+
+/// A copy of a port's counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterSnapshot {
+    /// Frames received from the port.
+    pub rx_packets: u64,
+    /// Bytes received from the port.
+    pub rx_bytes: u64,
+    /// Frames sent to the port.
+    pub tx_packets: u64,
+    /// Bytes sent to the port.
+    pub tx_bytes: u64,
+    /// Frames from the port shorter than 14 bytes.
+    pub drop_runt: u64,
+    /// Slots from the port with a bad buffer index or length.
+    pub drop_bad_slot: u64,
+    /// Frames for the port longer than its buffers.
+    pub drop_too_long: u64,
+    /// Frames for the port dropped because its ring was full.
+    pub drop_ring_full: u64,
+    /// Frames from the port whose destination was the port itself.
+    pub drop_same_port: u64,
+    /// Frames from the port dropped by the forwarding function.
+    pub drop_filtered: u64,
+    /// Ring indices the client wrote out of range (each batch counts once).
+    pub bad_index: u64,
+    /// Kicks (eventfd writes) sent to the client.
+    pub kicks_sent: u64,
+    /// Kicks not sent because the client was polling.
+    pub kicks_suppressed: u64,
+}
+
+impl CounterSnapshot {
+    /// All drops, whatever the reason.
+    pub fn drops(&self) -> u64 {
+        self.drop_runt
+            + self.drop_bad_slot
+            + self.drop_too_long
+            + self.drop_ring_full
+            + self.drop_same_port
+            + self.drop_filtered
+    }
+}
+
+impl PortCounters {
+    /// Counts `packets` frames of `bytes` bytes received from the port.
+    #[inline]
+    pub fn add_rx(&self, packets: u64, bytes: u64) {
+        if packets != 0 {
+            self.rx_packets.fetch_add(packets, Ordering::Relaxed);
+            self.rx_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts `packets` frames of `bytes` bytes sent to the port.
+    #[inline]
+    pub fn add_tx(&self, packets: u64, bytes: u64) {
+        if packets != 0 {
+            self.tx_packets.fetch_add(packets, Ordering::Relaxed);
+            self.tx_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts `n` drops for `reason`.
+    #[inline]
+    pub fn add_drops(&self, reason: DropReason, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let counter = match reason {
+            DropReason::Runt => &self.drop_runt,
+            DropReason::BadSlot => &self.drop_bad_slot,
+            DropReason::TooLong => &self.drop_too_long,
+            DropReason::RingFull => &self.drop_ring_full,
+            DropReason::SamePort => &self.drop_same_port,
+            DropReason::Filtered => &self.drop_filtered,
+        };
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts an out-of-range ring index written by the client.
+    #[inline]
+    pub fn add_bad_index(&self) {
+        self.bad_index.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a kick sent (`true`) or suppressed (`false`).
+    #[inline]
+    pub fn add_kick(&self, sent: bool) {
+        if sent {
+            self.kicks_sent.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.kicks_suppressed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads every counter.
+    pub fn snapshot(&self) -> CounterSnapshot {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CounterSnapshot {
+            rx_packets: r(&self.rx_packets),
+            rx_bytes: r(&self.rx_bytes),
+            tx_packets: r(&self.tx_packets),
+            tx_bytes: r(&self.tx_bytes),
+            drop_runt: r(&self.drop_runt),
+            drop_bad_slot: r(&self.drop_bad_slot),
+            drop_too_long: r(&self.drop_too_long),
+            drop_ring_full: r(&self.drop_ring_full),
+            drop_same_port: r(&self.drop_same_port),
+            drop_filtered: r(&self.drop_filtered),
+            bad_index: r(&self.bad_index),
+            kicks_sent: r(&self.kicks_sent),
+            kicks_suppressed: r(&self.kicks_suppressed),
+        }
+    }
+}

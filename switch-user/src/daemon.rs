@@ -1,0 +1,171 @@
+//! The daemon: owns the control socket (one daemon per socket, enforced with
+//! a lock file), serves connections, runs housekeeping once a second, and
+//! exits cleanly on SIGINT or SIGTERM, removing its socket.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::clock::Clock;
+use crate::control::server::{ExtraHandler, Server};
+use crate::engine::Engine;
+use crate::registry::{Registry, SwitchConfig};
+
+/// How the daemon runs.
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    /// Control socket path.
+    pub socket: PathBuf,
+    /// Forwarding threads.
+    pub threads: usize,
+    /// How long a forwarding thread polls before sleeping.
+    pub spin: Duration,
+    /// Switch limits.
+    pub switch: SwitchConfig,
+}
+
+/// Holds the lock file that makes a daemon the socket's only owner.
+struct SocketLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl SocketLock {
+    fn acquire(socket: &Path) -> Result<SocketLock> {
+        let path = PathBuf::from(format!("{}.lock", socket.display()));
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let mut owner = String::new();
+            let _ = file.read_to_string(&mut owner);
+            let owner = owner.trim();
+            bail!(
+                "another vswitch daemon{} owns {}; stop it first or use another --socket",
+                if owner.is_empty() { String::new() } else { format!(" (pid {owner})") },
+                socket.display()
+            );
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        writeln!(file, "{}", std::process::id())?;
+        Ok(SocketLock { path, _file: file })
+    }
+}
+
+impl Drop for SocketLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Blocks SIGINT and SIGTERM in this thread (and threads started after) and
+/// returns a signalfd that reports them.
+fn termination_signals() -> io::Result<OwnedFd> {
+    // SAFETY: building and applying a signal set with libc; the sigset is
+    // initialised by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Runs the daemon until SIGINT or SIGTERM. `extra` serves requests beyond
+/// the core ones (NIC ports).
+pub fn run(config: DaemonConfig, extra: impl FnOnce(&Arc<Registry>) -> Vec<Box<dyn ExtraHandler>>) -> Result<()> {
+    let signals = termination_signals().context("cannot set up signal handling")?;
+    if let Some(dir) = config.socket.parent() {
+        if !dir.as_os_str().is_empty() {
+            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+    }
+    let lock = SocketLock::acquire(&config.socket)?;
+    match fs::remove_file(&config.socket) {
+        Ok(()) => log::info!("removed a stale socket at {}", config.socket.display()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot remove stale {}", config.socket.display())),
+    }
+    let listener = UnixListener::bind(&config.socket)
+        .with_context(|| format!("cannot listen on {}", config.socket.display()))?;
+    listener.set_nonblocking(true)?;
+
+    let clock = Clock::new();
+    let engine = Engine::start(config.threads, config.spin, clock).context("cannot start forwarding threads")?;
+    let registry = Arc::new(Registry::new(engine, config.switch, clock));
+    let handlers = extra(&registry);
+    let server = Arc::new(Server::new(registry.clone(), handlers));
+    log::info!(
+        "vswitch daemon (pid {}) listening on {} with {} forwarding thread(s)",
+        std::process::id(),
+        config.socket.display(),
+        config.threads.max(1)
+    );
+
+    let mut last_housekeeping = Instant::now();
+    loop {
+        let mut fds = [
+            libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: signals.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: poll on two valid pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, 1000) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                log::error!("poll failed: {err}");
+            }
+        }
+        if fds[1].revents != 0 {
+            log::info!("termination signal received: shutting down");
+            break;
+        }
+        if fds[0].revents != 0 {
+            loop {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        if stream.set_nonblocking(false).is_ok() {
+                            server.spawn(stream);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        log::warn!("accept failed: {e}");
+                        std::thread::sleep(Duration::from_millis(10));
+                        break;
+                    }
+                }
+            }
+        }
+        if last_housekeeping.elapsed() >= Duration::from_secs(1) {
+            registry.housekeeping();
+            last_housekeeping = Instant::now();
+        }
+    }
+    let _ = fs::remove_file(&config.socket);
+    registry.shutdown();
+    drop(lock);
+    log::info!("vswitch daemon stopped");
+    Ok(())
+}

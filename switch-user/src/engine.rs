@@ -1,0 +1,252 @@
+//! The forwarding threads. Every port is a source for exactly one thread
+//! (assigned when the port is added, to the thread with the fewest ports);
+//! a thread forwards from its sources into any port of the same switch, so
+//! destinations are shared and locked per destination, as in VALE.
+//!
+//! A thread loops over its sources one batch each. When a whole round finds
+//! nothing it keeps polling for a bounded spin time, then arms every source
+//! (sets the need-kick flags), re-checks, and sleeps in epoll on the sources'
+//! kick eventfds. Clients only kick while a flag is set, so a busy switch is
+//! never kicked.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+
+use crate::bridge::forward::{forward_batch, Scratch};
+use crate::bridge::port::Port;
+use crate::bridge::switch::Switch;
+use crate::clock::Clock;
+use crate::epoll::Epoll;
+use crate::port::eventfd::EventFd;
+
+/// Default time a forwarding thread keeps polling after the last frame.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+const WAKE_TOKEN: u64 = u64::MAX;
+
+/// A port and the switch it forwards into.
+#[derive(Clone)]
+pub struct Source {
+    /// The switch.
+    pub switch: Arc<Switch>,
+    /// The port.
+    pub port: Arc<Port>,
+}
+
+/// Counters of one forwarding thread.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Batches that moved at least one frame.
+    pub batches: AtomicU64,
+    /// Frames read from sources.
+    pub frames: AtomicU64,
+    /// Times the thread went to sleep.
+    pub sleeps: AtomicU64,
+}
+
+struct Worker {
+    sources: ArcSwap<Vec<Source>>,
+    version: AtomicU64,
+    wake: EventFd,
+    stop: AtomicBool,
+    load: AtomicUsize,
+    stats: WorkerStats,
+}
+
+/// The set of forwarding threads.
+pub struct Engine {
+    workers: Vec<Arc<Worker>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Starts `threads` forwarding threads (at least one) that spin for
+    /// `spin` before sleeping.
+    pub fn start(threads: usize, spin: Duration, clock: Clock) -> io::Result<Engine> {
+        let mut workers = Vec::new();
+        let mut handles = Vec::new();
+        for index in 0..threads.max(1) {
+            let worker = Arc::new(Worker {
+                sources: ArcSwap::from_pointee(Vec::new()),
+                version: AtomicU64::new(0),
+                wake: EventFd::new()?,
+                stop: AtomicBool::new(false),
+                load: AtomicUsize::new(0),
+                stats: WorkerStats::default(),
+            });
+            let w = worker.clone();
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("forward-{index}"))
+                    .spawn(move || run_worker(&w, spin, clock))?,
+            );
+            workers.push(worker);
+        }
+        Ok(Engine {
+            workers,
+            threads: Mutex::new(handles),
+        })
+    }
+
+    /// Number of forwarding threads.
+    pub fn threads(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Starts forwarding from `port` (on the least loaded thread).
+    pub fn add(&self, switch: Arc<Switch>, port: Arc<Port>) {
+        let Some(worker) = self.workers.iter().min_by_key(|w| w.load.load(Ordering::Relaxed)) else {
+            return;
+        };
+        let mut list = (**worker.sources.load()).clone();
+        list.push(Source { switch, port });
+        worker.load.store(list.len(), Ordering::Relaxed);
+        worker.sources.store(Arc::new(list));
+        worker.version.fetch_add(1, Ordering::Release);
+        worker.wake.signal();
+    }
+
+    /// Stops forwarding from `port`.
+    pub fn remove(&self, port: &Arc<Port>) {
+        for worker in &self.workers {
+            let current = worker.sources.load();
+            if !current.iter().any(|s| Arc::ptr_eq(&s.port, port)) {
+                continue;
+            }
+            let list: Vec<Source> =
+                current.iter().filter(|s| !Arc::ptr_eq(&s.port, port)).cloned().collect();
+            worker.load.store(list.len(), Ordering::Relaxed);
+            worker.sources.store(Arc::new(list));
+            worker.version.fetch_add(1, Ordering::Release);
+            worker.wake.signal();
+        }
+    }
+
+    /// Frames forwarded and sleeps, summed over threads.
+    pub fn stats(&self) -> (u64, u64, u64) {
+        let mut out = (0, 0, 0);
+        for w in &self.workers {
+            out.0 += w.stats.frames.load(Ordering::Relaxed);
+            out.1 += w.stats.batches.load(Ordering::Relaxed);
+            out.2 += w.stats.sleeps.load(Ordering::Relaxed);
+        }
+        out
+    }
+
+    /// Stops every thread and waits for them.
+    pub fn stop(&self) {
+        for w in &self.workers {
+            w.stop.store(true, Ordering::Release);
+            w.wake.signal();
+        }
+        for handle in self.threads.lock().drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The epoll registrations matching one version of the source list.
+struct Registrations {
+    version: u64,
+    sources: Arc<Vec<Source>>,
+    fds: HashMap<u64, i32>,
+}
+
+impl Registrations {
+    fn sync(&mut self, worker: &Worker, epoll: &Epoll) {
+        let version = worker.version.load(Ordering::Acquire);
+        if version == self.version {
+            return;
+        }
+        for fd in self.fds.values() {
+            epoll.remove(*fd);
+        }
+        self.fds.clear();
+        self.sources = worker.sources.load_full();
+        self.version = version;
+        for (i, source) in self.sources.iter().enumerate() {
+            if let Some(fd) = source.port.io.wake_fd() {
+                if let Err(e) = epoll.add(fd, i as u64) {
+                    log::warn!("forwarder cannot watch {}: {e}", source.port.name);
+                } else {
+                    self.fds.insert(i as u64, fd);
+                }
+            }
+        }
+    }
+}
+
+fn run_worker(worker: &Worker, spin: Duration, clock: Clock) {
+    let epoll = match Epoll::new().and_then(|e| e.add(worker.wake.raw(), WAKE_TOKEN).map(|_| e)) {
+        Ok(e) => e,
+        Err(e) => {
+            log::error!("forwarding thread cannot start its epoll: {e}");
+            return;
+        }
+    };
+    let mut regs = Registrations {
+        version: u64::MAX,
+        sources: Arc::new(Vec::new()),
+        fds: HashMap::new(),
+    };
+    let mut scratch = Scratch::new();
+    let mut ready = Vec::new();
+    let mut idle_since: Option<Instant> = None;
+    while !worker.stop.load(Ordering::Acquire) {
+        regs.sync(worker, &epoll);
+        let now = clock.secs();
+        let mut moved = 0usize;
+        for source in regs.sources.iter() {
+            moved += forward_batch(&source.switch, &source.port, &mut scratch, now);
+        }
+        if moved > 0 {
+            worker.stats.frames.fetch_add(moved as u64, Ordering::Relaxed);
+            worker.stats.batches.fetch_add(1, Ordering::Relaxed);
+            idle_since = None;
+            continue;
+        }
+        let since = *idle_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < spin {
+            std::hint::spin_loop();
+            continue;
+        }
+        // Nothing for a while: ask to be kicked, re-check, then sleep.
+        let mut pending = false;
+        for source in regs.sources.iter() {
+            pending |= source.port.io.arm();
+        }
+        if !pending && !worker.stop.load(Ordering::Acquire) {
+            worker.stats.sleeps.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = epoll.wait(&mut ready, 1000) {
+                log::error!("forwarder epoll failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            for &token in &ready {
+                if token == WAKE_TOKEN {
+                    worker.wake.drain();
+                } else if let Some(source) = regs.sources.get(token as usize) {
+                    source.port.io.on_wake();
+                }
+            }
+        }
+        for source in regs.sources.iter() {
+            source.port.io.disarm();
+        }
+        idle_since = None;
+    }
+    for fd in regs.fds.values() {
+        epoll.remove(*fd);
+    }
+}

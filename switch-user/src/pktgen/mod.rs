@@ -1,0 +1,204 @@
+//! The packet generator behind `vswitch pktgen`, in the spirit of netmap's
+//! pkt-gen: `tx` sends test frames (sequence number and checksum, see the
+//! `testframe` crate) as fast as allowed, `rx` receives and verifies them,
+//! `ping` measures round trips against a `pong`.
+
+pub mod pingpong;
+pub mod report;
+pub mod rx;
+pub mod seq;
+pub mod tx;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::mac::MacAddr;
+use crate::port::client::{OpenError, PortClient, PortConfig};
+pub use report::Summary;
+
+/// What pktgen does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Send frames.
+    Tx,
+    /// Receive and verify frames.
+    Rx,
+    /// Send pings and time the pongs.
+    Ping,
+    /// Answer pings.
+    Pong,
+}
+
+impl Mode {
+    /// The mode's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::Tx => "tx",
+            Mode::Rx => "rx",
+            Mode::Ping => "ping",
+            Mode::Pong => "pong",
+        }
+    }
+}
+
+/// A pktgen run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Control socket.
+    pub socket: PathBuf,
+    /// Port to open.
+    pub port: String,
+    /// What to do.
+    pub mode: Mode,
+    /// Frame size in bytes (60..=9216; the port's buffers must hold it).
+    pub size: usize,
+    /// Frames per batch (one publish, at most one kick, per batch).
+    pub burst: usize,
+    /// Frames per second (None: as fast as possible).
+    pub rate: Option<f64>,
+    /// Stop after this many frames (tx/rx/pong) or pings.
+    pub count: Option<u64>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Source MAC of generated frames.
+    pub src_mac: MacAddr,
+    /// Destination MAC of generated frames.
+    pub dst_mac: MacAddr,
+    /// rx/pong: stop when nothing arrived for this long after the first frame.
+    pub idle_timeout: Duration,
+    /// How long to poll before sleeping on the eventfd.
+    pub spin: Duration,
+    /// Print a rate line every second to stderr.
+    pub progress: bool,
+    /// Port geometry when the port is created.
+    pub port_config: PortConfig,
+}
+
+impl Config {
+    /// Defaults for `port` and `mode`.
+    pub fn new(socket: PathBuf, port: &str, mode: Mode) -> Config {
+        Config {
+            socket,
+            port: port.to_owned(),
+            mode,
+            size: 60,
+            burst: 512,
+            rate: None,
+            count: None,
+            duration: None,
+            src_mac: mac_for_port(port),
+            dst_mac: MacAddr::BROADCAST,
+            idle_timeout: Duration::from_secs(2),
+            spin: Duration::from_micros(20),
+            progress: true,
+            port_config: PortConfig::default(),
+        }
+    }
+}
+
+/// A locally administered MAC derived from a port name (stable across runs).
+pub fn mac_for_port(port: &str) -> MacAddr {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in port.bytes() {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    MacAddr::local(h)
+}
+
+/// A pktgen run failed.
+#[derive(Debug, Error)]
+pub enum PktgenError {
+    /// The port could not be opened.
+    #[error("cannot open {port}: {source}")]
+    Open {
+        /// The port.
+        port: String,
+        /// Why.
+        source: OpenError,
+    },
+    /// The frame size is not possible.
+    #[error("frame size {size} is not possible: test frames are {min}..={max} bytes and this port's buffers hold {buf}")]
+    Size {
+        /// Asked.
+        size: usize,
+        /// Smallest test frame.
+        min: usize,
+        /// Largest test frame.
+        max: usize,
+        /// The port's buffer size.
+        buf: usize,
+    },
+    /// Waiting on the switch failed.
+    #[error("waiting on the switch failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Monotonic nanoseconds, for timestamps in frames.
+#[inline]
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Paces a sender at `rate` frames per second (or not at all).
+pub(crate) struct Pacer {
+    start: Instant,
+    rate: Option<f64>,
+}
+
+impl Pacer {
+    pub(crate) fn new(rate: Option<f64>) -> Pacer {
+        Pacer {
+            start: Instant::now(),
+            rate: rate.filter(|r| *r > 0.0),
+        }
+    }
+
+    /// How many frames may be sent now, having sent `sent` so far (at most `want`).
+    #[inline]
+    pub(crate) fn allowance(&self, sent: u64, want: u64) -> u64 {
+        match self.rate {
+            None => want,
+            Some(rate) => {
+                let due = (self.start.elapsed().as_secs_f64() * rate) as u64 + 1;
+                due.saturating_sub(sent).min(want)
+            }
+        }
+    }
+}
+
+/// Opens the port and runs the configured mode.
+pub fn run(config: &Config) -> Result<Summary, PktgenError> {
+    let mut port = PortClient::open(&config.socket, &config.port, config.port_config).map_err(|source| {
+        PktgenError::Open {
+            port: config.port.clone(),
+            source,
+        }
+    })?;
+    if !(testframe::MIN_FRAME_LEN..=testframe::MAX_FRAME_LEN).contains(&config.size) || config.size > port.max_frame() {
+        return Err(PktgenError::Size {
+            size: config.size,
+            min: testframe::MIN_FRAME_LEN,
+            max: testframe::MAX_FRAME_LEN,
+            buf: port.max_frame(),
+        });
+    }
+    let mut summary = match config.mode {
+        Mode::Tx => tx::run(&mut port, config)?,
+        Mode::Rx => rx::run(&mut port, config)?,
+        Mode::Ping => pingpong::ping(&mut port, config)?,
+        Mode::Pong => pingpong::pong(&mut port, config)?,
+    };
+    let stats = port.stats();
+    summary.mode = config.mode.name().to_owned();
+    summary.port = config.port.clone();
+    summary.frame_size = config.size;
+    summary.kicks_sent = stats.kicks_sent;
+    summary.sleeps = stats.sleeps;
+    summary.finish_rates();
+    Ok(summary)
+}

@@ -1,0 +1,131 @@
+//! pktgen `ping` and `pong`: round-trip latency through the switch.
+
+use std::time::{Duration, Instant};
+
+use testframe::{FrameTemplate, Kind};
+
+use super::report::{RateLine, RttSummary, Summary};
+use super::{now_ns, Config, Pacer, PktgenError};
+use crate::port::client::{Interest, PortClient};
+
+/// How long a ping waits for its pong.
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Sends `count` pings (default 10,000) one at a time and times each pong.
+pub fn ping(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenError> {
+    let template = FrameTemplate::new(config.dst_mac.0, config.src_mac.0, Kind::Ping, config.size)
+        .ok_or(PktgenError::Size {
+            size: config.size,
+            min: testframe::MIN_FRAME_LEN,
+            max: testframe::MAX_FRAME_LEN,
+            buf: port.max_frame(),
+        })?;
+    let count = config.count.unwrap_or(10_000);
+    let pacer = Pacer::new(config.rate);
+    let start = Instant::now();
+    let deadline = config.duration.map(|d| start + d);
+    let mut rtts = Vec::with_capacity(count.min(10_000_000) as usize);
+    let mut summary = Summary::default();
+    let mut rate_line = RateLine::new("ping", Duration::from_secs(1), config.progress);
+    let mut seq = 0u64;
+    while seq < count && deadline.is_none_or(|d| Instant::now() < d) {
+        if pacer.allowance(seq, 1) == 0 {
+            std::hint::spin_loop();
+            continue;
+        }
+        while port.reserve().is_none() {
+            port.wait(Interest::TX, config.spin, Some(Duration::from_millis(100)))?;
+        }
+        let sent_at = now_ns();
+        if let Some(buf) = port.reserve() {
+            template.write(buf, seq, sent_at);
+            port.commit(template.len());
+        }
+        port.publish();
+        summary.packets += 1;
+        summary.bytes += config.size as u64;
+        let waited = Instant::now();
+        let mut answered = false;
+        while !answered && waited.elapsed() < PING_TIMEOUT {
+            let (mut corrupt, mut foreign) = (0u64, 0u64);
+            port.recv(config.burst.max(1), |frame| match testframe::parse(frame) {
+                Ok(h) if h.kind == Kind::Pong && h.seq == seq && h.timestamp_ns == sent_at => {
+                    rtts.push(now_ns().saturating_sub(sent_at));
+                    answered = true;
+                }
+                Ok(_) => {}
+                Err(testframe::FrameError::Foreign) => foreign += 1,
+                Err(_) => corrupt += 1,
+            });
+            summary.corrupt += corrupt;
+            summary.foreign += foreign;
+            if !answered {
+                port.wait(Interest::RX, config.spin, Some(Duration::from_millis(10)))?;
+            }
+        }
+        if !answered {
+            summary.ping_timeouts += 1;
+        }
+        seq += 1;
+        rate_line.tick(seq, seq * config.size as u64, "");
+    }
+    summary.seconds = start.elapsed().as_secs_f64();
+    summary.rtt_us = RttSummary::from_ns(&mut rtts);
+    summary.lost = summary.ping_timeouts;
+    Ok(summary)
+}
+
+/// Answers pings until the count, the duration or the idle timeout.
+pub fn pong(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenError> {
+    let total = config.count.unwrap_or(u64::MAX);
+    let opened = Instant::now();
+    let mut first: Option<Instant> = None;
+    let mut last = Instant::now();
+    let mut summary = Summary::default();
+    let mut batch: Vec<Vec<u8>> = Vec::new();
+    let mut rate_line = RateLine::new("pong", Duration::from_secs(1), config.progress);
+    loop {
+        let now = Instant::now();
+        if summary.packets >= total
+            || config.duration.is_some_and(|d| now >= first.unwrap_or(opened) + d)
+            || (first.is_some() && now.duration_since(last) >= config.idle_timeout)
+        {
+            break;
+        }
+        batch.clear();
+        let (mut corrupt, mut foreign) = (0u64, 0u64);
+        let n = port.recv(config.burst.max(1), |frame| {
+            let mut copy = frame.to_vec();
+            match testframe::make_pong(&mut copy) {
+                Ok(h) if h.kind == Kind::Pong => batch.push(copy),
+                Ok(_) => {}
+                Err(testframe::FrameError::Foreign) => foreign += 1,
+                Err(_) => corrupt += 1,
+            }
+        });
+        summary.corrupt += corrupt;
+        summary.foreign += foreign;
+        if n == 0 {
+            port.wait(Interest::RX, config.spin, Some(Duration::from_millis(100)))?;
+            continue;
+        }
+        last = Instant::now();
+        first.get_or_insert(last);
+        let mut pending: &[Vec<u8>] = &batch;
+        while !pending.is_empty() {
+            let sent = port.send(pending.iter().map(Vec::as_slice));
+            summary.packets += sent as u64;
+            summary.bytes += pending[..sent].iter().map(|f| f.len() as u64).sum::<u64>();
+            pending = &pending[sent..];
+            if !pending.is_empty() {
+                port.wait(Interest::TX, config.spin, Some(Duration::from_millis(100)))?;
+            }
+        }
+        rate_line.tick(summary.packets, summary.bytes, "");
+    }
+    summary.seconds = match first {
+        Some(f) => last.duration_since(f).as_secs_f64(),
+        None => 0.0,
+    };
+    Ok(summary)
+}

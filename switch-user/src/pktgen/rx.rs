@@ -1,0 +1,61 @@
+//! pktgen `rx`: receive in batches, verify every test frame (length,
+//! checksum) and account for sequence numbers.
+
+use std::time::{Duration, Instant};
+
+use testframe::FrameError;
+
+use super::report::{RateLine, Summary};
+use super::seq::SeqTracker;
+use super::{Config, PktgenError};
+use crate::port::client::{Interest, PortClient};
+
+/// Receives until the count, the duration or the idle timeout is reached.
+pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenError> {
+    let mut tracker = SeqTracker::default();
+    let mut summary = Summary::default();
+    let mut rate_line = RateLine::new("rx", Duration::from_secs(1), config.progress);
+    let total = config.count.unwrap_or(u64::MAX);
+    let opened = Instant::now();
+    let mut first: Option<Instant> = None;
+    let mut last_frame = Instant::now();
+    let (mut good, mut bytes) = (0u64, 0u64);
+    loop {
+        let now = Instant::now();
+        if good >= total
+            || config.duration.is_some_and(|d| now >= first.unwrap_or(opened) + d)
+            || (first.is_some() && now.duration_since(last_frame) >= config.idle_timeout)
+        {
+            break;
+        }
+        let (mut corrupt, mut foreign) = (0u64, 0u64);
+        let n = port.recv(config.burst.max(1), |frame| match testframe::parse(frame) {
+            Ok(header) => {
+                tracker.record(header.seq);
+                bytes += frame.len() as u64;
+            }
+            Err(FrameError::Foreign) => foreign += 1,
+            Err(_) => corrupt += 1,
+        });
+        summary.corrupt += corrupt;
+        summary.foreign += foreign;
+        if n > 0 {
+            last_frame = Instant::now();
+            first.get_or_insert(last_frame);
+            good = tracker.received;
+            rate_line.tick(good, bytes, "");
+            continue;
+        }
+        port.wait(Interest::RX, config.spin, Some(Duration::from_millis(100)))?;
+    }
+    summary.seconds = match first {
+        Some(f) => last_frame.duration_since(f).as_secs_f64(),
+        None => 0.0,
+    };
+    summary.packets = tracker.received;
+    summary.bytes = bytes;
+    summary.lost = tracker.lost;
+    summary.reordered = tracker.reordered;
+    summary.duplicates = tracker.duplicates + tracker.too_old;
+    Ok(summary)
+}

@@ -1,0 +1,88 @@
+//! Kicks: a non-blocking eventfd, written to wake the other side and drained
+//! by the side that sleeps on it.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// A non-blocking, close-on-exec eventfd.
+#[derive(Debug)]
+pub struct EventFd(OwnedFd);
+
+impl EventFd {
+    /// Creates a fresh eventfd.
+    pub fn new() -> io::Result<EventFd> {
+        // SAFETY: eventfd with valid flags; the result is checked.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh fd we own.
+        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(raw) }))
+    }
+
+    /// Wraps an eventfd received from the other side.
+    pub fn from_owned(fd: OwnedFd) -> EventFd {
+        EventFd(fd)
+    }
+
+    /// Adds one to the counter, waking a sleeper.
+    #[inline]
+    pub fn signal(&self) {
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes from a valid u64 to our fd. A full counter
+        // (EAGAIN) already means a pending wake-up, so the result is ignored.
+        unsafe {
+            libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8);
+        }
+    }
+
+    /// Resets the counter; returns how many signals were pending.
+    #[inline]
+    pub fn drain(&self) -> u64 {
+        let mut value: u64 = 0;
+        // SAFETY: reading 8 bytes into a valid u64 from our non-blocking fd.
+        let n = unsafe { libc::read(self.0.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
+        if n == 8 {
+            value
+        } else {
+            0
+        }
+    }
+
+    /// Waits until signalled or `timeout_ms` passes (-1: forever). Returns
+    /// true when signalled (the counter is left for `drain`).
+    pub fn wait(&self, timeout_ms: i32) -> io::Result<bool> {
+        let mut pfd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        loop {
+            // SAFETY: poll on one valid pollfd.
+            let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+            if n >= 0 {
+                return Ok(n > 0);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+
+    /// The raw fd, for epoll.
+    pub fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    /// Duplicates the fd (for sending it to a client).
+    pub fn try_clone(&self) -> io::Result<EventFd> {
+        Ok(EventFd(self.0.try_clone()?))
+    }
+}
+
+impl AsFd for EventFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}

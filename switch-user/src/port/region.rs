@@ -1,0 +1,202 @@
+//! A port region: the memfd shared between the daemon and one client, mapped
+//! in both, with typed access to its rings and buffers.
+//!
+//! The daemon creates the memfd with seals against shrinking and growing, so a
+//! client cannot truncate it under the daemon (which would turn the daemon's
+//! next access into SIGBUS).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+
+use thiserror::Error;
+
+use super::layout::{Layout, LayoutError, REGION_HEADER_SIZE};
+use super::ring::RingView;
+
+/// Why a region could not be created or mapped.
+#[derive(Debug, Error)]
+pub enum RegionError {
+    /// A system call failed.
+    #[error("{what}: {source}")]
+    Os {
+        /// What was being done.
+        what: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The memfd's contents do not describe a valid port region.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// The memfd was not sealed against resizing by the daemon.
+    #[error("port memfd is not sealed against resizing")]
+    NotSealed,
+}
+
+fn os(what: &'static str) -> impl FnOnce(io::Error) -> RegionError {
+    move |source| RegionError::Os { what, source }
+}
+
+/// A mapped port region.
+#[derive(Debug)]
+pub struct Region {
+    base: NonNull<u8>,
+    len: usize,
+    layout: Layout,
+    fd: OwnedFd,
+}
+
+// SAFETY: the mapping is plain shared memory owned by this value; all access to
+// its contents goes through atomics or volatile accesses on raw pointers, which
+// are valid from any thread while the mapping lives.
+unsafe impl Send for Region {}
+// SAFETY: as above; `&Region` only hands out raw-pointer based views.
+unsafe impl Sync for Region {}
+
+impl Region {
+    /// Creates a sealed memfd of the layout's size, maps it and writes the
+    /// header and the initial slot-to-buffer assignment.
+    pub fn create(name: &str, layout: Layout) -> Result<Region, RegionError> {
+        let cname = std::ffi::CString::new(format!("vswitch:{name}"))
+            .unwrap_or_else(|_| c"vswitch:port".to_owned());
+        // SAFETY: memfd_create with a valid NUL-terminated name; the result is
+        // checked before use.
+        let raw = unsafe {
+            libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+        };
+        if raw < 0 {
+            return Err(os("memfd_create")(io::Error::last_os_error()));
+        }
+        // SAFETY: `raw` is a fresh fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: ftruncate on our own fd.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), layout.region_len as libc::off_t) } < 0 {
+            return Err(os("ftruncate port memfd")(io::Error::last_os_error()));
+        }
+        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        // SAFETY: fcntl F_ADD_SEALS on our own memfd.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+            return Err(os("seal port memfd")(io::Error::last_os_error()));
+        }
+        let region = Region::map_fd(fd, layout)?;
+        // SAFETY: the header block lies inside the fresh mapping and nobody else
+        // has the fd yet.
+        let header = unsafe { std::slice::from_raw_parts_mut(region.base.as_ptr(), REGION_HEADER_SIZE) };
+        layout.write_header(header);
+        let (tx, rx) = (region.tx_ring(), region.rx_ring());
+        for i in 0..layout.ring_size {
+            tx.write_slot(i, super::ring::Slot { buf: i, len: 0, flags: 0 });
+            rx.write_slot(i, super::ring::Slot { buf: layout.ring_size + i, len: 0, flags: 0 });
+        }
+        tx.init_indices(0, layout.ring_size - 1);
+        rx.init_indices(0, 0);
+        Ok(region)
+    }
+
+    /// Maps a region received from the daemon, validating its header and seals.
+    pub fn from_fd(fd: OwnedFd) -> Result<Region, RegionError> {
+        // SAFETY: fcntl F_GET_SEALS on an fd we own.
+        let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+        if seals < 0 || seals & (libc::F_SEAL_SHRINK | libc::F_SEAL_GROW) == 0 {
+            return Err(RegionError::NotSealed);
+        }
+        // SAFETY: fstat into a zeroed stat buffer.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid fd and out pointer.
+        if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
+            return Err(os("fstat port memfd")(io::Error::last_os_error()));
+        }
+        let len = st.st_size as usize;
+        if len < REGION_HEADER_SIZE {
+            return Err(LayoutError::Header("memfd shorter than a header").into());
+        }
+        let mut header = vec![0u8; REGION_HEADER_SIZE];
+        // SAFETY: pread into our own buffer of the given length.
+        let n = unsafe {
+            libc::pread(fd.as_raw_fd(), header.as_mut_ptr().cast(), header.len(), 0)
+        };
+        if n != REGION_HEADER_SIZE as isize {
+            return Err(os("read port header")(io::Error::last_os_error()));
+        }
+        let layout = Layout::from_header(&header, len)?;
+        Region::map_fd(fd, layout)
+    }
+
+    fn map_fd(fd: OwnedFd, layout: Layout) -> Result<Region, RegionError> {
+        // SAFETY: a fresh shared mapping of `region_len` bytes of our memfd,
+        // which is at least that long (created so, or checked by fstat).
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                layout.region_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(os("mmap port memfd")(io::Error::last_os_error()));
+        }
+        let base = NonNull::new(ptr.cast::<u8>()).ok_or(RegionError::NotSealed)?;
+        Ok(Region {
+            base,
+            len: layout.region_len,
+            layout,
+            fd,
+        })
+    }
+
+    /// The region's geometry.
+    #[inline]
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The memfd, for passing to the client.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The TX ring (client to switch).
+    pub fn tx_ring(&self) -> RingView {
+        // SAFETY: the ring lies inside the mapping, as the layout guarantees.
+        unsafe { RingView::new(self.base.as_ptr().add(self.layout.tx_ring_offset), self.layout.ring_size) }
+    }
+
+    /// The RX ring (switch to client).
+    pub fn rx_ring(&self) -> RingView {
+        // SAFETY: the ring lies inside the mapping, as the layout guarantees.
+        unsafe { RingView::new(self.base.as_ptr().add(self.layout.rx_ring_offset), self.layout.ring_size) }
+    }
+
+    /// Pointer to buffer `index`, or `None` when the index is out of range.
+    #[inline]
+    pub fn buffer(&self, index: u32) -> Option<NonNull<u8>> {
+        if index >= self.layout.num_bufs {
+            return None;
+        }
+        // SAFETY: index < num_bufs, so the buffer lies inside the mapping.
+        Some(unsafe { NonNull::new_unchecked(self.base.as_ptr().add(self.layout.buffer_offset(index))) })
+    }
+
+    /// Bytes mapped.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Never true: a region holds at least its header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping this value created; no view
+        // outlives the region (views are used under an Arc<Region> or borrow).
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), self.len);
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The daemon's side of a shared-memory client port: it consumes the client's
+//! TX ring and produces into its RX ring, validating every index, length and
+//! buffer number the client wrote before using it.
+
+use std::os::fd::RawFd;
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::eventfd::EventFd;
+use super::layout::{Layout, CACHE_LINE};
+use super::region::Region;
+use super::ring::{RingView, Slot};
+use crate::bridge::port::{FrameRef, PortIo};
+use crate::counters::{DropReason, PortCounters};
+
+/// Smallest frame the switch forwards: an Ethernet header.
+pub const MIN_FRAME: u32 = 14;
+
+#[derive(Default)]
+struct SourceState {
+    /// Next TX slot the switch reads.
+    next: u32,
+    /// Slots taken by the last `receive`, returned by `release`.
+    pending: u32,
+}
+
+#[derive(Default)]
+struct SinkState {
+    /// Next RX slot the switch fills (the published `tail`).
+    tail: u32,
+}
+
+/// The daemon's view of a client port.
+pub struct ShmPort {
+    region: Arc<Region>,
+    layout: Layout,
+    tx: RingView,
+    rx: RingView,
+    to_switch: EventFd,
+    to_client: EventFd,
+    source: Mutex<SourceState>,
+    sink: Mutex<SinkState>,
+}
+
+impl ShmPort {
+    /// Wraps a freshly created region and the two kick eventfds.
+    pub fn new(region: Arc<Region>, to_switch: EventFd, to_client: EventFd) -> ShmPort {
+        let layout = *region.layout();
+        let (tx, rx) = (region.tx_ring(), region.rx_ring());
+        ShmPort {
+            region,
+            layout,
+            tx,
+            rx,
+            to_switch,
+            to_client,
+            source: Mutex::new(SourceState::default()),
+            sink: Mutex::new(SinkState::default()),
+        }
+    }
+
+    /// The region, to pass its memfd to a client.
+    pub fn region(&self) -> &Arc<Region> {
+        &self.region
+    }
+
+    /// The eventfd the client writes to wake the switch.
+    pub fn to_switch(&self) -> &EventFd {
+        &self.to_switch
+    }
+
+    /// The eventfd the switch writes to wake the client.
+    pub fn to_client(&self) -> &EventFd {
+        &self.to_client
+    }
+
+    /// Reads the client's `head` of `ring`; `None` (and counted) if out of range.
+    #[inline]
+    fn client_head(&self, ring: &RingView, counters: &PortCounters) -> Option<u32> {
+        let head = ring.head().load(Ordering::Acquire);
+        if head < ring.size() {
+            Some(head)
+        } else {
+            counters.add_bad_index();
+            None
+        }
+    }
+
+    #[inline]
+    fn kick_client_if(&self, flag_set: bool, counters: &PortCounters) {
+        if flag_set {
+            self.to_client.signal();
+        }
+        counters.add_kick(flag_set);
+    }
+}
+
+impl PortIo for ShmPort {
+    fn receive(&self, batch: &mut Vec<FrameRef>, max: usize, counters: &PortCounters) -> usize {
+        let mut st = self.source.lock();
+        let Some(head) = self.client_head(&self.tx, counters) else {
+            return 0;
+        };
+        let n = self.tx.distance(st.next, head).min(max as u32);
+        let buf_size = self.layout.buf_size;
+        let (mut taken, mut bytes, mut runts, mut bad) = (0usize, 0u64, 0u64, 0u64);
+        let mut index = st.next;
+        for _ in 0..n {
+            let slot = self.tx.read_slot(index);
+            index = self.tx.advance(index, 1);
+            let len = slot.len as u32;
+            let Some(buffer) = self.region.buffer(slot.buf).filter(|_| len <= buf_size) else {
+                bad += 1;
+                continue;
+            };
+            if len < MIN_FRAME {
+                runts += 1;
+                continue;
+            }
+            batch.push(FrameRef {
+                ptr: buffer.as_ptr(),
+                len,
+                readable: buf_size,
+            });
+            taken += 1;
+            bytes += len as u64;
+        }
+        st.pending = n;
+        counters.add_rx(taken as u64, bytes);
+        counters.add_drops(DropReason::Runt, runts);
+        counters.add_drops(DropReason::BadSlot, bad);
+        taken
+    }
+
+    fn release(&self, counters: &PortCounters) {
+        let mut st = self.source.lock();
+        if st.pending == 0 {
+            return;
+        }
+        st.next = self.tx.advance(st.next, st.pending);
+        st.pending = 0;
+        self.tx
+            .tail()
+            .store(self.tx.advance(st.next, self.tx.size() - 1), Ordering::Release);
+        fence(Ordering::SeqCst);
+        let waiting = self.tx.producer_needs_kick().load(Ordering::Relaxed) != 0;
+        self.kick_client_if(waiting, counters);
+    }
+
+    fn deliver(&self, frames: &[FrameRef], which: &[u16], counters: &PortCounters) -> usize {
+        let mut st = self.sink.lock();
+        let head = self.client_head(&self.rx, counters);
+        // The switch may fill up to the slot before the client's head.
+        let mut free = head.map_or(0, |h| self.rx.distance(st.tail, h.wrapping_sub(1)));
+        let buf_size = self.layout.buf_size;
+        let (mut delivered, mut bytes, mut too_long, mut full) = (0usize, 0u64, 0u64, 0u64);
+        for &i in which {
+            let Some(frame) = frames.get(i as usize) else {
+                continue;
+            };
+            if frame.len > buf_size {
+                too_long += 1;
+                continue;
+            }
+            if free == 0 {
+                full += 1;
+                continue;
+            }
+            let slot = self.rx.read_slot(st.tail);
+            let (buf, buffer) = match self.region.buffer(slot.buf) {
+                Some(b) => (slot.buf, b),
+                None => {
+                    // The client put a bad buffer index in its slot: use the
+                    // slot's own buffer instead and count the client's error.
+                    counters.add_bad_index();
+                    let home = self.layout.ring_size + (st.tail & (self.rx.size() - 1));
+                    match self.region.buffer(home) {
+                        Some(b) => (home, b),
+                        None => continue,
+                    }
+                }
+            };
+            let copy = (frame.len as usize)
+                .next_multiple_of(CACHE_LINE)
+                .min(frame.readable as usize)
+                .min(buf_size as usize);
+            // SAFETY: the source is readable for `readable >= copy` bytes (a
+            // frame of a live source port, see FrameRef); the destination
+            // buffer holds `buf_size >= copy` bytes inside this port's region;
+            // the two are in different ports' memory, so they do not overlap.
+            unsafe { std::ptr::copy_nonoverlapping(frame.ptr, buffer.as_ptr(), copy) };
+            self.rx.write_slot(
+                st.tail,
+                Slot {
+                    buf,
+                    len: frame.len as u16,
+                    flags: 0,
+                },
+            );
+            st.tail = self.rx.advance(st.tail, 1);
+            free -= 1;
+            delivered += 1;
+            bytes += frame.len as u64;
+        }
+        if delivered > 0 {
+            self.rx.tail().store(st.tail, Ordering::Release);
+            fence(Ordering::SeqCst);
+            let waiting = self.rx.consumer_needs_kick().load(Ordering::Relaxed) != 0;
+            self.kick_client_if(waiting, counters);
+        }
+        drop(st);
+        counters.add_tx(delivered as u64, bytes);
+        counters.add_drops(DropReason::TooLong, too_long);
+        counters.add_drops(DropReason::RingFull, full);
+        delivered
+    }
+
+    fn wake_fd(&self) -> Option<RawFd> {
+        Some(self.to_switch.raw())
+    }
+
+    fn arm(&self) -> bool {
+        self.tx.consumer_needs_kick().store(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let head = self.tx.head().load(Ordering::Acquire);
+        let next = self.source.lock().next;
+        head < self.tx.size() && head != next
+    }
+
+    fn disarm(&self) {
+        self.tx.consumer_needs_kick().store(0, Ordering::Relaxed);
+    }
+
+    fn on_wake(&self) {
+        self.to_switch.drain();
+    }
+}

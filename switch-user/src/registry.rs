@@ -1,0 +1,453 @@
+//! The daemon's control-plane state: every switch and port by name, port
+//! life cycles (created on first open, removed when the last client leaves
+//! unless persistent), and the queries behind `list`, `stats` and `fdb`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use thiserror::Error;
+
+use crate::bridge::learning::{LearningTable, DEFAULT_CAPACITY, DEFAULT_MAX_AGE_SECS};
+use crate::bridge::lookup::LookupStats;
+use crate::bridge::port::{Port, PortIo, PortKind};
+use crate::bridge::switch::{Switch, SwitchFull, DEFAULT_MAX_PORTS};
+use crate::clock::Clock;
+use crate::engine::Engine;
+use crate::names::{PortName, SwitchName};
+use crate::port::eventfd::EventFd;
+use crate::port::layout::{Layout, LayoutError, DEFAULT_BUF_SIZE, DEFAULT_RING_SIZE};
+use crate::port::region::{Region, RegionError};
+use crate::port::shm_port::ShmPort;
+use crate::protocol::{ErrorCode, FdbRow, PortInfo, PortStats, SwitchInfo};
+
+/// Limits and defaults of the switches a daemon creates.
+#[derive(Clone, Copy, Debug)]
+pub struct SwitchConfig {
+    /// Ports per switch.
+    pub max_ports: usize,
+    /// Addresses per forwarding table.
+    pub fdb_capacity: usize,
+    /// Seconds before an address not seen again is forgotten.
+    pub fdb_max_age_secs: u32,
+}
+
+impl Default for SwitchConfig {
+    fn default() -> Self {
+        SwitchConfig {
+            max_ports: DEFAULT_MAX_PORTS,
+            fdb_capacity: DEFAULT_CAPACITY,
+            fdb_max_age_secs: DEFAULT_MAX_AGE_SECS,
+        }
+    }
+}
+
+/// A control operation failed.
+#[derive(Debug, Error)]
+pub enum ControlError {
+    /// No such port.
+    #[error("no port {0}")]
+    NoSuchPort(PortName),
+    /// No such switch.
+    #[error("no switch {0} (a switch exists while it has ports)")]
+    NoSuchSwitch(SwitchName),
+    /// The port already has a client.
+    #[error("port {0} is busy: another client has it open")]
+    PortBusy(PortName),
+    /// The port exists.
+    #[error("port {0} already exists")]
+    PortExists(PortName),
+    /// The switch is full.
+    #[error(transparent)]
+    SwitchFull(#[from] SwitchFull),
+    /// Bad ring or buffer size.
+    #[error(transparent)]
+    BadLayout(#[from] LayoutError),
+    /// The sizes asked for differ from the existing port's.
+    #[error("port {port} exists with {ring_size} slots of {buf_size} bytes; open it without sizes or with those")]
+    SizeMismatch {
+        /// The port.
+        port: PortName,
+        /// Its ring size.
+        ring_size: u32,
+        /// Its buffer size.
+        buf_size: u32,
+    },
+    /// The operation does not apply to this kind of port.
+    #[error("port {0} is a {1:?} port; this operation is for client ports")]
+    WrongKind(PortName, PortKind),
+    /// A persistent port has a client and cannot be deleted now.
+    #[error("port {0} has a client; close it first")]
+    InUse(PortName),
+    /// Resources ran out.
+    #[error("cannot set up port {0}: {1}")]
+    Resources(PortName, String),
+}
+
+impl ControlError {
+    /// The protocol error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ControlError::NoSuchPort(_) => ErrorCode::NoSuchPort,
+            ControlError::NoSuchSwitch(_) => ErrorCode::NoSuchSwitch,
+            ControlError::PortBusy(_) | ControlError::InUse(_) => ErrorCode::PortBusy,
+            ControlError::PortExists(_) => ErrorCode::PortExists,
+            ControlError::SwitchFull(_) => ErrorCode::SwitchFull,
+            ControlError::BadLayout(_) | ControlError::SizeMismatch { .. } => ErrorCode::BadConfig,
+            ControlError::WrongKind(..) => ErrorCode::WrongPortKind,
+            ControlError::Resources(..) => ErrorCode::Internal,
+        }
+    }
+}
+
+struct PortEntry {
+    port: Arc<Port>,
+    shm: Option<Arc<ShmPort>>,
+    persistent: bool,
+    clients: u32,
+}
+
+struct SwitchEntry {
+    switch: Arc<Switch>,
+    ports: BTreeMap<PortName, PortEntry>,
+}
+
+/// A client port opened for a connection.
+pub struct OpenedPort {
+    /// The port's shared memory and kicks.
+    pub shm: Arc<ShmPort>,
+    /// Whether this open created it.
+    pub created: bool,
+}
+
+/// Every switch of the daemon.
+pub struct Registry {
+    switches: Mutex<BTreeMap<SwitchName, SwitchEntry>>,
+    engine: Engine,
+    config: SwitchConfig,
+    clock: Clock,
+}
+
+impl Registry {
+    /// An empty registry forwarding with `engine`.
+    pub fn new(engine: Engine, config: SwitchConfig, clock: Clock) -> Registry {
+        Registry {
+            switches: Mutex::new(BTreeMap::new()),
+            engine,
+            config,
+            clock,
+        }
+    }
+
+    /// The forwarding engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The daemon clock.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    fn new_shm_port(name: &PortName, layout: Layout) -> Result<Arc<ShmPort>, ControlError> {
+        let resources = |e: RegionError| ControlError::Resources(name.clone(), e.to_string());
+        let region = Arc::new(Region::create(name.as_str(), layout).map_err(resources)?);
+        let kick = || EventFd::new().map_err(|e| ControlError::Resources(name.clone(), e.to_string()));
+        Ok(Arc::new(ShmPort::new(region, kick()?, kick()?)))
+    }
+
+    /// Adds a port with I/O `io` to its switch (creating the switch).
+    fn attach(
+        &self,
+        switches: &mut BTreeMap<SwitchName, SwitchEntry>,
+        name: &PortName,
+        kind: PortKind,
+        io: Box<dyn PortIo>,
+    ) -> Result<Arc<Port>, ControlError> {
+        let switch_name = name.switch();
+        let entry = switches.entry(switch_name.clone()).or_insert_with(|| SwitchEntry {
+            switch: Arc::new(Switch::new(
+                switch_name.clone(),
+                Box::new(LearningTable::new(self.config.fdb_capacity, self.config.fdb_max_age_secs)),
+                self.config.max_ports,
+            )),
+            ports: BTreeMap::new(),
+        });
+        let added = entry
+            .switch
+            .add_port(|id| Port::new(name.clone(), id, kind, io));
+        match added {
+            Ok(port) => {
+                self.engine.add(entry.switch.clone(), port.clone());
+                log::info!("port {name} added as number {} ({kind:?})", port.id);
+                Ok(port)
+            }
+            Err(full) => {
+                if entry.ports.is_empty() {
+                    switches.remove(&switch_name);
+                }
+                Err(full.into())
+            }
+        }
+    }
+
+    fn detach(&self, switches: &mut BTreeMap<SwitchName, SwitchEntry>, name: &PortName) {
+        let switch_name = name.switch();
+        let Some(entry) = switches.get_mut(&switch_name) else { return };
+        if let Some(p) = entry.ports.remove(name) {
+            entry.switch.remove_port(p.port.id);
+            self.engine.remove(&p.port);
+            log::info!("port {name} removed");
+        }
+        if entry.ports.is_empty() {
+            switches.remove(&switch_name);
+            log::info!("switch {switch_name} removed (no ports left)");
+        }
+    }
+
+    fn create_client_port(
+        &self,
+        switches: &mut BTreeMap<SwitchName, SwitchEntry>,
+        name: &PortName,
+        ring_size: Option<u32>,
+        buf_size: Option<u32>,
+        persistent: bool,
+        clients: u32,
+    ) -> Result<Arc<ShmPort>, ControlError> {
+        let layout = Layout::new(
+            ring_size.unwrap_or(DEFAULT_RING_SIZE),
+            buf_size.unwrap_or(DEFAULT_BUF_SIZE),
+        )?;
+        let shm = Self::new_shm_port(name, layout)?;
+        let port = self.attach(switches, name, PortKind::Shm, Box::new(shm.clone()))?;
+        if let Some(entry) = switches.get_mut(&name.switch()) {
+            entry.ports.insert(
+                name.clone(),
+                PortEntry {
+                    port,
+                    shm: Some(shm.clone()),
+                    persistent,
+                    clients,
+                },
+            );
+        }
+        Ok(shm)
+    }
+
+    /// Opens a client port for a new client, creating it when it does not exist.
+    pub fn open_port(
+        &self,
+        name: &PortName,
+        ring_size: Option<u32>,
+        buf_size: Option<u32>,
+    ) -> Result<OpenedPort, ControlError> {
+        let mut switches = self.switches.lock();
+        if let Some(entry) = switches.get_mut(&name.switch()).and_then(|s| s.ports.get_mut(name)) {
+            let Some(shm) = entry.shm.clone() else {
+                return Err(ControlError::WrongKind(name.clone(), entry.port.kind));
+            };
+            if entry.clients > 0 {
+                return Err(ControlError::PortBusy(name.clone()));
+            }
+            let layout = *shm.region().layout();
+            if ring_size.is_some_and(|r| r != layout.ring_size) || buf_size.is_some_and(|b| b != layout.buf_size) {
+                return Err(ControlError::SizeMismatch {
+                    port: name.clone(),
+                    ring_size: layout.ring_size,
+                    buf_size: layout.buf_size,
+                });
+            }
+            entry.clients += 1;
+            return Ok(OpenedPort { shm, created: false });
+        }
+        let shm = self.create_client_port(&mut switches, name, ring_size, buf_size, false, 1)?;
+        Ok(OpenedPort { shm, created: true })
+    }
+
+    /// A client of `name` left: the port goes away unless it is persistent.
+    pub fn close_port(&self, name: &PortName) {
+        let mut switches = self.switches.lock();
+        let Some(entry) = switches.get_mut(&name.switch()).and_then(|s| s.ports.get_mut(name)) else {
+            return;
+        };
+        entry.clients = entry.clients.saturating_sub(1);
+        if entry.clients == 0 && !entry.persistent {
+            self.detach(&mut switches, name);
+        }
+    }
+
+    /// Creates a persistent client port.
+    pub fn create_port(
+        &self,
+        name: &PortName,
+        ring_size: Option<u32>,
+        buf_size: Option<u32>,
+    ) -> Result<(), ControlError> {
+        let mut switches = self.switches.lock();
+        if switches.get(&name.switch()).is_some_and(|s| s.ports.contains_key(name)) {
+            return Err(ControlError::PortExists(name.clone()));
+        }
+        self.create_client_port(&mut switches, name, ring_size, buf_size, true, 0)?;
+        Ok(())
+    }
+
+    /// Deletes a client port that has no client.
+    pub fn delete_port(&self, name: &PortName) -> Result<(), ControlError> {
+        let mut switches = self.switches.lock();
+        let entry = switches
+            .get_mut(&name.switch())
+            .and_then(|s| s.ports.get_mut(name))
+            .ok_or_else(|| ControlError::NoSuchPort(name.clone()))?;
+        if entry.shm.is_none() {
+            return Err(ControlError::WrongKind(name.clone(), entry.port.kind));
+        }
+        if entry.clients > 0 {
+            return Err(ControlError::InUse(name.clone()));
+        }
+        self.detach(&mut switches, name);
+        Ok(())
+    }
+
+    /// Adds a port of another kind (NIC, host) with its own I/O.
+    pub fn add_port(&self, name: &PortName, kind: PortKind, io: Box<dyn PortIo>) -> Result<Arc<Port>, ControlError> {
+        let mut switches = self.switches.lock();
+        if switches.get(&name.switch()).is_some_and(|s| s.ports.contains_key(name)) {
+            return Err(ControlError::PortExists(name.clone()));
+        }
+        let port = self.attach(&mut switches, name, kind, io)?;
+        if let Some(entry) = switches.get_mut(&name.switch()) {
+            entry.ports.insert(
+                name.clone(),
+                PortEntry {
+                    port: port.clone(),
+                    shm: None,
+                    persistent: true,
+                    clients: 0,
+                },
+            );
+        }
+        Ok(port)
+    }
+
+    /// Removes a port of any kind.
+    pub fn remove_port(&self, name: &PortName) -> Result<(), ControlError> {
+        let mut switches = self.switches.lock();
+        if !switches.get(&name.switch()).is_some_and(|s| s.ports.contains_key(name)) {
+            return Err(ControlError::NoSuchPort(name.clone()));
+        }
+        self.detach(&mut switches, name);
+        Ok(())
+    }
+
+    /// Every switch and port.
+    pub fn list(&self) -> Vec<SwitchInfo> {
+        let switches = self.switches.lock();
+        switches
+            .values()
+            .map(|s| SwitchInfo {
+                name: s.switch.name().clone(),
+                max_ports: s.switch.max_ports() as u32,
+                ports: {
+                    let mut ports: Vec<PortInfo> = s
+                        .ports
+                        .iter()
+                        .map(|(name, p)| {
+                            let layout = p.shm.as_ref().map(|shm| *shm.region().layout());
+                            PortInfo {
+                                name: name.clone(),
+                                id: p.port.id,
+                                kind: p.port.kind,
+                                clients: p.clients,
+                                persistent: p.persistent,
+                                ring_size: layout.map_or(0, |l| l.ring_size),
+                                buf_size: layout.map_or(0, |l| l.buf_size),
+                                errored: p.port.errored(),
+                            }
+                        })
+                        .collect();
+                    ports.sort_by_key(|p| p.id);
+                    ports
+                },
+            })
+            .collect()
+    }
+
+    /// Counters of one port, or of every port.
+    pub fn stats(&self, only: Option<&PortName>) -> Result<Vec<PortStats>, ControlError> {
+        let switches = self.switches.lock();
+        let mut out = Vec::new();
+        for s in switches.values() {
+            for (name, p) in &s.ports {
+                if only.is_none_or(|o| o == name) {
+                    out.push(PortStats {
+                        name: name.clone(),
+                        kind: p.port.kind,
+                        counters: p.port.counters.snapshot(),
+                        extra: Vec::new(),
+                    });
+                }
+            }
+        }
+        match only {
+            Some(name) if out.is_empty() => Err(ControlError::NoSuchPort(name.clone())),
+            _ => Ok(out),
+        }
+    }
+
+    /// The forwarding table of a switch.
+    pub fn fdb(&self, switch: &SwitchName) -> Result<(Vec<FdbRow>, LookupStats), ControlError> {
+        let switches = self.switches.lock();
+        let entry = switches
+            .get(switch)
+            .ok_or_else(|| ControlError::NoSuchSwitch(switch.clone()))?;
+        let table = entry.switch.ports();
+        let now = self.clock.secs();
+        let rows = entry
+            .switch
+            .lookup()
+            .entries(now)
+            .into_iter()
+            .filter_map(|e| {
+                table.get(e.port).map(|p| FdbRow {
+                    mac: e.mac,
+                    port: p.name.clone(),
+                    age_secs: e.age_secs,
+                })
+            })
+            .collect();
+        Ok((rows, entry.switch.lookup().stats()))
+    }
+
+    /// Periodic work: ages forwarding tables and removes failed ports.
+    pub fn housekeeping(&self) {
+        let now = self.clock.secs();
+        let mut failed = Vec::new();
+        {
+            let switches = self.switches.lock();
+            for s in switches.values() {
+                s.switch.lookup().age(now);
+                for (name, p) in &s.ports {
+                    if p.port.io.failed() {
+                        failed.push(name.clone());
+                    }
+                }
+            }
+        }
+        for name in failed {
+            log::warn!("port {name} failed (its device went away): removing it");
+            let mut switches = self.switches.lock();
+            self.detach(&mut switches, &name);
+        }
+    }
+
+    /// Removes every port (daemon shutdown).
+    pub fn shutdown(&self) {
+        let mut switches = self.switches.lock();
+        let names: Vec<PortName> = switches.values().flat_map(|s| s.ports.keys().cloned()).collect();
+        for name in names {
+            self.detach(&mut switches, &name);
+        }
+        drop(switches);
+        self.engine.stop();
+    }
+}
