@@ -25,6 +25,8 @@ pub enum DropReason {
     SamePort,
     /// The forwarding function said to drop it.
     Filtered,
+    /// It was flooded on a switch with no other port.
+    NoDestination,
 }
 
 /// The counters of one port.
@@ -40,6 +42,7 @@ pub struct PortCounters {
     drop_ring_full: AtomicU64,
     drop_same_port: AtomicU64,
     drop_filtered: AtomicU64,
+    drop_no_destination: AtomicU64,
     bad_index: AtomicU64,
     kicks_sent: AtomicU64,
     kicks_suppressed: AtomicU64,
@@ -68,7 +71,10 @@ pub struct CounterSnapshot {
     pub drop_same_port: u64,
     /// Frames from the port dropped by the forwarding function.
     pub drop_filtered: u64,
-    /// Ring indices the client wrote out of range (each batch counts once).
+    /// Frames from the port flooded when no other port existed.
+    pub drop_no_destination: u64,
+    /// Ring or buffer indices the client wrote out of range (each batch
+    /// or slot counts once).
     pub bad_index: u64,
     /// Kicks (eventfd writes) sent to the client.
     pub kicks_sent: u64,
@@ -85,6 +91,7 @@ impl CounterSnapshot {
             + self.drop_ring_full
             + self.drop_same_port
             + self.drop_filtered
+            + self.drop_no_destination
     }
 }
 
@@ -120,6 +127,7 @@ impl PortCounters {
             DropReason::RingFull => &self.drop_ring_full,
             DropReason::SamePort => &self.drop_same_port,
             DropReason::Filtered => &self.drop_filtered,
+            DropReason::NoDestination => &self.drop_no_destination,
         };
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -154,6 +162,7 @@ impl PortCounters {
             drop_ring_full: r(&self.drop_ring_full),
             drop_same_port: r(&self.drop_same_port),
             drop_filtered: r(&self.drop_filtered),
+            drop_no_destination: r(&self.drop_no_destination),
             bad_index: r(&self.bad_index),
             kicks_sent: r(&self.kicks_sent),
             kicks_suppressed: r(&self.kicks_suppressed),

@@ -53,7 +53,11 @@ impl SocketLock {
             let owner = owner.trim();
             bail!(
                 "another vswitch daemon{} owns {}; stop it first or use another --socket",
-                if owner.is_empty() { String::new() } else { format!(" (pid {owner})") },
+                if owner.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {owner})")
+                },
                 socket.display()
             );
         }
@@ -94,7 +98,10 @@ fn termination_signals() -> io::Result<OwnedFd> {
 
 /// Runs the daemon until SIGINT or SIGTERM. `extra` serves requests beyond
 /// the core ones (NIC ports).
-pub fn run(config: DaemonConfig, extra: impl FnOnce(&Arc<Registry>) -> Vec<Box<dyn ExtraHandler>>) -> Result<()> {
+pub fn run(
+    config: DaemonConfig,
+    extra: impl FnOnce(&Arc<Registry>) -> Vec<Box<dyn ExtraHandler>>,
+) -> Result<()> {
     let signals = termination_signals().context("cannot set up signal handling")?;
     if let Some(dir) = config.socket.parent() {
         if !dir.as_os_str().is_empty() {
@@ -105,14 +112,18 @@ pub fn run(config: DaemonConfig, extra: impl FnOnce(&Arc<Registry>) -> Vec<Box<d
     match fs::remove_file(&config.socket) {
         Ok(()) => log::info!("removed a stale socket at {}", config.socket.display()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot remove stale {}", config.socket.display())),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot remove stale {}", config.socket.display()))
+        }
     }
     let listener = UnixListener::bind(&config.socket)
         .with_context(|| format!("cannot listen on {}", config.socket.display()))?;
     listener.set_nonblocking(true)?;
 
     let clock = Clock::new();
-    let engine = Engine::start(config.threads, config.spin, clock).context("cannot start forwarding threads")?;
+    let engine = Engine::start(config.threads, config.spin, clock)
+        .context("cannot start forwarding threads")?;
     let registry = Arc::new(Registry::new(engine, config.switch, clock));
     let handlers = extra(&registry);
     let server = Arc::new(Server::new(registry.clone(), handlers));
@@ -126,8 +137,16 @@ pub fn run(config: DaemonConfig, extra: impl FnOnce(&Arc<Registry>) -> Vec<Box<d
     let mut last_housekeeping = Instant::now();
     loop {
         let mut fds = [
-            libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: signals.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: signals.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         // SAFETY: poll on two valid pollfds.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, 1000) };

@@ -101,7 +101,11 @@ impl Engine {
 
     /// Starts forwarding from `port` (on the least loaded thread).
     pub fn add(&self, switch: Arc<Switch>, port: Arc<Port>) {
-        let Some(worker) = self.workers.iter().min_by_key(|w| w.load.load(Ordering::Relaxed)) else {
+        let Some(worker) = self
+            .workers
+            .iter()
+            .min_by_key(|w| w.load.load(Ordering::Relaxed))
+        else {
             return;
         };
         let mut list = (**worker.sources.load()).clone();
@@ -119,8 +123,11 @@ impl Engine {
             if !current.iter().any(|s| Arc::ptr_eq(&s.port, port)) {
                 continue;
             }
-            let list: Vec<Source> =
-                current.iter().filter(|s| !Arc::ptr_eq(&s.port, port)).cloned().collect();
+            let list: Vec<Source> = current
+                .iter()
+                .filter(|s| !Arc::ptr_eq(&s.port, port))
+                .cloned()
+                .collect();
             worker.load.store(list.len(), Ordering::Relaxed);
             worker.sources.store(Arc::new(list));
             worker.version.fetch_add(1, Ordering::Release);
@@ -212,7 +219,10 @@ fn run_worker(worker: &Worker, spin: Duration, clock: Clock) {
             moved += forward_batch(&source.switch, &source.port, &mut scratch, now);
         }
         if moved > 0 {
-            worker.stats.frames.fetch_add(moved as u64, Ordering::Relaxed);
+            worker
+                .stats
+                .frames
+                .fetch_add(moved as u64, Ordering::Relaxed);
             worker.stats.batches.fetch_add(1, Ordering::Relaxed);
             idle_since = None;
             continue;

@@ -17,7 +17,7 @@ pub mod engine;
 pub mod epoll;
 pub mod mac;
 pub mod names;
+pub mod pktgen;
 pub mod port;
 pub mod protocol;
 pub mod registry;
-pub mod pktgen;

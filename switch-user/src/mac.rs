@@ -115,7 +115,10 @@ mod tests {
         assert!("02:00:0a:ff:00:01:02".parse::<MacAddr>().is_err());
         assert!("zz:00:0a:ff:00:01".parse::<MacAddr>().is_err());
         assert!(MacAddr::BROADCAST.is_multicast());
-        assert!("01:00:5e:00:00:01".parse::<MacAddr>().unwrap().is_multicast());
+        assert!("01:00:5e:00:00:01"
+            .parse::<MacAddr>()
+            .unwrap()
+            .is_multicast());
         assert!(!m.is_multicast());
     }
 }

@@ -177,7 +177,15 @@ mod tests {
         for bad in ["vale", "val0", "VALE0", "vale0-x", "vale0 ", ""] {
             assert!(SwitchName::parse(bad).is_err(), "{bad}");
         }
-        for bad in ["vale0", "vale0:", ":p", "vale0:p:q", "vale0:p/x", "x0:p", "vale0:p q"] {
+        for bad in [
+            "vale0",
+            "vale0:",
+            ":p",
+            "vale0:p:q",
+            "vale0:p/x",
+            "x0:p",
+            "vale0:p q",
+        ] {
             assert!(PortName::parse(bad).is_err(), "{bad}");
         }
         let long = format!("vale0:{}", "a".repeat(MAX_PORT_NAME + 1));

@@ -303,7 +303,11 @@ impl Header {
             return Err(HeaderError::Direction(dir));
         }
         let payload_len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
-        let limit = if direction == DIR_REQUEST { MAX_REQUEST } else { MAX_RESPONSE };
+        let limit = if direction == DIR_REQUEST {
+            MAX_REQUEST
+        } else {
+            MAX_RESPONSE
+        };
         if payload_len > limit {
             return Err(HeaderError::TooLong(payload_len));
         }
@@ -329,23 +333,47 @@ mod tests {
 
     #[test]
     fn header_round_trip_and_checks() {
-        let h = Header { direction: DIR_REQUEST, payload_len: 10, fds: 0 };
+        let h = Header {
+            direction: DIR_REQUEST,
+            payload_len: 10,
+            fds: 0,
+        };
         assert_eq!(Header::decode(&h.encode(), DIR_REQUEST).unwrap(), h);
-        assert_eq!(Header::decode(&h.encode(), DIR_RESPONSE), Err(HeaderError::Direction(1)));
+        assert_eq!(
+            Header::decode(&h.encode(), DIR_RESPONSE),
+            Err(HeaderError::Direction(1))
+        );
         let mut bad = h.encode();
         bad[0] = b'X';
         assert_eq!(Header::decode(&bad, DIR_REQUEST), Err(HeaderError::Magic));
-        let big = Header { direction: DIR_REQUEST, payload_len: MAX_REQUEST + 1, fds: 0 };
-        assert!(matches!(Header::decode(&big.encode(), DIR_REQUEST), Err(HeaderError::TooLong(_))));
-        let fds = Header { direction: DIR_REQUEST, payload_len: 1, fds: 3 };
-        assert_eq!(Header::decode(&fds.encode(), DIR_REQUEST), Err(HeaderError::Fds(3)));
+        let big = Header {
+            direction: DIR_REQUEST,
+            payload_len: MAX_REQUEST + 1,
+            fds: 0,
+        };
+        assert!(matches!(
+            Header::decode(&big.encode(), DIR_REQUEST),
+            Err(HeaderError::TooLong(_))
+        ));
+        let fds = Header {
+            direction: DIR_REQUEST,
+            payload_len: 1,
+            fds: 3,
+        };
+        assert_eq!(
+            Header::decode(&fds.encode(), DIR_REQUEST),
+            Err(HeaderError::Fds(3))
+        );
     }
 
     #[test]
     fn requests_parse_strictly() {
-        let r: Request = serde_json::from_str(r#"{"request":"open_port","port":"vale0:a"}"#).unwrap();
+        let r: Request =
+            serde_json::from_str(r#"{"request":"open_port","port":"vale0:a"}"#).unwrap();
         assert!(matches!(r, Request::OpenPort { .. }));
-        assert!(serde_json::from_str::<Request>(r#"{"request":"open_port","port":"bad"}"#).is_err());
+        assert!(
+            serde_json::from_str::<Request>(r#"{"request":"open_port","port":"bad"}"#).is_err()
+        );
         assert!(serde_json::from_str::<Request>(r#"{"request":"list","x":1}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"request":"nope"}"#).is_err());
     }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use thiserror::Error;
@@ -152,7 +153,8 @@ impl Registry {
     fn new_shm_port(name: &PortName, layout: Layout) -> Result<Arc<ShmPort>, ControlError> {
         let resources = |e: RegionError| ControlError::Resources(name.clone(), e.to_string());
         let region = Arc::new(Region::create(name.as_str(), layout).map_err(resources)?);
-        let kick = || EventFd::new().map_err(|e| ControlError::Resources(name.clone(), e.to_string()));
+        let kick =
+            || EventFd::new().map_err(|e| ControlError::Resources(name.clone(), e.to_string()));
         Ok(Arc::new(ShmPort::new(region, kick()?, kick()?)))
     }
 
@@ -165,14 +167,19 @@ impl Registry {
         io: Box<dyn PortIo>,
     ) -> Result<Arc<Port>, ControlError> {
         let switch_name = name.switch();
-        let entry = switches.entry(switch_name.clone()).or_insert_with(|| SwitchEntry {
-            switch: Arc::new(Switch::new(
-                switch_name.clone(),
-                Box::new(LearningTable::new(self.config.fdb_capacity, self.config.fdb_max_age_secs)),
-                self.config.max_ports,
-            )),
-            ports: BTreeMap::new(),
-        });
+        let entry = switches
+            .entry(switch_name.clone())
+            .or_insert_with(|| SwitchEntry {
+                switch: Arc::new(Switch::new(
+                    switch_name.clone(),
+                    Box::new(LearningTable::new(
+                        self.config.fdb_capacity,
+                        self.config.fdb_max_age_secs,
+                    )),
+                    self.config.max_ports,
+                )),
+                ports: BTreeMap::new(),
+            });
         let added = entry
             .switch
             .add_port(|id| Port::new(name.clone(), id, kind, io));
@@ -193,7 +200,9 @@ impl Registry {
 
     fn detach(&self, switches: &mut BTreeMap<SwitchName, SwitchEntry>, name: &PortName) {
         let switch_name = name.switch();
-        let Some(entry) = switches.get_mut(&switch_name) else { return };
+        let Some(entry) = switches.get_mut(&switch_name) else {
+            return;
+        };
         if let Some(p) = entry.ports.remove(name) {
             entry.switch.remove_port(p.port.id);
             self.engine.remove(&p.port);
@@ -242,7 +251,10 @@ impl Registry {
         buf_size: Option<u32>,
     ) -> Result<OpenedPort, ControlError> {
         let mut switches = self.switches.lock();
-        if let Some(entry) = switches.get_mut(&name.switch()).and_then(|s| s.ports.get_mut(name)) {
+        if let Some(entry) = switches
+            .get_mut(&name.switch())
+            .and_then(|s| s.ports.get_mut(name))
+        {
             let Some(shm) = entry.shm.clone() else {
                 return Err(ControlError::WrongKind(name.clone(), entry.port.kind));
             };
@@ -250,7 +262,9 @@ impl Registry {
                 return Err(ControlError::PortBusy(name.clone()));
             }
             let layout = *shm.region().layout();
-            if ring_size.is_some_and(|r| r != layout.ring_size) || buf_size.is_some_and(|b| b != layout.buf_size) {
+            if ring_size.is_some_and(|r| r != layout.ring_size)
+                || buf_size.is_some_and(|b| b != layout.buf_size)
+            {
                 return Err(ControlError::SizeMismatch {
                     port: name.clone(),
                     ring_size: layout.ring_size,
@@ -258,16 +272,33 @@ impl Registry {
                 });
             }
             entry.clients += 1;
-            return Ok(OpenedPort { shm, created: false });
+            return Ok(OpenedPort {
+                shm,
+                created: false,
+            });
         }
         let shm = self.create_client_port(&mut switches, name, ring_size, buf_size, false, 1)?;
         Ok(OpenedPort { shm, created: true })
     }
 
-    /// A client of `name` left: the port goes away unless it is persistent.
+    /// A client of `name` left: the frames it published are forwarded, then
+    /// the port goes away unless it is persistent.
     pub fn close_port(&self, name: &PortName) {
+        let shm = {
+            let switches = self.switches.lock();
+            switches
+                .get(&name.switch())
+                .and_then(|s| s.ports.get(name))
+                .and_then(|p| p.shm.clone())
+        };
+        if let Some(shm) = shm {
+            drain(&shm, Duration::from_millis(500));
+        }
         let mut switches = self.switches.lock();
-        let Some(entry) = switches.get_mut(&name.switch()).and_then(|s| s.ports.get_mut(name)) else {
+        let Some(entry) = switches
+            .get_mut(&name.switch())
+            .and_then(|s| s.ports.get_mut(name))
+        else {
             return;
         };
         entry.clients = entry.clients.saturating_sub(1);
@@ -284,7 +315,10 @@ impl Registry {
         buf_size: Option<u32>,
     ) -> Result<(), ControlError> {
         let mut switches = self.switches.lock();
-        if switches.get(&name.switch()).is_some_and(|s| s.ports.contains_key(name)) {
+        if switches
+            .get(&name.switch())
+            .is_some_and(|s| s.ports.contains_key(name))
+        {
             return Err(ControlError::PortExists(name.clone()));
         }
         self.create_client_port(&mut switches, name, ring_size, buf_size, true, 0)?;
@@ -309,9 +343,17 @@ impl Registry {
     }
 
     /// Adds a port of another kind (NIC, host) with its own I/O.
-    pub fn add_port(&self, name: &PortName, kind: PortKind, io: Box<dyn PortIo>) -> Result<Arc<Port>, ControlError> {
+    pub fn add_port(
+        &self,
+        name: &PortName,
+        kind: PortKind,
+        io: Box<dyn PortIo>,
+    ) -> Result<Arc<Port>, ControlError> {
         let mut switches = self.switches.lock();
-        if switches.get(&name.switch()).is_some_and(|s| s.ports.contains_key(name)) {
+        if switches
+            .get(&name.switch())
+            .is_some_and(|s| s.ports.contains_key(name))
+        {
             return Err(ControlError::PortExists(name.clone()));
         }
         let port = self.attach(&mut switches, name, kind, io)?;
@@ -332,7 +374,10 @@ impl Registry {
     /// Removes a port of any kind.
     pub fn remove_port(&self, name: &PortName) -> Result<(), ControlError> {
         let mut switches = self.switches.lock();
-        if !switches.get(&name.switch()).is_some_and(|s| s.ports.contains_key(name)) {
+        if !switches
+            .get(&name.switch())
+            .is_some_and(|s| s.ports.contains_key(name))
+        {
             return Err(ControlError::NoSuchPort(name.clone()));
         }
         self.detach(&mut switches, name);
@@ -443,11 +488,29 @@ impl Registry {
     /// Removes every port (daemon shutdown).
     pub fn shutdown(&self) {
         let mut switches = self.switches.lock();
-        let names: Vec<PortName> = switches.values().flat_map(|s| s.ports.keys().cloned()).collect();
+        let names: Vec<PortName> = switches
+            .values()
+            .flat_map(|s| s.ports.keys().cloned())
+            .collect();
         for name in names {
             self.detach(&mut switches, &name);
         }
         drop(switches);
         self.engine.stop();
+    }
+}
+
+/// Waits (bounded) until the forwarders have read every frame the client of
+/// `shm` published, kicking them in case they sleep.
+fn drain(shm: &ShmPort, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let mut backlog = shm.tx_backlog();
+    while backlog > 0 && Instant::now() < deadline {
+        shm.to_switch().signal();
+        std::thread::sleep(Duration::from_micros(200));
+        backlog = shm.tx_backlog();
+    }
+    if backlog > 0 {
+        log::warn!("{backlog} frames left unforwarded in a departing client's ring");
     }
 }

@@ -200,11 +200,13 @@ pub fn write_frame(frame: &mut [u8], header: &Header) -> Option<()> {
 /// Checks a received frame and returns its fields.
 pub fn parse(frame: &[u8]) -> Result<Header, FrameError> {
     if frame.len() < OFF_MAGIC + MAGIC.len() {
-        return Err(if frame.len() >= OFF_ETHERTYPE + 2 && ethertype(frame) != ETHERTYPE {
-            FrameError::Foreign
-        } else {
-            FrameError::Truncated
-        });
+        return Err(
+            if frame.len() >= OFF_ETHERTYPE + 2 && ethertype(frame) != ETHERTYPE {
+                FrameError::Foreign
+            } else {
+                FrameError::Truncated
+            },
+        );
     }
     if ethertype(frame) != ETHERTYPE || frame[OFF_MAGIC..OFF_MAGIC + 4] != MAGIC {
         return Err(FrameError::Foreign);

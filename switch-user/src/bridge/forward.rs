@@ -33,7 +33,8 @@ impl Scratch {
     fn push(&mut self, dest: PortId, frame: u16) {
         let d = dest as usize;
         if d >= self.per_destination.len() {
-            self.per_destination.resize_with(d + 1, || Vec::with_capacity(MAX_BATCH));
+            self.per_destination
+                .resize_with(d + 1, || Vec::with_capacity(MAX_BATCH));
         }
         let list = &mut self.per_destination[d];
         if list.is_empty() {
@@ -47,14 +48,16 @@ impl Scratch {
 /// of frames read from the source (0 when it had none).
 pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now: u32) -> usize {
     scratch.frames.clear();
-    let n = source.io.receive(&mut scratch.frames, MAX_BATCH, &source.counters);
+    let n = source
+        .io
+        .receive(&mut scratch.frames, MAX_BATCH, &source.counters);
     if n == 0 {
         source.io.release(&source.counters);
         return 0;
     }
     let table = switch.ports();
     let lookup = switch.lookup();
-    let (mut same_port, mut filtered) = (0u64, 0u64);
+    let (mut same_port, mut filtered, mut nowhere) = (0u64, 0u64, 0u64);
     for i in 0..scratch.frames.len() {
         let frame = scratch.frames[i];
         // SAFETY: PortIo::receive only returns frames of at least 14 bytes
@@ -66,10 +69,15 @@ pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now:
             Destination::Drop => filtered += 1,
             // Flood, or a learned port that has just gone away.
             _ => {
+                let mut copies = 0;
                 for port in &table.active {
                     if port.id != source.id {
                         scratch.push(port.id, i as u16);
+                        copies += 1;
                     }
+                }
+                if copies == 0 {
+                    nowhere += 1;
                 }
             }
         }
@@ -86,5 +94,8 @@ pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now:
     source.io.release(&source.counters);
     source.counters.add_drops(DropReason::SamePort, same_port);
     source.counters.add_drops(DropReason::Filtered, filtered);
+    source
+        .counters
+        .add_drops(DropReason::NoDestination, nowhere);
     n
 }

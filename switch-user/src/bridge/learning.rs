@@ -233,7 +233,11 @@ mod tests {
     }
 
     fn hdr(dst: MacAddr, src: MacAddr) -> EthHeader {
-        EthHeader { dst, src, ethertype: 0x0800 }
+        EthHeader {
+            dst,
+            src,
+            ethertype: 0x0800,
+        }
     }
 
     #[test]
@@ -246,7 +250,10 @@ mod tests {
         t.lookup(&hdr(MacAddr::BROADCAST, mac(1)), 3, 1);
         assert_eq!(t.find(mac(1), 1), Some(3));
         assert_eq!(t.stats().moved, 1);
-        assert_eq!(t.lookup(&hdr(MacAddr::BROADCAST, mac(2)), 2, 1), Destination::Flood);
+        assert_eq!(
+            t.lookup(&hdr(MacAddr::BROADCAST, mac(2)), 2, 1),
+            Destination::Flood
+        );
     }
 
     #[test]

@@ -60,7 +60,9 @@ pub fn create(socket: &Path, args: CreateArgs) -> Result<ExitCode> {
 
 pub fn delete(socket: &Path, args: DeleteArgs) -> Result<ExitCode> {
     let mut conn = Connection::connect(socket)?;
-    conn.call(&Request::DeletePort { port: args.port.clone() })?;
+    conn.call(&Request::DeletePort {
+        port: args.port.clone(),
+    })?;
     println!("deleted port {}", args.port);
     Ok(ExitCode::SUCCESS)
 }
@@ -71,7 +73,10 @@ pub fn list(socket: &Path, args: ListArgs) -> Result<ExitCode> {
         anyhow::bail!("unexpected answer to list");
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "switches": switches }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "switches": switches }))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if switches.is_empty() {
@@ -79,7 +84,10 @@ pub fn list(socket: &Path, args: ListArgs) -> Result<ExitCode> {
     }
     for s in switches {
         println!("{} ({} of {} ports)", s.name, s.ports.len(), s.max_ports);
-        println!("  {:>4}  {:<24} {:<5} {:>7} {:<10} {:>5} {:>6}  state", "id", "port", "kind", "clients", "persistent", "slots", "buf");
+        println!(
+            "  {:>4}  {:<24} {:<5} {:>7} {:<10} {:>5} {:>6}  state",
+            "id", "port", "kind", "clients", "persistent", "slots", "buf"
+        );
         for p in s.ports {
             println!(
                 "  {:>4}  {:<24} {:<5} {:>7} {:<10} {:>5} {:>6}  {}",
@@ -90,7 +98,11 @@ pub fn list(socket: &Path, args: ListArgs) -> Result<ExitCode> {
                 if p.persistent { "yes" } else { "no" },
                 p.ring_size,
                 p.buf_size,
-                if p.errored { "client wrote bad ring entries" } else { "ok" }
+                if p.errored {
+                    "client wrote bad ring entries"
+                } else {
+                    "ok"
+                }
             );
         }
     }
@@ -99,7 +111,17 @@ pub fn list(socket: &Path, args: ListArgs) -> Result<ExitCode> {
 
 pub fn fdb(socket: &Path, args: FdbArgs) -> Result<ExitCode> {
     let mut conn = Connection::connect(socket)?;
-    let (Response::Fdb { switch, entries, stats }, _) = conn.call(&Request::Fdb { switch: args.switch })? else {
+    let (
+        Response::Fdb {
+            switch,
+            entries,
+            stats,
+        },
+        _,
+    ) = conn.call(&Request::Fdb {
+        switch: args.switch,
+    })?
+    else {
         anyhow::bail!("unexpected answer to fdb");
     };
     if args.json {
@@ -107,11 +129,18 @@ pub fn fdb(socket: &Path, args: FdbArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{switch}: {} of {} entries, {} learned, {} moved, {} refused (table full), {} aged out",
-        stats.entries, stats.capacity, stats.learned, stats.moved, stats.refused, stats.aged);
+    println!(
+        "{switch}: {} of {} entries, {} learned, {} moved, {} refused (table full), {} aged out",
+        stats.entries, stats.capacity, stats.learned, stats.moved, stats.refused, stats.aged
+    );
     println!("  {:<17}  {:<24}  age (s)", "mac", "port");
     for e in entries {
-        println!("  {:<17}  {:<24} {:>8}", e.mac.to_string(), e.port.as_str(), e.age_secs);
+        println!(
+            "  {:<17}  {:<24} {:>8}",
+            e.mac.to_string(),
+            e.port.as_str(),
+            e.age_secs
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -84,5 +84,9 @@ pub fn run(socket: &Path, args: PktgenArgs) -> Result<ExitCode> {
         println!("{}", summary.human());
     }
     let clean = summary.corrupt == 0 && (args.mode != Mode::Ping || summary.ping_timeouts == 0);
-    Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }

@@ -58,9 +58,14 @@ fn print_table(ports: &[PortStats]) {
             ("ring full", c.drop_ring_full),
             ("same port", c.drop_same_port),
             ("filtered", c.drop_filtered),
+            ("no destination", c.drop_no_destination),
             ("bad index", c.bad_index),
         ];
-        let nonzero: Vec<String> = reasons.iter().filter(|(_, v)| *v > 0).map(|(k, v)| format!("{k} {v}")).collect();
+        let nonzero: Vec<String> = reasons
+            .iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         if !nonzero.is_empty() {
             println!("    drops: {}", nonzero.join(", "));
         }
@@ -79,7 +84,10 @@ pub fn run(socket: &Path, args: StatsArgs) -> Result<ExitCode> {
     let Some(every) = args.watch else {
         let ports = fetch(&mut conn, &args.port)?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "ports": ports }))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "ports": ports }))?
+            );
         } else {
             print_table(&ports);
         }
@@ -108,9 +116,15 @@ pub fn run(socket: &Path, args: StatsArgs) -> Result<ExitCode> {
             previous.insert(p.name.clone(), p.counters);
         }
         if args.json {
-            println!("{}", serde_json::json!({ "interval_secs": secs, "ports": rows }));
+            println!(
+                "{}",
+                serde_json::json!({ "interval_secs": secs, "ports": rows })
+            );
         } else {
-            println!("{:<24} {:>12} {:>12} {:>12} {:>12} {:>12}", "port", "rx pps", "tx pps", "rx Mbit/s", "tx Mbit/s", "drops/s");
+            println!(
+                "{:<24} {:>12} {:>12} {:>12} {:>12} {:>12}",
+                "port", "rx pps", "tx pps", "rx Mbit/s", "tx Mbit/s", "drops/s"
+            );
             for r in &rows {
                 let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
                 println!(

@@ -82,11 +82,12 @@ impl Connection {
     /// Sends `request` and returns the response with any fds. An error
     /// response becomes [`ClientError::Refused`].
     pub fn call(&mut self, request: &Request) -> Result<(Response, Vec<OwnedFd>), ClientError> {
-        let payload = serde_json::to_vec(request).map_err(|e| ClientError::BadResponse(e.to_string()))?;
+        let payload =
+            serde_json::to_vec(request).map_err(|e| ClientError::BadResponse(e.to_string()))?;
         wire::send(&self.stream, DIR_REQUEST, &payload, &[])?;
         let (payload, fds) = wire::receive(&self.stream, DIR_RESPONSE)?;
-        let response: Response =
-            serde_json::from_slice(&payload).map_err(|e| ClientError::BadResponse(e.to_string()))?;
+        let response: Response = serde_json::from_slice(&payload)
+            .map_err(|e| ClientError::BadResponse(e.to_string()))?;
         match response {
             Response::Error { code, message } => Err(ClientError::Refused { code, message }),
             other => Ok((other, fds)),

@@ -62,8 +62,9 @@ impl Server {
     pub fn spawn(self: &Arc<Self>, stream: UnixStream) {
         if self.connections.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
             self.connections.fetch_sub(1, Ordering::AcqRel);
-            let body = serde_json::to_vec(&error(ErrorCode::Internal, "too many control connections"))
-                .unwrap_or_default();
+            let body =
+                serde_json::to_vec(&error(ErrorCode::Internal, "too many control connections"))
+                    .unwrap_or_default();
             let _ = wire::send(&stream, DIR_RESPONSE, &body, &[]);
             return;
         }
@@ -90,19 +91,25 @@ impl Server {
                     log::debug!("control connection error: {e}");
                     break;
                 }
-                Err(e @ WireError::Fds { .. }) => {
-                    (error(ErrorCode::BadRequest, format!("{e}: the daemon accepts no file descriptors")), vec![])
-                }
+                Err(e @ WireError::Fds { .. }) => (
+                    error(
+                        ErrorCode::BadRequest,
+                        format!("{e}: the daemon accepts no file descriptors"),
+                    ),
+                    vec![],
+                ),
                 Err(e @ WireError::Header(_)) => {
                     log::warn!("closing control connection: {e}");
-                    let body = serde_json::to_vec(&error(ErrorCode::BadRequest, e.to_string())).unwrap_or_default();
+                    let body = serde_json::to_vec(&error(ErrorCode::BadRequest, e.to_string()))
+                        .unwrap_or_default();
                     let _ = wire::send(&stream, DIR_RESPONSE, &body, &[]);
                     break;
                 }
             };
             let body = match serde_json::to_vec(&response) {
                 Ok(b) => b,
-                Err(e) => serde_json::to_vec(&error(ErrorCode::Internal, e.to_string())).unwrap_or_default(),
+                Err(e) => serde_json::to_vec(&error(ErrorCode::Internal, e.to_string()))
+                    .unwrap_or_default(),
             };
             if wire::send(&stream, DIR_RESPONSE, &body, &fds).is_err() {
                 break;
@@ -117,11 +124,20 @@ impl Server {
     fn handle(&self, payload: &[u8], opened: &mut Vec<PortName>) -> (Response, Vec<RawFd>) {
         let request: Request = match serde_json::from_slice(payload) {
             Ok(r) => r,
-            Err(e) => return (error(ErrorCode::BadRequest, format!("malformed request: {e}")), vec![]),
+            Err(e) => {
+                return (
+                    error(ErrorCode::BadRequest, format!("malformed request: {e}")),
+                    vec![],
+                )
+            }
         };
         let reg = &self.registry;
         let response = match &request {
-            Request::OpenPort { port, ring_size, buf_size } => {
+            Request::OpenPort {
+                port,
+                ring_size,
+                buf_size,
+            } => {
                 return match reg.open_port(port, *ring_size, *buf_size) {
                     Ok(open) => {
                         opened.push(port.clone());
@@ -147,11 +163,19 @@ impl Server {
                     Err(e) => (e.into(), vec![]),
                 };
             }
-            Request::CreatePort { port, ring_size, buf_size } => {
-                reg.create_port(port, *ring_size, *buf_size).map_or_else(Into::into, |_| Response::Done)
-            }
-            Request::DeletePort { port } => reg.delete_port(port).map_or_else(Into::into, |_| Response::Done),
-            Request::List {} => Response::List { switches: reg.list() },
+            Request::CreatePort {
+                port,
+                ring_size,
+                buf_size,
+            } => reg
+                .create_port(port, *ring_size, *buf_size)
+                .map_or_else(Into::into, |_| Response::Done),
+            Request::DeletePort { port } => reg
+                .delete_port(port)
+                .map_or_else(Into::into, |_| Response::Done),
+            Request::List {} => Response::List {
+                switches: reg.list(),
+            },
             Request::Stats { port } => match reg.stats(port.as_ref()) {
                 Ok(ports) => Response::Stats {
                     uptime_secs: self.started.elapsed().as_secs_f64(),
@@ -178,7 +202,12 @@ impl Server {
                 .handlers
                 .iter()
                 .find_map(|h| h.handle(other))
-                .unwrap_or_else(|| error(ErrorCode::BadRequest, "request not supported by this daemon")),
+                .unwrap_or_else(|| {
+                    error(
+                        ErrorCode::BadRequest,
+                        "request not supported by this daemon",
+                    )
+                }),
         };
         (response, vec![])
     }

@@ -40,7 +40,12 @@ fn cmsg_space() -> usize {
 
 /// Sends one message: header, payload and optional fds in one `sendmsg`
 /// (then the rest of the payload if the socket took only part).
-pub fn send(stream: &UnixStream, direction: u16, payload: &[u8], fds: &[RawFd]) -> Result<(), WireError> {
+pub fn send(
+    stream: &UnixStream,
+    direction: u16,
+    payload: &[u8],
+    fds: &[RawFd],
+) -> Result<(), WireError> {
     let header = Header {
         direction,
         payload_len: payload.len(),
@@ -74,7 +79,11 @@ pub fn send(stream: &UnixStream, direction: u16, payload: &[u8], fds: &[RawFd]) 
             (*cmsg).cmsg_level = libc::SOL_SOCKET;
             (*cmsg).cmsg_type = libc::SCM_RIGHTS;
             (*cmsg).cmsg_len = libc::CMSG_LEN(fd_bytes as u32) as usize;
-            std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(cmsg), fd_bytes);
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr().cast::<u8>(),
+                libc::CMSG_DATA(cmsg),
+                fd_bytes,
+            );
         }
     }
     let sent = loop {

@@ -138,7 +138,10 @@ pub enum PktgenError {
 /// Monotonic nanoseconds, for timestamps in frames.
 #[inline]
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into a valid timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -173,13 +176,16 @@ impl Pacer {
 
 /// Opens the port and runs the configured mode.
 pub fn run(config: &Config) -> Result<Summary, PktgenError> {
-    let mut port = PortClient::open(&config.socket, &config.port, config.port_config).map_err(|source| {
-        PktgenError::Open {
-            port: config.port.clone(),
-            source,
-        }
-    })?;
-    if !(testframe::MIN_FRAME_LEN..=testframe::MAX_FRAME_LEN).contains(&config.size) || config.size > port.max_frame() {
+    let mut port =
+        PortClient::open(&config.socket, &config.port, config.port_config).map_err(|source| {
+            PktgenError::Open {
+                port: config.port.clone(),
+                source,
+            }
+        })?;
+    if !(testframe::MIN_FRAME_LEN..=testframe::MAX_FRAME_LEN).contains(&config.size)
+        || config.size > port.max_frame()
+    {
         return Err(PktgenError::Size {
             size: config.size,
             min: testframe::MIN_FRAME_LEN,

@@ -87,7 +87,9 @@ pub fn pong(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErr
     loop {
         let now = Instant::now();
         if summary.packets >= total
-            || config.duration.is_some_and(|d| now >= first.unwrap_or(opened) + d)
+            || config
+                .duration
+                .is_some_and(|d| now >= first.unwrap_or(opened) + d)
             || (first.is_some() && now.duration_since(last) >= config.idle_timeout)
         {
             break;

@@ -1,6 +1,7 @@
 //! pktgen `rx`: receive in batches, verify every test frame (length,
-//! checksum) and account for sequence numbers.
+//! checksum) and account for sequence numbers, per sender (source MAC).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use testframe::FrameError;
@@ -12,6 +13,8 @@ use crate::port::client::{Interest, PortClient};
 
 /// Receives until the count, the duration or the idle timeout is reached.
 pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenError> {
+    let mut senders: HashMap<[u8; 6], SeqTracker> = HashMap::new();
+    let mut last_src = [0u8; 6];
     let mut tracker = SeqTracker::default();
     let mut summary = Summary::default();
     let mut rate_line = RateLine::new("rx", Duration::from_secs(1), config.progress);
@@ -23,7 +26,9 @@ pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErro
     loop {
         let now = Instant::now();
         if good >= total
-            || config.duration.is_some_and(|d| now >= first.unwrap_or(opened) + d)
+            || config
+                .duration
+                .is_some_and(|d| now >= first.unwrap_or(opened) + d)
             || (first.is_some() && now.duration_since(last_frame) >= config.idle_timeout)
         {
             break;
@@ -31,7 +36,14 @@ pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErro
         let (mut corrupt, mut foreign) = (0u64, 0u64);
         let n = port.recv(config.burst.max(1), |frame| match testframe::parse(frame) {
             Ok(header) => {
+                if header.src != last_src {
+                    let previous = std::mem::take(&mut tracker);
+                    senders.insert(last_src, previous);
+                    tracker = senders.remove(&header.src).unwrap_or_default();
+                    last_src = header.src;
+                }
                 tracker.record(header.seq);
+                good += 1;
                 bytes += frame.len() as u64;
             }
             Err(FrameError::Foreign) => foreign += 1,
@@ -42,7 +54,6 @@ pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErro
         if n > 0 {
             last_frame = Instant::now();
             first.get_or_insert(last_frame);
-            good = tracker.received;
             rate_line.tick(good, bytes, "");
             continue;
         }
@@ -52,10 +63,13 @@ pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErro
         Some(f) => last_frame.duration_since(f).as_secs_f64(),
         None => 0.0,
     };
-    summary.packets = tracker.received;
+    senders.insert(last_src, tracker);
+    for t in senders.values() {
+        summary.packets += t.received;
+        summary.lost += t.lost;
+        summary.reordered += t.reordered;
+        summary.duplicates += t.duplicates + t.too_old;
+    }
     summary.bytes = bytes;
-    summary.lost = tracker.lost;
-    summary.reordered = tracker.reordered;
-    summary.duplicates = tracker.duplicates + tracker.too_old;
     Ok(summary)
 }

@@ -60,7 +60,11 @@ impl SeqTracker {
             self.lost += gap;
             // Clear the bits of the skipped numbers (and of the new one) as
             // the window moves forward.
-            let clear_from = if gap >= WINDOW { seq + 1 - WINDOW } else { self.next };
+            let clear_from = if gap >= WINDOW {
+                seq + 1 - WINDOW
+            } else {
+                self.next
+            };
             for s in clear_from..=seq {
                 let (word, mask) = self.bit(s);
                 *word &= !mask;

@@ -76,9 +76,15 @@ pub struct Interest {
 
 impl Interest {
     /// Frames to receive.
-    pub const RX: Interest = Interest { rx: true, tx: false };
+    pub const RX: Interest = Interest {
+        rx: true,
+        tx: false,
+    };
     /// Free TX slots.
-    pub const TX: Interest = Interest { rx: false, tx: true };
+    pub const TX: Interest = Interest {
+        rx: false,
+        tx: true,
+    };
     /// Either.
     pub const BOTH: Interest = Interest { rx: true, tx: true };
 }
@@ -124,17 +130,27 @@ impl PortClient {
             ring_size: config.ring_size,
             buf_size: config.buf_size,
         })?;
-        let Response::PortOpened { ring_size, buf_size, .. } = response else {
+        let Response::PortOpened {
+            ring_size,
+            buf_size,
+            ..
+        } = response
+        else {
             return Err(OpenError::Protocol(format!("{response:?}")));
         };
         let mut fds = fds.into_iter();
-        let (Some(memfd), Some(to_switch), Some(to_client)) = (fds.next(), fds.next(), fds.next()) else {
-            return Err(OpenError::Protocol("port opened without its three fds".into()));
+        let (Some(memfd), Some(to_switch), Some(to_client)) = (fds.next(), fds.next(), fds.next())
+        else {
+            return Err(OpenError::Protocol(
+                "port opened without its three fds".into(),
+            ));
         };
         let region = Region::from_fd(memfd)?;
         let layout = *region.layout();
         if layout.ring_size != ring_size || layout.buf_size != buf_size {
-            return Err(OpenError::Protocol("region sizes differ from the answer".into()));
+            return Err(OpenError::Protocol(
+                "region sizes differ from the answer".into(),
+            ));
         }
         let (tx, rx) = (region.tx_ring(), region.rx_ring());
         let mask = layout.ring_size - 1;
@@ -187,6 +203,17 @@ impl PortClient {
         &mut self.conn
     }
 
+    /// The raw TX ring, for tools and robustness tests: writing to it
+    /// bypasses this library's bookkeeping.
+    pub fn raw_tx_ring(&self) -> RingView {
+        self.tx
+    }
+
+    /// The raw RX ring, for tools and robustness tests.
+    pub fn raw_rx_ring(&self) -> RingView {
+        self.rx
+    }
+
     /// The eventfd the switch writes to wake this client (for an external
     /// epoll; use [`PortClient::arm`] before sleeping on it).
     pub fn kick_fd(&self) -> RawFd {
@@ -219,7 +246,11 @@ impl PortClient {
     /// buffer when the slot holds an index out of range.
     fn buffer_of(&self, ring: &RingView, index: u32, home: u32) -> (u32, *mut u8) {
         let slot = ring.read_slot(index);
-        let buf = if slot.buf < self.layout.num_bufs { slot.buf } else { home };
+        let buf = if slot.buf < self.layout.num_bufs {
+            slot.buf
+        } else {
+            home
+        };
         let ptr = self
             .region
             .buffer(buf)
@@ -364,7 +395,12 @@ impl PortClient {
     /// Waits until `interest` is ready: polls for up to `spin`, then sleeps on
     /// the eventfd until kicked or `timeout` (None: forever) passes. Returns
     /// whether it is ready.
-    pub fn wait(&mut self, interest: Interest, spin: Duration, timeout: Option<Duration>) -> io::Result<bool> {
+    pub fn wait(
+        &mut self,
+        interest: Interest,
+        spin: Duration,
+        timeout: Option<Duration>,
+    ) -> io::Result<bool> {
         let start = Instant::now();
         loop {
             if self.ready(interest) {

@@ -157,10 +157,15 @@ impl Layout {
         if !ring_size.is_power_of_two() || !(MIN_RING_SIZE..=MAX_RING_SIZE).contains(&ring_size) {
             return Err(LayoutError::RingSize(ring_size));
         }
-        if !buf_size.is_multiple_of(CACHE_LINE as u32) || !(MIN_BUF_SIZE..=MAX_BUF_SIZE).contains(&buf_size) {
+        if !buf_size.is_multiple_of(CACHE_LINE as u32)
+            || !(MIN_BUF_SIZE..=MAX_BUF_SIZE).contains(&buf_size)
+        {
             return Err(LayoutError::BufSize(buf_size));
         }
-        let ring_bytes = round_up(RING_HEADER_SIZE + ring_size as usize * SLOT_SIZE, CACHE_LINE);
+        let ring_bytes = round_up(
+            RING_HEADER_SIZE + ring_size as usize * SLOT_SIZE,
+            CACHE_LINE,
+        );
         let tx_ring_offset = REGION_HEADER_SIZE;
         let rx_ring_offset = tx_ring_offset + ring_bytes;
         let buffers_offset = round_up(rx_ring_offset + ring_bytes, 4096);
@@ -187,16 +192,30 @@ impl Layout {
     /// (at least [`REGION_HEADER_SIZE`] bytes).
     pub fn write_header(&self, header: &mut [u8]) {
         header[..REGION_HEADER_SIZE].fill(0);
-        let put32 = |h: &mut [u8], at: usize, v: u32| h[at..at + 4].copy_from_slice(&v.to_le_bytes());
-        let put64 = |h: &mut [u8], at: usize, v: u64| h[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        let put32 =
+            |h: &mut [u8], at: usize, v: u32| h[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        let put64 =
+            |h: &mut [u8], at: usize, v: u64| h[at..at + 8].copy_from_slice(&v.to_le_bytes());
         header[header_field::MAGIC..header_field::MAGIC + 8].copy_from_slice(&REGION_MAGIC);
         put32(header, header_field::VERSION, LAYOUT_VERSION);
         put32(header, header_field::RING_SIZE, self.ring_size);
         put32(header, header_field::BUF_SIZE, self.buf_size);
         put32(header, header_field::NUM_BUFS, self.num_bufs);
-        put64(header, header_field::TX_RING_OFFSET, self.tx_ring_offset as u64);
-        put64(header, header_field::RX_RING_OFFSET, self.rx_ring_offset as u64);
-        put64(header, header_field::BUFFERS_OFFSET, self.buffers_offset as u64);
+        put64(
+            header,
+            header_field::TX_RING_OFFSET,
+            self.tx_ring_offset as u64,
+        );
+        put64(
+            header,
+            header_field::RX_RING_OFFSET,
+            self.rx_ring_offset as u64,
+        );
+        put64(
+            header,
+            header_field::BUFFERS_OFFSET,
+            self.buffers_offset as u64,
+        );
         put64(header, header_field::REGION_LEN, self.region_len as u64);
     }
 
@@ -214,7 +233,10 @@ impl Layout {
         if get32(header_field::VERSION) != LAYOUT_VERSION {
             return Err(LayoutError::Header("unsupported layout version"));
         }
-        let layout = Layout::new(get32(header_field::RING_SIZE), get32(header_field::BUF_SIZE))?;
+        let layout = Layout::new(
+            get32(header_field::RING_SIZE),
+            get32(header_field::BUF_SIZE),
+        )?;
         let matches = get32(header_field::NUM_BUFS) == layout.num_bufs
             && get64(header_field::TX_RING_OFFSET) == layout.tx_ring_offset as u64
             && get64(header_field::RX_RING_OFFSET) == layout.rx_ring_offset as u64

@@ -81,12 +81,27 @@ impl Region {
         let region = Region::map_fd(fd, layout)?;
         // SAFETY: the header block lies inside the fresh mapping and nobody else
         // has the fd yet.
-        let header = unsafe { std::slice::from_raw_parts_mut(region.base.as_ptr(), REGION_HEADER_SIZE) };
+        let header =
+            unsafe { std::slice::from_raw_parts_mut(region.base.as_ptr(), REGION_HEADER_SIZE) };
         layout.write_header(header);
         let (tx, rx) = (region.tx_ring(), region.rx_ring());
         for i in 0..layout.ring_size {
-            tx.write_slot(i, super::ring::Slot { buf: i, len: 0, flags: 0 });
-            rx.write_slot(i, super::ring::Slot { buf: layout.ring_size + i, len: 0, flags: 0 });
+            tx.write_slot(
+                i,
+                super::ring::Slot {
+                    buf: i,
+                    len: 0,
+                    flags: 0,
+                },
+            );
+            rx.write_slot(
+                i,
+                super::ring::Slot {
+                    buf: layout.ring_size + i,
+                    len: 0,
+                    flags: 0,
+                },
+            );
         }
         tx.init_indices(0, layout.ring_size - 1);
         rx.init_indices(0, 0);
@@ -112,9 +127,7 @@ impl Region {
         }
         let mut header = vec![0u8; REGION_HEADER_SIZE];
         // SAFETY: pread into our own buffer of the given length.
-        let n = unsafe {
-            libc::pread(fd.as_raw_fd(), header.as_mut_ptr().cast(), header.len(), 0)
-        };
+        let n = unsafe { libc::pread(fd.as_raw_fd(), header.as_mut_ptr().cast(), header.len(), 0) };
         if n != REGION_HEADER_SIZE as isize {
             return Err(os("read port header")(io::Error::last_os_error()));
         }
@@ -161,13 +174,23 @@ impl Region {
     /// The TX ring (client to switch).
     pub fn tx_ring(&self) -> RingView {
         // SAFETY: the ring lies inside the mapping, as the layout guarantees.
-        unsafe { RingView::new(self.base.as_ptr().add(self.layout.tx_ring_offset), self.layout.ring_size) }
+        unsafe {
+            RingView::new(
+                self.base.as_ptr().add(self.layout.tx_ring_offset),
+                self.layout.ring_size,
+            )
+        }
     }
 
     /// The RX ring (switch to client).
     pub fn rx_ring(&self) -> RingView {
         // SAFETY: the ring lies inside the mapping, as the layout guarantees.
-        unsafe { RingView::new(self.base.as_ptr().add(self.layout.rx_ring_offset), self.layout.ring_size) }
+        unsafe {
+            RingView::new(
+                self.base.as_ptr().add(self.layout.rx_ring_offset),
+                self.layout.ring_size,
+            )
+        }
     }
 
     /// Pointer to buffer `index`, or `None` when the index is out of range.
@@ -177,7 +200,9 @@ impl Region {
             return None;
         }
         // SAFETY: index < num_bufs, so the buffer lies inside the mapping.
-        Some(unsafe { NonNull::new_unchecked(self.base.as_ptr().add(self.layout.buffer_offset(index))) })
+        Some(unsafe {
+            NonNull::new_unchecked(self.base.as_ptr().add(self.layout.buffer_offset(index)))
+        })
     }
 
     /// Bytes mapped.

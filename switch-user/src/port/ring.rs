@@ -107,7 +107,11 @@ impl RingView {
         // SAFETY: i < size, so the slot lies inside the ring; 8-byte aligned
         // because the header is 320 bytes and the ring 64-byte aligned.
         let bits = unsafe {
-            std::ptr::read_volatile(self.base.add(RING_HEADER_SIZE + i * SLOT_SIZE).cast::<u64>())
+            std::ptr::read_volatile(
+                self.base
+                    .add(RING_HEADER_SIZE + i * SLOT_SIZE)
+                    .cast::<u64>(),
+            )
         };
         Slot::from_bits(bits)
     }
@@ -119,7 +123,9 @@ impl RingView {
         // SAFETY: as in read_slot.
         unsafe {
             std::ptr::write_volatile(
-                self.base.add(RING_HEADER_SIZE + i * SLOT_SIZE).cast::<u64>(),
+                self.base
+                    .add(RING_HEADER_SIZE + i * SLOT_SIZE)
+                    .cast::<u64>(),
                 slot.to_bits(),
             )
         }

@@ -76,6 +76,16 @@ impl ShmPort {
         &self.to_client
     }
 
+    /// Frames the client published that the switch has not read yet (0 when
+    /// the client's head is out of range).
+    pub fn tx_backlog(&self) -> u32 {
+        let head = self.tx.head().load(Ordering::Acquire);
+        if head >= self.tx.size() {
+            return 0;
+        }
+        self.tx.distance(self.source.lock().next, head)
+    }
+
     /// Reads the client's `head` of `ring`; `None` (and counted) if out of range.
     #[inline]
     fn client_head(&self, ring: &RingView, counters: &PortCounters) -> Option<u32> {
@@ -141,9 +151,10 @@ impl PortIo for ShmPort {
         }
         st.next = self.tx.advance(st.next, st.pending);
         st.pending = 0;
-        self.tx
-            .tail()
-            .store(self.tx.advance(st.next, self.tx.size() - 1), Ordering::Release);
+        self.tx.tail().store(
+            self.tx.advance(st.next, self.tx.size() - 1),
+            Ordering::Release,
+        );
         fence(Ordering::SeqCst);
         let waiting = self.tx.producer_needs_kick().load(Ordering::Relaxed) != 0;
         self.kick_client_if(waiting, counters);

@@ -1,0 +1,121 @@
+//! `bench`: runs one benchmark case and prints a table row or JSON.
+//!
+//! Temporary command line (the benchmark harness will take it over):
+//! `bench linux-bridge --size 64 --seconds 5 [--json]` and
+//! `bench veth-rx --size 64 --seconds 5 [--json]`.
+
+mod af_packet;
+mod linux_bridge;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::af_packet::{PeerConfig, PeerResult, TxMethod};
+
+/// Peer benchmarks in network namespaces the benchmark creates.
+#[derive(Parser)]
+#[command(name = "bench")]
+struct Cli {
+    #[command(subcommand)]
+    case: Case,
+}
+
+#[derive(Subcommand)]
+enum Case {
+    /// AF_PACKET sender -> veth -> Linux bridge -> veth -> AF_PACKET receiver.
+    LinuxBridge(RunArgs),
+    /// AF_PACKET sender on one end of a veth, receiver on the other.
+    VethRx(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Frame length in bytes, without FCS.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Seconds of sending (at most 60).
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Frames per system call.
+    #[arg(long, default_value_t = af_packet::DEFAULT_BATCH)]
+    batch: usize,
+    /// How the sender hands frames to the kernel.
+    #[arg(long, value_enum, default_value_t = TxArg::Sendmmsg)]
+    tx: TxArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TxArg {
+    Sendmmsg,
+    TxRing,
+}
+
+impl RunArgs {
+    fn config(&self) -> anyhow::Result<PeerConfig> {
+        anyhow::ensure!(
+            self.seconds > 0.0 && self.seconds <= 60.0,
+            "--seconds must be in (0, 60]"
+        );
+        let mut config = PeerConfig::new(self.size, Duration::from_secs_f64(self.seconds));
+        config.batch = self.batch;
+        config.method = match self.tx {
+            TxArg::Sendmmsg => TxMethod::Sendmmsg,
+            TxArg::TxRing => TxMethod::TxRing,
+        };
+        Ok(config)
+    }
+}
+
+fn print(result: &PeerResult, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(result)?);
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:>6} {:>9} {:>6} {:>10} {:>10} {:>8} {:>9} {:>8} {:>7} {:>7} {:>7}",
+        "case",
+        "bytes",
+        "tx",
+        "batch",
+        "sent",
+        "received",
+        "Mpps",
+        "Gbit/s",
+        "ns/pkt",
+        "lost",
+        "rx-drop",
+        "corrupt"
+    );
+    println!(
+        "{:<16} {:>6} {:>9} {:>6} {:>10} {:>10} {:>8.3} {:>9.3} {:>8.1} {:>7} {:>7} {:>7}",
+        result.case,
+        result.frame_len,
+        result.tx_method.to_string(),
+        result.batch,
+        result.sent,
+        result.received,
+        result.mpps,
+        result.gbps,
+        result.ns_per_pkt,
+        result.lost,
+        result.rx_ring_drops,
+        result.corrupt
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Namespaces left by earlier runs that were killed.
+    testbed::sweep_stale(testbed::DEFAULT_PREFIX).context("sweeping stale namespaces")?;
+    let (result, json) = match &cli.case {
+        Case::LinuxBridge(args) => (linux_bridge::linux_bridge(&args.config()?)?, args.json),
+        Case::VethRx(args) => (af_packet::veth_receive(&args.config()?)?, args.json),
+    };
+    print(&result, json)
+}
