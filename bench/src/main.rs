@@ -1,11 +1,16 @@
-//! `bench`: runs one benchmark case and prints a table row or JSON.
-//!
-//! Temporary command line (the benchmark harness will take it over):
-//! `bench linux-bridge --size 64 --seconds 5 [--json]` and
-//! `bench veth-rx --size 64 --seconds 5 [--json]`.
+//! `bench`: the project's benchmarks. `bench switch` runs every switch case
+//! side by side (forwarding core, end to end, the Linux bridge, the copy
+//! ceiling), prints one table and writes JSON; `linux-bridge` and `veth-rx`
+//! run a single peer case.
 
 mod af_packet;
+mod copy_ceiling;
 mod linux_bridge;
+mod procs;
+mod report;
+mod suite_switch;
+mod switch_core;
+mod switch_e2e;
 
 use std::time::Duration;
 
@@ -24,6 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Case {
+    /// The switch suite: core, end to end, Linux bridge and copy ceiling, side by side.
+    Switch(suite_switch::SwitchArgs),
     /// AF_PACKET sender -> veth -> Linux bridge -> veth -> AF_PACKET receiver.
     LinuxBridge(RunArgs),
     /// AF_PACKET sender on one end of a veth, receiver on the other.
@@ -114,6 +121,7 @@ fn main() -> anyhow::Result<()> {
     // Namespaces left by earlier runs that were killed.
     testbed::sweep_stale(testbed::DEFAULT_PREFIX).context("sweeping stale namespaces")?;
     let (result, json) = match &cli.case {
+        Case::Switch(args) => return suite_switch::run(args),
         Case::LinuxBridge(args) => (linux_bridge::linux_bridge(&args.config()?)?, args.json),
         Case::VethRx(args) => (af_packet::veth_receive(&args.config()?)?, args.json),
     };

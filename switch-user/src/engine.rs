@@ -4,7 +4,10 @@
 //! destinations are shared and locked per destination, as in VALE.
 //!
 //! A thread loops over its sources one batch each. When a whole round finds
-//! nothing it keeps polling for a bounded spin time, then arms every source
+//! nothing it keeps polling for a bounded spin time (yielding the CPU between
+//! polls, so that on a machine with fewer cores than busy processes the
+//! others run, and the CPU does not halt: waking a halted CPU costs about as
+//! much as a VM exit on these machines), then arms every source
 //! (sets the need-kick flags), re-checks, and sleeps in epoll on the sources'
 //! kick eventfds. Clients only kick while a flag is set, so a busy switch is
 //! never kicked.
@@ -229,7 +232,7 @@ fn run_worker(worker: &Worker, spin: Duration, clock: Clock) {
         }
         let since = *idle_since.get_or_insert_with(Instant::now);
         if since.elapsed() < spin {
-            std::hint::spin_loop();
+            std::thread::yield_now();
             continue;
         }
         // Nothing for a while: ask to be kicked, re-check, then sleep.

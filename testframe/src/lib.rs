@@ -128,17 +128,22 @@ impl Lanes {
             }
         }
         let rest = chunks.remainder();
+        let mut words = rest.chunks_exact(8);
         let mut lane = 0;
-        let mut at = 0;
-        while at < rest.len() {
-            let mut word = [0u8; 8];
-            let n = (rest.len() - at).min(8);
-            word[..n].copy_from_slice(&rest[at..at + n]);
-            let word = u64::from_le_bytes(word);
+        for word in &mut words {
+            let word = read_u64(word, 0);
             lanes.a[lane] = lanes.a[lane].wrapping_add(word);
             lanes.b[lane] = lanes.b[lane].wrapping_add(lanes.a[lane]);
             lane += 1;
-            at += 8;
+        }
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            let mut word = 0u64;
+            for (i, byte) in tail.iter().enumerate() {
+                word |= (*byte as u64) << (8 * i);
+            }
+            lanes.a[lane] = lanes.a[lane].wrapping_add(word);
+            lanes.b[lane] = lanes.b[lane].wrapping_add(lanes.a[lane]);
         }
         lanes
     }
@@ -163,11 +168,12 @@ impl Lanes {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn read_u64(bytes: &[u8], at: usize) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(word)
+    match bytes[at..at + 8].try_into() {
+        Ok(word) => u64::from_le_bytes(word),
+        Err(_) => 0,
+    }
 }
 
 /// Computes the checksum of `frame` as if its checksum field were zero.

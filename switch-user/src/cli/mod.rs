@@ -60,7 +60,8 @@ struct DaemonArgs {
     /// Forwarding threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Microseconds a forwarding thread keeps polling after the last frame before it sleeps.
+    /// Microseconds a forwarding thread keeps polling (yielding the CPU between
+    /// polls) after the last frame before it sleeps on the ports' kicks.
     #[arg(long, default_value_t = 50)]
     spin_us: u64,
     /// Ports per switch.

@@ -42,8 +42,8 @@ pub struct PktgenArgs {
     /// rx/pong: stop after this many seconds without frames, once frames have arrived.
     #[arg(long, default_value_t = 2.0)]
     idle_timeout: f64,
-    /// Microseconds to poll before sleeping on the switch's kick.
-    #[arg(long, default_value_t = 20)]
+    /// Microseconds to poll (yielding the CPU between polls) before sleeping on the switch's kick.
+    #[arg(long, default_value_t = 200)]
     spin_us: u64,
     /// Slots per ring if this opens a new port.
     #[arg(long)]

@@ -91,7 +91,7 @@ impl Config {
             src_mac: mac_for_port(port),
             dst_mac: MacAddr::BROADCAST,
             idle_timeout: Duration::from_secs(2),
-            spin: Duration::from_micros(20),
+            spin: Duration::from_micros(200),
             progress: true,
             port_config: PortConfig::default(),
         }

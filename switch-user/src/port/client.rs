@@ -409,7 +409,7 @@ impl PortClient {
             if start.elapsed() >= spin {
                 break;
             }
-            std::hint::spin_loop();
+            std::thread::yield_now();
         }
         let deadline = timeout.map(|t| start + t);
         loop {

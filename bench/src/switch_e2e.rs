@@ -1,0 +1,96 @@
+//! End to end through the daemon: a `pktgen tx` process -> `vswitch daemon`
+//! -> a `pktgen rx` process, all real processes on this machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use testbed::{unique_temp_dir, wait_until, Capture, Proc};
+
+use crate::procs::CpuMeter;
+
+/// What an end-to-end run measured.
+#[derive(Clone, Debug)]
+pub struct E2eResult {
+    /// Frames per second the receiver got intact.
+    pub rx_pps: f64,
+    /// Frames per second the sender published.
+    pub tx_pps: f64,
+    /// Frames the switch dropped at the receiver's full ring.
+    pub dropped: u64,
+    /// Frames lost or corrupt as seen by the receiver.
+    pub corrupt: u64,
+    /// Average cores used by sender, daemon and receiver together.
+    pub cores_used: f64,
+}
+
+fn vswitch(bin_dir: &Path, socket: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin_dir.join("vswitch"));
+    cmd.args(args).arg("--socket").arg(socket);
+    cmd
+}
+
+fn summary(proc: &mut Proc, timeout: Duration) -> Result<Value> {
+    proc.wait_timeout(timeout)?.context("pktgen did not finish")?;
+    let out = proc.read_stdout()?;
+    serde_json::from_str(out.lines().last().unwrap_or("")).with_context(|| format!("no summary in {out:?}"))
+}
+
+/// Runs `seconds` of `size`-byte frames through a daemon with `threads`
+/// forwarding threads.
+pub fn run(bin_dir: &Path, size: usize, seconds: f64, threads: usize) -> Result<E2eResult> {
+    let dir = unique_temp_dir("vsw-bench")?;
+    let socket: PathBuf = dir.path().join("vswitch.sock");
+    let files = Capture::Files(dir.path().to_owned());
+    let threads = threads.to_string();
+    let mut daemon = Proc::spawn("daemon", vswitch(bin_dir, &socket, &["daemon", "--threads", &threads]), files.clone())?;
+    wait_until(Duration::from_secs(10), Duration::from_millis(10), || socket.exists())
+        .context("daemon did not start")?;
+    let size_s = size.to_string();
+    let mut rx = Proc::spawn(
+        "rx",
+        vswitch(bin_dir, &socket, &["pktgen", "vale0:rx", "--mode", "rx", "--size", &size_s, "--json", "-q", "--idle-timeout", "1"]),
+        files.clone(),
+    )?;
+    wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
+        vswitch(bin_dir, &socket, &["list", "--json"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("vale0:rx"))
+            .unwrap_or(false)
+    })
+    .context("receiver did not open its port")?;
+    let secs = format!("{seconds}");
+    let mut tx = Proc::spawn(
+        "tx",
+        vswitch(
+            bin_dir,
+            &socket,
+            &["pktgen", "vale0:tx", "--mode", "tx", "--size", &size_s, "--duration", &secs, "--json", "-q",
+              "--dst-mac", "02:00:00:00:00:01"],
+        ),
+        files,
+    )?;
+    let meter = CpuMeter::start(&[tx.pid(), daemon.pid(), rx.pid()]);
+    let limit = Duration::from_secs_f64(seconds + 30.0);
+    let tx_sum = summary(&mut tx, limit)?;
+    let cores = meter.cores();
+    let stats = vswitch(bin_dir, &socket, &["stats", "vale0:rx", "--json"]).output()?;
+    let rx_sum = summary(&mut rx, limit)?;
+    daemon.stop()?;
+    let stats: Value = serde_json::from_slice(&stats.stdout).unwrap_or_default();
+    let dropped = stats["ports"][0]["counters"]["drop_ring_full"].as_u64().unwrap_or(0);
+    let rx_packets = rx_sum["packets"].as_f64().unwrap_or(0.0);
+    let rx_secs = rx_sum["seconds"].as_f64().unwrap_or(0.0);
+    if rx_packets == 0.0 || rx_secs <= 0.0 {
+        bail!("the receiver got nothing: {rx_sum}");
+    }
+    Ok(E2eResult {
+        rx_pps: rx_packets / rx_secs,
+        tx_pps: tx_sum["packets"].as_f64().unwrap_or(0.0) / tx_sum["seconds"].as_f64().unwrap_or(1.0),
+        dropped,
+        corrupt: rx_sum["corrupt"].as_u64().unwrap_or(0),
+        cores_used: cores,
+    })
+}
