@@ -43,7 +43,10 @@ impl Case {
 
     /// Adds a field.
     pub fn with(mut self, key: &str, value: impl Serialize) -> Case {
-        self.extra.insert(key.to_owned(), serde_json::to_value(value).unwrap_or(Value::Null));
+        self.extra.insert(
+            key.to_owned(),
+            serde_json::to_value(value).unwrap_or(Value::Null),
+        );
         self
     }
 }

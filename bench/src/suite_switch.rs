@@ -36,12 +36,21 @@ pub fn run(args: &SwitchArgs) -> Result<()> {
     let duration = Duration::from_secs_f64(args.seconds);
     let mut report = Report::default();
     for &size in &args.sizes {
-        for pattern in [Pattern::Unicast1to1, Pattern::Broadcast1to4, Pattern::Unicast4to1] {
+        for pattern in [
+            Pattern::Unicast1to1,
+            Pattern::Broadcast1to4,
+            Pattern::Unicast4to1,
+        ] {
             let r = switch_core::run(pattern, size, duration)?;
             report.push(
-                Case::new(format!("core {}", pattern.name()), "core", size, r.input_mpps * 1e6)
-                    .with("delivered_mpps", r.output_mpps)
-                    .with("threads", 1),
+                Case::new(
+                    format!("core {}", pattern.name()),
+                    "core",
+                    size,
+                    r.input_mpps * 1e6,
+                )
+                .with("delivered_mpps", r.output_mpps)
+                .with("threads", 1),
             );
         }
     }
@@ -60,15 +69,22 @@ pub fn run(args: &SwitchArgs) -> Result<()> {
     for &size in &args.sizes {
         let r = linux_bridge::linux_bridge(&PeerConfig::new(size, duration))?;
         report.push(
-            Case::new("AF_PACKET -> Linux bridge -> AF_PACKET", "linux_bridge", size, r.mpps * 1e6)
-                .with("tx_mpps", r.tx_mpps)
-                .with("lost", r.lost)
-                .with("corrupt", r.corrupt),
+            Case::new(
+                "AF_PACKET -> Linux bridge -> AF_PACKET",
+                "linux_bridge",
+                size,
+                r.mpps * 1e6,
+            )
+            .with("tx_mpps", r.tx_mpps)
+            .with("lost", r.lost)
+            .with("corrupt", r.corrupt),
         );
     }
     for &size in &args.sizes {
         let pps = copy_ceiling::run(size, duration);
-        report.push(Case::new("copy loop (memory ceiling)", "copy_ceiling", size, pps).with("threads", 1));
+        report.push(
+            Case::new("copy loop (memory ceiling)", "copy_ceiling", size, pps).with("threads", 1),
+        );
     }
     let mut notes = Vec::new();
     for &size in &args.sizes {
@@ -76,13 +92,19 @@ pub fn run(args: &SwitchArgs) -> Result<()> {
             report.mpps("pktgen tx -> daemon -> pktgen rx", size),
             report.mpps("AF_PACKET -> Linux bridge -> AF_PACKET", size),
         ) {
-            notes.push(format!("{size} B: end to end is {:.1}x the Linux bridge", ours / bridge.max(1e-9)));
+            notes.push(format!(
+                "{size} B: end to end is {:.1}x the Linux bridge",
+                ours / bridge.max(1e-9)
+            ));
         }
         if let (Some(core), Some(ceiling)) = (
             report.mpps("core unicast 1->1", size),
             report.mpps("copy loop (memory ceiling)", size),
         ) {
-            notes.push(format!("{size} B: the core reaches {:.0}% of the copy ceiling", 100.0 * core / ceiling.max(1e-9)));
+            notes.push(format!(
+                "{size} B: the core reaches {:.0}% of the copy ceiling",
+                100.0 * core / ceiling.max(1e-9)
+            ));
         }
     }
     report.finish(&args.out, &notes)

@@ -67,7 +67,11 @@ fn make_port(switch: &Switch, name: &str) -> Result<BenchPort> {
     let layout = Layout::new(DEFAULT_RING_SIZE, DEFAULT_BUF_SIZE)?;
     let pname = PortName::parse(name)?;
     let region = Arc::new(Region::create(name, layout)?);
-    let shm = Arc::new(ShmPort::new(region.clone(), EventFd::new()?, EventFd::new()?));
+    let shm = Arc::new(ShmPort::new(
+        region.clone(),
+        EventFd::new()?,
+        EventFd::new()?,
+    ));
     let port = switch.add_port(|id| Port::new(pname, id, PortKind::Shm, Box::new(shm.clone())))?;
     let (tx, rx) = (region.tx_ring(), region.rx_ring());
     Ok(BenchPort { port, shm, tx, rx })
@@ -89,7 +93,14 @@ fn fill_tx(port: &BenchPort, size: usize, src: MacAddr, dst: MacAddr) {
         frame[0..6].copy_from_slice(&dst.0);
         frame[6..12].copy_from_slice(&src.0);
         frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
-        port.tx.write_slot(i, Slot { buf: i, len: size as u16, flags: 0 });
+        port.tx.write_slot(
+            i,
+            Slot {
+                buf: i,
+                len: size as u16,
+                flags: 0,
+            },
+        );
     }
 }
 
@@ -140,7 +151,10 @@ pub fn run(pattern: Pattern, size: usize, duration: Duration) -> Result<CoreResu
         fill_tx(p, size, mac(i), dst);
     }
     let mut scratch = Scratch::new();
-    let before: u64 = ports.iter().map(|p| p.port.counters.snapshot().tx_packets).sum();
+    let before: u64 = ports
+        .iter()
+        .map(|p| p.port.counters.snapshot().tx_packets)
+        .sum();
     let mut input = 0u64;
     let start = Instant::now();
     let mut rounds = 0u64;
@@ -158,8 +172,14 @@ pub fn run(pattern: Pattern, size: usize, duration: Duration) -> Result<CoreResu
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    let after: u64 = ports.iter().map(|p| p.port.counters.snapshot().tx_packets).sum();
-    let drops: u64 = ports.iter().map(|p| p.port.counters.snapshot().drops()).sum();
+    let after: u64 = ports
+        .iter()
+        .map(|p| p.port.counters.snapshot().tx_packets)
+        .sum();
+    let drops: u64 = ports
+        .iter()
+        .map(|p| p.port.counters.snapshot().drops())
+        .sum();
     anyhow::ensure!(drops == 0, "the core benchmark dropped {drops} frames");
     Ok(CoreResult {
         input_mpps: input as f64 / seconds / 1e6,

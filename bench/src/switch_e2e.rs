@@ -33,9 +33,11 @@ fn vswitch(bin_dir: &Path, socket: &Path, args: &[&str]) -> Command {
 }
 
 fn summary(proc: &mut Proc, timeout: Duration) -> Result<Value> {
-    proc.wait_timeout(timeout)?.context("pktgen did not finish")?;
+    proc.wait_timeout(timeout)?
+        .context("pktgen did not finish")?;
     let out = proc.read_stdout()?;
-    serde_json::from_str(out.lines().last().unwrap_or("")).with_context(|| format!("no summary in {out:?}"))
+    serde_json::from_str(out.lines().last().unwrap_or(""))
+        .with_context(|| format!("no summary in {out:?}"))
 }
 
 /// Runs `seconds` of `size`-byte frames through a daemon with `threads`
@@ -45,13 +47,34 @@ pub fn run(bin_dir: &Path, size: usize, seconds: f64, threads: usize) -> Result<
     let socket: PathBuf = dir.path().join("vswitch.sock");
     let files = Capture::Files(dir.path().to_owned());
     let threads = threads.to_string();
-    let mut daemon = Proc::spawn("daemon", vswitch(bin_dir, &socket, &["daemon", "--threads", &threads]), files.clone())?;
-    wait_until(Duration::from_secs(10), Duration::from_millis(10), || socket.exists())
-        .context("daemon did not start")?;
+    let mut daemon = Proc::spawn(
+        "daemon",
+        vswitch(bin_dir, &socket, &["daemon", "--threads", &threads]),
+        files.clone(),
+    )?;
+    wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
+        socket.exists()
+    })
+    .context("daemon did not start")?;
     let size_s = size.to_string();
     let mut rx = Proc::spawn(
         "rx",
-        vswitch(bin_dir, &socket, &["pktgen", "vale0:rx", "--mode", "rx", "--size", &size_s, "--json", "-q", "--idle-timeout", "1"]),
+        vswitch(
+            bin_dir,
+            &socket,
+            &[
+                "pktgen",
+                "vale0:rx",
+                "--mode",
+                "rx",
+                "--size",
+                &size_s,
+                "--json",
+                "-q",
+                "--idle-timeout",
+                "1",
+            ],
+        ),
         files.clone(),
     )?;
     wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
@@ -67,8 +90,20 @@ pub fn run(bin_dir: &Path, size: usize, seconds: f64, threads: usize) -> Result<
         vswitch(
             bin_dir,
             &socket,
-            &["pktgen", "vale0:tx", "--mode", "tx", "--size", &size_s, "--duration", &secs, "--json", "-q",
-              "--dst-mac", "02:00:00:00:00:01"],
+            &[
+                "pktgen",
+                "vale0:tx",
+                "--mode",
+                "tx",
+                "--size",
+                &size_s,
+                "--duration",
+                &secs,
+                "--json",
+                "-q",
+                "--dst-mac",
+                "02:00:00:00:00:01",
+            ],
         ),
         files,
     )?;
@@ -80,7 +115,9 @@ pub fn run(bin_dir: &Path, size: usize, seconds: f64, threads: usize) -> Result<
     let rx_sum = summary(&mut rx, limit)?;
     daemon.stop()?;
     let stats: Value = serde_json::from_slice(&stats.stdout).unwrap_or_default();
-    let dropped = stats["ports"][0]["counters"]["drop_ring_full"].as_u64().unwrap_or(0);
+    let dropped = stats["ports"][0]["counters"]["drop_ring_full"]
+        .as_u64()
+        .unwrap_or(0);
     let rx_packets = rx_sum["packets"].as_f64().unwrap_or(0.0);
     let rx_secs = rx_sum["seconds"].as_f64().unwrap_or(0.0);
     if rx_packets == 0.0 || rx_secs <= 0.0 {
@@ -88,7 +125,8 @@ pub fn run(bin_dir: &Path, size: usize, seconds: f64, threads: usize) -> Result<
     }
     Ok(E2eResult {
         rx_pps: rx_packets / rx_secs,
-        tx_pps: tx_sum["packets"].as_f64().unwrap_or(0.0) / tx_sum["seconds"].as_f64().unwrap_or(1.0),
+        tx_pps: tx_sum["packets"].as_f64().unwrap_or(0.0)
+            / tx_sum["seconds"].as_f64().unwrap_or(1.0),
         dropped,
         corrupt: rx_sum["corrupt"].as_u64().unwrap_or(0),
         cores_used: cores,

@@ -1,9 +1,13 @@
 //! `cargo xtask`: everything beyond `cargo build` (set-up of a fresh machine,
 //! the eBPF and guest image builds, the demo, the tests and the benchmarks).
 
+mod bench;
+mod cargo;
+mod demo;
 mod ebpf;
 mod guest;
 mod setup;
+mod test;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -23,6 +27,12 @@ enum Command {
     BuildEbpf,
     /// Build the guest image into target/guest/guest.elf.
     BuildGuest,
+    /// Set up, build, and show traffic across a switch.
+    Demo(demo::DemoArgs),
+    /// Set up, build, lint and run every test (what CI runs).
+    Test(test::TestArgs),
+    /// Run a benchmark suite: switch, nic or vm.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> Result<()> {
@@ -30,5 +40,8 @@ fn main() -> Result<()> {
         Command::Setup => setup::run(),
         Command::BuildEbpf => ebpf::build(),
         Command::BuildGuest => guest::build(),
+        Command::Demo(args) => demo::run_demo(&args),
+        Command::Test(args) => test::run_all(&args),
+        Command::Bench(args) => bench::run_suite(&args),
     }
 }
