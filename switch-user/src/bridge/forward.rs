@@ -99,3 +99,177 @@ pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now:
         .add_drops(DropReason::NoDestination, nowhere);
     n
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::bridge::learning::LearningTable;
+    use crate::bridge::port::PortKind;
+    use crate::mac::MacAddr;
+    use crate::names::{PortName, SwitchName};
+    use crate::port::eventfd::EventFd;
+    use crate::port::layout::Layout;
+    use crate::port::region::Region;
+    use crate::port::ring::Slot;
+    use crate::port::shm_port::ShmPort;
+
+    struct TestPort {
+        port: Arc<Port>,
+        region: Arc<Region>,
+        next_tx: u32,
+    }
+
+    fn add(switch: &Switch, name: &str, ring: u32, buf: u32) -> TestPort {
+        let region = Arc::new(Region::create(name, Layout::new(ring, buf).unwrap()).unwrap());
+        let shm = Arc::new(ShmPort::new(
+            region.clone(),
+            EventFd::new().unwrap(),
+            EventFd::new().unwrap(),
+        ));
+        let name = PortName::parse(name).unwrap();
+        let port = switch
+            .add_port(|id| Port::new(name, id, PortKind::Shm, Box::new(shm)))
+            .unwrap();
+        TestPort {
+            port,
+            region,
+            next_tx: 0,
+        }
+    }
+
+    fn send(p: &mut TestPort, dst: MacAddr, src: MacAddr, len: usize, slot: Option<Slot>) {
+        let ring = p.region.tx_ring();
+        let i = p.next_tx;
+        let buf = p.region.buffer(i).unwrap();
+        // SAFETY: buffer i of the test's own region holds at least `len` bytes.
+        let frame = unsafe { std::slice::from_raw_parts_mut(buf.as_ptr(), len.max(14)) };
+        frame[0..6].copy_from_slice(&dst.0);
+        frame[6..12].copy_from_slice(&src.0);
+        ring.write_slot(
+            i,
+            slot.unwrap_or(Slot {
+                buf: i,
+                len: len as u16,
+                flags: 0,
+            }),
+        );
+        p.next_tx = ring.advance(i, 1);
+        ring.head().store(p.next_tx, Ordering::Release);
+    }
+
+    fn received(p: &TestPort) -> u32 {
+        let ring = p.region.rx_ring();
+        ring.distance(
+            ring.head().load(Ordering::Relaxed),
+            ring.tail().load(Ordering::Acquire),
+        )
+    }
+
+    fn switch() -> Switch {
+        Switch::new(
+            SwitchName::parse("vale0").unwrap(),
+            Box::new(LearningTable::new(64, 300)),
+            8,
+        )
+    }
+
+    #[test]
+    fn floods_learns_and_counts_drop_reasons() {
+        let sw = switch();
+        let mut a = add(&sw, "vale0:a", 64, 2048);
+        let b = add(&sw, "vale0:b", 64, 2048);
+        let small = add(&sw, "vale0:small", 64, 128);
+        let (ma, mb) = (MacAddr::local(1), MacAddr::local(2));
+        let mut scratch = Scratch::new();
+        // Broadcast reaches b and small, not a.
+        send(&mut a, MacAddr::BROADCAST, ma, 60, None);
+        // Too long for `small` (128-byte buffers), fine for b.
+        send(&mut a, MacAddr::BROADCAST, ma, 1000, None);
+        // A runt, a bad buffer index and a length past the buffer.
+        send(&mut a, MacAddr::BROADCAST, ma, 10, None);
+        send(
+            &mut a,
+            MacAddr::BROADCAST,
+            ma,
+            60,
+            Some(Slot {
+                buf: 9999,
+                len: 60,
+                flags: 0,
+            }),
+        );
+        send(
+            &mut a,
+            MacAddr::BROADCAST,
+            ma,
+            60,
+            Some(Slot {
+                buf: 1,
+                len: 4000,
+                flags: 0,
+            }),
+        );
+        // Unicast to a's own address comes back to a: dropped as same-port.
+        send(&mut a, ma, ma, 60, None);
+        assert_eq!(forward_batch(&sw, &a.port, &mut scratch, 0), 3);
+        assert_eq!(received(&b), 2);
+        assert_eq!(received(&small), 1);
+        assert_eq!(received(&a), 0);
+        let ca = a.port.counters.snapshot();
+        assert_eq!(
+            (
+                ca.rx_packets,
+                ca.drop_runt,
+                ca.drop_bad_slot,
+                ca.drop_same_port
+            ),
+            (3, 1, 2, 1)
+        );
+        assert_eq!(small.port.counters.snapshot().drop_too_long, 1);
+        // The TX slots were all returned: tail is one behind the next slot.
+        let tx = a.region.tx_ring();
+        assert_eq!(tx.tail().load(Ordering::Relaxed), tx.advance(a.next_tx, 63));
+        // b is unknown: unicast to it floods; once learned it goes to b only.
+        send(&mut a, mb, ma, 60, None);
+        forward_batch(&sw, &a.port, &mut scratch, 0);
+        assert_eq!((received(&b), received(&small)), (3, 2));
+        let mut b = b;
+        send(&mut b, ma, mb, 60, None);
+        forward_batch(&sw, &b.port, &mut scratch, 0);
+        assert_eq!(received(&a), 1);
+        send(&mut a, mb, ma, 60, None);
+        forward_batch(&sw, &a.port, &mut scratch, 0);
+        assert_eq!((received(&b), received(&small)), (4, 2));
+    }
+
+    #[test]
+    fn full_destination_drops_and_a_lone_port_counts_no_destination() {
+        let sw = switch();
+        let mut a = add(&sw, "vale0:a", 64, 2048);
+        let mut scratch = Scratch::new();
+        send(&mut a, MacAddr::BROADCAST, MacAddr::local(1), 60, None);
+        forward_batch(&sw, &a.port, &mut scratch, 0);
+        assert_eq!(a.port.counters.snapshot().drop_no_destination, 1);
+        let b = add(&sw, "vale0:b", 64, 2048);
+        for _ in 0..63 {
+            send(&mut a, MacAddr::BROADCAST, MacAddr::local(1), 60, None);
+        }
+        forward_batch(&sw, &a.port, &mut scratch, 0);
+        for _ in 0..10 {
+            send(&mut a, MacAddr::BROADCAST, MacAddr::local(1), 60, None);
+        }
+        forward_batch(&sw, &a.port, &mut scratch, 0);
+        let cb = b.port.counters.snapshot();
+        assert_eq!(cb.tx_packets, 63, "a 64-slot ring holds 63 frames");
+        assert_eq!(cb.drop_ring_full, 10);
+        // A client head out of range is counted and nothing is delivered.
+        b.region.rx_ring().head().store(1000, Ordering::Release);
+        send(&mut a, MacAddr::BROADCAST, MacAddr::local(1), 60, None);
+        forward_batch(&sw, &a.port, &mut scratch, 0);
+        let cb = b.port.counters.snapshot();
+        assert_eq!((cb.bad_index, cb.drop_ring_full), (1, 11));
+    }
+}
