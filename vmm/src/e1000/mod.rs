@@ -1,0 +1,692 @@
+//! Intel 82540EM (e1000) device model, independent of KVM and of the bus.
+//!
+//! The device is driven through [`E1000::mmio_read`]/[`E1000::mmio_write`]
+//! (BAR0) and [`E1000::io_read`]/[`E1000::io_write`] (BAR1, IOADDR/IODATA).
+//! Writes report what the VMM should run next ([`Effects`]): the transmit
+//! path [`E1000::process_tx`] after a TDT write, the receive path
+//! [`E1000::process_rx`] after an RDT write or when the backend has frames.
+//! Guest memory is reached only through a [`Dma`] implementation, frames go
+//! to and come from a [`NetBackend`], and the interrupt level is reported to
+//! a [`Trigger`]. Interrupt moderation needs a timer: the VMM arms one for
+//! [`E1000::next_deadline`] and calls [`E1000::on_timer`].
+//!
+//! Fidelity (8254x Software Developer's Manual): register layout, reset
+//! values of what drivers read, Microwire EEPROM (64 words, checksum 0xBABA)
+//! and EERD, M88E1011 PHY through MDIC, ICR/ICS/IMS/IMC, RCTL filtering
+//! (RAL/RAH, MTA with MO, BAM, UPE, MPE, VFTA), buffer sizes with BSEX, long
+//! packets (LPE), CRC stripping (SECRC), VLAN strip/insert (CTRL.VME), legacy
+//! and extended TX descriptors with both TCP/IP contexts, checksum offload,
+//! TSO, clear-on-read saturating statistics, ITR/TIDV/TADV/RDTR/RADV.
+//! Simplified: autonegotiation completes at once; no receive checksum offload
+//! (IXSM is reported); EEPROM writes, flow control, wake-up and manageability
+//! registers are stored only; frames wait in the backend instead of a FIFO.
+//!
+//! Modules: `registers` (offsets, bits, storage), `eeprom`, `phy` (MDIC),
+//! `interrupts` and `moderation`, `tx`, `rx`, `ring` (descriptor rings),
+//! `checksum`, `stats` (statistics registers and error counters), `dma` and
+//! `backend` (the interfaces).
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod checksum;
+pub mod dma;
+pub mod eeprom;
+pub mod interrupts;
+pub mod moderation;
+pub mod phy;
+pub mod registers;
+pub mod ring;
+pub mod rx;
+pub mod stats;
+pub mod tx;
+
+#[cfg(test)]
+mod tests;
+
+pub use backend::{NetBackend, QueueBackend};
+pub use dma::{Dma, DmaError, VecMemory};
+pub use interrupts::Trigger;
+pub use moderation::{Clock, MonotonicClock};
+pub use stats::{ErrorCounters, Statistics};
+
+use eeprom::{Eeprom, EepromIdentity};
+use interrupts::Interrupts;
+use phy::Phy;
+use registers::*;
+use ring::{Ring, RingError};
+use rx::{RxEngine, RxEnv};
+use tx::{TxEngine, TxEnv};
+
+/// PCI vendor id of Intel.
+pub const VENDOR_ID: u16 = 0x8086;
+/// PCI device id of the 82540EM.
+pub const DEVICE_ID: u16 = 0x100E;
+/// PCI subsystem id of the PRO/1000 MT Desktop adapter.
+pub const DEFAULT_SUBSYSTEM_ID: u16 = 0x001E;
+
+/// Device configuration chosen by the VMM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct E1000Config {
+    /// MAC address stored in the EEPROM and loaded into RAL0/RAH0.
+    pub mac: [u8; 6],
+    /// Emulate interrupt moderation (ITR, TIDV/TADV, RDTR/RADV), like QEMU's
+    /// `mitigation=on`; off makes every interrupt immediate.
+    pub mitigation: bool,
+    /// PCI subsystem vendor id (also in the EEPROM).
+    pub subsystem_vendor_id: u16,
+    /// PCI subsystem id (also in the EEPROM).
+    pub subsystem_id: u16,
+}
+
+impl E1000Config {
+    /// Configuration with `mac`, moderation on and the Intel subsystem ids.
+    pub fn new(mac: [u8; 6]) -> Self {
+        Self {
+            mac,
+            mitigation: true,
+            subsystem_vendor_id: VENDOR_ID,
+            subsystem_id: DEFAULT_SUBSYSTEM_ID,
+        }
+    }
+}
+
+/// Work a register write asks the VMM to do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Run [`E1000::process_tx`] (TDT written, or transmit enabled).
+    pub process_tx: bool,
+    /// Run [`E1000::process_rx`] (RDT written, or receive enabled).
+    pub process_rx: bool,
+}
+
+impl Effects {
+    fn merge(self, other: Effects) -> Effects {
+        Effects {
+            process_tx: self.process_tx || other.process_tx,
+            process_rx: self.process_rx || other.process_rx,
+        }
+    }
+}
+
+/// What [`E1000::process_tx`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxOutcome {
+    /// Frames handed to the backend.
+    pub frames: u32,
+    /// Descriptors consumed.
+    pub descriptors: u32,
+    /// The backend had no free slot: call again when it has.
+    pub backend_full: bool,
+}
+
+/// What [`E1000::process_rx`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxOutcome {
+    /// Frames written to guest memory.
+    pub frames: u32,
+    /// Frames taken from the backend and dropped (filters, errors, disabled).
+    pub dropped: u32,
+    /// Frames wait for receive buffers: call again after an RDT write.
+    pub waiting_for_buffers: bool,
+    /// The per-call budget ran out: call again.
+    pub more: bool,
+}
+
+/// The emulated 82540EM.
+pub struct E1000<T: Trigger, C: Clock = MonotonicClock> {
+    config: E1000Config,
+    regs: RegisterFile,
+    eeprom: Eeprom,
+    phy: Phy,
+    mdic: u32,
+    irq: Interrupts,
+    stats: Statistics,
+    errors: ErrorCounters,
+    tx: TxEngine,
+    rx: RxEngine,
+    io_address: u32,
+    trigger: T,
+    clock: C,
+    level: bool,
+}
+
+impl<T: Trigger, C: Clock> std::fmt::Debug for E1000<T, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("E1000")
+            .field("config", &self.config)
+            .field("level", &self.level)
+            .field("errors", &self.errors)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `offset` is a RAH register.
+fn is_rah(offset: u32) -> bool {
+    (RA..RA + RA_ENTRIES * 8).contains(&offset) && (offset - RA) % 8 == 4
+}
+
+impl<T: Trigger, C: Clock> E1000<T, C> {
+    /// A device after power-on reset, link up.
+    pub fn new(config: E1000Config, trigger: T, clock: C) -> Self {
+        let eeprom = Eeprom::new(&EepromIdentity {
+            mac: config.mac,
+            vendor_id: VENDOR_ID,
+            device_id: DEVICE_ID,
+            subsystem_vendor_id: config.subsystem_vendor_id,
+            subsystem_id: config.subsystem_id,
+        });
+        let mut device = Self {
+            irq: Interrupts::new(config.mitigation),
+            config,
+            regs: RegisterFile::new(),
+            eeprom,
+            phy: Phy::new(true),
+            mdic: 0,
+            stats: Statistics::default(),
+            errors: ErrorCounters::default(),
+            tx: TxEngine::default(),
+            rx: RxEngine::default(),
+            io_address: 0,
+            trigger,
+            clock,
+            level: false,
+        };
+        device.reset();
+        device
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &E1000Config {
+        &self.config
+    }
+
+    /// Counters of guest errors and refused operations.
+    pub fn errors(&self) -> &ErrorCounters {
+        &self.errors
+    }
+
+    /// The statistics registers (read without clearing via `peek`).
+    pub fn statistics(&self) -> &Statistics {
+        &self.stats
+    }
+
+    /// The EEPROM.
+    pub fn eeprom(&self) -> &Eeprom {
+        &self.eeprom
+    }
+
+    /// The level last reported to the trigger.
+    pub fn interrupt_level(&self) -> bool {
+        self.level
+    }
+
+    /// ICR without clearing it.
+    pub fn pending_causes(&self) -> u32 {
+        self.irq.peek_icr()
+    }
+
+    /// The trigger.
+    pub fn trigger(&self) -> &T {
+        &self.trigger
+    }
+
+    /// Software or power-on reset: every register to its default, EEPROM
+    /// reloaded into RAL0/RAH0, statistics cleared, interrupt line low. The
+    /// error counters are the host's and are kept.
+    pub fn reset(&mut self) {
+        self.regs.reset();
+        self.eeprom.reset();
+        self.phy = Phy::new(self.phy.link_up());
+        self.mdic = 0;
+        self.irq.reset();
+        self.stats.reset();
+        self.tx.reset();
+        self.rx.reset();
+        self.io_address = 0;
+        self.load_mac_from_eeprom();
+        let now = self.now();
+        self.update_level(now);
+    }
+
+    fn load_mac_from_eeprom(&mut self) {
+        let mac = self.eeprom.mac();
+        self.regs
+            .set(RA, u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]));
+        self.regs.set(
+            RA + 4,
+            u32::from(u16::from_le_bytes([mac[4], mac[5]])) | rah::AV,
+        );
+    }
+
+    /// Sets the link state (e.g. the backend went away); a change raises LSC.
+    pub fn set_link(&mut self, up: bool) {
+        if self.phy.set_link(up) {
+            self.irq.raise(icr::LSC);
+            let now = self.now();
+            self.update_level(now);
+        }
+    }
+
+    fn now(&self) -> u64 {
+        if self.irq.moderation.enabled() {
+            self.clock.now_ns()
+        } else {
+            0
+        }
+    }
+
+    /// Recomputes the interrupt level and reports a change to the trigger.
+    fn update_level(&mut self, now: u64) {
+        let level = self.irq.update(now);
+        if level != self.level {
+            self.level = level;
+            self.trigger.set_level(level);
+        }
+    }
+
+    /// When the VMM must call [`E1000::on_timer`] (moderation clock, ns).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.irq.next_deadline()
+    }
+
+    /// Moderation timer callback: fires expired delay timers and raises the
+    /// line if an interrupt was held back and may now be asserted.
+    pub fn on_timer(&mut self, now_ns: u64) {
+        self.irq.on_timer(now_ns);
+        self.update_level(now_ns);
+    }
+
+    fn status(&self) -> u32 {
+        let mut value = status::FD | status::SPEED_1000 | status::ASDV_1000;
+        if self.phy.link_up() {
+            value |= status::LU;
+        }
+        value
+    }
+
+    /// Reads the 32-bit register at BAR0 `offset` with its side effects.
+    pub fn read_register(&mut self, offset: u32) -> u32 {
+        match offset {
+            CTRL => self.regs.get(CTRL),
+            STATUS => self.status(),
+            EECD => self.eeprom.read_eecd(),
+            EERD => self.eeprom.read_eerd(),
+            MDIC => self.mdic,
+            ICR => {
+                let value = self.irq.read_icr();
+                let now = self.now();
+                self.update_level(now);
+                value
+            }
+            ICS | IMC => 0,
+            IMS => self.irq.ims(),
+            ITR => self.irq.moderation.itr(),
+            TIDV => self.irq.moderation.tidv(),
+            TADV => self.irq.moderation.tadv(),
+            RDTR => self.irq.moderation.rdtr(),
+            RADV => self.irq.moderation.radv(),
+            _ if Statistics::is_register(offset) => self.stats.read(offset).unwrap_or(0),
+            _ if is_storage_register(offset) => self.regs.get(offset),
+            _ => {
+                self.errors.unknown_register_reads += 1;
+                0
+            }
+        }
+    }
+
+    /// Writes `value` to the 32-bit register at BAR0 `offset`.
+    pub fn write_register(&mut self, offset: u32, value: u32) -> Effects {
+        let mut effects = Effects::default();
+        match offset {
+            CTRL => {
+                if value & ctrl::RST != 0 {
+                    self.reset();
+                    return effects;
+                }
+                let old = self.regs.get(CTRL);
+                self.regs.set(CTRL, value);
+                if value & ctrl::PHY_RST != 0 && old & ctrl::PHY_RST == 0 {
+                    self.phy.reset();
+                }
+            }
+            STATUS => {}
+            EECD => self.eeprom.write_eecd(value),
+            EERD => {
+                if !self.eeprom.write_eerd(value) {
+                    self.errors.eeprom_address_invalid += 1;
+                }
+            }
+            CTRL_EXT => {
+                if value & ctrl_ext::EE_RST != 0 {
+                    self.load_mac_from_eeprom();
+                }
+                self.regs.set(CTRL_EXT, value & !ctrl_ext::EE_RST);
+            }
+            MDIC => {
+                self.mdic = phy::mdic_command(&mut self.phy, value);
+                if self.mdic & phy::mdic::ERROR != 0 {
+                    self.errors.mdic_invalid += 1;
+                }
+                if value & phy::mdic::INTERRUPT != 0 {
+                    self.irq.raise(icr::MDAC);
+                }
+            }
+            ICR => self.irq.write_icr(value),
+            ICS => self.irq.write_ics(value),
+            IMS => self.irq.write_ims(value),
+            IMC => self.irq.write_imc(value),
+            ITR => self.irq.moderation.set_itr(value),
+            TIDV => self.irq.moderation.set_tidv(value),
+            TADV => self.irq.moderation.set_tadv(value),
+            RADV => self.irq.moderation.set_radv(value),
+            RDTR => {
+                if self.irq.moderation.set_rdtr(value) {
+                    self.irq.raise(icr::RXT0);
+                }
+            }
+            RCTL => {
+                self.regs.set(RCTL, value);
+                effects.process_rx = value & rctl::EN != 0;
+            }
+            TCTL => {
+                self.regs.set(TCTL, value);
+                if value & tctl::EN != 0 {
+                    effects.process_tx = true;
+                } else {
+                    self.tx.ring_changed();
+                }
+            }
+            TDBAL | RDBAL => {
+                if value & !RING_BASE_LOW_MASK != 0 {
+                    self.errors.ring_base_unaligned += 1;
+                }
+                self.regs.set(offset, value & RING_BASE_LOW_MASK);
+                self.tx.ring_changed();
+            }
+            TDBAH | RDBAH => {
+                self.regs.set(offset, value);
+                self.tx.ring_changed();
+            }
+            TDLEN | RDLEN => {
+                if value & !RING_LEN_MASK != 0 {
+                    self.errors.ring_length_invalid += 1;
+                }
+                self.regs.set(offset, value & RING_LEN_MASK);
+                self.tx.ring_changed();
+            }
+            TDH | RDH | TDT | RDT => {
+                if value & !RING_INDEX_MASK != 0 {
+                    self.errors.ring_index_invalid += 1;
+                }
+                self.regs.set(offset, value & RING_INDEX_MASK);
+                match offset {
+                    TDT => effects.process_tx = true,
+                    RDT => effects.process_rx = true,
+                    TDH => self.tx.ring_changed(),
+                    _ => {}
+                }
+            }
+            _ if is_rah(offset) => self.regs.set(offset, value & rah::WRITABLE),
+            _ if Statistics::is_register(offset) => {}
+            _ if is_storage_register(offset) => self.regs.set(offset, value),
+            _ => self.errors.unknown_register_writes += 1,
+        }
+        let now = self.now();
+        self.update_level(now);
+        effects
+    }
+
+    /// BAR0 read of `data.len()` bytes at `offset`. Aligned 32-bit reads are
+    /// the norm; an aligned 64-bit read is two register reads; a narrower
+    /// read inside one register returns its bytes; anything else reads 0.
+    pub fn mmio_read(&mut self, offset: u64, data: &mut [u8]) {
+        data.fill(0);
+        let len = data.len() as u64;
+        if offset
+            .checked_add(len)
+            .is_none_or(|end| end > u64::from(MMIO_SIZE))
+        {
+            self.errors.bad_access_size += 1;
+            return;
+        }
+        let offset = offset as u32;
+        match (offset % 4, data.len()) {
+            (0, 4) => data.copy_from_slice(&self.read_register(offset).to_le_bytes()),
+            (0, 8) => {
+                let low = self.read_register(offset);
+                let high = self.read_register(offset + 4);
+                data[..4].copy_from_slice(&low.to_le_bytes());
+                data[4..].copy_from_slice(&high.to_le_bytes());
+            }
+            (within, n) if n > 0 && within as usize + n <= 4 => {
+                let value = self.read_register(offset & !3).to_le_bytes();
+                data.copy_from_slice(&value[within as usize..within as usize + n]);
+            }
+            _ => self.errors.bad_access_size += 1,
+        }
+    }
+
+    /// BAR0 write of `data` at `offset`. Only aligned 32-bit and 64-bit writes
+    /// reach registers; others are ignored and counted.
+    pub fn mmio_write(&mut self, offset: u64, data: &[u8]) -> Effects {
+        let len = data.len() as u64;
+        if offset
+            .checked_add(len)
+            .is_none_or(|end| end > u64::from(MMIO_SIZE))
+        {
+            self.errors.bad_access_size += 1;
+            return Effects::default();
+        }
+        let offset = offset as u32;
+        let word = |bytes: &[u8]| u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        match (offset % 4, data.len()) {
+            (0, 4) => self.write_register(offset, word(data)),
+            (0, 8) => {
+                let first = self.write_register(offset, word(&data[..4]));
+                first.merge(self.write_register(offset + 4, word(&data[4..])))
+            }
+            _ => {
+                self.errors.bad_access_size += 1;
+                Effects::default()
+            }
+        }
+    }
+
+    /// BAR1 read: IOADDR returns the selected offset, IODATA the selected
+    /// register; the reserved range reads 0.
+    pub fn io_read(&mut self, offset: u64, data: &mut [u8]) {
+        data.fill(0);
+        if data.len() != 4 {
+            self.errors.bad_access_size += 1;
+            return;
+        }
+        let value = match offset {
+            0 => self.io_address,
+            4 => self.read_register(self.io_address),
+            _ => {
+                self.errors.unknown_register_reads += 1;
+                0
+            }
+        };
+        data.copy_from_slice(&value.to_le_bytes());
+    }
+
+    /// BAR1 write: IOADDR selects a BAR0 offset, IODATA writes that register.
+    pub fn io_write(&mut self, offset: u64, data: &[u8]) -> Effects {
+        let [a, b, c, d] = data else {
+            self.errors.bad_access_size += 1;
+            return Effects::default();
+        };
+        let value = u32::from_le_bytes([*a, *b, *c, *d]);
+        match offset {
+            0 => {
+                self.io_address = value & (MMIO_SIZE - 1) & !3;
+                Effects::default()
+            }
+            4 => self.write_register(self.io_address, value),
+            _ => {
+                self.errors.unknown_register_writes += 1;
+                Effects::default()
+            }
+        }
+    }
+
+    // --- Ring index handling. Kept apart so that the CSB extension can
+    // --- publish and read these indices through shared memory instead.
+
+    /// TDH and TDT as the transmit path sees them.
+    fn tx_indices(&self) -> (u32, u32) {
+        (self.regs.get(TDH), self.regs.get(TDT))
+    }
+
+    /// Publishes the transmit head after a ring walk.
+    fn publish_tx_head(&mut self, head: u32) {
+        self.regs.set(TDH, head);
+    }
+
+    /// RDH and RDT as the receive path sees them.
+    fn rx_indices(&self) -> (u32, u32) {
+        (self.regs.get(RDH), self.regs.get(RDT))
+    }
+
+    /// Publishes the receive head after a ring walk.
+    fn publish_rx_head(&mut self, head: u32) {
+        self.regs.set(RDH, head);
+    }
+
+    /// Transmits what the guest queued between TDH and TDT: gathers frames,
+    /// applies offloads and TSO, hands them to `backend` (flushing once per
+    /// batch), writes back descriptor status and raises TXDW/TXQE.
+    pub fn process_tx<D: Dma, B: NetBackend>(&mut self, dma: &D, backend: &mut B) -> TxOutcome {
+        if self.regs.get(TCTL) & tctl::EN == 0 {
+            return TxOutcome::default();
+        }
+        let (head, tail) = self.tx_indices();
+        if head == tail {
+            return TxOutcome::default();
+        }
+        let base = self.regs.ring_base(TDBAL, TDBAH);
+        let ring = match Ring::validate(dma, base, self.regs.get(TDLEN), head, tail) {
+            Ok(ring) => ring,
+            Err(RingError::Invalid) => {
+                self.errors.tx_ring_invalid += 1;
+                return TxOutcome::default();
+            }
+            Err(RingError::IndexOutOfRange) => {
+                self.errors.tx_index_out_of_range += 1;
+                return TxOutcome::default();
+            }
+        };
+        let env = TxEnv {
+            ring,
+            head,
+            tail,
+            vlan_ethertype: (self.regs.get(CTRL) & ctrl::VME != 0)
+                .then(|| self.regs.get(VET) as u16),
+            pad_short: self.regs.get(TCTL) & tctl::PSP != 0,
+        };
+        let run = self
+            .tx
+            .run(env, dma, backend, &mut self.stats, &mut self.errors);
+        self.publish_tx_head(run.head);
+
+        let now = self.now();
+        let mut causes = 0;
+        if run.report_delayed && self.irq.moderation.tx_reported(true, now) {
+            causes |= icr::TXDW;
+        }
+        if run.report_now && self.irq.moderation.tx_reported(false, now) {
+            causes |= icr::TXDW;
+        }
+        if run.descriptors > 0 && run.head == tail {
+            causes |= icr::TXQE;
+        }
+        self.irq.raise(causes);
+        self.update_level(now);
+        TxOutcome {
+            frames: run.frames,
+            descriptors: run.descriptors,
+            backend_full: run.backend_full,
+        }
+    }
+
+    /// Receives frames waiting in `backend` into the guest's buffers, raising
+    /// RXT0 (subject to moderation) and RXDMT0. Frames stay in the backend
+    /// while the guest has no buffers; with the receiver disabled they are
+    /// dropped, as the hardware does.
+    pub fn process_rx<D: Dma, B: NetBackend>(&mut self, dma: &D, backend: &mut B) -> RxOutcome {
+        let rctl_value = self.regs.get(RCTL);
+        if rctl_value & rctl::EN == 0 {
+            return self.drop_while_disabled(backend);
+        }
+        let (head, tail) = self.rx_indices();
+        let base = self.regs.ring_base(RDBAL, RDBAH);
+        let ring = match Ring::validate(dma, base, self.regs.get(RDLEN), head, tail) {
+            Ok(ring) => ring,
+            Err(error) => {
+                if backend.rx_peek().is_some() {
+                    match error {
+                        RingError::Invalid => self.errors.rx_ring_invalid += 1,
+                        RingError::IndexOutOfRange => self.errors.rx_index_out_of_range += 1,
+                    }
+                }
+                return RxOutcome {
+                    waiting_for_buffers: true,
+                    ..RxOutcome::default()
+                };
+            }
+        };
+        let env = RxEnv {
+            ring,
+            head,
+            tail,
+            rctl: rctl_value,
+            vlan_ethertype: self.regs.get(VET) as u16,
+            strip_vlan: self.regs.get(CTRL) & ctrl::VME != 0,
+        };
+        let run = self.rx.run(
+            env,
+            &self.regs,
+            dma,
+            backend,
+            &mut self.stats,
+            &mut self.errors,
+        );
+        self.publish_rx_head(run.head);
+
+        let now = self.now();
+        let mut causes = 0;
+        if run.frames > 0 && self.irq.moderation.rx_delivered(now) {
+            causes |= icr::RXT0;
+        }
+        if run.threshold_reached {
+            causes |= icr::RXDMT0;
+        }
+        self.irq.raise(causes);
+        self.update_level(now);
+        RxOutcome {
+            frames: run.frames,
+            dropped: run.dropped,
+            waiting_for_buffers: run.waiting_for_buffers,
+            more: run.more,
+        }
+    }
+
+    fn drop_while_disabled<B: NetBackend>(&mut self, backend: &mut B) -> RxOutcome {
+        let mut outcome = RxOutcome::default();
+        while backend.rx_peek().is_some() {
+            if outcome.dropped >= rx::RX_BUDGET {
+                outcome.more = true;
+                break;
+            }
+            backend.rx_consume();
+            self.errors.rx_disabled_drops += 1;
+            outcome.dropped += 1;
+        }
+        if outcome.dropped > 0 {
+            backend.rx_flush();
+        }
+        outcome
+    }
+}

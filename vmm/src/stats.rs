@@ -1,0 +1,299 @@
+//! Accounting: VM exits by reason (MMIO by e1000 register name, PIO by port),
+//! interrupts injected, kicks to and from the switch, packets and bytes each
+//! way, and what the guest did wrong. Written as JSON (every second with
+//! `--stats-json`, and at exit) and as a one-line summary.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+/// A monotonically increasing event counter, safe to bump from any thread.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `n`.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// VM exits, counted by the vCPU thread.
+#[derive(Debug, Default, Clone)]
+pub struct ExitCounts {
+    /// Every exit from KVM_RUN.
+    pub total: u64,
+    /// Port I/O exits by port number.
+    pub pio: BTreeMap<u16, u64>,
+    /// MMIO exits by target (`e1000.TDT`, `unassigned`, ...).
+    pub mmio: BTreeMap<&'static str, u64>,
+    /// Other exits by reason (`idle`, `hlt`, `intr`, ...).
+    pub other: BTreeMap<&'static str, u64>,
+}
+
+impl ExitCounts {
+    /// Total port I/O exits.
+    pub fn pio_total(&self) -> u64 {
+        self.pio.values().sum()
+    }
+
+    /// Total MMIO exits.
+    pub fn mmio_total(&self) -> u64 {
+        self.mmio.values().sum()
+    }
+}
+
+/// Interrupt delivery counters.
+#[derive(Debug, Default)]
+pub struct IrqCounters {
+    /// Interrupts asserted towards the guest (irqfd writes).
+    pub injected: Counter,
+    /// Resample notifications (level mode).
+    pub resamples: Counter,
+    /// irqfd writes that failed.
+    pub failed: Counter,
+}
+
+/// Kicks exchanged with the switch.
+#[derive(Debug, Default)]
+pub struct KickCounters {
+    /// Kicks the VMM sent to the switch.
+    pub to_switch: Counter,
+    /// Kick wake-ups received from the switch.
+    pub from_switch: Counter,
+}
+
+/// Packets and bytes in one direction.
+#[derive(Debug, Default)]
+pub struct TrafficCounters {
+    /// Frames moved.
+    pub packets: Counter,
+    /// Bytes moved (frame lengths, no FCS).
+    pub bytes: Counter,
+    /// Frames dropped by the backend (ring full, too long).
+    pub dropped: Counter,
+}
+
+/// Bad guest behaviour that was ignored.
+#[derive(Debug, Default)]
+pub struct GuestErrorCounters {
+    /// Port I/O to no device, or of a size the device does not take.
+    pub ignored_pio: Counter,
+    /// MMIO to no device.
+    pub ignored_mmio: Counter,
+    /// A BAR placed over another device or outside the address space.
+    pub bar_conflicts: Counter,
+}
+
+/// Work done by the I/O thread.
+#[derive(Debug, Default)]
+pub struct IoThreadCounters {
+    /// epoll wake-ups.
+    pub wakeups: Counter,
+    /// Moderation timer expirations.
+    pub timer_fires: Counter,
+}
+
+/// All counters of one VM.
+#[derive(Debug)]
+pub struct Stats {
+    started: Instant,
+    /// VM exits (locked by the vCPU thread once per exit, uncontended).
+    pub exits: Mutex<ExitCounts>,
+    /// Interrupts.
+    pub irq: IrqCounters,
+    /// Switch kicks.
+    pub kicks: KickCounters,
+    /// Guest to backend.
+    pub tx: TrafficCounters,
+    /// Backend to guest.
+    pub rx: TrafficCounters,
+    /// Ignored guest errors.
+    pub guest_errors: GuestErrorCounters,
+    /// I/O thread activity.
+    pub io_thread: IoThreadCounters,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::new()
+    }
+}
+
+impl Stats {
+    /// Fresh counters; the clock for `seconds` starts now.
+    pub fn new() -> Stats {
+        Stats {
+            started: Instant::now(),
+            exits: Mutex::new(ExitCounts::default()),
+            irq: IrqCounters::default(),
+            kicks: KickCounters::default(),
+            tx: TrafficCounters::default(),
+            rx: TrafficCounters::default(),
+            guest_errors: GuestErrorCounters::default(),
+            io_thread: IoThreadCounters::default(),
+        }
+    }
+
+    /// A copy of the exit counters.
+    pub fn exits_snapshot(&self) -> ExitCounts {
+        self.exits.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Runs `f` on the exit counters.
+    #[inline]
+    pub fn with_exits(&self, f: impl FnOnce(&mut ExitCounts)) {
+        f(&mut self.exits.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Seconds since the counters were created.
+    pub fn seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// All counters as a JSON object; `exit_code` is set once the VM ended.
+    /// `extra` (an object) is merged in: sections other modules own, such as
+    /// the e1000 model's error counters.
+    pub fn to_json(&self, exit_code: Option<i32>, extra: Value) -> Value {
+        let exits = self.exits_snapshot();
+        let pio: BTreeMap<String, u64> = exits
+            .pio
+            .iter()
+            .map(|(port, n)| (format!("{port:#x}"), *n))
+            .collect();
+        let traffic = |t: &TrafficCounters| json!({"packets": t.packets.get(), "bytes": t.bytes.get(), "dropped": t.dropped.get()});
+        let mut value = json!({
+            "seconds": self.seconds(),
+            "exit_code": exit_code,
+            "exits": {
+                "total": exits.total,
+                "pio_total": exits.pio_total(),
+                "mmio_total": exits.mmio_total(),
+                "pio": pio,
+                "mmio": exits.mmio,
+                "other": exits.other,
+            },
+            "interrupts": {
+                "injected": self.irq.injected.get(),
+                "resamples": self.irq.resamples.get(),
+                "failed": self.irq.failed.get(),
+            },
+            "kicks": {
+                "to_switch": self.kicks.to_switch.get(),
+                "from_switch": self.kicks.from_switch.get(),
+            },
+            "tx": traffic(&self.tx),
+            "rx": traffic(&self.rx),
+            "guest_errors": {
+                "ignored_pio": self.guest_errors.ignored_pio.get(),
+                "ignored_mmio": self.guest_errors.ignored_mmio.get(),
+                "bar_conflicts": self.guest_errors.bar_conflicts.get(),
+            },
+            "io_thread": {
+                "wakeups": self.io_thread.wakeups.get(),
+                "timer_fires": self.io_thread.timer_fires.get(),
+            },
+        });
+        if let (Some(all), Value::Object(extra)) = (value.as_object_mut(), extra) {
+            all.extend(extra);
+        }
+        value
+    }
+
+    /// Writes the JSON to `path` atomically (a temporary file renamed over it).
+    pub fn write_json(
+        &self,
+        path: &Path,
+        exit_code: Option<i32>,
+        extra: Value,
+    ) -> std::io::Result<()> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
+        {
+            let mut file = std::fs::File::create(&tmp)?;
+            serde_json::to_writer_pretty(&mut file, &self.to_json(exit_code, extra))?;
+            file.write_all(b"\n")?;
+        }
+        std::fs::rename(&tmp, path)
+    }
+
+    /// The one-line summary printed on stderr at exit.
+    pub fn summary(&self, exit_code: i32) -> String {
+        let exits = self.exits_snapshot();
+        let idle = exits
+            .pio
+            .get(&crate::devices::idle_port::IDLE_PORT)
+            .copied()
+            .unwrap_or(0);
+        format!(
+            "vmm: exit code {exit_code} after {:.3} s: {} exits (pio {}, mmio {}, idle {}), \
+             {} irqs, tx {} pkts {} B, rx {} pkts {} B, kicks to/from switch {}/{}",
+            self.seconds(),
+            exits.total,
+            exits.pio_total(),
+            exits.mmio_total(),
+            idle,
+            self.irq.injected.get(),
+            self.tx.packets.get(),
+            self.tx.bytes.get(),
+            self.rx.packets.get(),
+            self.rx.bytes.get(),
+            self.kicks.to_switch.get(),
+            self.kicks.from_switch.get(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_has_every_section() {
+        let stats = Stats::new();
+        stats.with_exits(|e| {
+            e.total += 3;
+            *e.pio.entry(0x3f8).or_default() += 2;
+            *e.mmio.entry("e1000.TDT").or_default() += 1;
+        });
+        stats.tx.packets.add(5);
+        stats.tx.bytes.add(300);
+        stats.irq.injected.inc();
+        let v = stats.to_json(Some(0), json!({"e1000": {"errors": {"x": 1}}}));
+        assert_eq!(v["e1000"]["errors"]["x"], 1);
+        assert_eq!(v["exits"]["total"], 3);
+        assert_eq!(v["exits"]["pio"]["0x3f8"], 2);
+        assert_eq!(v["exits"]["mmio"]["e1000.TDT"], 1);
+        assert_eq!(v["tx"]["bytes"], 300);
+        assert_eq!(v["interrupts"]["injected"], 1);
+        assert_eq!(v["exit_code"], 0);
+        let line = stats.summary(0);
+        assert!(line.contains("3 exits (pio 2, mmio 1"), "{line}");
+
+        let dir = std::env::temp_dir().join(format!("vmm-stats-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.json");
+        stats.write_json(&path, None, Value::Null).unwrap();
+        let back: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(back["tx"]["packets"], 5);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,125 @@
+//! Helpers for tests that boot tiny hand-made guests in the real `vmm` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Load address of the test programs (they are linked at 1 MiB).
+pub const LOAD_ADDR: u64 = 0x10_0000;
+
+/// Wraps `code` (32-bit code linked at [`LOAD_ADDR`], entry at its first byte)
+/// into an ELF64 PVH image; `bss` zero bytes follow the code in memory.
+pub fn pvh_elf(code: &[u8], bss: u64) -> Vec<u8> {
+    let mut note = Vec::new();
+    note.extend_from_slice(&4u32.to_le_bytes());
+    note.extend_from_slice(&4u32.to_le_bytes());
+    note.extend_from_slice(&18u32.to_le_bytes());
+    note.extend_from_slice(b"Xen\0");
+    note.extend_from_slice(&(LOAD_ADDR as u32).to_le_bytes());
+    let phoff = 64u64;
+    let note_off = phoff + 2 * 56;
+    let code_off = note_off + note.len() as u64;
+    let mut f = vec![0u8; 64];
+    f[0..4].copy_from_slice(b"\x7fELF");
+    f[4] = 2; // ELF64
+    f[5] = 1; // little-endian
+    f[6] = 1;
+    f[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    f[18..20].copy_from_slice(&62u16.to_le_bytes()); // x86-64
+    f[24..32].copy_from_slice(&LOAD_ADDR.to_le_bytes());
+    f[32..40].copy_from_slice(&phoff.to_le_bytes());
+    f[52..54].copy_from_slice(&64u16.to_le_bytes());
+    f[54..56].copy_from_slice(&56u16.to_le_bytes());
+    f[56..58].copy_from_slice(&2u16.to_le_bytes());
+    for (p_type, off, addr, filesz, memsz) in [
+        (
+            1u32,
+            code_off,
+            LOAD_ADDR,
+            code.len() as u64,
+            code.len() as u64 + bss,
+        ),
+        (4u32, note_off, 0, note.len() as u64, note.len() as u64),
+    ] {
+        let mut h = vec![0u8; 56];
+        h[0..4].copy_from_slice(&p_type.to_le_bytes());
+        h[4..8].copy_from_slice(&7u32.to_le_bytes());
+        h[8..16].copy_from_slice(&off.to_le_bytes());
+        h[16..24].copy_from_slice(&addr.to_le_bytes());
+        h[24..32].copy_from_slice(&addr.to_le_bytes());
+        h[32..40].copy_from_slice(&filesz.to_le_bytes());
+        h[40..48].copy_from_slice(&memsz.to_le_bytes());
+        f.extend_from_slice(&h);
+    }
+    f.extend_from_slice(&note);
+    f.extend_from_slice(code);
+    f
+}
+
+/// A scratch directory removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// A fresh directory under the system temp dir.
+    pub fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "vmm-test-{tag}-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        ));
+        let dir = PathBuf::from(dir.to_string_lossy().replace([' ', '{', '}', ':'], ""));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// A path inside the directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether this machine can run VMs at all.
+pub fn have_kvm() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+}
+
+/// Runs the vmm binary with `args`, killing it after `timeout`.
+pub fn run_vmm(args: &[&str], timeout: Duration) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_vmm"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn vmm");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(out) => out.expect("wait for vmm"),
+        Err(_) => {
+            // SAFETY-free: kill exactly the child we started, by its PID.
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("vmm did not finish within {timeout:?}");
+        }
+    }
+}
+
+/// Writes `image` into `dir` as `name` and returns its path as a string.
+pub fn write_image(dir: &Path, name: &str, image: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, image).unwrap();
+    path.to_string_lossy().into_owned()
+}
