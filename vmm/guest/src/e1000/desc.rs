@@ -1,0 +1,109 @@
+//! Legacy TX and RX descriptors (16 bytes each) and the DMA memory that holds
+//! the rings and packet buffers.
+
+use crate::cell::TakeOnce;
+
+/// TX descriptors in the ring (a multiple of 8: TDLEN must be a multiple of
+/// 128 bytes). 512 lets send combining queue large batches.
+pub const TX_RING_SIZE: usize = 512;
+/// RX descriptors in the ring. 512 absorbs bursts while the guest is busy
+/// in an exit, and leaves room to return buffers in batches.
+pub const RX_RING_SIZE: usize = 512;
+/// Bytes per packet buffer (RCTL.BSIZE = 2048).
+pub const BUF_SIZE: usize = 2048;
+
+/// TX command: end of packet.
+pub const TXD_CMD_EOP: u8 = 1 << 0;
+/// TX command: insert FCS.
+pub const TXD_CMD_IFCS: u8 = 1 << 1;
+/// TX command: report status (write back DD).
+pub const TXD_CMD_RS: u8 = 1 << 3;
+/// TX command: interrupt delay enable (TIDV/TADV apply).
+pub const TXD_CMD_IDE: u8 = 1 << 7;
+/// TX status: descriptor done.
+pub const TXD_STAT_DD: u8 = 1 << 0;
+/// RX status: descriptor done.
+pub const RXD_STAT_DD: u8 = 1 << 0;
+/// RX status: end of packet.
+pub const RXD_STAT_EOP: u8 = 1 << 1;
+
+/// A legacy transmit descriptor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C, align(16))]
+pub struct TxDesc {
+    /// Buffer physical address.
+    pub addr: u64,
+    /// Bytes in the buffer.
+    pub length: u16,
+    /// Checksum offset (unused).
+    pub cso: u8,
+    /// Command bits (`TXD_CMD_*`).
+    pub cmd: u8,
+    /// Status bits (`TXD_STAT_*`), written back by the device.
+    pub status: u8,
+    /// Checksum start (unused).
+    pub css: u8,
+    /// VLAN tag (unused).
+    pub special: u16,
+}
+
+/// A legacy receive descriptor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C, align(16))]
+pub struct RxDesc {
+    /// Buffer physical address.
+    pub addr: u64,
+    /// Bytes received, written back.
+    pub length: u16,
+    /// Packet checksum, written back.
+    pub csum: u16,
+    /// Status bits (`RXD_STAT_*`), written back.
+    pub status: u8,
+    /// Error bits, written back.
+    pub errors: u8,
+    /// VLAN tag, written back.
+    pub special: u16,
+}
+
+const _: () = assert!(core::mem::size_of::<TxDesc>() == 16);
+const _: () = assert!(core::mem::size_of::<RxDesc>() == 16);
+
+const TX_ZERO: TxDesc = TxDesc {
+    addr: 0,
+    length: 0,
+    cso: 0,
+    cmd: 0,
+    status: 0,
+    css: 0,
+    special: 0,
+};
+const RX_ZERO: RxDesc = RxDesc {
+    addr: 0,
+    length: 0,
+    csum: 0,
+    status: 0,
+    errors: 0,
+    special: 0,
+};
+
+/// Everything the device reads or writes by DMA, page aligned, in `.bss`
+/// (identity mapped: a pointer is the physical address).
+#[repr(C, align(4096))]
+pub struct DmaMemory {
+    /// The TX descriptor ring.
+    pub tx_desc: [TxDesc; TX_RING_SIZE],
+    /// The RX descriptor ring.
+    pub rx_desc: [RxDesc; RX_RING_SIZE],
+    /// One TX buffer per TX descriptor.
+    pub tx_buf: [[u8; BUF_SIZE]; TX_RING_SIZE],
+    /// One RX buffer per RX descriptor.
+    pub rx_buf: [[u8; BUF_SIZE]; RX_RING_SIZE],
+}
+
+/// The guest's only DMA memory.
+pub static DMA: TakeOnce<DmaMemory> = TakeOnce::new(DmaMemory {
+    tx_desc: [TX_ZERO; TX_RING_SIZE],
+    rx_desc: [RX_ZERO; RX_RING_SIZE],
+    tx_buf: [[0; BUF_SIZE]; TX_RING_SIZE],
+    rx_buf: [[0; BUF_SIZE]; RX_RING_SIZE],
+});

@@ -1,0 +1,321 @@
+//! The workloads and what they share: device bring-up, waiting for frames,
+//! progress lines and the result line.
+
+mod chaos;
+mod ping;
+mod pong;
+mod rx;
+mod tx;
+
+use crate::apic;
+use crate::args::{Config, Mac, TxMode, Workload};
+use crate::boot_info::StartInfo;
+use crate::counters::{Snapshot, COUNTERS};
+use crate::driver::{Driver, Setup};
+use crate::e1000::desc::DMA;
+use crate::e1000::nic::{Nic, STOCK_MODERATION};
+use crate::e1000::regs::{Regs, INT_LSC, INT_RX, INT_TXDW};
+use crate::e1000::rx::RxRing;
+use crate::e1000::tx::TxRing;
+use crate::irq::{self, with_driver};
+use crate::json::JsonObject;
+use crate::pci::{self, E1000Function};
+use crate::serial::Serial;
+use crate::tsc::{self, Deadline};
+use crate::{println, EXIT_SETUP};
+use core::fmt;
+
+/// Upper bound of any run whose `duration=` is not given.
+pub const DEFAULT_MAX_MS: u64 = 300_000;
+/// A receiving workload stops after this much silence once traffic began.
+pub const IDLE_STOP_MS: u64 = 2_000;
+/// How long a waiting loop polls the RX ring before it enables the RX
+/// interrupt and idles (each sleep/wake-up costs several exits).
+pub const SPIN_US: u64 = 200;
+/// The IOAPIC pin used when the PCI interrupt line register is unusable.
+pub const FALLBACK_IRQ_PIN: u8 = 11;
+
+/// What every workload gets.
+pub struct Env<'a> {
+    /// The command line.
+    pub config: &'a Config,
+    /// The start info.
+    pub info: &'a StartInfo,
+    /// The device's PCI function.
+    pub pci: E1000Function,
+    /// Our MAC.
+    pub mac: [u8; 6],
+}
+
+impl Env<'_> {
+    /// The overall deadline of the run.
+    pub fn deadline(&self) -> Deadline {
+        Deadline::after_ms(self.config.duration_ms.unwrap_or(DEFAULT_MAX_MS))
+    }
+}
+
+/// Prints a setup error (human line and result line).
+pub fn report_setup_error(workload: &str, message: fmt::Arguments) {
+    println!("guest: setup error: {message}");
+    let mut serial = Serial;
+    let mut o = JsonObject::begin(&mut serial);
+    o.str("result", workload).display("error", message);
+    o.end();
+    println!();
+}
+
+fn setup_for(config: &Config) -> Setup {
+    let combine = if config.txmode == TxMode::Combine {
+        INT_TXDW
+    } else {
+        0
+    };
+    let irq_mask = match config.workload {
+        // The stock driver reclaims in the TX interrupt; combining needs it.
+        Workload::Tx => INT_TXDW,
+        Workload::Rx | Workload::Ping | Workload::Pong => combine,
+        Workload::Chaos => INT_TXDW | INT_RX | INT_LSC,
+    };
+    Setup {
+        txmode: config.txmode,
+        rx_enable: config.workload != Workload::Tx,
+        irq_mask,
+        moderation: STOCK_MODERATION,
+    }
+}
+
+/// Brings the device up and runs the configured workload; returns the exit
+/// code.
+pub fn run(config: &Config, info: &StartInfo) -> u8 {
+    let name = config.workload.name();
+    match config.tsc_khz {
+        Some(khz) => tsc::set_khz(khz),
+        None => match tsc::calibrate_with_pit() {
+            Some(khz) => {
+                println!("guest: no tsc_khz=, measured {khz} kHz against the PIT");
+                tsc::set_khz(khz);
+            }
+            None => println!("guest: no tsc_khz= and no PIT: assuming 1 GHz"),
+        },
+    }
+    if config.txmode == TxMode::Csb {
+        report_setup_error(name, format_args!("txmode=csb is not implemented yet"));
+        return EXIT_SETUP;
+    }
+    let pci = match pci::enable_e1000() {
+        Ok(pci) => pci,
+        Err(err) => {
+            report_setup_error(name, format_args!("e1000: {err:?}"));
+            return EXIT_SETUP;
+        }
+    };
+    let pins = apic::ioapic_pins();
+    let pin = if pci.irq_line != 0 && (pci.irq_line as u32) < pins {
+        pci.irq_line
+    } else {
+        println!(
+            "guest: interrupt line {} unusable ({} IOAPIC pins), using {}",
+            pci.irq_line, pins, FALLBACK_IRQ_PIN
+        );
+        FALLBACK_IRQ_PIN
+    };
+    let Some(dma) = DMA.take() else {
+        report_setup_error(name, format_args!("DMA memory already taken"));
+        return EXIT_SETUP;
+    };
+    let tx = TxRing::new(&mut dma.tx_desc, &mut dma.tx_buf);
+    let rx = RxRing::new(&mut dma.rx_desc, &mut dma.rx_buf);
+    // SAFETY: BAR0 as assigned and enabled by `enable_e1000`, inside the
+    // identity-mapped MMIO window.
+    let regs = unsafe { Regs::new(pci.bar0 as usize) };
+    let mut driver = Driver::new(Nic::new(regs), tx, rx);
+    let up = match driver.start(setup_for(config)) {
+        Ok(up) => up,
+        Err(err) => {
+            report_setup_error(name, format_args!("e1000 bring-up: {err:?}"));
+            return EXIT_SETUP;
+        }
+    };
+    irq::install(driver);
+    apic::ioapic_route_edge(pin, irq::VECTOR_NIC, apic::id());
+    println!(
+        "guest: e1000 at 00:{:02x}.{} bar0 {:#x}{} io {:#x} irq line {} pin {} subsystem {:#06x} mac {} link {}",
+        pci.function.device,
+        pci.function.function,
+        pci.bar0,
+        if pci.bar0_assigned_by_guest { " (assigned)" } else { "" },
+        pci.io_base.unwrap_or(0),
+        pin,
+        pci.irq_pin,
+        pci.subsystem_device,
+        Mac(up.mac),
+        if up.link_up { "up" } else { "DOWN" },
+    );
+    println!(
+        "guest: {} txmode={} size={} tsc {} kHz",
+        name,
+        config.txmode.name(),
+        config.size,
+        tsc::khz()
+    );
+    let env = Env {
+        config,
+        info,
+        pci,
+        mac: up.mac,
+    };
+    match config.workload {
+        Workload::Tx => tx::run(&env),
+        Workload::Rx => rx::run(&env),
+        Workload::Ping => ping::run(&env),
+        Workload::Pong => pong::run(&env),
+        Workload::Chaos => chaos::run(&env),
+    }
+}
+
+/// Waits until a frame is in the RX ring (true) or `deadline` passes
+/// (false): polls for [`SPIN_US`], then enables the RX interrupt and idles.
+pub fn wait_for_rx(deadline: Deadline) -> bool {
+    let spin_end = Deadline::after_ticks(tsc::us_to_ticks(SPIN_US));
+    loop {
+        if with_driver(|d| d.rx.poll().is_some()) {
+            return true;
+        }
+        if deadline.passed() {
+            return false;
+        }
+        if spin_end.passed() {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    loop {
+        let token = irq::idle_token();
+        if with_driver(|d| {
+            d.service_tx();
+            d.arm_rx_wakeup()
+        }) {
+            return true;
+        }
+        if deadline.passed() {
+            return false;
+        }
+        irq::idle(token);
+    }
+}
+
+/// Busy-waits (no exits) until the TSC reaches `tsc`; idles if that is more
+/// than 10 ms away.
+pub fn wait_until(tsc_value: u64) {
+    loop {
+        let now = tsc::now();
+        if now >= tsc_value {
+            return;
+        }
+        if tsc_value - now > tsc::ms_to_ticks(10) {
+            irq::idle(irq::idle_token());
+        } else {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Once-a-second progress lines (none with `quiet`).
+pub struct Progress {
+    quiet: bool,
+    label: &'static str,
+    start: u64,
+    next: u64,
+    last_frames: u64,
+    last_tsc: u64,
+}
+
+impl Progress {
+    /// Starts the clock now.
+    pub fn new(label: &'static str, quiet: bool) -> Progress {
+        let now = tsc::now();
+        Progress {
+            quiet,
+            label,
+            start: now,
+            next: now + tsc::ms_to_ticks(1000),
+            last_frames: 0,
+            last_tsc: now,
+        }
+    }
+
+    /// Prints a line if a second has passed since the last one.
+    #[inline]
+    pub fn tick(&mut self, frames: u64) {
+        if self.quiet {
+            return;
+        }
+        let now = tsc::now();
+        if now < self.next {
+            return;
+        }
+        let interval = tsc::ticks_to_secs(now - self.last_tsc);
+        let pps = (frames - self.last_frames) as f64 / interval;
+        println!(
+            "{}: {:.1} s {} frames {:.0} pps",
+            self.label,
+            tsc::ticks_to_secs(now - self.start),
+            frames,
+            pps
+        );
+        self.last_frames = frames;
+        self.last_tsc = now;
+        self.next = now + tsc::ms_to_ticks(1000);
+    }
+}
+
+/// Prints the result line: `result`, the workload's own fields (`fill`),
+/// then the driver counters of the run (since `baseline`).
+pub fn print_result(
+    env: &Env,
+    baseline: &Snapshot,
+    fill: impl FnOnce(&mut JsonObject<'_, Serial>),
+) {
+    let c = COUNTERS.snapshot().since(baseline);
+    let mut serial = Serial;
+    let mut o = JsonObject::begin(&mut serial);
+    o.str("result", env.config.workload.name());
+    fill(&mut o);
+    o.str("txmode", env.config.txmode.name())
+        .display("mac", Mac(env.mac))
+        .u64("tsc_khz", tsc::khz())
+        .u64("irqs", c.irqs)
+        .u64("tdt_writes", c.tdt_writes)
+        .u64("rdt_writes", c.rdt_writes)
+        .u64("icr_reads", c.icr_reads)
+        .u64("ims_writes", c.ims_writes)
+        .u64("imc_writes", c.imc_writes)
+        .u64("eoi_writes", c.eoi_writes)
+        .u64("mmio_reads", c.mmio_reads)
+        .u64("mmio_writes", c.mmio_writes)
+        .u64("pio", c.pio)
+        .u64("idle", c.idle_exits)
+        .u64("timer_irqs", c.timer_irqs)
+        .u64("irqs_deferred", c.irqs_deferred)
+        .u64("tdt_deferred", c.tdt_deferred)
+        .u64("tx_watchdog", c.tx_watchdog);
+    let causes = with_driver(|d| d.causes);
+    o.object("irq_causes", |o| {
+        o.u64("tx", causes.tx)
+            .u64("rx", causes.rx)
+            .u64("rx_overruns", causes.rx_overruns)
+            .u64("link", causes.link_changes)
+            .u64("other", causes.other);
+    });
+    o.end();
+    println!();
+}
+
+/// Frames per second over `ticks` (0 if too short to tell).
+pub fn rate(frames: u64, ticks: u64) -> f64 {
+    if ticks == 0 || frames == 0 {
+        0.0
+    } else {
+        frames as f64 / tsc::ticks_to_secs(ticks)
+    }
+}

@@ -1,0 +1,141 @@
+//! `pong`: answers every ping addressed to us (or to a group address) with
+//! a pong (warm-up pings too, which do not count toward `count`):
+//! `testframe::make_pong` in place when the ping was unicast to us;
+//! for a broadcast ping the pong is rebuilt with our MAC as its source
+//! (a group address must not be a source). Stops after `count` pongs, at
+//! the deadline, or after [`IDLE_STOP_MS`] without pings once they began.
+
+use super::ping::WARMUP_SEQ_BASE;
+use super::{print_result, wait_for_rx, Env, IDLE_STOP_MS};
+use crate::counters::COUNTERS;
+use crate::irq::with_driver;
+use crate::tsc::{self, Deadline};
+use crate::{EXIT_OK, EXIT_WORKLOAD};
+use testframe::{FrameError, Header, Kind};
+
+/// Pings handled per pass before the loop checks its clock.
+const PONG_BUDGET: u32 = 256;
+
+#[derive(Default)]
+struct PongCounts {
+    answered: u64,
+    bytes: u64,
+    not_for_us: u64,
+    other_kind: u64,
+    foreign: u64,
+    corrupt: u64,
+    tx_full: u64,
+    warmup: u64,
+    first: u64,
+    last: u64,
+    last_activity: u64,
+}
+
+/// Runs the workload; returns the exit code.
+pub fn run(env: &Env) -> u8 {
+    let config = env.config;
+    let mac = env.mac;
+    let deadline = env.deadline();
+    let baseline = COUNTERS.snapshot();
+    let mut c = PongCounts::default();
+    loop {
+        let handled = with_driver(|d| {
+            d.service_tx();
+            let mut n = 0;
+            while n < PONG_BUDGET {
+                let Some(completion) = d.rx.poll() else { break };
+                n += 1;
+                let frame = d.rx.frame(&completion);
+                let len = frame.len();
+                match testframe::parse(frame) {
+                    Ok(ping) if ping.kind == Kind::Ping => {
+                        if ping.dst != mac && ping.dst[0] & 1 == 0 {
+                            c.not_for_us += 1;
+                        } else if d.tx.free() == 0 {
+                            c.tx_full += 1;
+                        } else {
+                            let buf = d.tx.next_buffer();
+                            if ping.dst == mac {
+                                buf[..len].copy_from_slice(frame);
+                                let _ = testframe::make_pong(&mut buf[..len]);
+                            } else {
+                                let pong = Header {
+                                    dst: ping.src,
+                                    src: mac,
+                                    kind: Kind::Pong,
+                                    ..ping
+                                };
+                                let _ = testframe::write_frame(&mut buf[..len], &pong);
+                            }
+                            d.queue_frame(len as u16);
+                            let now = tsc::now();
+                            c.last_activity = now;
+                            if ping.seq >= WARMUP_SEQ_BASE {
+                                c.warmup += 1;
+                            } else {
+                                if c.answered == 0 {
+                                    c.first = now;
+                                }
+                                c.last = now;
+                                c.answered += 1;
+                                c.bytes += len as u64;
+                            }
+                        }
+                    }
+                    Ok(_) => c.other_kind += 1,
+                    Err(FrameError::Foreign) => c.foreign += 1,
+                    Err(_) => c.corrupt += 1,
+                }
+                d.rx_consumed();
+            }
+            n
+        });
+        if config.count.is_some_and(|n| c.answered >= n) || deadline.passed() {
+            break;
+        }
+        if handled == 0 {
+            let wait = if c.answered + c.warmup == 0 {
+                deadline
+            } else {
+                let silence = tsc::now().saturating_sub(c.last_activity);
+                let left = tsc::ms_to_ticks(IDLE_STOP_MS).saturating_sub(silence);
+                if left == 0 {
+                    break;
+                }
+                Deadline::after_ticks(left.min(deadline.tsc().saturating_sub(tsc::now())))
+            };
+            wait_for_rx(wait);
+        }
+    }
+    // Let the last pongs leave before the VM exits.
+    let drain = Deadline::after_ms(100);
+    while with_driver(|d| {
+        d.service_tx();
+        d.tx.in_flight()
+    }) > 0
+        && !drain.passed()
+    {
+        core::hint::spin_loop();
+    }
+    with_driver(|d| d.rx_return_all());
+    let ticks = c.last - c.first;
+    print_result(env, &baseline, |o| {
+        o.u64("frames", c.answered)
+            .u64("bytes", c.bytes)
+            .f64("seconds", tsc::ticks_to_secs(ticks), 6)
+            .f64("pps", super::rate(c.answered.saturating_sub(1), ticks), 1)
+            .u64("warmup", c.warmup)
+            .object("errors", |e| {
+                e.u64("not_for_us", c.not_for_us)
+                    .u64("other_kind", c.other_kind)
+                    .u64("foreign", c.foreign)
+                    .u64("corrupt", c.corrupt)
+                    .u64("tx_full", c.tx_full);
+            });
+    });
+    if c.answered > 0 {
+        EXIT_OK
+    } else {
+        EXIT_WORKLOAD
+    }
+}
