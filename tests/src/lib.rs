@@ -225,3 +225,121 @@ pub fn field(v: &Value, key: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("no integer {key} in {v}"))
 }
+
+/// Path of the guest image: `$E2E_GUEST_IMAGE`, else `target/guest/guest.elf`.
+pub fn guest_image() -> PathBuf {
+    if let Some(p) = std::env::var_os("E2E_GUEST_IMAGE") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/guest/guest.elf")
+}
+
+/// A VM running the guest image on a switch port of a test's daemon.
+pub struct Vm {
+    /// The vmm process.
+    pub proc: Proc,
+    serial: PathBuf,
+    stats: PathBuf,
+    label: String,
+}
+
+impl Vm {
+    /// Starts `vmm` with the guest image on `port` (MAC `mac`), guest
+    /// arguments `guest_args` and extra vmm options `vmm_args`.
+    pub fn start(
+        daemon: &Daemon,
+        label: &str,
+        port: &str,
+        mac: &str,
+        vmm_args: &[&str],
+        guest_args: &str,
+    ) -> Result<Vm> {
+        let image = guest_image();
+        if !image.exists() {
+            bail!(
+                "no guest image at {} (run `cargo xtask build-guest`)",
+                image.display()
+            );
+        }
+        let serial = daemon.dir().join(format!("{label}.serial"));
+        let stats = daemon.dir().join(format!("{label}.stats.json"));
+        let mut cmd = Command::new(bin_dir().join("vmm"));
+        cmd.arg("--kernel")
+            .arg(&image)
+            .args(["--mem", "64", "--net", port, "--mac", mac])
+            .arg("--socket")
+            .arg(daemon.socket())
+            .arg("--serial")
+            .arg(&serial)
+            .arg("--stats-json")
+            .arg(&stats)
+            .args(vmm_args)
+            .arg("--")
+            .args(guest_args.split_whitespace());
+        let proc = Proc::spawn(label, cmd, Capture::Files(daemon.dir().to_owned()))?;
+        Ok(Vm {
+            proc,
+            serial,
+            stats,
+            label: label.to_owned(),
+        })
+    }
+
+    /// What the guest printed so far.
+    pub fn serial(&self) -> String {
+        std::fs::read_to_string(&self.serial).unwrap_or_default()
+    }
+
+    /// Waits until the guest printed `needle` (bounded).
+    pub fn wait_for_serial(&self, needle: &str, timeout: Duration) -> Result<()> {
+        wait_until(timeout, Duration::from_millis(20), || {
+            self.serial().contains(needle)
+        })
+        .with_context(|| {
+            format!(
+                "{} never printed {needle:?}; serial:\n{}",
+                self.label,
+                self.serial()
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Waits for the VM to exit and returns the guest's JSON result line and
+    /// the VMM's final statistics.
+    pub fn finish(&mut self, timeout: Duration) -> Result<(Value, Value)> {
+        let status = self.proc.wait_timeout(timeout)?.with_context(|| {
+            format!(
+                "{} did not finish within {timeout:?}; serial:\n{}",
+                self.label,
+                self.serial()
+            )
+        })?;
+        let serial = self.serial();
+        let result = serial
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("{\"result\""))
+            .with_context(|| {
+                format!(
+                    "{} ({status}) printed no result line; serial:\n{serial}\nvmm stderr:\n{}",
+                    self.label,
+                    self.proc.read_stderr().unwrap_or_default()
+                )
+            })?;
+        let result: Value =
+            serde_json::from_str(result).with_context(|| format!("bad result line {result}"))?;
+        let stats: Value = std::fs::read(&self.stats)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if !status.success() {
+            bail!(
+                "{} exited with {status}: result {result}\nvmm stderr:\n{}",
+                self.label,
+                self.proc.read_stderr().unwrap_or_default()
+            );
+        }
+        Ok((result, stats))
+    }
+}

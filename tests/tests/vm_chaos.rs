@@ -1,0 +1,58 @@
+//! A hostile guest: the VMM survives and counts, and two other VMs on the
+//! same switch keep exchanging traffic meanwhile.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use e2e_tests::{field, Daemon, Vm};
+
+#[test]
+fn the_chaos_guest_is_survived_and_others_keep_talking() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    let mut pong = Vm::start(
+        &daemon,
+        "vm-pong",
+        "vale0:pong",
+        "52:54:00:00:03:01",
+        &[],
+        "pong count=3000",
+    )?;
+    pong.wait_for_serial("guest: pong", Duration::from_secs(30))?;
+    let mut ping = Vm::start(
+        &daemon,
+        "vm-ping",
+        "vale0:ping",
+        "52:54:00:00:03:02",
+        &[],
+        "ping count=3000 dst=52:54:00:00:03:01",
+    )?;
+    let mut chaos = Vm::start(
+        &daemon,
+        "vm-chaos",
+        "vale0:chaos",
+        "52:54:00:00:03:03",
+        &[],
+        "chaos",
+    )?;
+    let (chaos_result, chaos_stats) = chaos.finish(Duration::from_secs(120))?;
+    let (ping_result, _) = ping.finish(Duration::from_secs(300))?;
+    let _ = pong.finish(Duration::from_secs(30));
+    // The VMM stayed up, counted the guest's errors, and the device still
+    // worked at the end (the guest checks that itself).
+    let errors = &chaos_stats["e1000"]["errors"];
+    let total: u64 = errors
+        .as_object()
+        .map(|o| o.values().filter_map(|v| v.as_u64()).sum())
+        .unwrap_or(0);
+    assert!(total > 10, "the VMM counted few guest errors: {errors}");
+    for key in ["tx_buffer_dma_errors", "unknown_register_writes"] {
+        assert!(
+            errors[key].as_u64().unwrap_or(0) > 0,
+            "{key} not counted: {errors}"
+        );
+    }
+    eprintln!("chaos result: {chaos_result}");
+    // Meanwhile the other two VMs exchanged every ping.
+    assert_eq!(field(&ping_result, "lost"), 0, "{ping_result}");
+    Ok(())
+}
