@@ -5,10 +5,12 @@
 
 mod af_packet;
 mod copy_ceiling;
+mod guest_vm;
 mod linux_bridge;
 mod procs;
 mod report;
 mod suite_switch;
+mod suite_vm;
 mod switch_core;
 mod switch_e2e;
 
@@ -31,6 +33,8 @@ struct Cli {
 enum Case {
     /// The switch suite: core, end to end, Linux bridge and copy ceiling, side by side.
     Switch(suite_switch::SwitchArgs),
+    /// The VM suite: the seed's table, our VMM per configuration beside QEMU.
+    Vm(suite_vm::VmArgs),
     /// AF_PACKET sender -> veth -> Linux bridge -> veth -> AF_PACKET receiver.
     LinuxBridge(RunArgs),
     /// AF_PACKET sender on one end of a veth, receiver on the other.
@@ -122,6 +126,7 @@ fn main() -> anyhow::Result<()> {
     testbed::sweep_stale(testbed::DEFAULT_PREFIX).context("sweeping stale namespaces")?;
     let (result, json) = match &cli.case {
         Case::Switch(args) => return suite_switch::run(args),
+        Case::Vm(args) => return suite_vm::run(args),
         Case::LinuxBridge(args) => (linux_bridge::linux_bridge(&args.config()?)?, args.json),
         Case::VethRx(args) => (af_packet::veth_receive(&args.config()?)?, args.json),
     };

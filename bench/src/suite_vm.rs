@@ -1,0 +1,442 @@
+//! `bench vm`: the seed's table, side by side in one run. The same guest
+//! image runs under our VMM (its e1000 on a vswitch port) in each
+//! configuration, and under QEMU (its e1000 on a tap in a Linux bridge inside
+//! a namespace) with mitigation on and off. For each: VM to VM throughput at
+//! each frame size, VM to a pktgen port (ours), and ping-pong RTT, with the
+//! exits and interrupts per packet the guests counted themselves.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use testbed::{unique_temp_dir, wait_until, Capture, Netns, Proc};
+
+use crate::guest_vm::{guest_exits, guest_image, guest_irqs, tsc_khz, vmm_exits, GuestVm};
+use crate::report::{Case, Report};
+
+/// Arguments of `bench vm`.
+#[derive(clap::Args)]
+pub struct VmArgs {
+    /// Seconds of traffic per throughput run.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Frame sizes.
+    #[arg(long, value_delimiter = ',', default_value = "64,1514")]
+    sizes: Vec<usize>,
+    /// Round trips per ping-pong run.
+    #[arg(long, default_value_t = 2000)]
+    pings: u64,
+    /// Only these configurations (names as in the table).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Where the vswitch and vmm binaries are.
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// The JSON output.
+    #[arg(long, default_value = "target/bench/vm.json")]
+    out: PathBuf,
+}
+
+/// One configuration of the table.
+struct Config {
+    name: &'static str,
+    qemu: bool,
+    /// `--e1000` options of our VMM, or QEMU's mitigation.
+    e1000: &'static [&'static str],
+    mitigation: bool,
+    /// Guest TX mode and burst.
+    guest: &'static str,
+    threads: &'static str,
+}
+
+const CONFIGS: &[Config] = &[
+    Config {
+        name: "plain",
+        qemu: false,
+        e1000: &["mitigation=off"],
+        mitigation: false,
+        guest: "txmode=plain",
+        threads: "per VM: vCPU + I/O thread; switch: 1 forwarding thread",
+    },
+    Config {
+        name: "mitigation",
+        qemu: false,
+        e1000: &["mitigation=on"],
+        mitigation: true,
+        guest: "txmode=plain",
+        threads: "per VM: vCPU + I/O thread; switch: 1 forwarding thread",
+    },
+    Config {
+        name: "mitigation+combining",
+        qemu: false,
+        e1000: &["mitigation=on"],
+        mitigation: true,
+        guest: "txmode=combine",
+        threads: "per VM: vCPU + I/O thread; switch: 1 forwarding thread",
+    },
+    Config {
+        name: "csb",
+        qemu: false,
+        e1000: &["mitigation=off", "csb=on"],
+        mitigation: false,
+        guest: "txmode=csb burst=1",
+        threads: "per VM: vCPU + net worker; switch: 1 forwarding thread",
+    },
+    Config {
+        name: "csb+batch",
+        qemu: false,
+        e1000: &["mitigation=off", "csb=on"],
+        mitigation: false,
+        guest: "txmode=csb burst=64",
+        threads: "per VM: vCPU + net worker; switch: 1 forwarding thread",
+    },
+    Config {
+        name: "mitigation=on",
+        qemu: true,
+        e1000: &[],
+        mitigation: true,
+        guest: "txmode=plain",
+        threads: "per VM: QEMU vCPU + main loop; Linux bridge in softirq",
+    },
+    Config {
+        name: "mitigation=off",
+        qemu: true,
+        e1000: &[],
+        mitigation: false,
+        guest: "txmode=plain",
+        threads: "per VM: QEMU vCPU + main loop; Linux bridge in softirq",
+    },
+];
+
+const RX_MAC: &str = "52:54:00:00:0b:01";
+const TX_MAC: &str = "52:54:00:00:0b:02";
+
+/// Where the guests of one configuration run.
+enum Host {
+    Ours {
+        bin_dir: PathBuf,
+        socket: PathBuf,
+        _daemon: Proc,
+    },
+    Qemu {
+        ns: Netns,
+    },
+}
+
+struct Bed {
+    host: Host,
+    image: PathBuf,
+    dir: PathBuf,
+    tsc_khz: u64,
+}
+
+impl Bed {
+    fn start(
+        &self,
+        config: &Config,
+        label: &str,
+        slot: usize,
+        mac: &str,
+        args: &str,
+    ) -> Result<GuestVm> {
+        let args = format!("{args} quiet tsc_khz={}", self.tsc_khz);
+        match &self.host {
+            Host::Ours {
+                bin_dir, socket, ..
+            } => GuestVm::ours(
+                bin_dir,
+                &self.image,
+                &self.dir,
+                label,
+                socket,
+                &format!("vale0:{label}"),
+                mac,
+                config.e1000,
+                &args,
+            ),
+            Host::Qemu { ns } => GuestVm::qemu(
+                ns,
+                &self.image,
+                &self.dir,
+                label,
+                &format!("tap{slot}"),
+                mac,
+                config.mitigation,
+                &args,
+            ),
+        }
+    }
+
+    /// Waits for a receiving guest to be ready (QEMU's e1000 also ignores
+    /// frames for a second after the guest's RCTL write).
+    fn ready(&self, vm: &GuestVm, word: &str) -> Result<()> {
+        vm.wait_line(&format!("guest: {word}"), Duration::from_secs(60))?;
+        if matches!(self.host, Host::Qemu { .. }) {
+            std::thread::sleep(Duration::from_millis(1300));
+        }
+        Ok(())
+    }
+}
+
+struct Measured {
+    pps: f64,
+    frames: u64,
+    exits: u64,
+    irqs: u64,
+    lost: u64,
+    tx_pps: f64,
+    /// Exits our VMM counted over the whole runs (setup included).
+    vmm_exits: Option<u64>,
+}
+
+fn vm_to_vm(bed: &Bed, config: &Config, size: usize, seconds: f64) -> Result<Measured> {
+    let mut rx = bed.start(
+        config,
+        "rx",
+        0,
+        RX_MAC,
+        &format!("rx size={size} duration={}", seconds as u64 + 60),
+    )?;
+    bed.ready(&rx, "rx")?;
+    let mut tx = bed.start(
+        config,
+        "tx",
+        1,
+        TX_MAC,
+        &format!(
+            "tx size={size} duration={} {} dst={RX_MAC}",
+            seconds.max(1.0) as u64,
+            config.guest
+        ),
+    )?;
+    let tx_out = tx.finish(Duration::from_secs_f64(seconds + 120.0))?;
+    let rx_out = rx.finish(Duration::from_secs(90))?;
+    let frames = rx_out.result["unique"].as_u64().unwrap_or(0);
+    let secs = rx_out.result["seconds"].as_f64().unwrap_or(0.0);
+    if frames == 0 || secs <= 0.0 {
+        bail!("the receiving guest got nothing: {}", rx_out.result);
+    }
+    let sent = tx_out.result["frames"].as_u64().unwrap_or(0);
+    Ok(Measured {
+        pps: frames as f64 / secs,
+        frames,
+        exits: guest_exits(&tx_out.result) + guest_exits(&rx_out.result),
+        irqs: guest_irqs(&tx_out.result) + guest_irqs(&rx_out.result),
+        lost: sent.saturating_sub(frames),
+        tx_pps: tx_out.result["pps"].as_f64().unwrap_or(0.0),
+        vmm_exits: vmm_exits(&tx_out.vmm_stats)
+            .zip(vmm_exits(&rx_out.vmm_stats))
+            .map(|(a, b)| a + b),
+    })
+}
+
+fn vm_to_pktgen(bed: &Bed, config: &Config, size: usize, seconds: f64) -> Result<Measured> {
+    let Host::Ours {
+        bin_dir, socket, ..
+    } = &bed.host
+    else {
+        bail!("pktgen runs on our switch only");
+    };
+    let mut cmd = Command::new(bin_dir.join("vswitch"));
+    cmd.args([
+        "pktgen",
+        "vale0:sink",
+        "--mode",
+        "rx",
+        "--ring-size",
+        "16384",
+        "--json",
+        "-q",
+        "--idle-timeout",
+        "2",
+    ]);
+    cmd.arg("--size")
+        .arg(size.to_string())
+        .arg("--socket")
+        .arg(socket);
+    let mut rx = Proc::spawn("pktgen-rx", cmd, Capture::Files(bed.dir.clone()))?;
+    std::thread::sleep(Duration::from_millis(300));
+    let mut tx = bed.start(
+        config,
+        "tx",
+        1,
+        TX_MAC,
+        &format!(
+            "tx size={size} duration={} {} dst=02:00:00:00:0b:99",
+            seconds.max(1.0) as u64,
+            config.guest
+        ),
+    )?;
+    let tx_out = tx.finish(Duration::from_secs_f64(seconds + 120.0))?;
+    rx.wait_timeout(Duration::from_secs(30))?
+        .context("pktgen rx did not finish")?;
+    let summary: Value = serde_json::from_str(rx.read_stdout()?.lines().last().unwrap_or(""))?;
+    let frames = summary["packets"].as_u64().unwrap_or(0);
+    let sent = tx_out.result["frames"].as_u64().unwrap_or(0);
+    Ok(Measured {
+        pps: summary["mpps"].as_f64().unwrap_or(0.0) * 1e6,
+        frames,
+        exits: guest_exits(&tx_out.result),
+        irqs: guest_irqs(&tx_out.result),
+        lost: sent.saturating_sub(frames),
+        tx_pps: tx_out.result["pps"].as_f64().unwrap_or(0.0),
+        vmm_exits: vmm_exits(&tx_out.vmm_stats),
+    })
+}
+
+fn ping_pong(bed: &Bed, config: &Config, pings: u64) -> Result<(f64, f64)> {
+    let mut pong = bed.start(
+        config,
+        "pong",
+        0,
+        RX_MAC,
+        &format!("pong count={pings} {}", config.guest),
+    )?;
+    bed.ready(&pong, "pong")?;
+    let mut ping = bed.start(
+        config,
+        "ping",
+        1,
+        TX_MAC,
+        &format!("ping count={pings} dst={RX_MAC} {}", config.guest),
+    )?;
+    let out = ping.finish(Duration::from_secs(600))?;
+    let _ = pong.finish(Duration::from_secs(30));
+    let rtt = &out.result["rtt_us"];
+    Ok((
+        rtt["p50"].as_f64().unwrap_or(f64::NAN),
+        rtt["p99"].as_f64().unwrap_or(f64::NAN),
+    ))
+}
+
+fn our_host(bin_dir: &Path, dir: &Path) -> Result<Host> {
+    let socket = dir.join("vswitch.sock");
+    let mut cmd = Command::new(bin_dir.join("vswitch"));
+    cmd.arg("daemon").arg("--socket").arg(&socket);
+    let daemon = Proc::spawn("daemon", cmd, Capture::Files(dir.to_owned()))?;
+    wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
+        socket.exists()
+    })
+    .context("daemon did not start")?;
+    Ok(Host::Ours {
+        bin_dir: bin_dir.to_owned(),
+        socket,
+        _daemon: daemon,
+    })
+}
+
+fn qemu_host() -> Result<Host> {
+    let ns = Netns::new("vsw")?;
+    ns.add_bridge("br0")?;
+    for tap in ["tap0", "tap1"] {
+        ns.ip(["tuntap", "add", "dev", tap, "mode", "tap"])?;
+        ns.enslave(tap, "br0")?;
+        ns.set_up(tap)?;
+    }
+    ns.set_up("br0")?;
+    Ok(Host::Qemu { ns })
+}
+
+/// Runs the suite.
+pub fn run(args: &VmArgs) -> Result<()> {
+    let root = std::env::current_dir()?;
+    let image = guest_image(&root);
+    if !image.exists() {
+        bail!(
+            "no guest image at {} (cargo xtask build-guest)",
+            image.display()
+        );
+    }
+    let tsc = tsc_khz();
+    let mut report = Report::default();
+    let mut notes = vec![format!("guest TSC {tsc} kHz; exits and interrupts per packet are the guests' own counts (MMIO, port I/O and LAPIC EOIs; NIC and timer interrupts) over their measured part, summed over sender and receiver")];
+    for config in CONFIGS {
+        if !args.only.is_empty() && !args.only.iter().any(|o| o == config.name) {
+            continue;
+        }
+        let dir = unique_temp_dir("vsw-bench-vm")?;
+        let host = if config.qemu {
+            qemu_host()?
+        } else {
+            our_host(&args.bin_dir, dir.path())?
+        };
+        let bed = Bed {
+            host,
+            image: image.clone(),
+            dir: dir.path().to_owned(),
+            tsc_khz: tsc,
+        };
+        let kind = if config.qemu { "qemu" } else { "ours" };
+        let rtt = match ping_pong(&bed, config, args.pings) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                notes.push(format!("{kind} {}: ping-pong failed: {e:#}", config.name));
+                None
+            }
+        };
+        let mut runs: Vec<(&str, usize, Result<Measured>)> = Vec::new();
+        for &size in &args.sizes {
+            runs.push(("vm->vm", size, vm_to_vm(&bed, config, size, args.seconds)));
+        }
+        if !config.qemu {
+            for &size in &args.sizes {
+                runs.push((
+                    "vm->pktgen",
+                    size,
+                    vm_to_pktgen(&bed, config, size, args.seconds),
+                ));
+            }
+        }
+        for (name, size, outcome) in runs {
+            match outcome {
+                Ok(m) => {
+                    let per = |n: u64| n as f64 / m.frames.max(1) as f64;
+                    report.push(
+                        Case::new(format!("{name} {}", config.name), kind, size, m.pps)
+                            .with("config", config.name)
+                            .with("exits_per_pkt", per(m.exits))
+                            .with("irqs_per_pkt", per(m.irqs))
+                            .with("rtt_p50_us", rtt.map(|r| r.0))
+                            .with("rtt_p99_us", rtt.map(|r| r.1))
+                            .with("tx_mpps", m.tx_pps / 1e6)
+                            .with("lost", m.lost)
+                            .with("vmm_exits_per_pkt", m.vmm_exits.map(per))
+                            .with("threads", config.threads),
+                    );
+                }
+                Err(e) => notes.push(format!(
+                    "{kind} {} {name} {size} B failed: {e:#}",
+                    config.name
+                )),
+            }
+        }
+    }
+    let ours = report
+        .cases
+        .iter()
+        .filter(|c| c.kind == "ours" && c.name.starts_with("vm->vm"))
+        .map(|c| (c.frame_size, c.mpps));
+    let best_ours: Vec<(usize, f64)> = ours.collect();
+    for &size in &args.sizes {
+        let best = best_ours
+            .iter()
+            .filter(|(s, _)| *s == size)
+            .map(|(_, m)| *m)
+            .fold(0.0, f64::max);
+        let qemu_best = report
+            .cases
+            .iter()
+            .filter(|c| c.kind == "qemu" && c.frame_size == size)
+            .map(|c| c.mpps)
+            .fold(0.0, f64::max);
+        if best > 0.0 && qemu_best > 0.0 {
+            notes.push(format!(
+                "{size} B VM to VM: our best configuration is {:.1}x QEMU's best",
+                best / qemu_best
+            ));
+        }
+    }
+    report.finish(&args.out, &notes)
+}
