@@ -167,7 +167,7 @@ pub fn run(pattern: Pattern, size: usize, duration: Duration) -> Result<CoreResu
             }
         }
         rounds += 1;
-        if rounds % 64 == 0 && start.elapsed() >= duration {
+        if rounds.is_multiple_of(64) && start.elapsed() >= duration {
             break;
         }
     }
