@@ -75,8 +75,10 @@ pub fn ping(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErr
     Ok(summary)
 }
 
-/// Answers pings until the count, the duration or the idle timeout.
+/// Answers pings addressed to this port's MAC (or to a group address) until
+/// the count, the duration or the idle timeout.
 pub fn pong(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenError> {
+    let me = config.src_mac.0;
     let total = config.count.unwrap_or(u64::MAX);
     let opened = Instant::now();
     let mut first: Option<Instant> = None;
@@ -97,9 +99,20 @@ pub fn pong(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErr
         batch.clear();
         let (mut corrupt, mut foreign) = (0u64, 0u64);
         let n = port.recv(config.burst.max(1), |frame| {
+            let for_me = frame.len() >= 6 && (frame[0..6] == me || frame[0] & 1 == 1);
+            if !for_me {
+                return;
+            }
             let mut copy = frame.to_vec();
             match testframe::make_pong(&mut copy) {
-                Ok(h) if h.kind == Kind::Pong => batch.push(copy),
+                Ok(h) if h.kind == Kind::Pong => {
+                    // Answer from our own address (the ping may have gone to a group).
+                    copy[6..12].copy_from_slice(&me);
+                    copy[20..24].fill(0);
+                    let sum = testframe::checksum(&copy);
+                    copy[20..24].copy_from_slice(&sum.to_le_bytes());
+                    batch.push(copy)
+                }
                 Ok(_) => {}
                 Err(testframe::FrameError::Foreign) => foreign += 1,
                 Err(_) => corrupt += 1,
