@@ -19,6 +19,11 @@ impl Epoll {
         Ok(Epoll(unsafe { OwnedFd::from_raw_fd(raw) }))
     }
 
+    /// The epoll fd itself (readable while any watched fd is: epolls nest).
+    pub fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
     /// Watches `fd` for readability, reporting `token`.
     pub fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event {

@@ -6,7 +6,8 @@
 //!   client library;
 //! - [`protocol`] and [`control`]: the control socket;
 //! - [`registry`] and [`daemon`]: the daemon's state and main loop;
-//! - [`pktgen`]: the packet generator behind `vswitch pktgen`.
+//! - [`pktgen`]: the packet generator behind `vswitch pktgen`;
+//! - `nic` (feature `nic`): NIC ports over AF_XDP and the host port.
 
 pub mod bridge;
 pub mod clock;
@@ -17,6 +18,8 @@ pub mod engine;
 pub mod epoll;
 pub mod mac;
 pub mod names;
+#[cfg(feature = "nic")]
+pub mod nic;
 pub mod pktgen;
 pub mod port;
 pub mod protocol;

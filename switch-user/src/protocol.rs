@@ -101,6 +101,38 @@ pub enum Request {
     },
     /// Daemon identity and settings.
     Status {},
+    /// Attaches a NIC to a switch through AF_XDP sockets (and optionally the
+    /// host stack through a TAP).
+    Attach {
+        /// The switch.
+        switch: SwitchName,
+        /// The network interface.
+        iface: String,
+        /// How many receive queues get a socket (all when absent).
+        #[serde(default)]
+        queues: Option<u32>,
+        /// `Some(true)`: zero-copy or fail; `Some(false)`: copy mode; absent:
+        /// zero-copy where the driver supports it, copy otherwise.
+        #[serde(default)]
+        zero_copy: Option<bool>,
+        /// Also give the host stack a port (a TAP interface).
+        #[serde(default)]
+        host: bool,
+        /// The TAP's name (default derived from the NIC's).
+        #[serde(default)]
+        host_name: Option<String>,
+        /// EtherTypes (`0x0806`) and destination MACs the XDP program passes
+        /// to the kernel stack instead of the switch.
+        #[serde(default)]
+        pass: Vec<String>,
+    },
+    /// Detaches a NIC (and its host port) from a switch.
+    Detach {
+        /// The switch.
+        switch: SwitchName,
+        /// The network interface.
+        iface: String,
+    },
 }
 
 /// Why a request failed.
@@ -127,6 +159,10 @@ pub enum ErrorCode {
     WrongPortKind,
     /// The daemon failed (out of memory, fds, ...).
     Internal,
+    /// The network interface does not exist or cannot be used.
+    BadInterface,
+    /// This daemon was built without NIC support or lacks privileges.
+    Unsupported,
 }
 
 /// A port in a listing.
@@ -236,6 +272,19 @@ pub enum Response {
         threads: u32,
         /// Seconds since start.
         uptime_secs: f64,
+    },
+    /// A NIC was attached.
+    Attached {
+        /// The NIC's port.
+        nic_port: PortName,
+        /// The host stack's port, if asked for.
+        host_port: Option<PortName>,
+        /// Receive queues with a socket.
+        queues: u32,
+        /// How the XDP program is attached (`driver` or `skb`).
+        xdp_mode: String,
+        /// Whether the sockets are zero-copy.
+        zero_copy: bool,
     },
     /// The request failed.
     Error {

@@ -206,6 +206,7 @@ impl Registry {
         if let Some(p) = entry.ports.remove(name) {
             entry.switch.remove_port(p.port.id);
             self.engine.remove(&p.port);
+            p.port.io.shutdown();
             log::info!("port {name} removed");
         }
         if entry.ports.is_empty() {
@@ -428,7 +429,7 @@ impl Registry {
                         name: name.clone(),
                         kind: p.port.kind,
                         counters: p.port.counters.snapshot(),
-                        extra: Vec::new(),
+                        extra: p.port.io.extra_stats(),
                     });
                 }
             }

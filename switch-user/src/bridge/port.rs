@@ -80,6 +80,14 @@ pub trait PortIo: Send + Sync {
     fn failed(&self) -> bool {
         false
     }
+    /// Counters of the kind of port beyond the common ones (XDP and socket
+    /// counters of a NIC port), for `vswitch stats`.
+    fn extra_stats(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
+    /// Releases what must not outlive a detach (e.g. the XDP program) now,
+    /// even if forwarding threads still hold the port for a moment.
+    fn shutdown(&self) {}
 }
 
 /// A port of a switch.
@@ -149,5 +157,11 @@ impl<T: PortIo + ?Sized> PortIo for std::sync::Arc<T> {
     }
     fn failed(&self) -> bool {
         (**self).failed()
+    }
+    fn extra_stats(&self) -> Vec<(String, u64)> {
+        (**self).extra_stats()
+    }
+    fn shutdown(&self) {
+        (**self).shutdown()
     }
 }

@@ -1,6 +1,7 @@
 //! The `vswitch` command line: argument parsing and one module per subcommand.
 
 mod admin;
+mod nic;
 mod pktgen_cmd;
 mod stats;
 
@@ -14,7 +15,9 @@ use clap::{Parser, Subcommand};
 use switch_user::bridge::learning::{DEFAULT_CAPACITY, DEFAULT_MAX_AGE_SECS};
 use switch_user::bridge::switch::DEFAULT_MAX_PORTS;
 use switch_user::control::client::socket_path;
+use switch_user::control::server::ExtraHandler;
 use switch_user::daemon::{self, DaemonConfig};
+use switch_user::nic::manager::NicManager;
 use switch_user::registry::SwitchConfig;
 
 /// A userspace virtual switch with VALE semantics: learning bridges named
@@ -27,7 +30,8 @@ use switch_user::registry::SwitchConfig;
     vswitch create vale0:p1                  a persistent port\n  \
     vswitch pktgen vale0:a --mode rx &       receive and verify\n  \
     vswitch pktgen vale0:b --mode tx --count 1000000\n  \
-    vswitch list; vswitch stats --watch 1; vswitch fdb vale0\n\n\
+    vswitch list; vswitch stats --watch 1; vswitch fdb vale0\n  \
+    vswitch attach vale0 eth0 --host          a NIC, and the host stack as a port\n\n\
     The control socket is --socket, else $VSWITCH_SOCKET, else /run/vswitch/vswitch.sock.")]
 struct Cli {
     /// The daemon's control socket.
@@ -53,6 +57,10 @@ enum Command {
     Fdb(admin::FdbArgs),
     /// Generate, receive, or ping-pong test traffic on a port (like netmap's pkt-gen).
     Pktgen(pktgen_cmd::PktgenArgs),
+    /// Attach a network interface to a switch (AF_XDP sockets steered by an XDP program).
+    Attach(nic::AttachArgs),
+    /// Detach a network interface (and its host port) from a switch.
+    Detach(nic::DetachArgs),
 }
 
 #[derive(clap::Args)]
@@ -95,7 +103,9 @@ pub fn run() -> Result<ExitCode> {
                         fdb_max_age_secs: args.fdb_max_age,
                     },
                 },
-                |_| Vec::new(),
+                |registry| {
+                    vec![Box::new(NicManager::new(registry.clone())) as Box<dyn ExtraHandler>]
+                },
             )?;
             Ok(ExitCode::SUCCESS)
         }
@@ -105,5 +115,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Stats(args) => stats::run(&socket, args),
         Command::Fdb(args) => admin::fdb(&socket, args),
         Command::Pktgen(args) => pktgen_cmd::run(&socket, args),
+        Command::Attach(args) => nic::attach(&socket, args),
+        Command::Detach(args) => nic::detach(&socket, args),
     }
 }

@@ -197,7 +197,6 @@ impl Server {
                 threads: reg.engine().threads() as u32,
                 uptime_secs: self.started.elapsed().as_secs_f64(),
             },
-            #[allow(unreachable_patterns)]
             other => self
                 .handlers
                 .iter()

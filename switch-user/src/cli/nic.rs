@@ -1,0 +1,101 @@
+//! `attach` and `detach`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use switch_user::control::client::Connection;
+use switch_user::names::SwitchName;
+use switch_user::protocol::{Request, Response};
+
+/// Arguments of `vswitch attach`.
+#[derive(clap::Args)]
+pub struct AttachArgs {
+    /// The switch (e.g. vale0).
+    switch: SwitchName,
+    /// The network interface (e.g. eth0); the port is SWITCH:IFACE.
+    iface: String,
+    /// Receive queues to serve: a number, or `all` (default).
+    #[arg(long, default_value = "all")]
+    queues: String,
+    /// Require zero-copy AF_XDP (fails on drivers without it, e.g. veth).
+    #[arg(long, conflicts_with = "copy")]
+    zero_copy: bool,
+    /// Force copy mode (the default where zero-copy is unsupported).
+    #[arg(long)]
+    copy: bool,
+    /// Also attach the host stack as a port: a TAP interface the host gives
+    /// an address, since AF_XDP takes the NIC's receive path.
+    #[arg(long)]
+    host: bool,
+    /// The TAP's name (default: IFACE-host, first 10 characters of IFACE).
+    #[arg(long, requires = "host")]
+    host_name: Option<String>,
+    /// Frames the XDP program passes to the kernel stack instead of the
+    /// switch: an EtherType (0x0806) or a destination MAC. Repeatable.
+    #[arg(long, value_name = "ETHERTYPE|MAC")]
+    pass: Vec<String>,
+}
+
+/// Arguments of `vswitch detach`.
+#[derive(clap::Args)]
+pub struct DetachArgs {
+    /// The switch.
+    switch: SwitchName,
+    /// The network interface.
+    iface: String,
+}
+
+pub fn attach(socket: &Path, args: AttachArgs) -> Result<ExitCode> {
+    let queues = match args.queues.as_str() {
+        "all" => None,
+        n => Some(
+            n.parse::<u32>()
+                .map_err(|_| anyhow::anyhow!("--queues takes a number or `all`, not {n:?}"))?,
+        ),
+    };
+    let zero_copy = match (args.zero_copy, args.copy) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    let mut conn = Connection::connect(socket)?;
+    let (response, _) = conn.call(&Request::Attach {
+        switch: args.switch,
+        iface: args.iface.clone(),
+        queues,
+        zero_copy,
+        host: args.host,
+        host_name: args.host_name,
+        pass: args.pass,
+    })?;
+    if let Response::Attached {
+        nic_port,
+        host_port,
+        queues,
+        xdp_mode,
+        zero_copy,
+    } = response
+    {
+        println!(
+            "attached {} as {nic_port}: {queues} queue(s), XDP in {xdp_mode} mode, {} sockets",
+            args.iface,
+            if zero_copy { "zero-copy" } else { "copy-mode" }
+        );
+        if let Some(h) = host_port {
+            println!("host stack port {h} (give its TAP an address to reach the switch)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn detach(socket: &Path, args: DetachArgs) -> Result<ExitCode> {
+    let mut conn = Connection::connect(socket)?;
+    conn.call(&Request::Detach {
+        switch: args.switch.clone(),
+        iface: args.iface.clone(),
+    })?;
+    println!("detached {} from {}", args.iface, args.switch);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,218 @@
+//! A NIC attached to a switch: one AF_XDP socket per receive queue, the XDP
+//! steering program that feeds them, and promiscuous mode so that frames for
+//! the guests' MACs reach us. Frames are copied out of the sockets' UMEM into
+//! staging slots for the forwarding batch, and copied into free UMEM frames
+//! on the way out.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use switch_xdp::{iface, Promiscuous, XdpSteering, XskQueue};
+
+use super::staging::Staging;
+use crate::bridge::forward::MAX_BATCH;
+use crate::bridge::port::{FrameRef, PortIo};
+use crate::counters::{DropReason, PortCounters};
+use crate::epoll::Epoll;
+use crate::port::shm_port::MIN_FRAME;
+
+struct Source {
+    staging: Staging,
+    next_queue: usize,
+}
+
+/// The I/O of a NIC port.
+pub struct NicPort {
+    iface: String,
+    queues: Vec<Mutex<XskQueue>>,
+    source: Mutex<Source>,
+    steering: Mutex<Option<XdpSteering>>,
+    promiscuous: Mutex<Option<Promiscuous>>,
+    wake: Epoll,
+    max_frame: usize,
+}
+
+impl NicPort {
+    /// Wraps the sockets (one per queue, already registered with `steering`).
+    pub fn new(
+        iface: &str,
+        queues: Vec<XskQueue>,
+        steering: XdpSteering,
+        promiscuous: Option<Promiscuous>,
+    ) -> std::io::Result<NicPort> {
+        let wake = Epoll::new()?;
+        for (i, q) in queues.iter().enumerate() {
+            wake.add(q.as_raw_fd(), i as u64)?;
+        }
+        let max_frame = queues
+            .iter()
+            .map(XskQueue::max_frame_len)
+            .min()
+            .unwrap_or(0);
+        Ok(NicPort {
+            iface: iface.to_owned(),
+            source: Mutex::new(Source {
+                staging: Staging::new(MAX_BATCH, max_frame),
+                next_queue: 0,
+            }),
+            queues: queues.into_iter().map(Mutex::new).collect(),
+            steering: Mutex::new(Some(steering)),
+            promiscuous: Mutex::new(promiscuous),
+            wake,
+            max_frame,
+        })
+    }
+
+    /// The interface.
+    pub fn interface(&self) -> &str {
+        &self.iface
+    }
+
+    /// Number of queues with a socket.
+    pub fn queue_count(&self) -> usize {
+        self.queues.len()
+    }
+}
+
+impl PortIo for NicPort {
+    fn receive(&self, batch: &mut Vec<FrameRef>, max: usize, counters: &PortCounters) -> usize {
+        let mut source = self.source.lock();
+        let Source {
+            staging,
+            next_queue,
+        } = &mut *source;
+        staging.clear();
+        let nq = self.queues.len();
+        let max = max.min(MAX_BATCH);
+        let (mut taken, mut bytes, mut runts, mut too_long) = (0usize, 0u64, 0u64, 0u64);
+        for k in 0..nq {
+            if taken >= max {
+                break;
+            }
+            let mut queue = self.queues[(*next_queue + k) % nq].lock();
+            queue.receive(max - taken, |frame| {
+                if frame.len() < MIN_FRAME as usize {
+                    runts += 1;
+                    return;
+                }
+                match staging.stage(frame) {
+                    Some(f) => {
+                        batch.push(f);
+                        taken += 1;
+                        bytes += frame.len() as u64;
+                    }
+                    None => too_long += 1,
+                }
+            });
+        }
+        *next_queue = (*next_queue + 1) % nq.max(1);
+        counters.add_rx(taken as u64, bytes);
+        counters.add_drops(DropReason::Runt, runts);
+        counters.add_drops(DropReason::BadSlot, too_long);
+        taken
+    }
+
+    fn release(&self, _counters: &PortCounters) {}
+
+    fn deliver(&self, frames: &[FrameRef], which: &[u16], counters: &PortCounters) -> usize {
+        let mut too_long = 0u64;
+        let mut slices: Vec<&[u8]> = Vec::with_capacity(which.len());
+        for &i in which {
+            let Some(f) = frames.get(i as usize) else {
+                continue;
+            };
+            if f.len as usize > self.max_frame {
+                too_long += 1;
+                continue;
+            }
+            // SAFETY: a batch frame is readable for `len` bytes until the
+            // batch ends (FrameRef's contract), which outlives this call.
+            slices.push(unsafe { std::slice::from_raw_parts(f.ptr, f.len as usize) });
+        }
+        counters.add_drops(DropReason::TooLong, too_long);
+        if slices.is_empty() {
+            return 0;
+        }
+        // Any free queue will do; wait for the first one otherwise.
+        let mut queue = self
+            .queues
+            .iter()
+            .find_map(|q| q.try_lock())
+            .unwrap_or_else(|| self.queues[0].lock());
+        let mut iter = slices.iter().copied();
+        let taken = queue.transmit(iter.by_ref());
+        drop(queue);
+        let bytes: u64 = slices[..taken].iter().map(|s| s.len() as u64).sum();
+        counters.add_tx(taken as u64, bytes);
+        counters.add_drops(DropReason::RingFull, (slices.len() - taken) as u64);
+        taken
+    }
+
+    fn wake_fd(&self) -> Option<RawFd> {
+        Some(self.wake.raw())
+    }
+
+    fn arm(&self) -> bool {
+        self.queues
+            .iter()
+            .any(|q| q.lock().wait_readable(Duration::ZERO).unwrap_or(false))
+    }
+
+    fn disarm(&self) {}
+
+    fn failed(&self) -> bool {
+        iface::ifindex(&self.iface).is_err()
+    }
+
+    fn extra_stats(&self) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        if let Some(steering) = self.steering.lock().as_ref() {
+            if let Ok(c) = steering.total_counters() {
+                out.push(("xdp_redirected".into(), c.redirected));
+                out.push(("xdp_passed".into(), c.passed));
+                out.push(("xdp_dropped".into(), c.dropped));
+                out.push(("xdp_redirect_failures".into(), c.redirect_failures));
+            }
+        }
+        let mut sum = switch_xdp::XskStats::default();
+        for q in &self.queues {
+            if let Ok(s) = q.lock().stats() {
+                sum.rx_packets += s.rx_packets;
+                sum.tx_packets += s.tx_packets;
+                sum.tx_completed += s.tx_completed;
+                sum.tx_rejected += s.tx_rejected;
+                sum.invalid_descs += s.invalid_descs;
+                sum.rx_dropped += s.rx_dropped;
+                sum.rx_ring_full += s.rx_ring_full;
+                sum.rx_fill_ring_empty += s.rx_fill_ring_empty;
+                sum.rx_invalid_descs += s.rx_invalid_descs;
+                sum.tx_invalid_descs += s.tx_invalid_descs;
+                sum.tx_ring_empty += s.tx_ring_empty;
+            }
+        }
+        out.extend([
+            ("xsk_queues".to_owned(), self.queues.len() as u64),
+            ("xsk_rx".to_owned(), sum.rx_packets),
+            ("xsk_tx".to_owned(), sum.tx_packets),
+            ("xsk_tx_completed".to_owned(), sum.tx_completed),
+            ("xsk_rx_dropped".to_owned(), sum.rx_dropped),
+            ("xsk_rx_ring_full".to_owned(), sum.rx_ring_full),
+            ("xsk_fill_ring_empty".to_owned(), sum.rx_fill_ring_empty),
+            ("xsk_tx_ring_empty".to_owned(), sum.tx_ring_empty),
+            (
+                "xsk_invalid_descs".to_owned(),
+                sum.invalid_descs + sum.rx_invalid_descs + sum.tx_invalid_descs,
+            ),
+            ("xsk_tx_rejected".to_owned(), sum.tx_rejected),
+        ]);
+        out
+    }
+
+    fn shutdown(&self) {
+        if let Some(steering) = self.steering.lock().take() {
+            steering.detach();
+        }
+        self.promiscuous.lock().take();
+    }
+}
