@@ -4,8 +4,12 @@
 //! address is one bounds check and an add to the base pointer; copies move
 //! 64-byte chunks (a cache line at a time, which the compiler turns into wide
 //! vector moves) and then the tail. Nothing outside guest RAM is ever touched:
-//! every access that is not entirely inside RAM fails as a whole.
+//! every access that is not entirely inside RAM fails as a whole. Aligned
+//! 32-bit accesses ([`Dma::read_u32`], [`Dma::write_u32`], used for the CSB's
+//! fields) are single atomic loads and stores, so the guest and the device
+//! never see a torn field.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::e1000::dma::{Dma, DmaError};
@@ -72,6 +76,35 @@ impl Dma for GuestDma {
     fn contains(&self, gpa: u64, len: u64) -> bool {
         usize::try_from(len).is_ok_and(|len| self.ram.host_range(gpa, len).is_some())
     }
+
+    fn read_u32(&self, gpa: u64) -> Result<u32, DmaError> {
+        let error = DmaError { gpa, len: 4 };
+        if !gpa.is_multiple_of(4) {
+            let mut bytes = [0u8; 4];
+            self.read(gpa, &mut bytes)?;
+            return Ok(u32::from_le_bytes(bytes));
+        }
+        let ptr = self.ram.host_range(gpa, 4).ok_or(error)?;
+        // SAFETY: `host_range` checked that the 4 bytes are inside the RAM
+        // mapping, which lives as long as `self.ram`; the RAM base is page
+        // aligned and `gpa` is a multiple of 4, so the pointer is aligned for
+        // an AtomicU32 (same size and layout as u32). The guest writes this
+        // memory concurrently: an atomic load is the access that allows it.
+        let word = unsafe { &*(ptr as *const AtomicU32) };
+        Ok(u32::from_le(word.load(Ordering::Acquire)))
+    }
+
+    fn write_u32(&self, gpa: u64, value: u32) -> Result<(), DmaError> {
+        let error = DmaError { gpa, len: 4 };
+        if !gpa.is_multiple_of(4) {
+            return self.write(gpa, &value.to_le_bytes());
+        }
+        let ptr = self.ram.host_range(gpa, 4).ok_or(error)?;
+        // SAFETY: as in `read_u32`: in bounds, aligned, shared with the guest.
+        let word = unsafe { &*(ptr as *const AtomicU32) };
+        word.store(value.to_le(), Ordering::Release);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -103,5 +136,18 @@ mod tests {
         assert!(dma.contains(0, end));
         assert!(!dma.contains(0, end + 1));
         assert!(!dma.contains(u64::MAX, 1));
+        dma.write_u32(0x2000, 0x1234_5678).unwrap();
+        assert_eq!(dma.read_u32(0x2000).unwrap(), 0x1234_5678);
+        let mut bytes = [0u8; 4];
+        dma.read(0x2000, &mut bytes).unwrap();
+        assert_eq!(bytes, [0x78, 0x56, 0x34, 0x12], "little-endian");
+        dma.write_u32(0x2001, 0xAABB_CCDD).unwrap();
+        assert_eq!(
+            dma.read_u32(0x2001).unwrap(),
+            0xAABB_CCDD,
+            "unaligned works"
+        );
+        assert!(dma.read_u32(end - 2).is_err());
+        assert!(dma.write_u32(end, 0).is_err());
     }
 }

@@ -1,9 +1,17 @@
 //! The I/O thread: one epoll loop that waits for the switch port's kicks (RX
 //! frames arrived, TX space freed), the e1000 moderation timer, the
-//! interrupt resample fd (level mode) and the once-a-second stats timer, and
-//! hands each to the device.
+//! interrupt resample fd (level mode), the once-a-second stats timer, and in
+//! CSB mode the guest's TDT kicks (ioeventfd), and hands each to the device.
+//!
+//! In CSB mode it is also the net worker: after a kick it polls TX and RX
+//! with [`poll_until_idle`] until the device has been idle for the spin time,
+//! servicing its other events in between, and then sleeps in epoll again.
+//! One thread serves both directions, so a VM runs two threads (vCPU and
+//! this one): on a 2-core machine shared with other VMs and the switch, a
+//! third thread per VM would only add cross-CPU wake-ups (~20 us each).
 
 use std::io;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -13,6 +21,7 @@ use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::net::NetDevice;
+use crate::net_worker::poll_until_idle;
 use crate::stats::Stats;
 use crate::timer::DeadlineTimer;
 
@@ -22,6 +31,7 @@ const TOKEN_MODERATION: u64 = 2;
 const TOKEN_RESAMPLE: u64 = 3;
 const TOKEN_STATS: u64 = 4;
 const TOKEN_DEFERRED: u64 = 5;
+const TOKEN_TDT_KICK: u64 = 6;
 
 /// A running I/O thread.
 pub struct IoThread {
@@ -56,6 +66,7 @@ impl IoThread {
         if let Some(net) = &sources.net {
             add(net.kick_fd(), TOKEN_KICK)?;
             add(net.deferred_fd(), TOKEN_DEFERRED)?;
+            add(net.tdt_kick_fd(), TOKEN_TDT_KICK)?;
             add(net.moderation_timer_fd(), TOKEN_MODERATION)?;
             if let Some(fd) = net.resample_fd() {
                 add(fd, TOKEN_RESAMPLE)?;
@@ -69,7 +80,15 @@ impl IoThread {
         let stop_fd = stop.try_clone()?;
         let handle = std::thread::Builder::new()
             .name("vmm-io".into())
-            .spawn(move || run(epoll, stop_fd, stats_timer, sources))?;
+            .spawn(move || {
+                let thread = Thread {
+                    epoll,
+                    stop: stop_fd,
+                    stats_timer,
+                    sources,
+                };
+                thread.run();
+            })?;
         Ok(IoThread {
             stop,
             handle: Some(handle),
@@ -95,49 +114,74 @@ impl Drop for IoThread {
     }
 }
 
-fn run(epoll: Epoll, stop: EventFd, stats_timer: DeadlineTimer, sources: IoSources) {
-    let mut events = vec![EpollEvent::default(); 8];
-    loop {
-        let n = match epoll.wait(-1, &mut events) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                log::error!("I/O thread: epoll_wait failed: {e}; stopping");
+/// The thread's state.
+struct Thread {
+    epoll: Epoll,
+    stop: EventFd,
+    stats_timer: DeadlineTimer,
+    sources: IoSources,
+}
+
+impl Thread {
+    fn run(&self) {
+        let mut events = vec![EpollEvent::default(); 8];
+        let mut service_events = vec![EpollEvent::default(); 8];
+        loop {
+            let poll = match self.wait(-1, &mut events) {
+                ControlFlow::Break(()) => return,
+                ControlFlow::Continue(poll) => poll,
+            };
+            if !poll {
+                continue;
+            }
+            let Some(net) = &self.sources.net else {
+                continue;
+            };
+            let service = || match self.wait(0, &mut service_events) {
+                ControlFlow::Break(()) => ControlFlow::Break(()),
+                ControlFlow::Continue(_) => ControlFlow::Continue(()),
+            };
+            if poll_until_idle(net.as_ref(), net.spin(), service).is_break() {
                 return;
             }
+        }
+    }
+
+    /// Waits up to `timeout_ms` (-1: forever) and handles what arrived.
+    /// Breaks on a stop request; otherwise tells whether the net worker must
+    /// poll (a CSB-mode kick arrived).
+    fn wait(&self, timeout_ms: i32, events: &mut [EpollEvent]) -> ControlFlow<(), bool> {
+        let n = match self.epoll.wait(timeout_ms, events) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                return ControlFlow::Continue(false)
+            }
+            Err(e) => {
+                log::error!("I/O thread: epoll_wait failed: {e}; stopping");
+                return ControlFlow::Break(());
+            }
         };
+        if n == 0 {
+            return ControlFlow::Continue(false);
+        }
+        let sources = &self.sources;
         sources.stats.io_thread.wakeups.inc();
+        let mut poll = false;
         for event in &events[..n] {
-            match event.data() {
-                TOKEN_STOP => {
-                    let _ = stop.read();
-                    return;
+            match (event.data(), &sources.net) {
+                (TOKEN_STOP, _) => {
+                    let _ = self.stop.read();
+                    return ControlFlow::Break(());
                 }
-                TOKEN_KICK => {
-                    if let Some(net) = &sources.net {
-                        net.on_kick();
-                    }
-                }
-                TOKEN_DEFERRED => {
-                    if let Some(net) = &sources.net {
-                        net.on_deferred();
-                    }
-                }
-                TOKEN_MODERATION => {
-                    if let Some(net) = &sources.net {
-                        net.on_moderation_timer();
-                    }
-                }
-                TOKEN_RESAMPLE => {
-                    if let Some(net) = &sources.net {
-                        net.on_resample();
-                    }
-                }
-                TOKEN_STATS => {
-                    stats_timer.take_expirations();
+                (TOKEN_KICK, Some(net)) => poll |= net.on_kick(),
+                (TOKEN_DEFERRED, Some(net)) => poll |= net.on_deferred(),
+                (TOKEN_TDT_KICK, Some(net)) => poll |= net.on_tdt_kick(),
+                (TOKEN_MODERATION, Some(net)) => net.on_moderation_timer(),
+                (TOKEN_RESAMPLE, Some(net)) => net.on_resample(),
+                (TOKEN_STATS, _) => {
+                    self.stats_timer.take_expirations();
                     if let Some(path) = &sources.stats_json {
-                        if let Err(e) = sources.stats.write_json(path, None, extra_stats(&sources))
-                        {
+                        if let Err(e) = sources.stats.write_json(path, None, extra_stats(sources)) {
                             log::warn!("cannot write {}: {e}", path.display());
                         }
                     }
@@ -145,6 +189,7 @@ fn run(epoll: Epoll, stop: EventFd, stats_timer: DeadlineTimer, sources: IoSourc
                 _ => {}
             }
         }
+        ControlFlow::Continue(poll)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
@@ -66,7 +67,11 @@ struct Cli {
     #[arg(long, value_enum, value_name = "MODE", default_value_t = IrqMode::Edge)]
     irq: IrqMode,
 
-    /// e1000 model options, KEY=VALUE: `mitigation=on|off` (interrupt moderation, default on).
+    /// e1000 options, KEY=VALUE, comma-separated or repeated:
+    /// `mitigation=on|off` (interrupt moderation, default on);
+    /// `csb=on|off` (the CSB paravirtual extension, subsystem id 0x1101, default on);
+    /// `spin-us=N` (how long the CSB net worker keeps polling after its last
+    /// work before it sleeps and asks for kicks, default 50).
     #[arg(long = "e1000", value_name = "KEY=VALUE")]
     e1000: Vec<String>,
 
@@ -136,20 +141,36 @@ fn net_config(cli: &Cli) -> anyhow::Result<Option<NetConfig>> {
         Some(text) => parse_mac(text).with_context(|| format!("--mac {text:?}"))?,
         None => default_mac(backend.name()),
     };
-    let mut mitigation = true;
+    let mut net = NetConfig::new(backend, cli.socket.clone(), mac);
     for option in cli.e1000.iter().flat_map(|o| o.split(',')) {
         match option.split_once('=') {
-            Some(("mitigation", "on")) => mitigation = true,
-            Some(("mitigation", "off")) => mitigation = false,
-            _ => bail!("--e1000 {option:?}: expected mitigation=on|off"),
+            Some(("mitigation", value)) => net.mitigation = on_off(option, value)?,
+            Some(("csb", value)) => net.csb = on_off(option, value)?,
+            Some(("spin-us", value)) => {
+                let us: u64 = value
+                    .parse()
+                    .ok()
+                    .filter(|&us| us <= MAX_SPIN_US)
+                    .with_context(|| {
+                        format!("--e1000 {option:?}: expected microseconds, 0..={MAX_SPIN_US}")
+                    })?;
+                net.spin = Duration::from_micros(us);
+            }
+            _ => bail!("--e1000 {option:?}: expected mitigation=on|off, csb=on|off or spin-us=N"),
         }
     }
-    Ok(Some(NetConfig {
-        backend,
-        socket: cli.socket.clone(),
-        mac,
-        mitigation,
-    }))
+    Ok(Some(net))
+}
+
+/// Longest accepted `spin-us`: one second.
+const MAX_SPIN_US: u64 = 1_000_000;
+
+fn on_off(option: &str, value: &str) -> anyhow::Result<bool> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => bail!("--e1000 {option:?}: expected on or off"),
+    }
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff` (or with `-`); refuses multicast addresses.
@@ -208,7 +229,9 @@ mod tests {
             "--net",
             "vale0:vm1",
             "--e1000",
-            "mitigation=off",
+            "mitigation=off,spin-us=7",
+            "--e1000",
+            "csb=off",
             "--irq",
             "level",
             "--",
@@ -219,12 +242,24 @@ mod tests {
         let config = build_config(&cli).unwrap();
         let net = config.net.unwrap();
         assert!(!net.mitigation);
+        assert!(!net.csb);
+        assert_eq!(net.spin, Duration::from_micros(7));
         assert_eq!(net.backend, BackendSpec::Switch("vale0:vm1".into()));
         assert_eq!(config.guest_args, ["tx", "count=5"]);
         assert_eq!(config.irq_mode, IrqMode::Level);
         let bad = Cli::try_parse_from(["vmm", "--kernel", "k", "--net", "sink", "--e1000", "x=1"])
             .unwrap();
         assert!(build_config(&bad).is_err());
+        for bad in ["csb=maybe", "spin-us=-1", "spin-us=2000000", "spin-us="] {
+            let cli =
+                Cli::try_parse_from(["vmm", "--kernel", "k", "--net", "sink", "--e1000", bad])
+                    .unwrap();
+            assert!(build_config(&cli).is_err(), "{bad}");
+        }
+        let defaults = Cli::try_parse_from(["vmm", "--kernel", "k", "--net", "sink"]).unwrap();
+        let net = build_config(&defaults).unwrap().net.unwrap();
+        assert!(net.csb && net.mitigation, "CSB and moderation default on");
+        assert_eq!(net.spin, vmm::net_worker::DEFAULT_SPIN);
         assert!(
             Cli::try_parse_from(["vmm", "--kernel", "k", "--mac", "52:54:00:00:00:01"]).is_err()
         );

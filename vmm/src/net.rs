@@ -1,17 +1,28 @@
 //! The e1000 NIC as the VMM runs it: the device model, its backend and its
 //! DMA, shared by the vCPU thread (register accesses, and the TX/RX work they
-//! start) and the I/O thread (switch kicks, moderation timer) behind one
-//! mutex, held for one batch at a time.
+//! start) and the I/O thread (switch kicks, moderation timer, and in CSB mode
+//! all TX/RX work) behind one mutex, held for one batch at a time.
 //!
-//! After every piece of work [`NetDevice`] settles the device: it re-arms the
-//! moderation timerfd when the model's next deadline changed, and asks the
-//! port for the kicks it now needs (RX when the port ran dry, TX space when
-//! it was full) so that the I/O thread sleeps only when nothing is pending.
+//! Register-driven mode (no CSB): after every piece of work [`NetDevice`]
+//! settles the device: it re-arms the moderation timerfd when the model's
+//! next deadline changed, and asks the port for the kicks it now needs (RX
+//! when the port ran dry, TX space when it was full) so that the I/O thread
+//! sleeps only when nothing is pending.
+//!
+//! CSB mode (the guest mapped a Common Status Block): the vCPU thread never
+//! runs TX or RX; register writes that ask for work only wake the I/O thread,
+//! which runs the polling loop of [`crate::net_worker`] through the
+//! [`Pollable`] implementation here. While the guest has guest_csb_on set,
+//! a KVM ioeventfd on TDT (BAR0 + 0x3818, 4-byte writes) turns the guest's
+//! kick into an eventfd signal without a userspace exit; it follows BAR0 when
+//! the guest moves it.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
+use kvm_ioctls::VmFd;
 use thiserror::Error;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -19,8 +30,10 @@ use crate::backend::{self, BackendError, BackendSpec, PortBackend};
 use crate::devices::pci::{config, BarKind, BarSpec, PciFunction, PciHeader};
 use crate::dma::GuestDma;
 use crate::e1000::{self, Clock, E1000Config, Effects, Trigger, E1000};
+use crate::ioevent::MmioKick;
 use crate::irq::IrqLine;
 use crate::memory::GuestRam;
+use crate::net_worker::{Pollable, Round};
 use crate::register_names::e1000_register_name;
 use crate::stats::Stats;
 use crate::timer::{monotonic_ns, DeadlineTimer};
@@ -48,6 +61,25 @@ pub struct NetConfig {
     pub mac: [u8; 6],
     /// Emulate interrupt moderation.
     pub mitigation: bool,
+    /// Offer the CSB paravirtual extension (subsystem id 0x1101, CSBAL/CSBAH).
+    pub csb: bool,
+    /// How long the net worker keeps polling after its last work in CSB mode.
+    pub spin: Duration,
+}
+
+impl NetConfig {
+    /// A configuration with the defaults: moderation on, CSB offered,
+    /// [`crate::net_worker::DEFAULT_SPIN`].
+    pub fn new(backend: BackendSpec, socket: PathBuf, mac: [u8; 6]) -> NetConfig {
+        NetConfig {
+            backend,
+            socket,
+            mac,
+            mitigation: true,
+            csb: true,
+            spin: crate::net_worker::DEFAULT_SPIN,
+        }
+    }
 }
 
 /// Why the NIC could not be created.
@@ -87,6 +119,12 @@ struct Shared {
     backend: PortBackend,
     /// The deadline the timerfd is armed for.
     armed_deadline: Option<u64>,
+    /// BAR0's guest-physical address while it decodes.
+    bar0: Option<u64>,
+    /// The ioeventfd on TDT.
+    tdt_kick: MmioKick,
+    /// The CSB address at the last look (to notice mapping changes).
+    csb_seen: Option<u64>,
 }
 
 /// The e1000 shared by the vCPU and I/O threads.
@@ -97,32 +135,38 @@ pub struct NetDevice {
     timer: DeadlineTimer,
     /// Written when work is left for the I/O thread.
     deferred: EventFd,
+    /// Signalled by KVM when the guest writes TDT in CSB mode.
+    tdt_kick: EventFd,
     kick_fd: RawFd,
     header: PciHeader,
     stats: Arc<Stats>,
+    spin: Duration,
 }
 
 impl NetDevice {
-    /// Opens the backend and builds the device.
+    /// Opens the backend and builds the device. `vm` registers the TDT
+    /// ioeventfd in CSB mode (without it the kicks exit to userspace).
     pub fn new(
         config: &NetConfig,
+        vm: Option<Arc<VmFd>>,
         ram: Arc<GuestRam>,
         irq: Arc<IrqLine>,
         stats: Arc<Stats>,
     ) -> Result<NetDevice, NetError> {
         let port = backend::open(&config.backend, &config.socket)?;
-        Self::with_port(config, port, ram, irq, stats)
+        Self::with_port(config, port, vm, ram, irq, stats)
     }
 
     /// Builds the device over an already open port.
     pub fn with_port(
         config: &NetConfig,
         port: Box<dyn backend::PortIo>,
+        vm: Option<Arc<VmFd>>,
         ram: Arc<GuestRam>,
         irq: Arc<IrqLine>,
         stats: Arc<Stats>,
     ) -> Result<NetDevice, NetError> {
-        let mut model_config = E1000Config::new(config.mac);
+        let mut model_config = E1000Config::new(config.mac).with_csb(config.csb);
         model_config.mitigation = config.mitigation;
         let header = pci_header(&model_config);
         let model = E1000::new(model_config, IntxTrigger(Arc::clone(&irq)), HostClock);
@@ -133,14 +177,19 @@ impl NetDevice {
                 model,
                 backend,
                 armed_deadline: None,
+                bar0: Some(u64::from(E1000_BAR0_ADDRESS)),
+                tdt_kick: MmioKick::new(vm, 4),
+                csb_seen: None,
             }),
             dma: GuestDma::new(ram),
             irq,
             timer: DeadlineTimer::new().map_err(NetError::Fd)?,
             deferred: EventFd::new(EFD_NONBLOCK).map_err(NetError::Fd)?,
+            tdt_kick: EventFd::new(EFD_NONBLOCK).map_err(NetError::Fd)?,
             kick_fd,
             header,
             stats,
+            spin: config.spin,
         };
         {
             let mut s = device.lock();
@@ -175,6 +224,22 @@ impl NetDevice {
         self.deferred.as_raw_fd()
     }
 
+    /// The eventfd KVM signals on a guest TDT write in CSB mode (I/O thread).
+    pub fn tdt_kick_fd(&self) -> RawFd {
+        self.tdt_kick.as_raw_fd()
+    }
+
+    /// Signals the TDT kick eventfd as KVM does on a guest TDT write (for
+    /// test drivers that play the guest without a vCPU).
+    pub fn signal_tdt_kick(&self) {
+        let _ = self.tdt_kick.write(1);
+    }
+
+    /// Where the TDT ioeventfd is registered (guest-physical), if anywhere.
+    pub fn tdt_kick_address(&self) -> Option<u64> {
+        self.lock().tdt_kick.address()
+    }
+
     /// The moderation timerfd (I/O thread).
     pub fn moderation_timer_fd(&self) -> RawFd {
         self.timer.fd()
@@ -183,6 +248,16 @@ impl NetDevice {
     /// The interrupt resample eventfd in level mode (I/O thread).
     pub fn resample_fd(&self) -> Option<RawFd> {
         self.irq.resample_fd().map(|fd| fd.as_raw_fd())
+    }
+
+    /// How long the net worker keeps polling after its last work.
+    pub fn spin(&self) -> Duration {
+        self.spin
+    }
+
+    /// Whether a CSB is mapped (the I/O thread is the net worker then).
+    pub fn csb_mapped(&self) -> bool {
+        self.lock().model.csb_address().is_some()
     }
 
     /// The model's counters of guest errors and refused operations, as JSON.
@@ -198,6 +273,29 @@ impl NetDevice {
     /// Applies the PCI command register's INTx disable bit.
     pub fn set_intx_disabled(&self, disabled: bool) {
         self.irq.set_disabled(disabled);
+    }
+
+    /// Applies the PCI command register's bus-master bit: no DMA without it.
+    /// Setting it again runs the work that waited.
+    pub fn set_bus_master(&self, enabled: bool) {
+        let mut s = self.lock();
+        let was = s.model.bus_master();
+        s.model.set_bus_master(enabled, &self.dma);
+        if enabled && !was {
+            let effects = Effects {
+                process_tx: true,
+                process_rx: true,
+                csb_kick: false,
+            };
+            self.run(&mut s, effects);
+        }
+    }
+
+    /// BAR0 moved (or stopped decoding: `None`); the TDT kick follows it.
+    pub fn set_bar0(&self, base: Option<u64>) {
+        let mut s = self.lock();
+        s.bar0 = base;
+        self.sync_csb(&mut s);
     }
 
     /// A guest read of BAR `bar` at `offset`; false if the BAR is not ours.
@@ -218,7 +316,8 @@ impl NetDevice {
             return false;
         }
         let mut s = self.lock();
-        let effects = s.model.mmio_write(offset, data);
+        let effects = s.model.mmio_write(offset, data, &self.dma);
+        self.sync_csb(&mut s);
         self.run(&mut s, effects);
         true
     }
@@ -240,32 +339,66 @@ impl NetDevice {
             return false;
         }
         let mut s = self.lock();
-        let effects = s.model.io_write(offset, data);
+        let effects = s.model.io_write(offset, data, &self.dma);
+        self.sync_csb(&mut s);
         self.run(&mut s, effects);
         true
     }
 
-    /// I/O thread: the port kicked (RX frames or TX space).
-    pub fn on_kick(&self) {
+    /// I/O thread: the port kicked (RX frames or TX space). Returns true if
+    /// the net worker must poll (CSB mode).
+    pub fn on_kick(&self) -> bool {
         let mut s = self.lock();
         let tx_was_full = s.backend.tx_full();
         s.backend.on_kick();
+        if s.model.csb_address().is_some() {
+            return true;
+        }
         let effects = Effects {
             process_tx: tx_was_full,
             process_rx: true,
+            csb_kick: false,
         };
         self.run(&mut s, effects);
+        false
     }
 
-    /// I/O thread: the vCPU thread left work (more than it wanted to do inline).
-    pub fn on_deferred(&self) {
+    /// I/O thread: the vCPU thread left work (more than it wanted to do
+    /// inline, or any work in CSB mode). Returns true if the net worker must
+    /// poll (CSB mode).
+    pub fn on_deferred(&self) -> bool {
         let _ = self.deferred.read();
         let mut s = self.lock();
+        if s.model.csb_address().is_some() {
+            return true;
+        }
         let effects = Effects {
             process_tx: true,
             process_rx: true,
+            csb_kick: false,
         };
         self.run(&mut s, effects);
+        false
+    }
+
+    /// I/O thread: the guest wrote TDT through the ioeventfd (a CSB kick).
+    /// Returns true if the net worker must poll.
+    pub fn on_tdt_kick(&self) -> bool {
+        if let Ok(kicks) = self.tdt_kick.read() {
+            self.stats.worker.tx_kicks.add(kicks);
+        }
+        let mut s = self.lock();
+        if s.model.csb_address().is_some() {
+            return true;
+        }
+        // The CSB went away between the kick and now: transmit by registers.
+        let effects = Effects {
+            process_tx: true,
+            process_rx: false,
+            csb_kick: false,
+        };
+        self.run(&mut s, effects);
+        false
     }
 
     /// I/O thread: the moderation timerfd fired.
@@ -285,8 +418,39 @@ impl NetDevice {
         self.irq.on_resample();
     }
 
-    /// Runs the TX and RX work `effects` asks for, then settles.
+    /// Follows CSB mapping changes: the TDT ioeventfd is registered while
+    /// the CSB is mapped, guest_csb_on was set at the last look and BAR0
+    /// decodes; a mapping change wakes the I/O thread, which takes over (or
+    /// hands back) the TX/RX work.
+    fn sync_csb(&self, s: &mut Shared) {
+        let mapped = s.model.csb_address();
+        if mapped != s.csb_seen {
+            s.csb_seen = mapped;
+            let _ = self.deferred.write(1);
+        }
+        let wanted = match s.bar0 {
+            Some(bar0) if s.model.csb_guest_on_seen() => {
+                Some(bar0 + u64::from(e1000::registers::TDT))
+            }
+            _ => None,
+        };
+        if wanted != s.tdt_kick.address() {
+            if let Err(e) = s.tdt_kick.place(&self.tdt_kick, wanted) {
+                log::warn!("e1000: TDT ioeventfd at {wanted:x?}: {e}; TDT kicks will exit");
+            }
+        }
+    }
+
+    /// Runs the TX and RX work `effects` asks for, then settles. In CSB mode
+    /// the work is the net worker's: only wake it.
     fn run(&self, s: &mut Shared, effects: Effects) {
+        if s.model.csb_address().is_some() {
+            if effects.any() {
+                let _ = self.deferred.write(1);
+            }
+            self.settle(s);
+            return;
+        }
         let Shared { model, backend, .. } = s;
         if effects.process_tx {
             model.process_tx(&self.dma, backend);
@@ -301,23 +465,29 @@ impl NetDevice {
         self.settle(s);
     }
 
-    /// Re-arms the moderation timer if its deadline changed, and asks the
-    /// port for the kicks the device now needs; if the port is already ready,
-    /// processes again (a bounded number of rounds, then defers).
+    /// Re-arms the moderation timerfd if the model's deadline changed.
+    fn settle_timer(&self, s: &mut Shared) {
+        let deadline = s.model.next_deadline();
+        if deadline != s.armed_deadline {
+            let armed = match deadline {
+                Some(at) => self.timer.arm_at(at),
+                None => self.timer.disarm(),
+            };
+            if let Err(e) = armed {
+                log::error!("e1000 moderation timer: {e}");
+            }
+            s.armed_deadline = deadline;
+        }
+    }
+
+    /// Re-arms the moderation timer, and (without a CSB) asks the port for
+    /// the kicks the device now needs; if the port is already ready,
+    /// processes again (a bounded number of rounds, then defers). In CSB mode
+    /// the net worker arms the port when it goes to sleep.
     fn settle(&self, s: &mut Shared) {
         for _ in 0..MAX_SETTLE_ROUNDS {
-            let deadline = s.model.next_deadline();
-            if deadline != s.armed_deadline {
-                let armed = match deadline {
-                    Some(at) => self.timer.arm_at(at),
-                    None => self.timer.disarm(),
-                };
-                if let Err(e) = armed {
-                    log::error!("e1000 moderation timer: {e}");
-                }
-                s.armed_deadline = deadline;
-            }
-            if !s.backend.arm() {
+            self.settle_timer(s);
+            if s.model.csb_address().is_some() || !s.backend.arm() {
                 return;
             }
             // Frames or space arrived while arming: process them now.
@@ -330,6 +500,65 @@ impl NetDevice {
             model.process_rx(&self.dma, backend);
         }
         let _ = self.deferred.write(1);
+    }
+}
+
+/// The net worker's view of the device (CSB mode), called by the I/O thread.
+impl Pollable for NetDevice {
+    fn begin_polling(&self) {
+        let mut s = self.lock();
+        s.model.csb_enter_polling(&self.dma);
+        s.backend.disarm();
+    }
+
+    fn poll(&self) -> Option<Round> {
+        let mut s = self.lock();
+        if s.model.csb_address().is_none() {
+            // Back to register-driven mode: arm the port as that mode does.
+            self.settle(&mut s);
+            return None;
+        }
+        let Shared { model, backend, .. } = &mut *s;
+        let tx = model.process_tx(&self.dma, backend);
+        let rx = model.process_rx(&self.dma, backend);
+        if let Some(deadline) = model.next_deadline() {
+            let now = monotonic_ns();
+            if deadline <= now {
+                model.on_timer(now);
+            }
+        }
+        self.settle_timer(&mut s);
+        self.sync_csb(&mut s);
+        let busy = tx.descriptors > 0 || rx.frames > 0 || rx.dropped > 0;
+        self.stats.worker.polls.inc();
+        if busy {
+            self.stats.worker.busy_polls.inc();
+        }
+        Some(Round {
+            busy,
+            rx_waiting: rx.waiting_for_buffers,
+        })
+    }
+
+    fn try_sleep(&self, rx_waiting: bool) -> bool {
+        let mut s = self.lock();
+        if s.model.csb_address().is_none() {
+            self.settle(&mut s);
+            return true;
+        }
+        if !s.model.csb_prepare_sleep(&self.dma, rx_waiting) {
+            self.stats.worker.sleep_aborts.inc();
+            return false;
+        }
+        if s.backend.arm() {
+            // The port has frames or space already: keep polling.
+            s.model.csb_enter_polling(&self.dma);
+            s.backend.disarm();
+            self.stats.worker.sleep_aborts.inc();
+            return false;
+        }
+        self.stats.worker.sleeps.inc();
+        true
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::bus::Bus;
 use crate::devices::exit_port::{ExitPort, EXIT_PORT};
 use crate::devices::idle_port::{IdlePort, IDLE_PORT};
+use crate::devices::pci::config::CMD_BUS_MASTER;
 use crate::devices::pci::{
     BarKind, BarMapping, ConfigWrite, PciConfigIo, PciSlot, CONFIG_ADDRESS_PORT, CONFIG_PORTS_LEN,
 };
@@ -229,8 +230,9 @@ impl Platform {
         }
     }
 
-    /// Re-reads the BARs and command register of the function at `slot` and
-    /// moves its ranges on the buses to match.
+    /// Re-reads the BARs and command register of the function at `slot`,
+    /// moves its ranges on the buses to match, and tells the device its
+    /// INTx-disable and bus-master bits and where BAR0 now is.
     fn remap_bars(&mut self, slot: PciSlot) {
         let Some(net) = self.net.as_mut().filter(|_| slot == E1000_PCI_SLOT) else {
             return;
@@ -239,6 +241,8 @@ impl Platform {
             return;
         };
         net.device.set_intx_disabled(function.intx_disabled());
+        net.device
+            .set_bus_master(function.command() & CMD_BUS_MASTER != 0);
         for (bar, mapped) in net.mapped.iter_mut().enumerate() {
             let wanted = function.bar_mapping(bar);
             if wanted == *mapped {
@@ -271,5 +275,6 @@ impl Platform {
                 }
             }
         }
+        net.device.set_bar0(net.mapped[0].map(|m| m.base));
     }
 }

@@ -63,8 +63,10 @@ impl ExitCounts {
 /// Interrupt delivery counters.
 #[derive(Debug, Default)]
 pub struct IrqCounters {
-    /// Interrupts asserted towards the guest (irqfd writes).
+    /// e1000 interrupts asserted towards the guest (irqfd writes).
     pub injected: Counter,
+    /// Serial port (COM1) interrupts asserted towards the guest.
+    pub serial: Counter,
     /// Resample notifications (level mode).
     pub resamples: Counter,
     /// irqfd writes that failed.
@@ -111,6 +113,24 @@ pub struct IoThreadCounters {
     pub timer_fires: Counter,
 }
 
+/// The net worker in CSB mode.
+#[derive(Debug, Default)]
+pub struct WorkerCounters {
+    /// Guest TDT writes that reached the worker through the KVM ioeventfd
+    /// (kicks without a userspace exit; TDT writes that did exit are in
+    /// `exits.mmio["e1000.TDT"]`).
+    pub tx_kicks: Counter,
+    /// Poll rounds (one TX and one RX batch each).
+    pub polls: Counter,
+    /// Poll rounds that moved descriptors or frames.
+    pub busy_polls: Counter,
+    /// Times the worker set its need-kick flags and slept.
+    pub sleeps: Counter,
+    /// Times the re-check after setting the flags found new work (each one a
+    /// wake-up that would have been lost without it).
+    pub sleep_aborts: Counter,
+}
+
 /// All counters of one VM.
 #[derive(Debug)]
 pub struct Stats {
@@ -129,6 +149,8 @@ pub struct Stats {
     pub guest_errors: GuestErrorCounters,
     /// I/O thread activity.
     pub io_thread: IoThreadCounters,
+    /// The net worker (CSB mode).
+    pub worker: WorkerCounters,
 }
 
 impl Default for Stats {
@@ -149,6 +171,7 @@ impl Stats {
             rx: TrafficCounters::default(),
             guest_errors: GuestErrorCounters::default(),
             io_thread: IoThreadCounters::default(),
+            worker: WorkerCounters::default(),
         }
     }
 
@@ -192,6 +215,7 @@ impl Stats {
             },
             "interrupts": {
                 "injected": self.irq.injected.get(),
+                "serial": self.irq.serial.get(),
                 "resamples": self.irq.resamples.get(),
                 "failed": self.irq.failed.get(),
             },
@@ -209,6 +233,13 @@ impl Stats {
             "io_thread": {
                 "wakeups": self.io_thread.wakeups.get(),
                 "timer_fires": self.io_thread.timer_fires.get(),
+            },
+            "csb_worker": {
+                "tx_kicks": self.worker.tx_kicks.get(),
+                "polls": self.worker.polls.get(),
+                "busy_polls": self.worker.busy_polls.get(),
+                "sleeps": self.worker.sleeps.get(),
+                "sleep_aborts": self.worker.sleep_aborts.get(),
             },
         });
         if let (Some(all), Value::Object(extra)) = (value.as_object_mut(), extra) {
@@ -245,19 +276,22 @@ impl Stats {
             .unwrap_or(0);
         format!(
             "vmm: exit code {exit_code} after {:.3} s: {} exits (pio {}, mmio {}, idle {}), \
-             {} irqs, tx {} pkts {} B, rx {} pkts {} B, kicks to/from switch {}/{}",
+             {} irqs (+{} serial), tx {} pkts {} B, rx {} pkts {} B, kicks to/from switch {}/{}, \
+             TDT ioeventfd kicks {}",
             self.seconds(),
             exits.total,
             exits.pio_total(),
             exits.mmio_total(),
             idle,
             self.irq.injected.get(),
+            self.irq.serial.get(),
             self.tx.packets.get(),
             self.tx.bytes.get(),
             self.rx.packets.get(),
             self.rx.bytes.get(),
             self.kicks.to_switch.get(),
             self.kicks.from_switch.get(),
+            self.worker.tx_kicks.get(),
         )
     }
 }
@@ -277,6 +311,8 @@ mod tests {
         stats.tx.packets.add(5);
         stats.tx.bytes.add(300);
         stats.irq.injected.inc();
+        stats.irq.serial.add(2);
+        stats.worker.tx_kicks.add(4);
         let v = stats.to_json(Some(0), json!({"e1000": {"errors": {"x": 1}}}));
         assert_eq!(v["e1000"]["errors"]["x"], 1);
         assert_eq!(v["exits"]["total"], 3);
@@ -284,6 +320,8 @@ mod tests {
         assert_eq!(v["exits"]["mmio"]["e1000.TDT"], 1);
         assert_eq!(v["tx"]["bytes"], 300);
         assert_eq!(v["interrupts"]["injected"], 1);
+        assert_eq!(v["interrupts"]["serial"], 2);
+        assert_eq!(v["csb_worker"]["tx_kicks"], 4);
         assert_eq!(v["exit_code"], 0);
         let line = stats.summary(0);
         assert!(line.contains("3 exits (pio 2, mmio 1"), "{line}");

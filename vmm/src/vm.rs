@@ -105,7 +105,7 @@ fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmError {
 pub struct Vm {
     // Kept open for the VM's lifetime.
     _kvm: Kvm,
-    _vm: VmFd,
+    _vm: Arc<VmFd>,
     vcpu: VcpuFd,
     _ram: Arc<GuestRam>,
     platform: Platform,
@@ -169,7 +169,8 @@ impl Vm {
                 Box::new(std::fs::File::create(path).map_err(VmError::Serial)?)
             }
         };
-        let serial = SerialPort::new(&vm, out).map_err(VmError::Serial)?;
+        let serial = SerialPort::new(&vm, out, Arc::clone(&stats)).map_err(VmError::Serial)?;
+        let vm = Arc::new(vm);
         let net = match &config.net {
             Some(net_config) => {
                 let irq = Arc::new(IrqLine::new(
@@ -178,7 +179,13 @@ impl Vm {
                     config.irq_mode,
                     Arc::clone(&stats),
                 )?);
-                let device = NetDevice::new(net_config, Arc::clone(&ram), irq, Arc::clone(&stats))?;
+                let device = NetDevice::new(
+                    net_config,
+                    Some(Arc::clone(&vm)),
+                    Arc::clone(&ram),
+                    irq,
+                    Arc::clone(&stats),
+                )?;
                 Some(Arc::new(device))
             }
             None => None,

@@ -38,14 +38,17 @@ fn rig(port: Box<dyn PortIo>, mitigation: bool) -> Option<Rig> {
     let ram = Arc::new(GuestRam::new(4 << 20).unwrap());
     let stats = Arc::new(Stats::new());
     let irq = Arc::new(IrqLine::new(&vm, 11, IrqMode::Edge, Arc::clone(&stats)).unwrap());
-    let config = NetConfig {
-        backend: BackendSpec::Pong,
-        socket: "/nonexistent".into(),
-        mac: MAC,
-        mitigation,
-    };
-    let net =
-        NetDevice::with_port(&config, port, Arc::clone(&ram), irq, Arc::clone(&stats)).unwrap();
+    let mut config = NetConfig::new(BackendSpec::Pong, "/nonexistent".into(), MAC);
+    config.mitigation = mitigation;
+    let net = NetDevice::with_port(
+        &config,
+        port,
+        None,
+        Arc::clone(&ram),
+        irq,
+        Arc::clone(&stats),
+    )
+    .unwrap();
     Some(Rig {
         ram,
         net: Arc::new(net),

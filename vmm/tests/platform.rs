@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use vm_memory::Bytes;
+
 use kvm_ioctls::Kvm;
 use vmm::backend::{sink::SinkPort, BackendSpec};
 use vmm::devices::serial::SerialPort;
@@ -17,29 +19,46 @@ use vmm::stats::Stats;
 struct Rig {
     platform: Platform,
     stats: Arc<Stats>,
-    _vm: kvm_ioctls::VmFd,
+    net: Arc<NetDevice>,
+    ram: Arc<GuestRam>,
+    _vm: Arc<kvm_ioctls::VmFd>,
 }
 
 fn rig() -> Option<Rig> {
+    rig_with(false)
+}
+
+fn rig_with(csb: bool) -> Option<Rig> {
     let kvm = Kvm::new().ok()?;
-    let vm = kvm.create_vm().unwrap();
+    let vm = Arc::new(kvm.create_vm().unwrap());
     vm.create_irq_chip().unwrap();
     let ram = Arc::new(GuestRam::new(4 << 20).unwrap());
     let stats = Arc::new(Stats::new());
     let irq = Arc::new(IrqLine::new(&vm, 11, IrqMode::Edge, Arc::clone(&stats)).unwrap());
-    let config = NetConfig {
-        backend: BackendSpec::Sink,
-        socket: "/nonexistent".into(),
-        mac: [0x52, 0x54, 0, 1, 2, 3],
-        mitigation: true,
-    };
+    let mut config = NetConfig::new(
+        BackendSpec::Sink,
+        "/nonexistent".into(),
+        [0x52, 0x54, 0, 1, 2, 3],
+    );
+    config.csb = csb;
     let port = Box::new(SinkPort::new().unwrap());
-    let net = NetDevice::with_port(&config, port, ram, irq, Arc::clone(&stats)).unwrap();
-    let serial = SerialPort::new(&vm, Box::new(std::io::sink())).unwrap();
-    let platform = Platform::new(serial, Some(Arc::new(net)), Arc::clone(&stats));
+    let net = NetDevice::with_port(
+        &config,
+        port,
+        Some(Arc::clone(&vm)),
+        Arc::clone(&ram),
+        irq,
+        Arc::clone(&stats),
+    )
+    .unwrap();
+    let net = Arc::new(net);
+    let serial = SerialPort::new(&vm, Box::new(std::io::sink()), Arc::clone(&stats)).unwrap();
+    let platform = Platform::new(serial, Some(Arc::clone(&net)), Arc::clone(&stats));
     Some(Rig {
         platform,
         stats,
+        net,
+        ram,
         _vm: vm,
     })
 }
@@ -63,6 +82,10 @@ impl Rig {
         let mut d = [0u8; 4];
         self.platform.mmio_read(addr, &mut d);
         u32::from_le_bytes(d)
+    }
+
+    fn mmio_write32(&mut self, addr: u64, value: u32) {
+        self.platform.mmio_write(addr, &value.to_le_bytes());
     }
 
     fn io32(&mut self, port: u16) -> u32 {
@@ -170,4 +193,91 @@ fn garbage_port_accesses_are_ignored_and_counted() {
     assert_eq!(rig.platform.pio_write(0x501, &[9, 9]), IoAction::Exit(9));
     rig.platform.mmio_write(0xDEAD_0000, &[1, 2, 3, 4]);
     assert_eq!(rig.stats.guest_errors.ignored_mmio.get(), 1);
+}
+
+const BAR0: u64 = 0xFEB0_0000;
+
+#[test]
+fn csb_is_advertised_and_its_tdt_kick_follows_bar0() {
+    let Some(mut rig) = rig_with(true) else {
+        return;
+    };
+    let dev = E1000_PCI_SLOT;
+    assert_eq!(rig.cfg_read(dev, 0x2C), 0x1101_8086, "CSB subsystem id");
+    // The guest sets guest_csb_on in its CSB page, then writes CSBAH, CSBAL.
+    let csb = 0x3000u64;
+    rig.ram
+        .memory()
+        .write_obj(1u32, vm_memory::GuestAddress(csb + 12))
+        .unwrap();
+    rig.mmio_write32(BAR0 + u64::from(r::CSBAH), 0);
+    rig.mmio_write32(BAR0 + u64::from(r::CSBAL), csb as u32);
+    assert_eq!(rig.mmio32(BAR0 + u64::from(r::CSBAL)), csb as u32);
+    assert!(rig.net.csb_mapped());
+    assert_eq!(
+        rig.net.tdt_kick_address(),
+        Some(BAR0 + 0x3818),
+        "ioeventfd on TDT"
+    );
+    // BAR0 moves: the kick moves with it; decoding off: no kick.
+    rig.cfg_write(dev, 0x10, 0xE000_0000);
+    assert_eq!(rig.net.tdt_kick_address(), Some(0xE000_3818));
+    rig.cfg_write(dev, 0x04, 0x5);
+    assert_eq!(rig.net.tdt_kick_address(), None);
+    rig.cfg_write(dev, 0x04, 0x7);
+    assert_eq!(rig.net.tdt_kick_address(), Some(0xE000_3818));
+    // CSB off again by writing 0.
+    rig.mmio_write32(0xE000_0000 + u64::from(r::CSBAL), 0);
+    assert!(!rig.net.csb_mapped());
+    assert_eq!(rig.net.tdt_kick_address(), None);
+    // Without the extension the registers do not exist.
+    let Some(mut plain) = rig_with(false) else {
+        return;
+    };
+    plain.mmio_write32(BAR0 + u64::from(r::CSBAL), csb as u32);
+    assert_eq!(plain.mmio32(BAR0 + u64::from(r::CSBAL)), 0);
+    assert!(!plain.net.csb_mapped());
+}
+
+#[test]
+fn no_dma_without_bus_mastering() {
+    let Some(mut rig) = rig() else {
+        return;
+    };
+    let dev = E1000_PCI_SLOT;
+    let ram = Arc::clone(&rig.ram);
+    let mem = ram.memory();
+    let (ring, buf) = (0x10000u64, 0x20000u64);
+    mem.write_slice(&[0xAB; 60], vm_memory::GuestAddress(buf))
+        .unwrap();
+    let mut desc = [0u8; 16];
+    desc[..8].copy_from_slice(&buf.to_le_bytes());
+    desc[8] = 60;
+    desc[11] = 0x01 | 0x08; // EOP | RS
+    mem.write_slice(&desc, vm_memory::GuestAddress(ring))
+        .unwrap();
+    for (reg, value) in [
+        (r::TDBAL, ring as u32),
+        (r::TDBAH, 0),
+        (r::TDLEN, 128),
+        (r::TDH, 0),
+        (r::TCTL, 0x2),
+    ] {
+        rig.mmio_write32(BAR0 + u64::from(reg), value);
+    }
+    // Bus mastering off: the TDT write moves nothing.
+    rig.cfg_write(dev, 0x04, 0x3);
+    rig.mmio_write32(BAR0 + u64::from(r::TDT), 1);
+    assert_eq!(rig.stats.tx.packets.get(), 0);
+    assert_eq!(rig.mmio32(BAR0 + u64::from(r::TDH)), 0);
+    let mut status = [0u8; 1];
+    mem.read_slice(&mut status, vm_memory::GuestAddress(ring + 12))
+        .unwrap();
+    assert_eq!(status[0], 0, "no descriptor write-back");
+    let errors = rig.net.model_errors_json();
+    assert_eq!(errors["dma_refused_bus_master_off"], 1, "{errors}");
+    // Back on: the waiting frame goes.
+    rig.cfg_write(dev, 0x04, 0x7);
+    assert_eq!(rig.stats.tx.packets.get(), 1);
+    assert_eq!(rig.mmio32(BAR0 + u64::from(r::TDH)), 1);
 }

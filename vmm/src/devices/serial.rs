@@ -1,12 +1,16 @@
 //! COM1: a 16550 UART at I/O 0x3F8 (vm-superio), its output going to a file
-//! or stdout, line-buffered, its interrupt to GSI 4 through an irqfd.
+//! or stdout, line-buffered, its interrupt to GSI 4 through an irqfd
+//! (counted in the stats as `interrupts.serial`).
 
 use std::io::Write;
+use std::sync::Arc;
 
 use kvm_ioctls::VmFd;
 use vm_superio::serial::NoEvents;
 use vm_superio::{Serial, Trigger};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use crate::stats::Stats;
 
 /// I/O base of COM1.
 pub const SERIAL_PORT_BASE: u16 = 0x3F8;
@@ -15,14 +19,20 @@ pub const SERIAL_PORT_LEN: u16 = 8;
 /// ISA IRQ of COM1.
 pub const SERIAL_GSI: u32 = 4;
 
-/// The UART's interrupt: an irqfd on GSI 4 (edge, as ISA interrupts are).
-pub struct SerialIrq(EventFd);
+/// The UART's interrupt: an irqfd on GSI 4 (edge, as ISA interrupts are),
+/// each one counted.
+pub struct SerialIrq {
+    irqfd: EventFd,
+    stats: Arc<Stats>,
+}
 
 impl Trigger for SerialIrq {
     type E = std::io::Error;
 
     fn trigger(&self) -> Result<(), Self::E> {
-        self.0.write(1)
+        self.irqfd.write(1)?;
+        self.stats.irq.serial.inc();
+        Ok(())
     }
 }
 
@@ -80,13 +90,18 @@ pub struct SerialPort {
 }
 
 impl SerialPort {
-    /// A UART writing to `out`, interrupting on GSI 4 of `vm`.
-    pub fn new(vm: &VmFd, out: Box<dyn Write + Send>) -> std::io::Result<SerialPort> {
-        let irq = EventFd::new(EFD_NONBLOCK)?;
-        vm.register_irqfd(&irq, SERIAL_GSI)
+    /// A UART writing to `out`, interrupting on GSI 4 of `vm`, counting its
+    /// interrupts in `stats`.
+    pub fn new(
+        vm: &VmFd,
+        out: Box<dyn Write + Send>,
+        stats: Arc<Stats>,
+    ) -> std::io::Result<SerialPort> {
+        let irqfd = EventFd::new(EFD_NONBLOCK)?;
+        vm.register_irqfd(&irqfd, SERIAL_GSI)
             .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))?;
         Ok(SerialPort {
-            uart: Serial::new(SerialIrq(irq), SerialOut::new(out)),
+            uart: Serial::new(SerialIrq { irqfd, stats }, SerialOut::new(out)),
             write_errors: 0,
         })
     }

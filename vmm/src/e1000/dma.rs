@@ -22,6 +22,21 @@ pub trait Dma {
     fn write(&self, gpa: u64, data: &[u8]) -> Result<(), DmaError>;
     /// Whether `[gpa, gpa + len)` lies entirely in guest memory.
     fn contains(&self, gpa: u64, len: u64) -> bool;
+
+    /// Reads the little-endian u32 at `gpa`. Implementations over memory the
+    /// guest changes concurrently make an aligned access one atomic load
+    /// (acquire), so a field of a shared block (the CSB) is never torn.
+    fn read_u32(&self, gpa: u64) -> Result<u32, DmaError> {
+        let mut bytes = [0u8; 4];
+        self.read(gpa, &mut bytes)?;
+        Ok(u32::from_le_bytes(bytes))
+    }
+
+    /// Writes `value` as a little-endian u32 at `gpa`; one atomic store
+    /// (release) for an aligned access, like [`Dma::read_u32`].
+    fn write_u32(&self, gpa: u64, value: u32) -> Result<(), DmaError> {
+        self.write(gpa, &value.to_le_bytes())
+    }
 }
 
 /// Guest memory as a plain byte vector starting at guest address 0.

@@ -20,16 +20,28 @@
 //! Simplified: autonegotiation completes at once; no receive checksum offload
 //! (IXSM is reported); EEPROM writes, flow control, wake-up and manageability
 //! registers are stored only; frames wait in the backend instead of a FIFO.
+//! DMA happens only while PCI bus mastering is on ([`E1000::set_bus_master`]).
+//!
+//! Paravirtual extension ([`csb`], enabled by [`E1000Config::csb`]): while
+//! the guest has mapped a Common Status Block and set guest_csb_on, the ring
+//! indices come from and go to the CSB instead of TDT/RDT and TDH/RDH
+//! (the four index functions below are the only place that reads or
+//! publishes them), TDT/RDT register writes are kicks for the VMM's net
+//! worker ([`Effects::csb_kick`]), TX and RX interrupts are raised only while
+//! the guest asks for them, and the worker announces its sleep through
+//! [`E1000::csb_prepare_sleep`] and its wake-up through
+//! [`E1000::csb_enter_polling`].
 //!
 //! Modules: `registers` (offsets, bits, storage), `eeprom`, `phy` (MDIC),
 //! `interrupts` and `moderation`, `tx`, `rx`, `ring` (descriptor rings),
-//! `checksum`, `stats` (statistics registers and error counters), `dma` and
-//! `backend` (the interfaces).
+//! `checksum`, `stats` (statistics registers and error counters), `csb` (the
+//! paravirtual extension), `dma` and `backend` (the interfaces).
 
 #![warn(missing_docs)]
 
 pub mod backend;
 pub mod checksum;
+pub mod csb;
 pub mod dma;
 pub mod eeprom;
 pub mod interrupts;
@@ -50,6 +62,9 @@ pub use interrupts::Trigger;
 pub use moderation::{Clock, MonotonicClock};
 pub use stats::{ErrorCounters, Statistics};
 
+use std::sync::atomic::{fence, Ordering};
+
+use csb::{field as csb_field, Csb, CsbMapping, GuestIndex};
 use eeprom::{Eeprom, EepromIdentity};
 use interrupts::Interrupts;
 use phy::Phy;
@@ -64,6 +79,14 @@ pub const VENDOR_ID: u16 = 0x8086;
 pub const DEVICE_ID: u16 = 0x100E;
 /// PCI subsystem id of the PRO/1000 MT Desktop adapter.
 pub const DEFAULT_SUBSYSTEM_ID: u16 = 0x001E;
+/// TX descriptors walked in one [`E1000::process_tx`] call in CSB mode, so
+/// that the net worker holds the device lock for one bounded batch (64
+/// frames are about 20 us of work here; the vCPU thread waits at most that
+/// long for the lock on a register access).
+pub const CSB_TX_BATCH: u32 = 64;
+/// RX frames handled in one [`E1000::process_rx`] call in CSB mode, for the
+/// same reason.
+pub const CSB_RX_BATCH: u32 = 64;
 
 /// Device configuration chosen by the VMM.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,17 +100,35 @@ pub struct E1000Config {
     pub subsystem_vendor_id: u16,
     /// PCI subsystem id (also in the EEPROM).
     pub subsystem_id: u16,
+    /// The CSB paravirtual extension: the CSBAL/CSBAH registers exist.
+    /// Set it with [`E1000Config::with_csb`], which also advertises it in the
+    /// subsystem id.
+    pub csb: bool,
 }
 
 impl E1000Config {
-    /// Configuration with `mac`, moderation on and the Intel subsystem ids.
+    /// Configuration with `mac`, moderation on, the Intel subsystem ids and
+    /// no paravirtual extension (a stock 82540EM).
     pub fn new(mac: [u8; 6]) -> Self {
         Self {
             mac,
             mitigation: true,
             subsystem_vendor_id: VENDOR_ID,
             subsystem_id: DEFAULT_SUBSYSTEM_ID,
+            csb: false,
         }
+    }
+
+    /// Turns the CSB extension on or off, with its advertisement: subsystem
+    /// id [`csb::SUBSYSTEM_ID`] when on, the stock one when off.
+    pub fn with_csb(mut self, on: bool) -> Self {
+        self.csb = on;
+        self.subsystem_id = if on {
+            csb::SUBSYSTEM_ID
+        } else {
+            DEFAULT_SUBSYSTEM_ID
+        };
+        self
     }
 }
 
@@ -98,6 +139,9 @@ pub struct Effects {
     pub process_tx: bool,
     /// Run [`E1000::process_rx`] (RDT written, or receive enabled).
     pub process_rx: bool,
+    /// CSB mode: TDT or RDT was written as a kick. Wake the net worker; do
+    /// not process in the caller.
+    pub csb_kick: bool,
 }
 
 impl Effects {
@@ -105,7 +149,13 @@ impl Effects {
         Effects {
             process_tx: self.process_tx || other.process_tx,
             process_rx: self.process_rx || other.process_rx,
+            csb_kick: self.csb_kick || other.csb_kick,
         }
+    }
+
+    /// Whether any work was asked for.
+    pub fn any(&self) -> bool {
+        self.process_tx || self.process_rx || self.csb_kick
     }
 }
 
@@ -145,6 +195,11 @@ pub struct E1000<T: Trigger, C: Clock = MonotonicClock> {
     errors: ErrorCounters,
     tx: TxEngine,
     rx: RxEngine,
+    csb: Csb,
+    /// PCI command register bus-master bit: DMA allowed.
+    bus_master: bool,
+    /// Work was refused and counted in the current bus-master-off period.
+    dma_refusal_counted: bool,
     io_address: u32,
     trigger: T,
     clock: C,
@@ -187,6 +242,9 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
             errors: ErrorCounters::default(),
             tx: TxEngine::default(),
             rx: RxEngine::default(),
+            csb: Csb::new(),
+            bus_master: true,
+            dma_refusal_counted: false,
             io_address: 0,
             trigger,
             clock,
@@ -232,10 +290,12 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
     }
 
     /// Software or power-on reset: every register to its default, EEPROM
-    /// reloaded into RAL0/RAH0, statistics cleared, interrupt line low. The
-    /// error counters are the host's and are kept.
+    /// reloaded into RAL0/RAH0, statistics cleared, interrupt line low, CSB
+    /// off. The error counters are the host's and are kept, and so is the
+    /// bus-master bit (PCI configuration space is not reset by CTRL.RST).
     pub fn reset(&mut self) {
         self.regs.reset();
+        self.csb.reset();
         self.eeprom.reset();
         self.phy = Phy::new(self.phy.link_up());
         self.mdic = 0;
@@ -326,6 +386,8 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
             TADV => self.irq.moderation.tadv(),
             RDTR => self.irq.moderation.rdtr(),
             RADV => self.irq.moderation.radv(),
+            CSBAL if self.config.csb => self.csb.low(),
+            CSBAH if self.config.csb => self.csb.high(),
             _ if Statistics::is_register(offset) => self.stats.read(offset).unwrap_or(0),
             _ if is_storage_register(offset) => self.regs.get(offset),
             _ => {
@@ -335,8 +397,10 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
         }
     }
 
-    /// Writes `value` to the 32-bit register at BAR0 `offset`.
-    pub fn write_register(&mut self, offset: u32, value: u32) -> Effects {
+    /// Writes `value` to the 32-bit register at BAR0 `offset`. `dma` reaches
+    /// guest memory for the registers whose write touches it (CSBAL maps the
+    /// CSB; TDT/RDT read guest_csb_on while it is mapped).
+    pub fn write_register<D: Dma>(&mut self, offset: u32, value: u32, dma: &D) -> Effects {
         let mut effects = Effects::default();
         match offset {
             CTRL => {
@@ -415,16 +479,43 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
                 self.regs.set(offset, value & RING_LEN_MASK);
                 self.tx.ring_changed();
             }
+            CSBAL if self.config.csb => match self.csb.write_low(value, dma) {
+                CsbMapping::Mapped(_) => {
+                    if self.bus_master {
+                        self.csb_init_host_half(dma);
+                    }
+                }
+                CsbMapping::Off => {}
+                CsbMapping::Invalid => self.errors.csb_address_invalid += 1,
+            },
+            CSBAH if self.config.csb => self.csb.write_high(value),
+            TDT | RDT if self.csb_guest_active(dma) => {
+                // The guest's index is in the CSB: the write is only a kick.
+                if value & !RING_INDEX_MASK != 0 {
+                    self.errors.ring_index_invalid += 1;
+                }
+                effects.csb_kick = true;
+            }
             TDH | RDH | TDT | RDT => {
                 if value & !RING_INDEX_MASK != 0 {
                     self.errors.ring_index_invalid += 1;
                 }
-                self.regs.set(offset, value & RING_INDEX_MASK);
+                let value = value & RING_INDEX_MASK;
+                self.regs.set(offset, value);
                 match offset {
                     TDT => effects.process_tx = true,
                     RDT => effects.process_rx = true,
                     TDH => self.tx.ring_changed(),
                     _ => {}
+                }
+                // A head the driver set by hand is the device's head: keep
+                // the CSB's copy in step (no-op when unmapped).
+                if self.bus_master {
+                    match offset {
+                        TDH => self.csb.store(dma, csb_field::HOST_TDH, value),
+                        RDH => self.csb.store(dma, csb_field::HOST_RDH, value),
+                        _ => {}
+                    }
                 }
             }
             _ if is_rah(offset) => self.regs.set(offset, value & rah::WRITABLE),
@@ -468,8 +559,9 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
     }
 
     /// BAR0 write of `data` at `offset`. Only aligned 32-bit and 64-bit writes
-    /// reach registers; others are ignored and counted.
-    pub fn mmio_write(&mut self, offset: u64, data: &[u8]) -> Effects {
+    /// reach registers; others are ignored and counted. `dma` as in
+    /// [`E1000::write_register`].
+    pub fn mmio_write<D: Dma>(&mut self, offset: u64, data: &[u8], dma: &D) -> Effects {
         let len = data.len() as u64;
         if offset
             .checked_add(len)
@@ -481,10 +573,10 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
         let offset = offset as u32;
         let word = |bytes: &[u8]| u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         match (offset % 4, data.len()) {
-            (0, 4) => self.write_register(offset, word(data)),
+            (0, 4) => self.write_register(offset, word(data), dma),
             (0, 8) => {
-                let first = self.write_register(offset, word(&data[..4]));
-                first.merge(self.write_register(offset + 4, word(&data[4..])))
+                let first = self.write_register(offset, word(&data[..4]), dma);
+                first.merge(self.write_register(offset + 4, word(&data[4..]), dma))
             }
             _ => {
                 self.errors.bad_access_size += 1;
@@ -513,7 +605,7 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
     }
 
     /// BAR1 write: IOADDR selects a BAR0 offset, IODATA writes that register.
-    pub fn io_write(&mut self, offset: u64, data: &[u8]) -> Effects {
+    pub fn io_write<D: Dma>(&mut self, offset: u64, data: &[u8], dma: &D) -> Effects {
         let [a, b, c, d] = data else {
             self.errors.bad_access_size += 1;
             return Effects::default();
@@ -524,7 +616,7 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
                 self.io_address = value & (MMIO_SIZE - 1) & !3;
                 Effects::default()
             }
-            4 => self.write_register(self.io_address, value),
+            4 => self.write_register(self.io_address, value, dma),
             _ => {
                 self.errors.unknown_register_writes += 1;
                 Effects::default()
@@ -532,37 +624,167 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
         }
     }
 
-    // --- Ring index handling. Kept apart so that the CSB extension can
-    // --- publish and read these indices through shared memory instead.
+    // --- PCI bus mastering and the CSB extension.
 
-    /// TDH and TDT as the transmit path sees them.
-    fn tx_indices(&self) -> (u32, u32) {
+    /// Applies the PCI command register's bus-master bit: without it the
+    /// device does no DMA (TX and RX work waits, the CSB is not touched).
+    /// Turning it back on (re)publishes the CSB's host half if one is mapped;
+    /// the caller should then run the pending TX and RX work.
+    pub fn set_bus_master<D: Dma>(&mut self, enabled: bool, dma: &D) {
+        let was = std::mem::replace(&mut self.bus_master, enabled);
+        if enabled {
+            self.dma_refusal_counted = false;
+            if !was && self.csb.base().is_some() {
+                self.csb_init_host_half(dma);
+            }
+        }
+    }
+
+    /// Whether PCI bus mastering (DMA) is on.
+    pub fn bus_master(&self) -> bool {
+        self.bus_master
+    }
+
+    /// Whether DMA is allowed; refused work is counted once per period
+    /// with bus mastering off.
+    fn dma_allowed(&mut self) -> bool {
+        if !self.bus_master && !self.dma_refusal_counted {
+            self.errors.dma_refused_bus_master_off += 1;
+            self.dma_refusal_counted = true;
+        }
+        self.bus_master
+    }
+
+    /// The guest-physical address of the mapped CSB, if any.
+    pub fn csb_address(&self) -> Option<u64> {
+        self.csb.base()
+    }
+
+    /// Whether the CSB is mapped and guest_csb_on was set at the device's
+    /// last look (no guest memory access): while true, TDT writes are kicks.
+    pub fn csb_guest_on_seen(&self) -> bool {
+        self.csb.guest_on_seen()
+    }
+
+    /// Whether the CSB carries the ring indices now: mapped, DMA allowed,
+    /// and guest_csb_on set (read from guest memory).
+    pub fn csb_active<D: Dma>(&mut self, dma: &D) -> bool {
+        self.csb_guest_active(dma)
+    }
+
+    fn csb_guest_active<D: Dma>(&mut self, dma: &D) -> bool {
+        self.csb.base().is_some() && self.bus_master && self.csb.guest_on(dma, &mut self.errors)
+    }
+
+    fn csb_init_host_half<D: Dma>(&mut self, dma: &D) {
+        let [tdh, rdh, tdt, rdt] = [TDH, RDH, TDT, RDT].map(|r| self.regs.get(r));
+        self.csb.init_host_half(dma, tdh, rdh, tdt, rdt);
+    }
+
+    /// The net worker starts polling (woken by a kick, or about to spin):
+    /// clears host_need_txkick and host_need_rxkick so the guest stops
+    /// kicking. No effect unless the CSB is active.
+    pub fn csb_enter_polling<D: Dma>(&mut self, dma: &D) {
+        if self.csb_guest_active(dma) {
+            self.csb.store(dma, csb_field::HOST_NEED_TXKICK, 0);
+            self.csb.store(dma, csb_field::HOST_NEED_RXKICK, 0);
+        }
+    }
+
+    /// The net worker found nothing to do and wants to sleep: sets
+    /// host_need_txkick (and host_need_rxkick when `rx_waiting`, i.e. frames
+    /// wait for RX buffers), full barrier, then re-reads guest_tdt (and
+    /// guest_rdt). Returns true if the worker may sleep until a kick; false
+    /// if the guest published new work meanwhile, in which case the flags
+    /// are cleared again and the worker must keep polling. Always true when
+    /// the CSB is not active (the registers carry the kicks then).
+    pub fn csb_prepare_sleep<D: Dma>(&mut self, dma: &D, rx_waiting: bool) -> bool {
+        if !self.csb_guest_active(dma) {
+            return true;
+        }
+        self.csb.store(dma, csb_field::HOST_NEED_TXKICK, 1);
+        if rx_waiting {
+            self.csb.store(dma, csb_field::HOST_NEED_RXKICK, 1);
+        }
+        fence(Ordering::SeqCst);
+        let tx_new = self.regs.get(TCTL) & tctl::EN != 0
+            && self.csb.guest_index_changed(dma, GuestIndex::Tx);
+        let rx_new = rx_waiting
+            && self.regs.get(RCTL) & rctl::EN != 0
+            && self.csb.guest_index_changed(dma, GuestIndex::Rx);
+        if tx_new || rx_new {
+            self.csb.store(dma, csb_field::HOST_NEED_TXKICK, 0);
+            self.csb.store(dma, csb_field::HOST_NEED_RXKICK, 0);
+            return false;
+        }
+        true
+    }
+
+    // --- Ring index handling: the only place that reads the producer
+    // --- indices and publishes the device's heads (registers, or the CSB).
+
+    /// TDH and TDT as the transmit path sees them. With the CSB active the
+    /// tail is guest_tdt, validated; the last valid one is kept in TDT, so an
+    /// invalid value leaves the previous tail in use.
+    fn tx_indices<D: Dma>(&mut self, dma: &D, csb: bool) -> (u32, u32) {
+        if csb {
+            let size = self.regs.get(TDLEN) / ring::DESCRIPTOR_SIZE as u32;
+            let index = self
+                .csb
+                .guest_index(dma, GuestIndex::Tx, size, &mut self.errors);
+            if let Some(tail) = index {
+                self.regs.set(TDT, tail);
+            }
+        }
         (self.regs.get(TDH), self.regs.get(TDT))
     }
 
-    /// Publishes the transmit head after a ring walk.
-    fn publish_tx_head(&mut self, head: u32) {
+    /// Publishes the transmit head after a ring walk: TDH, and host_tdh
+    /// with the CSB active.
+    fn publish_tx_head<D: Dma>(&mut self, dma: &D, head: u32, csb: bool) {
         self.regs.set(TDH, head);
+        if csb {
+            self.csb.store(dma, csb_field::HOST_TDH, head);
+        }
     }
 
-    /// RDH and RDT as the receive path sees them.
-    fn rx_indices(&self) -> (u32, u32) {
+    /// RDH and RDT as the receive path sees them; guest_rdt with the CSB
+    /// active, as for [`E1000::tx_indices`].
+    fn rx_indices<D: Dma>(&mut self, dma: &D, csb: bool) -> (u32, u32) {
+        if csb {
+            let size = self.regs.get(RDLEN) / ring::DESCRIPTOR_SIZE as u32;
+            let index = self
+                .csb
+                .guest_index(dma, GuestIndex::Rx, size, &mut self.errors);
+            if let Some(tail) = index {
+                self.regs.set(RDT, tail);
+            }
+        }
         (self.regs.get(RDH), self.regs.get(RDT))
     }
 
-    /// Publishes the receive head after a ring walk.
-    fn publish_rx_head(&mut self, head: u32) {
+    /// Publishes the receive head after a ring walk: RDH, and host_rdh with
+    /// the CSB active (only when it moved: the guest polls that cache line).
+    fn publish_rx_head<D: Dma>(&mut self, dma: &D, head: u32, csb: bool) {
+        let moved = self.regs.get(RDH) != head;
         self.regs.set(RDH, head);
+        if csb && moved {
+            self.csb.store(dma, csb_field::HOST_RDH, head);
+        }
     }
 
-    /// Transmits what the guest queued between TDH and TDT: gathers frames,
-    /// applies offloads and TSO, hands them to `backend` (flushing once per
-    /// batch), writes back descriptor status and raises TXDW/TXQE.
+    /// Transmits what the guest queued between TDH and TDT (guest_tdt with
+    /// the CSB active, at most [`CSB_TX_BATCH`] descriptors a call then):
+    /// gathers frames, applies offloads and TSO, hands them to `backend`
+    /// (flushing once per batch), writes back descriptor status and raises
+    /// TXDW/TXQE (with the CSB active: only while guest_need_txkick is set,
+    /// and without delay timers).
     pub fn process_tx<D: Dma, B: NetBackend>(&mut self, dma: &D, backend: &mut B) -> TxOutcome {
-        if self.regs.get(TCTL) & tctl::EN == 0 {
+        if self.regs.get(TCTL) & tctl::EN == 0 || !self.dma_allowed() {
             return TxOutcome::default();
         }
-        let (head, tail) = self.tx_indices();
+        let csb = self.csb_guest_active(dma);
+        let (head, tail) = self.tx_indices(dma, csb);
         if head == tail {
             return TxOutcome::default();
         }
@@ -578,29 +800,53 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
                 return TxOutcome::default();
             }
         };
+        let batch_end = if csb && ring.distance(head, tail) > CSB_TX_BATCH {
+            (head + CSB_TX_BATCH) % ring.size
+        } else {
+            tail
+        };
         let env = TxEnv {
             ring,
             head,
-            tail,
+            tail: batch_end,
             vlan_ethertype: (self.regs.get(CTRL) & ctrl::VME != 0)
                 .then(|| self.regs.get(VET) as u16),
             pad_short: self.regs.get(TCTL) & tctl::PSP != 0,
         };
-        let run = self
+        let mut run = self
             .tx
             .run(env, dma, backend, &mut self.stats, &mut self.errors);
-        self.publish_tx_head(run.head);
+        if run.descriptors == 0 && !run.backend_full && batch_end != tail {
+            // A chain longer than a batch: walk it whole.
+            let env = TxEnv { tail, ..env };
+            run = self
+                .tx
+                .run(env, dma, backend, &mut self.stats, &mut self.errors);
+        }
+        self.publish_tx_head(dma, run.head, csb);
 
         let now = self.now();
         let mut causes = 0;
-        if run.report_delayed && self.irq.moderation.tx_reported(true, now) {
-            causes |= icr::TXDW;
-        }
-        if run.report_now && self.irq.moderation.tx_reported(false, now) {
-            causes |= icr::TXDW;
-        }
-        if run.descriptors > 0 && run.head == tail {
-            causes |= icr::TXQE;
+        if csb {
+            // host_tdh is published: now look at the guest's flag (the
+            // waker's side of the need-kick rule).
+            fence(Ordering::SeqCst);
+            if run.descriptors > 0 && self.csb.flag(dma, csb_field::GUEST_NEED_TXKICK) {
+                causes |= icr::TXDW;
+                if run.head == tail {
+                    causes |= icr::TXQE;
+                }
+            }
+        } else {
+            if run.report_delayed && self.irq.moderation.tx_reported(true, now) {
+                causes |= icr::TXDW;
+            }
+            if run.report_now && self.irq.moderation.tx_reported(false, now) {
+                causes |= icr::TXDW;
+            }
+            if run.descriptors > 0 && run.head == tail {
+                causes |= icr::TXQE;
+            }
         }
         self.irq.raise(causes);
         self.update_level(now);
@@ -612,15 +858,22 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
     }
 
     /// Receives frames waiting in `backend` into the guest's buffers, raising
-    /// RXT0 (subject to moderation) and RXDMT0. Frames stay in the backend
-    /// while the guest has no buffers; with the receiver disabled they are
-    /// dropped, as the hardware does.
+    /// RXT0 (subject to moderation) and RXDMT0; with the CSB active the free
+    /// buffers end at guest_rdt, the head goes to host_rdh, at most
+    /// [`CSB_RX_BATCH`] frames are handled a call, and both causes are raised
+    /// only while guest_need_rxkick is set (without delay timers). Frames stay in the
+    /// backend while the guest has no buffers or bus mastering is off; with
+    /// the receiver disabled they are dropped, as the hardware does.
     pub fn process_rx<D: Dma, B: NetBackend>(&mut self, dma: &D, backend: &mut B) -> RxOutcome {
         let rctl_value = self.regs.get(RCTL);
         if rctl_value & rctl::EN == 0 {
             return self.drop_while_disabled(backend);
         }
-        let (head, tail) = self.rx_indices();
+        if !self.dma_allowed() {
+            return RxOutcome::default();
+        }
+        let csb = self.csb_guest_active(dma);
+        let (head, tail) = self.rx_indices(dma, csb);
         let base = self.regs.ring_base(RDBAL, RDBAH);
         let ring = match Ring::validate(dma, base, self.regs.get(RDLEN), head, tail) {
             Ok(ring) => ring,
@@ -644,6 +897,7 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
             rctl: rctl_value,
             vlan_ethertype: self.regs.get(VET) as u16,
             strip_vlan: self.regs.get(CTRL) & ctrl::VME != 0,
+            budget: if csb { CSB_RX_BATCH } else { rx::RX_BUDGET },
         };
         let run = self.rx.run(
             env,
@@ -653,15 +907,29 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
             &mut self.stats,
             &mut self.errors,
         );
-        self.publish_rx_head(run.head);
+        self.publish_rx_head(dma, run.head, csb);
 
         let now = self.now();
         let mut causes = 0;
-        if run.frames > 0 && self.irq.moderation.rx_delivered(now) {
-            causes |= icr::RXT0;
-        }
-        if run.threshold_reached {
-            causes |= icr::RXDMT0;
+        if csb {
+            fence(Ordering::SeqCst);
+            if (run.frames > 0 || run.threshold_reached)
+                && self.csb.flag(dma, csb_field::GUEST_NEED_RXKICK)
+            {
+                if run.frames > 0 {
+                    causes |= icr::RXT0;
+                }
+                if run.threshold_reached {
+                    causes |= icr::RXDMT0;
+                }
+            }
+        } else {
+            if run.frames > 0 && self.irq.moderation.rx_delivered(now) {
+                causes |= icr::RXT0;
+            }
+            if run.threshold_reached {
+                causes |= icr::RXDMT0;
+            }
         }
         self.irq.raise(causes);
         self.update_level(now);

@@ -147,9 +147,10 @@ pub const IO_SIZE: u32 = 64;
 pub const IOADDR: u32 = 0x00;
 /// BAR1 offset of IODATA.
 pub const IODATA: u32 = 0x04;
-/// CSB paravirtual extension: CSB address low (reserved for the CSB phase).
+/// CSB paravirtual extension: CSB address low; writing it (re)maps the CSB
+/// (see `csb`).
 pub const CSBAL: u32 = 0x2830;
-/// CSB paravirtual extension: CSB address high (reserved for the CSB phase).
+/// CSB paravirtual extension: CSB address high, written before CSBAL.
 pub const CSBAH: u32 = 0x2834;
 
 /// CTRL bits.

@@ -201,6 +201,8 @@ pub struct RxEnv {
     pub vlan_ethertype: u16,
     /// CTRL.VME: strip VLAN tags into the descriptor.
     pub strip_vlan: bool,
+    /// Frames handled (delivered or dropped) at most in this walk.
+    pub budget: u32,
 }
 
 /// Result of one receive walk.
@@ -257,7 +259,7 @@ impl RxEngine {
         };
         let mut handled = 0;
 
-        while handled < RX_BUDGET {
+        while handled < env.budget {
             let Some(frame) = backend.rx_peek() else {
                 break;
             };
@@ -385,7 +387,7 @@ impl RxEngine {
             run.frames += 1;
             handled += 1;
         }
-        run.more = handled >= RX_BUDGET;
+        run.more = handled >= env.budget;
         backend.rx_flush();
         run
     }

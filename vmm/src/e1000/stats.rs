@@ -356,4 +356,16 @@ pub struct ErrorCounters {
     pub rx_runt_drops: u64,
     /// Frames the address or VLAN filters rejected (normal, not an error).
     pub rx_filtered: u64,
+    /// CSBAL writes whose address was unaligned or whose page was not in
+    /// guest RAM (the CSB stays off).
+    pub csb_address_invalid: u64,
+    /// guest_tdt or guest_rdt values at or past the ring size (ignored; each
+    /// distinct bad value counted once).
+    pub csb_index_invalid: u64,
+    /// Changes of guest_csb_on seen while the CSB is mapped (one at driver
+    /// start and stop is normal; many mean the guest flips it).
+    pub csb_guest_on_changes: u64,
+    /// Periods with PCI bus mastering off during which TX or RX work was
+    /// refused (no DMA until the guest sets the bit again).
+    pub dma_refused_bus_master_off: u64,
 }

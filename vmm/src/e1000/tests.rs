@@ -54,10 +54,14 @@ struct Harness {
 
 impl Harness {
     fn new(mitigation: bool) -> Self {
-        let clock = FakeClock::default();
-        let edges = Edges::default();
         let mut config = E1000Config::new(MAC);
         config.mitigation = mitigation;
+        Self::with_config(config)
+    }
+
+    fn with_config(config: E1000Config) -> Self {
+        let clock = FakeClock::default();
+        let edges = Edges::default();
         Self {
             dev: E1000::new(config, edges.clone(), clock.clone()),
             mem: VecMemory::new(MEM_SIZE),
@@ -75,7 +79,9 @@ impl Harness {
 
     /// Writes a register and, like a VMM, runs the work it asks for.
     fn w(&mut self, offset: u32, value: u32) {
-        let effects = self.dev.mmio_write(u64::from(offset), &value.to_le_bytes());
+        let effects = self
+            .dev
+            .mmio_write(u64::from(offset), &value.to_le_bytes(), &self.mem);
         if effects.process_tx {
             self.dev.process_tx(&self.mem, &mut self.net);
         }
@@ -556,22 +562,22 @@ fn unknown_offsets_and_odd_accesses_are_counted() {
     assert_eq!(h.dev.errors().unknown_register_reads, 2);
     assert_eq!(h.dev.errors().unknown_register_writes, 1);
     // A byte write is ignored; a byte read returns the register's byte.
-    h.dev.mmio_write(u64::from(IMS), &[0xFF]);
+    h.dev.mmio_write(u64::from(IMS), &[0xFF], &h.mem);
     assert_eq!(h.r(IMS), 0);
     let mut byte = [0u8; 1];
     h.dev.mmio_read(u64::from(VET) + 1, &mut byte);
     assert_eq!(byte[0], 0x81);
     // Past BAR0.
-    h.dev.mmio_write(0x2_0000, &[0; 4]);
+    h.dev.mmio_write(0x2_0000, &[0; 4], &h.mem);
     h.dev.mmio_read(u64::MAX - 1, &mut [0; 4]);
     assert_eq!(h.dev.errors().bad_access_size, 3);
     // BAR1: IOADDR selects, IODATA accesses.
-    h.dev.io_write(0, &VET.to_le_bytes());
+    h.dev.io_write(0, &VET.to_le_bytes(), &h.mem);
     let mut data = [0u8; 4];
     h.dev.io_read(4, &mut data);
     assert_eq!(u32::from_le_bytes(data), 0x8100);
-    h.dev.io_write(0, &IMS.to_le_bytes());
-    h.dev.io_write(4, &icr::RXT0.to_le_bytes());
+    h.dev.io_write(0, &IMS.to_le_bytes(), &h.mem);
+    h.dev.io_write(4, &icr::RXT0.to_le_bytes(), &h.mem);
     assert_eq!(h.r(IMS), icr::RXT0);
     h.dev.io_read(0, &mut data);
     assert_eq!(u32::from_le_bytes(data), IMS);
@@ -1097,7 +1103,8 @@ fn transmit_stalls_on_full_backend_and_resumes_tso() {
     let plain = eth_frame([0x02, 0, 0, 0, 0, 2], 80, 4);
     h.mem.write(TX_BUF + 0x8000, &plain).unwrap();
     h.put_tx(2, legacy(TX_BUF + 0x8000, 80, cmd::EOP | cmd::RS));
-    h.dev.mmio_write(u64::from(TDT), &3u32.to_le_bytes());
+    h.dev
+        .mmio_write(u64::from(TDT), &3u32.to_le_bytes(), &h.mem);
     let outcome = h.dev.process_tx(&h.mem, &mut h.net);
     assert!(outcome.backend_full);
     assert_eq!(outcome.frames, 0, "the TSO frame is not complete");
@@ -1217,7 +1224,8 @@ fn hostile_transmit_descriptors_are_dropped_and_counted() {
     d[10] = 200;
     h.put_tx(7, d);
     h.w(TDT, 0); // nothing
-    h.dev.mmio_write(u64::from(TDT), &7u32.to_le_bytes());
+    h.dev
+        .mmio_write(u64::from(TDT), &7u32.to_le_bytes(), &h.mem);
     h.dev.process_tx(&h.mem, &mut h.net);
     h.put_tx(7, d);
     h.w(TDT, 0);
@@ -1366,18 +1374,20 @@ fn random_descriptor(rng: &mut Rng, memory_size: u64) -> [u8; 16] {
 
 #[test]
 fn fuzz_random_registers_and_descriptors_never_panic() {
-    const OFFSETS: [u32; 24] = [
+    const OFFSETS: [u32; 26] = [
         CTRL, EECD, EERD, MDIC, ICR, ICS, IMS, IMC, ITR, RCTL, TCTL, RDBAL, RDBAH, RDLEN, RDH, RDT,
-        RDTR, RADV, TDBAL, TDBAH, TDLEN, TDH, TDT, TIDV,
+        RDTR, RADV, TDBAL, TDBAH, TDLEN, TDH, TDT, TIDV, CSBAL, CSBAH,
     ];
     const SMALL: u64 = 64 * 1024;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let mut h = Harness::new(true);
+    let mut config = E1000Config::new(MAC).with_csb(true);
+    config.mitigation = true;
+    let mut h = Harness::with_config(config);
     h.net = QueueBackend::new(2048, 64);
     let small = VecMemory::new(SMALL as usize);
     let (mut tx_frames, mut rx_frames) = (0u64, 0u64);
     for _ in 0..200_000u32 {
-        match rng.below(16) {
+        match rng.below(18) {
             0..=2 => {
                 // Any register, any value (resets are rare).
                 let offset = if rng.below(4) == 0 {
@@ -1393,7 +1403,8 @@ fn fuzz_random_registers_and_descriptors_never_panic() {
                 if offset == CTRL && value & ctrl::RST != 0 && rng.below(16) != 0 {
                     continue;
                 }
-                h.dev.mmio_write(u64::from(offset), &value.to_le_bytes());
+                h.dev
+                    .mmio_write(u64::from(offset), &value.to_le_bytes(), &small);
             }
             3 => {
                 // A plausible ring set-up in small memory.
@@ -1422,7 +1433,8 @@ fn fuzz_random_registers_and_descriptors_never_panic() {
                     (CTRL, ctrl::FD | ctrl::SLU | (rng.below(2) as u32) << 30),
                     (IMS, 0xFFFF),
                 ] {
-                    h.dev.mmio_write(u64::from(offset), &value.to_le_bytes());
+                    h.dev
+                        .mmio_write(u64::from(offset), &value.to_le_bytes(), &small);
                 }
             }
             4..=6 => {
@@ -1455,7 +1467,8 @@ fn fuzz_random_registers_and_descriptors_never_panic() {
                 } else {
                     rng.below(u64::from(ring)) as u32
                 };
-                h.dev.mmio_write(u64::from(TDT), &tail.to_le_bytes());
+                h.dev
+                    .mmio_write(u64::from(TDT), &tail.to_le_bytes(), &small);
                 tx_frames += u64::from(h.dev.process_tx(&small, &mut h.net).frames);
                 h.net.transmitted.clear();
             }
@@ -1470,7 +1483,8 @@ fn fuzz_random_registers_and_descriptors_never_panic() {
             10 => {
                 let ring = (h.r(RDLEN) / 16).max(1);
                 let tail = rng.below(u64::from(ring)) as u32;
-                h.dev.mmio_write(u64::from(RDT), &tail.to_le_bytes());
+                h.dev
+                    .mmio_write(u64::from(RDT), &tail.to_le_bytes(), &small);
                 rx_frames += u64::from(h.dev.process_rx(&small, &mut h.net).frames);
                 if h.net.receive_queue.len() > 64 {
                     h.net.receive_queue.clear();
@@ -1486,9 +1500,44 @@ fn fuzz_random_registers_and_descriptors_never_panic() {
                 let mut data = vec![0u8; rng.below(9) as usize];
                 h.dev.io_read(offset, &mut data);
                 h.dev
-                    .io_write(rng.below(8), &(rng.next() as u32).to_le_bytes());
+                    .io_write(rng.below(8), &(rng.next() as u32).to_le_bytes(), &small);
                 h.dev.mmio_read(rng.below(0x2_0010), &mut data);
             }
+            16 => {
+                // The CSB: map one (usually valid), or scribble on its fields.
+                match (h.dev.csb_address(), rng.below(4)) {
+                    (None, _) | (_, 0) => {
+                        let at = match rng.below(4) {
+                            0 => rng.next() as u32,
+                            _ => (rng.below(SMALL) as u32) & !63,
+                        };
+                        h.dev.mmio_write(u64::from(CSBAH), &[0; 4], &small);
+                        h.dev
+                            .mmio_write(u64::from(CSBAL), &at.to_le_bytes(), &small);
+                    }
+                    (Some(base), _) => {
+                        let field = rng.below(24) * 4;
+                        let value = match rng.below(3) {
+                            0 => rng.next() as u32,
+                            1 => rng.below(2) as u32,
+                            _ => rng.below(64) as u32,
+                        };
+                        let _ = small.write_u32(base + field, value);
+                    }
+                }
+            }
+            17 => match rng.below(4) {
+                0 => h.dev.csb_enter_polling(&small),
+                1 => {
+                    h.dev.csb_prepare_sleep(&small, rng.below(2) == 0);
+                }
+                2 => h.dev.set_bus_master(rng.below(4) != 0, &small),
+                _ => {
+                    tx_frames += u64::from(h.dev.process_tx(&small, &mut h.net).frames);
+                    rx_frames += u64::from(h.dev.process_rx(&small, &mut h.net).frames);
+                    h.net.transmitted.clear();
+                }
+            },
             _ => {
                 let now = h.clock.get() + rng.below(100_000);
                 h.clock.set(now);
@@ -1509,7 +1558,12 @@ fn fuzz_random_registers_and_descriptors_never_panic() {
         errors.tx_tso_invalid > 0 && errors.tx_descriptor_type_invalid > 0,
         "{errors:?}"
     );
+    assert!(
+        errors.csb_address_invalid > 0 && errors.csb_index_invalid > 0,
+        "{errors:?}"
+    );
     // The device still works after the abuse.
+    h.dev.set_bus_master(true, &h.mem);
     h.w(CTRL, ctrl::RST);
     h.setup_tx(8);
     let frame = eth_frame([0x02, 0, 0, 0, 0, 2], 64, 0);
@@ -1653,4 +1707,313 @@ fn moderation_rdtr_radv_coalesce_receive_interrupts() {
     assert!(h.dev.interrupt_level());
     assert_eq!(h.r(ICR), icr::RXT0);
     assert_eq!(h.dev.next_deadline(), None);
+}
+
+// ---------------------------------------------------------------- CSB
+
+const CSB: u64 = 0x3000;
+
+impl Harness {
+    /// A device offering the CSB extension, moderation off.
+    fn csb() -> Self {
+        let mut config = E1000Config::new(MAC).with_csb(true);
+        config.mitigation = false;
+        Self::with_config(config)
+    }
+
+    fn csb_get(&self, field: u64) -> u32 {
+        self.mem.read_u32(CSB + field).unwrap()
+    }
+
+    fn csb_set(&self, field: u64, value: u32) {
+        self.mem.write_u32(CSB + field, value).unwrap();
+    }
+
+    /// The guest enables the CSB: guest_csb_on, then CSBAH and CSBAL.
+    fn map_csb(&mut self) {
+        self.csb_set(csb::field::GUEST_CSB_ON, 1);
+        self.w(CSBAH, 0);
+        self.w(CSBAL, CSB as u32);
+    }
+
+    /// Queues `count` 60-byte frames at TX descriptors `first..` (RS set).
+    fn queue_tx(&self, first: u32, count: u32, ring: u32) {
+        for k in 0..count {
+            let i = (first + k) % ring;
+            let buf = TX_BUF + u64::from(i) * 2048;
+            let frame = eth_frame([0x02, 0, 0, 0, 0, 1], 60, (first + k) as u8);
+            self.mem.write(buf, &frame).unwrap();
+            self.put_tx(i, legacy(buf, 60, cmd::EOP | cmd::RS));
+        }
+    }
+}
+
+#[test]
+fn csb_registers_map_validate_and_turn_off() {
+    let mut h = Harness::csb();
+    assert_eq!(h.dev.config().subsystem_id, csb::SUBSYSTEM_ID);
+    assert_eq!(h.dev.eeprom().word(0x0B), Some(csb::SUBSYSTEM_ID));
+    h.setup_tx(8);
+    h.map_csb();
+    assert_eq!(h.dev.csb_address(), Some(CSB));
+    assert_eq!((h.r(CSBAL), h.r(CSBAH)), (CSB as u32, 0));
+    // The host half is initialised: the worker is asleep, TX needs a kick.
+    assert_eq!(h.csb_get(csb::field::HOST_NEED_TXKICK), 1);
+    assert_eq!(h.csb_get(csb::field::HOST_NEED_RXKICK), 0);
+    assert_eq!(h.csb_get(csb::field::HOST_TDH), 0);
+    assert_eq!(h.csb_get(csb::field::HOST_RXKICK_AT), csb::NONE);
+    // Unaligned, or a page not wholly in RAM: ignored, counted, off.
+    h.w(CSBAL, CSB as u32 + 4);
+    assert_eq!(h.dev.csb_address(), None);
+    h.w(CSBAL, (MEM_SIZE - 2048) as u32);
+    assert_eq!(h.dev.csb_address(), None);
+    h.w(CSBAH, 7);
+    h.w(CSBAL, CSB as u32);
+    assert_eq!(h.dev.csb_address(), None);
+    assert_eq!(h.dev.errors().csb_address_invalid, 3);
+    assert_eq!(h.r(CSBAH), 7, "reads return what was written");
+    h.w(CSBAH, 0);
+    h.w(CSBAL, CSB as u32);
+    assert_eq!(h.dev.csb_address(), Some(CSB));
+    // Writing 0 turns it off; so does a reset.
+    h.w(CSBAL, 0);
+    assert_eq!(h.dev.csb_address(), None);
+    h.w(CSBAL, CSB as u32);
+    h.w(CTRL, ctrl::RST);
+    assert_eq!(h.dev.csb_address(), None);
+    assert_eq!((h.r(CSBAL), h.r(CSBAH)), (0, 0));
+
+    // Without the extension the registers do not exist.
+    let mut stock = Harness::new(false);
+    assert_eq!(stock.dev.config().subsystem_id, DEFAULT_SUBSYSTEM_ID);
+    stock.w(CSBAL, CSB as u32);
+    assert_eq!(stock.r(CSBAL), 0);
+    assert_eq!(stock.dev.csb_address(), None);
+    assert_eq!(stock.dev.errors().unknown_register_writes, 1);
+}
+
+#[test]
+fn csb_tx_follows_guest_tdt_and_interrupts_only_on_request() {
+    let mut h = Harness::csb();
+    h.setup_tx(16);
+    h.w(IMS, icr::TXDW | icr::TXQE);
+    h.map_csb();
+    // The guest queues 3 frames and publishes guest_tdt; no register write.
+    h.queue_tx(0, 3, 16);
+    h.csb_set(csb::field::GUEST_TDT, 3);
+    let out = h.dev.process_tx(&h.mem, &mut h.net);
+    assert_eq!(out.frames, 3);
+    assert_eq!(h.sent().len(), 3);
+    assert_eq!(h.csb_get(csb::field::HOST_TDH), 3);
+    assert_eq!(h.r(TDH), 3);
+    assert_eq!(h.tx_status(2) & 1, 1, "DD written back as usual");
+    assert_eq!(h.rising(), 0, "guest_need_txkick is 0: no interrupt");
+    assert_eq!(h.dev.pending_causes(), 0);
+    // A TDT write is only a kick: nothing is processed inline.
+    h.queue_tx(3, 2, 16);
+    h.csb_set(csb::field::GUEST_TDT, 5);
+    let effects = h
+        .dev
+        .mmio_write(u64::from(TDT), &5u32.to_le_bytes(), &h.mem);
+    assert!(effects.csb_kick && !effects.process_tx);
+    assert!(h.sent().is_empty());
+    // The guest sleeps on a full ring: TX progress interrupts it.
+    h.csb_set(csb::field::GUEST_NEED_TXKICK, 1);
+    h.dev.process_tx(&h.mem, &mut h.net);
+    assert_eq!(h.sent().len(), 2);
+    assert_eq!(h.csb_get(csb::field::HOST_TDH), 5);
+    assert_eq!(h.rising(), 1);
+    assert_eq!(h.r(ICR), icr::TXDW | icr::TXQE);
+    // No progress, no interrupt, even with the flag set.
+    h.dev.process_tx(&h.mem, &mut h.net);
+    assert_eq!(h.rising(), 1);
+}
+
+#[test]
+fn csb_rx_follows_guest_rdt_and_publishes_host_rdh() {
+    let mut h = Harness::csb();
+    h.setup_rx(8, 0);
+    h.w(IMS, icr::RXT0 | icr::RXDMT0);
+    h.map_csb();
+    // Buffers are returned through guest_rdt only (RDT stays 0).
+    h.csb_set(csb::field::GUEST_RDT, 4);
+    for seed in 0..6 {
+        h.net.push_rx(&eth_frame(MAC, 60, seed));
+    }
+    let out = h.dev.process_rx(&h.mem, &mut h.net);
+    assert_eq!(out.frames, 4);
+    assert!(out.waiting_for_buffers);
+    assert_eq!(h.csb_get(csb::field::HOST_RDH), 4);
+    assert_eq!(h.rx_desc(3)[12] & 1, 1, "DD");
+    assert_eq!(h.rising(), 0, "guest polls: no interrupt");
+    // The worker wants to sleep with frames waiting: it asks for an RX kick.
+    assert!(h.dev.csb_prepare_sleep(&h.mem, true));
+    assert_eq!(h.csb_get(csb::field::HOST_NEED_RXKICK), 1);
+    assert_eq!(h.csb_get(csb::field::HOST_NEED_TXKICK), 1);
+    // The guest returns buffers and, seeing the flag, writes RDT: a kick.
+    h.csb_set(csb::field::GUEST_RDT, 7);
+    let effects = h
+        .dev
+        .mmio_write(u64::from(RDT), &7u32.to_le_bytes(), &h.mem);
+    assert!(effects.csb_kick && !effects.process_rx);
+    h.dev.csb_enter_polling(&h.mem);
+    assert_eq!(h.csb_get(csb::field::HOST_NEED_RXKICK), 0);
+    assert_eq!(h.csb_get(csb::field::HOST_NEED_TXKICK), 0);
+    // The guest went idle waiting for frames: now delivery interrupts.
+    h.csb_set(csb::field::GUEST_NEED_RXKICK, 1);
+    let out = h.dev.process_rx(&h.mem, &mut h.net);
+    assert_eq!(out.frames, 2);
+    assert_eq!(h.csb_get(csb::field::HOST_RDH), 6);
+    assert_eq!(h.rising(), 1);
+    assert_ne!(h.r(ICR) & icr::RXT0, 0);
+    assert_eq!(h.rx_data(5, 60), eth_frame(MAC, 60, 5));
+}
+
+#[test]
+fn csb_sleep_rechecks_the_guest_index_after_setting_the_flag() {
+    let mut h = Harness::csb();
+    h.setup_tx(16);
+    h.map_csb();
+    h.dev.csb_enter_polling(&h.mem);
+    assert_eq!(h.csb_get(csb::field::HOST_NEED_TXKICK), 0);
+    // Nothing new: the worker may sleep, the flag stays set.
+    assert!(h.dev.csb_prepare_sleep(&h.mem, false));
+    assert_eq!(h.csb_get(csb::field::HOST_NEED_TXKICK), 1);
+    h.dev.csb_enter_polling(&h.mem);
+    // The guest published while the worker was deciding (it saw the flag
+    // at 0 and did not kick): the re-check finds it, the flag is cleared.
+    h.queue_tx(0, 2, 16);
+    h.csb_set(csb::field::GUEST_TDT, 2);
+    assert!(!h.dev.csb_prepare_sleep(&h.mem, false));
+    assert_eq!(h.csb_get(csb::field::HOST_NEED_TXKICK), 0);
+    assert_eq!(h.dev.process_tx(&h.mem, &mut h.net).frames, 2);
+    assert!(h.dev.csb_prepare_sleep(&h.mem, false));
+    // With TX disabled a stale guest_tdt does not keep the worker awake.
+    h.w(TCTL, 0);
+    h.csb_set(csb::field::GUEST_TDT, 9);
+    assert!(h.dev.csb_prepare_sleep(&h.mem, false));
+}
+
+#[test]
+fn csb_tx_batches_are_bounded() {
+    let mut h = Harness::csb();
+    h.net = QueueBackend::new(2048, 1 << 16);
+    h.setup_tx(1024);
+    h.map_csb();
+    h.queue_tx(0, 1000, 1024);
+    h.csb_set(csb::field::GUEST_TDT, 1000);
+    let mut calls = 0;
+    let mut sent = 0;
+    while sent < 1000 {
+        let out = h.dev.process_tx(&h.mem, &mut h.net);
+        assert!(out.descriptors <= CSB_TX_BATCH);
+        sent += out.frames;
+        calls += 1;
+        assert!(calls < 100);
+    }
+    assert_eq!(calls, 1000u32.div_ceil(CSB_TX_BATCH));
+    assert_eq!(h.csb_get(csb::field::HOST_TDH), 1000);
+    // A chain longer than a batch still goes out (walked whole).
+    let first = 1000u32;
+    let chain = CSB_TX_BATCH + 10;
+    for k in 0..chain {
+        let i = (first + k) % 1024;
+        let last = k + 1 == chain;
+        let command = if last { cmd::EOP | cmd::RS } else { 0 };
+        h.put_tx(i, legacy(TX_BUF + u64::from(k) * 4, 4, command));
+    }
+    h.sent();
+    let tail = (first + chain) % 1024;
+    h.csb_set(csb::field::GUEST_TDT, tail);
+    let out = h.dev.process_tx(&h.mem, &mut h.net);
+    assert_eq!(out.frames, 1);
+    assert_eq!(out.descriptors, chain);
+    assert_eq!(h.sent()[0].len(), 4 * chain as usize);
+    // RX is bounded the same way.
+    h.setup_rx(128, 0);
+    h.csb_set(csb::field::GUEST_RDT, 127);
+    for seed in 0..100 {
+        h.net.push_rx(&eth_frame(MAC, 60, seed));
+    }
+    let out = h.dev.process_rx(&h.mem, &mut h.net);
+    assert_eq!((out.frames, out.more), (CSB_RX_BATCH, true));
+    let out = h.dev.process_rx(&h.mem, &mut h.net);
+    assert_eq!((out.frames, out.more), (100 - CSB_RX_BATCH, false));
+    assert_eq!(h.csb_get(csb::field::HOST_RDH), 100);
+}
+
+#[test]
+fn hostile_csb_values_are_counted_and_ignored() {
+    let mut h = Harness::csb();
+    h.setup_tx(16);
+    h.setup_rx(8, 0);
+    h.w(IMS, icr::TXDW | icr::RXT0);
+    h.map_csb();
+    h.queue_tx(0, 4, 16);
+    h.csb_set(csb::field::GUEST_TDT, 4);
+    assert_eq!(h.dev.process_tx(&h.mem, &mut h.net).frames, 4);
+    h.sent();
+    // Out-of-range indices: counted (once per value), the last valid one stays.
+    h.csb_set(csb::field::GUEST_TDT, 16);
+    h.csb_set(csb::field::GUEST_RDT, 0xFFFF_FFFF);
+    h.net.push_rx(&eth_frame(MAC, 60, 1));
+    for _ in 0..3 {
+        assert_eq!(h.dev.process_tx(&h.mem, &mut h.net).frames, 0);
+        assert_eq!(h.dev.process_rx(&h.mem, &mut h.net).frames, 0);
+    }
+    assert_eq!(h.dev.errors().csb_index_invalid, 2);
+    assert!(h.sent().is_empty(), "nothing replayed");
+    assert_eq!(h.r(TDT), 4);
+    // Flags with any non-zero value count as set; csb_on flipping switches
+    // between the CSB and the registers without replaying or losing frames.
+    h.queue_tx(4, 2, 16);
+    h.csb_set(csb::field::GUEST_TDT, 6);
+    h.csb_set(csb::field::GUEST_CSB_ON, 0);
+    assert_eq!(
+        h.dev.process_tx(&h.mem, &mut h.net).frames,
+        0,
+        "registers: TDT is 4"
+    );
+    h.csb_set(csb::field::GUEST_CSB_ON, 0xFFFF_FFFF);
+    h.csb_set(csb::field::GUEST_NEED_TXKICK, 0x8000_0000);
+    assert_eq!(h.dev.process_tx(&h.mem, &mut h.net).frames, 2);
+    assert_eq!(h.rising(), 1, "need_txkick 0x80000000 is set");
+    assert_eq!(h.dev.errors().csb_guest_on_changes, 2);
+    assert_eq!(h.sent().len(), 2);
+    // Scribbling over the host half changes nothing the device relies on.
+    for field in [csb::field::HOST_TDH, csb::field::HOST_NEED_TXKICK] {
+        h.csb_set(field, 0xDEAD_BEEF);
+    }
+    h.queue_tx(6, 1, 16);
+    h.csb_set(csb::field::GUEST_TDT, 7);
+    assert_eq!(h.dev.process_tx(&h.mem, &mut h.net).frames, 1);
+    assert_eq!(h.csb_get(csb::field::HOST_TDH), 7);
+}
+
+#[test]
+fn no_dma_while_bus_mastering_is_off() {
+    let mut h = Harness::csb();
+    h.setup_tx(16);
+    h.setup_rx(8, 0);
+    h.dev.set_bus_master(false, &h.mem);
+    h.map_csb();
+    assert_eq!(h.dev.csb_address(), Some(CSB));
+    assert_eq!(
+        h.csb_get(csb::field::HOST_NEED_TXKICK),
+        0,
+        "CSB not written without bus mastering"
+    );
+    h.queue_tx(0, 2, 16);
+    h.csb_set(csb::field::GUEST_TDT, 2);
+    h.csb_set(csb::field::GUEST_RDT, 4);
+    h.net.push_rx(&eth_frame(MAC, 60, 1));
+    assert_eq!(h.dev.process_tx(&h.mem, &mut h.net).frames, 0);
+    assert_eq!(h.dev.process_rx(&h.mem, &mut h.net).frames, 0);
+    assert_eq!(h.tx_status(0), 0);
+    assert_eq!(h.net.receive_queue.len(), 1, "the frame waits");
+    assert_eq!(h.dev.errors().dma_refused_bus_master_off, 1);
+    h.dev.set_bus_master(true, &h.mem);
+    assert_eq!(h.csb_get(csb::field::HOST_NEED_TXKICK), 1);
+    assert_eq!(h.dev.process_tx(&h.mem, &mut h.net).frames, 2);
+    assert_eq!(h.dev.process_rx(&h.mem, &mut h.net).frames, 1);
 }
