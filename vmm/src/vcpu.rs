@@ -2,6 +2,8 @@
 //! platform, halt it when it says it is idle, and end the VM on the exit port
 //! or on a fatal exit (triple fault, internal error, failed entry).
 
+use std::time::{Duration, Instant};
+
 use kvm_bindings::{kvm_mp_state, KVM_MP_STATE_HALTED};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
@@ -28,15 +30,22 @@ enum PendingPio {
     Out(u16, *const u8, usize),
 }
 
-/// Runs the vCPU until the guest exits or crashes.
-pub fn run(vcpu: &mut VcpuFd, platform: &mut Platform, stats: &Stats) -> VmEnd {
+/// Default for `--halt-poll-us`.
+pub const DEFAULT_HALT_POLL_US: u64 = 200;
+
+/// Runs the vCPU until the guest exits or crashes. An idle guest (idle port)
+/// is sent back in, yielding the host CPU between turns, for `halt_poll`
+/// after its first idle exit in a row; only then is the vCPU halted until an
+/// interrupt.
+pub fn run(vcpu: &mut VcpuFd, platform: &mut Platform, stats: &Stats, halt_poll: Duration) -> VmEnd {
     stop_signal::set_immediate_exit_flag(&mut vcpu.get_kvm_run().immediate_exit);
-    let end = run_loop(vcpu, platform, stats);
+    let end = run_loop(vcpu, platform, stats, halt_poll);
     stop_signal::set_immediate_exit_flag(std::ptr::null_mut());
     end
 }
 
-fn run_loop(vcpu: &mut VcpuFd, platform: &mut Platform, stats: &Stats) -> VmEnd {
+fn run_loop(vcpu: &mut VcpuFd, platform: &mut Platform, stats: &Stats, halt_poll: Duration) -> VmEnd {
+    let mut idle_since: Option<Instant> = None;
     loop {
         if let Some(signo) = stop_signal::requested() {
             return VmEnd::Stopped(signo);
@@ -106,9 +115,16 @@ fn run_loop(vcpu: &mut VcpuFd, platform: &mut Platform, stats: &Stats) -> VmEnd 
             action = dispatch_pio(vcpu, platform, pio);
         }
         match action {
-            IoAction::Continue => {}
+            IoAction::Continue => idle_since = None,
             IoAction::Exit(code) => return VmEnd::Exit(code),
             IoAction::Idle => {
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < halt_poll {
+                    count_other(stats, "idle_poll");
+                    std::thread::yield_now();
+                    continue;
+                }
+                idle_since = None;
                 let halted = kvm_mp_state {
                     mp_state: KVM_MP_STATE_HALTED,
                 };

@@ -54,6 +54,9 @@ pub struct VmConfig {
     pub stats_json: Option<PathBuf>,
     /// The e1000 NIC, if any.
     pub net: Option<NetConfig>,
+    /// How long an idle vCPU keeps returning to the guest (yielding the
+    /// host CPU in between) before it halts; see [`crate::vcpu`].
+    pub halt_poll: std::time::Duration,
 }
 
 /// Why the VM could not be built.
@@ -113,6 +116,7 @@ pub struct Vm {
     cmdline: String,
     stats_json: Option<PathBuf>,
     net: Option<Arc<NetDevice>>,
+    halt_poll: std::time::Duration,
 }
 
 /// How a run ended, and the VMM's exit status for it.
@@ -207,6 +211,7 @@ impl Vm {
             cmdline,
             stats_json: config.stats_json.clone(),
             net,
+            halt_poll: config.halt_poll,
         })
     }
 
@@ -238,7 +243,7 @@ impl Vm {
         let io_thread = IoThread::spawn(sources);
         stop_signal::block_in_this_thread(false);
         let io_thread = io_thread.map_err(VmError::IoThread)?;
-        let end = vcpu::run(&mut self.vcpu, &mut self.platform, &self.stats);
+        let end = vcpu::run(&mut self.vcpu, &mut self.platform, &self.stats, self.halt_poll);
         io_thread.stop();
         self.platform.flush();
         let exit_code = match &end {
