@@ -117,6 +117,8 @@ fn idle_halts_until_interrupts_from_lapic_timer_and_irqfd() {
             &kernel,
             "--mem",
             "16",
+            "--halt-poll-us",
+            "0",
             "--stats-json",
             stats.to_str().unwrap(),
         ],
@@ -205,6 +207,8 @@ fn sigterm_stops_a_halted_guest_and_writes_stats() {
             &kernel,
             "--mem",
             "8",
+            "--halt-poll-us",
+            "0",
             "--stats-json",
             stats.to_str().unwrap(),
         ])
