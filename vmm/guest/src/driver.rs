@@ -3,22 +3,28 @@
 //! - TX: `plain` publishes TDT for every frame (the stock driver);
 //!   `combine` publishes only when no TX interrupt is pending, and otherwise
 //!   lets the interrupt handler publish everything queued meanwhile, so there
-//!   is at most one TDT write per TX interrupt (send combining).
-//! - RX: buffers go back to the device (RDT) in batches of
-//!   [`RX_RETURN_BATCH`]; RX interrupts are enabled only while the driver is
-//!   about to idle, and the handler masks them again (as NAPI does), so a
-//!   busy receiver takes no interrupts at all.
+//!   is at most one TDT write per TX interrupt (send combining); `csb`
+//!   publishes guest_tdt in the shared block once per `burst` frames (and
+//!   at [`Driver::flush_tx`]) and writes TDT only when the device asks for
+//!   a kick.
+//! - RX: buffers go back to the device (RDT, or guest_rdt with the CSB) in
+//!   batches of [`RX_RETURN_BATCH`]; RX interrupts are enabled only while
+//!   the driver is about to idle, and the handler masks them again (as NAPI
+//!   does), so a busy receiver takes no interrupts at all. With the CSB the
+//!   causes stay enabled and the need-kick flags decide instead: the device
+//!   interrupts only while guest_need_rxkick / guest_need_txkick is set.
 //!
 //! A [`Driver`] is only ever used through [`crate::irq::with_driver`] or
 //! from the interrupt handler, never both at once.
 
 use crate::args::TxMode;
 use crate::counters::COUNTERS;
+use crate::e1000::csb::{full_barrier, Csb};
 use crate::e1000::nic::{Moderation, Nic, NicError};
 use crate::e1000::regs::{INT_LSC, INT_RX, INT_RXO, INT_TXDW};
 use crate::e1000::rx::RxRing;
 use crate::e1000::tx::TxRing;
-use crate::tsc;
+use crate::tsc::{self, Deadline};
 
 /// Consumed RX buffers are returned (one RDT write) once this many are
 /// waiting. With a 512-entry ring the device always keeps 447 or more.
@@ -26,16 +32,21 @@ pub const RX_RETURN_BATCH: u32 = 64;
 /// In combine mode, an expected TX interrupt that has not come after this
 /// long is given up on and TDT written anyway (a safety net; counted).
 pub const TX_WATCHDOG_MS: u64 = 10;
+/// How long bring-up waits for the device to initialize its half of the
+/// CSB after the CSBAL write.
+pub const CSB_TAKE_MS: u64 = 10;
 
 /// How the driver is set up for a workload.
 #[derive(Clone, Copy, Debug)]
 pub struct Setup {
     /// TX publication mode.
     pub txmode: TxMode,
+    /// Frames per TX publication in CSB mode (`burst=`).
+    pub burst: u32,
     /// Enable the receiver.
     pub rx_enable: bool,
     /// Interrupt causes enabled for the whole run (RX causes are managed
-    /// separately, see [`Driver::arm_rx_wakeup`]).
+    /// separately, see [`Driver::arm_rx_wakeup`], except in CSB mode).
     pub irq_mask: u32,
     /// Moderation register values.
     pub moderation: Moderation,
@@ -73,37 +84,46 @@ pub struct Driver {
     pub tx: TxRing,
     /// The RX ring.
     pub rx: RxRing,
+    /// The CSB page (given to the device only in CSB mode).
+    pub csb: Csb,
     /// Only count interrupt causes, touch no ring (the chaos workload).
     pub count_only: bool,
     /// Causes seen.
     pub causes: CauseCounts,
     txmode: TxMode,
+    burst: u32,
     irq_mask: u32,
     tx_irq_pending: bool,
     tx_pending_since: u64,
     rx_armed: bool,
+    csb_on: bool,
 }
 
 impl Driver {
-    /// A driver for `nic` with the given rings (nothing programmed yet).
-    pub fn new(nic: Nic, tx: TxRing, rx: RxRing) -> Driver {
+    /// A driver for `nic` with the given rings and CSB page (nothing
+    /// programmed yet).
+    pub fn new(nic: Nic, tx: TxRing, rx: RxRing, csb: Csb) -> Driver {
         Driver {
             nic,
             tx,
             rx,
+            csb,
             count_only: false,
             causes: CauseCounts::default(),
             txmode: TxMode::Plain,
+            burst: 1,
             irq_mask: 0,
             tx_irq_pending: false,
             tx_pending_since: 0,
             rx_armed: false,
+            csb_on: false,
         }
     }
 
     /// Resets and programs the device: MAC from the EEPROM, link up, rings,
-    /// moderation, the run's interrupt mask.
+    /// moderation, the run's interrupt mask; in CSB mode then the CSB.
     pub fn start(&mut self, setup: Setup) -> Result<BringUp, NicError> {
+        self.detach_csb();
         self.nic.reset()?;
         let mac = self.nic.read_mac()?;
         let link_up = self.nic.link_up(1000);
@@ -114,13 +134,70 @@ impl Driver {
         self.rx.reset();
         self.nic.setup_rx(&self.rx, setup.rx_enable);
         self.txmode = setup.txmode;
+        self.burst = setup.burst.max(1);
         self.irq_mask = setup.irq_mask;
         self.tx_irq_pending = false;
         self.rx_armed = false;
+        if setup.txmode == TxMode::Csb {
+            self.enable_csb()?;
+        }
         if setup.irq_mask != 0 {
             self.nic.enable_interrupts(setup.irq_mask);
         }
         Ok(BringUp { mac, link_up })
+    }
+
+    /// Hands the CSB to the device and starts using it:
+    /// [`Driver::map_csb`], then [`Driver::use_csb`].
+    pub fn enable_csb(&mut self) -> Result<(), NicError> {
+        self.map_csb();
+        self.use_csb()
+    }
+
+    /// Writes the guest half with the rings' current tails (guest_csb_on
+    /// 0), then the block's address: CSBAH, then CSBAL (the device maps the
+    /// block and writes its half on that write).
+    pub fn map_csb(&mut self) {
+        self.csb.init_guest_half(self.tx.tail(), self.rx.tail());
+        self.nic.set_csb_address(self.csb.addr());
+    }
+
+    /// After [`Driver::map_csb`]: waits up to [`CSB_TAKE_MS`] for the
+    /// device's half (host_need_txkick = 1: its TX worker waits for the
+    /// first kick), then sets guest_csb_on and makes the rings publish
+    /// through the block.
+    pub fn use_csb(&mut self) -> Result<(), NicError> {
+        let csb = self.csb;
+        let deadline = Deadline::after_ms(CSB_TAKE_MS);
+        while !csb.host_needs_txkick() {
+            if deadline.passed() {
+                return Err(NicError::CsbNotTaken(csb.addr()));
+            }
+            core::hint::spin_loop();
+        }
+        csb.set_on(true);
+        self.tx.set_csb(Some(csb));
+        self.rx.set_csb(Some(csb));
+        self.csb_on = true;
+        Ok(())
+    }
+
+    /// Stops using the CSB: guest_csb_on = 0 and the rings publish through
+    /// the registers again (the device's registers hold the last tails it
+    /// took from the block). The device keeps the mapping until reset or a
+    /// CSBAL write.
+    pub fn detach_csb(&mut self) {
+        if self.csb_on {
+            self.csb.set_on(false);
+        }
+        self.tx.set_csb(None);
+        self.rx.set_csb(None);
+        self.csb_on = false;
+    }
+
+    /// True while the rings publish through the CSB.
+    pub fn csb_on(&self) -> bool {
+        self.csb_on
     }
 
     /// Handles the causes of one interrupt (an ICR value).
@@ -144,6 +221,11 @@ impl Driver {
             return;
         }
         if icr & INT_TXDW != 0 {
+            if self.csb_on {
+                // The wake-up asked for has come: no more TX interrupts
+                // until the driver sleeps again.
+                self.csb.set_need_txkick(false);
+            }
             self.tx.reclaim();
             if self.txmode == TxMode::Combine {
                 self.tx_irq_pending = false;
@@ -152,9 +234,13 @@ impl Driver {
                 }
             }
         }
-        if icr & INT_RX != 0 && self.rx_armed {
-            self.nic.disable_interrupts(INT_RX);
-            self.rx_armed = false;
+        if icr & INT_RX != 0 {
+            if self.csb_on {
+                self.csb.set_need_rxkick(false);
+            } else if self.rx_armed {
+                self.nic.disable_interrupts(INT_RX);
+                self.rx_armed = false;
+            }
         }
     }
 
@@ -168,13 +254,25 @@ impl Driver {
     }
 
     /// Queues the frame written into the buffer at the ring's tail (`len`
-    /// bytes) and tells the device according to the TX mode.
+    /// bytes) and tells the device according to the TX mode (CSB mode:
+    /// once `burst` frames wait; call [`Driver::flush_tx`] after a batch).
     #[inline]
     pub fn queue_frame(&mut self, len: u16) {
         self.tx.push(len);
         match self.txmode {
             TxMode::Combine if self.tx_irq_pending => COUNTERS.tdt_deferred.inc(),
+            TxMode::Csb if self.tx.unpublished() < self.burst => {}
             _ => self.publish_tx(),
+        }
+    }
+
+    /// Ends a batch of [`Driver::queue_frame`] calls: in CSB mode publishes
+    /// what is still unpublished (plain mode has published everything;
+    /// combine mode leaves it to the TX interrupt).
+    #[inline]
+    pub fn flush_tx(&mut self) {
+        if self.txmode == TxMode::Csb && self.tx.unpublished() > 0 {
+            self.publish_tx();
         }
     }
 
@@ -199,6 +297,34 @@ impl Driver {
         self.tx.unpublished() > 0
     }
 
+    /// Before idling until TX descriptors complete: true if the caller may
+    /// idle. Without the CSB always (the TX interrupt is enabled for the
+    /// whole run). With it: sets guest_need_txkick, full barrier, reclaims
+    /// again; if that found completed descriptors the flag is cleared and
+    /// the answer is false. Call [`Driver::end_tx_sleep`] after the idle.
+    pub fn prepare_tx_sleep(&mut self) -> bool {
+        if !self.csb_on {
+            return true;
+        }
+        self.flush_tx();
+        self.csb.set_need_txkick(true);
+        full_barrier();
+        if self.tx.reclaim() > 0 || self.tx.in_flight() == 0 {
+            self.csb.set_need_txkick(false);
+            COUNTERS.csb_sleeps_avoided.inc();
+            return false;
+        }
+        COUNTERS.csb_tx_sleeps.inc();
+        true
+    }
+
+    /// After idling for TX completions: clears guest_need_txkick (CSB).
+    pub fn end_tx_sleep(&mut self) {
+        if self.csb_on {
+            self.csb.set_need_txkick(false);
+        }
+    }
+
     /// Marks the frame at the RX ring's head consumed; returns buffers to
     /// the device once [`RX_RETURN_BATCH`] are waiting.
     #[inline]
@@ -216,9 +342,38 @@ impl Driver {
         }
     }
 
-    /// Before idling for RX: clears stale causes (ICR), enables the RX
-    /// interrupt causes, and tells whether a frame is already waiting (then
-    /// the caller should not idle). The handler masks them again.
+    /// Before idling for RX: true if a frame is already waiting (then the
+    /// caller should not idle). Without the CSB: [`Driver::arm_rx_wakeup`].
+    /// With it: returns the consumed buffers, sets guest_need_rxkick, full
+    /// barrier, re-checks host_rdh; if a frame is there the flag is cleared
+    /// again. Call [`Driver::end_rx_sleep`] after the idle.
+    pub fn prepare_rx_sleep(&mut self) -> bool {
+        if !self.csb_on {
+            return self.arm_rx_wakeup();
+        }
+        self.rx_return_all();
+        self.csb.set_need_rxkick(true);
+        full_barrier();
+        if self.rx.poll().is_some() {
+            self.csb.set_need_rxkick(false);
+            COUNTERS.csb_sleeps_avoided.inc();
+            return true;
+        }
+        COUNTERS.csb_rx_sleeps.inc();
+        false
+    }
+
+    /// After idling for RX (or giving up): clears guest_need_rxkick (CSB).
+    pub fn end_rx_sleep(&mut self) {
+        if self.csb_on {
+            self.csb.set_need_rxkick(false);
+        }
+    }
+
+    /// Before idling for RX without the CSB: clears stale causes (ICR),
+    /// enables the RX interrupt causes, and tells whether a frame is already
+    /// waiting (then the caller should not idle). The handler masks them
+    /// again.
     pub fn arm_rx_wakeup(&mut self) -> bool {
         if !self.rx_armed {
             let icr = self.nic.read_icr();
@@ -240,8 +395,9 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::e1000::csb::{field, CsbPage};
     use crate::e1000::desc::{RxDesc, TxDesc, BUF_SIZE, RXD_STAT_DD, RXD_STAT_EOP, TXD_STAT_DD};
-    use crate::e1000::regs::{Regs, BAR0_SIZE, RDT, TDT};
+    use crate::e1000::regs::{Regs, BAR0_SIZE, CSBAH, CSBAL, RDT, TDT};
 
     /// A driver over leaked host memory: the "registers" are plain memory,
     /// so the tests read what the driver wrote and play the device.
@@ -261,10 +417,34 @@ mod tests {
             rx_desc,
             Box::leak(vec![[0u8; BUF_SIZE]; 64].into_boxed_slice()),
         );
-        let mut d = Driver::new(Nic::new(regs), tx, rx);
+        let csb = Csb::new(Box::leak(Box::new(CsbPage::new())));
+        let mut d = Driver::new(Nic::new(regs), tx, rx, csb);
         d.txmode = txmode;
         d.irq_mask = INT_TXDW;
         (d, txp, rxp)
+    }
+
+    /// A driver in CSB mode publishing every `burst` frames, as bring-up
+    /// leaves it; the test plays the device's side of the block.
+    fn csb_driver(burst: u32) -> (Driver, *mut TxDesc, *mut RxDesc) {
+        let (mut d, txp, rxp) = driver(TxMode::Csb);
+        d.burst = burst;
+        d.map_csb();
+        // The device's half after the CSBAL write: its TX worker sleeps.
+        d.csb.store(field::HOST_NEED_TXKICK, 1);
+        d.use_csb().unwrap();
+        assert_eq!(
+            reg(&d, CSBAL) as u64 | (reg(&d, CSBAH) as u64) << 32,
+            d.csb.addr()
+        );
+        assert_eq!(d.csb.load(field::GUEST_CSB_ON), 1);
+        assert_eq!(d.csb.load(field::GUEST_RDT), 63);
+        assert_eq!(d.csb.load(field::GUEST_TXKICK_AT), u32::MAX);
+        (d, txp, rxp)
+    }
+
+    fn set_reg(d: &Driver, offset: u32, value: u32) {
+        d.nic.regs.write(offset, value);
     }
 
     fn reg(d: &Driver, offset: u32) -> u32 {
@@ -356,5 +536,162 @@ mod tests {
         d.rx_return_all();
         assert_eq!(reg(&d, RDT), (120 + 64 - 1) % 64);
         assert!(d.rx.poll().is_none());
+    }
+
+    #[test]
+    fn csb_publishes_per_burst_and_kicks_only_when_asked() {
+        let (mut d, desc, _) = csb_driver(4);
+        // The worker sleeps (host_need_txkick = 1): the first publication
+        // stores guest_tdt and kicks with a TDT write.
+        set_reg(&d, TDT, 0xFFFF);
+        for _ in 0..3 {
+            d.queue_frame(60);
+        }
+        assert_eq!(d.csb.load(field::GUEST_TDT), 0, "below the burst: not yet");
+        d.queue_frame(60);
+        assert_eq!(d.csb.load(field::GUEST_TDT), 4);
+        assert_eq!(reg(&d, TDT), 4, "kicked");
+        // The worker polls now: publications are stores only.
+        d.csb.store(field::HOST_NEED_TXKICK, 0);
+        set_reg(&d, TDT, 0xFFFF);
+        for _ in 0..6 {
+            d.queue_frame(60);
+        }
+        assert_eq!(d.csb.load(field::GUEST_TDT), 8);
+        d.flush_tx();
+        assert_eq!(d.csb.load(field::GUEST_TDT), 10);
+        d.flush_tx(); // nothing new: no publication
+        assert_eq!(
+            reg(&d, TDT),
+            0xFFFF,
+            "no register write while the worker polls"
+        );
+        // Completions are reclaimed by DD as usual.
+        for i in 0..10 {
+            // SAFETY: inside the leaked ring.
+            unsafe { (*desc.add(i)).status |= TXD_STAT_DD };
+        }
+        assert_eq!(d.service_tx(), 10);
+        assert_eq!(d.tx.in_flight(), 0);
+    }
+
+    #[test]
+    fn csb_tx_sleep_sets_the_flag_and_rechecks() {
+        let (mut d, desc, _) = csb_driver(1);
+        d.csb.store(field::HOST_NEED_TXKICK, 0);
+        d.queue_frame(60);
+        d.queue_frame(60);
+        // Nothing completed: the driver may sleep, with the flag set.
+        assert!(d.prepare_tx_sleep());
+        assert_eq!(d.csb.load(field::GUEST_NEED_TXKICK), 1);
+        // The interrupt it asked for clears the flag and reclaims.
+        // SAFETY: inside the leaked ring.
+        unsafe { (*desc).status |= TXD_STAT_DD };
+        d.on_interrupt(INT_TXDW);
+        assert_eq!(d.csb.load(field::GUEST_NEED_TXKICK), 0);
+        assert_eq!(d.tx.in_flight(), 1);
+        // A completion that lands before the re-check: no sleep, flag clear.
+        // SAFETY: inside the leaked ring.
+        unsafe { (*desc.add(1)).status |= TXD_STAT_DD };
+        assert!(!d.prepare_tx_sleep());
+        assert_eq!(d.csb.load(field::GUEST_NEED_TXKICK), 0);
+        d.end_tx_sleep();
+        assert_eq!(d.tx.in_flight(), 0);
+    }
+
+    #[test]
+    fn csb_rx_goes_by_host_rdh_and_returns_buffers_through_guest_rdt() {
+        let (mut d, _, desc) = csb_driver(1);
+        let fill = |from: usize, to: usize| {
+            for i in from..to {
+                // SAFETY: inside the leaked ring; the "device" fills it.
+                unsafe {
+                    (*desc.add(i % 64)).length = 60;
+                    (*desc.add(i % 64)).status = RXD_STAT_DD | RXD_STAT_EOP;
+                }
+            }
+        };
+        // Filled but host_rdh not yet published: not visible.
+        fill(0, 10);
+        assert!(d.rx.poll().is_none());
+        d.csb.store(field::HOST_RDH, 10);
+        set_reg(&d, RDT, 0xFFFF);
+        let mut got = 0;
+        while d.rx.poll().is_some() {
+            d.rx_consumed();
+            got += 1;
+        }
+        assert_eq!(got, 10);
+        // A host_rdh outside the ring is ignored.
+        fill(10, 20);
+        d.csb.store(field::HOST_RDH, 64);
+        assert!(d.rx.poll().is_none());
+        d.csb.store(field::HOST_RDH, 20);
+        while d.rx.poll().is_some() {
+            d.rx_consumed();
+        }
+        // Idle: buffers go back (store only: the device has buffers), the
+        // flag is set and nothing is waiting, so the caller may sleep.
+        assert!(!d.prepare_rx_sleep());
+        assert_eq!(d.csb.load(field::GUEST_RDT), 19);
+        assert_eq!(d.csb.load(field::GUEST_NEED_RXKICK), 1);
+        assert_eq!(reg(&d, RDT), 0xFFFF, "no kick wanted, none written");
+        // A frame that arrived before the re-check: the flag is cleared.
+        d.end_rx_sleep();
+        fill(20, 21);
+        d.csb.store(field::HOST_RDH, 21);
+        assert!(d.prepare_rx_sleep());
+        assert_eq!(d.csb.load(field::GUEST_NEED_RXKICK), 0);
+        // The device waits for buffers: the next return kicks through RDT.
+        d.rx.poll().unwrap();
+        d.rx_consumed();
+        d.csb.store(field::HOST_NEED_RXKICK, 1);
+        d.rx_return_all();
+        assert_eq!(d.csb.load(field::GUEST_RDT), 20);
+        assert_eq!(reg(&d, RDT), 20);
+    }
+
+    #[test]
+    fn csb_wraps_around_the_ring() {
+        let (mut d, desc, rxd) = csb_driver(16);
+        d.csb.store(field::HOST_NEED_TXKICK, 0);
+        let mut rx_head = 0u32;
+        for _round in 0..10 {
+            for _ in 0..40 {
+                d.queue_frame(60);
+            }
+            d.flush_tx();
+            let tail = d.csb.load(field::GUEST_TDT) as usize;
+            for i in 0..64 {
+                if (i + 64 - tail) % 64 >= 24 {
+                    // SAFETY: inside the leaked ring.
+                    unsafe { (*desc.add(i)).status |= TXD_STAT_DD };
+                }
+            }
+            d.service_tx();
+            assert_eq!(d.tx.in_flight(), 0);
+            for _ in 0..40 {
+                let i = rx_head as usize;
+                // SAFETY: inside the leaked ring.
+                unsafe { (*rxd.add(i)).status = RXD_STAT_DD | RXD_STAT_EOP };
+                rx_head = (rx_head + 1) % 64;
+            }
+            d.csb.store(field::HOST_RDH, rx_head);
+            let mut n = 0;
+            while d.rx.poll().is_some() {
+                d.rx_consumed();
+                n += 1;
+            }
+            assert_eq!(n, 40);
+        }
+        assert_eq!(d.csb.load(field::GUEST_TDT), 400 % 64);
+    }
+
+    #[test]
+    fn csb_not_taken_is_a_setup_error() {
+        let (mut d, _, _) = driver(TxMode::Csb);
+        assert_eq!(d.enable_csb(), Err(NicError::CsbNotTaken(d.csb.addr())));
+        assert!(!d.csb_on());
+        assert_eq!(d.csb.load(field::GUEST_CSB_ON), 0);
     }
 }

@@ -85,6 +85,14 @@ pub struct E1000Function {
     pub subsystem_device: u16,
 }
 
+impl E1000Function {
+    /// Whether the device advertises the CSB paravirtual extension
+    /// (subsystem device id [`crate::e1000::csb::SUBSYSTEM_ID`]).
+    pub fn has_csb(&self) -> bool {
+        self.subsystem_device == crate::e1000::csb::SUBSYSTEM_ID
+    }
+}
+
 /// Why the e1000 cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PciError {

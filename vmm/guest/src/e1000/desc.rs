@@ -1,6 +1,7 @@
 //! Legacy TX and RX descriptors (16 bytes each) and the DMA memory that holds
 //! the rings and packet buffers.
 
+use super::csb::CsbPage;
 use crate::cell::TakeOnce;
 
 /// TX descriptors in the ring (a multiple of 8: TDLEN must be a multiple of
@@ -90,6 +91,8 @@ const RX_ZERO: RxDesc = RxDesc {
 /// (identity mapped: a pointer is the physical address).
 #[repr(C, align(4096))]
 pub struct DmaMemory {
+    /// The CSB page (paravirtual extension; used with `txmode=csb`).
+    pub csb: CsbPage,
     /// The TX descriptor ring.
     pub tx_desc: [TxDesc; TX_RING_SIZE],
     /// The RX descriptor ring.
@@ -102,6 +105,7 @@ pub struct DmaMemory {
 
 /// The guest's only DMA memory.
 pub static DMA: TakeOnce<DmaMemory> = TakeOnce::new(DmaMemory {
+    csb: CsbPage::new(),
     tx_desc: [TX_ZERO; TX_RING_SIZE],
     rx_desc: [RX_ZERO; RX_RING_SIZE],
     tx_buf: [[0; BUF_SIZE]; TX_RING_SIZE],

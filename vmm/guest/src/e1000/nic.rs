@@ -15,6 +15,9 @@ pub enum NicError {
     ResetTimeout,
     /// An EERD read never finished.
     EepromTimeout,
+    /// The device did not take the CSB at this address: after the CSBAL
+    /// write its half of the block stayed untouched (host_need_txkick 0).
+    CsbNotTaken(u64),
 }
 
 /// Interrupt moderation register values (see the 82540EM manual; delays in
@@ -191,6 +194,13 @@ impl Nic {
     pub fn disable_interrupts(&self, mask: u32) {
         COUNTERS.imc_writes.inc();
         self.regs.write(IMC, mask);
+    }
+
+    /// Gives the device the CSB address (0 turns the extension off): CSBAH
+    /// first, then CSBAL, whose write makes the device (re)map the block.
+    pub fn set_csb_address(&self, addr: u64) {
+        self.regs.write(CSBAH, (addr >> 32) as u32);
+        self.regs.write(CSBAL, addr as u32);
     }
 
     /// Reads (and so clears) the interrupt causes.

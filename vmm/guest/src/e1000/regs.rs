@@ -43,6 +43,10 @@ pub const RDT: u32 = 0x2818;
 pub const RDTR: u32 = 0x2820;
 /// RX absolute interrupt delay (1.024 us units).
 pub const RADV: u32 = 0x282C;
+/// CSB address, low 32 bits (paravirtual extension; the write maps it).
+pub const CSBAL: u32 = 0x2830;
+/// CSB address, high 32 bits (written before CSBAL).
+pub const CSBAH: u32 = 0x2834;
 /// TX descriptor ring base, low 32 bits.
 pub const TDBAL: u32 = 0x3800;
 /// TX descriptor ring base, high 32 bits.

@@ -2,12 +2,17 @@
 //! including) RDT, the driver processes them in order at `next` and returns
 //! them in batches by moving RDT.
 //!
-//! Where the tail is published is [`RxRing::publish`], and nowhere else: the
-//! CSB mode will publish there to shared memory instead of RDT.
+//! Where the tail is published is [`RxRing::publish`], and nowhere else:
+//! to RDT, or with a CSB attached ([`RxRing::set_csb`]) to guest_rdt, with
+//! an RDT write only as a kick when the device waits for buffers. With a
+//! CSB, [`RxRing::poll`] also goes by the device's head in the block
+//! (host_rdh: the descriptors before it are filled), read once per batch.
 
+use super::csb::{full_barrier, Csb};
 use super::desc::{RxDesc, BUF_SIZE, RXD_STAT_DD};
 use super::regs::{Regs, RDT};
 use crate::counters::COUNTERS;
+use core::cell::Cell;
 use core::ptr::{addr_of, addr_of_mut};
 use core::sync::atomic::{fence, Ordering};
 
@@ -31,6 +36,9 @@ pub struct RxRing {
     size: u32,
     next: u32,
     to_return: u32,
+    csb: Option<Csb>,
+    /// CSB mode: host_rdh as last read (filled descriptors end there).
+    host_head: Cell<u32>,
 }
 
 impl RxRing {
@@ -44,6 +52,8 @@ impl RxRing {
             bufs: bufs.as_mut_ptr(),
             next: 0,
             to_return: 0,
+            csb: None,
+            host_head: Cell::new(0),
         };
         ring.reset();
         ring
@@ -61,6 +71,25 @@ impl RxRing {
         }
         self.next = 0;
         self.to_return = 0;
+        self.host_head.set(0);
+    }
+
+    /// Publishes through `csb` and polls by its host_rdh from now on
+    /// (`None`: through RDT and by DD bits only).
+    pub fn set_csb(&mut self, csb: Option<Csb>) {
+        self.csb = csb;
+        self.host_head.set(self.next);
+    }
+
+    /// The index of the next frame the driver will look at.
+    pub fn next(&self) -> u32 {
+        self.next
+    }
+
+    /// The RDT that returns every consumed buffer (the descriptor before
+    /// `next`).
+    pub fn tail(&self) -> u32 {
+        (self.next + self.size - 1) % self.size
     }
 
     /// Descriptor ring physical address.
@@ -96,15 +125,44 @@ impl RxRing {
         unsafe { self.desc.add(index as usize).write_volatile(desc) };
     }
 
-    /// The next received frame, if the device has written one back.
+    /// With a CSB: whether host_rdh says the descriptor at `next` is
+    /// filled. host_rdh is re-read only when the cached one is reached; a
+    /// value outside the ring is ignored (and counted).
+    #[inline]
+    fn host_says_filled(&self, csb: &Csb) -> bool {
+        if self.host_head.get() != self.next {
+            return true;
+        }
+        let head = csb.host_rdh();
+        if head >= self.size {
+            COUNTERS.csb_bad_host_index.inc();
+            return false;
+        }
+        self.host_head.set(head);
+        head != self.next
+    }
+
+    /// The next received frame, if the device has written one back (with
+    /// a CSB: host_rdh is past it, and its DD bit is set).
     #[inline]
     pub fn poll(&self) -> Option<RxCompletion> {
+        if let Some(csb) = &self.csb {
+            if !self.host_says_filled(csb) {
+                return None;
+            }
+        }
         // SAFETY: `next` < size; the device writes the descriptor, so read
         // its status volatile before anything else.
         let desc = unsafe { self.desc.add(self.next as usize) };
         // SAFETY: as above.
         let status = unsafe { addr_of!((*desc).status).read_volatile() };
         if status & RXD_STAT_DD == 0 {
+            if self.csb.is_some() {
+                // host_rdh claimed a descriptor the device has not written
+                // back: trust the descriptor, look at host_rdh again later.
+                COUNTERS.csb_bad_host_index.inc();
+                self.host_head.set(self.next);
+            }
             return None;
         }
         fence(Ordering::Acquire);
@@ -148,11 +206,31 @@ impl RxRing {
     }
 
     /// Returns every consumed buffer to the device: the one place where the
-    /// driver moves RDT.
-    pub fn publish(&mut self, regs: &Regs) {
-        fence(Ordering::Release);
-        COUNTERS.rdt_writes.inc();
-        regs.write(RDT, (self.next + self.size - 1) % self.size);
+    /// driver moves its RX tail. Without a CSB: an RDT write. With one:
+    /// guest_rdt (release), full barrier, and an RDT write (the kick) only
+    /// if host_need_rxkick is set. Returns whether RDT was written.
+    pub fn publish(&mut self, regs: &Regs) -> bool {
+        let tail = self.tail();
         self.to_return = 0;
+        match self.csb {
+            None => {
+                fence(Ordering::Release);
+                COUNTERS.rdt_writes.inc();
+                regs.write(RDT, tail);
+                true
+            }
+            Some(csb) => {
+                COUNTERS.csb_rx_publications.inc();
+                csb.set_guest_rdt(tail);
+                full_barrier();
+                if !csb.host_needs_rxkick() {
+                    return false;
+                }
+                COUNTERS.rdt_writes.inc();
+                COUNTERS.csb_rx_kicks.inc();
+                regs.write(RDT, tail);
+                true
+            }
+        }
     }
 }

@@ -2,9 +2,11 @@
 //! consumes them up to the last published tail (TDT) and writes back DD, the
 //! driver reclaims them at `clean`.
 //!
-//! Where the tail is published is [`TxRing::publish`], and nowhere else: the
-//! CSB mode will publish there to shared memory instead of TDT.
+//! Where the tail is published is [`TxRing::publish`], and nowhere else:
+//! to TDT, or with a CSB attached ([`TxRing::set_csb`]) to guest_tdt, with
+//! a TDT write only as a kick when the device's TX worker sleeps.
 
+use super::csb::{full_barrier, Csb};
 use super::desc::{
     TxDesc, BUF_SIZE, TXD_CMD_EOP, TXD_CMD_IDE, TXD_CMD_IFCS, TXD_CMD_RS, TXD_STAT_DD,
 };
@@ -26,6 +28,7 @@ pub struct TxRing {
     tail: u32,
     clean: u32,
     published: u32,
+    csb: Option<Csb>,
 }
 
 impl TxRing {
@@ -40,6 +43,7 @@ impl TxRing {
             tail: 0,
             clean: 0,
             published: 0,
+            csb: None,
         };
         ring.reset();
         ring
@@ -79,6 +83,22 @@ impl TxRing {
     /// Descriptors that can be filled now.
     pub fn free(&self) -> u32 {
         self.size - 1 - self.in_flight()
+    }
+
+    /// The index the next frame goes to (the tail the next publication
+    /// gives the device).
+    pub fn tail(&self) -> u32 {
+        self.tail
+    }
+
+    /// Publishes through `csb` from now on (`None`: through TDT).
+    pub fn set_csb(&mut self, csb: Option<Csb>) {
+        self.csb = csb;
+    }
+
+    /// The CSB the ring publishes through, if any.
+    pub fn csb(&self) -> Option<Csb> {
+        self.csb
     }
 
     /// Descriptors filled but not yet published to the device.
@@ -160,12 +180,33 @@ impl TxRing {
     }
 
     /// Publishes every filled descriptor to the device: the one place where
-    /// the driver tells the device about new TX descriptors (TDT).
-    pub fn publish(&mut self, regs: &Regs) {
-        fence(Ordering::Release);
-        COUNTERS.tdt_writes.inc();
-        regs.write(TDT, self.tail);
+    /// the driver tells the device about new TX descriptors. Without a CSB:
+    /// a TDT write. With one: guest_tdt (release), full barrier, and a TDT
+    /// write (the kick) only if host_need_txkick is set. Returns whether
+    /// TDT was written.
+    pub fn publish(&mut self, regs: &Regs) -> bool {
+        COUNTERS.tx_publications.inc();
+        COUNTERS.tx_published.add(self.unpublished() as u64);
         self.published = self.tail;
+        match self.csb {
+            None => {
+                fence(Ordering::Release);
+                COUNTERS.tdt_writes.inc();
+                regs.write(TDT, self.tail);
+                true
+            }
+            Some(csb) => {
+                csb.set_guest_tdt(self.tail);
+                full_barrier();
+                if !csb.host_needs_txkick() {
+                    return false;
+                }
+                COUNTERS.tdt_writes.inc();
+                COUNTERS.csb_tx_kicks.inc();
+                regs.write(TDT, self.tail);
+                true
+            }
+        }
     }
 
     /// Forgets descriptors that will never complete (after a device reset),

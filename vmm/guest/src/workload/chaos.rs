@@ -5,13 +5,20 @@
 //! lengths misaligned, outside RAM or zero, head/tail out of range, unknown
 //! registers and odd-sized accesses, EEPROM/PHY/read-only registers, an
 //! interrupt storm through ICS, garbage in CTRL/RCTL, a reset under load,
-//! and the I/O BAR's IOADDR/IODATA window. Then it resets the device,
-//! brings it up as usual, sends `count` (default 8) valid frames and checks
-//! they complete: the device must have survived.
+//! and the I/O BAR's IOADDR/IODATA window. When the device advertises the
+//! CSB extension: CSB addresses outside RAM, in MMIO and unaligned (which
+//! the device must ignore: it must not write the page then), a valid CSB
+//! with guest_tdt/guest_rdt out of range, flags flipping quickly, the host
+//! half scribbled on and the block laid over the TX ring, then the CSB
+//! set up sanely again and a few frames sent through it, which must
+//! complete without a reset. Then it resets the device, brings it up as
+//! usual, sends `count` (default 8) valid frames and checks they complete:
+//! the device must have survived.
 
-use super::{print_result, setup_for, wait_until, Env};
+use super::{print_result, setup_for, wait_for_tx, wait_until, Env};
 use crate::counters::COUNTERS;
 use crate::driver::Driver;
+use crate::e1000::csb::{field, NONE};
 use crate::e1000::desc::{RxDesc, TxDesc, TXD_CMD_EOP, TXD_CMD_IFCS, TXD_CMD_RS};
 use crate::e1000::regs::*;
 use crate::irq::{self, with_driver};
@@ -30,6 +37,27 @@ const RX_EXPOSURE_MS: u64 = 20;
 /// Assumed end of RAM when the start info has no memory map.
 const DEFAULT_RAM_TOP: u64 = 64 << 20;
 const CMD: u8 = TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS;
+/// Valid frames sent through the CSB once it is sane again.
+const CSB_SANE_FRAMES: u64 = 4;
+/// How long those frames may take.
+const CSB_SANE_MS: u64 = 500;
+/// Rounds of quick flag flipping on a mapped CSB.
+const CSB_FLIP_ROUNDS: u32 = 20_000;
+/// A TDT and an RDT kick every this many flipping rounds.
+const CSB_FLIP_KICK_EVERY: u32 = 1000;
+
+/// What the CSB steps found.
+#[derive(Default)]
+struct CsbChaos {
+    /// The device wrote into the page while its address was invalid.
+    invalid_taken: u64,
+    /// The sane CSB could not be set up (the device did not take it).
+    take_failed: u64,
+    /// Valid frames sent through the sane CSB.
+    sent: u64,
+    /// Of those, not completed in time.
+    not_completed: u64,
+}
 
 fn desc(addr: u64, length: u16, cmd: u8) -> TxDesc {
     TxDesc {
@@ -38,6 +66,19 @@ fn desc(addr: u64, length: u16, cmd: u8) -> TxDesc {
         cmd,
         ..TxDesc::default()
     }
+}
+
+/// Puts the RX ring back to a sane state: every buffer the driver's own,
+/// RDH 0, RDT giving all but one, receiver on.
+fn rx_sane(d: &mut Driver) {
+    d.rx.reset();
+    d.nic.setup_rx(&d.rx, true);
+}
+
+/// Whether any word of the driver's CSB page is non-zero (it was zeroed
+/// before the device was given invalid addresses).
+fn csb_page_touched(d: &Driver) -> bool {
+    (0..4096).step_by(4).any(|off| d.csb.load(off) != 0)
 }
 
 /// Puts the TX ring back to a sane, empty state (TDH = TDT = 0).
@@ -104,7 +145,15 @@ pub fn run(env: &Env) -> u8 {
     let quiet = config.quiet;
     let baseline = COUNTERS.snapshot();
     let start = tsc::now();
-    with_driver(|d| d.count_only = true);
+    let template = FrameTemplate::new(config.dst, env.mac, Kind::Data, config.size);
+    with_driver(|d| {
+        d.count_only = true;
+        // The register steps below mean registers: no CSB.
+        if d.csb_on() {
+            d.detach_csb();
+            d.nic.set_csb_address(0);
+        }
+    });
     let mut chaos = Chaos {
         env,
         steps: 0,
@@ -338,6 +387,158 @@ pub fn run(env: &Env) -> u8 {
         r.write(CTRL, !CTRL_RST & !(1 << 31));
         r.write(CTRL, CTRL_SLU | CTRL_ASDE | CTRL_FD);
     });
+    let mut csb_chaos = CsbChaos::default();
+    if env.pci.has_csb() {
+        chaos.step(
+            "CSB outside RAM, across its end, in MMIO",
+            SETTLE_MS,
+            |d, top| {
+                d.csb.clear();
+                let bar0 = env.pci.bar0;
+                for addr in [
+                    top,
+                    top - 2048,
+                    top + 0x1000_0000,
+                    1 << 40,
+                    0xFFFF_FFFF_FFFF_F000,
+                    bar0,
+                    0xFEE0_0000,
+                ] {
+                    d.nic.set_csb_address(addr);
+                    let back =
+                        (d.nic.regs.read(CSBAH) as u64) << 32 | d.nic.regs.read(CSBAL) as u64;
+                    if back != addr {
+                        chaos_note(quiet, format_args!("CSB {addr:#x} reads back {back:#x}"));
+                    }
+                }
+                if csb_page_touched(d) {
+                    csb_chaos.invalid_taken += 1;
+                }
+            },
+        );
+        chaos.step("CSB unaligned", SETTLE_MS, |d, _| {
+            d.csb.clear();
+            let page = d.csb.addr();
+            for addr in [page + 4, page + 32, page + 63, page | 1 << 44] {
+                d.nic.set_csb_address(addr);
+                d.nic.regs.write(TDT, 0);
+            }
+            // High half first, then the low half alone: still invalid.
+            d.nic.regs.write(CSBAH, 0xFFFF_FFFF);
+            d.nic.regs.write(CSBAL, page as u32);
+            d.nic.regs.write(CSBAH, 0);
+            if csb_page_touched(d) {
+                csb_chaos.invalid_taken += 1;
+                chaos_note(quiet, format_args!("the device wrote into an unmapped CSB"));
+            }
+            d.nic.set_csb_address(0);
+        });
+        chaos.step(
+            "CSB valid; guest_tdt/guest_rdt out of range, flags flipping, host half scribbled",
+            SETTLE_MS,
+            |d, _| {
+                tx_sane(d);
+                rx_sane(d);
+                d.map_csb();
+                let taken = d.csb.host_needs_txkick();
+                d.csb.set_on(true);
+                let r = d.nic.regs;
+                let size = d.tx.size();
+                for bad in [size, size + 1, 4096, 0x1_0000, 0x7FFF_FFFF, u32::MAX] {
+                    d.csb.store(field::GUEST_TDT, bad);
+                    d.csb.store(field::GUEST_RDT, bad);
+                    r.write(TDT, 0);
+                    r.write(RDT, 0);
+                }
+                for i in 0..CSB_FLIP_ROUNDS {
+                    d.csb.store(field::GUEST_NEED_TXKICK, i & 1);
+                    d.csb.store(field::GUEST_NEED_RXKICK, (i >> 1) & 1);
+                    d.csb.store(field::GUEST_CSB_ON, ((i >> 2) & 1) ^ 1);
+                    d.csb
+                        .store(field::GUEST_TXKICK_AT, i.wrapping_mul(2_654_435_761));
+                    d.csb.store(field::GUEST_USE_MSIX, i & 8);
+                    let index = match i % 3 {
+                        0 => i % size,
+                        1 => size + i,
+                        _ => u32::MAX - i,
+                    };
+                    d.csb.store(field::GUEST_TDT, index);
+                    d.csb.store(field::GUEST_RDT, index ^ 0x155);
+                    if i % CSB_FLIP_KICK_EVERY == 0 {
+                        r.write(TDT, index);
+                        r.write(RDT, index);
+                    }
+                }
+                // The device's half belongs to the device: scribble on it.
+                for (off, value) in [
+                    (field::HOST_TDH, u32::MAX),
+                    (field::HOST_NEED_TXKICK, 0),
+                    (field::HOST_RDH, 0x8000_0000),
+                    (field::HOST_NEED_RXKICK, 7),
+                    (field::HOST_RXKICK_AT, 12345),
+                ] {
+                    d.csb.store(off, value);
+                }
+                r.write(TDT, 1);
+                r.write(RDT, 1);
+                // The block laid over the TX descriptor ring (valid: page
+                // aligned, in RAM), kicked, then moved back while in use.
+                d.nic.set_csb_address(d.tx.base());
+                r.write(TDT, 3);
+                d.nic.set_csb_address(d.csb.addr());
+                d.csb.store(field::GUEST_CSB_ON, 1);
+                d.csb.store(field::GUEST_TDT, NONE);
+                r.write(TDT, 0);
+                chaos_note(
+                    quiet,
+                    format_args!(
+                        "CSB mapped at {:#x}, host half written: {taken}",
+                        d.csb.addr()
+                    ),
+                );
+            },
+        );
+        chaos.step(
+            "CSB sane again: valid frames through it",
+            SETTLE_MS,
+            |d, _| {
+                d.csb.set_on(false);
+                d.nic.set_csb_address(0);
+                tx_sane(d);
+                rx_sane(d);
+                if d.enable_csb().is_err() {
+                    csb_chaos.take_failed += 1;
+                    chaos_note(quiet, format_args!("the device did not take the sane CSB"));
+                    return;
+                }
+                let Some(template) = &template else { return };
+                let len = template.len() as u16;
+                // Straight through the ring (attached to the CSB), whatever
+                // the run's TX mode: one publication of all of them.
+                for seq in 0..CSB_SANE_FRAMES {
+                    template.write(d.tx.next_buffer(), seq, tsc::now_ns());
+                    d.tx.push(len);
+                }
+                d.tx.publish(&d.nic.regs);
+                csb_chaos.sent = CSB_SANE_FRAMES;
+                let deadline = Deadline::after_ms(CSB_SANE_MS);
+                while d.tx.in_flight() > 0 && !deadline.passed() {
+                    d.tx.reclaim();
+                    core::hint::spin_loop();
+                }
+                csb_chaos.not_completed = d.tx.in_flight() as u64;
+                chaos_note(
+                    quiet,
+                    format_args!(
+                        "{} of {} frames completed through the CSB",
+                        CSB_SANE_FRAMES - csb_chaos.not_completed,
+                        CSB_SANE_FRAMES
+                    ),
+                );
+                // Left on: the next step resets the device under it.
+            },
+        );
+    }
     chaos.step("reset while frames are queued", SETTLE_MS, |d, _| {
         let buf = d.tx.buffer_addr(0);
         tx_send(d, &[desc(buf, 60, CMD); 16]);
@@ -392,15 +593,15 @@ pub fn run(env: &Env) -> u8 {
         .count
         .unwrap_or(DEFAULT_COUNT)
         .min(with_driver(|d| d.tx.free()) as u64);
-    let template = FrameTemplate::new(config.dst, env.mac, Kind::Data, config.size);
     let mut sent = 0;
-    if let (true, Some(template)) = (reset_ok, template) {
+    if let (true, Some(template)) = (reset_ok, &template) {
         let len = template.len() as u16;
         with_driver(|d| {
             for seq in 0..count {
                 template.write(d.tx.next_buffer(), seq, tsc::now_ns());
                 d.queue_frame(len);
             }
+            d.flush_tx();
         });
         sent = count;
     }
@@ -414,10 +615,12 @@ pub fn run(env: &Env) -> u8 {
         if in_flight == 0 || drain.passed() {
             break in_flight;
         }
-        irq::idle(token);
+        wait_for_tx(token, u32::MAX);
     };
     let frames = sent - not_completed;
-    let ok = reset_ok && mac_ok && sent > 0 && not_completed == 0;
+    let csb_ok =
+        csb_chaos.invalid_taken == 0 && csb_chaos.take_failed == 0 && csb_chaos.not_completed == 0;
+    let ok = reset_ok && mac_ok && sent > 0 && not_completed == 0 && csb_ok;
     let ticks = tsc::now() - start;
     let steps = chaos.steps;
     print_result(env, &baseline, |o| {
@@ -428,10 +631,15 @@ pub fn run(env: &Env) -> u8 {
             .u64("steps", steps as u64)
             .bool("recovered", ok)
             .bool("link_up", link_up)
+            .bool("csb_steps", env.pci.has_csb())
+            .u64("csb_frames", csb_chaos.sent - csb_chaos.not_completed)
             .object("errors", |e| {
                 e.u64("not_completed", not_completed)
                     .u64("reset_failed", !reset_ok as u64)
-                    .u64("mac_changed", (reset_ok && !mac_ok) as u64);
+                    .u64("mac_changed", (reset_ok && !mac_ok) as u64)
+                    .u64("csb_invalid_taken", csb_chaos.invalid_taken)
+                    .u64("csb_take_failed", csb_chaos.take_failed)
+                    .u64("csb_not_completed", csb_chaos.not_completed);
             });
     });
     if ok {

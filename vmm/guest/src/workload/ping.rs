@@ -69,6 +69,7 @@ fn exchange(
         }
         template.write(d.tx.next_buffer(), seq, tsc::ticks_to_ns(sent_at));
         d.queue_frame(len);
+        d.flush_tx();
         true
     });
     if !queued {

@@ -88,6 +88,7 @@ pub fn run(env: &Env) -> u8 {
                 }
                 d.rx_consumed();
             }
+            d.flush_tx();
             n
         });
         if config.count.is_some_and(|n| c.answered >= n) || deadline.passed() {
@@ -110,6 +111,7 @@ pub fn run(env: &Env) -> u8 {
     // Let the last pongs leave before the VM exits.
     let drain = Deadline::after_ms(100);
     while with_driver(|d| {
+        d.flush_tx();
         d.service_tx();
         d.tx.in_flight()
     }) > 0

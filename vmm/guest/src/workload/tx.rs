@@ -2,7 +2,8 @@
 //! `dst`, at `rate` if given, `burst` frames per loop iteration; then waits
 //! for the device to complete them and reports.
 
-use super::{print_result, rate, wait_until, Env, Progress};
+use super::{print_result, rate, wait_for_tx, wait_until, Env, Progress};
+use crate::args::TxMode;
 use crate::counters::COUNTERS;
 use crate::irq::{self, with_driver};
 use crate::tsc::{self, Deadline};
@@ -31,6 +32,7 @@ pub fn run(env: &Env) -> u8 {
             template.write(d.tx.buffer(i), 0, 0);
         }
     });
+    let csb = config.txmode == TxMode::Csb;
     let deadline = env.deadline();
     let ticks_per_frame = config.rate.map(|r| (tsc::khz() * 1000 / r).max(1));
     let baseline = COUNTERS.snapshot();
@@ -48,17 +50,24 @@ pub fn run(env: &Env) -> u8 {
         let token = irq::idle_token();
         let queued = with_driver(|d| {
             d.service_tx();
-            let n = budget.min(d.tx.free() as u64);
+            let free = d.tx.free() as u64;
+            // With the CSB, publish whole bursts: wait for room rather than
+            // trickle out the few descriptors each completion frees.
+            if csb && free < budget {
+                return 0;
+            }
+            let n = budget.min(free);
             for i in 0..n {
                 template.stamp(d.tx.next_buffer(), sent + i, tsc::now_ns());
                 d.queue_frame(len);
             }
+            d.flush_tx();
             n
         });
         sent += queued;
         if queued == 0 {
             ring_full_waits += 1;
-            irq::idle(token);
+            wait_for_tx(token, budget as u32);
         }
         progress.tick(sent);
     }
@@ -78,7 +87,7 @@ pub fn run(env: &Env) -> u8 {
         if drain.passed() {
             break drain_start;
         }
-        irq::idle(token);
+        wait_for_tx(token, u32::MAX);
     };
     let not_completed = with_driver(|d| d.tx.in_flight()) as u64;
     let frames = sent - not_completed;
