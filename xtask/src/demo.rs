@@ -1,14 +1,17 @@
 //! `cargo xtask demo`: sets up what is missing, builds, starts a switch
-//! daemon on a private socket and shows traffic crossing it.
+//! daemon in a network namespace of its own and shows, step by step, traffic
+//! across it: pktgen processes, two VMs running the guest image, and a NIC
+//! port on a veth pair whose other end sits in a second namespace, with the
+//! host stack's port. Everything it creates is removed at the end.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::cargo::{cargo, release_dir, run};
-use crate::setup;
+use crate::cargo::{cargo, release_dir, root, run};
+use crate::{ebpf, guest, setup};
 
 /// Options of `cargo xtask demo`.
 #[derive(clap::Args)]
@@ -21,20 +24,62 @@ pub struct DemoArgs {
 /// Ends a child we started, by its PID, when dropped.
 struct Started(Child);
 
+impl Started {
+    fn wait(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
 impl Drop for Started {
     fn drop(&mut self) {
         // SAFETY: kill(2) on the PID of a child we spawned and have not reaped.
         unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if !self.wait(Duration::from_secs(5)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
+}
+
+/// Network namespaces the demo made; deleted when dropped.
+struct Namespaces(Vec<String>);
+
+impl Namespaces {
+    fn add(&mut self, name: &str) -> Result<()> {
+        ip(&["netns", "add", name])?;
+        self.0.push(name.to_owned());
+        ip(&["-n", name, "link", "set", "lo", "up"])
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in self.0.drain(..).rev() {
+            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        }
+    }
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 fn vswitch(socket: &Path, args: &[&str]) -> Command {
@@ -43,47 +88,125 @@ fn vswitch(socket: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-fn show(title: &str, mut cmd: Command) -> Result<()> {
+fn show(title: &str, mut cmd: Command) -> Result<String> {
     println!("\n=== {title}");
     let out = cmd.output().context(title.to_owned())?;
-    print!("{}", String::from_utf8_lossy(&out.stdout));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{text}");
     if !out.status.success() {
         bail!("{title} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
+    Ok(text)
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     Ok(())
+}
+
+/// A VM running the guest image; its serial output goes to a file.
+fn vm(
+    socket: &Path,
+    dir: &Path,
+    name: &str,
+    mac: &str,
+    guest_args: &str,
+) -> Result<(Started, PathBuf)> {
+    let serial = dir.join(format!("{name}.serial"));
+    let child = Command::new(release_dir().join("vmm"))
+        .arg("--kernel")
+        .arg(root().join("target/guest/guest.elf"))
+        .args(["--net", &format!("vale0:{name}"), "--mac", mac, "--socket"])
+        .arg(socket)
+        .arg("--serial")
+        .arg(&serial)
+        .arg("--")
+        .args(guest_args.split_whitespace())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting vmm")?;
+    Ok((Started(child), serial))
+}
+
+fn result_line(serial: &Path) -> String {
+    std::fs::read_to_string(serial)
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("{\"result\""))
+        .unwrap_or("(no result line)")
+        .to_owned()
+}
+
+/// The interesting fields of a guest's result line.
+fn summary(line: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+        return line.to_owned();
+    };
+    let mut parts = vec![format!("{} frames, {} pps", v["frames"], v["pps"])];
+    for key in [
+        "lost",
+        "irqs",
+        "tdt_writes",
+        "mmio_reads",
+        "mmio_writes",
+        "idle",
+    ] {
+        if let Some(n) = v[key].as_u64() {
+            parts.push(format!("{key} {n}"));
+        }
+    }
+    if v["rtt_us"].is_object() {
+        parts.push(format!("RTT us {}", v["rtt_us"]));
+    }
+    parts.join(", ")
 }
 
 /// Runs the demo.
 pub fn run_demo(args: &DemoArgs) -> Result<()> {
     setup::run()?;
+    ebpf::build()?;
+    guest::build()?;
     run(
         cargo(&["build", "--workspace", "--release", "--bins"]),
         "build the binaries",
     )?;
-    let dir = std::env::temp_dir().join(format!("vswitch-demo-{}", std::process::id()));
+    let tag = std::process::id();
+    let dir = std::env::temp_dir().join(format!("vswitch-demo-{tag}"));
     std::fs::create_dir_all(&dir)?;
     let socket = dir.join("vswitch.sock");
+    let mut namespaces = Namespaces(Vec::new());
+    let (sw, host1) = (format!("vswdemo-{tag}-sw"), format!("vswdemo-{tag}-h1"));
+    namespaces.add(&sw)?;
+    namespaces.add(&host1)?;
+
     println!(
-        "\n=== starting `vswitch daemon --socket {}`",
+        "\n=== starting `vswitch daemon --socket {}` in namespace {sw}",
         socket.display()
     );
     let daemon = Started(
-        vswitch(&socket, &["daemon"])
+        Command::new("ip")
+            .args(["netns", "exec", &sw])
+            .arg(release_dir().join("vswitch"))
+            .arg("daemon")
+            .arg("--socket")
+            .arg(&socket)
             .stderr(Stdio::inherit())
             .spawn()
             .context("starting the daemon")?,
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !socket.exists() {
-        if Instant::now() > deadline {
-            bail!("the daemon did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the daemon", Duration::from_secs(10), || socket.exists())?;
     let secs = args.seconds.to_string();
+
     for size in ["60", "1514"] {
-        println!("\n=== pktgen tx on vale0:a -> switch -> pktgen rx on vale0:b, {size}-byte frames, {secs} s");
-        let rx = Started(
+        println!("\n=== 1. pktgen tx on vale0:a -> switch -> pktgen rx on vale0:b, {size}-byte frames, {secs} s");
+        let mut rx = Started(
             vswitch(
                 &socket,
                 &[
@@ -97,11 +220,10 @@ pub fn run_demo(args: &DemoArgs) -> Result<()> {
                     "1",
                 ],
             )
-            .spawn()
-            .context("starting pktgen rx")?,
+            .spawn()?,
         );
         std::thread::sleep(Duration::from_millis(300));
-        let tx = vswitch(
+        let status = vswitch(
             &socket,
             &[
                 "pktgen",
@@ -117,52 +239,105 @@ pub fn run_demo(args: &DemoArgs) -> Result<()> {
             ],
         )
         .status()?;
-        if !tx.success() {
+        if !status.success() {
             bail!("pktgen tx failed");
         }
-        let mut rx = rx;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while rx.0.try_wait()?.is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        rx.wait(Duration::from_secs(10));
     }
-    println!("\n=== ping-pong between vale0:ping and vale0:pong");
-    let _pong = Started(
-        vswitch(
+
+    for (mode, sender, receiver) in [
+        ("send combining", "txmode=combine", "txmode=plain"),
+        ("CSB paravirtual mode", "txmode=csb burst=64", "txmode=csb"),
+    ] {
+        println!("\n=== 2. two VMs on vale0 running the guest image: guest tx -> guest rx ({secs} s, {mode})");
+        let (mut rx_vm, rx_serial) = vm(
             &socket,
-            &[
-                "pktgen",
-                "vale0:pong",
-                "--mode",
-                "pong",
-                "-q",
-                "--idle-timeout",
-                "3",
-            ],
-        )
-        .stdout(Stdio::null())
-        .spawn()?,
-    );
-    std::thread::sleep(Duration::from_millis(300));
+            &dir,
+            "vm-rx",
+            "52:54:00:00:0d:01",
+            &format!("rx {receiver} quiet"),
+        )?;
+        wait_for("the receiving guest", Duration::from_secs(30), || {
+            std::fs::read_to_string(&rx_serial).is_ok_and(|s| s.contains("guest: rx"))
+        })?;
+        let (mut tx_vm, tx_serial) = vm(
+            &socket,
+            &dir,
+            "vm-tx",
+            "52:54:00:00:0d:02",
+            &format!("tx duration={secs} {sender} dst=52:54:00:00:0d:01 quiet"),
+        )?;
+        tx_vm.wait(Duration::from_secs(60));
+        rx_vm.wait(Duration::from_secs(30));
+        println!("sender:   {}", summary(&result_line(&tx_serial)));
+        println!("receiver: {}", summary(&result_line(&rx_serial)));
+    }
+
+    for (mode, args) in [("plain", "txmode=plain"), ("CSB", "txmode=csb")] {
+        println!("\n=== 3. VM-to-VM ping-pong, {mode} (1000 round trips)");
+        let (mut pong_vm, pong_serial) = vm(
+            &socket,
+            &dir,
+            "vm-pong",
+            "52:54:00:00:0d:03",
+            &format!("pong count=1000 {args} quiet"),
+        )?;
+        wait_for("the pong guest", Duration::from_secs(30), || {
+            std::fs::read_to_string(&pong_serial).is_ok_and(|s| s.contains("guest: pong"))
+        })?;
+        let (mut ping_vm, ping_serial) = vm(
+            &socket,
+            &dir,
+            "vm-ping",
+            "52:54:00:00:0d:04",
+            &format!("ping count=1000 dst=52:54:00:00:0d:03 {args} quiet"),
+        )?;
+        ping_vm.wait(Duration::from_secs(120));
+        pong_vm.wait(Duration::from_secs(10));
+        println!("ping: {}", summary(&result_line(&ping_serial)));
+    }
+
+    println!("\n=== 4. a NIC port: veth nic0 (in {sw}) attached to vale0, its peer in {host1}; the host stack's port is TAP nic0-host");
+    ip(&[
+        "-n", &sw, "link", "add", "nic0", "type", "veth", "peer", "name", "eth0", "netns", &host1,
+    ])?;
+    ip(&["-n", &sw, "link", "set", "nic0", "up"])?;
+    ip(&["-n", &host1, "link", "set", "eth0", "up"])?;
+    ip(&["-n", &host1, "addr", "add", "10.77.0.2/24", "dev", "eth0"])?;
     show(
-        "pktgen ping (10000 round trips)",
-        vswitch(
-            &socket,
-            &[
-                "pktgen",
-                "vale0:ping",
-                "--mode",
+        "vswitch attach vale0 nic0 --host",
+        vswitch(&socket, &["attach", "vale0", "nic0", "--host"]),
+    )?;
+    ip(&["-n", &sw, "addr", "add", "10.77.0.1/24", "dev", "nic0-host"])?;
+    show(
+        &format!("ping from {host1} to the host port's address, across the switch"),
+        {
+            let mut c = Command::new("ip");
+            c.args([
+                "netns",
+                "exec",
+                &host1,
                 "ping",
-                "--count",
-                "10000",
-                "-q",
-            ],
-        ),
+                "-c",
+                "5",
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                "10.77.0.1",
+            ]);
+            c
+        },
     )?;
     show("vswitch list", vswitch(&socket, &["list"]))?;
     show("vswitch stats", vswitch(&socket, &["stats"]))?;
     show("vswitch fdb vale0", vswitch(&socket, &["fdb", "vale0"]))?;
+    show(
+        "vswitch detach vale0 nic0",
+        vswitch(&socket, &["detach", "vale0", "nic0"]),
+    )?;
     drop(daemon);
+    drop(namespaces);
     let _ = std::fs::remove_dir_all(&dir);
     println!("\ndemo finished");
     Ok(())
