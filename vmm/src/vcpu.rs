@@ -37,14 +37,24 @@ pub const DEFAULT_HALT_POLL_US: u64 = 200;
 /// is sent back in, yielding the host CPU between turns, for `halt_poll`
 /// after its first idle exit in a row; only then is the vCPU halted until an
 /// interrupt.
-pub fn run(vcpu: &mut VcpuFd, platform: &mut Platform, stats: &Stats, halt_poll: Duration) -> VmEnd {
+pub fn run(
+    vcpu: &mut VcpuFd,
+    platform: &mut Platform,
+    stats: &Stats,
+    halt_poll: Duration,
+) -> VmEnd {
     stop_signal::set_immediate_exit_flag(&mut vcpu.get_kvm_run().immediate_exit);
     let end = run_loop(vcpu, platform, stats, halt_poll);
     stop_signal::set_immediate_exit_flag(std::ptr::null_mut());
     end
 }
 
-fn run_loop(vcpu: &mut VcpuFd, platform: &mut Platform, stats: &Stats, halt_poll: Duration) -> VmEnd {
+fn run_loop(
+    vcpu: &mut VcpuFd,
+    platform: &mut Platform,
+    stats: &Stats,
+    halt_poll: Duration,
+) -> VmEnd {
     let mut idle_since: Option<Instant> = None;
     loop {
         if let Some(signo) = stop_signal::requested() {

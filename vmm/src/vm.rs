@@ -243,7 +243,12 @@ impl Vm {
         let io_thread = IoThread::spawn(sources);
         stop_signal::block_in_this_thread(false);
         let io_thread = io_thread.map_err(VmError::IoThread)?;
-        let end = vcpu::run(&mut self.vcpu, &mut self.platform, &self.stats, self.halt_poll);
+        let end = vcpu::run(
+            &mut self.vcpu,
+            &mut self.platform,
+            &self.stats,
+            self.halt_poll,
+        );
         io_thread.stop();
         self.platform.flush();
         let exit_code = match &end {
