@@ -7,8 +7,11 @@ mod af_packet;
 mod copy_ceiling;
 mod guest_vm;
 mod linux_bridge;
+mod nic_port;
 mod procs;
+mod raw_afxdp;
 mod report;
+mod suite_nic;
 mod suite_switch;
 mod suite_vm;
 mod switch_core;
@@ -35,6 +38,8 @@ enum Case {
     Switch(suite_switch::SwitchArgs),
     /// The VM suite: the seed's table, our VMM per configuration beside QEMU.
     Vm(suite_vm::VmArgs),
+    /// The NIC suite: a NIC port beside raw AF_XDP, AF_PACKET and the Linux bridge.
+    Nic(suite_nic::NicArgs),
     /// AF_PACKET sender -> veth -> Linux bridge -> veth -> AF_PACKET receiver.
     LinuxBridge(RunArgs),
     /// AF_PACKET sender on one end of a veth, receiver on the other.
@@ -127,6 +132,7 @@ fn main() -> anyhow::Result<()> {
     let (result, json) = match &cli.case {
         Case::Switch(args) => return suite_switch::run(args),
         Case::Vm(args) => return suite_vm::run(args),
+        Case::Nic(args) => return suite_nic::run(args),
         Case::LinuxBridge(args) => (linux_bridge::linux_bridge(&args.config()?)?, args.json),
         Case::VethRx(args) => (af_packet::veth_receive(&args.config()?)?, args.json),
     };

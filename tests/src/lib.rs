@@ -12,7 +12,9 @@ use switch_user::control::client::Connection;
 use switch_user::counters::CounterSnapshot;
 use switch_user::port::client::{PortClient, PortConfig};
 use switch_user::protocol::{Request, Response};
-use testbed::{unique_temp_dir, wait_until, Capture, Proc, TempDir};
+use testbed::{unique_temp_dir, wait_until, Capture, Netns, Proc, TempDir};
+
+pub mod nic;
 
 /// Where the project's binaries are: `$E2E_BIN_DIR`, else the workspace's
 /// `target/release` (when it has them), else `target/debug`.
@@ -53,6 +55,27 @@ impl Daemon {
         cmd.env("RUST_LOG", "info");
         let proc = Proc::spawn("daemon", cmd, Capture::Files(dir.path().to_owned()))
             .with_context(|| format!("starting {}", vswitch_bin().display()))?;
+        let daemon = Daemon { proc, socket, dir };
+        wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
+            Connection::connect(&daemon.socket).is_ok()
+        })
+        .with_context(|| format!("daemon did not come up; log:\n{}", daemon.log()))?;
+        Ok(daemon)
+    }
+
+    /// Starts `vswitch daemon` with `args` inside the network namespace
+    /// `ns` on a fresh socket and waits until it answers. NICs it attaches
+    /// and TAPs it creates are those of `ns`; the socket is a file, so the
+    /// CLI and clients reach it from any namespace. `ip netns exec` execs
+    /// the daemon, so the process's PID is the daemon's.
+    pub fn start_in(ns: &Netns, args: &[&str]) -> Result<Daemon> {
+        let dir = unique_temp_dir("vsw-e2e")?;
+        let socket = dir.path().join("vswitch.sock");
+        let mut cmd = ns.command(vswitch_bin());
+        cmd.arg("daemon").arg("--socket").arg(&socket).args(args);
+        cmd.env("RUST_LOG", "info");
+        let proc = Proc::spawn("daemon", cmd, Capture::Files(dir.path().to_owned()))
+            .with_context(|| format!("starting {} in {}", vswitch_bin().display(), ns.name()))?;
         let daemon = Daemon { proc, socket, dir };
         wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
             Connection::connect(&daemon.socket).is_ok()

@@ -1,0 +1,333 @@
+//! A NIC port end to end: a `vswitch daemon` process running inside a
+//! namespace with a veth attached to `vale0`, and `pktgen` processes on
+//! switch ports.
+//!
+//! ```text
+//!  tx: pktgen tx (vale0:gen) -> daemon -> AF_XDP on n0 -> veth -> AF_PACKET rx on p0
+//!  rx: AF_PACKET tx on p0 -> veth -> XDP -> AF_XDP on n0 -> daemon -> pktgen rx (vale0:sink)
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::Value;
+use switch_user::pktgen::mac_for_port;
+use testbed::{unique_temp_dir, wait_until, Capture, Mac, Netns, Proc, TempDir};
+
+use crate::af_packet::{self, ReceiverConfig, SenderConfig, TxMethod};
+use crate::procs::CpuMeter;
+
+/// The switch port pktgen sends from.
+const GEN_PORT: &str = "vale0:gen";
+/// The switch port pktgen receives on.
+const SINK_PORT: &str = "vale0:sink";
+
+/// The daemon, started in a namespace, with one NIC attached.
+pub struct NicSwitch {
+    daemon: Proc,
+    bin_dir: PathBuf,
+    socket: PathBuf,
+    dir: TempDir,
+    nic_port: String,
+}
+
+impl NicSwitch {
+    /// Starts the daemon from `bin_dir` inside `ns` and attaches `iface`.
+    pub fn start(bin_dir: &Path, ns: &Netns, iface: &str) -> Result<NicSwitch> {
+        let dir = unique_temp_dir("vsw-bench-nic")?;
+        let socket = dir.path().join("vswitch.sock");
+        let mut cmd = ns.command(bin_dir.join("vswitch"));
+        cmd.arg("daemon").arg("--socket").arg(&socket);
+        let daemon = Proc::spawn("daemon", cmd, Capture::Files(dir.path().to_owned()))?;
+        let switch = NicSwitch {
+            daemon,
+            bin_dir: bin_dir.to_owned(),
+            socket,
+            dir,
+            nic_port: format!("vale0:{iface}"),
+        };
+        wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
+            switch.socket.exists()
+        })
+        .context("the daemon did not start")?;
+        let out = switch.run(&["attach", "vale0", iface])?;
+        ensure!(
+            out.status.success(),
+            "attach {iface}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(switch)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(self.bin_dir.join("vswitch"));
+        cmd.args(args).arg("--socket").arg(&self.socket);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Result<Output> {
+        let mut proc = Proc::spawn("cli", self.command(args), Capture::Pipes)?;
+        let mut stdout = proc.take_stdout().context("stdout")?;
+        let mut stderr = proc.take_stderr().context("stderr")?;
+        let out = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut stdout, &mut buf);
+            buf
+        });
+        let err = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut stderr, &mut buf);
+            buf
+        });
+        let status = proc
+            .wait_timeout(Duration::from_secs(30))?
+            .context("vswitch CLI did not finish")?;
+        Ok(Output {
+            status,
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+        })
+    }
+
+    fn spawn(&self, label: &str, args: &[&str]) -> Result<Proc> {
+        Ok(Proc::spawn(
+            label,
+            self.command(args),
+            Capture::Files(self.dir.path().to_owned()),
+        )?)
+    }
+
+    /// The counters and extra counters of `port`, flattened into one map.
+    fn counters(&self, port: &str) -> Result<BTreeMap<String, u64>> {
+        let out = self.run(&["stats", port, "--json"])?;
+        let stats: Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("stats {port}: {}", String::from_utf8_lossy(&out.stderr)))?;
+        let mut map = BTreeMap::new();
+        if let Some(counters) = stats["ports"][0]["counters"].as_object() {
+            for (k, v) in counters {
+                map.insert(k.clone(), v.as_u64().unwrap_or(0));
+            }
+        }
+        for pair in stats["ports"][0]["extra"].as_array().into_iter().flatten() {
+            if let (Some(k), Some(v)) = (pair[0].as_str(), pair[1].as_u64()) {
+                map.insert(k.to_owned(), v);
+            }
+        }
+        Ok(map)
+    }
+
+    fn wait_port(&self, port: &str) -> Result<()> {
+        wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
+            self.run(&["list", "--json"])
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains(port))
+                .unwrap_or(false)
+        })
+        .with_context(|| format!("port {port} did not appear"))?;
+        Ok(())
+    }
+
+    /// Stops the daemon (SIGTERM), which detaches the NIC.
+    pub fn stop(mut self) -> Result<()> {
+        self.daemon.stop()?;
+        Ok(())
+    }
+}
+
+/// What one NIC-port run measured.
+#[derive(Clone, Debug)]
+pub struct NicResult {
+    /// Frames per second that reached the far end intact.
+    pub pps: f64,
+    /// Frames per second offered by the sender.
+    pub offered_pps: f64,
+    /// Frames per second the NIC port itself moved: taken from its sockets
+    /// into the switch (rx), or put on its sockets' TX rings (tx).
+    pub port_pps: f64,
+    /// Frames sent and not received.
+    pub lost: u64,
+    /// Frames that failed verification at the receiver.
+    pub corrupt: u64,
+    /// Average cores used by the daemon and the pktgen process.
+    pub cores: f64,
+    /// Counter changes of the NIC port (drops, kernel socket drops).
+    pub nic_counters: BTreeMap<String, u64>,
+}
+
+fn summary(proc: &mut Proc, timeout: Duration) -> Result<Value> {
+    proc.wait_timeout(timeout)?
+        .with_context(|| format!("{} did not finish", proc.label()))?;
+    let out = proc.read_stdout()?;
+    serde_json::from_str(out.lines().last().unwrap_or("")).with_context(|| {
+        format!(
+            "{} printed no summary: {out:?} {}",
+            proc.label(),
+            proc.read_stderr().unwrap_or_default()
+        )
+    })
+}
+
+fn delta(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    keys: &[&str],
+) -> BTreeMap<String, u64> {
+    keys.iter()
+        .map(|k| {
+            let d = after
+                .get(*k)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(before.get(*k).copied().unwrap_or(0));
+            (k.to_string(), d)
+        })
+        .collect()
+}
+
+/// Counters of the NIC port worth reporting.
+const NIC_KEYS: &[&str] = &[
+    "drop_ring_full",
+    "xsk_fill_ring_empty",
+    "xsk_rx_ring_full",
+    "xdp_redirect_failures",
+];
+
+impl NicSwitch {
+    /// pktgen tx -> switch -> NIC port -> veth -> AF_PACKET receiver on
+    /// `peer_if` in `peer`, for `seconds`.
+    pub fn measure_tx(
+        &self,
+        peer: &Netns,
+        peer_if: &str,
+        frame_len: usize,
+        seconds: f64,
+    ) -> Result<NicResult> {
+        let src = Mac(mac_for_port(GEN_PORT).0);
+        let dst = peer.mac(peer_if)?;
+        let receiver = af_packet::spawn_receiver(
+            peer,
+            ReceiverConfig {
+                ifname: peer_if.to_owned(),
+                expect_src: Some(src),
+                max_duration: Duration::from_secs_f64(seconds + 20.0),
+            },
+        )?;
+        let before = self.counters(&self.nic_port)?;
+        let size = frame_len.to_string();
+        let secs = seconds.to_string();
+        let dst_s = dst.to_string();
+        let mut gen = self.spawn(
+            "gen",
+            &[
+                "pktgen",
+                GEN_PORT,
+                "--mode",
+                "tx",
+                "--size",
+                &size,
+                "--duration",
+                &secs,
+                "--dst-mac",
+                &dst_s,
+                "--json",
+                "-q",
+            ],
+        )?;
+        let meter = CpuMeter::start(&[self.daemon.pid(), gen.pid()]);
+        let tx = summary(&mut gen, Duration::from_secs_f64(seconds + 30.0))?;
+        let cores = meter.cores();
+        let sent = tx["packets"].as_u64().unwrap_or(0);
+        let tx_secs = tx["seconds"].as_f64().unwrap_or(0.0);
+        let _ = wait_until(Duration::from_secs(1), Duration::from_millis(5), || {
+            receiver.packets() >= sent
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let rx = receiver.finish()?;
+        let after = self.counters(&self.nic_port)?;
+        if tx_secs <= 0.0 || rx.packets == 0 {
+            bail!("nothing crossed the NIC port: tx {tx}, rx {rx:?}");
+        }
+        let port_tx = after["tx_packets"].saturating_sub(before["tx_packets"]);
+        Ok(NicResult {
+            pps: rx.packets as f64 / tx_secs,
+            offered_pps: sent as f64 / tx_secs,
+            port_pps: port_tx as f64 / tx_secs,
+            lost: sent.saturating_sub(rx.packets),
+            corrupt: rx.corrupt,
+            cores,
+            nic_counters: delta(&before, &after, NIC_KEYS),
+        })
+    }
+
+    /// AF_PACKET sender on `peer_if` in `peer` -> veth -> NIC port ->
+    /// switch -> pktgen rx, for `seconds`; frames are addressed to `dst`.
+    pub fn measure_rx(
+        &self,
+        peer: &Netns,
+        peer_if: &str,
+        dst: Mac,
+        frame_len: usize,
+        seconds: f64,
+    ) -> Result<NicResult> {
+        let size = frame_len.to_string();
+        let limit = format!("{}", seconds + 20.0);
+        let mut sink = self.spawn(
+            "sink",
+            &[
+                "pktgen",
+                SINK_PORT,
+                "--mode",
+                "rx",
+                "--size",
+                &size,
+                "--idle-timeout",
+                "1",
+                "--duration",
+                &limit,
+                "--json",
+                "-q",
+            ],
+        )?;
+        self.wait_port(SINK_PORT)?;
+        let before = self.counters(&self.nic_port)?;
+        let meter = CpuMeter::start(&[self.daemon.pid(), sink.pid()]);
+        let tx = af_packet::send_in(
+            peer,
+            &SenderConfig {
+                ifname: peer_if.to_owned(),
+                frame_len,
+                src: peer.mac(peer_if)?,
+                dst,
+                batch: af_packet::DEFAULT_BATCH,
+                duration: Duration::from_secs_f64(seconds),
+                max_packets: u64::MAX,
+                method: TxMethod::Sendmmsg,
+            },
+        )?;
+        let cores = meter.cores();
+        let sink_counters = self.counters(SINK_PORT)?;
+        let rx = summary(&mut sink, Duration::from_secs_f64(seconds + 30.0))?;
+        let after = self.counters(&self.nic_port)?;
+        let received = rx["packets"].as_u64().unwrap_or(0);
+        if received == 0 || tx.seconds <= 0.0 {
+            bail!("nothing crossed the NIC port: sent {tx:?}, rx {rx}");
+        }
+        let port_rx = after["rx_packets"].saturating_sub(before["rx_packets"]);
+        let mut nic_counters = delta(&before, &after, NIC_KEYS);
+        nic_counters.insert(
+            "sink_drop_ring_full".into(),
+            sink_counters.get("drop_ring_full").copied().unwrap_or(0),
+        );
+        Ok(NicResult {
+            pps: received as f64 / tx.seconds,
+            offered_pps: tx.packets as f64 / tx.seconds,
+            port_pps: port_rx as f64 / tx.seconds,
+            lost: tx.packets.saturating_sub(received),
+            corrupt: rx["corrupt"].as_u64().unwrap_or(0),
+            cores,
+            nic_counters,
+        })
+    }
+}

@@ -1,0 +1,278 @@
+//! Traffic through NIC ports: two namespaces whose veths are attached to
+//! `vale0` ping each other (ARP resolved through the switch), move 100 MB
+//! over TCP intact, and a pktgen port on the same switch gets the flooded
+//! broadcasts; a two-queue veth attached with `--queues all` carries
+//! traffic on both queues.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use e2e_tests::nic::{fdb, send_test_frames, NicBed, HOST_IF};
+use e2e_tests::{field, pktgen_summary};
+use testbed::{Mac, Queues};
+
+/// Bytes the TCP test moves.
+const TRANSFER_BYTES: u64 = 100 * 1000 * 1000;
+/// The TCP port of the test server (inside its own namespace).
+const TCP_PORT: u16 = 5001;
+/// Longest a TCP read or write may block.
+const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// splitmix64: the transfer's content is word `k` = splitmix64(k), little-endian.
+fn splitmix64(k: u64) -> u64 {
+    let mut z = k
+        .wrapping_add(0x9E37_79B9_7F4A_7C15)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Fills `out` with the bytes of the transfer at `offset..`.
+fn pattern(offset: u64, out: &mut [u8]) {
+    let mut pos = offset;
+    let mut i = 0;
+    while i < out.len() {
+        let word = splitmix64(pos / 8).to_le_bytes();
+        let start = (pos % 8) as usize;
+        let n = (8 - start).min(out.len() - i);
+        out[i..i + n].copy_from_slice(&word[start..start + n]);
+        i += n;
+        pos += n as u64;
+    }
+}
+
+/// Accepts one connection (waiting at most `IO_TIMEOUT`) and checks that
+/// it carries exactly the pattern's first `TRANSFER_BYTES` bytes.
+fn serve_and_verify(listener: TcpListener) -> Result<u64> {
+    listener.set_nonblocking(true)?;
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let mut stream = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break stream,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                ensure!(
+                    Instant::now() < deadline,
+                    "no connection within {IO_TIMEOUT:?}"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut expected = vec![0u8; buf.len()];
+    let mut offset = 0u64;
+    loop {
+        let n = stream
+            .read(&mut buf)
+            .with_context(|| format!("reading at offset {offset}"))?;
+        if n == 0 {
+            return Ok(offset);
+        }
+        ensure!(
+            offset + n as u64 <= TRANSFER_BYTES,
+            "more than {TRANSFER_BYTES} bytes arrived"
+        );
+        pattern(offset, &mut expected[..n]);
+        if let Some(bad) = (0..n).find(|&i| buf[i] != expected[i]) {
+            bail!("byte {} differs from what was sent", offset + bad as u64);
+        }
+        offset += n as u64;
+    }
+}
+
+/// Sends the pattern's first `TRANSFER_BYTES` bytes on `stream`.
+fn send_pattern(mut stream: TcpStream) -> Result<()> {
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut chunk = vec![0u8; 256 * 1024];
+    let mut offset = 0u64;
+    while offset < TRANSFER_BYTES {
+        let n = (TRANSFER_BYTES - offset).min(chunk.len() as u64) as usize;
+        pattern(offset, &mut chunk[..n]);
+        stream
+            .write_all(&chunk[..n])
+            .with_context(|| format!("writing at offset {offset}"))?;
+        offset += n as u64;
+    }
+    stream.shutdown(std::net::Shutdown::Write)?;
+    Ok(())
+}
+
+#[test]
+fn two_namespaces_ping_arp_and_move_100_mb_through_nic_ports() -> Result<()> {
+    let bed = NicBed::new(&["a0", "b0"], None)?;
+    let (h1, h2) = (&bed.hosts[0], &bed.hosts[1]);
+    // A pktgen port on the same switch: it gets every flooded frame.
+    let mut sink = bed.daemon.spawn(
+        "sink",
+        &[
+            "pktgen",
+            "vale0:p",
+            "--mode",
+            "rx",
+            "--json",
+            "-q",
+            "--idle-timeout",
+            "3",
+            "--duration",
+            "60",
+        ],
+    )?;
+    bed.daemon.wait_port("vale0:p", true)?;
+    bed.attach("a0", &[])?;
+    bed.attach("b0", &[])?;
+
+    ensure!(
+        h1.ping(&h2.addr, 3)?,
+        "h1 -> h2 ping failed: {}",
+        bed.daemon.log()
+    );
+    ensure!(h2.ping(&h1.addr, 3)?, "h2 -> h1 ping failed");
+
+    // ARP was resolved through the switch: each host knows the other's MAC,
+    // and the switch learned both MACs on the right ports.
+    for (from, to) in [(h1, h2), (h2, h1)] {
+        let neigh = from.ns.ip(["neigh", "show", &to.addr, "dev", HOST_IF])?;
+        ensure!(
+            neigh.contains(&to.mac.to_string()),
+            "{} has no ARP entry for {}: {neigh}",
+            from.addr,
+            to.addr
+        );
+    }
+    let table = fdb(&bed.daemon)?;
+    for (host, port) in [(h1, "vale0:a0"), (h2, "vale0:b0")] {
+        ensure!(
+            table
+                .iter()
+                .any(|(mac, p)| *mac == host.mac.to_string() && p == port),
+            "{} not learned on {port}: {table:?}",
+            host.mac
+        );
+    }
+
+    // 100 MB over TCP, every byte checked.
+    let server_addr: SocketAddr = format!("{}:{TCP_PORT}", h2.addr).parse()?;
+    let listener = h2.ns.run_in(|| TcpListener::bind(server_addr))??;
+    let server = std::thread::spawn(move || serve_and_verify(listener));
+    let start = Instant::now();
+    let stream = h1
+        .ns
+        .run_in(|| TcpStream::connect_timeout(&server_addr, Duration::from_secs(5)))??;
+    let sent = send_pattern(stream);
+    let received = server
+        .join()
+        .map_err(|_| anyhow::anyhow!("server thread panicked"))?;
+    sent.context("sending")?;
+    let received = received.context("receiving")?;
+    assert_eq!(received, TRANSFER_BYTES);
+    eprintln!(
+        "100 MB over TCP through two NIC ports in {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
+
+    // The pktgen port saw the ARP broadcasts (not test frames: foreign),
+    // and nothing else: the unicast traffic went only where it belonged.
+    let summary = pktgen_summary(&mut sink, Duration::from_secs(90))?;
+    assert!(field(&summary, "foreign") >= 1, "{summary}");
+    assert_eq!(field(&summary, "packets"), 0, "{summary}");
+    assert_eq!(field(&summary, "corrupt"), 0, "{summary}");
+    assert!(
+        field(&summary, "foreign") < 100,
+        "TCP traffic was flooded to the pktgen port: {summary}"
+    );
+    // h1's data segments entered the switch through a0's socket (at most
+    // 1448 bytes each), its ACKs left through it.
+    let a0 = bed.extra_counters("vale0:a0")?;
+    assert!(a0["xsk_rx"] >= TRANSFER_BYTES / 1448, "{a0:?}");
+    assert!(a0["xsk_tx"] > 0, "{a0:?}");
+    assert_eq!(a0["xsk_invalid_descs"], 0, "{a0:?}");
+    Ok(())
+}
+
+/// Per-queue XDP redirect counts of `iface` in the switch namespace, from
+/// the veth driver's statistics.
+fn redirects_per_queue(bed: &NicBed, iface: &str, queues: usize) -> Result<Vec<u64>> {
+    let text = bed.switch.run("ethtool", ["-S", iface])?;
+    (0..queues)
+        .map(|q| {
+            let key = format!("rx_queue_{q}_xdp_redirect:");
+            let mut words = text.split_whitespace();
+            words
+                .find(|w| *w == key)
+                .and_then(|_| words.next())
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("no {key} in {text}"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_two_queue_veth_carries_traffic_on_both_queues() -> Result<()> {
+    const PER_QUEUE: u64 = 2000;
+    let bed = NicBed::new(&["a0"], Some(Queues { rx: 2, tx: 2 }))?;
+    let host = &bed.hosts[0];
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    ensure!(cpus >= 2, "this test needs two CPUs to reach two queues");
+    let mut rx = bed.daemon.spawn(
+        "rx",
+        &[
+            "pktgen",
+            "vale0:rx",
+            "--mode",
+            "rx",
+            "--json",
+            "-q",
+            "--idle-timeout",
+            "2",
+            "--duration",
+            "60",
+        ],
+    )?;
+    bed.daemon.wait_port("vale0:rx", true)?;
+    bed.attach("a0", &["--queues", "all"])?;
+    let extra = bed.extra_counters("vale0:a0")?;
+    assert_eq!(extra["xsk_queues"], 2, "{extra:?}");
+    let before = redirects_per_queue(&bed, "a0", 2)?;
+
+    // One sender per CPU, each with its own source MAC (its own sequence):
+    // the host's veth transmits on queue `cpu`, the switch's end receives
+    // on the same queue.
+    let dst = Mac([0x02, 0x76, 0x73, 0x6e, 0xff, 0x01]);
+    for cpu in 0..2 {
+        let src = Mac([0x02, 0x76, 0x73, 0x6e, 0x10, cpu as u8]);
+        let mut sent = 0;
+        // Bursts of 100 with a pause, a rate the switch and the receiver
+        // keep up with on a busy machine.
+        for burst in 0..PER_QUEUE / 100 {
+            let seqs = burst * 100..(burst + 1) * 100;
+            sent += send_test_frames(&host.ns, HOST_IF, src, dst, seqs, 60, Some(cpu))?;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(sent, PER_QUEUE);
+    }
+    let summary = pktgen_summary(&mut rx, Duration::from_secs(90))?;
+    let after = redirects_per_queue(&bed, "a0", 2)?;
+    let extra = bed.extra_counters("vale0:a0")?;
+    for q in 0..2 {
+        assert_eq!(
+            after[q] - before[q],
+            PER_QUEUE,
+            "queue {q}: before {before:?} after {after:?}; {extra:?}"
+        );
+    }
+    assert_eq!(extra["xsk_rx"], 2 * PER_QUEUE, "{extra:?}");
+    assert_eq!(extra["xdp_redirected"], 2 * PER_QUEUE, "{extra:?}");
+    assert_eq!(extra["xsk_fill_ring_empty"], 0, "{extra:?}");
+    // Every frame crossed the switch intact and in order per sender.
+    assert_eq!(field(&summary, "packets"), 2 * PER_QUEUE, "{summary}");
+    assert_eq!(field(&summary, "lost"), 0, "{summary}");
+    assert_eq!(field(&summary, "reordered"), 0, "{summary}");
+    assert_eq!(field(&summary, "corrupt"), 0, "{summary}");
+    Ok(())
+}
