@@ -172,8 +172,11 @@ impl VethPair {
 
     /// One ping from the peer to the XDP side; whether a reply came.
     pub fn ping_from_peer(&self) -> bool {
+        // A failed resolution just before leaves a FAILED neighbour entry:
+        // start from a clean cache, and allow a few tries on a loaded machine.
+        self.peer.ip(&["neigh", "flush", "dev", PEER_IF]);
         self.peer
-            .exec(&["ping", "-c", "1", "-W", "1", "-n", "-q", XDP_ADDR])
+            .exec(&["ping", "-c", "3", "-i", "0.2", "-W", "1", "-n", "-q", XDP_ADDR])
             .status
             .success()
     }
