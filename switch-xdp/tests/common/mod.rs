@@ -176,7 +176,9 @@ impl VethPair {
         // start from a clean cache, and allow a few tries on a loaded machine.
         self.peer.ip(&["neigh", "flush", "dev", PEER_IF]);
         self.peer
-            .exec(&["ping", "-c", "3", "-i", "0.2", "-W", "1", "-n", "-q", XDP_ADDR])
+            .exec(&[
+                "ping", "-c", "3", "-i", "0.2", "-W", "1", "-n", "-q", XDP_ADDR,
+            ])
             .status
             .success()
     }
