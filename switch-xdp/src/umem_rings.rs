@@ -65,6 +65,8 @@ pub(crate) struct UmemRings {
     owners: Vec<Owner>,
     /// Received frames back from the caller, waiting for room in the fill ring.
     fill_pending: Vec<FrameDesc>,
+    /// Received frames the caller still holds (see `receive_held`).
+    held: Vec<FrameDesc>,
     /// TX frames free for new data.
     tx_free: Vec<FrameDesc>,
     /// Scratch for ring consumption (RX and completion).
@@ -102,6 +104,7 @@ impl UmemRings {
             frame_size,
             owners: vec![Owner::User; frame_count],
             fill_pending: frames,
+            held: Vec::new(),
             tx_free,
             scratch: vec![FrameDesc::default(); scratch_len],
             staged: Vec::with_capacity(scratch_len),
@@ -160,6 +163,60 @@ impl UmemRings {
         }
         self.refill();
         received
+    }
+
+    /// Like `receive`, but the frames stay with the caller after `deliver`
+    /// returns: `deliver(data, len, room)` gets a pointer to the frame's
+    /// bytes, its length and the bytes readable from the pointer to the end
+    /// of its UMEM frame. The frames are marked as owned by userspace, so
+    /// nothing writes them until `release_held` gives them back to the fill
+    /// ring.
+    pub(crate) fn receive_held(
+        &mut self,
+        max: usize,
+        mut deliver: impl FnMut(*const u8, usize, usize),
+    ) -> Received {
+        let want = max.min(self.scratch.len());
+        // SAFETY: as in `receive`: descriptors of this UMEM, checked against
+        // the ownership table before any access.
+        let count = unsafe { self.rx.consume(&mut self.scratch[..want]) };
+        let mut received = Received::default();
+        for desc in &self.scratch[..count] {
+            let len = desc.lengths().data();
+            let index = match self.frame_index(desc.addr(), len) {
+                Some(index) if self.owners[index] == Owner::KernelRx => index,
+                _ => {
+                    received.invalid += 1;
+                    continue;
+                }
+            };
+            self.owners[index] = Owner::User;
+            // SAFETY: the frame is this UMEM's, within bounds, and owned by
+            // userspace until `release_held`, so the pointer stays valid (the
+            // UMEM lives as long as `self`) and nothing writes the bytes.
+            let data = unsafe { self.umem.data(desc) };
+            let ptr = data.contents().as_ptr();
+            let room = self.frame_size - desc.addr() % self.frame_size;
+            deliver(ptr, len, room);
+            received.frames += 1;
+            received.bytes += len;
+            self.held.push(*desc);
+        }
+        received
+    }
+
+    /// Gives every frame taken by `receive_held` back to the fill ring.
+    pub(crate) fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        self.fill_pending.append(&mut self.held);
+        self.refill();
+    }
+
+    /// Frames the caller holds now.
+    pub(crate) fn held(&self) -> usize {
+        self.held.len()
     }
 
     /// Moves waiting frames into the fill ring, as many as it has room for.

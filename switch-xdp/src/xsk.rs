@@ -288,6 +288,37 @@ impl XskQueue {
         got.frames
     }
 
+    /// Receives up to `max` frames and keeps them (no copy): `deliver(data,
+    /// len, room)` gets a pointer to each frame, its length and the bytes
+    /// readable from the pointer (to the end of its UMEM frame). The bytes
+    /// stay valid and unchanged until [`XskQueue::release_held`], which the
+    /// caller must call before the next `receive_held` on a full ring runs
+    /// dry of fill frames. Returns the number of frames.
+    pub fn receive_held(
+        &mut self,
+        max: usize,
+        deliver: impl FnMut(*const u8, usize, usize),
+    ) -> usize {
+        let got = self.rings.receive_held(max, deliver);
+        self.stats.rx_packets += got.frames as u64;
+        self.stats.rx_bytes += got.bytes as u64;
+        self.stats.invalid_descs += got.invalid as u64;
+        got.frames
+    }
+
+    /// Gives the frames of [`XskQueue::receive_held`] back to the kernel.
+    pub fn release_held(&mut self) {
+        self.rings.release_held();
+        if self.rings.fill_needs_wakeup() && self.rings.wake_fill().is_err() {
+            self.stats.wakeup_errors += 1;
+        }
+    }
+
+    /// Frames taken by `receive_held` and not yet released.
+    pub fn held(&self) -> usize {
+        self.rings.held()
+    }
+
     /// Copies frames into free UMEM frames and sends them: reclaims
     /// completions, queues as many frames as there is room for, then wakes
     /// the kernel once when it asks for it. Pulls from `frames` only what it

@@ -123,7 +123,6 @@ fn a_deleted_veth_is_removed_and_the_other_ports_keep_working() -> Result<()> {
 }
 
 #[test]
-#[ignore = "the daemon keeps the host port of a vanished NIC until the next attach or detach (NicManager::prune runs only there)"]
 fn a_deleted_veth_takes_its_host_port_with_it() -> Result<()> {
     let bed = NicBed::new(&["a0"], None)?;
     bed.attach("a0", &["--host"])?;

@@ -21,16 +21,19 @@ pub struct HostPort {
     tap: Mutex<Tap>,
     staging: Mutex<Staging>,
     fd: RawFd,
+    /// The NIC this host port belongs to: it goes when the NIC goes.
+    nic: (String, u32),
 }
 
 impl HostPort {
-    /// Wraps a TAP.
-    pub fn new(tap: Tap) -> HostPort {
+    /// Wraps a TAP serving the host side of NIC `nic` (name, ifindex).
+    pub fn new(tap: Tap, nic: (String, u32)) -> HostPort {
         let fd = tap.as_raw_fd();
         HostPort {
             tap: Mutex::new(tap),
             staging: Mutex::new(Staging::new(MAX_BATCH.min(64), HOST_MAX_FRAME)),
             fd,
+            nic,
         }
     }
 }
@@ -107,6 +110,10 @@ impl PortIo for HostPort {
     }
 
     fn disarm(&self) {}
+
+    fn failed(&self) -> bool {
+        super::nic_port::interface_gone(&self.nic.0, self.nic.1)
+    }
 
     fn extra_stats(&self) -> Vec<(String, u64)> {
         let s = self.tap.lock().stats();

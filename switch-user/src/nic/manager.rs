@@ -293,7 +293,7 @@ impl NicManager {
         );
         let host_port = match host_tap {
             None => None,
-            Some(tap_name) => match self.attach_host(switch, &tap_name) {
+            Some(tap_name) => match self.attach_host(switch, &tap_name, iface_name) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     let _ = self.registry.remove_port(&nic_port);
@@ -317,7 +317,13 @@ impl NicManager {
         })
     }
 
-    fn attach_host(&self, switch: &SwitchName, tap_name: &str) -> Result<PortName, NicError> {
+    fn attach_host(
+        &self,
+        switch: &SwitchName,
+        tap_name: &str,
+        nic: &str,
+    ) -> Result<PortName, NicError> {
+        let nic_index = iface::ifindex(nic).map_err(|_| NicError::NoInterface(nic.to_owned()))?;
         let name =
             PortName::join(switch, tap_name).map_err(|_| NicError::BadName(tap_name.to_owned()))?;
         let tap = Tap::create(tap_name).map_err(|e| NicError::Tap {
@@ -328,8 +334,9 @@ impl NicManager {
             name: tap_name.to_owned(),
             reason: e.to_string(),
         })?;
+        let host = HostPort::new(tap, (nic.to_owned(), nic_index));
         self.registry
-            .add_port(&name, PortKind::Host, Box::new(HostPort::new(tap)))?;
+            .add_port(&name, PortKind::Host, Box::new(host))?;
         log::info!("host port {name} is TAP {tap_name}");
         Ok(name)
     }

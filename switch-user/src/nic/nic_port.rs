@@ -1,8 +1,8 @@
 //! A NIC attached to a switch: one AF_XDP socket per receive queue, the XDP
 //! steering program that feeds them, and promiscuous mode so that frames for
-//! the guests' MACs reach us. Frames are copied out of the sockets' UMEM into
-//! staging slots for the forwarding batch, and copied into free UMEM frames
-//! on the way out.
+//! the guests' MACs reach us. Received frames are lent to the forwarding
+//! batch straight from the sockets' UMEM and returned to the fill ring when
+//! the batch is done; on the way out frames are copied into free UMEM frames.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
@@ -10,7 +10,6 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use switch_xdp::{iface, Promiscuous, XdpSteering, XskQueue};
 
-use super::staging::Staging;
 use crate::bridge::forward::MAX_BATCH;
 use crate::bridge::port::{FrameRef, PortIo};
 use crate::counters::{DropReason, PortCounters};
@@ -18,7 +17,8 @@ use crate::epoll::Epoll;
 use crate::port::shm_port::MIN_FRAME;
 
 struct Source {
-    staging: Staging,
+    /// Queues whose frames the current batch holds.
+    holding: Vec<usize>,
     next_queue: usize,
 }
 
@@ -31,6 +31,7 @@ pub struct NicPort {
     promiscuous: Mutex<Option<Promiscuous>>,
     wake: Epoll,
     max_frame: usize,
+    ifindex: u32,
 }
 
 impl NicPort {
@@ -50,10 +51,12 @@ impl NicPort {
             .map(XskQueue::max_frame_len)
             .min()
             .unwrap_or(0);
+        let ifindex = iface::ifindex(iface).map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(NicPort {
             iface: iface.to_owned(),
+            ifindex,
             source: Mutex::new(Source {
-                staging: Staging::new(MAX_BATCH, max_frame),
+                holding: Vec::new(),
                 next_queue: 0,
             }),
             queues: queues.into_iter().map(Mutex::new).collect(),
@@ -79,41 +82,47 @@ impl PortIo for NicPort {
     fn receive(&self, batch: &mut Vec<FrameRef>, max: usize, counters: &PortCounters) -> usize {
         let mut source = self.source.lock();
         let Source {
-            staging,
+            holding,
             next_queue,
         } = &mut *source;
-        staging.clear();
         let nq = self.queues.len();
         let max = max.min(MAX_BATCH);
-        let (mut taken, mut bytes, mut runts, mut too_long) = (0usize, 0u64, 0u64, 0u64);
+        let (mut taken, mut bytes, mut runts) = (0usize, 0u64, 0u64);
         for k in 0..nq {
             if taken >= max {
                 break;
             }
-            let mut queue = self.queues[(*next_queue + k) % nq].lock();
-            queue.receive(max - taken, |frame| {
-                if frame.len() < MIN_FRAME as usize {
+            let index = (*next_queue + k) % nq;
+            let mut queue = self.queues[index].lock();
+            let got = queue.receive_held(max - taken, |ptr, len, room| {
+                if len < MIN_FRAME as usize {
                     runts += 1;
                     return;
                 }
-                match staging.stage(frame) {
-                    Some(f) => {
-                        batch.push(f);
-                        taken += 1;
-                        bytes += frame.len() as u64;
-                    }
-                    None => too_long += 1,
-                }
+                batch.push(FrameRef {
+                    ptr,
+                    len: len as u32,
+                    readable: room as u32,
+                });
+                taken += 1;
+                bytes += len as u64;
             });
+            if got > 0 {
+                holding.push(index);
+            }
         }
         *next_queue = (*next_queue + 1) % nq.max(1);
         counters.add_rx(taken as u64, bytes);
         counters.add_drops(DropReason::Runt, runts);
-        counters.add_drops(DropReason::BadSlot, too_long);
         taken
     }
 
-    fn release(&self, _counters: &PortCounters) {}
+    fn release(&self, _counters: &PortCounters) {
+        let mut source = self.source.lock();
+        for index in source.holding.drain(..) {
+            self.queues[index].lock().release_held();
+        }
+    }
 
     fn deliver(&self, frames: &[FrameRef], which: &[u16], counters: &PortCounters) -> usize {
         let mut too_long = 0u64;
@@ -162,7 +171,7 @@ impl PortIo for NicPort {
     fn disarm(&self) {}
 
     fn failed(&self) -> bool {
-        iface::ifindex(&self.iface).is_err()
+        interface_gone(&self.iface, self.ifindex)
     }
 
     fn extra_stats(&self) -> Vec<(String, u64)> {
@@ -215,4 +224,10 @@ impl PortIo for NicPort {
         }
         self.promiscuous.lock().take();
     }
+}
+
+/// True when `iface` no longer names the interface with index `ifindex`
+/// (deleted, or deleted and another one created under the same name).
+pub fn interface_gone(iface: &str, ifindex: u32) -> bool {
+    iface::ifindex(iface).map_or(true, |now| now != ifindex)
 }
