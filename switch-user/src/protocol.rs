@@ -281,6 +281,9 @@ pub enum Response {
         host_port: Option<PortName>,
         /// Receive queues with a socket.
         queues: u32,
+        /// Receive queues the interface has (frames arriving on a queue
+        /// without a socket are dropped by the XDP program, and counted).
+        nic_queues: u32,
         /// How the XDP program is attached (`driver` or `skb`).
         xdp_mode: String,
         /// Whether the sockets are zero-copy.

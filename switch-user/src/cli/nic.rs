@@ -74,6 +74,7 @@ pub fn attach(socket: &Path, args: AttachArgs) -> Result<ExitCode> {
         nic_port,
         host_port,
         queues,
+        nic_queues,
         xdp_mode,
         zero_copy,
     } = response
@@ -83,6 +84,15 @@ pub fn attach(socket: &Path, args: AttachArgs) -> Result<ExitCode> {
             args.iface,
             if zero_copy { "zero-copy" } else { "copy-mode" }
         );
+        if queues < nic_queues {
+            eprintln!(
+                "warning: {} has {nic_queues} receive queues; frames arriving on the {} without a socket are dropped \
+                 (use --queues all, or shrink the NIC's channels with `ethtool -L {} combined {queues}`)",
+                args.iface,
+                nic_queues - queues,
+                args.iface
+            );
+        }
         if let Some(h) = host_port {
             println!("host stack port {h} (give its TAP an address to reach the switch)");
         }

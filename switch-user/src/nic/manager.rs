@@ -308,10 +308,16 @@ impl NicManager {
                 host_port: host_port.clone(),
             },
         );
+        if count < available {
+            log::warn!(
+                "{iface_name} has {available} receive queues and {count} get a socket: frames on the others are dropped (shrink the NIC's channels with `ethtool -L {iface_name} combined {count}`)"
+            );
+        }
         Ok(Response::Attached {
             nic_port,
             host_port,
             queues: count,
+            nic_queues: available,
             xdp_mode: mode,
             zero_copy: zc_used,
         })
