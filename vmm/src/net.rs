@@ -47,6 +47,10 @@ pub const E1000_INTERRUPT_LINE: u8 = 11;
 /// Rounds of "process, re-arm, already ready again" before handing the rest
 /// to the I/O thread, so that a register write never holds the vCPU long.
 const MAX_SETTLE_ROUNDS: u32 = 8;
+/// CSB rounds the vCPU thread runs per poll-port exit while they move
+/// frames: an exit costs ~100 us here, so each one should fill the guest's
+/// RX ring (and drain its TX ring) as far as the port allows.
+const VCPU_POLL_ROUNDS: u32 = 4;
 /// Calls of `process_rx` in a row while the model reports more work.
 const MAX_RX_ROUNDS: u32 = 16;
 
@@ -465,6 +469,62 @@ impl NetDevice {
         self.settle(s);
     }
 
+    /// One bounded round of CSB-mode work (TX up to guest_tdt, RX up to
+    /// guest_rdt, due moderation deadlines), by whichever thread holds the
+    /// lock: the net worker, or the vCPU thread at a poll-port exit.
+    fn csb_round(&self, s: &mut Shared) -> Round {
+        let Shared { model, backend, .. } = s;
+        let tx = model.process_tx(&self.dma, backend);
+        let rx = model.process_rx(&self.dma, backend);
+        if let Some(deadline) = model.next_deadline() {
+            let now = monotonic_ns();
+            if deadline <= now {
+                model.on_timer(now);
+            }
+        }
+        self.settle_timer(s);
+        self.sync_csb(s);
+        let busy = tx.descriptors > 0 || rx.frames > 0 || rx.dropped > 0;
+        self.stats.worker.polls.inc();
+        if busy {
+            self.stats.worker.busy_polls.inc();
+        }
+        Round {
+            busy,
+            rx_waiting: rx.waiting_for_buffers,
+        }
+    }
+
+    /// The vCPU thread's share of the work (the guest wrote the poll port,
+    /// [`crate::devices::poll_port`]): one round of TX and RX. In CSB mode
+    /// it leaves the need-kick flags and the port's kick requests to the
+    /// net worker. True if descriptors or frames moved.
+    pub fn poll_once(&self) -> bool {
+        let mut s = self.lock();
+        if s.model.csb_address().is_some() {
+            let mut busy = false;
+            for _ in 0..VCPU_POLL_ROUNDS {
+                if !self.csb_round(&mut s).busy {
+                    break;
+                }
+                busy = true;
+            }
+            if busy {
+                self.stats.worker.vcpu_polls.inc();
+            }
+            return busy;
+        }
+        let moved = || self.stats.tx.packets.get() + self.stats.rx.packets.get();
+        let before = moved();
+        let effects = Effects {
+            process_tx: true,
+            process_rx: true,
+            csb_kick: false,
+        };
+        self.run(&mut s, effects);
+        moved() != before
+    }
+
     /// Re-arms the moderation timerfd if the model's deadline changed.
     fn settle_timer(&self, s: &mut Shared) {
         let deadline = s.model.next_deadline();
@@ -518,26 +578,7 @@ impl Pollable for NetDevice {
             self.settle(&mut s);
             return None;
         }
-        let Shared { model, backend, .. } = &mut *s;
-        let tx = model.process_tx(&self.dma, backend);
-        let rx = model.process_rx(&self.dma, backend);
-        if let Some(deadline) = model.next_deadline() {
-            let now = monotonic_ns();
-            if deadline <= now {
-                model.on_timer(now);
-            }
-        }
-        self.settle_timer(&mut s);
-        self.sync_csb(&mut s);
-        let busy = tx.descriptors > 0 || rx.frames > 0 || rx.dropped > 0;
-        self.stats.worker.polls.inc();
-        if busy {
-            self.stats.worker.busy_polls.inc();
-        }
-        Some(Round {
-            busy,
-            rx_waiting: rx.waiting_for_buffers,
-        })
+        Some(self.csb_round(&mut s))
     }
 
     fn try_sleep(&self, rx_waiting: bool) -> bool {

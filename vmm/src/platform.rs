@@ -11,6 +11,7 @@ use crate::devices::pci::config::CMD_BUS_MASTER;
 use crate::devices::pci::{
     BarKind, BarMapping, ConfigWrite, PciConfigIo, PciSlot, CONFIG_ADDRESS_PORT, CONFIG_PORTS_LEN,
 };
+use crate::devices::poll_port::{PollPort, POLL_PORT};
 use crate::devices::serial::{SerialPort, SERIAL_PORT_BASE, SERIAL_PORT_LEN};
 use crate::net::NetDevice;
 use crate::stats::Stats;
@@ -24,6 +25,7 @@ enum PioTarget {
     Serial,
     Exit,
     Idle,
+    Poll,
     PciConfig,
     /// An I/O BAR of a PCI function: (slot, BAR index).
     Bar(PciSlot, usize),
@@ -45,6 +47,9 @@ pub enum IoAction {
     Exit(u8),
     /// The guest is idle: halt the vCPU until an interrupt.
     Idle,
+    /// The guest waits for its NIC: run the device's work in this thread
+    /// ([`Platform::poll_devices`]), then re-enter the guest.
+    Poll,
 }
 
 /// The e1000 as a PCI function: its model and the BARs currently on the buses.
@@ -58,6 +63,7 @@ pub struct Platform {
     serial: SerialPort,
     exit: ExitPort,
     idle: IdlePort,
+    poll: PollPort,
     pci: PciConfigIo,
     pio: Bus<PioTarget>,
     mmio: Bus<MmioTarget>,
@@ -73,6 +79,7 @@ impl Platform {
             (SERIAL_PORT_BASE, SERIAL_PORT_LEN, PioTarget::Serial),
             (EXIT_PORT, 1, PioTarget::Exit),
             (IDLE_PORT, 1, PioTarget::Idle),
+            (POLL_PORT, 1, PioTarget::Poll),
             (CONFIG_ADDRESS_PORT, CONFIG_PORTS_LEN, PioTarget::PciConfig),
         ];
         for (base, len, target) in fixed {
@@ -83,6 +90,7 @@ impl Platform {
             serial,
             exit: ExitPort,
             idle: IdlePort,
+            poll: PollPort,
             pci: PciConfigIo::new(),
             pio,
             mmio: Bus::new(),
@@ -129,6 +137,10 @@ impl Platform {
                 self.idle.read(data);
                 true
             }
+            Some((PioTarget::Poll, _)) => {
+                self.poll.read(data);
+                true
+            }
             Some((PioTarget::PciConfig, offset)) => self.pci.read(offset, data),
             Some((PioTarget::Bar(_, bar), offset)) => match &self.net {
                 Some(net) => net.device.io_read(bar, offset, data),
@@ -161,6 +173,7 @@ impl Platform {
                 self.idle.write(data);
                 (true, IoAction::Idle)
             }
+            Some((PioTarget::Poll, _)) => (true, IoAction::Poll),
             Some((PioTarget::PciConfig, offset)) => match self.pci.write(offset, data) {
                 ConfigWrite::Changed(slot) => {
                     self.remap_bars(slot);
@@ -179,6 +192,13 @@ impl Platform {
             self.stats.guest_errors.ignored_pio.inc();
         }
         action
+    }
+
+    /// Runs one round of the devices' work in the calling (vCPU) thread:
+    /// the e1000's TX and RX ([`NetDevice::poll_once`]). True if frames or
+    /// descriptors moved.
+    pub fn poll_devices(&self) -> bool {
+        self.net.as_ref().is_some_and(|net| net.device.poll_once())
     }
 
     /// A guest MMIO read at `addr`.

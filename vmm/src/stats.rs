@@ -122,8 +122,12 @@ pub struct WorkerCounters {
     pub tx_kicks: Counter,
     /// Poll rounds (one TX and one RX batch each).
     pub polls: Counter,
-    /// Poll rounds that moved descriptors or frames.
+    /// Poll rounds that moved descriptors or frames (the worker's and the
+    /// vCPU thread's).
     pub busy_polls: Counter,
+    /// Poll-port exits (the guest waiting for its NIC) whose round in the
+    /// vCPU thread moved descriptors or frames.
+    pub vcpu_polls: Counter,
     /// Times the worker set its need-kick flags and slept.
     pub sleeps: Counter,
     /// Times the re-check after setting the flags found new work (each one a
@@ -238,6 +242,7 @@ impl Stats {
                 "tx_kicks": self.worker.tx_kicks.get(),
                 "polls": self.worker.polls.get(),
                 "busy_polls": self.worker.busy_polls.get(),
+                "vcpu_polls": self.worker.vcpu_polls.get(),
                 "sleeps": self.worker.sleeps.get(),
                 "sleep_aborts": self.worker.sleep_aborts.get(),
             },

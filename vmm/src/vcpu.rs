@@ -126,6 +126,14 @@ fn run_loop(
         }
         match action {
             IoAction::Continue => idle_since = None,
+            IoAction::Poll => {
+                idle_since = None;
+                if !platform.poll_devices() {
+                    // Nothing moved: let the threads that feed the rings
+                    // (net worker, switch) have the CPU before going back.
+                    std::thread::yield_now();
+                }
+            }
             IoAction::Exit(code) => return VmEnd::Exit(code),
             IoAction::Idle => {
                 let since = *idle_since.get_or_insert_with(Instant::now);

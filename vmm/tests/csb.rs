@@ -887,3 +887,49 @@ fn csb_off_by_writing_zero_and_by_reset() {
     assert_eq!(rig.net.tdt_kick_address(), None);
     assert_eq!(rig.read_reg(r::CSBAL), 0);
 }
+
+#[test]
+fn a_poll_port_exit_serves_the_rings_without_kicks_or_interrupts() {
+    // The guest waits at the poll port (devices/poll_port.rs): the vCPU
+    // thread runs the device's work itself, whether or not the worker
+    // sleeps, and raises no interrupt while the guest's need-kick flags are
+    // clear.
+    let feed = Feed::new();
+    let port = FedPort {
+        feed: feed.clone(),
+        current: None,
+        slot: vec![0; 2048],
+    };
+    let Some(mut rig) = rig(Box::new(port), Duration::ZERO) else {
+        return;
+    };
+    rig.init();
+    wait_for("the worker to sleep", &rig, || {
+        rig.stats.worker.sleeps.get() > 0
+    });
+    let injected = rig.stats.irq.injected.get();
+    // Frames wait in the port; the switch has not kicked (yet).
+    let t = testframe::FrameTemplate::new(MAC, PEER, testframe::Kind::Data, FRAME).unwrap();
+    for seq in 0..100 {
+        let mut f = vec![0u8; FRAME];
+        t.write(&mut f, seq, 0);
+        feed.queue.lock().unwrap().push_back(f);
+    }
+    // Ten frames queued for TX, guest_tdt published, no TDT kick.
+    for i in 0..10u64 {
+        let mut desc = [0u8; 16];
+        desc[..8].copy_from_slice(&(TX_BUFS + i * 2048).to_le_bytes());
+        desc[8..10].copy_from_slice(&(FRAME as u16).to_le_bytes());
+        desc[11] = 0x01 | 0x02 | 0x08; // EOP | IFCS | RS
+        rig.dma.write(TX_RING + i * 16, &desc).unwrap();
+    }
+    rig.set_csb(field::GUEST_TDT, 10);
+    assert!(rig.net.poll_once(), "the round moved frames");
+    assert_eq!(rig.csb(field::HOST_TDH), 10);
+    assert_eq!(rig.csb(field::HOST_RDH), 100);
+    assert_eq!(rig.stats.rx.packets.get(), 100);
+    assert_eq!(rig.stats.irq.injected.get(), injected, "no interrupt");
+    assert_eq!(rig.stats.worker.vcpu_polls.get(), 1);
+    // Nothing left: the next exit finds nothing and says so.
+    assert!(!rig.net.poll_once());
+}

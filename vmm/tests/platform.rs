@@ -190,6 +190,11 @@ fn garbage_port_accesses_are_ignored_and_counted() {
     rig.platform.pio_read(0xCFF, &mut w);
     assert_eq!(rig.stats.guest_errors.ignored_pio.get(), before + 4);
     assert_eq!(rig.platform.pio_write(0x502, &[0]), IoAction::Idle);
+    assert_eq!(rig.platform.pio_write(0x503, &[0]), IoAction::Poll);
+    let mut b = [0xAAu8];
+    rig.platform.pio_read(0x503, &mut b);
+    assert_eq!(b, [0], "the poll port reads 0");
+    assert_eq!(rig.stats.guest_errors.ignored_pio.get(), before + 4);
     assert_eq!(rig.platform.pio_write(0x501, &[9, 9]), IoAction::Exit(9));
     rig.platform.mmio_write(0xDEAD_0000, &[1, 2, 3, 4]);
     assert_eq!(rig.stats.guest_errors.ignored_mmio.get(), 1);

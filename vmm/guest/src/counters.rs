@@ -103,6 +103,9 @@ counters! {
     eoi_writes,
     /// Writes of the idle port.
     idle_exits,
+    /// Writes of the poll port (CSB mode: the VMM runs the device's work in
+    /// the vCPU thread and returns at once).
+    poll_exits,
     /// Frames queued without a TDT write because a TX interrupt was pending
     /// (send combining).
     tdt_deferred,

@@ -7,21 +7,33 @@ use switch_user::port::{Interest, PortClient, PortConfig};
 
 use super::{BackendError, PortIo};
 
+/// Slots per ring of the VM's switch port: the switch drops what does not
+/// fit, and a VM's threads get the CPU in slices of a millisecond or more on
+/// a busy 2-core host (at 2 Mpps, 2000 frames), so the port buffers as much
+/// as the guest's own 2048-descriptor rings.
+pub const PORT_RING_SIZE: u32 = 4096;
+
 /// An open vswitch port.
 pub struct SwitchPort {
     client: PortClient,
 }
 
 impl SwitchPort {
-    /// Connects to the daemon at `socket` and opens `port` (`vale0:vm1`).
+    /// Connects to the daemon at `socket` and opens `port` (`vale0:vm1`),
+    /// asking for [`PORT_RING_SIZE`] slots per ring when it creates the
+    /// port; a port that already exists with other sizes is opened as it is.
     pub fn open(socket: &Path, port: &str) -> Result<SwitchPort, BackendError> {
-        let client = PortClient::open(socket, port, PortConfig::default()).map_err(|e| {
-            BackendError::Switch {
+        let wanted = PortConfig {
+            ring_size: Some(PORT_RING_SIZE),
+            ..PortConfig::default()
+        };
+        let client = PortClient::open(socket, port, wanted)
+            .or_else(|_| PortClient::open(socket, port, PortConfig::default()))
+            .map_err(|e| BackendError::Switch {
                 port: port.to_string(),
                 socket: socket.display().to_string(),
                 source: Box::new(e),
-            }
-        })?;
+            })?;
         Ok(SwitchPort { client })
     }
 }

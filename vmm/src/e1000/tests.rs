@@ -1920,7 +1920,7 @@ fn csb_tx_batches_are_bounded() {
         let i = (first + k) % 1024;
         let last = k + 1 == chain;
         let command = if last { cmd::EOP | cmd::RS } else { 0 };
-        h.put_tx(i, legacy(TX_BUF + u64::from(k) * 4, 4, command));
+        h.put_tx(i, legacy(TX_BUF + u64::from(k) * 2, 2, command));
     }
     h.sent();
     let tail = (first + chain) % 1024;
@@ -1928,18 +1928,26 @@ fn csb_tx_batches_are_bounded() {
     let out = h.dev.process_tx(&h.mem, &mut h.net);
     assert_eq!(out.frames, 1);
     assert_eq!(out.descriptors, chain);
-    assert_eq!(h.sent()[0].len(), 4 * chain as usize);
-    // RX is bounded the same way.
-    h.setup_rx(128, 0);
-    h.csb_set(csb::field::GUEST_RDT, 127);
-    for seed in 0..100 {
-        h.net.push_rx(&eth_frame(MAC, 60, seed));
+    assert_eq!(h.sent()[0].len(), 2 * chain as usize);
+    // RX is bounded the same way (a ring larger than a batch: 2 KiB
+    // buffers packed from RX_BUF).
+    let rx_ring = 2 * CSB_RX_BATCH;
+    h.setup_rx(rx_ring, 0);
+    for i in 0..rx_ring {
+        let mut d = [0u8; 16];
+        d[..8].copy_from_slice(&(RX_BUF + u64::from(i) * 2048).to_le_bytes());
+        h.mem.write(RX_RING + u64::from(i) * 16, &d).unwrap();
+    }
+    h.csb_set(csb::field::GUEST_RDT, rx_ring - 1);
+    let frames = CSB_RX_BATCH + 100;
+    for seed in 0..frames {
+        h.net.push_rx(&eth_frame(MAC, 60, seed as u8));
     }
     let out = h.dev.process_rx(&h.mem, &mut h.net);
     assert_eq!((out.frames, out.more), (CSB_RX_BATCH, true));
     let out = h.dev.process_rx(&h.mem, &mut h.net);
-    assert_eq!((out.frames, out.more), (100 - CSB_RX_BATCH, false));
-    assert_eq!(h.csb_get(csb::field::HOST_RDH), 100);
+    assert_eq!((out.frames, out.more), (frames - CSB_RX_BATCH, false));
+    assert_eq!(h.csb_get(csb::field::HOST_RDH), frames);
 }
 
 #[test]

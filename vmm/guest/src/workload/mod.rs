@@ -40,6 +40,16 @@ pub const SPIN_US: u64 = 200;
 /// while a ping answered by the VMM itself needs the spin (1.3 us with
 /// 50 us against ~300 us without). 50 us is the compromise.
 pub const CSB_RX_SPIN_US: u64 = 50;
+/// CSB mode: after the native spin, how long a receiver with nothing to do
+/// keeps asking the VMM to run the device's work (poll-port exits, each
+/// one fills the RX ring from the switch port in the vCPU thread, no
+/// interrupt) before it sets guest_need_rxkick and idles until an
+/// interrupt (which costs about twice an exit here).
+pub const CSB_POLL_US: u64 = 2000;
+/// CSB mode: a sender waiting for TX completions that sees none for this
+/// long makes a poll-port exit (the device's worker is asleep or has no
+/// CPU: the vCPU thread drains the ring itself).
+pub const CSB_TX_STALL_US: u64 = 20;
 /// CSB mode: how long a sender whose TX ring is full polls for completions
 /// (the device's worker is draining the ring meanwhile) before it asks for
 /// a TX interrupt and idles.
@@ -217,14 +227,13 @@ pub fn run(config: &Config, info: &StartInfo) -> u8 {
 }
 
 /// Waits until a frame is in the RX ring (true) or `deadline` passes
-/// (false): polls for [`SPIN_US`] ([`CSB_RX_SPIN_US`] with the CSB), then
-/// asks for the RX interrupt and idles.
+/// (false): polls for [`SPIN_US`] ([`CSB_RX_SPIN_US`] with the CSB); with
+/// the CSB then returns its buffers and asks the VMM to run the device's
+/// work (poll-port exits, [`irq::poll_exit`]) for up to [`CSB_POLL_US`];
+/// then asks for the RX interrupt and idles.
 pub fn wait_for_rx(deadline: Deadline) -> bool {
-    let spin_us = if with_driver(|d| d.csb_on()) {
-        CSB_RX_SPIN_US
-    } else {
-        SPIN_US
-    };
+    let csb = with_driver(|d| d.csb_on());
+    let spin_us = if csb { CSB_RX_SPIN_US } else { SPIN_US };
     let spin_end = Deadline::after_ticks(tsc::us_to_ticks(spin_us));
     loop {
         if with_driver(|d| d.rx.poll().is_some()) {
@@ -237,6 +246,25 @@ pub fn wait_for_rx(deadline: Deadline) -> bool {
             break;
         }
         core::hint::spin_loop();
+    }
+    if csb {
+        with_driver(|d| d.rx_return_all());
+        let poll_end = Deadline::after_ticks(tsc::us_to_ticks(CSB_POLL_US));
+        loop {
+            irq::poll_exit();
+            if with_driver(|d| {
+                d.service_tx();
+                d.rx.poll().is_some()
+            }) {
+                return true;
+            }
+            if deadline.passed() {
+                return false;
+            }
+            if poll_end.passed() {
+                break;
+            }
+        }
     }
     loop {
         let token = irq::idle_token();
@@ -260,21 +288,29 @@ pub fn wait_for_rx(deadline: Deadline) -> bool {
 /// last looked. Without the CSB: idles until an interrupt (the TX
 /// interrupt is enabled for the run). With it: polls (no exits) until
 /// `want_free` descriptors are free (at most all of them: `u32::MAX`
-/// waits for the ring to drain), as long as completions keep coming
-/// at least every [`TX_SPIN_US`]; otherwise sets guest_need_txkick,
-/// re-checks and idles until the TX interrupt it asked for.
+/// waits for the ring to drain); when no completion came for
+/// [`CSB_TX_STALL_US`] it asks the VMM to run the device's work (a
+/// poll-port exit), and after [`TX_SPIN_US`] without any completion it
+/// sets guest_need_txkick, re-checks and idles until the TX interrupt it
+/// asked for.
 pub fn wait_for_tx(token: u32, want_free: u32) {
     if with_driver(|d| d.csb_on()) {
-        let mut spin_end = Deadline::after_ticks(tsc::us_to_ticks(TX_SPIN_US));
+        let after = |us| Deadline::after_ticks(tsc::us_to_ticks(us));
+        let mut spin_end = after(TX_SPIN_US);
+        let mut stall_end = after(CSB_TX_STALL_US);
         loop {
             let (done, free, all) = with_driver(|d| (d.service_tx(), d.tx.free(), d.tx.size() - 1));
             if free >= want_free.min(all) {
                 return;
             }
             if done > 0 {
-                spin_end = Deadline::after_ticks(tsc::us_to_ticks(TX_SPIN_US));
+                spin_end = after(TX_SPIN_US);
+                stall_end = after(CSB_TX_STALL_US);
             } else if spin_end.passed() {
                 break;
+            } else if stall_end.passed() {
+                irq::poll_exit();
+                stall_end = after(CSB_TX_STALL_US);
             }
             core::hint::spin_loop();
         }
@@ -376,6 +412,7 @@ pub fn print_result(
         .u64("mmio_writes", c.mmio_writes)
         .u64("pio", c.pio)
         .u64("idle", c.idle_exits)
+        .u64("poll_exits", c.poll_exits)
         .u64("timer_irqs", c.timer_irqs)
         .u64("irqs_deferred", c.irqs_deferred)
         .u64("tdt_deferred", c.tdt_deferred)
