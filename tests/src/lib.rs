@@ -138,6 +138,23 @@ impl Daemon {
         )?)
     }
 
+    /// Starts `vswitch pktgen PORT --mode rx --json -q` with `extra`
+    /// options and waits until its port exists.
+    pub fn pktgen_rx(&self, port: &str, extra: &[&str]) -> Result<Proc> {
+        let mut args = vec!["pktgen", port, "--mode", "rx", "--json", "-q"];
+        args.extend_from_slice(extra);
+        let proc = self.spawn(&format!("rx-{}", port.replace(':', "-")), &args)?;
+        self.wait_port(port, true)?;
+        Ok(proc)
+    }
+
+    /// Starts `vswitch pktgen PORT --mode tx --json -q` with `extra` options.
+    pub fn pktgen_tx(&self, port: &str, extra: &[&str]) -> Result<Proc> {
+        let mut args = vec!["pktgen", port, "--mode", "tx", "--json", "-q"];
+        args.extend_from_slice(extra);
+        self.spawn(&format!("tx-{}", port.replace(':', "-")), &args)
+    }
+
     /// Opens a port in this process.
     pub fn open(&self, port: &str) -> Result<PortClient> {
         Ok(PortClient::open(&self.socket, port, PortConfig::default())?)

@@ -127,33 +127,14 @@ fn malformed_control_messages_get_clear_errors() -> Result<()> {
 fn scribbled_rings_are_dropped_and_counted() -> Result<()> {
     let daemon = Daemon::start(&[])?;
     // An honest pair of ports keeps exchanging traffic meanwhile.
-    let mut rx = daemon.spawn(
-        "rx",
+    let mut rx = daemon.pktgen_rx("vale0:rx", &["--idle-timeout", "2"])?;
+    let mut tx = daemon.pktgen_tx(
+        "vale0:tx",
         &[
-            "pktgen",
-            "vale0:rx",
-            "--mode",
-            "rx",
-            "--json",
-            "-q",
-            "--idle-timeout",
-            "2",
-        ],
-    )?;
-    daemon.wait_port("vale0:rx", true)?;
-    let mut tx = daemon.spawn(
-        "tx",
-        &[
-            "pktgen",
-            "vale0:tx",
-            "--mode",
-            "tx",
             "--count",
             "300000",
             "--rate",
             "100000",
-            "--json",
-            "-q",
             "--dst-mac",
             "02:00:00:00:00:42",
         ],

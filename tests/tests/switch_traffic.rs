@@ -13,26 +13,8 @@ const MILLION: u64 = 1_000_000;
 #[test]
 fn a_million_frames_are_all_accounted_for() -> Result<()> {
     let daemon = Daemon::start(&[])?;
-    let mut rx = daemon.spawn(
-        "rx",
-        &[
-            "pktgen",
-            "vale0:rx",
-            "--mode",
-            "rx",
-            "--json",
-            "-q",
-            "--idle-timeout",
-            "2",
-        ],
-    )?;
-    daemon.wait_port("vale0:rx", true)?;
-    let mut tx = daemon.spawn(
-        "tx",
-        &[
-            "pktgen", "vale0:tx", "--mode", "tx", "--count", "1000000", "--json", "-q",
-        ],
-    )?;
+    let mut rx = daemon.pktgen_rx("vale0:rx", &["--idle-timeout", "2"])?;
+    let mut tx = daemon.pktgen_tx("vale0:tx", &["--count", "1000000"])?;
     let tx_sum = pktgen_summary(&mut tx, Duration::from_secs(120))?;
     // Read the receiving port's counters before its client leaves.
     let rx_port = daemon.settled_counters("vale0:rx", MILLION)?;
@@ -68,30 +50,11 @@ fn a_stalled_reader_slows_nobody() -> Result<()> {
     let daemon = Daemon::start(&[])?;
     // A client that opens its port and never reads.
     let _stalled = daemon.open("vale0:stalled")?;
-    let mut rx = daemon.spawn(
-        "rx",
-        &[
-            "pktgen",
-            "vale0:rx",
-            "--mode",
-            "rx",
-            "--json",
-            "-q",
-            "--idle-timeout",
-            "2",
-        ],
-    )?;
-    daemon.wait_port("vale0:rx", true)?;
+    let mut rx = daemon.pktgen_rx("vale0:rx", &["--idle-timeout", "2"])?;
     // Broadcast at a rate the receiver sustains on a loaded 2-core machine.
     let count = 200_000u64;
     let start = Instant::now();
-    let mut tx = daemon.spawn(
-        "tx",
-        &[
-            "pktgen", "vale0:tx", "--mode", "tx", "--count", "200000", "--rate", "200000",
-            "--json", "-q",
-        ],
-    )?;
+    let mut tx = daemon.pktgen_tx("vale0:tx", &["--count", "200000", "--rate", "200000"])?;
     let tx_sum = pktgen_summary(&mut tx, Duration::from_secs(60))?;
     let tx_secs = start.elapsed().as_secs_f64();
     let rx_port = daemon.settled_counters("vale0:rx", count)?;
@@ -131,33 +94,14 @@ fn killed_clients_leave_nothing_behind() -> Result<()> {
     let out = daemon.cli(&["create", "vale0:keep"])?;
     ensure!(out.status.success(), "create failed: {out:?}");
     // Background traffic between two other ports during the whole test.
-    let mut rx = daemon.spawn(
-        "rx",
+    let mut rx = daemon.pktgen_rx("vale0:bg-rx", &["--idle-timeout", "3"])?;
+    let mut bg = daemon.pktgen_tx(
+        "vale0:bg-tx",
         &[
-            "pktgen",
-            "vale0:bg-rx",
-            "--mode",
-            "rx",
-            "--json",
-            "-q",
-            "--idle-timeout",
-            "3",
-        ],
-    )?;
-    daemon.wait_port("vale0:bg-rx", true)?;
-    let mut bg = daemon.spawn(
-        "bg-tx",
-        &[
-            "pktgen",
-            "vale0:bg-tx",
-            "--mode",
-            "tx",
             "--rate",
             "20000",
             "--duration",
             "600",
-            "--json",
-            "-q",
             "--dst-mac",
             "02:00:00:00:00:99",
         ],

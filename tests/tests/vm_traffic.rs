@@ -10,24 +10,17 @@ use e2e_tests::{field, pktgen_summary, Daemon, Vm};
 fn a_guest_sends_100000_frames_to_pktgen_all_intact_in_order() -> Result<()> {
     let daemon = Daemon::start(&[])?;
     // A large ring so that a receiver descheduled for a while drops nothing.
-    let mut rx = daemon.spawn(
-        "rx",
+    let mut rx = daemon.pktgen_rx(
+        "vale0:rx",
         &[
-            "pktgen",
-            "vale0:rx",
-            "--mode",
-            "rx",
             "--count",
             "100000",
             "--ring-size",
             "16384",
-            "--json",
-            "-q",
             "--idle-timeout",
             "10",
         ],
     )?;
-    daemon.wait_port("vale0:rx", true)?;
     let mut vm = Vm::start(
         &daemon,
         "vm-tx",
@@ -61,19 +54,13 @@ fn pktgen_sends_to_a_guest_and_every_frame_is_accounted_for() -> Result<()> {
         "rx count=50000 size=60",
     )?;
     vm.wait_for_serial("guest: rx", Duration::from_secs(30))?;
-    let mut tx = daemon.spawn(
-        "tx",
+    let mut tx = daemon.pktgen_tx(
+        "vale0:gen",
         &[
-            "pktgen",
-            "vale0:gen",
-            "--mode",
-            "tx",
             "--count",
             "50000",
             "--rate",
             "20000",
-            "--json",
-            "-q",
             "--dst-mac",
             "52:54:00:00:01:02",
         ],
