@@ -46,8 +46,10 @@ struct Config {
     /// `--e1000` options of our VMM, or QEMU's mitigation.
     e1000: &'static [&'static str],
     mitigation: bool,
-    /// Guest TX mode and burst.
+    /// Guest TX mode and burst of senders (and ping/pong).
     guest: &'static str,
+    /// Guest mode of receivers.
+    receiver: &'static str,
     threads: &'static str,
 }
 
@@ -58,6 +60,7 @@ const CONFIGS: &[Config] = &[
         e1000: &["mitigation=off"],
         mitigation: false,
         guest: "txmode=plain",
+        receiver: "txmode=plain",
         threads: "per VM: vCPU + I/O thread; switch: 1 forwarding thread",
     },
     Config {
@@ -66,6 +69,7 @@ const CONFIGS: &[Config] = &[
         e1000: &["mitigation=on"],
         mitigation: true,
         guest: "txmode=plain",
+        receiver: "txmode=plain",
         threads: "per VM: vCPU + I/O thread; switch: 1 forwarding thread",
     },
     Config {
@@ -74,6 +78,7 @@ const CONFIGS: &[Config] = &[
         e1000: &["mitigation=on"],
         mitigation: true,
         guest: "txmode=combine",
+        receiver: "txmode=plain",
         threads: "per VM: vCPU + I/O thread; switch: 1 forwarding thread",
     },
     Config {
@@ -82,6 +87,7 @@ const CONFIGS: &[Config] = &[
         e1000: &["mitigation=off", "csb=on"],
         mitigation: false,
         guest: "txmode=csb burst=1",
+        receiver: "txmode=csb",
         threads: "per VM: vCPU + net worker; switch: 1 forwarding thread",
     },
     Config {
@@ -90,6 +96,7 @@ const CONFIGS: &[Config] = &[
         e1000: &["mitigation=off", "csb=on"],
         mitigation: false,
         guest: "txmode=csb burst=64",
+        receiver: "txmode=csb",
         threads: "per VM: vCPU + net worker; switch: 1 forwarding thread",
     },
     Config {
@@ -98,6 +105,7 @@ const CONFIGS: &[Config] = &[
         e1000: &[],
         mitigation: true,
         guest: "txmode=plain",
+        receiver: "txmode=plain",
         threads: "per VM: QEMU vCPU + main loop; Linux bridge in softirq",
     },
     Config {
@@ -106,6 +114,7 @@ const CONFIGS: &[Config] = &[
         e1000: &[],
         mitigation: false,
         guest: "txmode=plain",
+        receiver: "txmode=plain",
         threads: "per VM: QEMU vCPU + main loop; Linux bridge in softirq",
     },
 ];
@@ -197,7 +206,11 @@ fn vm_to_vm(bed: &Bed, config: &Config, size: usize, seconds: f64) -> Result<Mea
         "rx",
         0,
         RX_MAC,
-        &format!("rx size={size} duration={}", seconds as u64 + 60),
+        &format!(
+            "rx size={size} duration={} {}",
+            seconds as u64 + 60,
+            config.receiver
+        ),
     )?;
     bed.ready(&rx, "rx")?;
     let mut tx = bed.start(
