@@ -8,6 +8,7 @@ mod copy_ceiling;
 mod guest_vm;
 mod linux_bridge;
 mod nic_port;
+mod plot;
 mod procs;
 mod raw_afxdp;
 mod report;

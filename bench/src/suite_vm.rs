@@ -14,6 +14,7 @@ use serde_json::Value;
 use testbed::{unique_temp_dir, wait_until, Capture, Netns, Proc};
 
 use crate::guest_vm::{guest_exits, guest_image, guest_irqs, tsc_khz, vmm_exits, GuestVm};
+use crate::plot::{self, Bar};
 use crate::report::{Case, Report};
 
 /// Arguments of `bench vm`.
@@ -450,6 +451,33 @@ pub fn run(args: &VmArgs) -> Result<()> {
                 best / qemu_best
             ));
         }
+    }
+    let svg = args.out.with_extension("svg");
+    for &size in args.sizes.iter().take(1) {
+        let bars: Vec<Bar> = report
+            .cases
+            .iter()
+            .filter(|c| c.name.starts_with("vm->vm") && c.frame_size == size)
+            .map(|c| Bar {
+                label: format!(
+                    "{} {}",
+                    c.kind,
+                    c.extra.get("config").and_then(|v| v.as_str()).unwrap_or("")
+                ),
+                pps: c.mpps * 1e6,
+                colour: if c.kind == "qemu" {
+                    "#c0504d"
+                } else {
+                    "#4f81bd"
+                },
+            })
+            .collect();
+        plot::bar_chart(
+            &svg,
+            &format!("VM to VM, {size}-byte frames, frames per second (log scale)"),
+            &bars,
+        )?;
+        notes.push(format!("plot: {}", svg.display()));
     }
     report.finish(&args.out, &notes)
 }
