@@ -161,6 +161,21 @@ impl Pacer {
         }
     }
 
+    /// Waits for the next frame's turn after `sent` frames: sleeps when it is
+    /// far (so a paced sender leaves the CPU to others), yields when near.
+    pub(crate) fn wait_turn(&self, sent: u64) {
+        let Some(rate) = self.rate else { return };
+        let due = std::time::Duration::from_secs_f64(sent as f64 / rate);
+        let now = self.start.elapsed();
+        match due.checked_sub(now) {
+            Some(left) if left > std::time::Duration::from_micros(200) => {
+                std::thread::sleep(left - std::time::Duration::from_micros(100))
+            }
+            Some(_) => std::thread::yield_now(),
+            None => {}
+        }
+    }
+
     /// How many frames may be sent now, having sent `sent` so far (at most `want`).
     #[inline]
     pub(crate) fn allowance(&self, sent: u64, want: u64) -> u64 {

@@ -30,7 +30,7 @@ pub fn ping(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErr
     let mut seq = 0u64;
     while seq < count && deadline.is_none_or(|d| Instant::now() < d) {
         if pacer.allowance(seq, 1) == 0 {
-            std::hint::spin_loop();
+            pacer.wait_turn(seq);
             continue;
         }
         while port.reserve().is_none() {

@@ -32,7 +32,7 @@ pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErro
         }
         let want = pacer.allowance(seq, burst.min(total - seq));
         if want == 0 {
-            std::hint::spin_loop();
+            pacer.wait_turn(seq);
             continue;
         }
         let stamp = now_ns();
