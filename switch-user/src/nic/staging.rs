@@ -1,5 +1,5 @@
 //! Staging buffers for frames a source lends only for the length of a call
-//! (an AF_XDP receive, a TAP read): they are copied here, cache-line
+//! (a TAP read): they are copied here, cache-line
 //! rounded, so the forwarding batch can refer to them until it is done.
 
 use crate::bridge::port::FrameRef;
@@ -27,29 +27,9 @@ impl Staging {
         }
     }
 
-    /// Largest frame a slot holds.
-    pub fn max_frame(&self) -> usize {
-        self.slot_size
-    }
-
     /// Forgets the frames of the previous batch.
     pub fn clear(&mut self) {
         self.used = 0;
-    }
-
-    /// Frames staged so far.
-    pub fn len(&self) -> usize {
-        self.used
-    }
-
-    /// True when nothing is staged.
-    pub fn is_empty(&self) -> bool {
-        self.used == 0
-    }
-
-    /// True when every slot is used.
-    pub fn is_full(&self) -> bool {
-        self.used == self.slots
     }
 
     /// Copies `frame` into the next slot and returns a reference to it, or
