@@ -49,8 +49,9 @@ pub const E1000_INTERRUPT_LINE: u8 = 11;
 const MAX_SETTLE_ROUNDS: u32 = 8;
 /// CSB rounds the vCPU thread runs per poll-port exit while they move
 /// frames: an exit costs ~100 us here, so each one should fill the guest's
-/// RX ring (and drain its TX ring) as far as the port allows.
-const VCPU_POLL_ROUNDS: u32 = 4;
+/// RX ring (and drain its TX ring) as far as the port allows: 8 rounds of
+/// 512 cover a 4096-entry ring and a 4096-slot switch port.
+const VCPU_POLL_ROUNDS: u32 = 8;
 /// Calls of `process_rx` in a row while the model reports more work.
 const MAX_RX_ROUNDS: u32 = 16;
 

@@ -27,7 +27,7 @@ use crate::e1000::tx::TxRing;
 use crate::tsc::{self, Deadline};
 
 /// Consumed RX buffers are returned (one RDT write) once this many are
-/// waiting. With a 2048-entry ring the device always keeps 1983 or more.
+/// waiting. With a 4096-entry ring the device always keeps 4031 or more.
 pub const RX_RETURN_BATCH: u32 = 64;
 /// In combine mode, an expected TX interrupt that has not come after this
 /// long is given up on and TDT written anyway (a safety net; counted).

@@ -126,18 +126,35 @@ pub struct PortBackend {
     rx_dry: bool,
     /// The last `tx_reserve` found the TX ring full.
     tx_full: bool,
+    /// Largest frame a TX slot holds (the port's, read once).
+    max_frame: usize,
+    /// Traffic not yet added to the shared counters: they are atomics that
+    /// other threads read, so the per-frame path counts here and
+    /// `tx_flush`/`rx_flush` add a whole batch at once.
+    unflushed: BatchCounts,
+}
+
+/// Packets and bytes counted during a batch.
+#[derive(Clone, Copy, Debug, Default)]
+struct BatchCounts {
+    tx_packets: u64,
+    tx_bytes: u64,
+    rx_packets: u64,
+    rx_bytes: u64,
 }
 
 impl PortBackend {
     /// Wraps `port`, counting into `stats`.
     pub fn new(port: Box<dyn PortIo>, stats: Arc<Stats>) -> PortBackend {
         PortBackend {
+            max_frame: port.max_frame(),
             port,
             stats,
             peeked_len: 0,
             // Nothing was looked at yet: ask for an RX kick at the first settle.
             rx_dry: true,
             tx_full: false,
+            unflushed: BatchCounts::default(),
         }
     }
 
@@ -196,13 +213,21 @@ impl NetBackend for PortBackend {
 
     #[inline]
     fn tx_commit(&mut self, len: usize) {
-        let len = len.min(self.port.max_frame());
+        let len = len.min(self.max_frame);
         self.port.commit(len);
-        self.stats.tx.packets.inc();
-        self.stats.tx.bytes.add(len as u64);
+        self.unflushed.tx_packets += 1;
+        self.unflushed.tx_bytes += len as u64;
     }
 
     fn tx_flush(&mut self) {
+        self.stats
+            .tx
+            .packets
+            .add(std::mem::take(&mut self.unflushed.tx_packets));
+        self.stats
+            .tx
+            .bytes
+            .add(std::mem::take(&mut self.unflushed.tx_bytes));
         let before = self.port.kicks_sent();
         self.port.publish();
         self.stats
@@ -222,11 +247,19 @@ impl NetBackend for PortBackend {
     #[inline]
     fn rx_consume(&mut self) {
         self.port.consume();
-        self.stats.rx.packets.inc();
-        self.stats.rx.bytes.add(self.peeked_len as u64);
+        self.unflushed.rx_packets += 1;
+        self.unflushed.rx_bytes += self.peeked_len as u64;
     }
 
     fn rx_flush(&mut self) {
+        self.stats
+            .rx
+            .packets
+            .add(std::mem::take(&mut self.unflushed.rx_packets));
+        self.stats
+            .rx
+            .bytes
+            .add(std::mem::take(&mut self.unflushed.rx_bytes));
         self.port.release_rx();
     }
 }

@@ -10,7 +10,7 @@ use super::{BackendError, PortIo};
 /// Slots per ring of the VM's switch port: the switch drops what does not
 /// fit, and a VM's threads get the CPU in slices of a millisecond or more on
 /// a busy 2-core host (at 2 Mpps, 2000 frames), so the port buffers as much
-/// as the guest's own 2048-descriptor rings.
+/// as the guest's own 4096-descriptor rings.
 pub const PORT_RING_SIZE: u32 = 4096;
 
 /// An open vswitch port.

@@ -232,8 +232,17 @@ pub fn run(config: &Config, info: &StartInfo) -> u8 {
 /// work (poll-port exits, [`irq::poll_exit`]) for up to [`CSB_POLL_US`];
 /// then asks for the RX interrupt and idles.
 pub fn wait_for_rx(deadline: Deadline) -> bool {
-    let csb = with_driver(|d| d.csb_on());
-    let spin_us = if csb { CSB_RX_SPIN_US } else { SPIN_US };
+    // With the CSB, spinning only helps while the device's net worker
+    // polls (host_need_txkick clear): it may fill the ring meanwhile. While
+    // it sleeps, the cheapest way to get frames is this vCPU's own
+    // poll-port exit: go there at once instead of burning the spin.
+    let (csb, worker_polls) =
+        with_driver(|d| (d.csb_on(), d.csb_on() && !d.csb.host_needs_txkick()));
+    let spin_us = match (csb, worker_polls) {
+        (false, _) => SPIN_US,
+        (true, true) => CSB_RX_SPIN_US,
+        (true, false) => 0,
+    };
     let spin_end = Deadline::after_ticks(tsc::us_to_ticks(spin_us));
     loop {
         if with_driver(|d| d.rx.poll().is_some()) {
