@@ -58,12 +58,26 @@ pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now:
     let table = switch.ports();
     let lookup = switch.lookup();
     let (mut same_port, mut filtered, mut nowhere) = (0u64, 0u64, 0u64);
+    // Frames of a batch mostly share their addresses: a frame with the same
+    // source and destination as the one before goes where that one went
+    // (learning its source again would change nothing).
+    let mut previous: Option<([u8; 12], Destination)> = None;
     for i in 0..scratch.frames.len() {
         let frame = scratch.frames[i];
         // SAFETY: PortIo::receive only returns frames of at least 14 bytes
         // readable until release.
-        let header = EthHeader::parse(&unsafe { frame.header() });
-        match lookup.lookup(&header, source.id, now) {
+        let bytes = unsafe { frame.header() };
+        let mut addresses = [0u8; 12];
+        addresses.copy_from_slice(&bytes[..12]);
+        let destination = match previous {
+            Some((seen, dest)) if seen == addresses => dest,
+            _ => {
+                let dest = lookup.lookup(&EthHeader::parse(&bytes), source.id, now);
+                previous = Some((addresses, dest));
+                dest
+            }
+        };
+        match destination {
             Destination::Port(dest) if dest == source.id => same_port += 1,
             Destination::Port(dest) if table.get(dest).is_some() => scratch.push(dest, i as u16),
             Destination::Drop => filtered += 1,
