@@ -20,8 +20,8 @@ use std::time::Duration;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
+use crate::net::worker::poll_until_idle;
 use crate::net::NetDevice;
-use crate::net_worker::poll_until_idle;
 use crate::stats::Stats;
 use crate::timer::DeadlineTimer;
 

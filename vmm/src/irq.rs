@@ -35,10 +35,10 @@ pub enum IrqMode {
 #[derive(Debug, Error)]
 pub enum IrqError {
     /// eventfd creation failed.
-    #[error("cannot create an eventfd: {0}")]
+    #[error("cannot create an eventfd")]
     EventFd(#[source] std::io::Error),
     /// KVM refused the irqfd.
-    #[error("cannot register an irqfd on GSI {gsi}: {source}")]
+    #[error("cannot register an irqfd on GSI {gsi}")]
     Register {
         /// The GSI.
         gsi: u32,

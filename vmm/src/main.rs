@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use vmm::backend::BackendSpec;
 use vmm::irq::IrqMode;
+use vmm::net::backend::BackendSpec;
 use vmm::net::NetConfig;
 use vmm::vcpu::VmEnd;
 use vmm::vm::{SerialTarget, Vm, VmConfig, EXIT_CODE_SETUP};
@@ -268,7 +268,7 @@ mod tests {
         let defaults = Cli::try_parse_from(["vmm", "--kernel", "k", "--net", "sink"]).unwrap();
         let net = build_config(&defaults).unwrap().net.unwrap();
         assert!(net.csb && net.mitigation, "CSB and moderation default on");
-        assert_eq!(net.spin, vmm::net_worker::DEFAULT_SPIN);
+        assert_eq!(net.spin, vmm::net::worker::DEFAULT_SPIN);
         assert!(
             Cli::try_parse_from(["vmm", "--kernel", "k", "--mac", "52:54:00:00:00:01"]).is_err()
         );

@@ -22,10 +22,10 @@ pub enum MemoryError {
     #[error("guest RAM size {0:#x} is invalid (must be page aligned, 2 MiB..3 GiB)")]
     BadSize(u64),
     /// memfd_create or ftruncate failed.
-    #[error("cannot create the guest RAM memfd: {0}")]
+    #[error("cannot create the guest RAM memfd")]
     Memfd(#[source] std::io::Error),
     /// mmap of the memfd failed.
-    #[error("cannot map guest RAM: {0}")]
+    #[error("cannot map guest RAM")]
     Mmap(#[source] vm_memory::mmap::MmapRegionError),
 }
 

@@ -1,7 +1,9 @@
 //! Accounting: VM exits by reason (MMIO by e1000 register name, PIO by port),
 //! interrupts injected, kicks to and from the switch, packets and bytes each
 //! way, and what the guest did wrong. Written as JSON (every second with
-//! `--stats-json`, and at exit) and as a one-line summary.
+//! `--stats-json`, and at exit) and as a one-line summary. The JSON is
+//! derived from the structs (serde): a counter added to a struct appears in
+//! it under its field name.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,11 +12,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde::ser::{SerializeMap, SerializeStruct};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
 
-/// A monotonically increasing event counter, safe to bump from any thread.
+/// A monotonically increasing event counter, safe to bump from any thread;
+/// serialized as its value.
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
+
+impl Serialize for Counter {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.get())
+    }
+}
 
 impl Counter {
     /// Adds one.
@@ -60,8 +71,35 @@ impl ExitCounts {
     }
 }
 
+/// Port numbers in hexadecimal (`"0x3f8"`) as JSON keys.
+struct HexPorts<'a>(&'a BTreeMap<u16, u64>);
+
+impl Serialize for HexPorts<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (port, n) in self.0 {
+            map.serialize_entry(&format!("{port:#x}"), n)?;
+        }
+        map.end()
+    }
+}
+
+/// The counts with the per-kind totals.
+impl Serialize for ExitCounts {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("ExitCounts", 6)?;
+        s.serialize_field("total", &self.total)?;
+        s.serialize_field("pio_total", &self.pio_total())?;
+        s.serialize_field("mmio_total", &self.mmio_total())?;
+        s.serialize_field("pio", &HexPorts(&self.pio))?;
+        s.serialize_field("mmio", &self.mmio)?;
+        s.serialize_field("other", &self.other)?;
+        s.end()
+    }
+}
+
 /// Interrupt delivery counters.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize)]
 pub struct IrqCounters {
     /// e1000 interrupts asserted towards the guest (irqfd writes).
     pub injected: Counter,
@@ -74,7 +112,7 @@ pub struct IrqCounters {
 }
 
 /// Kicks exchanged with the switch.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize)]
 pub struct KickCounters {
     /// Kicks the VMM sent to the switch.
     pub to_switch: Counter,
@@ -83,7 +121,7 @@ pub struct KickCounters {
 }
 
 /// Packets and bytes in one direction.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize)]
 pub struct TrafficCounters {
     /// Frames moved.
     pub packets: Counter,
@@ -94,7 +132,7 @@ pub struct TrafficCounters {
 }
 
 /// Bad guest behaviour that was ignored.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize)]
 pub struct GuestErrorCounters {
     /// Port I/O to no device, or of a size the device does not take.
     pub ignored_pio: Counter,
@@ -105,7 +143,7 @@ pub struct GuestErrorCounters {
 }
 
 /// Work done by the I/O thread.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize)]
 pub struct IoThreadCounters {
     /// epoll wake-ups.
     pub wakeups: Counter,
@@ -114,7 +152,7 @@ pub struct IoThreadCounters {
 }
 
 /// The net worker in CSB mode.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize)]
 pub struct WorkerCounters {
     /// Guest TDT writes that reached the worker through the KVM ioeventfd
     /// (kicks without a userspace exit; TDT writes that did exit are in
@@ -136,12 +174,15 @@ pub struct WorkerCounters {
 }
 
 /// All counters of one VM.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct Stats {
+    #[serde(skip)]
     started: Instant,
     /// VM exits (locked by the vCPU thread once per exit, uncontended).
+    #[serde(serialize_with = "locked")]
     pub exits: Mutex<ExitCounts>,
     /// Interrupts.
+    #[serde(rename = "interrupts")]
     pub irq: IrqCounters,
     /// Switch kicks.
     pub kicks: KickCounters,
@@ -154,7 +195,25 @@ pub struct Stats {
     /// I/O thread activity.
     pub io_thread: IoThreadCounters,
     /// The net worker (CSB mode).
+    #[serde(rename = "csb_worker")]
     pub worker: WorkerCounters,
+}
+
+/// Serializes what a mutex guards (a poisoned lock still holds the counts).
+fn locked<T: Serialize, S: Serializer>(value: &Mutex<T>, serializer: S) -> Result<S::Ok, S::Error> {
+    value
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .serialize(serializer)
+}
+
+/// The JSON document: when, how the VM ended, and every counter.
+#[derive(Serialize)]
+struct Document<'a> {
+    seconds: f64,
+    exit_code: Option<i32>,
+    #[serde(flatten)]
+    stats: &'a Stats,
 }
 
 impl Default for Stats {
@@ -199,54 +258,12 @@ impl Stats {
     /// `extra` (an object) is merged in: sections other modules own, such as
     /// the e1000 model's error counters.
     pub fn to_json(&self, exit_code: Option<i32>, extra: Value) -> Value {
-        let exits = self.exits_snapshot();
-        let pio: BTreeMap<String, u64> = exits
-            .pio
-            .iter()
-            .map(|(port, n)| (format!("{port:#x}"), *n))
-            .collect();
-        let traffic = |t: &TrafficCounters| json!({"packets": t.packets.get(), "bytes": t.bytes.get(), "dropped": t.dropped.get()});
-        let mut value = json!({
-            "seconds": self.seconds(),
-            "exit_code": exit_code,
-            "exits": {
-                "total": exits.total,
-                "pio_total": exits.pio_total(),
-                "mmio_total": exits.mmio_total(),
-                "pio": pio,
-                "mmio": exits.mmio,
-                "other": exits.other,
-            },
-            "interrupts": {
-                "injected": self.irq.injected.get(),
-                "serial": self.irq.serial.get(),
-                "resamples": self.irq.resamples.get(),
-                "failed": self.irq.failed.get(),
-            },
-            "kicks": {
-                "to_switch": self.kicks.to_switch.get(),
-                "from_switch": self.kicks.from_switch.get(),
-            },
-            "tx": traffic(&self.tx),
-            "rx": traffic(&self.rx),
-            "guest_errors": {
-                "ignored_pio": self.guest_errors.ignored_pio.get(),
-                "ignored_mmio": self.guest_errors.ignored_mmio.get(),
-                "bar_conflicts": self.guest_errors.bar_conflicts.get(),
-            },
-            "io_thread": {
-                "wakeups": self.io_thread.wakeups.get(),
-                "timer_fires": self.io_thread.timer_fires.get(),
-            },
-            "csb_worker": {
-                "tx_kicks": self.worker.tx_kicks.get(),
-                "polls": self.worker.polls.get(),
-                "busy_polls": self.worker.busy_polls.get(),
-                "vcpu_polls": self.worker.vcpu_polls.get(),
-                "sleeps": self.worker.sleeps.get(),
-                "sleep_aborts": self.worker.sleep_aborts.get(),
-            },
-        });
+        let document = Document {
+            seconds: self.seconds(),
+            exit_code,
+            stats: self,
+        };
+        let mut value = serde_json::to_value(document).unwrap_or_default();
         if let (Some(all), Value::Object(extra)) = (value.as_object_mut(), extra) {
             all.extend(extra);
         }
@@ -304,6 +321,7 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn json_has_every_section() {
@@ -328,6 +346,46 @@ mod tests {
         assert_eq!(v["interrupts"]["serial"], 2);
         assert_eq!(v["csb_worker"]["tx_kicks"], 4);
         assert_eq!(v["exit_code"], 0);
+        let sections: Vec<(&str, Vec<&str>)> = vec![
+            (
+                "exits",
+                vec!["mmio", "mmio_total", "other", "pio", "pio_total", "total"],
+            ),
+            (
+                "interrupts",
+                vec!["failed", "injected", "resamples", "serial"],
+            ),
+            ("kicks", vec!["from_switch", "to_switch"]),
+            ("tx", vec!["bytes", "dropped", "packets"]),
+            ("rx", vec!["bytes", "dropped", "packets"]),
+            (
+                "guest_errors",
+                vec!["bar_conflicts", "ignored_mmio", "ignored_pio"],
+            ),
+            ("io_thread", vec!["timer_fires", "wakeups"]),
+            (
+                "csb_worker",
+                vec![
+                    "busy_polls",
+                    "polls",
+                    "sleep_aborts",
+                    "sleeps",
+                    "tx_kicks",
+                    "vcpu_polls",
+                ],
+            ),
+        ];
+        for (section, keys) in sections {
+            let mut got: Vec<&str> = v[section]
+                .as_object()
+                .unwrap_or_else(|| panic!("section {section}"))
+                .keys()
+                .map(String::as_str)
+                .collect();
+            got.sort_unstable();
+            assert_eq!(got, keys, "keys of {section}");
+        }
+        assert!(v["seconds"].is_f64());
         let line = stats.summary(0);
         assert!(line.contains("3 exits (pio 2, mmio 1"), "{line}");
 

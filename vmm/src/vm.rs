@@ -63,7 +63,7 @@ pub struct VmConfig {
 #[derive(Debug, Error)]
 pub enum VmError {
     /// A KVM ioctl failed.
-    #[error("KVM: {what}: {source}")]
+    #[error("KVM: {what}")]
     Kvm {
         /// What was being done.
         what: &'static str,
@@ -75,7 +75,7 @@ pub enum VmError {
     #[error(transparent)]
     Memory(#[from] MemoryError),
     /// The kernel image could not be read.
-    #[error("cannot read kernel image {path}: {source}")]
+    #[error("cannot read kernel image {path}")]
     Image {
         /// The path given.
         path: PathBuf,
@@ -87,7 +87,7 @@ pub enum VmError {
     #[error(transparent)]
     Boot(#[from] boot::BootError),
     /// The serial output could not be opened.
-    #[error("serial console: {0}")]
+    #[error("serial console")]
     Serial(#[source] std::io::Error),
     /// Interrupt wiring.
     #[error(transparent)]
@@ -96,7 +96,7 @@ pub enum VmError {
     #[error(transparent)]
     Net(#[from] NetError),
     /// The I/O thread could not start.
-    #[error("cannot start the I/O thread: {0}")]
+    #[error("cannot start the I/O thread")]
     IoThread(#[source] std::io::Error),
 }
 

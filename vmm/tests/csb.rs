@@ -15,14 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kvm_ioctls::Kvm;
-use vmm::backend::{BackendSpec, PortIo};
-use vmm::dma::GuestDma;
 use vmm::e1000::csb::field;
 use vmm::e1000::registers as r;
 use vmm::e1000::Dma;
 use vmm::io_thread::{IoSources, IoThread};
 use vmm::irq::{IrqLine, IrqMode};
 use vmm::memory::GuestRam;
+use vmm::net::backend::{BackendSpec, Port};
+use vmm::net::dma::GuestDma;
 use vmm::net::{NetConfig, NetDevice};
 use vmm::stats::Stats;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -67,7 +67,7 @@ impl OrderedSink {
     }
 }
 
-impl PortIo for OrderedSink {
+impl Port for OrderedSink {
     fn reserve(&mut self) -> Option<&mut [u8]> {
         Some(&mut self.slot)
     }
@@ -141,7 +141,7 @@ struct FedPort {
     slot: Vec<u8>,
 }
 
-impl PortIo for FedPort {
+impl Port for FedPort {
     fn reserve(&mut self) -> Option<&mut [u8]> {
         Some(&mut self.slot)
     }
@@ -194,7 +194,7 @@ struct Rig {
     _vm: Arc<kvm_ioctls::VmFd>,
 }
 
-fn rig(port: Box<dyn PortIo>, spin: Duration) -> Option<Rig> {
+fn rig(port: Box<dyn Port>, spin: Duration) -> Option<Rig> {
     let kvm = Kvm::new().ok()?;
     let vm = Arc::new(kvm.create_vm().unwrap());
     vm.create_irq_chip().unwrap();
@@ -442,7 +442,7 @@ impl Rng {
 fn csb_tx_of_100000_frames_kicks_only_on_request_and_keeps_order() {
     let received = Received::default();
     let port = OrderedSink::new(received.clone());
-    let Some(mut rig) = rig(Box::new(port), vmm::net_worker::DEFAULT_SPIN) else {
+    let Some(mut rig) = rig(Box::new(port), vmm::net::worker::DEFAULT_SPIN) else {
         eprintln!("skipped: no /dev/kvm");
         return;
     };
@@ -597,7 +597,7 @@ fn csb_rx_uses_guest_rdt_and_host_rdh_and_interrupts_only_on_request() {
         current: None,
         slot: vec![0; 2048],
     };
-    let Some(mut rig) = rig(Box::new(port), vmm::net_worker::DEFAULT_SPIN) else {
+    let Some(mut rig) = rig(Box::new(port), vmm::net::worker::DEFAULT_SPIN) else {
         return;
     };
     rig.init();
@@ -661,7 +661,7 @@ fn no_lost_wakeups_when_the_guest_sleeps_between_bursts() {
     let received = Received::default();
     let feed = Feed::new();
     struct Both(OrderedSink, FedPort);
-    impl PortIo for Both {
+    impl Port for Both {
         fn reserve(&mut self) -> Option<&mut [u8]> {
             self.0.reserve()
         }
@@ -778,7 +778,7 @@ fn hostile_csb_is_counted_and_the_device_keeps_working() {
     let received = Received::default();
     let Some(mut rig) = rig(
         Box::new(OrderedSink::new(received.clone())),
-        vmm::net_worker::DEFAULT_SPIN,
+        vmm::net::worker::DEFAULT_SPIN,
     ) else {
         return;
     };
@@ -850,7 +850,7 @@ fn csb_off_by_writing_zero_and_by_reset() {
     let received = Received::default();
     let Some(mut rig) = rig(
         Box::new(OrderedSink::new(received.clone())),
-        vmm::net_worker::DEFAULT_SPIN,
+        vmm::net::worker::DEFAULT_SPIN,
     ) else {
         return;
     };

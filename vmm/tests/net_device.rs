@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use kvm_ioctls::Kvm;
 use vm_memory::{Bytes, GuestAddress};
-use vmm::backend::{pong::PongPort, sink::SinkPort, BackendSpec, PortIo};
 use vmm::e1000::registers as r;
 use vmm::io_thread::{IoSources, IoThread};
 use vmm::irq::{IrqLine, IrqMode};
 use vmm::memory::GuestRam;
+use vmm::net::backend::{pong::PongPort, sink::SinkPort, BackendSpec, Port};
 use vmm::net::{NetConfig, NetDevice};
 use vmm::stats::Stats;
 
@@ -31,7 +31,7 @@ struct Rig {
     _vm: kvm_ioctls::VmFd,
 }
 
-fn rig(port: Box<dyn PortIo>, mitigation: bool) -> Option<Rig> {
+fn rig(port: Box<dyn Port>, mitigation: bool) -> Option<Rig> {
     let kvm = Kvm::new().ok()?;
     let vm = kvm.create_vm().unwrap();
     vm.create_irq_chip().unwrap();
@@ -288,7 +288,7 @@ impl Feed {
     }
 }
 
-impl PortIo for FedPort {
+impl Port for FedPort {
     fn reserve(&mut self) -> Option<&mut [u8]> {
         Some(&mut self.slot)
     }

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use vm_memory::Bytes;
 
 use kvm_ioctls::Kvm;
-use vmm::backend::{sink::SinkPort, BackendSpec};
 use vmm::devices::serial::SerialPort;
 use vmm::e1000::registers as r;
 use vmm::irq::{IrqLine, IrqMode};
 use vmm::memory::GuestRam;
+use vmm::net::backend::{sink::SinkPort, BackendSpec};
 use vmm::net::{NetConfig, NetDevice};
 use vmm::platform::{IoAction, Platform, E1000_PCI_SLOT};
 use vmm::stats::Stats;

@@ -16,7 +16,7 @@ pub use pvh::BootInfo;
 #[derive(Debug, Error)]
 pub enum BootError {
     /// The file is not a usable PVH ELF image.
-    #[error("bad kernel image: {0}")]
+    #[error("bad kernel image")]
     Elf(#[from] elf::ElfError),
     /// A segment does not fit in guest RAM.
     #[error("bad kernel image: segment at {paddr:#x}+{size:#x} does not fit in {ram:#x} bytes of guest RAM")]

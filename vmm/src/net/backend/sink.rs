@@ -5,7 +5,7 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use super::PortIo;
+use super::Port;
 
 const SLOT_SIZE: usize = 16384;
 
@@ -28,7 +28,7 @@ impl SinkPort {
     }
 }
 
-impl PortIo for SinkPort {
+impl Port for SinkPort {
     fn reserve(&mut self) -> Option<&mut [u8]> {
         Some(&mut self.slot)
     }

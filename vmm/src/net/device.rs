@@ -3,19 +3,22 @@
 //! start) and the I/O thread (switch kicks, moderation timer, and in CSB mode
 //! all TX/RX work) behind one mutex, held for one batch at a time.
 //!
-//! Register-driven mode (no CSB): after every piece of work [`NetDevice`]
-//! settles the device: it re-arms the moderation timerfd when the model's
-//! next deadline changed, and asks the port for the kicks it now needs (RX
-//! when the port ran dry, TX space when it was full) so that the I/O thread
-//! sleeps only when nothing is pending.
+//! Who moves frames is decided in one place, [`DataPath`], when a register
+//! write maps or unmaps the guest's Common Status Block; every event handler
+//! then follows that decision:
 //!
-//! CSB mode (the guest mapped a Common Status Block): the vCPU thread never
-//! runs TX or RX; register writes that ask for work only wake the I/O thread,
-//! which runs the polling loop of [`crate::net_worker`] through the
-//! [`Pollable`] implementation here. While the guest has guest_csb_on set,
-//! a KVM ioeventfd on TDT (BAR0 + 0x3818, 4-byte writes) turns the guest's
-//! kick into an eventfd signal without a userspace exit; it follows BAR0 when
-//! the guest moves it.
+//! - [`DataPath::Registers`] (no CSB): register writes and kicks run TX and
+//!   RX inline, then the device settles: the moderation timerfd is re-armed
+//!   when the model's next deadline changed, and the port is asked for the
+//!   kicks the device now needs (RX when the port ran dry, TX space when it
+//!   was full), so that the I/O thread sleeps only when nothing is pending.
+//! - [`DataPath::Csb`]: the vCPU thread never runs TX or RX on a register
+//!   write; work only wakes the I/O thread, which runs the polling loop of
+//!   [`crate::net::worker`] through the [`Pollable`] implementation here (and
+//!   a guest waiting at the poll port lends its vCPU thread for a few rounds).
+//!   While the guest has guest_csb_on set, a KVM ioeventfd on TDT (BAR0 +
+//!   0x3818, 4-byte writes) turns the guest's kick into an eventfd signal
+//!   without a userspace exit; it follows BAR0 when the guest moves it.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
@@ -26,15 +29,15 @@ use kvm_ioctls::VmFd;
 use thiserror::Error;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use crate::backend::{self, BackendError, BackendSpec, PortBackend};
+use super::backend::{self, BackendError, BackendSpec, PortBackend};
+use super::dma::GuestDma;
+use super::ioevent::MmioKick;
+use super::register_names::e1000_register_name;
+use super::worker::{Pollable, Round};
 use crate::devices::pci::{config, BarKind, BarSpec, PciFunction, PciHeader};
-use crate::dma::GuestDma;
 use crate::e1000::{self, Clock, E1000Config, Effects, Trigger, E1000};
-use crate::ioevent::MmioKick;
 use crate::irq::IrqLine;
 use crate::memory::GuestRam;
-use crate::net_worker::{Pollable, Round};
-use crate::register_names::e1000_register_name;
 use crate::stats::Stats;
 use crate::timer::{monotonic_ns, DeadlineTimer};
 
@@ -74,7 +77,7 @@ pub struct NetConfig {
 
 impl NetConfig {
     /// A configuration with the defaults: moderation on, CSB offered,
-    /// [`crate::net_worker::DEFAULT_SPIN`].
+    /// [`super::worker::DEFAULT_SPIN`].
     pub fn new(backend: BackendSpec, socket: PathBuf, mac: [u8; 6]) -> NetConfig {
         NetConfig {
             backend,
@@ -82,7 +85,7 @@ impl NetConfig {
             mac,
             mitigation: true,
             csb: true,
-            spin: crate::net_worker::DEFAULT_SPIN,
+            spin: super::worker::DEFAULT_SPIN,
         }
     }
 }
@@ -94,7 +97,7 @@ pub enum NetError {
     #[error(transparent)]
     Backend(#[from] BackendError),
     /// timerfd or eventfd creation.
-    #[error("cannot create the e1000's timer or eventfd: {0}")]
+    #[error("cannot create the e1000's timer or eventfd")]
     Fd(#[source] std::io::Error),
 }
 
@@ -118,18 +121,30 @@ impl Trigger for IntxTrigger {
     }
 }
 
+/// Who moves the device's frames; decided by [`NetDevice::follow_data_path`]
+/// after every register write (the only thing that maps or unmaps the CSB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataPath {
+    /// No CSB: the thread that causes work (a register write, a port kick, the
+    /// moderation timer) does it inline and settles the device.
+    Registers,
+    /// The CSB is mapped at this guest-physical address: the net worker polls
+    /// TX and RX; other threads only wake it.
+    Csb(u64),
+}
+
 /// What the mutex protects.
 struct Shared {
     model: E1000<IntxTrigger, HostClock>,
     backend: PortBackend,
+    /// Who moves frames now.
+    path: DataPath,
     /// The deadline the timerfd is armed for.
     armed_deadline: Option<u64>,
     /// BAR0's guest-physical address while it decodes.
     bar0: Option<u64>,
     /// The ioeventfd on TDT.
     tdt_kick: MmioKick,
-    /// The CSB address at the last look (to notice mapping changes).
-    csb_seen: Option<u64>,
 }
 
 /// The e1000 shared by the vCPU and I/O threads.
@@ -148,6 +163,13 @@ pub struct NetDevice {
     spin: Duration,
 }
 
+/// TX and RX work, as a register write or a kick asks for it.
+const ALL_WORK: Effects = Effects {
+    process_tx: true,
+    process_rx: true,
+    csb_kick: false,
+};
+
 impl NetDevice {
     /// Opens the backend and builds the device. `vm` registers the TDT
     /// ioeventfd in CSB mode (without it the kicks exit to userspace).
@@ -165,7 +187,7 @@ impl NetDevice {
     /// Builds the device over an already open port.
     pub fn with_port(
         config: &NetConfig,
-        port: Box<dyn backend::PortIo>,
+        port: Box<dyn backend::Port>,
         vm: Option<Arc<VmFd>>,
         ram: Arc<GuestRam>,
         irq: Arc<IrqLine>,
@@ -181,10 +203,10 @@ impl NetDevice {
             shared: Mutex::new(Shared {
                 model,
                 backend,
+                path: DataPath::Registers,
                 armed_deadline: None,
                 bar0: Some(u64::from(E1000_BAR0_ADDRESS)),
                 tdt_kick: MmioKick::new(vm, 4),
-                csb_seen: None,
             }),
             dma: GuestDma::new(ram),
             irq,
@@ -260,9 +282,14 @@ impl NetDevice {
         self.spin
     }
 
+    /// Who moves frames now.
+    pub fn data_path(&self) -> DataPath {
+        self.lock().path
+    }
+
     /// Whether a CSB is mapped (the I/O thread is the net worker then).
     pub fn csb_mapped(&self) -> bool {
-        self.lock().model.csb_address().is_some()
+        matches!(self.data_path(), DataPath::Csb(_))
     }
 
     /// The model's counters of guest errors and refused operations, as JSON.
@@ -287,12 +314,7 @@ impl NetDevice {
         let was = s.model.bus_master();
         s.model.set_bus_master(enabled, &self.dma);
         if enabled && !was {
-            let effects = Effects {
-                process_tx: true,
-                process_rx: true,
-                csb_kick: false,
-            };
-            self.run(&mut s, effects);
+            self.run(&mut s, ALL_WORK);
         }
     }
 
@@ -300,7 +322,7 @@ impl NetDevice {
     pub fn set_bar0(&self, base: Option<u64>) {
         let mut s = self.lock();
         s.bar0 = base;
-        self.sync_csb(&mut s);
+        self.follow_data_path(&mut s);
     }
 
     /// A guest read of BAR `bar` at `offset`; false if the BAR is not ours.
@@ -322,7 +344,7 @@ impl NetDevice {
         }
         let mut s = self.lock();
         let effects = s.model.mmio_write(offset, data, &self.dma);
-        self.sync_csb(&mut s);
+        self.follow_data_path(&mut s);
         self.run(&mut s, effects);
         true
     }
@@ -345,7 +367,7 @@ impl NetDevice {
         }
         let mut s = self.lock();
         let effects = s.model.io_write(offset, data, &self.dma);
-        self.sync_csb(&mut s);
+        self.follow_data_path(&mut s);
         self.run(&mut s, effects);
         true
     }
@@ -356,16 +378,11 @@ impl NetDevice {
         let mut s = self.lock();
         let tx_was_full = s.backend.tx_full();
         s.backend.on_kick();
-        if s.model.csb_address().is_some() {
-            return true;
-        }
         let effects = Effects {
             process_tx: tx_was_full,
-            process_rx: true,
-            csb_kick: false,
+            ..ALL_WORK
         };
-        self.run(&mut s, effects);
-        false
+        self.work_or_wake_worker(&mut s, effects)
     }
 
     /// I/O thread: the vCPU thread left work (more than it wanted to do
@@ -374,36 +391,22 @@ impl NetDevice {
     pub fn on_deferred(&self) -> bool {
         let _ = self.deferred.read();
         let mut s = self.lock();
-        if s.model.csb_address().is_some() {
-            return true;
-        }
-        let effects = Effects {
-            process_tx: true,
-            process_rx: true,
-            csb_kick: false,
-        };
-        self.run(&mut s, effects);
-        false
+        self.work_or_wake_worker(&mut s, ALL_WORK)
     }
 
     /// I/O thread: the guest wrote TDT through the ioeventfd (a CSB kick).
-    /// Returns true if the net worker must poll.
+    /// Returns true if the net worker must poll; if the CSB went away between
+    /// the kick and now, transmits by registers.
     pub fn on_tdt_kick(&self) -> bool {
         if let Ok(kicks) = self.tdt_kick.read() {
             self.stats.worker.tx_kicks.add(kicks);
         }
         let mut s = self.lock();
-        if s.model.csb_address().is_some() {
-            return true;
-        }
-        // The CSB went away between the kick and now: transmit by registers.
         let effects = Effects {
-            process_tx: true,
             process_rx: false,
-            csb_kick: false,
+            ..ALL_WORK
         };
-        self.run(&mut s, effects);
-        false
+        self.work_or_wake_worker(&mut s, effects)
     }
 
     /// I/O thread: the moderation timerfd fired.
@@ -423,14 +426,30 @@ impl NetDevice {
         self.irq.on_resample();
     }
 
-    /// Follows CSB mapping changes: the TDT ioeventfd is registered while
-    /// the CSB is mapped, guest_csb_on was set at the last look and BAR0
-    /// decodes; a mapping change wakes the I/O thread, which takes over (or
-    /// hands back) the TX/RX work.
-    fn sync_csb(&self, s: &mut Shared) {
-        let mapped = s.model.csb_address();
-        if mapped != s.csb_seen {
-            s.csb_seen = mapped;
+    /// The I/O thread's share of an event: in CSB mode, tell the caller to
+    /// run the net worker (true); by registers, do the work now (false).
+    fn work_or_wake_worker(&self, s: &mut Shared, effects: Effects) -> bool {
+        match s.path {
+            DataPath::Csb(_) => true,
+            DataPath::Registers => {
+                self.run_by_registers(s, effects);
+                false
+            }
+        }
+    }
+
+    /// The one place the data path is decided: after a register write (and
+    /// after CSB rounds, which may see guest_csb_on change). A change of
+    /// path wakes the I/O thread, which takes over (or hands back) the TX/RX
+    /// work. The TDT ioeventfd is registered while the CSB is mapped,
+    /// guest_csb_on was set at the last look and BAR0 decodes.
+    fn follow_data_path(&self, s: &mut Shared) {
+        let path = match s.model.csb_address() {
+            Some(address) => DataPath::Csb(address),
+            None => DataPath::Registers,
+        };
+        if path != s.path {
+            s.path = path;
             let _ = self.deferred.write(1);
         }
         let wanted = match s.bar0 {
@@ -446,16 +465,22 @@ impl NetDevice {
         }
     }
 
-    /// Runs the TX and RX work `effects` asks for, then settles. In CSB mode
-    /// the work is the net worker's: only wake it.
+    /// Runs the TX and RX work `effects` asks for: inline by registers, by
+    /// waking the net worker in CSB mode; then settles.
     fn run(&self, s: &mut Shared, effects: Effects) {
-        if s.model.csb_address().is_some() {
-            if effects.any() {
-                let _ = self.deferred.write(1);
+        match s.path {
+            DataPath::Csb(_) => {
+                if effects.any() {
+                    let _ = self.deferred.write(1);
+                }
+                self.settle_timer(s);
             }
-            self.settle(s);
-            return;
+            DataPath::Registers => self.run_by_registers(s, effects),
         }
+    }
+
+    /// Register-driven TX and RX work, then settle.
+    fn run_by_registers(&self, s: &mut Shared, effects: Effects) {
         let Shared { model, backend, .. } = s;
         if effects.process_tx {
             model.process_tx(&self.dma, backend);
@@ -484,7 +509,7 @@ impl NetDevice {
             }
         }
         self.settle_timer(s);
-        self.sync_csb(s);
+        self.follow_data_path(s);
         let busy = tx.descriptors > 0 || rx.frames > 0 || rx.dropped > 0;
         self.stats.worker.polls.inc();
         if busy {
@@ -497,33 +522,33 @@ impl NetDevice {
     }
 
     /// The vCPU thread's share of the work (the guest wrote the poll port,
-    /// [`crate::devices::poll_port`]): one round of TX and RX. In CSB mode
-    /// it leaves the need-kick flags and the port's kick requests to the
-    /// net worker. True if descriptors or frames moved.
+    /// [`crate::devices::poll_port`]): in CSB mode a few rounds of TX and RX
+    /// while they move frames (the need-kick flags and the port's kick
+    /// requests stay the net worker's), by registers one round. True if
+    /// descriptors or frames moved.
     pub fn poll_once(&self) -> bool {
         let mut s = self.lock();
-        if s.model.csb_address().is_some() {
-            let mut busy = false;
-            for _ in 0..VCPU_POLL_ROUNDS {
-                if !self.csb_round(&mut s).busy {
-                    break;
+        match s.path {
+            DataPath::Csb(_) => {
+                let mut busy = false;
+                for _ in 0..VCPU_POLL_ROUNDS {
+                    if !self.csb_round(&mut s).busy {
+                        break;
+                    }
+                    busy = true;
                 }
-                busy = true;
+                if busy {
+                    self.stats.worker.vcpu_polls.inc();
+                }
+                busy
             }
-            if busy {
-                self.stats.worker.vcpu_polls.inc();
+            DataPath::Registers => {
+                let moved = || self.stats.tx.packets.get() + self.stats.rx.packets.get();
+                let before = moved();
+                self.run_by_registers(&mut s, ALL_WORK);
+                moved() != before
             }
-            return busy;
         }
-        let moved = || self.stats.tx.packets.get() + self.stats.rx.packets.get();
-        let before = moved();
-        let effects = Effects {
-            process_tx: true,
-            process_rx: true,
-            csb_kick: false,
-        };
-        self.run(&mut s, effects);
-        moved() != before
     }
 
     /// Re-arms the moderation timerfd if the model's deadline changed.
@@ -541,14 +566,17 @@ impl NetDevice {
         }
     }
 
-    /// Re-arms the moderation timer, and (without a CSB) asks the port for
-    /// the kicks the device now needs; if the port is already ready,
-    /// processes again (a bounded number of rounds, then defers). In CSB mode
-    /// the net worker arms the port when it goes to sleep.
+    /// Re-arms the moderation timer; by registers, also asks the port for
+    /// the kicks the device now needs, and if the port is already ready,
+    /// processes again (a bounded number of rounds, then defers to the I/O
+    /// thread). In CSB mode the net worker arms the port when it sleeps.
     fn settle(&self, s: &mut Shared) {
+        self.settle_timer(s);
+        if s.path != DataPath::Registers {
+            return;
+        }
         for _ in 0..MAX_SETTLE_ROUNDS {
-            self.settle_timer(s);
-            if s.model.csb_address().is_some() || !s.backend.arm() {
+            if !s.backend.arm() {
                 return;
             }
             // Frames or space arrived while arming: process them now.
@@ -559,6 +587,7 @@ impl NetDevice {
                 model.process_tx(&self.dma, backend);
             }
             model.process_rx(&self.dma, backend);
+            self.settle_timer(s);
         }
         let _ = self.deferred.write(1);
     }
@@ -574,17 +603,19 @@ impl Pollable for NetDevice {
 
     fn poll(&self) -> Option<Round> {
         let mut s = self.lock();
-        if s.model.csb_address().is_none() {
-            // Back to register-driven mode: arm the port as that mode does.
-            self.settle(&mut s);
-            return None;
+        match s.path {
+            DataPath::Csb(_) => Some(self.csb_round(&mut s)),
+            DataPath::Registers => {
+                // Back to register-driven mode: arm the port as that mode does.
+                self.settle(&mut s);
+                None
+            }
         }
-        Some(self.csb_round(&mut s))
     }
 
     fn try_sleep(&self, rx_waiting: bool) -> bool {
         let mut s = self.lock();
-        if s.model.csb_address().is_none() {
+        if s.path == DataPath::Registers {
             self.settle(&mut s);
             return true;
         }

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use super::PortIo;
+use super::Port;
 
 const SLOT_SIZE: usize = 16384;
 const DEFAULT_CAPACITY: usize = 1024;
@@ -49,7 +49,7 @@ impl PongPort {
     }
 }
 
-impl PortIo for PongPort {
+impl Port for PongPort {
     fn reserve(&mut self) -> Option<&mut [u8]> {
         Some(&mut self.slot)
     }

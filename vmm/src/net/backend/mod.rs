@@ -1,11 +1,12 @@
-//! The e1000's network backend: an adapter from the model's [`NetBackend`]
-//! to a switch port ([`PortIo`]), counting packets, bytes and kicks, and
-//! remembering whether the port ran dry (RX) or full (TX) so the caller knows
-//! which kick to ask for.
+//! The e1000's network backend: [`PortBackend`], the one adapter from the
+//! model's [`NetBackend`] to a [`Port`], counting packets, bytes and kicks,
+//! and remembering whether the port ran dry (RX) or full (TX) so the caller
+//! knows which kick to ask for.
 //!
-//! Ports: [`switch`] (a vswitch port through `switch_user::port::PortClient`),
-//! and two test ports that need no switch, [`sink`] (drops every frame) and
-//! [`pong`] (answers test-frame pings).
+//! Ports: [`switch`] (a vswitch port: the switch's client library's
+//! `PortClient` is a [`Port`] as it is), and two test ports that need no
+//! switch, [`sink`] (drops every frame) and [`pong`] (answers test-frame
+//! pings).
 
 pub mod pong;
 pub mod sink;
@@ -20,9 +21,9 @@ use thiserror::Error;
 use crate::e1000::backend::NetBackend;
 use crate::stats::Stats;
 
-/// What the adapter needs from a port: the zero-copy batch API of
-/// `switch_user::port::PortClient`.
-pub trait PortIo: Send {
+/// What the adapter needs from a port: the zero-copy batch API of the
+/// switch's `PortClient`, plus its kick controls.
+pub trait Port: Send {
     /// The buffer of the next free TX slot, or `None` when the TX ring is full.
     fn reserve(&mut self) -> Option<&mut [u8]>;
     /// Commits the reserved slot with a frame of `len` bytes.
@@ -92,7 +93,7 @@ pub enum BackendError {
     #[error("--net {0:?}: expected SWITCH:PORT (e.g. vale0:vm1), `sink` or `pong`")]
     BadSpec(String),
     /// The switch port could not be opened.
-    #[error("cannot open switch port {port} through {socket}: {source}")]
+    #[error("cannot open switch port {port} through {socket}")]
     Switch {
         /// The port name.
         port: String,
@@ -103,14 +104,14 @@ pub enum BackendError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// An eventfd for a test backend.
-    #[error("cannot create an eventfd: {0}")]
+    #[error("cannot create an eventfd")]
     EventFd(#[source] std::io::Error),
 }
 
 /// Opens the port `spec` names (`socket` is the vswitch daemon's).
-pub fn open(spec: &BackendSpec, socket: &Path) -> Result<Box<dyn PortIo>, BackendError> {
+pub fn open(spec: &BackendSpec, socket: &Path) -> Result<Box<dyn Port>, BackendError> {
     Ok(match spec {
-        BackendSpec::Switch(name) => Box::new(switch::SwitchPort::open(socket, name)?),
+        BackendSpec::Switch(name) => Box::new(switch::open(socket, name)?),
         BackendSpec::Sink => Box::new(sink::SinkPort::new().map_err(BackendError::EventFd)?),
         BackendSpec::Pong => Box::new(pong::PongPort::new().map_err(BackendError::EventFd)?),
     })
@@ -118,7 +119,7 @@ pub fn open(spec: &BackendSpec, socket: &Path) -> Result<Box<dyn PortIo>, Backen
 
 /// The model's backend over a port.
 pub struct PortBackend {
-    port: Box<dyn PortIo>,
+    port: Box<dyn Port>,
     stats: Arc<Stats>,
     /// Length of the frame the last `rx_peek` returned.
     peeked_len: usize,
@@ -145,7 +146,7 @@ struct BatchCounts {
 
 impl PortBackend {
     /// Wraps `port`, counting into `stats`.
-    pub fn new(port: Box<dyn PortIo>, stats: Arc<Stats>) -> PortBackend {
+    pub fn new(port: Box<dyn Port>, stats: Arc<Stats>) -> PortBackend {
         PortBackend {
             max_frame: port.max_frame(),
             port,

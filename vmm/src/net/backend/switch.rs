@@ -1,0 +1,82 @@
+//! A vswitch port as the e1000's backend: the switch's client library's
+//! [`PortClient`] is a [`Port`] as it is; this only opens it.
+
+use std::os::fd::RawFd;
+use std::path::Path;
+
+use switch_user::port::{Interest, PortClient, PortConfig};
+
+use super::{BackendError, Port};
+
+/// Slots per ring of the VM's switch port: the switch drops what does not
+/// fit, and a VM's threads get the CPU in slices of a millisecond or more on
+/// a busy 2-core host (at 2 Mpps, 2000 frames), so the port buffers as much
+/// as the guest's own 4096-descriptor rings.
+pub const PORT_RING_SIZE: u32 = 4096;
+
+/// Connects to the daemon at `socket` and opens `port` (`vale0:vm1`), asking
+/// for [`PORT_RING_SIZE`] slots per ring when it creates the port; a port
+/// that already exists with other sizes is opened as it is.
+pub fn open(socket: &Path, port: &str) -> Result<PortClient, BackendError> {
+    let wanted = PortConfig {
+        ring_size: Some(PORT_RING_SIZE),
+        ..PortConfig::default()
+    };
+    PortClient::open(socket, port, wanted)
+        .or_else(|_| PortClient::open(socket, port, PortConfig::default()))
+        .map_err(|e| BackendError::Switch {
+            port: port.to_string(),
+            socket: socket.display().to_string(),
+            source: Box::new(e),
+        })
+}
+
+impl Port for PortClient {
+    #[inline]
+    fn reserve(&mut self) -> Option<&mut [u8]> {
+        PortClient::reserve(self)
+    }
+
+    #[inline]
+    fn commit(&mut self, len: usize) {
+        PortClient::commit(self, len);
+    }
+
+    fn publish(&mut self) -> usize {
+        PortClient::publish(self)
+    }
+
+    #[inline]
+    fn peek(&mut self) -> Option<&[u8]> {
+        PortClient::peek(self).map(|frame| &*frame)
+    }
+
+    #[inline]
+    fn consume(&mut self) {
+        PortClient::consume(self);
+    }
+
+    fn release_rx(&mut self) {
+        PortClient::release_rx(self);
+    }
+
+    fn kick_fd(&self) -> RawFd {
+        PortClient::kick_fd(self)
+    }
+
+    fn arm(&mut self, rx: bool, tx: bool) -> bool {
+        PortClient::arm(self, Interest { rx, tx })
+    }
+
+    fn disarm(&mut self) {
+        PortClient::disarm(self);
+    }
+
+    fn kicks_sent(&self) -> u64 {
+        self.stats().kicks_sent
+    }
+
+    fn max_frame(&self) -> usize {
+        PortClient::max_frame(self)
+    }
+}

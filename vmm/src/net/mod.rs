@@ -1,0 +1,24 @@
+//! The VMM's network wing: everything between the e1000 model
+//! ([`crate::e1000`], free of I/O) and the switch.
+//!
+//! - [`device`]: the e1000 as the VMM runs it ([`NetDevice`]): the model, its
+//!   backend and its DMA behind one mutex, the PCI identity, the moderation
+//!   timerfd, and the one decision of who moves frames ([`device`]'s data
+//!   path: the threads that touch registers, or the net worker polling the
+//!   CSB);
+//! - [`worker`]: the net worker's polling policy in CSB mode;
+//! - [`dma`]: device DMA into guest RAM;
+//! - [`backend`]: the one adapter from the model's `NetBackend` to a port
+//!   (a switch port, or the `sink` and `pong` test ports), with its counters;
+//! - [`ioevent`]: the KVM ioeventfd that turns the guest's TDT write into a
+//!   kick without a userspace exit;
+//! - [`register_names`]: register names for the exit accounting.
+
+pub mod backend;
+pub mod device;
+pub mod dma;
+pub mod ioevent;
+pub mod register_names;
+pub mod worker;
+
+pub use device::{NetConfig, NetDevice, NetError};
