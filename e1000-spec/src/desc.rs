@@ -202,3 +202,12 @@ pub mod data {
         pub const TXSM: u8 = 0x02;
     }
 }
+
+// The transmit layouts share the command and status bytes, and every field
+// fits in a descriptor.
+const _: () = assert!(tx::CMD == context::TUCMD && tx::CMD == data::DCMD);
+const _: () = assert!(tx::STATUS == context::STATUS && tx::STATUS == data::STATUS);
+const _: () =
+    assert!(ext::DWORD + 3 == tx::CMD && ext::CMD_SHIFT == 8 * (tx::CMD - ext::DWORD) as u32);
+const _: () =
+    assert!(rx::SPECIAL + 2 == SIZE && tx::SPECIAL + 2 == SIZE && context::MSS + 2 == SIZE);

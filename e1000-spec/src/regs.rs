@@ -124,20 +124,38 @@ pub const WUS: u32 = 0x5810;
 pub const MANC: u32 = 0x5820;
 /// IP Address Valid.
 pub const IPAV: u32 = 0x5838;
-/// IPv4 Address Table (4 entries, stride 8).
+/// IPv4 Address Table ([`IP4AT_ENTRIES`] entries, [`WAKEUP_TABLE_STRIDE`]
+/// apart).
 pub const IP4AT: u32 = 0x5840;
-/// IPv6 Address Table (4 words).
+/// Number of IP4AT entries.
+pub const IP4AT_ENTRIES: u32 = 4;
+/// IPv6 Address Table ([`IP6AT_WORDS`] words).
 pub const IP6AT: u32 = 0x5880;
+/// Number of IP6AT words.
+pub const IP6AT_WORDS: u32 = 4;
 /// Wakeup Packet Length.
 pub const WUPL: u32 = 0x5900;
-/// Wakeup Packet Memory (32 words).
+/// Wakeup Packet Memory ([`WUPM_WORDS`] words).
 pub const WUPM: u32 = 0x5A00;
-/// Flexible Filter Length Table (4 entries, stride 8).
+/// Number of WUPM words.
+pub const WUPM_WORDS: u32 = 32;
+/// Flexible Filter Length Table ([`FFLT_ENTRIES`] entries,
+/// [`WAKEUP_TABLE_STRIDE`] apart).
 pub const FFLT: u32 = 0x5F00;
-/// Flexible Filter Mask Table (128 entries, stride 8).
+/// Number of FFLT entries.
+pub const FFLT_ENTRIES: u32 = 4;
+/// Flexible Filter Mask Table ([`FFMT_ENTRIES`] entries,
+/// [`WAKEUP_TABLE_STRIDE`] apart).
 pub const FFMT: u32 = 0x9000;
-/// Flexible Filter Value Table (128 entries, stride 8).
+/// Number of FFMT entries.
+pub const FFMT_ENTRIES: u32 = 128;
+/// Flexible Filter Value Table ([`FFVT_ENTRIES`] entries,
+/// [`WAKEUP_TABLE_STRIDE`] apart).
 pub const FFVT: u32 = 0x9800;
+/// Number of FFVT entries.
+pub const FFVT_ENTRIES: u32 = 128;
+/// Bytes between two entries of IP4AT, FFLT, FFMT and FFVT.
+pub const WAKEUP_TABLE_STRIDE: u32 = 8;
 
 /// Size of BAR0 (memory) in bytes: 128 KiB.
 pub const MMIO_SIZE: u32 = 0x2_0000;

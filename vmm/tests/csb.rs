@@ -1,6 +1,6 @@
 //! The CSB paravirtual extension as the VMM runs it: the e1000 model, DMA
 //! over guest RAM, the net worker (I/O thread) and a port, driven by a test
-//! that plays the guest driver of /work/notes/CSB.md on guest RAM: it
+//! that plays the guest driver of docs/csb.md on guest RAM: it
 //! publishes guest_tdt/guest_rdt, reads host_tdh/host_rdh, kicks only when
 //! the device asked for it, and sleeps on interrupts only after setting its
 //! own need-kick flag. The TDT kick is what KVM's ioeventfd does (signal the
@@ -14,9 +14,9 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use e1000_spec::csb::{field, CSBAH, CSBAL};
+use e1000_spec::regs as r;
 use kvm_ioctls::Kvm;
-use vmm::e1000::csb::field;
-use vmm::e1000::registers as r;
 use vmm::e1000::Dma;
 use vmm::io_thread::{IoSources, IoThread};
 use vmm::irq::{IrqLine, IrqMode};
@@ -253,12 +253,12 @@ impl Rig {
         u32::from_le_bytes(data)
     }
 
-    fn csb(&self, f: u64) -> u32 {
-        self.dma.read_u32(CSB + f).unwrap()
+    fn csb(&self, f: usize) -> u32 {
+        self.dma.read_u32(CSB + f as u64).unwrap()
     }
 
-    fn set_csb(&self, f: u64, value: u32) {
-        self.dma.write_u32(CSB + f, value).unwrap();
+    fn set_csb(&self, f: usize, value: u32) {
+        self.dma.write_u32(CSB + f as u64, value).unwrap();
     }
 
     /// Rings, RX buffers, interrupts enabled; then the CSB: guest_csb_on,
@@ -286,8 +286,8 @@ impl Rig {
         self.set_csb(field::GUEST_RDT, RING - 1);
         self.set_csb(field::GUEST_TXKICK_AT, u32::MAX);
         self.set_csb(field::GUEST_CSB_ON, 1);
-        self.write_reg(r::CSBAH, 0);
-        self.write_reg(r::CSBAL, CSB as u32);
+        self.write_reg(CSBAH, 0);
+        self.write_reg(CSBAL, CSB as u32);
         assert!(self.net.csb_mapped());
         assert_eq!(self.net.tdt_kick_address(), Some(0xFEB0_3818));
     }
@@ -790,16 +790,16 @@ fn hostile_csb_is_counted_and_the_device_keeps_working() {
         (1, 0),
         (0, (8 << 20) - 64),
     ] {
-        rig.write_reg(r::CSBAH, high);
-        rig.write_reg(r::CSBAL, low);
+        rig.write_reg(CSBAH, high);
+        rig.write_reg(CSBAL, low);
         assert!(!rig.net.csb_mapped());
         assert_eq!(rig.net.tdt_kick_address(), None);
     }
     let errors = rig.net.model_errors_json();
     assert_eq!(errors["csb_address_invalid"], 4, "{errors}");
     // Map it again; then indices out of range and flags flipping.
-    rig.write_reg(r::CSBAH, 0);
-    rig.write_reg(r::CSBAL, CSB as u32);
+    rig.write_reg(CSBAH, 0);
+    rig.write_reg(CSBAL, CSB as u32);
     let mut tx = TxDriver::new();
     for seq in 0..10 {
         tx.send(&mut rig, seq, 1);
@@ -863,8 +863,8 @@ fn csb_off_by_writing_zero_and_by_reset() {
         received.next_seq.load(Ordering::Acquire) == 5
     });
     // Off by writing 0: TDT is a register again and transmits inline.
-    rig.write_reg(r::CSBAH, 0);
-    rig.write_reg(r::CSBAL, 0);
+    rig.write_reg(CSBAH, 0);
+    rig.write_reg(CSBAL, 0);
     assert!(!rig.net.csb_mapped());
     assert_eq!(rig.net.tdt_kick_address(), None);
     let mut tail = tx.tail;
@@ -880,12 +880,12 @@ fn csb_off_by_writing_zero_and_by_reset() {
     );
     assert_eq!(rig.read_reg(r::TDH), tail);
     // On again, then a reset turns it off and clears the registers.
-    rig.write_reg(r::CSBAL, CSB as u32);
+    rig.write_reg(CSBAL, CSB as u32);
     assert!(rig.net.csb_mapped());
     rig.write_reg(r::CTRL, 1 << 26);
     assert!(!rig.net.csb_mapped());
     assert_eq!(rig.net.tdt_kick_address(), None);
-    assert_eq!(rig.read_reg(r::CSBAL), 0);
+    assert_eq!(rig.read_reg(CSBAL), 0);
 }
 
 #[test]

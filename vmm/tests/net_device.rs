@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use e1000_spec::regs as r;
 use kvm_ioctls::Kvm;
 use vm_memory::{Bytes, GuestAddress};
-use vmm::e1000::registers as r;
 use vmm::io_thread::{IoSources, IoThread};
 use vmm::irq::{IrqLine, IrqMode};
 use vmm::memory::GuestRam;

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use vm_memory::Bytes;
 
+use e1000_spec::csb::{CSBAH, CSBAL};
+use e1000_spec::regs as r;
 use kvm_ioctls::Kvm;
 use vmm::devices::serial::SerialPort;
-use vmm::e1000::registers as r;
 use vmm::irq::{IrqLine, IrqMode};
 use vmm::memory::GuestRam;
 use vmm::net::backend::{sink::SinkPort, BackendSpec};
@@ -215,9 +216,9 @@ fn csb_is_advertised_and_its_tdt_kick_follows_bar0() {
         .memory()
         .write_obj(1u32, vm_memory::GuestAddress(csb + 12))
         .unwrap();
-    rig.mmio_write32(BAR0 + u64::from(r::CSBAH), 0);
-    rig.mmio_write32(BAR0 + u64::from(r::CSBAL), csb as u32);
-    assert_eq!(rig.mmio32(BAR0 + u64::from(r::CSBAL)), csb as u32);
+    rig.mmio_write32(BAR0 + u64::from(CSBAH), 0);
+    rig.mmio_write32(BAR0 + u64::from(CSBAL), csb as u32);
+    assert_eq!(rig.mmio32(BAR0 + u64::from(CSBAL)), csb as u32);
     assert!(rig.net.csb_mapped());
     assert_eq!(
         rig.net.tdt_kick_address(),
@@ -232,15 +233,15 @@ fn csb_is_advertised_and_its_tdt_kick_follows_bar0() {
     rig.cfg_write(dev, 0x04, 0x7);
     assert_eq!(rig.net.tdt_kick_address(), Some(0xE000_3818));
     // CSB off again by writing 0.
-    rig.mmio_write32(0xE000_0000 + u64::from(r::CSBAL), 0);
+    rig.mmio_write32(0xE000_0000 + u64::from(CSBAL), 0);
     assert!(!rig.net.csb_mapped());
     assert_eq!(rig.net.tdt_kick_address(), None);
     // Without the extension the registers do not exist.
     let Some(mut plain) = rig_with(false) else {
         return;
     };
-    plain.mmio_write32(BAR0 + u64::from(r::CSBAL), csb as u32);
-    assert_eq!(plain.mmio32(BAR0 + u64::from(r::CSBAL)), 0);
+    plain.mmio_write32(BAR0 + u64::from(CSBAL), csb as u32);
+    assert_eq!(plain.mmio32(BAR0 + u64::from(CSBAL)), 0);
     assert!(!plain.net.csb_mapped());
 }
 

@@ -1,14 +1,13 @@
-//! The CSB paravirtual extension: a Common Status Block, one 4 KiB page of
-//! guest memory through which the guest driver and the device exchange ring
-//! indices and "need kick" flags instead of registers and interrupts
-//! (/work/notes/CSB.md; the layout and register offsets of the original e1000
-//! paravirtualization: netmap's `paravirt.h`, the QEMU e1000-paravirt fork,
-//! FreeBSD `if_lem`).
+//! The CSB paravirtual extension, the device's side: a Common Status Block,
+//! one 4 KiB page of guest memory through which the guest driver and the
+//! device exchange ring indices and "need kick" flags instead of registers
+//! and interrupts (`docs/csb.md`; the layout, register offsets and ids are
+//! [`e1000_spec::csb`]'s).
 //!
-//! Registers: CSBAL (BAR0 0x2830) and CSBAH (0x2834). The guest writes the
-//! high half first; the CSBAL write (re)maps the block at the combined
-//! address, which must be 64-byte aligned with the whole page in guest RAM;
-//! address 0 turns the extension off.
+//! Registers: CSBAL and CSBAH. The guest writes the high half first; the
+//! CSBAL write (re)maps the block at the combined address, which must be
+//! [`ALIGN`]-byte aligned with the whole page in guest RAM; address 0 turns
+//! the extension off.
 //!
 //! Every field is a little-endian u32 accessed with one 32-bit load or store
 //! ([`Dma::read_u32`]/[`Dma::write_u32`]). The guest-written half (first cache
@@ -16,52 +15,10 @@
 //! range: counted once per distinct value and ignored, the last valid index
 //! stays in use), flags are read as `!= 0`.
 
+use e1000_spec::csb::{field, is_set, ALIGN, FLAG_CLEAR, FLAG_SET, NONE, SIZE};
+
 use super::dma::Dma;
 use super::stats::ErrorCounters;
-
-/// PCI subsystem id that advertises the extension (subsystem vendor 0x8086).
-pub const SUBSYSTEM_ID: u16 = 0x1101;
-/// Size of the block: one page.
-pub const CSB_SIZE: u64 = 4096;
-/// Required alignment of the block's address (a cache line).
-pub const CSB_ALIGN: u64 = 64;
-/// The "none" value of unused fields.
-pub const NONE: u32 = u32::MAX;
-
-/// Byte offsets of the fields in the block.
-pub mod field {
-    /// The TDT the guest would have written (its TX producer index).
-    pub const GUEST_TDT: u64 = 0;
-    /// The guest sleeps waiting for TX completions: interrupt on TX progress.
-    pub const GUEST_NEED_TXKICK: u64 = 4;
-    /// The guest sleeps waiting for RX frames: interrupt when frames arrive.
-    pub const GUEST_NEED_RXKICK: u64 = 8;
-    /// 1 while the guest driver uses the block.
-    pub const GUEST_CSB_ON: u64 = 12;
-    /// The RDT the guest would have written (RX buffers returned).
-    pub const GUEST_RDT: u64 = 16;
-    /// Unused (0xFFFFFFFF).
-    pub const GUEST_TXKICK_AT: u64 = 20;
-    /// Unused (0).
-    pub const GUEST_USE_MSIX: u64 = 24;
-    /// TX descriptors the device has consumed (its TDH).
-    pub const HOST_TDH: u64 = 64;
-    /// The device's TX worker sleeps: the guest must write TDT to wake it.
-    pub const HOST_NEED_TXKICK: u64 = 68;
-    /// Unused.
-    pub const HOST_TXCYCLES_LIM: u64 = 72;
-    /// Unused.
-    pub const HOST_TXCYCLES: u64 = 76;
-    /// The device's RDH: descriptors before it are filled.
-    pub const HOST_RDH: u64 = 80;
-    /// The device has frames but no buffers: the guest must write RDT after
-    /// returning buffers.
-    pub const HOST_NEED_RXKICK: u64 = 84;
-    /// Unused.
-    pub const HOST_ISR: u64 = 88;
-    /// Unused.
-    pub const HOST_RXKICK_AT: u64 = 92;
-}
 
 /// Which guest producer index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +30,7 @@ pub enum GuestIndex {
 }
 
 impl GuestIndex {
-    fn offset(self) -> u64 {
+    fn offset(self) -> usize {
         match self {
             GuestIndex::Tx => field::GUEST_TDT,
             GuestIndex::Rx => field::GUEST_RDT,
@@ -139,7 +96,7 @@ impl Csb {
         if address == 0 {
             return CsbMapping::Off;
         }
-        if !address.is_multiple_of(CSB_ALIGN) || !dma.contains(address, CSB_SIZE) {
+        if !address.is_multiple_of(ALIGN as u64) || !dma.contains(address, SIZE as u64) {
             return CsbMapping::Invalid;
         }
         self.base = Some(address);
@@ -152,23 +109,28 @@ impl Csb {
     }
 
     /// Reads the field at `offset`; `None` when unmapped or unreadable.
-    pub fn load(&self, dma: &impl Dma, offset: u64) -> Option<u32> {
+    pub fn load(&self, dma: &impl Dma, offset: usize) -> Option<u32> {
         let base = self.base?;
-        dma.read_u32(base + offset).ok()
+        dma.read_u32(base + offset as u64).ok()
     }
 
     /// Writes the field at `offset` (nothing when unmapped).
-    pub fn store(&self, dma: &impl Dma, offset: u64, value: u32) {
+    pub fn store(&self, dma: &impl Dma, offset: usize, value: u32) {
         if let Some(base) = self.base {
             // The whole page was checked at mapping time: this cannot fail
             // unless guest RAM shrank, and then there is nothing to update.
-            let _ = dma.write_u32(base + offset, value);
+            let _ = dma.write_u32(base + offset as u64, value);
         }
     }
 
-    /// Whether a guest flag field is set (`!= 0`).
-    pub fn flag(&self, dma: &impl Dma, offset: u64) -> bool {
-        self.load(dma, offset).is_some_and(|v| v != 0)
+    /// Sets or clears a host flag field.
+    pub fn set_flag(&self, dma: &impl Dma, offset: usize, on: bool) {
+        self.store(dma, offset, if on { FLAG_SET } else { FLAG_CLEAR });
+    }
+
+    /// Whether a guest flag field is set ([`is_set`]: any non-zero value).
+    pub fn flag(&self, dma: &impl Dma, offset: usize) -> bool {
+        self.load(dma, offset).is_some_and(is_set)
     }
 
     /// guest_csb_on as last read (false when unmapped); no memory access.
@@ -221,11 +183,11 @@ impl Csb {
     /// current indices and csb_on as the starting point.
     pub fn init_host_half(&mut self, dma: &impl Dma, tdh: u32, rdh: u32, tdt: u32, rdt: u32) {
         self.store(dma, field::HOST_TDH, tdh);
-        self.store(dma, field::HOST_NEED_TXKICK, 1);
+        self.set_flag(dma, field::HOST_NEED_TXKICK, true);
         self.store(dma, field::HOST_TXCYCLES_LIM, 0);
         self.store(dma, field::HOST_TXCYCLES, 0);
         self.store(dma, field::HOST_RDH, rdh);
-        self.store(dma, field::HOST_NEED_RXKICK, 0);
+        self.set_flag(dma, field::HOST_NEED_RXKICK, false);
         self.store(dma, field::HOST_ISR, 0);
         self.store(dma, field::HOST_RXKICK_AT, NONE);
         self.seen = [tdt, rdt];
@@ -237,6 +199,14 @@ impl Csb {
 mod tests {
     use super::*;
     use crate::e1000::dma::VecMemory;
+
+    /// Where the tests map the block.
+    const BASE: u64 = 0x2000;
+
+    /// Guest address of a field of the block at [`BASE`].
+    fn at(field: usize) -> u64 {
+        BASE + field as u64
+    }
 
     #[test]
     fn mapping_checks_alignment_and_bounds() {
@@ -264,25 +234,25 @@ mod tests {
         let mem = VecMemory::new(64 * 1024);
         let mut errors = ErrorCounters::default();
         let mut csb = Csb::new();
-        csb.write_low(0x2000, &mem);
+        csb.write_low(BASE as u32, &mem);
         csb.init_host_half(&mem, 3, 4, 3, 7);
-        assert_eq!(mem.read_u32(0x2000 + field::HOST_TDH).unwrap(), 3);
-        assert_eq!(mem.read_u32(0x2000 + field::HOST_RDH).unwrap(), 4);
-        assert_eq!(mem.read_u32(0x2000 + field::HOST_NEED_TXKICK).unwrap(), 1);
-        assert_eq!(mem.read_u32(0x2000 + field::HOST_RXKICK_AT).unwrap(), NONE);
-        mem.write_u32(0x2000 + field::GUEST_TDT, 5).unwrap();
+        assert_eq!(mem.read_u32(at(field::HOST_TDH)).unwrap(), 3);
+        assert_eq!(mem.read_u32(at(field::HOST_RDH)).unwrap(), 4);
+        assert_eq!(mem.read_u32(at(field::HOST_NEED_TXKICK)).unwrap(), 1);
+        assert_eq!(mem.read_u32(at(field::HOST_RXKICK_AT)).unwrap(), NONE);
+        mem.write_u32(at(field::GUEST_TDT), 5).unwrap();
         assert!(csb.guest_index_changed(&mem, GuestIndex::Tx));
         assert_eq!(
             csb.guest_index(&mem, GuestIndex::Tx, 8, &mut errors),
             Some(5)
         );
         assert!(!csb.guest_index_changed(&mem, GuestIndex::Tx));
-        mem.write_u32(0x2000 + field::GUEST_TDT, 8).unwrap();
+        mem.write_u32(at(field::GUEST_TDT), 8).unwrap();
         for _ in 0..3 {
             assert_eq!(csb.guest_index(&mem, GuestIndex::Tx, 8, &mut errors), None);
         }
         assert_eq!(errors.csb_index_invalid, 1, "one bad value, counted once");
-        mem.write_u32(0x2000 + field::GUEST_TDT, 0xDEAD).unwrap();
+        mem.write_u32(at(field::GUEST_TDT), 0xDEAD).unwrap();
         assert_eq!(csb.guest_index(&mem, GuestIndex::Tx, 8, &mut errors), None);
         assert_eq!(errors.csb_index_invalid, 2);
         // A ring of size 0 is not the index's fault.
@@ -290,11 +260,10 @@ mod tests {
         assert_eq!(errors.csb_index_invalid, 2);
         // Flags: any non-zero value is set; csb_on changes are counted.
         assert!(!csb.guest_on(&mem, &mut errors));
-        mem.write_u32(0x2000 + field::GUEST_CSB_ON, 0x8000_0000)
-            .unwrap();
+        mem.write_u32(at(field::GUEST_CSB_ON), 0x8000_0000).unwrap();
         assert!(csb.guest_on(&mem, &mut errors));
         assert!(csb.guest_on(&mem, &mut errors));
-        mem.write_u32(0x2000 + field::GUEST_CSB_ON, 0).unwrap();
+        mem.write_u32(at(field::GUEST_CSB_ON), 0).unwrap();
         assert!(!csb.guest_on(&mem, &mut errors));
         assert_eq!(errors.csb_guest_on_changes, 2);
         csb.reset();

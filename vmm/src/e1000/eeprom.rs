@@ -3,65 +3,11 @@
 //! register (the device reads a word) and bit-banging the EECD pins (the Linux
 //! e1000 and FreeBSD em drivers do this on the 82540).
 
-/// Number of 16-bit words (a 93C46: EECD.EE_SIZE reads 0, 6 address bits).
-pub const EEPROM_WORDS: usize = 64;
-/// All 64 words, the checksum word included, sum to this value.
-pub const EEPROM_SUM: u16 = 0xBABA;
-/// Word index of the checksum word.
-pub const WORD_CHECKSUM: usize = 0x3F;
-/// Word index of the LED configuration (0xFFFF: driver defaults).
-pub const WORD_LED_SETTINGS: usize = 0x04;
-/// Word index of Initialization Control 1.
-pub const WORD_INIT_CONTROL1: usize = 0x0A;
-/// Word index of the PCI subsystem id.
-pub const WORD_SUBSYSTEM_ID: usize = 0x0B;
-/// Word index of the PCI subsystem vendor id.
-pub const WORD_SUBSYSTEM_VENDOR_ID: usize = 0x0C;
-/// Word index of the PCI device id.
-pub const WORD_DEVICE_ID: usize = 0x0D;
-/// Word index of the PCI vendor id.
-pub const WORD_VENDOR_ID: usize = 0x0E;
-/// Word index of Initialization Control 2 (flow control advertisement).
-pub const WORD_INIT_CONTROL2: usize = 0x0F;
-/// Word index of Initialization Control 3 for port A (APM wake-up).
-pub const WORD_INIT_CONTROL3: usize = 0x24;
+use e1000_spec::eeprom::{self as spec, init_control1, init_control2, microwire, WORDS};
+use e1000_spec::regs::{eecd, eerd};
 
-/// EECD bits.
-pub mod eecd {
-    /// Clock input to the EEPROM.
-    pub const SK: u32 = 1 << 0;
-    /// Chip select.
-    pub const CS: u32 = 1 << 1;
-    /// Data input to the EEPROM.
-    pub const DI: u32 = 1 << 2;
-    /// Data output from the EEPROM.
-    pub const DO: u32 = 1 << 3;
-    /// Flash write enable control (bits 5:4).
-    pub const FWE_MASK: u32 = 3 << 4;
-    /// Request direct EEPROM access.
-    pub const REQ: u32 = 1 << 6;
-    /// Direct access granted.
-    pub const GNT: u32 = 1 << 7;
-    /// EEPROM present.
-    pub const PRES: u32 = 1 << 8;
-}
-
-/// EERD bits and fields (82540 layout).
-pub mod eerd {
-    /// Start a read.
-    pub const START: u32 = 1 << 0;
-    /// Read done.
-    pub const DONE: u32 = 1 << 4;
-    /// Word address field shift (bits 15:8).
-    pub const ADDR_SHIFT: u32 = 8;
-    /// Data field shift (bits 31:16).
-    pub const DATA_SHIFT: u32 = 16;
-}
-
-/// Microwire READ opcode including the start bit (110b).
-const MICROWIRE_READ: u32 = 0b110;
-/// Start bit + 2 opcode bits + 6 address bits.
-const COMMAND_BITS: u8 = 9;
+/// Data bits per word, as a shift count.
+const WORD_BITS: u32 = microwire::WORD_BITS as u32;
 
 /// Identity the EEPROM carries: the MAC address and the PCI ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,7 +41,7 @@ enum Wire {
 /// The EEPROM and its two access paths.
 #[derive(Clone, Debug)]
 pub struct Eeprom {
-    words: [u16; EEPROM_WORDS],
+    words: [u16; WORDS],
     pins: u32,
     wire: Wire,
     eerd: u32,
@@ -103,33 +49,34 @@ pub struct Eeprom {
 
 impl Eeprom {
     /// An EEPROM holding `identity`, the 82540EM's initialization words and a
-    /// checksum making the 64 words sum to 0xBABA.
+    /// checksum making the words sum to [`spec::CHECKSUM_SUM`].
     pub fn new(identity: &EepromIdentity) -> Self {
-        let mut words = [0xFFFF_u16; EEPROM_WORDS];
-        let mac = identity.mac;
-        words[0] = u16::from_le_bytes([mac[0], mac[1]]);
-        words[1] = u16::from_le_bytes([mac[2], mac[3]]);
-        words[2] = u16::from_le_bytes([mac[4], mac[5]]);
+        let mut words = [0xFFFF_u16; WORDS];
+        for (i, pair) in identity.mac.chunks(2).enumerate() {
+            words[spec::WORD_MAC + i] = u16::from_le_bytes([pair[0], pair[1]]);
+        }
         // Compatibility word and image version: nothing special.
-        words[3] = 0x0000;
-        words[5] = 0x0001;
-        // Words 8..10: printed board assembly number.
-        words[8] = 0x0000;
-        words[9] = 0x0000;
-        // Init Control 1: signature 01b (bits 15:14), load the subsystem ids
-        // (bit 0) and the vendor/device ids (bit 1) into PCI space.
-        words[WORD_INIT_CONTROL1] = 0x4000 | 0x0002 | 0x0001;
-        words[WORD_SUBSYSTEM_ID] = identity.subsystem_id;
-        words[WORD_SUBSYSTEM_VENDOR_ID] = identity.subsystem_vendor_id;
-        words[WORD_DEVICE_ID] = identity.device_id;
-        words[WORD_VENDOR_ID] = identity.vendor_id;
+        words[spec::WORD_COMPATIBILITY] = 0x0000;
+        words[spec::WORD_IMAGE_VERSION] = 0x0001;
+        // Printed board assembly number.
+        words[spec::WORD_PBA] = 0x0000;
+        words[spec::WORD_PBA + 1] = 0x0000;
+        // Init Control 1: valid, load the subsystem and vendor/device ids
+        // into PCI space.
+        words[spec::WORD_INIT_CONTROL1] = init_control1::SIGNATURE
+            | init_control1::LOAD_VENDOR_DEVICE_IDS
+            | init_control1::LOAD_SUBSYSTEM_IDS;
+        words[spec::WORD_SUBSYSTEM_ID] = identity.subsystem_id;
+        words[spec::WORD_SUBSYSTEM_VENDOR_ID] = identity.subsystem_vendor_id;
+        words[spec::WORD_DEVICE_ID] = identity.device_id;
+        words[spec::WORD_VENDOR_ID] = identity.vendor_id;
         // Init Control 2: advertise symmetric and asymmetric PAUSE.
-        words[WORD_INIT_CONTROL2] = 0x3000;
+        words[spec::WORD_INIT_CONTROL2] = init_control2::PAUSE | init_control2::ASM_DIR;
         // Init Control 3: no APM wake-up.
-        words[WORD_INIT_CONTROL3] = 0x0000;
-        words[WORD_CHECKSUM] = 0;
+        words[spec::WORD_INIT_CONTROL3] = 0x0000;
+        words[spec::WORD_CHECKSUM] = 0;
         let sum = words.iter().fold(0u16, |acc, w| acc.wrapping_add(*w));
-        words[WORD_CHECKSUM] = EEPROM_SUM.wrapping_sub(sum);
+        words[spec::WORD_CHECKSUM] = spec::CHECKSUM_SUM.wrapping_sub(sum);
         Self {
             words,
             pins: 0,
@@ -143,12 +90,13 @@ impl Eeprom {
         self.words.get(index).copied()
     }
 
-    /// The MAC address stored in words 0..3.
+    /// The MAC address stored in the MAC words.
     pub fn mac(&self) -> [u8; 6] {
-        let [a, b] = self.words[0].to_le_bytes();
-        let [c, d] = self.words[1].to_le_bytes();
-        let [e, f] = self.words[2].to_le_bytes();
-        [a, b, c, d, e, f]
+        let mut mac = [0u8; 6];
+        for (i, pair) in mac.chunks_mut(2).enumerate() {
+            pair.copy_from_slice(&self.words[spec::WORD_MAC + i].to_le_bytes());
+        }
+        mac
     }
 
     /// Returns the access state to its power-on value (contents unchanged).
@@ -196,11 +144,12 @@ impl Eeprom {
         if let Wire::Command { bits, count } = self.wire {
             let bits = (bits << 1) | u32::from(data_in);
             let count = count + 1;
-            if count < COMMAND_BITS {
+            if count < microwire::COMMAND_BITS {
                 self.wire = Wire::Command { bits, count };
-            } else if bits >> 6 == MICROWIRE_READ {
+            } else if bits >> microwire::ADDRESS_BITS == microwire::READ {
+                let address = bits & ((1 << microwire::ADDRESS_BITS) - 1);
                 self.wire = Wire::Reading {
-                    pos: (bits & 0x3F) * 16,
+                    pos: address * WORD_BITS,
                     presented: false,
                 };
             } else {
@@ -212,7 +161,7 @@ impl Eeprom {
     fn clock_fall(&mut self) {
         if let Wire::Reading { pos, presented } = self.wire {
             let pos = if presented {
-                (pos + 1) % (EEPROM_WORDS as u32 * 16)
+                (pos + 1) % (WORDS as u32 * WORD_BITS)
             } else {
                 pos
             };
@@ -230,8 +179,8 @@ impl Eeprom {
                 pos,
                 presented: true,
             } => {
-                let word = self.words[(pos / 16) as usize % EEPROM_WORDS];
-                (word >> (15 - pos % 16)) & 1 != 0
+                let word = self.words[(pos / WORD_BITS) as usize % WORDS];
+                (word >> (WORD_BITS - 1 - pos % WORD_BITS)) & 1 != 0
             }
             Wire::Reading {
                 presented: false, ..
@@ -252,7 +201,7 @@ impl Eeprom {
             self.eerd = value & !eerd::DONE;
             return true;
         }
-        let address = (value >> eerd::ADDR_SHIFT) & 0xFF;
+        let address = (value >> eerd::ADDR_SHIFT) & eerd::ADDR_MASK;
         let field = address << eerd::ADDR_SHIFT;
         match self.words.get(address as usize) {
             Some(&word) => {

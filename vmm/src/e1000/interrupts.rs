@@ -2,7 +2,7 @@
 //! to the VMM through a [`Trigger`].
 
 use super::moderation::Moderation;
-use super::registers::icr;
+use e1000_spec::regs::icr;
 
 /// Receives the device's interrupt level (INTx); the VMM turns rising edges
 /// into interrupts (an irqfd pulse on hosts where level INTx is broken).

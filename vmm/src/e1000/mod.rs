@@ -32,7 +32,12 @@
 //! [`E1000::csb_prepare_sleep`] and its wake-up through
 //! [`E1000::csb_enter_polling`].
 //!
-//! Modules: `registers` (offsets, bits, storage), `eeprom`, `phy` (MDIC),
+//! Every number of the guest/device contract (register offsets and bits,
+//! descriptor layouts, EEPROM words, PHY registers, PCI ids, the CSB layout)
+//! comes from the `e1000-spec` crate, which the guest image's driver uses
+//! too; the modules here hold the behaviour.
+//!
+//! Modules: `registers` (the register file), `eeprom`, `phy` (MDIC),
 //! `interrupts` and `moderation`, `tx`, `rx`, `ring` (descriptor rings),
 //! `checksum`, `stats` (statistics registers and error counters), `csb` (the
 //! paravirtual extension), `dma` and `backend` (the interfaces).
@@ -64,21 +69,18 @@ pub use stats::{ErrorCounters, Statistics};
 
 use std::sync::atomic::{fence, Ordering};
 
-use csb::{field as csb_field, Csb, CsbMapping, GuestIndex};
+use e1000_spec::csb::{field as csb_field, CSBAH, CSBAL};
+use e1000_spec::regs::*;
+use e1000_spec::{desc, pci};
+
+use csb::{Csb, CsbMapping, GuestIndex};
 use eeprom::{Eeprom, EepromIdentity};
 use interrupts::Interrupts;
 use phy::Phy;
-use registers::*;
+use registers::{is_storage_register, RegisterFile};
 use ring::{Ring, RingError};
 use rx::{RxEngine, RxEnv};
 use tx::{TxEngine, TxEnv};
-
-/// PCI vendor id of Intel.
-pub const VENDOR_ID: u16 = 0x8086;
-/// PCI device id of the 82540EM.
-pub const DEVICE_ID: u16 = 0x100E;
-/// PCI subsystem id of the PRO/1000 MT Desktop adapter.
-pub const DEFAULT_SUBSYSTEM_ID: u16 = 0x001E;
 /// TX descriptors walked in one [`E1000::process_tx`] call in CSB mode, so
 /// that a thread holds the device lock for one bounded batch (512 frames
 /// are roughly 50-100 us of work here, less than one VM exit costs). Large
@@ -116,20 +118,21 @@ impl E1000Config {
         Self {
             mac,
             mitigation: true,
-            subsystem_vendor_id: VENDOR_ID,
-            subsystem_id: DEFAULT_SUBSYSTEM_ID,
+            subsystem_vendor_id: pci::SUBSYSTEM_VENDOR_ID,
+            subsystem_id: pci::SUBSYSTEM_ID,
             csb: false,
         }
     }
 
     /// Turns the CSB extension on or off, with its advertisement: subsystem
-    /// id [`csb::SUBSYSTEM_ID`] when on, the stock one when off.
+    /// id [`e1000_spec::csb::SUBSYSTEM_ID`] when on, the stock one
+    /// ([`pci::SUBSYSTEM_ID`]) when off.
     pub fn with_csb(mut self, on: bool) -> Self {
         self.csb = on;
         self.subsystem_id = if on {
-            csb::SUBSYSTEM_ID
+            e1000_spec::csb::SUBSYSTEM_ID
         } else {
-            DEFAULT_SUBSYSTEM_ID
+            pci::SUBSYSTEM_ID
         };
         self
     }
@@ -221,7 +224,7 @@ impl<T: Trigger, C: Clock> std::fmt::Debug for E1000<T, C> {
 
 /// Whether `offset` is a RAH register.
 fn is_rah(offset: u32) -> bool {
-    (RA..RA + RA_ENTRIES * 8).contains(&offset) && (offset - RA) % 8 == 4
+    (RA..ra_low(RA_ENTRIES)).contains(&offset) && offset == ra_high((offset - RA) / RA_STRIDE)
 }
 
 impl<T: Trigger, C: Clock> E1000<T, C> {
@@ -229,8 +232,8 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
     pub fn new(config: E1000Config, trigger: T, clock: C) -> Self {
         let eeprom = Eeprom::new(&EepromIdentity {
             mac: config.mac,
-            vendor_id: VENDOR_ID,
-            device_id: DEVICE_ID,
+            vendor_id: pci::VENDOR_ID,
+            device_id: pci::DEVICE_ID,
             subsystem_vendor_id: config.subsystem_vendor_id,
             subsystem_id: config.subsystem_id,
         });
@@ -314,10 +317,12 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
 
     fn load_mac_from_eeprom(&mut self) {
         let mac = self.eeprom.mac();
-        self.regs
-            .set(RA, u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]));
         self.regs.set(
-            RA + 4,
+            ra_low(0),
+            u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]),
+        );
+        self.regs.set(
+            ra_high(0),
             u32::from(u16::from_le_bytes([mac[4], mac[5]])) | rah::AV,
         );
     }
@@ -432,10 +437,10 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
             }
             MDIC => {
                 self.mdic = phy::mdic_command(&mut self.phy, value);
-                if self.mdic & phy::mdic::ERROR != 0 {
+                if self.mdic & mdic::ERROR != 0 {
                     self.errors.mdic_invalid += 1;
                 }
-                if value & phy::mdic::INTERRUPT != 0 {
+                if value & mdic::INTERRUPT != 0 {
                     self.irq.raise(icr::MDAC);
                 }
             }
@@ -689,8 +694,8 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
     /// kicking. No effect unless the CSB is active.
     pub fn csb_enter_polling<D: Dma>(&mut self, dma: &D) {
         if self.csb_guest_active(dma) {
-            self.csb.store(dma, csb_field::HOST_NEED_TXKICK, 0);
-            self.csb.store(dma, csb_field::HOST_NEED_RXKICK, 0);
+            self.csb.set_flag(dma, csb_field::HOST_NEED_TXKICK, false);
+            self.csb.set_flag(dma, csb_field::HOST_NEED_RXKICK, false);
         }
     }
 
@@ -705,9 +710,9 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
         if !self.csb_guest_active(dma) {
             return true;
         }
-        self.csb.store(dma, csb_field::HOST_NEED_TXKICK, 1);
+        self.csb.set_flag(dma, csb_field::HOST_NEED_TXKICK, true);
         if rx_waiting {
-            self.csb.store(dma, csb_field::HOST_NEED_RXKICK, 1);
+            self.csb.set_flag(dma, csb_field::HOST_NEED_RXKICK, true);
         }
         fence(Ordering::SeqCst);
         let tx_new = self.regs.get(TCTL) & tctl::EN != 0
@@ -716,8 +721,8 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
             && self.regs.get(RCTL) & rctl::EN != 0
             && self.csb.guest_index_changed(dma, GuestIndex::Rx);
         if tx_new || rx_new {
-            self.csb.store(dma, csb_field::HOST_NEED_TXKICK, 0);
-            self.csb.store(dma, csb_field::HOST_NEED_RXKICK, 0);
+            self.csb.set_flag(dma, csb_field::HOST_NEED_TXKICK, false);
+            self.csb.set_flag(dma, csb_field::HOST_NEED_RXKICK, false);
             return false;
         }
         true
@@ -731,7 +736,7 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
     /// invalid value leaves the previous tail in use.
     fn tx_indices<D: Dma>(&mut self, dma: &D, csb: bool) -> (u32, u32) {
         if csb {
-            let size = self.regs.get(TDLEN) / ring::DESCRIPTOR_SIZE as u32;
+            let size = self.regs.get(TDLEN) / desc::SIZE as u32;
             let index = self
                 .csb
                 .guest_index(dma, GuestIndex::Tx, size, &mut self.errors);
@@ -755,7 +760,7 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
     /// active, as for [`E1000::tx_indices`].
     fn rx_indices<D: Dma>(&mut self, dma: &D, csb: bool) -> (u32, u32) {
         if csb {
-            let size = self.regs.get(RDLEN) / ring::DESCRIPTOR_SIZE as u32;
+            let size = self.regs.get(RDLEN) / desc::SIZE as u32;
             let index = self
                 .csb
                 .guest_index(dma, GuestIndex::Rx, size, &mut self.errors);

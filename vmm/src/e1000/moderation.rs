@@ -16,6 +16,8 @@
 
 use std::time::Instant;
 
+use e1000_spec::regs::moderation::{DELAY_UNIT_NS, INTERVAL_MASK, ITR_UNIT_NS};
+
 /// Time source in nanoseconds.
 pub trait Clock {
     /// Nanoseconds since an arbitrary, fixed origin; never decreases.
@@ -41,13 +43,6 @@ impl Clock for MonotonicClock {
         u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }
-
-/// ITR unit in nanoseconds.
-pub const ITR_UNIT_NS: u64 = 256;
-/// TIDV/TADV/RDTR/RADV unit in nanoseconds.
-pub const DELAY_UNIT_NS: u64 = 1024;
-/// The 16-bit interval field of every moderation register.
-const INTERVAL_MASK: u32 = 0xFFFF;
 
 /// Moderation registers and timers.
 #[derive(Clone, Debug, Default)]
@@ -138,7 +133,7 @@ impl Moderation {
     /// return value tells whether RXT0 must be raised.
     pub fn set_rdtr(&mut self, value: u32) -> bool {
         self.rdtr = value & INTERVAL_MASK;
-        if value & super::registers::rdtr::FPD == 0 {
+        if value & e1000_spec::regs::rdtr::FPD == 0 {
             return false;
         }
         let running = self.rx_packet_deadline.is_some() || self.rx_absolute_deadline.is_some();
@@ -178,7 +173,7 @@ impl Moderation {
 
     /// Stops the timers whose deadline passed and returns the causes they set.
     pub fn expire(&mut self, now: u64) -> u32 {
-        use super::registers::icr;
+        use e1000_spec::regs::icr;
         let mut causes = 0;
         let due = |deadline: Option<u64>| deadline.is_some_and(|d| d <= now);
         if due(self.tx_packet_deadline) || due(self.tx_absolute_deadline) {

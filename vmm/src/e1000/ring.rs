@@ -1,9 +1,9 @@
 //! Descriptor ring geometry and batched descriptor fetches.
 
+use e1000_spec::desc::SIZE as DESCRIPTOR_SIZE;
+
 use super::dma::{Dma, DmaError};
 
-/// Size of every descriptor (legacy and extended) in bytes.
-pub const DESCRIPTOR_SIZE: usize = 16;
 /// Descriptors fetched with one DMA read.
 pub const FETCH_BATCH: usize = 32;
 
@@ -12,7 +12,8 @@ pub const FETCH_BATCH: usize = 32;
 pub struct Ring {
     /// Guest-physical address of descriptor 0.
     pub base: u64,
-    /// Number of descriptors (at least 8: lengths are multiples of 128).
+    /// Number of descriptors (at least 8: lengths are multiples of
+    /// [`e1000_spec::desc::RING_LEN_ALIGN`]).
     pub size: u32,
 }
 

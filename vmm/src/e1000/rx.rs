@@ -5,11 +5,15 @@
 //! A frame leaves the backend only when it is delivered or dropped by the
 //! rules of the device; without free descriptors it waits in the backend.
 
+use e1000_spec::desc::{self, rx as layout, rx::errors, rx::status};
+use e1000_spec::regs::{rah, rctl, MTA, RA_ENTRIES, VFTA};
+use e1000_spec::stats as stat;
+
 use super::backend::NetBackend;
 use super::dma::{Dma, DmaError};
-use super::registers::{rah, rctl, RegisterFile, MTA, RA_ENTRIES, VFTA};
+use super::registers::RegisterFile;
 use super::ring::{DescriptorCache, Ring};
-use super::stats::{reg as stat, ErrorCounters, Statistics};
+use super::stats::{ErrorCounters, Statistics};
 
 /// Frames shorter than this are padded with zeros (as on the wire).
 pub const MIN_FRAME_LEN: usize = 60;
@@ -24,37 +28,18 @@ pub const RX_BUDGET: u32 = 256;
 /// Smallest frame the model accepts from the backend (an Ethernet header).
 const ETHERNET_HEADER: usize = 14;
 
-/// Receive descriptor status bits.
-pub mod status {
-    /// Descriptor done.
-    pub const DD: u8 = 0x01;
-    /// End of packet.
-    pub const EOP: u8 = 0x02;
-    /// Ignore checksum indication (the model does no receive checksums).
-    pub const IXSM: u8 = 0x04;
-    /// The frame had an 802.1Q tag, stripped into the special field.
-    pub const VP: u8 = 0x08;
-}
-
-/// Receive descriptor error bits.
-pub mod error {
-    /// RX data error (here: the buffer was outside guest memory).
-    pub const RXE: u8 = 0x80;
-}
-
 /// Receive buffer size selected by RCTL.BSIZE and RCTL.BSEX.
 pub fn buffer_size(rctl_value: u32) -> usize {
-    let bsize = (rctl_value >> rctl::BSIZE_SHIFT) & 3;
-    match (rctl_value & rctl::BSEX != 0, bsize) {
-        (false, 0) => 2048,
-        (false, 1) => 1024,
-        (false, 2) => 512,
-        (false, _) => 256,
-        (true, 1) => 16384,
-        (true, 2) => 8192,
-        (true, 3) => 4096,
-        // BSEX with BSIZE 00b is reserved: use the default size.
-        (true, _) => 2048,
+    use rctl::bsize;
+    match rctl_value & (rctl::BSIZE_MASK | rctl::BSEX) {
+        bsize::B1024 => 1024,
+        bsize::B512 => 512,
+        bsize::B256 => 256,
+        bsize::B16384 => 16384,
+        bsize::B8192 => 8192,
+        bsize::B4096 => 4096,
+        // B2048, and BSEX with BSIZE 00b (reserved: the default size).
+        _ => 2048,
     }
 }
 
@@ -102,7 +87,7 @@ pub fn accept(regs: &RegisterFile, rctl_value: u32, vlan_ethertype: u16, frame: 
         if rah_value & rah::AV != 0
             && rah_value & rah::ASEL_MASK == 0
             && ral == low
-            && rah_value & 0xFFFF == high
+            && rah_value & rah::ADDRESS_HIGH_MASK == high
         {
             return true;
         }
@@ -251,7 +236,7 @@ impl RxEngine {
     ) -> RxRun {
         let ring = env.ring;
         let buffer = buffer_size(env.rctl);
-        let threshold = ring.size >> (((env.rctl >> rctl::RDMTS_SHIFT) & 3) + 1);
+        let threshold = ring.size >> (((env.rctl & rctl::RDMTS_MASK) >> rctl::RDMTS_SHIFT) + 1);
         let mut cache = DescriptorCache::default();
         let mut run = RxRun {
             head: env.head,
@@ -342,30 +327,33 @@ impl RxEngine {
             let mut offset = 0;
             let count = self.picked.len();
             for (k, &(index, addr)) in self.picked.iter().enumerate() {
-                let mut writeback = [0u8; 8];
+                // The descriptor from LENGTH on (the address stays).
+                let mut written = [0u8; desc::SIZE];
                 if addr == 0 {
                     errors.rx_null_descriptors += 1;
-                    writeback[4] = status::DD;
+                    written[layout::STATUS] = status::DD;
                 } else {
                     let chunk = buffer.min(total - offset);
                     if parts.write(dma, addr, offset, chunk).is_err() {
                         errors.rx_buffer_dma_errors += 1;
-                        rx_error |= error::RXE;
+                        rx_error |= errors::RXE;
                     }
                     offset += chunk;
-                    writeback[..2].copy_from_slice(&(chunk as u16).to_le_bytes());
-                    writeback[4] = status::DD;
+                    written[layout::LENGTH..layout::LENGTH + 2]
+                        .copy_from_slice(&(chunk as u16).to_le_bytes());
+                    written[layout::STATUS] = status::DD;
                     if k + 1 == count {
-                        writeback[4] |= status::EOP | status::IXSM;
+                        written[layout::STATUS] |= status::EOP | status::IXSM;
                         if let Some(tci) = tag {
-                            writeback[4] |= status::VP;
-                            writeback[6..8].copy_from_slice(&tci.to_le_bytes());
+                            written[layout::STATUS] |= status::VP;
+                            written[layout::SPECIAL..layout::SPECIAL + 2]
+                                .copy_from_slice(&tci.to_le_bytes());
                         }
                     }
-                    writeback[5] = rx_error;
+                    written[layout::ERRORS] = rx_error;
                 }
-                let at = ring.address(index).saturating_add(8);
-                if dma.write(at, &writeback).is_err() {
+                let at = ring.address(index).saturating_add(layout::LENGTH as u64);
+                if dma.write(at, &written[layout::LENGTH..]).is_err() {
                     errors.rx_writeback_dma_errors += 1;
                 }
             }
@@ -413,7 +401,7 @@ impl RxEngine {
             }
             let raw = cache.get(dma, ring, index, tail)?;
             let mut addr = [0u8; 8];
-            addr.copy_from_slice(&raw[..8]);
+            addr.copy_from_slice(&raw[layout::ADDR..layout::ADDR + 8]);
             let addr = u64::from_le_bytes(addr);
             self.picked.push((index, addr));
             if addr != 0 {

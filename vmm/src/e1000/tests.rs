@@ -4,12 +4,18 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use super::eeprom::{eecd, eerd, EEPROM_SUM, EEPROM_WORDS};
-use super::phy::{mdic, reg as phyreg, PHY_ID};
-use super::registers::*;
-use super::rx::{multicast_hash, status as rxs};
-use super::stats::reg as st;
-use super::tx::{cmd, popts, tucmd};
+use e1000_spec::csb::{self, CSBAH, CSBAL};
+use e1000_spec::desc::context::tucmd;
+use e1000_spec::desc::data::popts;
+use e1000_spec::desc::rx::status as rxs;
+use e1000_spec::desc::tx::cmd;
+use e1000_spec::eeprom::{CHECKSUM_SUM as EEPROM_SUM, WORDS as EEPROM_WORDS};
+use e1000_spec::pci::{DEVICE_ID, SUBSYSTEM_ID as DEFAULT_SUBSYSTEM_ID, VENDOR_ID};
+use e1000_spec::phy::{reg as phyreg, ID1};
+use e1000_spec::regs::*;
+use e1000_spec::stats as st;
+
+use super::rx::multicast_hash;
 use super::*;
 
 const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
@@ -440,7 +446,7 @@ fn mdic_reads_phy_identity_and_link() {
     let id1 = mdic_read(&mut h, 1, phyreg::ID1 as u32);
     assert_ne!(id1 & mdic::READY, 0);
     assert_eq!(id1 & mdic::ERROR, 0);
-    assert_eq!(id1 & 0xFFFF, u32::from(PHY_ID.0));
+    assert_eq!(id1 & 0xFFFF, u32::from(ID1));
     assert_eq!(mdic_read(&mut h, 1, phyreg::ID2 as u32) & 0xFFFF, 0x0C20);
     let status = mdic_read(&mut h, 1, phyreg::STATUS as u32) & 0xFFFF;
     assert_ne!(status & 0x0004, 0, "link up");
@@ -1285,7 +1291,7 @@ fn hostile_receive_descriptors_are_counted() {
     h.net.push_rx(&eth_frame(MAC, 64, 1));
     h.dev.process_rx(&h.mem, &mut h.net);
     assert_eq!(h.dev.errors().rx_buffer_dma_errors, 1);
-    assert_eq!(h.rx_desc(0)[13], super::rx::error::RXE);
+    assert_eq!(h.rx_desc(0)[13], e1000_spec::desc::rx::errors::RXE);
     assert_eq!(h.dev.errors().rx_null_descriptors, 1);
     assert_eq!(h.rx_desc(1)[12], rxs::DD, "skipped, no EOP");
     assert_eq!(h.rx_desc(2)[12] & rxs::EOP, rxs::EOP);
@@ -1721,12 +1727,12 @@ impl Harness {
         Self::with_config(config)
     }
 
-    fn csb_get(&self, field: u64) -> u32 {
-        self.mem.read_u32(CSB + field).unwrap()
+    fn csb_get(&self, field: usize) -> u32 {
+        self.mem.read_u32(CSB + field as u64).unwrap()
     }
 
-    fn csb_set(&self, field: u64, value: u32) {
-        self.mem.write_u32(CSB + field, value).unwrap();
+    fn csb_set(&self, field: usize, value: u32) {
+        self.mem.write_u32(CSB + field as u64, value).unwrap();
     }
 
     /// The guest enables the CSB: guest_csb_on, then CSBAH and CSBAL.

@@ -7,11 +7,17 @@
 //! descriptor) until the guest adds the rest, unless it fills the whole ring,
 //! in which case it is dropped.
 
+use e1000_spec::desc::context::{self, tucmd};
+use e1000_spec::desc::data::{self, popts};
+use e1000_spec::desc::tx::{self as legacy, cmd};
+use e1000_spec::desc::{ext, SIZE as DESCRIPTOR_SIZE};
+use e1000_spec::stats as stat;
+
 use super::backend::NetBackend;
 use super::checksum;
 use super::dma::{Dma, DmaError};
-use super::ring::{DescriptorCache, Ring, DESCRIPTOR_SIZE};
-use super::stats::{reg as stat, ErrorCounters, Statistics};
+use super::ring::{DescriptorCache, Ring};
+use super::stats::{ErrorCounters, Statistics};
 
 /// Largest frame (before segmentation) the model gathers: 64 KiB.
 pub const MAX_TX_PACKET: usize = 64 * 1024;
@@ -21,55 +27,6 @@ const MIN_FRAME_LEN: usize = 60;
 const CRC_LEN: usize = 4;
 /// Frames committed between two backend flushes at most.
 const FLUSH_EVERY: u32 = 256;
-/// Descriptor status: descriptor done.
-const STATUS_DD: u8 = 0x01;
-/// Byte offset of the status field in a descriptor.
-const STATUS_OFFSET: u64 = 12;
-/// DTYP of a TCP/IP context descriptor.
-const DTYP_CONTEXT: u8 = 0;
-/// DTYP of a TCP/IP data descriptor.
-const DTYP_DATA: u8 = 1;
-
-/// Command bits (legacy CMD, data DCMD, context TUCMD share RS/DEXT/IDE).
-pub mod cmd {
-    /// End of packet.
-    pub const EOP: u8 = 0x01;
-    /// Insert FCS.
-    pub const IFCS: u8 = 0x02;
-    /// Legacy: insert checksum at CSO.
-    pub const IC: u8 = 0x04;
-    /// Data: TCP segmentation enable.
-    pub const TSE: u8 = 0x04;
-    /// Report status (write back DD).
-    pub const RS: u8 = 0x08;
-    /// Report packet sent (82544 only; treated like RS).
-    pub const RPS: u8 = 0x10;
-    /// Extended descriptor.
-    pub const DEXT: u8 = 0x20;
-    /// Insert a VLAN tag (with CTRL.VME).
-    pub const VLE: u8 = 0x40;
-    /// Interrupt delay enable.
-    pub const IDE: u8 = 0x80;
-}
-
-/// Context descriptor TUCMD bits.
-pub mod tucmd {
-    /// TCP (else UDP).
-    pub const TCP: u8 = 0x01;
-    /// IPv4 (else IPv6).
-    pub const IP: u8 = 0x02;
-    /// TCP segmentation context.
-    pub const TSE: u8 = 0x04;
-}
-
-/// Data descriptor POPTS bits.
-pub mod popts {
-    /// Insert the IP checksum.
-    pub const IXSM: u8 = 0x01;
-    /// Insert the TCP/UDP checksum.
-    pub const TXSM: u8 = 0x02;
-}
-
 /// TCP flags cleared in all but the last TSO segment.
 const TCP_FIN_PSH: u8 = 0x01 | 0x08;
 
@@ -121,44 +78,53 @@ fn le16(raw: &[u8; DESCRIPTOR_SIZE], at: usize) -> u16 {
     u16::from_le_bytes([raw[at], raw[at + 1]])
 }
 
+fn le32(raw: &[u8; DESCRIPTOR_SIZE], at: usize) -> u32 {
+    u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]])
+}
+
+fn le64(raw: &[u8; DESCRIPTOR_SIZE], at: usize) -> u64 {
+    u64::from(le32(raw, at)) | u64::from(le32(raw, at + 4)) << 32
+}
+
+/// Decodes a descriptor by its layout: legacy (DEXT clear), or by DTYP a
+/// TCP/IP context or data descriptor.
 fn parse(raw: &[u8; DESCRIPTOR_SIZE]) -> Descriptor {
-    let mut addr_bytes = [0u8; 8];
-    addr_bytes.copy_from_slice(&raw[..8]);
-    let addr = u64::from_le_bytes(addr_bytes);
-    let cmd = raw[11];
+    // The command byte is at the same offset in the three layouts.
+    let cmd = raw[legacy::CMD];
     if cmd & cmd::DEXT == 0 {
         return Descriptor::Data {
-            addr,
-            len: u32::from(le16(raw, 8)),
+            addr: le64(raw, legacy::ADDR),
+            len: u32::from(le16(raw, legacy::LENGTH)),
             cmd,
             popts: 0,
-            special: le16(raw, 14),
-            legacy: Some((raw[13], raw[10])),
+            special: le16(raw, legacy::SPECIAL),
+            legacy: Some((raw[legacy::CSS], raw[legacy::CSO])),
         };
     }
-    let len = u32::from_le_bytes([raw[8], raw[9], raw[10], 0]) & 0xF_FFFF;
-    match raw[10] >> 4 {
-        DTYP_CONTEXT => Descriptor::Context {
+    let dword = le32(raw, ext::DWORD);
+    let len = dword & ext::LEN_MASK;
+    match (dword >> ext::DTYP_SHIFT) & ext::DTYP_MASK {
+        ext::DTYP_CONTEXT => Descriptor::Context {
             context: TxContext {
-                ipcss: raw[0],
-                ipcso: raw[1],
-                ipcse: le16(raw, 2),
-                tucss: raw[4],
-                tucso: raw[5],
-                tucse: le16(raw, 6),
+                ipcss: raw[context::IPCSS],
+                ipcso: raw[context::IPCSO],
+                ipcse: le16(raw, context::IPCSE),
+                tucss: raw[context::TUCSS],
+                tucso: raw[context::TUCSO],
+                tucse: le16(raw, context::TUCSE),
                 paylen: len,
                 tucmd: cmd,
-                hdrlen: raw[13],
-                mss: le16(raw, 14),
+                hdrlen: raw[context::HDRLEN],
+                mss: le16(raw, context::MSS),
             },
             cmd,
         },
-        DTYP_DATA => Descriptor::Data {
-            addr,
+        ext::DTYP_DATA => Descriptor::Data {
+            addr: le64(raw, data::ADDR),
             len,
             cmd,
-            popts: raw[13],
-            special: le16(raw, 14),
+            popts: raw[data::POPTS],
+            special: le16(raw, data::SPECIAL),
             legacy: None,
         },
         _ => Descriptor::Invalid { cmd },
@@ -452,8 +418,9 @@ impl TxEngine {
     ) {
         let ring = sink.env.ring;
         for &(index, ide) in &self.packet.reports {
-            let address = ring.address(index).saturating_add(STATUS_OFFSET);
-            if sink.dma.write(address, &[STATUS_DD]).is_err() {
+            // The status byte is at the same offset in the three layouts.
+            let address = ring.address(index).saturating_add(legacy::STATUS as u64);
+            if sink.dma.write(address, &[legacy::status::DD]).is_err() {
                 sink.errors.tx_writeback_dma_errors += 1;
             }
             if ide {

@@ -35,7 +35,7 @@ use super::ioevent::MmioKick;
 use super::register_names::e1000_register_name;
 use super::worker::{Pollable, Round};
 use crate::devices::pci::{config, BarKind, BarSpec, PciFunction, PciHeader};
-use crate::e1000::{self, Clock, E1000Config, Effects, Trigger, E1000};
+use crate::e1000::{Clock, E1000Config, Effects, Trigger, E1000};
 use crate::irq::IrqLine;
 use crate::memory::GuestRam;
 use crate::stats::Stats;
@@ -454,7 +454,7 @@ impl NetDevice {
         }
         let wanted = match s.bar0 {
             Some(bar0) if s.model.csb_guest_on_seen() => {
-                Some(bar0 + u64::from(e1000::registers::TDT))
+                Some(bar0 + u64::from(e1000_spec::regs::TDT))
             }
             _ => None,
         };
@@ -643,17 +643,17 @@ fn pci_header(model: &E1000Config) -> PciHeader {
     let mut bars = [None; config::NUM_BARS];
     bars[0] = Some(BarSpec {
         kind: BarKind::Mmio32,
-        size: e1000::registers::MMIO_SIZE,
+        size: e1000_spec::regs::MMIO_SIZE,
         address: E1000_BAR0_ADDRESS,
     });
     bars[1] = Some(BarSpec {
         kind: BarKind::Io,
-        size: 64,
+        size: e1000_spec::regs::IO_SIZE,
         address: E1000_BAR1_ADDRESS,
     });
     PciHeader {
-        vendor_id: e1000::VENDOR_ID,
-        device_id: e1000::DEVICE_ID,
+        vendor_id: e1000_spec::pci::VENDOR_ID,
+        device_id: e1000_spec::pci::DEVICE_ID,
         revision: 3,
         class_code: 0x02_00_00,
         subsystem_vendor_id: model.subsystem_vendor_id,

@@ -1,7 +1,9 @@
 //! Names of the e1000's BAR0 registers for the exit accounting
 //! (`e1000.TDT`), covering what drivers touch; the rest is grouped.
 
-use crate::e1000::registers as r;
+use e1000_spec::csb::{CSBAH, CSBAL};
+use e1000_spec::regs as r;
+use e1000_spec::stats;
 
 /// The name of the register at BAR0 `offset` (a static string, so counting
 /// by name allocates nothing).
@@ -38,12 +40,12 @@ pub fn e1000_register_name(offset: u64) -> &'static str {
         r::TDT => "e1000.TDT",
         r::TIDV => "e1000.TIDV",
         r::TADV => "e1000.TADV",
-        r::CSBAL => "e1000.CSBAL",
-        r::CSBAH => "e1000.CSBAH",
-        o if (r::STATS_START..r::STATS_END).contains(&o) => "e1000.statistics",
-        o if (r::MTA..r::MTA + 0x200).contains(&o) => "e1000.MTA",
-        o if (r::RA..r::RA + 0x80).contains(&o) => "e1000.RA",
-        o if (r::VFTA..r::VFTA + 0x200).contains(&o) => "e1000.VFTA",
+        CSBAL => "e1000.CSBAL",
+        CSBAH => "e1000.CSBAH",
+        o if (stats::START..stats::END).contains(&o) => "e1000.statistics",
+        o if (r::MTA..r::MTA + 4 * r::MTA_LEN).contains(&o) => "e1000.MTA",
+        o if (r::RA..r::ra_low(r::RA_ENTRIES)).contains(&o) => "e1000.RA",
+        o if (r::VFTA..r::VFTA + 4 * r::VFTA_LEN).contains(&o) => "e1000.VFTA",
         _ => "e1000.other",
     }
 }
