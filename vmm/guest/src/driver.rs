@@ -21,10 +21,11 @@ use crate::args::TxMode;
 use crate::counters::COUNTERS;
 use crate::e1000::csb::{full_barrier, Csb};
 use crate::e1000::nic::{Moderation, Nic, NicError};
-use crate::e1000::regs::{INT_LSC, INT_RX, INT_RXO, INT_TXDW};
+use crate::e1000::regs::INT_RX;
 use crate::e1000::rx::RxRing;
 use crate::e1000::tx::TxRing;
 use crate::tsc::{self, Deadline};
+use e1000_spec::regs::icr::{LSC as INT_LSC, RXO as INT_RXO, TXDW as INT_TXDW};
 
 /// Consumed RX buffers are returned (one RDT write) once this many are
 /// waiting. With a 4096-entry ring the device always keeps 4031 or more.
@@ -395,15 +396,19 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::e1000::csb::{field, CsbPage};
-    use crate::e1000::desc::{RxDesc, TxDesc, BUF_SIZE, RXD_STAT_DD, RXD_STAT_EOP, TXD_STAT_DD};
-    use crate::e1000::regs::{Regs, BAR0_SIZE, CSBAH, CSBAL, RDT, TDT};
+    use crate::e1000::csb::CsbPage;
+    use crate::e1000::desc::{RxDesc, TxDesc, BUF_SIZE};
+    use crate::e1000::regs::Regs;
+    use e1000_spec::csb::{field, CSBAH, CSBAL};
+    use e1000_spec::desc::rx::status::{DD as RXD_STAT_DD, EOP as RXD_STAT_EOP};
+    use e1000_spec::desc::tx::status::DD as TXD_STAT_DD;
+    use e1000_spec::regs::{MMIO_SIZE, RDT, TDT};
 
     /// A driver over leaked host memory: the "registers" are plain memory,
     /// so the tests read what the driver wrote and play the device.
     fn driver(txmode: TxMode) -> (Driver, *mut TxDesc, *mut RxDesc) {
         let regs_mem: &'static mut [u32] =
-            Box::leak(vec![0u32; BAR0_SIZE as usize / 4].into_boxed_slice());
+            Box::leak(vec![0u32; MMIO_SIZE as usize / 4].into_boxed_slice());
         // SAFETY: a leaked buffer as large as BAR0, used as fake registers.
         let regs = unsafe { Regs::new(regs_mem.as_mut_ptr() as usize) };
         let tx_desc = Box::leak(vec![TxDesc::default(); 64].into_boxed_slice());

@@ -14,10 +14,10 @@
 use crate::apic;
 use crate::counters::COUNTERS;
 use crate::driver::Driver;
-use crate::e1000::regs::ICR;
 use core::cell::UnsafeCell;
 use core::ptr::addr_of;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::SeqCst};
+use e1000_spec::regs::ICR;
 
 /// The e1000's vector (IOAPIC pin from the PCI interrupt line).
 pub const VECTOR_NIC: u8 = 0x30;

@@ -2,14 +2,11 @@
 //! finding and enabling the e1000 on bus 0.
 
 use crate::port::{inl, outl};
+use e1000_spec::pci::{DEVICE_ID, VENDOR_ID};
 
 const CONFIG_ADDRESS: u16 = 0xCF8;
 const CONFIG_DATA: u16 = 0xCFC;
 
-/// Vendor id of the e1000 (Intel).
-pub const E1000_VENDOR: u16 = 0x8086;
-/// Device id of the 82540EM.
-pub const E1000_DEVICE: u16 = 0x100E;
 /// Where the guest puts BAR0 when the firmware left it unassigned.
 pub const DEFAULT_BAR0: u32 = 0xFEB0_0000;
 /// Command register value: I/O, memory, bus master.
@@ -87,9 +84,9 @@ pub struct E1000Function {
 
 impl E1000Function {
     /// Whether the device advertises the CSB paravirtual extension
-    /// (subsystem device id [`crate::e1000::csb::SUBSYSTEM_ID`]).
+    /// (subsystem device id [`e1000_spec::csb::SUBSYSTEM_ID`]).
     pub fn has_csb(&self) -> bool {
-        self.subsystem_device == crate::e1000::csb::SUBSYSTEM_ID
+        self.subsystem_device == e1000_spec::csb::SUBSYSTEM_ID
     }
 }
 
@@ -105,7 +102,7 @@ pub enum PciError {
 /// Finds the e1000, assigns BAR0 if the firmware did not, and enables
 /// memory, I/O and bus mastering.
 pub fn enable_e1000() -> Result<E1000Function, PciError> {
-    let function = find(E1000_VENDOR, E1000_DEVICE).ok_or(PciError::NotFound)?;
+    let function = find(VENDOR_ID, DEVICE_ID).ok_or(PciError::NotFound)?;
     let bar0_raw = function.read32(REG_BAR0);
     if bar0_raw & 1 != 0 {
         return Err(PciError::BadBar0(bar0_raw as u64));
@@ -126,7 +123,7 @@ pub fn enable_e1000() -> Result<E1000Function, PciError> {
         bar0 = (function.read32(REG_BAR0) & 0xFFFF_FFF0) as u64;
         assigned = true;
     }
-    if bar0 == 0 || bar0 + 0x20000 > 1 << 32 {
+    if bar0 == 0 || bar0 + u64::from(e1000_spec::regs::MMIO_SIZE) > 1 << 32 {
         return Err(PciError::BadBar0(bar0));
     }
     let io_base = if is64 {

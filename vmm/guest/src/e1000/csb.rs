@@ -1,5 +1,6 @@
 //! The Common Status Block (CSB) of the e1000 paravirtual extension
-//! (/work/notes/CSB.md): one 4 KiB page of guest RAM shared with the device,
+//! (`docs/csb.md`; ids, registers and field offsets from
+//! [`e1000_spec::csb`]): one 4 KiB page of guest RAM shared with the device,
 //! through which the driver publishes its ring tails (guest_tdt, guest_rdt)
 //! and reads the device's heads (host_tdh, host_rdh), and each side tells
 //! the other whether it sleeps and needs a kick (a register write or an
@@ -14,58 +15,17 @@
 //! the flag and kicks if it is set.
 
 use core::sync::atomic::{fence, AtomicU32, Ordering};
-
-/// PCI subsystem device id that advertises the extension.
-pub const SUBSYSTEM_ID: u16 = 0x1101;
-/// The "none" value of unused index fields.
-pub const NONE: u32 = u32::MAX;
-/// Bytes in the block (one page).
-pub const CSB_BYTES: usize = 4096;
-
-/// Byte offsets of the fields (see CSB.md).
-pub mod field {
-    /// The TDT the guest would have written.
-    pub const GUEST_TDT: usize = 0;
-    /// The guest sleeps waiting for TX completions.
-    pub const GUEST_NEED_TXKICK: usize = 4;
-    /// The guest sleeps waiting for RX frames.
-    pub const GUEST_NEED_RXKICK: usize = 8;
-    /// 1 while the guest driver uses the CSB.
-    pub const GUEST_CSB_ON: usize = 12;
-    /// The RDT the guest would have written.
-    pub const GUEST_RDT: usize = 16;
-    /// Unused (none).
-    pub const GUEST_TXKICK_AT: usize = 20;
-    /// Unused (0).
-    pub const GUEST_USE_MSIX: usize = 24;
-    /// TX descriptors the device has consumed (its TDH).
-    pub const HOST_TDH: usize = 64;
-    /// The device's TX worker sleeps: write the TDT register to wake it.
-    pub const HOST_NEED_TXKICK: usize = 68;
-    /// Unused.
-    pub const HOST_TXCYCLES_LIM: usize = 72;
-    /// Unused.
-    pub const HOST_TXCYCLES: usize = 76;
-    /// The device's RDH: descriptors before it are filled.
-    pub const HOST_RDH: usize = 80;
-    /// The device waits for RX buffers: write the RDT register after
-    /// returning some.
-    pub const HOST_NEED_RXKICK: usize = 84;
-    /// Unused.
-    pub const HOST_ISR: usize = 88;
-    /// Unused.
-    pub const HOST_RXKICK_AT: usize = 92;
-}
+use e1000_spec::csb::{field, is_set, FLAG_CLEAR, FLAG_SET, NONE, SIZE};
 
 /// The block's memory: a page of u32 fields, page aligned (so 64-byte
 /// aligned, as the device requires, and never crossing the end of RAM).
 #[repr(C, align(4096))]
-pub struct CsbPage([AtomicU32; CSB_BYTES / 4]);
+pub struct CsbPage([AtomicU32; SIZE / 4]);
 
 impl CsbPage {
     /// A zeroed page.
     pub const fn new() -> CsbPage {
-        CsbPage([const { AtomicU32::new(0) }; CSB_BYTES / 4])
+        CsbPage([const { AtomicU32::new(0) }; SIZE / 4])
     }
 }
 
@@ -75,7 +35,8 @@ impl Default for CsbPage {
     }
 }
 
-const _: () = assert!(core::mem::size_of::<CsbPage>() == CSB_BYTES);
+const _: () = assert!(core::mem::size_of::<CsbPage>() == SIZE);
+const _: () = assert!(core::mem::align_of::<CsbPage>() >= e1000_spec::csb::ALIGN);
 
 /// A full (store-load) barrier: `mfence`, usable at CPL3.
 #[inline]
@@ -142,8 +103,14 @@ impl Csb {
 
     /// Sets or clears guest_csb_on, followed by a full barrier.
     pub fn set_on(&self, on: bool) {
-        self.store(field::GUEST_CSB_ON, on as u32);
+        self.set_flag(field::GUEST_CSB_ON, on);
         full_barrier();
+    }
+
+    /// Sets or clears the flag field at `offset` (no barrier).
+    #[inline]
+    fn set_flag(&self, offset: usize, on: bool) {
+        self.store(offset, if on { FLAG_SET } else { FLAG_CLEAR });
     }
 
     /// Publishes the TX tail (guest_tdt).
@@ -161,25 +128,25 @@ impl Csb {
     /// Sets or clears guest_need_txkick (no barrier: see [`full_barrier`]).
     #[inline]
     pub fn set_need_txkick(&self, on: bool) {
-        self.store(field::GUEST_NEED_TXKICK, on as u32);
+        self.set_flag(field::GUEST_NEED_TXKICK, on);
     }
 
     /// Sets or clears guest_need_rxkick (no barrier: see [`full_barrier`]).
     #[inline]
     pub fn set_need_rxkick(&self, on: bool) {
-        self.store(field::GUEST_NEED_RXKICK, on as u32);
+        self.set_flag(field::GUEST_NEED_RXKICK, on);
     }
 
     /// Whether the device's TX worker sleeps (host_need_txkick != 0).
     #[inline]
     pub fn host_needs_txkick(&self) -> bool {
-        self.load(field::HOST_NEED_TXKICK) != 0
+        is_set(self.load(field::HOST_NEED_TXKICK))
     }
 
     /// Whether the device waits for RX buffers (host_need_rxkick != 0).
     #[inline]
     pub fn host_needs_rxkick(&self) -> bool {
-        self.load(field::HOST_NEED_RXKICK) != 0
+        is_set(self.load(field::HOST_NEED_RXKICK))
     }
 
     /// The device's RX head (host_rdh), raw: the caller validates it.
@@ -210,7 +177,8 @@ mod tests {
         assert_eq!(csb.addr() % 4096, 0);
         csb.store(field::HOST_TDH, 77);
         csb.init_guest_half(5, 511);
-        // Cleared, then the guest half written at the CSB.md offsets.
+        // Cleared, then the guest half written at the docs/csb.md offsets
+        // (literal here, to check e1000_spec's against the document too).
         assert_eq!(csb.host_tdh(), 0);
         let word = |off: usize| page.0[off / 4].load(Ordering::Relaxed);
         assert_eq!(word(0), 5);

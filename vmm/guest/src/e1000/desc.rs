@@ -3,13 +3,16 @@
 
 use super::csb::CsbPage;
 use crate::cell::TakeOnce;
+use core::mem::{offset_of, size_of};
+use e1000_spec::desc::{self, rx, tx};
 
 /// TX descriptors in the ring (a multiple of 8: TDLEN must be a multiple of
-/// 128 bytes). Large, so that send combining queues large batches and, in
-/// CSB mode, one poll-port exit (~100 us on this host) or one wake-up of the
-/// device's worker moves thousands of frames: measured VM to VM at 64 bytes,
-/// 512-entry rings gave 1.7 Mpps, 2048-entry rings 2.5-2.8 Mpps; 4096
-/// entries halve the exits per frame again when the device has a backlog.
+/// [`desc::RING_LEN_ALIGN`] bytes). Large, so that send combining queues
+/// large batches and, in CSB mode, one poll-port exit (~100 us on this
+/// host) or one wake-up of the device's worker moves thousands of frames:
+/// measured VM to VM at 64 bytes, 512-entry rings gave 1.7 Mpps,
+/// 2048-entry rings 2.5-2.8 Mpps; 4096 entries halve the exits per frame
+/// again when the device has a backlog.
 pub const TX_RING_SIZE: usize = 4096;
 /// RX descriptors in the ring. Large, to absorb what arrives while the
 /// vCPU is descheduled or in an exit (a millisecond or more on a busy
@@ -17,23 +20,10 @@ pub const TX_RING_SIZE: usize = 4096;
 /// as the VMM's switch port (4096 slots), so that one poll-port exit can
 /// take everything the port holds.
 pub const RX_RING_SIZE: usize = 4096;
-/// Bytes per packet buffer (RCTL.BSIZE = 2048).
+/// Bytes per packet buffer (RCTL.BSIZE = 2048: [`RCTL_BSIZE`]).
 pub const BUF_SIZE: usize = 2048;
-
-/// TX command: end of packet.
-pub const TXD_CMD_EOP: u8 = 1 << 0;
-/// TX command: insert FCS.
-pub const TXD_CMD_IFCS: u8 = 1 << 1;
-/// TX command: report status (write back DD).
-pub const TXD_CMD_RS: u8 = 1 << 3;
-/// TX command: interrupt delay enable (TIDV/TADV apply).
-pub const TXD_CMD_IDE: u8 = 1 << 7;
-/// TX status: descriptor done.
-pub const TXD_STAT_DD: u8 = 1 << 0;
-/// RX status: descriptor done.
-pub const RXD_STAT_DD: u8 = 1 << 0;
-/// RX status: end of packet.
-pub const RXD_STAT_EOP: u8 = 1 << 1;
+/// The RCTL buffer size field that matches [`BUF_SIZE`].
+pub const RCTL_BSIZE: u32 = e1000_spec::regs::rctl::bsize::B2048;
 
 /// A legacy transmit descriptor.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,9 +35,9 @@ pub struct TxDesc {
     pub length: u16,
     /// Checksum offset (unused).
     pub cso: u8,
-    /// Command bits (`TXD_CMD_*`).
+    /// Command bits ([`tx::cmd`]).
     pub cmd: u8,
-    /// Status bits (`TXD_STAT_*`), written back by the device.
+    /// Status bits ([`tx::status`]), written back by the device.
     pub status: u8,
     /// Checksum start (unused).
     pub css: u8,
@@ -65,16 +55,37 @@ pub struct RxDesc {
     pub length: u16,
     /// Packet checksum, written back.
     pub csum: u16,
-    /// Status bits (`RXD_STAT_*`), written back.
+    /// Status bits ([`rx::status`]), written back.
     pub status: u8,
-    /// Error bits, written back.
+    /// Error bits ([`rx::errors`]), written back.
     pub errors: u8,
     /// VLAN tag, written back.
     pub special: u16,
 }
 
-const _: () = assert!(core::mem::size_of::<TxDesc>() == 16);
-const _: () = assert!(core::mem::size_of::<RxDesc>() == 16);
+// Ring lengths in bytes are what TDLEN/RDLEN accept.
+const _: () = assert!((TX_RING_SIZE * desc::SIZE).is_multiple_of(desc::RING_LEN_ALIGN));
+const _: () = assert!((RX_RING_SIZE * desc::SIZE).is_multiple_of(desc::RING_LEN_ALIGN));
+
+// The structs are the layouts of e1000_spec::desc, field by field.
+const _: () = assert!(size_of::<TxDesc>() == desc::SIZE && size_of::<RxDesc>() == desc::SIZE);
+const _: () = assert!(
+    offset_of!(TxDesc, addr) == tx::ADDR
+        && offset_of!(TxDesc, length) == tx::LENGTH
+        && offset_of!(TxDesc, cso) == tx::CSO
+        && offset_of!(TxDesc, cmd) == tx::CMD
+        && offset_of!(TxDesc, status) == tx::STATUS
+        && offset_of!(TxDesc, css) == tx::CSS
+        && offset_of!(TxDesc, special) == tx::SPECIAL
+);
+const _: () = assert!(
+    offset_of!(RxDesc, addr) == rx::ADDR
+        && offset_of!(RxDesc, length) == rx::LENGTH
+        && offset_of!(RxDesc, csum) == rx::CSUM
+        && offset_of!(RxDesc, status) == rx::STATUS
+        && offset_of!(RxDesc, errors) == rx::ERRORS
+        && offset_of!(RxDesc, special) == rx::SPECIAL
+);
 
 const TX_ZERO: TxDesc = TxDesc {
     addr: 0,

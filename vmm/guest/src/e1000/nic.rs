@@ -2,11 +2,23 @@
 //! ring registers, interrupt moderation. Only setup-time register accesses
 //! live here; the packet paths are in `tx`, `rx` and `crate::driver`.
 
-use super::regs::*;
+use super::desc::RCTL_BSIZE;
+use super::regs::Regs;
 use super::rx::RxRing;
 use super::tx::TxRing;
 use crate::counters::COUNTERS;
 use crate::tsc::Deadline;
+use e1000_spec::csb::{CSBAH, CSBAL};
+use e1000_spec::eeprom;
+use e1000_spec::regs::*;
+
+/// TIPG: the 82540EM's recommended gaps for copper (IPGT 10, IPGR1 8,
+/// IPGR2 6).
+const TIPG_VALUE: u32 = 10 << tipg::IPGT_SHIFT | 8 << tipg::IPGR1_SHIFT | 6 << tipg::IPGR2_SHIFT;
+/// TCTL collision threshold: 15 retries.
+const COLLISION_THRESHOLD: u32 = 0x0F;
+/// TCTL collision distance: 64 byte times (full duplex).
+const COLLISION_DISTANCE: u32 = 0x40;
 
 /// Why the device could not be brought up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,9 +85,9 @@ impl Nic {
     pub fn reset(&self) -> Result<(), NicError> {
         COUNTERS.imc_writes.inc();
         self.regs.write(IMC, u32::MAX);
-        self.regs.write(CTRL, CTRL_RST);
+        self.regs.write(CTRL, ctrl::RST);
         let deadline = Deadline::after_ms(50);
-        while self.regs.read(CTRL) & CTRL_RST != 0 {
+        while self.regs.read(CTRL) & ctrl::RST != 0 {
             if deadline.passed() {
                 return Err(NicError::ResetTimeout);
             }
@@ -85,14 +97,14 @@ impl Nic {
     }
 
     /// Reads one 16-bit EEPROM word through EERD.
-    pub fn read_eeprom(&self, word: u8) -> Result<u16, NicError> {
+    pub fn read_eeprom(&self, word: usize) -> Result<u16, NicError> {
         self.regs
-            .write(EERD, (word as u32) << EERD_ADDR_SHIFT | EERD_START);
+            .write(EERD, (word as u32) << eerd::ADDR_SHIFT | eerd::START);
         let deadline = Deadline::after_ms(10);
         loop {
             let value = self.regs.read(EERD);
-            if value & EERD_DONE != 0 {
-                return Ok((value >> EERD_DATA_SHIFT) as u16);
+            if value & eerd::DONE != 0 {
+                return Ok((value >> eerd::DATA_SHIFT) as u16);
             }
             if deadline.passed() {
                 return Err(NicError::EepromTimeout);
@@ -100,13 +112,12 @@ impl Nic {
         }
     }
 
-    /// Reads the MAC address (EEPROM words 0..3) and remembers it.
+    /// Reads the MAC address (its EEPROM words) and remembers it.
     pub fn read_mac(&mut self) -> Result<[u8; 6], NicError> {
         let mut mac = [0u8; 6];
-        for word in 0..3u8 {
-            let value = self.read_eeprom(word)?;
-            mac[2 * word as usize] = value as u8;
-            mac[2 * word as usize + 1] = (value >> 8) as u8;
+        for (i, pair) in mac.chunks_mut(2).enumerate() {
+            let value = self.read_eeprom(eeprom::WORD_MAC + i)?;
+            pair.copy_from_slice(&value.to_le_bytes());
         }
         self.mac = mac;
         Ok(mac)
@@ -114,10 +125,10 @@ impl Nic {
 
     /// Sets the link up (CTRL.SLU) and waits up to `wait_ms` for STATUS.LU.
     pub fn link_up(&self, wait_ms: u64) -> bool {
-        self.regs.write(CTRL, CTRL_SLU | CTRL_ASDE | CTRL_FD);
+        self.regs.write(CTRL, ctrl::SLU | ctrl::ASDE | ctrl::FD);
         let deadline = Deadline::after_ms(wait_ms);
         loop {
-            if self.regs.read(STATUS) & STATUS_LU != 0 {
+            if self.regs.read(STATUS) & status::LU != 0 {
                 return true;
             }
             if deadline.passed() {
@@ -131,9 +142,11 @@ impl Nic {
     pub fn set_mac_filter(&self) {
         let m = self.mac;
         self.regs
-            .write(RAL0, u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
-        self.regs
-            .write(RAH0, u16::from_le_bytes([m[4], m[5]]) as u32 | RAH_AV);
+            .write(ra_low(0), u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
+        self.regs.write(
+            ra_high(0),
+            u16::from_le_bytes([m[4], m[5]]) as u32 | rah::AV,
+        );
     }
 
     /// Programs the interrupt moderation registers.
@@ -153,9 +166,14 @@ impl Nic {
         self.regs.write(TDLEN, ring.len_bytes());
         self.regs.write(TDH, 0);
         self.regs.write(TDT, 0);
-        self.regs.write(TIPG, TIPG_DEFAULT);
-        self.regs
-            .write(TCTL, TCTL_EN | TCTL_PSP | TCTL_CT | TCTL_COLD);
+        self.regs.write(TIPG, TIPG_VALUE);
+        self.regs.write(
+            TCTL,
+            tctl::EN
+                | tctl::PSP
+                | COLLISION_THRESHOLD << tctl::CT_SHIFT
+                | COLLISION_DISTANCE << tctl::COLD_SHIFT,
+        );
     }
 
     /// Points the device at the RX ring (head 0, every descriptor but one
@@ -173,13 +191,13 @@ impl Nic {
         if enable {
             self.regs.write(
                 RCTL,
-                RCTL_EN
-                    | RCTL_UPE
-                    | RCTL_MPE
-                    | RCTL_BAM
-                    | RCTL_RDMTS_HALF
-                    | RCTL_BSIZE_2048
-                    | RCTL_SECRC,
+                rctl::EN
+                    | rctl::UPE
+                    | rctl::MPE
+                    | rctl::BAM
+                    | rctl::RDMTS_HALF
+                    | RCTL_BSIZE
+                    | rctl::SECRC,
             );
         }
     }

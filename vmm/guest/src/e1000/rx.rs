@@ -9,12 +9,14 @@
 //! (host_rdh: the descriptors before it are filled), read once per batch.
 
 use super::csb::{full_barrier, Csb};
-use super::desc::{RxDesc, BUF_SIZE, RXD_STAT_DD};
-use super::regs::{Regs, RDT};
+use super::desc::{RxDesc, BUF_SIZE};
+use super::regs::Regs;
 use crate::counters::COUNTERS;
 use core::cell::Cell;
 use core::ptr::{addr_of, addr_of_mut};
 use core::sync::atomic::{fence, Ordering};
+use e1000_spec::desc::rx::status as rx_status;
+use e1000_spec::regs::RDT;
 
 /// A received frame, still in its ring buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,7 +158,7 @@ impl RxRing {
         let desc = unsafe { self.desc.add(self.next as usize) };
         // SAFETY: as above.
         let status = unsafe { addr_of!((*desc).status).read_volatile() };
-        if status & RXD_STAT_DD == 0 {
+        if status & rx_status::DD == 0 {
             if self.csb.is_some() {
                 // host_rdh claimed a descriptor the device has not written
                 // back: trust the descriptor, look at host_rdh again later.

@@ -7,18 +7,18 @@
 //! a TDT write only as a kick when the device's TX worker sleeps.
 
 use super::csb::{full_barrier, Csb};
-use super::desc::{
-    TxDesc, BUF_SIZE, TXD_CMD_EOP, TXD_CMD_IDE, TXD_CMD_IFCS, TXD_CMD_RS, TXD_STAT_DD,
-};
-use super::regs::{Regs, TDT};
+use super::desc::{TxDesc, BUF_SIZE};
+use super::regs::Regs;
 use crate::counters::COUNTERS;
 use core::ptr::{addr_of, addr_of_mut};
 use core::sync::atomic::{fence, Ordering};
+use e1000_spec::desc::tx::{cmd, status};
+use e1000_spec::regs::TDT;
 
 /// The command bits of every data descriptor: one buffer per frame, FCS
 /// inserted by the device, DD written back (RS), interrupt delay allowed
 /// (IDE, as the stock drivers do).
-pub const DATA_CMD: u8 = TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS | TXD_CMD_IDE;
+pub const DATA_CMD: u8 = cmd::EOP | cmd::IFCS | cmd::RS | cmd::IDE;
 
 /// The TX ring and its buffers.
 pub struct TxRing {
@@ -162,7 +162,7 @@ impl TxRing {
         // SAFETY: in bounds; the device writes the status byte, so read it
         // volatile.
         unsafe {
-            addr_of!((*self.desc.add(index as usize)).status).read_volatile() & TXD_STAT_DD != 0
+            addr_of!((*self.desc.add(index as usize)).status).read_volatile() & status::DD != 0
         }
     }
 

@@ -18,13 +18,14 @@
 use super::{print_result, setup_for, wait_for_tx, wait_until, Env};
 use crate::counters::COUNTERS;
 use crate::driver::Driver;
-use crate::e1000::csb::{field, NONE};
-use crate::e1000::desc::{RxDesc, TxDesc, TXD_CMD_EOP, TXD_CMD_IFCS, TXD_CMD_RS};
-use crate::e1000::regs::*;
+use crate::e1000::desc::{RxDesc, TxDesc};
 use crate::irq::{self, with_driver};
 use crate::port::{inb, inl, outb, outl};
 use crate::tsc::{self, Deadline};
 use crate::{println, EXIT_OK, EXIT_WORKLOAD};
+use e1000_spec::csb::{self, field, CSBAH, CSBAL, NONE};
+use e1000_spec::desc::tx::cmd;
+use e1000_spec::regs::*;
 use testframe::{FrameTemplate, Kind};
 
 /// Valid frames sent after the chaos when `count=` is not given.
@@ -36,7 +37,7 @@ const SETTLE_MS: u64 = 5;
 const RX_EXPOSURE_MS: u64 = 20;
 /// Assumed end of RAM when the start info has no memory map.
 const DEFAULT_RAM_TOP: u64 = 64 << 20;
-const CMD: u8 = TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS;
+const CMD: u8 = cmd::EOP | cmd::IFCS | cmd::RS;
 /// Valid frames sent through the CSB once it is sane again.
 const CSB_SANE_FRAMES: u64 = 4;
 /// How long those frames may take.
@@ -78,7 +79,7 @@ fn rx_sane(d: &mut Driver) {
 /// Whether any word of the driver's CSB page is non-zero (it was zeroed
 /// before the device was given invalid addresses).
 fn csb_page_touched(d: &Driver) -> bool {
-    (0..4096).step_by(4).any(|off| d.csb.load(off) != 0)
+    (0..csb::SIZE).step_by(4).any(|off| d.csb.load(off) != 0)
 }
 
 /// Puts the TX ring back to a sane, empty state (TDH = TDT = 0).
@@ -207,11 +208,7 @@ pub fn run(env: &Env) -> u8 {
         let buf = d.tx.buffer_addr(0);
         tx_send(
             d,
-            &[
-                desc(buf, 0, CMD),
-                desc(buf, 0, TXD_CMD_RS),
-                desc(buf, 60, CMD),
-            ],
+            &[desc(buf, 0, CMD), desc(buf, 0, cmd::RS), desc(buf, 60, CMD)],
         )
     });
     chaos.step(
@@ -219,8 +216,8 @@ pub fn run(env: &Env) -> u8 {
         SETTLE_MS,
         |d, _| {
             let buf = d.tx.buffer_addr(0);
-            let mut chain = [desc(buf, 0xFFFF, TXD_CMD_IFCS | TXD_CMD_RS); 40];
-            chain[39].cmd |= TXD_CMD_EOP;
+            let mut chain = [desc(buf, 0xFFFF, cmd::IFCS | cmd::RS); 40];
+            chain[39].cmd |= cmd::EOP;
             tx_send(d, &chain)
         },
     );
@@ -231,7 +228,7 @@ pub fn run(env: &Env) -> u8 {
             tx_sane(d);
             let buf = d.tx.buffer_addr(0);
             while d.tx.free() > 0 {
-                d.tx.push_raw(desc(buf, 60, TXD_CMD_IFCS | TXD_CMD_RS));
+                d.tx.push_raw(desc(buf, 60, cmd::IFCS | cmd::RS));
             }
             d.tx.publish(&d.nic.regs);
         },
@@ -243,7 +240,7 @@ pub fn run(env: &Env) -> u8 {
         r.write(TDBAL, d.tx.base() as u32 + 3);
         r.write(TDLEN, 100);
         r.write(TDH, 0);
-        r.write(TCTL, TCTL_EN | TCTL_PSP);
+        r.write(TCTL, tctl::EN | tctl::PSP);
         r.write(TDT, 1);
         r.write(TDT, 5);
     });
@@ -257,14 +254,14 @@ pub fn run(env: &Env) -> u8 {
             r.write(TDBAL, 0xFFFF_F000);
             r.write(TDLEN, 0x1_0000);
             r.write(TDH, 0);
-            r.write(TCTL, TCTL_EN | TCTL_PSP);
+            r.write(TCTL, tctl::EN | tctl::PSP);
             r.write(TDT, 10);
             r.write(TCTL, 0);
             r.write(TDBAH, 0);
             r.write(TDBAL, (top - 4096) as u32);
             r.write(TDLEN, 0xF_FF80);
             r.write(TDH, 0);
-            r.write(TCTL, TCTL_EN | TCTL_PSP);
+            r.write(TCTL, tctl::EN | tctl::PSP);
             r.write(TDT, 1000);
         },
     );
@@ -291,11 +288,11 @@ pub fn run(env: &Env) -> u8 {
         "RX buffers outside RAM, at its end and at 0",
         RX_EXPOSURE_MS,
         |d, top| {
-            let rctl = RCTL_EN | RCTL_UPE | RCTL_MPE | RCTL_BAM | RCTL_SECRC;
+            let receive = rctl::EN | rctl::UPE | rctl::MPE | rctl::BAM | rctl::SECRC;
             rx_with_buffers(
                 d,
                 &[top - 100, top, 1 << 40, 0xFFFF_FFFF_FFFF_0000, 0],
-                rctl,
+                receive,
             );
         },
     );
@@ -318,7 +315,7 @@ pub fn run(env: &Env) -> u8 {
                 r.write(RDLEN, len);
                 r.write(RDH, 0);
                 r.write(RDT, rdt);
-                r.write(RCTL, RCTL_EN | RCTL_UPE | RCTL_BAM);
+                r.write(RCTL, rctl::EN | rctl::UPE | rctl::BAM);
             }
         },
     );
@@ -344,8 +341,8 @@ pub fn run(env: &Env) -> u8 {
                 );
             }
             r.write_sized(0x0001, 1, 0xAA);
-            r.write_sized(0x00D2, 2, 0xFFFF);
-            r.write_sized(0x3816, 4, 0xFFFF_FFFF);
+            r.write_sized(IMS + 2, 2, 0xFFFF);
+            r.write_sized(TDT - 2, 4, 0xFFFF_FFFF);
             r.write_sized(0x1_FFFE, 4, 0x1234_5678);
             r.write_sized(0x1_FFFF, 2, 0xABCD);
             let a = r.read_sized(0x0003, 4);
@@ -359,10 +356,14 @@ pub fn run(env: &Env) -> u8 {
         SETTLE_MS,
         |d, _| {
             let r = d.nic.regs;
-            r.write(EERD, 0xFF << EERD_ADDR_SHIFT | EERD_START);
+            r.write(EERD, 0xFF << eerd::ADDR_SHIFT | eerd::START);
             let eerd = r.read(EERD);
             r.write(EERD, u32::MAX);
-            r.write(MDIC, 0x0800_0000 | 31 << 21 | 31 << 16); // read, PHY 31, reg 31
+            // Read register 31 of PHY 31.
+            r.write(
+                MDIC,
+                mdic::OP_READ | 31 << mdic::PHY_SHIFT | 31 << mdic::REG_SHIFT,
+            );
             let mdic = r.read(MDIC);
             r.write(MDIC, u32::MAX);
             r.write(STATUS, u32::MAX);
@@ -384,8 +385,8 @@ pub fn run(env: &Env) -> u8 {
     });
     chaos.step("CTRL garbage", SETTLE_MS, |d, _| {
         let r = d.nic.regs;
-        r.write(CTRL, !CTRL_RST & !(1 << 31));
-        r.write(CTRL, CTRL_SLU | CTRL_ASDE | CTRL_FD);
+        r.write(CTRL, !ctrl::RST & !ctrl::PHY_RST);
+        r.write(CTRL, ctrl::SLU | ctrl::ASDE | ctrl::FD);
     });
     let mut csb_chaos = CsbChaos::default();
     if env.pci.has_csb() {
@@ -542,7 +543,7 @@ pub fn run(env: &Env) -> u8 {
     chaos.step("reset while frames are queued", SETTLE_MS, |d, _| {
         let buf = d.tx.buffer_addr(0);
         tx_send(d, &[desc(buf, 60, CMD); 16]);
-        d.nic.regs.write(CTRL, CTRL_RST);
+        d.nic.regs.write(CTRL, ctrl::RST);
     });
     if let Some(io) = env.pci.io_base {
         chaos.step(
@@ -551,14 +552,15 @@ pub fn run(env: &Env) -> u8 {
             |_, _| {
                 // SAFETY: the e1000's own I/O BAR (IOADDR at +0, IODATA at +4).
                 let values = unsafe {
-                    outl(io, u32::MAX);
-                    let a = inl(io + 4);
-                    outl(io, 0x2_0000);
-                    outl(io + 4, 0xDEAD_BEEF);
-                    outl(io, 0x3);
-                    outl(io + 4, 0xDEAD_BEEF);
-                    outl(io, TDT);
-                    outl(io + 4, 0x7FFF);
+                    let (ioaddr, iodata) = (io + IOADDR as u16, io + IODATA as u16);
+                    outl(ioaddr, u32::MAX);
+                    let a = inl(iodata);
+                    outl(ioaddr, MMIO_SIZE);
+                    outl(iodata, 0xDEAD_BEEF);
+                    outl(ioaddr, 0x3);
+                    outl(iodata, 0xDEAD_BEEF);
+                    outl(ioaddr, TDT);
+                    outl(iodata, 0x7FFF);
                     outb(io + 1, 0xFF);
                     let b = inb(io + 9);
                     let c = inl(io + 0x3C);

@@ -12,10 +12,10 @@ use crate::args::{Config, Mac, TxMode, Workload};
 use crate::boot_info::StartInfo;
 use crate::counters::{Snapshot, COUNTERS};
 use crate::driver::{Driver, Setup};
-use crate::e1000::csb::{self, Csb};
+use crate::e1000::csb::Csb;
 use crate::e1000::desc::DMA;
 use crate::e1000::nic::{Moderation, Nic, STOCK_MODERATION};
-use crate::e1000::regs::{Regs, INT_LSC, INT_RX, INT_TXDW};
+use crate::e1000::regs::{Regs, INT_RX};
 use crate::e1000::rx::RxRing;
 use crate::e1000::tx::TxRing;
 use crate::irq::{self, with_driver};
@@ -25,6 +25,7 @@ use crate::serial::Serial;
 use crate::tsc::{self, Deadline};
 use crate::{println, EXIT_SETUP};
 use core::fmt;
+use e1000_spec::regs::icr::{LSC as INT_LSC, TXDW as INT_TXDW};
 
 /// Upper bound of any run whose `duration=` is not given.
 pub const DEFAULT_MAX_MS: u64 = 300_000;
@@ -148,7 +149,7 @@ pub fn run(config: &Config, info: &StartInfo) -> u8 {
             name,
             format_args!(
                 "txmode=csb needs the e1000 CSB extension (PCI subsystem id {:#06x}); this device has subsystem id {:#06x}",
-                csb::SUBSYSTEM_ID,
+                e1000_spec::csb::SUBSYSTEM_ID,
                 pci.subsystem_device
             ),
         );

@@ -6,12 +6,12 @@
 use super::{print_result, rate, wait_for_rx, Env, Progress, IDLE_STOP_MS};
 use crate::cell::TakeOnce;
 use crate::counters::COUNTERS;
-use crate::e1000::desc::RXD_STAT_EOP;
 use crate::e1000::rx::RxCompletion;
 use crate::irq::with_driver;
 use crate::stats::SeqTracker;
 use crate::tsc::{self, Deadline};
 use crate::{EXIT_OK, EXIT_WORKLOAD};
+use e1000_spec::desc::rx::status as rx_status;
 use testframe::{FrameError, Kind};
 
 /// Sequence window: 2^20 numbers (128 KiB of bitmap).
@@ -42,7 +42,7 @@ impl RxCounts {
     }
 
     fn account(&mut self, tracker: &mut SeqTracker, completion: &RxCompletion, frame: &[u8]) {
-        if completion.status & RXD_STAT_EOP == 0 {
+        if completion.status & rx_status::EOP == 0 {
             self.no_eop += 1;
             return;
         }
