@@ -8,17 +8,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde::Serialize;
+use switch_port::eventfd::EventFd;
+use switch_port::layout::{Layout, DEFAULT_BUF_SIZE, DEFAULT_RING_SIZE};
+use switch_port::mac::MacAddr;
+use switch_port::names::{PortName, SwitchName};
+use switch_port::protocol::PortKind;
+use switch_port::region::Region;
+use switch_port::ring::{RingView, Slot};
 use switch_user::bridge::forward::{forward_batch, Scratch};
 use switch_user::bridge::learning::LearningTable;
-use switch_user::bridge::port::{Port, PortKind};
+use switch_user::bridge::port::Port;
+use switch_user::bridge::shm_port::ShmPort;
 use switch_user::bridge::switch::Switch;
-use switch_user::mac::MacAddr;
-use switch_user::names::{PortName, SwitchName};
-use switch_user::port::eventfd::EventFd;
-use switch_user::port::layout::{Layout, DEFAULT_BUF_SIZE, DEFAULT_RING_SIZE};
-use switch_user::port::region::Region;
-use switch_user::port::ring::{RingView, Slot};
-use switch_user::port::shm_port::ShmPort;
 
 /// Which traffic pattern.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -59,8 +60,20 @@ pub struct CoreResult {
 struct BenchPort {
     port: Arc<Port>,
     shm: Arc<ShmPort>,
-    tx: RingView,
-    rx: RingView,
+}
+
+impl BenchPort {
+    /// The port's TX ring (the bench plays its client).
+    #[inline]
+    fn tx(&self) -> RingView<'_> {
+        self.shm.region().tx_ring()
+    }
+
+    /// The port's RX ring.
+    #[inline]
+    fn rx(&self) -> RingView<'_> {
+        self.shm.region().rx_ring()
+    }
 }
 
 fn make_port(switch: &Switch, name: &str) -> Result<BenchPort> {
@@ -73,8 +86,7 @@ fn make_port(switch: &Switch, name: &str) -> Result<BenchPort> {
         EventFd::new()?,
     ));
     let port = switch.add_port(|id| Port::new(pname, id, PortKind::Shm, Box::new(shm.clone())))?;
-    let (tx, rx) = (region.tx_ring(), region.rx_ring());
-    Ok(BenchPort { port, shm, tx, rx })
+    Ok(BenchPort { port, shm })
 }
 
 fn mac(i: usize) -> MacAddr {
@@ -93,7 +105,7 @@ fn fill_tx(port: &BenchPort, size: usize, src: MacAddr, dst: MacAddr) {
         frame[0..6].copy_from_slice(&dst.0);
         frame[6..12].copy_from_slice(&src.0);
         frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
-        port.tx.write_slot(
+        port.tx().write_slot(
             i,
             Slot {
                 buf: i,
@@ -107,18 +119,20 @@ fn fill_tx(port: &BenchPort, size: usize, src: MacAddr, dst: MacAddr) {
 /// Publishes as many TX slots as are free (the buffers already hold frames).
 #[inline]
 fn refill(port: &BenchPort) {
-    let head = port.tx.head().load(Ordering::Relaxed);
-    let tail = port.tx.tail().load(Ordering::Acquire);
+    let tx = port.tx();
+    let head = tx.head().load(Ordering::Relaxed);
+    let tail = tx.tail().load(Ordering::Acquire);
     if head != tail {
-        port.tx.head().store(tail, Ordering::Release);
+        tx.head().store(tail, Ordering::Release);
     }
 }
 
 /// Returns every received slot.
 #[inline]
 fn drain(port: &BenchPort) {
-    let tail = port.rx.tail().load(Ordering::Acquire);
-    port.rx.head().store(tail, Ordering::Release);
+    let rx = port.rx();
+    let tail = rx.tail().load(Ordering::Acquire);
+    rx.head().store(tail, Ordering::Release);
 }
 
 /// Runs one pattern with `size`-byte frames for about `duration`.

@@ -1,5 +1,6 @@
 //! Per-port counters, updated by the forwarding threads (once per batch) and
-//! read by the control plane.
+//! read by the control plane as the protocol's [`CounterSnapshot`] (whose
+//! `drop_*` fields are the [`DropReason`]s).
 //!
 //! Directions are the switch's: `rx` counts frames the switch received from
 //! the port (the client's TX ring), `tx` frames the switch sent to the port
@@ -7,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::{Deserialize, Serialize};
+use switch_port::protocol::CounterSnapshot;
 
 /// Why a frame was dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,53 +47,6 @@ pub struct PortCounters {
     bad_index: AtomicU64,
     kicks_sent: AtomicU64,
     kicks_suppressed: AtomicU64,
-}
-
-/// A copy of a port's counters at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CounterSnapshot {
-    /// Frames received from the port.
-    pub rx_packets: u64,
-    /// Bytes received from the port.
-    pub rx_bytes: u64,
-    /// Frames sent to the port.
-    pub tx_packets: u64,
-    /// Bytes sent to the port.
-    pub tx_bytes: u64,
-    /// Frames from the port shorter than 14 bytes.
-    pub drop_runt: u64,
-    /// Slots from the port with a bad buffer index or length.
-    pub drop_bad_slot: u64,
-    /// Frames for the port longer than its buffers.
-    pub drop_too_long: u64,
-    /// Frames for the port dropped because its ring was full.
-    pub drop_ring_full: u64,
-    /// Frames from the port whose destination was the port itself.
-    pub drop_same_port: u64,
-    /// Frames from the port dropped by the forwarding function.
-    pub drop_filtered: u64,
-    /// Frames from the port flooded when no other port existed.
-    pub drop_no_destination: u64,
-    /// Ring or buffer indices the client wrote out of range (each batch
-    /// or slot counts once).
-    pub bad_index: u64,
-    /// Kicks (eventfd writes) sent to the client.
-    pub kicks_sent: u64,
-    /// Kicks not sent because the client was polling.
-    pub kicks_suppressed: u64,
-}
-
-impl CounterSnapshot {
-    /// All drops, whatever the reason.
-    pub fn drops(&self) -> u64 {
-        self.drop_runt
-            + self.drop_bad_slot
-            + self.drop_too_long
-            + self.drop_ring_full
-            + self.drop_same_port
-            + self.drop_filtered
-            + self.drop_no_destination
-    }
 }
 
 impl PortCounters {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::clock::Clock;
-use crate::control::server::{ExtraHandler, Server};
+use crate::control::{ExtraHandler, Server};
 use crate::engine::Engine;
 use crate::registry::{Registry, SwitchConfig};
 

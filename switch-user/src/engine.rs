@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
+use switch_port::eventfd::EventFd;
 
 use crate::bridge::forward::{forward_batch, Scratch};
 use crate::bridge::port::Port;
 use crate::bridge::switch::Switch;
 use crate::clock::Clock;
 use crate::epoll::Epoll;
-use crate::port::eventfd::EventFd;
 
 /// Default time a forwarding thread keeps polling after the last frame.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);

@@ -1,13 +1,17 @@
-//! vswitch: a userspace switch with VALE semantics.
+//! vswitch: a userspace switch with VALE semantics. This crate is the
+//! daemon and its tools; what a client needs (the port's shared-memory
+//! layout, the port client, the control protocol, names and MAC addresses)
+//! is the `switch_port` crate, which this one builds on.
 //!
-//! - [`bridge`]: switches, ports, the learning table and the forwarding batch;
+//! - [`bridge`]: switches, ports, the learning table, the forwarding batch
+//!   and the daemon's side of a client port ([`bridge::shm_port`]);
 //! - [`engine`]: the forwarding threads;
-//! - [`port`]: the port protocol (shared-memory layout, rings, kicks) and the
-//!   client library;
-//! - [`protocol`] and [`control`]: the control socket;
+//! - [`control`]: the control socket's server;
 //! - [`registry`] and [`daemon`]: the daemon's state and main loop;
-//! - [`pktgen`]: the packet generator behind `vswitch pktgen`;
-//! - `nic` (feature `nic`): NIC ports over AF_XDP and the host port.
+//! - [`counters`]: per-port counters, reported as
+//!   `switch_port::protocol::CounterSnapshot`;
+//! - [`nic`]: NIC ports over AF_XDP and the host port;
+//! - [`pktgen`]: the packet generator behind `vswitch pktgen`.
 
 pub mod bridge;
 pub mod clock;
@@ -16,11 +20,6 @@ pub mod counters;
 pub mod daemon;
 pub mod engine;
 pub mod epoll;
-pub mod mac;
-pub mod names;
-#[cfg(feature = "nic")]
 pub mod nic;
 pub mod pktgen;
-pub mod port;
-pub mod protocol;
 pub mod registry;

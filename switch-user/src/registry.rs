@@ -7,20 +7,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use switch_port::eventfd::EventFd;
+use switch_port::layout::{Layout, LayoutError, DEFAULT_BUF_SIZE, DEFAULT_RING_SIZE};
+use switch_port::names::{PortName, SwitchName};
+use switch_port::protocol::{
+    ErrorCode, FdbRow, LookupStats, PortInfo, PortKind, PortStats, SwitchInfo,
+};
+use switch_port::region::{Region, RegionError};
 use thiserror::Error;
 
 use crate::bridge::learning::{LearningTable, DEFAULT_CAPACITY, DEFAULT_MAX_AGE_SECS};
-use crate::bridge::lookup::LookupStats;
-use crate::bridge::port::{Port, PortIo, PortKind};
+use crate::bridge::port::{Port, PortIo};
+use crate::bridge::shm_port::ShmPort;
 use crate::bridge::switch::{Switch, SwitchFull, DEFAULT_MAX_PORTS};
 use crate::clock::Clock;
 use crate::engine::Engine;
-use crate::names::{PortName, SwitchName};
-use crate::port::eventfd::EventFd;
-use crate::port::layout::{Layout, LayoutError, DEFAULT_BUF_SIZE, DEFAULT_RING_SIZE};
-use crate::port::region::{Region, RegionError};
-use crate::port::shm_port::ShmPort;
-use crate::protocol::{ErrorCode, FdbRow, PortInfo, PortStats, SwitchInfo};
 
 /// Limits and defaults of the switches a daemon creates.
 #[derive(Clone, Copy, Debug)]

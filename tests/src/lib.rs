@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
-use switch_user::control::client::Connection;
-use switch_user::counters::CounterSnapshot;
-use switch_user::port::client::{PortClient, PortConfig};
-use switch_user::protocol::{Request, Response};
+use switch_port::client::{PortClient, PortConfig};
+use switch_port::control::client::Connection;
+use switch_port::protocol::{CounterSnapshot, Request, Response};
 use testbed::{unique_temp_dir, wait_until, Capture, Netns, Proc, TempDir};
 
 pub mod nic;

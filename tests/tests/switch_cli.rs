@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use e2e_tests::Daemon;
-use switch_user::mac::MacAddr;
-use switch_user::port::client::Interest;
+use switch_port::client::Interest;
+use switch_port::mac::MacAddr;
 use testbed::wait_until;
 use testframe::{FrameTemplate, Kind};
 

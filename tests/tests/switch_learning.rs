@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use e2e_tests::Daemon;
-use switch_user::mac::MacAddr;
-use switch_user::port::client::{Interest, PortClient};
+use switch_port::client::{Interest, PortClient};
+use switch_port::mac::MacAddr;
 use testframe::{FrameTemplate, Kind};
 
 const MARKER_BASE: u64 = 1 << 40;

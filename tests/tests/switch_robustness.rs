@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use e2e_tests::{field, pktgen_summary, Daemon};
-use switch_user::control::client::ClientError;
-use switch_user::port::ring::Slot;
-use switch_user::protocol::{ErrorCode, Request, Response};
+use switch_port::control::client::ClientError;
+use switch_port::protocol::{ErrorCode, Request, Response};
+use switch_port::ring::Slot;
 
 fn read_response(stream: &mut UnixStream) -> Option<Response> {
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -111,7 +111,7 @@ fn malformed_control_messages_get_clear_errors() -> Result<()> {
     {
         let fd = std::fs::File::open("/dev/null")?;
         use std::os::fd::AsRawFd;
-        switch_user::control::wire::send(&s, 1, b"{\"request\":\"list\"}", &[fd.as_raw_fd()])?;
+        switch_port::control::wire::send(&s, 1, b"{\"request\":\"list\"}", &[fd.as_raw_fd()])?;
     }
     let r = read_response(&mut s);
     assert!(is_error(&r, ErrorCode::BadRequest), "{r:?}");
@@ -296,11 +296,10 @@ fn refusals_are_clear() -> Result<()> {
         "{out:?}"
     );
     // A refused open through the library is a typed error.
-    let conn_err =
-        switch_user::port::PortClient::open(daemon.socket(), "vale0:a", Default::default());
+    let conn_err = switch_port::PortClient::open(daemon.socket(), "vale0:a", Default::default());
     assert!(matches!(
         conn_err,
-        Err(switch_user::port::client::OpenError::Control(
+        Err(switch_port::client::OpenError::Control(
             ClientError::Refused {
                 code: ErrorCode::PortBusy,
                 ..

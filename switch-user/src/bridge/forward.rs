@@ -119,16 +119,17 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
 
+    use switch_port::eventfd::EventFd;
+    use switch_port::layout::Layout;
+    use switch_port::mac::MacAddr;
+    use switch_port::names::{PortName, SwitchName};
+    use switch_port::protocol::PortKind;
+    use switch_port::region::Region;
+    use switch_port::ring::Slot;
+
     use super::*;
     use crate::bridge::learning::LearningTable;
-    use crate::bridge::port::PortKind;
-    use crate::mac::MacAddr;
-    use crate::names::{PortName, SwitchName};
-    use crate::port::eventfd::EventFd;
-    use crate::port::layout::Layout;
-    use crate::port::region::Region;
-    use crate::port::ring::Slot;
-    use crate::port::shm_port::ShmPort;
+    use crate::bridge::shm_port::ShmPort;
 
     struct TestPort {
         port: Arc<Port>,

@@ -10,8 +10,10 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use super::lookup::{Destination, EthHeader, FdbEntry, Lookup, LookupStats, PortId};
-use crate::mac::MacAddr;
+use switch_port::mac::MacAddr;
+use switch_port::protocol::LookupStats;
+
+use super::lookup::{Destination, EthHeader, FdbEntry, Lookup, PortId};
 
 const WAYS: usize = 4;
 const VALID: u64 = 1 << 63;

@@ -2,7 +2,8 @@
 //! frame with the frame's Ethernet addresses; learning is one implementation
 //! ([`super::learning::LearningTable`]), and any other can replace it.
 
-use crate::mac::MacAddr;
+use switch_port::mac::MacAddr;
+use switch_port::protocol::LookupStats;
 
 /// A port's number inside its switch.
 pub type PortId = u16;
@@ -54,23 +55,6 @@ pub struct FdbEntry {
     pub port: PortId,
     /// Seconds since it was last seen.
     pub age_secs: u32,
-}
-
-/// Counters of a forwarding table.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct LookupStats {
-    /// Entries in use.
-    pub entries: u64,
-    /// Capacity.
-    pub capacity: u64,
-    /// Addresses learned (new entries).
-    pub learned: u64,
-    /// Addresses that moved to another port.
-    pub moved: u64,
-    /// Addresses not learned because the table (or its bucket) was full.
-    pub refused: u64,
-    /// Entries removed by aging.
-    pub aged: u64,
 }
 
 /// A forwarding function. Implementations are shared by the forwarding

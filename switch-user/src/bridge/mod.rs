@@ -1,8 +1,10 @@
-//! The VALE-style bridge: switches, their ports, the forwarding function and
-//! the forwarding batch.
+//! The VALE-style bridge: switches, their ports, the forwarding function,
+//! the forwarding batch, and the daemon's side of a shared-memory client
+//! port.
 
 pub mod forward;
 pub mod learning;
 pub mod lookup;
 pub mod port;
+pub mod shm_port;
 pub mod switch;

@@ -4,11 +4,15 @@
 
 use std::os::fd::RawFd;
 
-use serde::{Deserialize, Serialize};
+use switch_port::names::PortName;
+use switch_port::protocol::PortKind;
 
 use super::lookup::PortId;
 use crate::counters::PortCounters;
-use crate::names::PortName;
+
+/// Smallest frame the switch forwards: an Ethernet header. Every port's
+/// [`PortIo::receive`] drops (and counts) shorter ones.
+pub const MIN_FRAME: u32 = 14;
 
 /// One frame of a batch, in the memory of the port it came from.
 ///
@@ -37,18 +41,6 @@ impl FrameRef {
         unsafe { std::ptr::copy_nonoverlapping(self.ptr, h.as_mut_ptr(), 14) };
         h
     }
-}
-
-/// What kind of port this is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PortKind {
-    /// A client port: rings in a memfd shared with a process.
-    Shm,
-    /// A NIC attached through AF_XDP sockets.
-    Nic,
-    /// The host stack, through a TAP interface.
-    Host,
 }
 
 /// The I/O of a port, called by the forwarding threads.

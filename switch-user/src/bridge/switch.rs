@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use switch_port::names::SwitchName;
 use thiserror::Error;
 
 use super::lookup::{Lookup, PortId};
 use super::port::Port;
-use crate::names::SwitchName;
 
 /// VALE's limit on ports per switch, the default here.
 pub const DEFAULT_MAX_PORTS: usize = 254;

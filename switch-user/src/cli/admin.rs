@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use switch_user::control::client::Connection;
-use switch_user::names::{PortName, SwitchName};
-use switch_user::protocol::{Request, Response};
+use switch_port::control::client::Connection;
+use switch_port::names::{PortName, SwitchName};
+use switch_port::protocol::{Request, Response};
 
 /// Arguments of `vswitch create`.
 #[derive(clap::Args)]

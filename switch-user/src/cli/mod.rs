@@ -12,10 +12,10 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use switch_port::control::client::socket_path;
 use switch_user::bridge::learning::{DEFAULT_CAPACITY, DEFAULT_MAX_AGE_SECS};
 use switch_user::bridge::switch::DEFAULT_MAX_PORTS;
-use switch_user::control::client::socket_path;
-use switch_user::control::server::ExtraHandler;
+use switch_user::control::ExtraHandler;
 use switch_user::daemon::{self, DaemonConfig};
 use switch_user::nic::manager::NicManager;
 use switch_user::registry::SwitchConfig;

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use switch_user::mac::MacAddr;
+use switch_port::client::PortConfig;
+use switch_port::mac::MacAddr;
 use switch_user::pktgen::{self, Config, Mode};
-use switch_user::port::client::PortConfig;
 
 /// Arguments of `vswitch pktgen`.
 #[derive(clap::Args)]

@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use switch_user::control::client::Connection;
-use switch_user::counters::CounterSnapshot;
-use switch_user::names::PortName;
-use switch_user::protocol::{PortStats, Request, Response};
+use switch_port::control::client::Connection;
+use switch_port::names::PortName;
+use switch_port::protocol::{CounterSnapshot, PortStats, Request, Response};
 
 /// Arguments of `vswitch stats`.
 #[derive(clap::Args)]

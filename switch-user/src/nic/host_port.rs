@@ -9,9 +9,9 @@ use switch_xdp::Tap;
 
 use super::staging::Staging;
 use crate::bridge::forward::MAX_BATCH;
+use crate::bridge::port::MIN_FRAME;
 use crate::bridge::port::{FrameRef, PortIo};
 use crate::counters::{DropReason, PortCounters};
-use crate::port::shm_port::MIN_FRAME;
 
 /// Largest frame the host port carries.
 pub const HOST_MAX_FRAME: usize = 9216;

@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use switch_port::mac::MacAddr;
+use switch_port::names::{PortName, SwitchName};
+use switch_port::protocol::{ErrorCode, PortKind, Request, Response};
 use switch_xdp::{
     iface, AttachPolicy, NoSocketAction, PassList, Promiscuous, SteeringConfig, SteeringError, Tap,
     XdpSteering, XskConfig, XskError, XskQueue,
@@ -14,11 +17,7 @@ use thiserror::Error;
 
 use super::host_port::HostPort;
 use super::nic_port::NicPort;
-use crate::bridge::port::PortKind;
-use crate::control::server::ExtraHandler;
-use crate::mac::MacAddr;
-use crate::names::{PortName, SwitchName};
-use crate::protocol::{ErrorCode, Request, Response};
+use crate::control::ExtraHandler;
 use crate::registry::{ControlError, Registry};
 
 /// Why an attach or detach failed.

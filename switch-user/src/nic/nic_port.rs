@@ -11,10 +11,10 @@ use parking_lot::Mutex;
 use switch_xdp::{iface, Promiscuous, XdpSteering, XskQueue};
 
 use crate::bridge::forward::MAX_BATCH;
+use crate::bridge::port::MIN_FRAME;
 use crate::bridge::port::{FrameRef, PortIo};
 use crate::counters::{DropReason, PortCounters};
 use crate::epoll::Epoll;
-use crate::port::shm_port::MIN_FRAME;
 
 struct Source {
     /// Queues whose frames the current batch holds.

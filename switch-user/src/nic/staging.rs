@@ -2,8 +2,9 @@
 //! (a TAP read): they are copied here, cache-line
 //! rounded, so the forwarding batch can refer to them until it is done.
 
+use switch_port::layout::CACHE_LINE;
+
 use crate::bridge::port::FrameRef;
-use crate::port::layout::CACHE_LINE;
 
 /// Fixed-size, 64-byte aligned slots for one batch of frames.
 pub struct Staging {

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::mac::MacAddr;
-use crate::port::client::{OpenError, PortClient, PortConfig};
 pub use report::Summary;
+use switch_port::client::{OpenError, PortClient, PortConfig};
+use switch_port::mac::MacAddr;
 
 /// What pktgen does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

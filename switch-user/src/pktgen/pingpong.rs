@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant};
 
+use switch_port::client::{Interest, PortClient};
 use testframe::{FrameTemplate, Kind};
 
 use super::report::{RateLine, RttSummary, Summary};
 use super::{now_ns, Config, Pacer, PktgenError};
-use crate::port::client::{Interest, PortClient};
 
 /// How long a ping waits for its pong.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);

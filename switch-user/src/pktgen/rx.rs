@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use switch_port::client::{Interest, PortClient};
 use testframe::FrameError;
 
 use super::report::{RateLine, Summary};
 use super::seq::SeqTracker;
 use super::{Config, PktgenError};
-use crate::port::client::{Interest, PortClient};
 
 /// Receives until the count, the duration or the idle timeout is reached.
 pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenError> {

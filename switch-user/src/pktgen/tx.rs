@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use switch_port::client::{Interest, PortClient};
 use testframe::{FrameTemplate, Kind};
 
 use super::report::{RateLine, Summary};
 use super::{now_ns, Config, Pacer, PktgenError};
-use crate::port::client::{Interest, PortClient};
 
 /// Sends frames until the count or duration is reached.
 pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenError> {

@@ -4,7 +4,7 @@
 use std::os::fd::RawFd;
 use std::path::Path;
 
-use switch_user::port::{Interest, PortClient, PortConfig};
+use switch_port::{Interest, PortClient, PortConfig};
 
 use super::{BackendError, Port};
 

@@ -7,16 +7,13 @@ use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use switch_port::eventfd::EventFd;
+use switch_port::layout::{Layout, CACHE_LINE};
+use switch_port::region::Region;
+use switch_port::ring::{RingView, Slot};
 
-use super::eventfd::EventFd;
-use super::layout::{Layout, CACHE_LINE};
-use super::region::Region;
-use super::ring::{RingView, Slot};
-use crate::bridge::port::{FrameRef, PortIo};
+use super::port::{FrameRef, PortIo, MIN_FRAME};
 use crate::counters::{DropReason, PortCounters};
-
-/// Smallest frame the switch forwards: an Ethernet header.
-pub const MIN_FRAME: u32 = 14;
 
 #[derive(Default)]
 struct SourceState {
@@ -36,8 +33,6 @@ struct SinkState {
 pub struct ShmPort {
     region: Arc<Region>,
     layout: Layout,
-    tx: RingView,
-    rx: RingView,
     to_switch: EventFd,
     to_client: EventFd,
     source: Mutex<SourceState>,
@@ -48,12 +43,9 @@ impl ShmPort {
     /// Wraps a freshly created region and the two kick eventfds.
     pub fn new(region: Arc<Region>, to_switch: EventFd, to_client: EventFd) -> ShmPort {
         let layout = *region.layout();
-        let (tx, rx) = (region.tx_ring(), region.rx_ring());
         ShmPort {
             region,
             layout,
-            tx,
-            rx,
             to_switch,
             to_client,
             source: Mutex::new(SourceState::default()),
@@ -79,16 +71,17 @@ impl ShmPort {
     /// Frames the client published that the switch has not read yet (0 when
     /// the client's head is out of range).
     pub fn tx_backlog(&self) -> u32 {
-        let head = self.tx.head().load(Ordering::Acquire);
-        if head >= self.tx.size() {
+        let tx = self.region.tx_ring();
+        let head = tx.head().load(Ordering::Acquire);
+        if head >= tx.size() {
             return 0;
         }
-        self.tx.distance(self.source.lock().next, head)
+        tx.distance(self.source.lock().next, head)
     }
 
     /// Reads the client's `head` of `ring`; `None` (and counted) if out of range.
     #[inline]
-    fn client_head(&self, ring: &RingView, counters: &PortCounters) -> Option<u32> {
+    fn client_head(&self, ring: RingView<'_>, counters: &PortCounters) -> Option<u32> {
         let head = ring.head().load(Ordering::Acquire);
         if head < ring.size() {
             Some(head)
@@ -109,19 +102,21 @@ impl ShmPort {
 
 impl PortIo for ShmPort {
     fn receive(&self, batch: &mut Vec<FrameRef>, max: usize, counters: &PortCounters) -> usize {
+        let region = &*self.region;
+        let tx = region.tx_ring();
         let mut st = self.source.lock();
-        let Some(head) = self.client_head(&self.tx, counters) else {
+        let Some(head) = self.client_head(tx, counters) else {
             return 0;
         };
-        let n = self.tx.distance(st.next, head).min(max as u32);
+        let n = tx.distance(st.next, head).min(max as u32);
         let buf_size = self.layout.buf_size;
         let (mut taken, mut bytes, mut runts, mut bad) = (0usize, 0u64, 0u64, 0u64);
         let mut index = st.next;
         for _ in 0..n {
-            let slot = self.tx.read_slot(index);
-            index = self.tx.advance(index, 1);
+            let slot = tx.read_slot(index);
+            index = tx.advance(index, 1);
             let len = slot.len as u32;
-            let Some(buffer) = self.region.buffer(slot.buf).filter(|_| len <= buf_size) else {
+            let Some(buffer) = region.buffer(slot.buf).filter(|_| len <= buf_size) else {
                 bad += 1;
                 continue;
             };
@@ -145,26 +140,27 @@ impl PortIo for ShmPort {
     }
 
     fn release(&self, counters: &PortCounters) {
+        let tx = self.region.tx_ring();
         let mut st = self.source.lock();
         if st.pending == 0 {
             return;
         }
-        st.next = self.tx.advance(st.next, st.pending);
+        st.next = tx.advance(st.next, st.pending);
         st.pending = 0;
-        self.tx.tail().store(
-            self.tx.advance(st.next, self.tx.size() - 1),
-            Ordering::Release,
-        );
+        tx.tail()
+            .store(tx.advance(st.next, tx.size() - 1), Ordering::Release);
         fence(Ordering::SeqCst);
-        let waiting = self.tx.producer_needs_kick().load(Ordering::Relaxed) != 0;
+        let waiting = tx.producer_needs_kick().load(Ordering::Relaxed) != 0;
         self.kick_client_if(waiting, counters);
     }
 
     fn deliver(&self, frames: &[FrameRef], which: &[u16], counters: &PortCounters) -> usize {
+        let region = &*self.region;
+        let rx = region.rx_ring();
         let mut st = self.sink.lock();
-        let head = self.client_head(&self.rx, counters);
+        let head = self.client_head(rx, counters);
         // The switch may fill up to the slot before the client's head.
-        let mut free = head.map_or(0, |h| self.rx.distance(st.tail, h.wrapping_sub(1)));
+        let mut free = head.map_or(0, |h| rx.distance(st.tail, h.wrapping_sub(1)));
         let buf_size = self.layout.buf_size;
         let (mut delivered, mut bytes, mut too_long, mut full) = (0usize, 0u64, 0u64, 0u64);
         for &i in which {
@@ -179,15 +175,15 @@ impl PortIo for ShmPort {
                 full += 1;
                 continue;
             }
-            let slot = self.rx.read_slot(st.tail);
-            let (buf, buffer) = match self.region.buffer(slot.buf) {
+            let slot = rx.read_slot(st.tail);
+            let (buf, buffer) = match region.buffer(slot.buf) {
                 Some(b) => (slot.buf, b),
                 None => {
                     // The client put a bad buffer index in its slot: use the
                     // slot's own buffer instead and count the client's error.
                     counters.add_bad_index();
-                    let home = self.layout.ring_size + (st.tail & (self.rx.size() - 1));
-                    match self.region.buffer(home) {
+                    let home = self.layout.ring_size + (st.tail & (rx.size() - 1));
+                    match region.buffer(home) {
                         Some(b) => (home, b),
                         None => continue,
                     }
@@ -202,7 +198,7 @@ impl PortIo for ShmPort {
             // buffer holds `buf_size >= copy` bytes inside this port's region;
             // the two are in different ports' memory, so they do not overlap.
             unsafe { std::ptr::copy_nonoverlapping(frame.ptr, buffer.as_ptr(), copy) };
-            self.rx.write_slot(
+            rx.write_slot(
                 st.tail,
                 Slot {
                     buf,
@@ -210,15 +206,15 @@ impl PortIo for ShmPort {
                     flags: 0,
                 },
             );
-            st.tail = self.rx.advance(st.tail, 1);
+            st.tail = rx.advance(st.tail, 1);
             free -= 1;
             delivered += 1;
             bytes += frame.len as u64;
         }
         if delivered > 0 {
-            self.rx.tail().store(st.tail, Ordering::Release);
+            rx.tail().store(st.tail, Ordering::Release);
             fence(Ordering::SeqCst);
-            let waiting = self.rx.consumer_needs_kick().load(Ordering::Relaxed) != 0;
+            let waiting = rx.consumer_needs_kick().load(Ordering::Relaxed) != 0;
             self.kick_client_if(waiting, counters);
         }
         drop(st);
@@ -233,15 +229,19 @@ impl PortIo for ShmPort {
     }
 
     fn arm(&self) -> bool {
-        self.tx.consumer_needs_kick().store(1, Ordering::Relaxed);
+        let tx = self.region.tx_ring();
+        tx.consumer_needs_kick().store(1, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        let head = self.tx.head().load(Ordering::Acquire);
+        let head = tx.head().load(Ordering::Acquire);
         let next = self.source.lock().next;
-        head < self.tx.size() && head != next
+        head < tx.size() && head != next
     }
 
     fn disarm(&self) {
-        self.tx.consumer_needs_kick().store(0, Ordering::Relaxed);
+        self.region
+            .tx_ring()
+            .consumer_needs_kick()
+            .store(0, Ordering::Relaxed);
     }
 
     fn on_wake(&self) {

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::wire::{self, WireError};
-use crate::names::PortName;
-use crate::protocol::{ErrorCode, Request, Response, DIR_REQUEST, DIR_RESPONSE, VERSION};
+use switch_port::control::wire::{self, WireError};
+use switch_port::names::PortName;
+use switch_port::protocol::{ErrorCode, Request, Response, DIR_REQUEST, DIR_RESPONSE, VERSION};
+
 use crate::registry::{ControlError, Registry};
 
 /// Most control connections served at once.

@@ -2,9 +2,12 @@
 //! flags and the slots, accessed with atomics and single volatile reads so
 //! that a value the other side writes is read exactly once.
 
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::layout::{ring_field, RING_HEADER_SIZE, SLOT_SIZE};
+use crate::layout::{ring_field, RING_HEADER_SIZE, SLOT_SIZE};
+use crate::region::Region;
 
 /// One ring slot: which buffer holds the frame, its length and flags.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -33,28 +36,72 @@ impl Slot {
     }
 }
 
-/// A ring inside a mapped region. It holds raw pointers: the owner of the
-/// region keeps the mapping alive for as long as views are used.
+/// A ring inside a mapped [`Region`], borrowed from it: the view cannot
+/// outlive the mapping, so no safe code reaches a ring after its region is
+/// unmapped. It is two words (base and size) and `Copy`; taking one from a
+/// region costs two loads.
+///
+/// ```
+/// use std::sync::atomic::Ordering;
+/// use switch_port::layout::Layout;
+/// use switch_port::region::Region;
+///
+/// let region = Region::create("doc", Layout::new(64, 2048)?)?;
+/// let tx = region.tx_ring();
+/// assert_eq!(tx.tail().load(Ordering::Acquire), 63, "all slots free");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// A view used after its region is gone does not compile:
+///
+/// ```compile_fail,E0505
+/// use std::sync::atomic::Ordering;
+/// use switch_port::layout::Layout;
+/// use switch_port::region::Region;
+///
+/// let region = Region::create("doc", Layout::new(64, 2048).unwrap()).unwrap();
+/// let tx = region.tx_ring();
+/// drop(region); // unmaps the rings
+/// tx.head().load(Ordering::Acquire);
+/// ```
+///
+/// ```compile_fail,E0597
+/// use switch_port::layout::Layout;
+/// use switch_port::region::Region;
+///
+/// let tx = {
+///     let region = Region::create("doc", Layout::new(64, 2048).unwrap()).unwrap();
+///     region.tx_ring()
+/// };
+/// tx.size();
+/// ```
 #[derive(Clone, Copy, Debug)]
-pub struct RingView {
-    base: *mut u8,
+pub struct RingView<'a> {
+    base: NonNull<u8>,
     size: u32,
+    region: PhantomData<&'a Region>,
 }
 
 // SAFETY: the view only performs atomic or volatile accesses to shared memory
-// that the region keeps mapped; such accesses are valid from any thread.
-unsafe impl Send for RingView {}
+// that the borrowed region keeps mapped; such accesses are valid from any
+// thread.
+unsafe impl Send for RingView<'_> {}
 // SAFETY: as above.
-unsafe impl Sync for RingView {}
+unsafe impl Sync for RingView<'_> {}
 
-impl RingView {
+impl<'a> RingView<'a> {
     /// Creates a view of the ring whose header starts at `base`.
     ///
     /// # Safety
-    /// `base` must point to a 64-byte aligned ring of `size` slots inside a
-    /// mapping that outlives every use of the view.
-    pub unsafe fn new(base: *mut u8, size: u32) -> RingView {
-        RingView { base, size }
+    /// `base` must point to a 64-byte aligned ring of `size` slots (a power
+    /// of two) inside a mapping that stays mapped for `'a`.
+    #[inline]
+    pub(crate) unsafe fn new(base: NonNull<u8>, size: u32) -> RingView<'a> {
+        RingView {
+            base,
+            size,
+            region: PhantomData,
+        }
     }
 
     /// Number of slots.
@@ -64,39 +111,40 @@ impl RingView {
     }
 
     #[inline]
-    fn field(&self, offset: usize) -> &AtomicU32 {
+    fn field(&self, offset: usize) -> &'a AtomicU32 {
         // SAFETY: offset is one of the ring_field constants, inside the header;
-        // the pointer is 4-byte aligned and valid for the mapping's lifetime.
-        unsafe { AtomicU32::from_ptr(self.base.add(offset).cast::<u32>()) }
+        // the pointer is 4-byte aligned and valid while the region is mapped,
+        // which it is for 'a.
+        unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(offset).cast::<u32>()) }
     }
 
     /// The client-written `head` index (unvalidated).
     #[inline]
-    pub fn head(&self) -> &AtomicU32 {
+    pub fn head(&self) -> &'a AtomicU32 {
         self.field(ring_field::HEAD)
     }
 
     /// The client-written `cur` index (unvalidated).
     #[inline]
-    pub fn cur(&self) -> &AtomicU32 {
+    pub fn cur(&self) -> &'a AtomicU32 {
         self.field(ring_field::CUR)
     }
 
     /// The switch-written `tail` index.
     #[inline]
-    pub fn tail(&self) -> &AtomicU32 {
+    pub fn tail(&self) -> &'a AtomicU32 {
         self.field(ring_field::TAIL)
     }
 
     /// Flag set by the consumer when it sleeps waiting for frames.
     #[inline]
-    pub fn consumer_needs_kick(&self) -> &AtomicU32 {
+    pub fn consumer_needs_kick(&self) -> &'a AtomicU32 {
         self.field(ring_field::CONSUMER_NEEDS_KICK)
     }
 
     /// Flag set by the producer when it sleeps waiting for free slots.
     #[inline]
-    pub fn producer_needs_kick(&self) -> &AtomicU32 {
+    pub fn producer_needs_kick(&self) -> &'a AtomicU32 {
         self.field(ring_field::PRODUCER_NEEDS_KICK)
     }
 
@@ -109,6 +157,7 @@ impl RingView {
         let bits = unsafe {
             std::ptr::read_volatile(
                 self.base
+                    .as_ptr()
                     .add(RING_HEADER_SIZE + i * SLOT_SIZE)
                     .cast::<u64>(),
             )
@@ -124,6 +173,7 @@ impl RingView {
         unsafe {
             std::ptr::write_volatile(
                 self.base
+                    .as_ptr()
                     .add(RING_HEADER_SIZE + i * SLOT_SIZE)
                     .cast::<u64>(),
                 slot.to_bits(),
@@ -132,7 +182,7 @@ impl RingView {
     }
 
     /// Sets head, cur and tail (only when the region is created).
-    pub fn init_indices(&self, head: u32, tail: u32) {
+    pub(crate) fn init_indices(&self, head: u32, tail: u32) {
         self.head().store(head, Ordering::Relaxed);
         self.cur().store(head, Ordering::Relaxed);
         self.tail().store(tail, Ordering::Relaxed);

@@ -1,23 +1,31 @@
 //! The client library: open a switch port and move frames in batches.
 //!
-//! ```no_run
-//! use switch_user::port::client::{PortClient, PortConfig, Interest};
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let socket = switch_user::control::client::socket_path(None);
-//! let mut port = PortClient::open(&socket, "vale0:app", PortConfig::default())?;
-//! // Send: fill slots, then publish once (at most one kick per batch).
-//! if let Some(buf) = port.reserve() {
-//!     buf[..60].fill(0xff);
-//!     port.commit(60);
+//! The crate's documentation has a complete example (two ports exchanging
+//! a batch through a running daemon).
+//!
+//! Frames are borrows of the client: the buffer from [`PortClient::reserve`]
+//! or [`PortClient::peek`] must be done with before the next call on the
+//! client, so a frame can neither be used after its slot went back to the
+//! switch nor after the client (and its mapping) is gone. Neither compiles:
+//!
+//! ```compile_fail,E0499
+//! fn keep_a_frame(port: &mut switch_port::PortClient) -> u8 {
+//!     let frame = port.peek().unwrap();
+//!     port.consume();
+//!     port.release_rx(); // the slot is the switch's again
+//!     frame[0]
 //! }
-//! port.publish();
-//! // Receive: wait, then take a batch and return the slots once.
-//! port.wait(Interest::RX, std::time::Duration::from_micros(20), Some(std::time::Duration::from_secs(1)))?;
-//! let n = port.recv(512, |frame| println!("{} bytes", frame.len()));
-//! # Ok(()) }
 //! ```
 //!
-//! Kicks follow the ring protocol of [`super::layout`]: `publish` writes the
+//! ```compile_fail,E0505
+//! fn outlive_the_client(mut port: switch_port::PortClient) -> u8 {
+//!     let frame = port.peek().unwrap();
+//!     drop(port); // unmaps the rings
+//!     frame[0]
+//! }
+//! ```
+//!
+//! Kicks follow the ring protocol of [`crate::layout`]: `publish` writes the
 //! switch's eventfd only when the switch said it sleeps; `wait` polls for a
 //! bounded time, then sets this side's need-kick flags, re-checks, and sleeps
 //! on the eventfd.
@@ -30,13 +38,13 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use super::eventfd::EventFd;
-use super::layout::Layout;
-use super::region::{Region, RegionError};
-use super::ring::{RingView, Slot};
 use crate::control::client::{ClientError, Connection};
+use crate::eventfd::EventFd;
+use crate::layout::Layout;
 use crate::names::{NameError, PortName};
 use crate::protocol::{Request, Response};
+use crate::region::{Region, RegionError};
+use crate::ring::{RingView, Slot};
 
 /// Sizes asked for when the port is created (ignored when it exists and
 /// matches; an explicit size that differs is refused).
@@ -106,8 +114,6 @@ pub struct PortClient {
     name: PortName,
     region: Region,
     layout: Layout,
-    tx: RingView,
-    rx: RingView,
     to_switch: EventFd,
     to_client: EventFd,
     tx_cur: u32,
@@ -152,17 +158,14 @@ impl PortClient {
                 "region sizes differ from the answer".into(),
             ));
         }
-        let (tx, rx) = (region.tx_ring(), region.rx_ring());
         let mask = layout.ring_size - 1;
-        let tx_head = tx.head().load(Ordering::Acquire) & mask;
-        let rx_head = rx.head().load(Ordering::Acquire) & mask;
+        let tx_head = region.tx_ring().head().load(Ordering::Acquire) & mask;
+        let rx_head = region.rx_ring().head().load(Ordering::Acquire) & mask;
         let mut client = PortClient {
             conn,
             name,
             region,
             layout,
-            tx,
-            rx,
             to_switch: EventFd::from_owned(to_switch),
             to_client: EventFd::from_owned(to_client),
             tx_cur: tx_head,
@@ -204,14 +207,24 @@ impl PortClient {
     }
 
     /// The raw TX ring, for tools and robustness tests: writing to it
-    /// bypasses this library's bookkeeping.
-    pub fn raw_tx_ring(&self) -> RingView {
-        self.tx
+    /// bypasses this library's bookkeeping. The view borrows the client.
+    pub fn raw_tx_ring(&self) -> RingView<'_> {
+        self.tx()
     }
 
     /// The raw RX ring, for tools and robustness tests.
-    pub fn raw_rx_ring(&self) -> RingView {
-        self.rx
+    pub fn raw_rx_ring(&self) -> RingView<'_> {
+        self.rx()
+    }
+
+    #[inline]
+    fn tx(&self) -> RingView<'_> {
+        self.region.tx_ring()
+    }
+
+    #[inline]
+    fn rx(&self) -> RingView<'_> {
+        self.region.rx_ring()
     }
 
     /// The eventfd the switch writes to wake this client (for an external
@@ -222,14 +235,16 @@ impl PortClient {
 
     #[inline]
     fn refresh_tx(&mut self) -> u32 {
-        self.tx_tail = self.tx.tail().load(Ordering::Acquire) & (self.layout.ring_size - 1);
-        self.tx.distance(self.tx_cur, self.tx_tail)
+        let tx = self.region.tx_ring();
+        self.tx_tail = tx.tail().load(Ordering::Acquire) & (tx.size() - 1);
+        tx.distance(self.tx_cur, self.tx_tail)
     }
 
     #[inline]
     fn refresh_rx(&mut self) -> u32 {
-        self.rx_tail = self.rx.tail().load(Ordering::Acquire) & (self.layout.ring_size - 1);
-        self.rx.distance(self.rx_cur, self.rx_tail)
+        let rx = self.region.rx_ring();
+        self.rx_tail = rx.tail().load(Ordering::Acquire) & (rx.size() - 1);
+        rx.distance(self.rx_cur, self.rx_tail)
     }
 
     /// Free TX slots now.
@@ -244,7 +259,7 @@ impl PortClient {
 
     /// The buffer index held by slot `index` of `ring`, or the slot's home
     /// buffer when the slot holds an index out of range.
-    fn buffer_of(&self, ring: &RingView, index: u32, home: u32) -> (u32, *mut u8) {
+    fn buffer_of(&self, ring: RingView<'_>, index: u32, home: u32) -> (u32, *mut u8) {
         let slot = ring.read_slot(index);
         let buf = if slot.buf < self.layout.num_bufs {
             slot.buf
@@ -268,7 +283,7 @@ impl PortClient {
             return None;
         }
         let home = self.tx_cur & (self.layout.ring_size - 1);
-        let (_, ptr) = self.buffer_of(&self.tx, self.tx_cur, home);
+        let (_, ptr) = self.buffer_of(self.tx(), self.tx_cur, home);
         // SAFETY: the buffer lies inside our mapping and belongs to this side
         // while its slot is in the client's range; `&mut self` keeps it unique.
         Some(unsafe { std::slice::from_raw_parts_mut(ptr, self.layout.buf_size as usize) })
@@ -278,25 +293,27 @@ impl PortClient {
     /// buffer size).
     #[inline]
     pub fn commit(&mut self, len: usize) {
+        let tx = self.region.tx_ring();
         let home = self.tx_cur & (self.layout.ring_size - 1);
-        let (buf, _) = self.buffer_of(&self.tx, self.tx_cur, home);
+        let (buf, _) = self.buffer_of(tx, self.tx_cur, home);
         let len = len.min(self.layout.buf_size as usize) as u16;
-        self.tx.write_slot(self.tx_cur, Slot { buf, len, flags: 0 });
-        self.tx_cur = self.tx.advance(self.tx_cur, 1);
+        tx.write_slot(self.tx_cur, Slot { buf, len, flags: 0 });
+        self.tx_cur = tx.advance(self.tx_cur, 1);
     }
 
     /// Publishes every committed frame and kicks the switch if it sleeps.
     /// Returns the number of frames published.
     pub fn publish(&mut self) -> usize {
-        let n = self.tx.distance(self.tx_head, self.tx_cur);
+        let tx = self.region.tx_ring();
+        let n = tx.distance(self.tx_head, self.tx_cur);
         if n == 0 {
             return 0;
         }
         self.tx_head = self.tx_cur;
-        self.tx.cur().store(self.tx_cur, Ordering::Relaxed);
-        self.tx.head().store(self.tx_cur, Ordering::Release);
+        tx.cur().store(self.tx_cur, Ordering::Relaxed);
+        tx.head().store(self.tx_cur, Ordering::Release);
         fence(Ordering::SeqCst);
-        if self.tx.consumer_needs_kick().load(Ordering::Relaxed) != 0 {
+        if tx.consumer_needs_kick().load(Ordering::Relaxed) != 0 {
             self.to_switch.signal();
             self.stats.kicks_sent += 1;
         } else {
@@ -327,10 +344,11 @@ impl PortClient {
         if self.rx_cur == self.rx_tail && self.refresh_rx() == 0 {
             return None;
         }
-        let slot = self.rx.read_slot(self.rx_cur);
+        let rx = self.rx();
+        let slot = rx.read_slot(self.rx_cur);
         let len = (slot.len as usize).min(self.layout.buf_size as usize);
         let home = self.layout.ring_size + (self.rx_cur & (self.layout.ring_size - 1));
-        let (_, ptr) = self.buffer_of(&self.rx, self.rx_cur, home);
+        let (_, ptr) = self.buffer_of(rx, self.rx_cur, home);
         // SAFETY: as in reserve; `len` is clamped to the buffer size.
         Some(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
     }
@@ -340,7 +358,7 @@ impl PortClient {
     #[inline]
     pub fn consume(&mut self) {
         if self.rx_cur != self.rx_tail {
-            self.rx_cur = self.rx.advance(self.rx_cur, 1);
+            self.rx_cur = self.rx().advance(self.rx_cur, 1);
         }
     }
 
@@ -348,8 +366,9 @@ impl PortClient {
     pub fn release_rx(&mut self) {
         if self.rx_head != self.rx_cur {
             self.rx_head = self.rx_cur;
-            self.rx.cur().store(self.rx_cur, Ordering::Relaxed);
-            self.rx.head().store(self.rx_cur, Ordering::Release);
+            let rx = self.rx();
+            rx.cur().store(self.rx_cur, Ordering::Relaxed);
+            rx.head().store(self.rx_cur, Ordering::Release);
         }
     }
 
@@ -376,10 +395,10 @@ impl PortClient {
     /// poll [`PortClient::kick_fd`].
     pub fn arm(&mut self, interest: Interest) -> bool {
         if interest.rx {
-            self.rx.consumer_needs_kick().store(1, Ordering::Relaxed);
+            self.rx().consumer_needs_kick().store(1, Ordering::Relaxed);
         }
         if interest.tx {
-            self.tx.producer_needs_kick().store(1, Ordering::Relaxed);
+            self.tx().producer_needs_kick().store(1, Ordering::Relaxed);
         }
         fence(Ordering::SeqCst);
         self.ready(interest)
@@ -387,8 +406,8 @@ impl PortClient {
 
     /// Clears the need-kick flags (this side is polling again) and drains the eventfd.
     pub fn disarm(&mut self) {
-        self.rx.consumer_needs_kick().store(0, Ordering::Relaxed);
-        self.tx.producer_needs_kick().store(0, Ordering::Relaxed);
+        self.rx().consumer_needs_kick().store(0, Ordering::Relaxed);
+        self.tx().producer_needs_kick().store(0, Ordering::Relaxed);
         self.to_client.drain();
     }
 

@@ -11,8 +11,8 @@ use std::ptr::NonNull;
 
 use thiserror::Error;
 
-use super::layout::{Layout, LayoutError, REGION_HEADER_SIZE};
-use super::ring::RingView;
+use crate::layout::{Layout, LayoutError, REGION_HEADER_SIZE};
+use crate::ring::{RingView, Slot};
 
 /// Why a region could not be created or mapped.
 #[derive(Debug, Error)]
@@ -37,12 +37,18 @@ fn os(what: &'static str) -> impl FnOnce(io::Error) -> RegionError {
     move |source| RegionError::Os { what, source }
 }
 
-/// A mapped port region.
+/// A mapped port region. Dropping it unmaps the memory; the ring views it
+/// hands out borrow it, so none outlives the mapping.
 #[derive(Debug)]
 pub struct Region {
     base: NonNull<u8>,
     len: usize,
     layout: Layout,
+    /// Start of the TX ring's header (computed once: taking a view costs
+    /// two loads).
+    tx_ring: NonNull<u8>,
+    /// Start of the RX ring's header.
+    rx_ring: NonNull<u8>,
     fd: OwnedFd,
 }
 
@@ -50,7 +56,8 @@ pub struct Region {
 // its contents goes through atomics or volatile accesses on raw pointers, which
 // are valid from any thread while the mapping lives.
 unsafe impl Send for Region {}
-// SAFETY: as above; `&Region` only hands out raw-pointer based views.
+// SAFETY: as above; `&Region` only hands out views that borrow it and raw
+// buffer pointers.
 unsafe impl Sync for Region {}
 
 impl Region {
@@ -88,7 +95,7 @@ impl Region {
         for i in 0..layout.ring_size {
             tx.write_slot(
                 i,
-                super::ring::Slot {
+                Slot {
                     buf: i,
                     len: 0,
                     flags: 0,
@@ -96,7 +103,7 @@ impl Region {
             );
             rx.write_slot(
                 i,
-                super::ring::Slot {
+                Slot {
                     buf: layout.ring_size + i,
                     len: 0,
                     flags: 0,
@@ -152,10 +159,20 @@ impl Region {
             return Err(os("mmap port memfd")(io::Error::last_os_error()));
         }
         let base = NonNull::new(ptr.cast::<u8>()).ok_or(RegionError::NotSealed)?;
+        // SAFETY: both ring offsets lie inside the mapping, as the layout
+        // guarantees (and `from_header` checked against the memfd's size).
+        let (tx_ring, rx_ring) = unsafe {
+            (
+                base.add(layout.tx_ring_offset),
+                base.add(layout.rx_ring_offset),
+            )
+        };
         Ok(Region {
             base,
             len: layout.region_len,
             layout,
+            tx_ring,
+            rx_ring,
             fd,
         })
     }
@@ -171,29 +188,25 @@ impl Region {
         self.fd.as_fd()
     }
 
-    /// The TX ring (client to switch).
-    pub fn tx_ring(&self) -> RingView {
-        // SAFETY: the ring lies inside the mapping, as the layout guarantees.
-        unsafe {
-            RingView::new(
-                self.base.as_ptr().add(self.layout.tx_ring_offset),
-                self.layout.ring_size,
-            )
-        }
+    /// The TX ring (client to switch), borrowed from the region.
+    #[inline]
+    pub fn tx_ring(&self) -> RingView<'_> {
+        // SAFETY: the ring lies inside the mapping (see map_fd), which stays
+        // mapped while `self` is borrowed.
+        unsafe { RingView::new(self.tx_ring, self.layout.ring_size) }
     }
 
-    /// The RX ring (switch to client).
-    pub fn rx_ring(&self) -> RingView {
-        // SAFETY: the ring lies inside the mapping, as the layout guarantees.
-        unsafe {
-            RingView::new(
-                self.base.as_ptr().add(self.layout.rx_ring_offset),
-                self.layout.ring_size,
-            )
-        }
+    /// The RX ring (switch to client), borrowed from the region.
+    #[inline]
+    pub fn rx_ring(&self) -> RingView<'_> {
+        // SAFETY: as in tx_ring.
+        unsafe { RingView::new(self.rx_ring, self.layout.ring_size) }
     }
 
     /// Pointer to buffer `index`, or `None` when the index is out of range.
+    /// It points into the mapping, valid while the region lives; the other
+    /// side may write the buffer at any time, so turning it into a slice is
+    /// for code that owns the buffer's slot by the ring protocol.
     #[inline]
     pub fn buffer(&self, index: u32) -> Option<NonNull<u8>> {
         if index >= self.layout.num_bufs {
@@ -218,8 +231,8 @@ impl Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
-        // SAFETY: unmapping exactly the mapping this value created; no view
-        // outlives the region (views are used under an Arc<Region> or borrow).
+        // SAFETY: unmapping exactly the mapping this value created; every
+        // view borrows the region, so none is left.
         unsafe {
             libc::munmap(self.base.as_ptr().cast(), self.len);
         }
