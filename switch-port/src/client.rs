@@ -303,6 +303,7 @@ impl PortClient {
 
     /// Publishes every committed frame and kicks the switch if it sleeps.
     /// Returns the number of frames published.
+    #[inline]
     pub fn publish(&mut self) -> usize {
         let tx = self.region.tx_ring();
         let n = tx.distance(self.tx_head, self.tx_cur);
@@ -363,6 +364,7 @@ impl PortClient {
     }
 
     /// Returns every consumed RX slot to the switch.
+    #[inline]
     pub fn release_rx(&mut self) {
         if self.rx_head != self.rx_cur {
             self.rx_head = self.rx_cur;
