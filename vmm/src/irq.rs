@@ -6,7 +6,7 @@
 //! - [`IrqMode::Edge`]: a plain irqfd pulsed on each rising edge of the level.
 //!   On this machine's paravirtual KVM the hypervisor EOIs the local APIC at
 //!   delivery, so this is the mode that gives exactly one interrupt per cause
-//!   (GUEST-NOTES.md).
+//!   (docs/nested-kvm.md).
 //! - [`IrqMode::Level`]: an irqfd with a resample fd, true level semantics:
 //!   KVM deasserts the line at the guest's EOI and signals the resample fd;
 //!   the line is asserted again if the device level is still high. Correct on

@@ -38,9 +38,8 @@ impl DeadlineTimer {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `raw` is a fresh descriptor we own.
-        Ok(DeadlineTimer {
-            fd: unsafe { OwnedFd::from_raw_fd(raw) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(DeadlineTimer { fd })
     }
 
     fn settime(&self, flags: i32, value: libc::itimerspec) -> io::Result<()> {

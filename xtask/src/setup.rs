@@ -1,5 +1,5 @@
 //! `cargo xtask setup`: installs on a fresh Debian machine what building and
-//! testing need beyond rustup (the recipe of /work/shared/EBPF-BUILD.md):
+//! testing need beyond rustup (the recipe of docs/ebpf-build.md):
 //! Debian's rustc with `core` for `bpfel-unknown-none`, the LLVM that rustc
 //! uses, `bpf-linker` built against it, the C tools of xsk-rs, the network
 //! tools the tests drive and QEMU. Idempotent: when everything is in place it

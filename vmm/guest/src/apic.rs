@@ -92,7 +92,7 @@ pub fn ioapic_pins() -> u32 {
 ///
 /// Edge, because the device's line falls whenever the handler reads ICR and
 /// rises on the next cause, and because level-triggered delivery does not
-/// work on this machine's KVM (it EOIs at delivery; see GUEST-NOTES.md).
+/// work on this machine's KVM (it EOIs at delivery; see docs/nested-kvm.md).
 pub fn ioapic_route_edge(pin: u8, vector: u8, dest: u8) {
     let reg = 0x10 + 2 * pin as u32;
     ioapic_write(reg + 1, (dest as u32) << 24);

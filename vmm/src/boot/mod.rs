@@ -1,5 +1,5 @@
 //! PVH boot: load an ELF image's segments into guest RAM, write the boot
-//! information and put the vCPU at the 32-bit entry (see CONVENTIONS.md).
+//! information and put the vCPU at the 32-bit entry (docs/guest-contract.md).
 
 pub mod elf;
 pub mod pvh;
