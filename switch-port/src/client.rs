@@ -66,7 +66,7 @@ pub enum OpenError {
     #[error(transparent)]
     Control(#[from] ClientError),
     /// The region could not be mapped or is invalid.
-    #[error("cannot map the port's memory: {0}")]
+    #[error("cannot map the port's memory")]
     Region(#[from] RegionError),
     /// The daemon answered something unexpected.
     #[error("unexpected answer from the daemon: {0}")]

@@ -16,7 +16,8 @@
 //!   (with a diagram), its mapping, the ring views and the kicks;
 //! - [`protocol`] and [`control`]: the control protocol, its wire format and
 //!   a connection to the daemon (listings, counters, persistent ports);
-//! - [`names`], [`mac`]: switch and port names, MAC addresses.
+//! - [`names`], [`mac`]: switch and port names, MAC addresses;
+//! - [`error_chain`]: an error and its causes on one line.
 //!
 //! Everything handed out by safe code borrows what it points into: a ring
 //! view borrows its [`region::Region`], a frame borrows its [`PortClient`], so
@@ -159,6 +160,7 @@
 
 pub mod client;
 pub mod control;
+pub mod error_chain;
 pub mod eventfd;
 pub mod layout;
 pub mod mac;

@@ -18,7 +18,7 @@ use crate::ring::{RingView, Slot};
 #[derive(Debug, Error)]
 pub enum RegionError {
     /// A system call failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Os {
         /// What was being done.
         what: &'static str,

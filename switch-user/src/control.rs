@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use switch_port::control::wire::{self, WireError};
+use switch_port::error_chain::Chain;
 use switch_port::names::PortName;
 use switch_port::protocol::{ErrorCode, Request, Response, DIR_REQUEST, DIR_RESPONSE, VERSION};
 
@@ -39,7 +40,7 @@ fn error(code: ErrorCode, message: impl Into<String>) -> Response {
 
 impl From<ControlError> for Response {
     fn from(e: ControlError) -> Response {
-        error(e.code(), e.to_string())
+        error(e.code(), Chain(&e).to_string())
     }
 }
 
@@ -89,20 +90,21 @@ impl Server {
                 Ok((payload, _unwanted_fds)) => self.handle(&payload, &mut opened),
                 Err(WireError::Closed) => break,
                 Err(WireError::Io(e)) => {
-                    log::debug!("control connection error: {e}");
+                    log::debug!("control connection error: {}", Chain(&e));
                     break;
                 }
                 Err(e @ WireError::Fds { .. }) => (
                     error(
                         ErrorCode::BadRequest,
-                        format!("{e}: the daemon accepts no file descriptors"),
+                        format!("{}: the daemon accepts no file descriptors", Chain(&e)),
                     ),
                     vec![],
                 ),
                 Err(e @ WireError::Header(_)) => {
-                    log::warn!("closing control connection: {e}");
-                    let body = serde_json::to_vec(&error(ErrorCode::BadRequest, e.to_string()))
-                        .unwrap_or_default();
+                    log::warn!("closing control connection: {}", Chain(&e));
+                    let body =
+                        serde_json::to_vec(&error(ErrorCode::BadRequest, Chain(&e).to_string()))
+                            .unwrap_or_default();
                     let _ = wire::send(&stream, DIR_RESPONSE, &body, &[]);
                     break;
                 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use switch_port::error_chain::Chain;
 use switch_port::eventfd::EventFd;
 use switch_port::layout::{Layout, LayoutError, DEFAULT_BUF_SIZE, DEFAULT_RING_SIZE};
 use switch_port::names::{PortName, SwitchName};
@@ -152,7 +153,8 @@ impl Registry {
     }
 
     fn new_shm_port(name: &PortName, layout: Layout) -> Result<Arc<ShmPort>, ControlError> {
-        let resources = |e: RegionError| ControlError::Resources(name.clone(), e.to_string());
+        let resources =
+            |e: RegionError| ControlError::Resources(name.clone(), Chain(&e).to_string());
         let region = Arc::new(Region::create(name.as_str(), layout).map_err(resources)?);
         let kick =
             || EventFd::new().map_err(|e| ControlError::Resources(name.clone(), e.to_string()));

@@ -20,7 +20,7 @@ pub enum IfaceError {
     #[error("no network interface named {0:?}")]
     Unknown(String),
     /// A system call failed.
-    #[error("{what} on {iface}: {source}")]
+    #[error("{what} on {iface}")]
     Io {
         /// What was attempted.
         what: &'static str,

@@ -28,19 +28,19 @@ pub enum SteeringError {
     #[error("built without the XDP program: run `cargo xtask build-ebpf` and rebuild")]
     ProgramMissing,
     /// aya could not parse or load the object (maps, BTF, relocations).
-    #[error("loading the XDP program object: {0}")]
+    #[error("loading the XDP program object")]
     Load(#[source] Box<aya::EbpfError>),
     /// The object lacks a program or map this crate expects.
     #[error("the XDP program object has no {0}: switch-ebpf and switch-xdp disagree")]
     MissingPart(String),
     /// The kernel refused the program (verifier) or a program operation failed.
-    #[error("XDP program: {0}")]
+    #[error("XDP program")]
     Program(#[source] Box<ProgramError>),
     /// No interface of that name in this network namespace.
     #[error("no network interface named {0:?}")]
     UnknownInterface(String),
     /// Attaching failed in the mode the policy allowed.
-    #[error("attaching XDP to {iface} in {mode} mode: {source}{hint}")]
+    #[error("attaching XDP to {iface} in {mode} mode{hint}")]
     Attach {
         /// The interface.
         iface: String,
@@ -85,7 +85,7 @@ pub enum SteeringError {
     #[error("a pass list holds at most {0} entries")]
     PassListFull(u32),
     /// A map operation failed.
-    #[error("map {map}: {source}")]
+    #[error("map {map}")]
     Map {
         /// The map's name.
         map: &'static str,

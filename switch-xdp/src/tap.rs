@@ -19,10 +19,10 @@ pub enum TapError {
     #[error("invalid TAP name {0:?} (1 to 15 bytes)")]
     InvalidName(String),
     /// `/dev/net/tun` could not be opened (missing module, no CAP_NET_ADMIN).
-    #[error("opening /dev/net/tun: {0}")]
+    #[error("opening /dev/net/tun")]
     Open(#[source] io::Error),
     /// TUNSETIFF refused (name taken by another kind of interface, no permission).
-    #[error("creating TAP {name}: {source}")]
+    #[error("creating TAP {name}")]
     Create {
         /// The name asked for.
         name: String,
@@ -30,7 +30,7 @@ pub enum TapError {
         source: io::Error,
     },
     /// A read or write failed otherwise than with EAGAIN.
-    #[error("TAP {name}: {what}: {source}")]
+    #[error("TAP {name}: {what}")]
     Io {
         /// The interface.
         name: String,

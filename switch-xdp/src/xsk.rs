@@ -37,7 +37,7 @@ pub enum XskError {
     #[error("invalid interface name {0:?}")]
     InvalidInterface(String),
     /// Creating or registering the UMEM failed (as non-root: RLIMIT_MEMLOCK).
-    #[error("creating the UMEM for {iface} queue {queue}: {source}")]
+    #[error("creating the UMEM for {iface} queue {queue}")]
     Umem {
         /// The interface.
         iface: String,
@@ -47,7 +47,7 @@ pub enum XskError {
         source: xsk_rs::umem::UmemCreateError,
     },
     /// The driver has no zero-copy AF_XDP support (veth, most virtual NICs).
-    #[error("{iface} queue {queue} does not support zero-copy AF_XDP ({source}); use copy mode")]
+    #[error("{iface} queue {queue} does not support zero-copy AF_XDP; use copy mode")]
     ZeroCopyUnsupported {
         /// The interface.
         iface: String,
@@ -57,7 +57,7 @@ pub enum XskError {
         source: io::Error,
     },
     /// Creating or binding the socket failed.
-    #[error("creating the AF_XDP socket on {iface} queue {queue}: {source}{cause}")]
+    #[error("creating the AF_XDP socket on {iface} queue {queue}{cause}")]
     Socket {
         /// The interface.
         iface: String,
@@ -77,7 +77,7 @@ pub enum XskError {
         queue: u32,
     },
     /// A socket query (statistics, poll) failed.
-    #[error("AF_XDP socket {what}: {source}")]
+    #[error("AF_XDP socket {what}")]
     Io {
         /// What was asked.
         what: &'static str,

@@ -31,7 +31,7 @@ pub fn socket_path(explicit: Option<&Path>) -> PathBuf {
 #[derive(Debug, Error)]
 pub enum ClientError {
     /// Nobody listens on the socket.
-    #[error("no vswitch daemon at {path}: {source} (start one with `vswitch daemon --socket {path}`, or point --socket / VSWITCH_SOCKET at the right one)")]
+    #[error("no vswitch daemon at {path} (start one with `vswitch daemon --socket {path}`, or point --socket / VSWITCH_SOCKET at the right one)")]
     NoDaemon {
         /// Where we looked.
         path: String,

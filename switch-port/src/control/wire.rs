@@ -16,10 +16,10 @@ pub enum WireError {
     #[error("connection closed")]
     Closed,
     /// A socket error.
-    #[error("control socket: {0}")]
+    #[error("control socket")]
     Io(#[from] io::Error),
     /// The header is not valid.
-    #[error("bad message header: {0}")]
+    #[error("bad message header")]
     Header(#[from] HeaderError),
     /// The fds announced in the header did not arrive.
     #[error("expected {expected} file descriptors, received {received}")]

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use switch_port::error_chain::Chain;
 use switch_port::mac::MacAddr;
 use switch_port::names::{PortName, SwitchName};
 use switch_port::protocol::{ErrorCode, PortKind, Request, Response};
@@ -33,7 +34,7 @@ pub enum NicError {
     #[error("{0}")]
     Interface(String),
     /// The XDP program could not be loaded or attached.
-    #[error("cannot attach the XDP program to {iface}: {source}")]
+    #[error("cannot attach the XDP program to {iface}")]
     Steering {
         /// The interface.
         iface: String,
@@ -41,7 +42,7 @@ pub enum NicError {
         source: SteeringError,
     },
     /// A socket could not be opened.
-    #[error("cannot open an AF_XDP socket on {iface} queue {queue}: {source}")]
+    #[error("cannot open an AF_XDP socket on {iface} queue {queue}")]
     Socket {
         /// The interface.
         iface: String,
@@ -218,8 +219,8 @@ impl NicManager {
             return Err(NicError::AlreadyAttached(iface_name.to_owned()));
         }
         iface::ifindex(iface_name).map_err(|_| NicError::NoInterface(iface_name.to_owned()))?;
-        let available =
-            iface::rx_queue_count(iface_name).map_err(|e| NicError::Interface(e.to_string()))?;
+        let available = iface::rx_queue_count(iface_name)
+            .map_err(|e| NicError::Interface(Chain(&e).to_string()))?;
         let count = queues.unwrap_or(available);
         if count == 0 || count > available {
             return Err(NicError::Queues {
@@ -277,10 +278,10 @@ impl NicManager {
         }
         if let Some(s) = sockets.first() {
             iface::check_xdp_mtu(iface_name, s.max_frame_len())
-                .map_err(|e| NicError::Interface(e.to_string()))?;
+                .map_err(|e| NicError::Interface(Chain(&e).to_string()))?;
         }
-        let promiscuous =
-            Promiscuous::enable(iface_name).map_err(|e| NicError::Interface(e.to_string()))?;
+        let promiscuous = Promiscuous::enable(iface_name)
+            .map_err(|e| NicError::Interface(Chain(&e).to_string()))?;
         let mode = steering.mode().to_string();
         let port = NicPort::new(iface_name, sockets, steering, Some(promiscuous))
             .map_err(|e| NicError::Interface(format!("epoll: {e}")))?;
@@ -333,11 +334,11 @@ impl NicManager {
             PortName::join(switch, tap_name).map_err(|_| NicError::BadName(tap_name.to_owned()))?;
         let tap = Tap::create(tap_name).map_err(|e| NicError::Tap {
             name: tap_name.to_owned(),
-            reason: e.to_string(),
+            reason: Chain(&e).to_string(),
         })?;
         iface::set_link_up(tap_name).map_err(|e| NicError::Tap {
             name: tap_name.to_owned(),
-            reason: e.to_string(),
+            reason: Chain(&e).to_string(),
         })?;
         let host = HostPort::new(tap, (nic.to_owned(), nic_index));
         self.registry
@@ -395,7 +396,7 @@ impl ExtraHandler for NicManager {
         };
         Some(result.unwrap_or_else(|e| Response::Error {
             code: e.code(),
-            message: e.to_string(),
+            message: Chain(&e).to_string(),
         }))
     }
 }

@@ -8,6 +8,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use switch_port::error_chain::Chain;
 use switch_xdp::{iface, Promiscuous, XdpSteering, XskQueue};
 
 use crate::bridge::forward::MAX_BATCH;
@@ -51,7 +52,8 @@ impl NicPort {
             .map(XskQueue::max_frame_len)
             .min()
             .unwrap_or(0);
-        let ifindex = iface::ifindex(iface).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let ifindex =
+            iface::ifindex(iface).map_err(|e| std::io::Error::other(Chain(&e).to_string()))?;
         Ok(NicPort {
             iface: iface.to_owned(),
             ifindex,

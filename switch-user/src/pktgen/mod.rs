@@ -111,7 +111,7 @@ pub fn mac_for_port(port: &str) -> MacAddr {
 #[derive(Debug, Error)]
 pub enum PktgenError {
     /// The port could not be opened.
-    #[error("cannot open {port}: {source}")]
+    #[error("cannot open {port}")]
     Open {
         /// The port.
         port: String,
@@ -131,7 +131,7 @@ pub enum PktgenError {
         buf: usize,
     },
     /// Waiting on the switch failed.
-    #[error("waiting on the switch failed: {0}")]
+    #[error("waiting on the switch failed")]
     Io(#[from] std::io::Error),
 }
 
