@@ -3,7 +3,9 @@
 //! `read`/`write`, as many as are ready, stopping at EAGAIN.
 //!
 //! The interface exists while the `Tap` lives (it is not persistent), so a
-//! killed daemon leaves no TAP behind.
+//! killed daemon leaves no TAP behind. It is created exclusively
+//! (`IFF_TUN_EXCL`): an existing TAP of that name, persistent or another
+//! process's, is refused rather than joined.
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -21,7 +23,7 @@ pub enum TapError {
     /// `/dev/net/tun` could not be opened (missing module, no CAP_NET_ADMIN).
     #[error("opening /dev/net/tun")]
     Open(#[source] io::Error),
-    /// TUNSETIFF refused (name taken by another kind of interface, no permission).
+    /// TUNSETIFF refused (the name is taken, no permission).
     #[error("creating TAP {name}")]
     Create {
         /// The name asked for.
@@ -67,8 +69,8 @@ pub struct Tap {
 }
 
 impl Tap {
-    /// Creates (or attaches to) the TAP interface `name`, non-blocking. The
-    /// interface starts down; bring it up with [`crate::iface::set_link_up`]
+    /// Creates the TAP interface `name`, non-blocking; fails (EBUSY) when
+    /// an interface of that name exists. The interface starts down; bring it up with [`crate::iface::set_link_up`]
     /// or `ip link set`.
     pub fn create(name: &str) -> Result<Self, TapError> {
         let mut request =
@@ -85,7 +87,9 @@ impl Tap {
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        request.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+        // IFF_TUN_EXCL is 0x8000, the sign bit of the 16-bit flags field.
+        request.ifr_ifru.ifru_flags =
+            (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_TUN_EXCL) as u16 as libc::c_short;
         // SAFETY: TUNSETIFF reads the name and flags from the ifreq and
         // writes back the interface name; the ifreq outlives the call.
         let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut request) };

@@ -113,3 +113,21 @@ fn invalid_tap_names_are_refused() {
         assert!(Tap::create("a-name-far-too-long").is_err());
     });
 }
+
+#[test]
+fn an_existing_tap_is_not_taken_over() {
+    let ns = NetNs::new();
+    ns.run(|| {
+        // A persistent TAP someone else made: joining it would hand its
+        // traffic to us (and ours to its owner); creation refuses instead.
+        ns.ip(&["tuntap", "add", "mode", "tap", "name", "vsxtap1"]);
+        let taken = Tap::create("vsxtap1");
+        ns.ip(&["tuntap", "del", "mode", "tap", "name", "vsxtap1"]);
+        let err = taken.expect_err("joined an existing TAP");
+        let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert!(chain.contains("busy"), "{chain}");
+        // One this process holds is refused the same way.
+        let _held = Tap::create("vsxtap2").unwrap();
+        assert!(Tap::create("vsxtap2").is_err());
+    });
+}
