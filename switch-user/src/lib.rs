@@ -6,20 +6,29 @@
 //! - [`bridge`]: switches, ports, the learning table, the forwarding batch
 //!   and the daemon's side of a client port ([`bridge::shm_port`]);
 //! - [`engine`]: the forwarding threads;
-//! - [`control`]: the control socket's server;
-//! - [`registry`] and [`daemon`]: the daemon's state and main loop;
+//! - [`control`]: the control socket's server, with [`peer`] (who connected),
+//!   [`access`] (what they may do), [`admission`] (connection caps),
+//!   [`deadlines`] (the control timeout) and [`users`] (names);
+//! - [`registry`] and [`daemon`]: the daemon's state and main loop, with
+//!   [`quota`] (per-user port limits);
 //! - [`counters`]: per-port counters, reported as
 //!   `switch_port::protocol::CounterSnapshot`;
 //! - [`nic`]: NIC ports over AF_XDP and the host port;
 //! - [`pktgen`]: the packet generator behind `vswitch pktgen`.
 
+pub mod access;
+pub mod admission;
 pub mod bridge;
 pub mod clock;
 pub mod control;
 pub mod counters;
 pub mod daemon;
+pub mod deadlines;
 pub mod engine;
 pub mod epoll;
 pub mod nic;
+pub mod peer;
 pub mod pktgen;
+pub mod quota;
 pub mod registry;
+pub mod users;
