@@ -153,7 +153,10 @@ impl Caller {
         Err(Denied {
             uid: self.uid(),
             action: action.to_string(),
-            needs: format!("its owner {owner}, {}", self.admins()),
+            needs: match &self.admin_group {
+                Some(g) => format!("its owner {owner}, root or group {g}"),
+                None => format!("its owner {owner} or root"),
+            },
         })
     }
 
@@ -219,5 +222,14 @@ mod tests {
             .require_admin("detach eth0 from vale0")
             .unwrap_err();
         assert!(e.to_string().ends_with("(needs root)"), "{e}");
+        let e = AccessPolicy::default()
+            .caller(&peer(7, 7, &[]), None)
+            .require_owner(&Owner::root(), "open vale0:p1")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("(needs its owner uid 0 (root) or root)"),
+            "{e}"
+        );
     }
 }

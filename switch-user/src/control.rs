@@ -1,34 +1,76 @@
-//! The daemon's end of the control socket: one thread per connection reads
-//! requests, answers each, and releases the connection's ports when it closes.
+//! The daemon's end of the control socket. Every connection is identified
+//! by its peer's credentials ([`crate::peer`]) and admitted within the
+//! connection caps ([`crate::admission`]); an admitted one is served on its
+//! own thread, one request after the other, each request arriving (and its
+//! response being read) within the control timeout ([`crate::deadlines`]).
+//! Requests are authorized by who sent them ([`crate::access`]); refusals
+//! are counted. When a connection closes its ports are released.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use switch_port::control::wire::{self, WireError};
 use switch_port::error_chain::Chain;
 use switch_port::names::PortName;
-use switch_port::protocol::{ErrorCode, Request, Response, DIR_REQUEST, DIR_RESPONSE, VERSION};
+use switch_port::protocol::{
+    AccessCounters, ErrorCode, Request, Response, DIR_REQUEST, DIR_RESPONSE, VERSION,
+};
 
+use crate::access::{AccessPolicy, Caller, Denied};
+use crate::admission::{Admission, ConnectionLimits, Ticket};
+use crate::deadlines::{Deadlines, Watch, DEFAULT_CONTROL_TIMEOUT_SECS};
+use crate::peer::PeerCred;
 use crate::registry::{ControlError, Registry};
+use crate::users;
 
-/// Most control connections served at once.
-pub const MAX_CONNECTIONS: usize = 1024;
+/// How the control server treats its peers.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Who administers the daemon.
+    pub policy: AccessPolicy,
+    /// Connection caps.
+    pub connections: ConnectionLimits,
+    /// How long a request may take to arrive, and its response to be read.
+    pub timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            policy: AccessPolicy::default(),
+            connections: ConnectionLimits::default(),
+            timeout: Duration::from_secs(DEFAULT_CONTROL_TIMEOUT_SECS),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Refusals {
+    denied: AtomicU64,
+    over_limit: AtomicU64,
+    connections_refused: AtomicU64,
+    timed_out: AtomicU64,
+}
 
 /// Shared state of the control server.
 pub struct Server {
     registry: Arc<Registry>,
-    connections: AtomicUsize,
+    policy: AccessPolicy,
+    admission: Arc<Admission>,
+    deadlines: Arc<Deadlines>,
+    refusals: Refusals,
     started: Instant,
     handlers: Vec<Box<dyn ExtraHandler>>,
 }
 
 /// Requests beyond the core ones (e.g. NIC attach) can be served by a handler.
 pub trait ExtraHandler: Send + Sync {
-    /// Handles `request` if it is one of its own; returns `None` otherwise.
-    fn handle(&self, request: &Request) -> Option<Response>;
+    /// Handles `request` from `caller` (already authorized) if it is one of
+    /// its own; returns `None` otherwise.
+    fn handle(&self, request: &Request, caller: &Caller) -> Option<Response>;
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> Response {
@@ -44,12 +86,62 @@ impl From<ControlError> for Response {
     }
 }
 
+impl From<Denied> for Response {
+    fn from(e: Denied) -> Response {
+        error(ErrorCode::PermissionDenied, e.to_string())
+    }
+}
+
+/// Refuses what only admins may do; what depends on a port's owner is
+/// checked by the registry. Every request kind is listed, so a new one
+/// must be classified here.
+pub fn authorize(request: &Request, caller: &Caller) -> Result<(), Denied> {
+    match request {
+        Request::Attach { switch, iface, .. } => {
+            caller.require_admin(format_args!("attach {iface} to {switch}"))
+        }
+        Request::Detach { switch, iface } => {
+            caller.require_admin(format_args!("detach {iface} from {switch}"))
+        }
+        Request::OpenPort { .. }
+        | Request::CreatePort { .. }
+        | Request::DeletePort { .. }
+        | Request::List {}
+        | Request::Stats { .. }
+        | Request::Fdb { .. }
+        | Request::Status {} => Ok(()),
+    }
+}
+
+/// Waits until `stream` has something to read (or is closed).
+fn wait_readable(stream: &UnixStream) {
+    let mut pfd = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+}
+
 impl Server {
     /// A server over `registry`.
-    pub fn new(registry: Arc<Registry>, handlers: Vec<Box<dyn ExtraHandler>>) -> Server {
+    pub fn new(
+        registry: Arc<Registry>,
+        config: ServerConfig,
+        handlers: Vec<Box<dyn ExtraHandler>>,
+    ) -> Server {
         Server {
             registry,
-            connections: AtomicUsize::new(0),
+            policy: config.policy,
+            admission: Admission::new(config.connections),
+            deadlines: Deadlines::new(config.timeout),
+            refusals: Refusals::default(),
             started: Instant::now(),
             handlers,
         }
@@ -60,34 +152,74 @@ impl Server {
         &self.registry
     }
 
-    /// Serves `stream` on a new thread (or refuses it when there are too many).
-    pub fn spawn(self: &Arc<Self>, stream: UnixStream) {
-        if self.connections.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
-            self.connections.fetch_sub(1, Ordering::AcqRel);
-            let body =
-                serde_json::to_vec(&error(ErrorCode::Internal, "too many control connections"))
-                    .unwrap_or_default();
-            let _ = wire::send(&stream, DIR_RESPONSE, &body, &[]);
-            return;
-        }
-        let server = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("control".into())
-            .spawn(move || {
-                server.serve(stream);
-                server.connections.fetch_sub(1, Ordering::AcqRel);
-            });
-        if let Err(e) = spawned {
-            log::error!("cannot start a control thread: {e}");
-            self.connections.fetch_sub(1, Ordering::AcqRel);
+    /// Refusals so far.
+    pub fn access_counters(&self) -> AccessCounters {
+        let r = &self.refusals;
+        AccessCounters {
+            denied: r.denied.load(Ordering::Relaxed),
+            over_limit: r.over_limit.load(Ordering::Relaxed),
+            connections_refused: r.connections_refused.load(Ordering::Relaxed),
+            timed_out: r.timed_out.load(Ordering::Relaxed),
         }
     }
 
-    fn serve(&self, stream: UnixStream) {
+    /// Periodic work: closes connections past their deadline.
+    pub fn housekeeping(&self) {
+        let reaped = self.deadlines.reap(Instant::now());
+        if reaped > 0 {
+            self.refusals
+                .timed_out
+                .fetch_add(reaped as u64, Ordering::Relaxed);
+            log::debug!("closed {reaped} control connection(s) past the control timeout");
+        }
+    }
+
+    /// Serves `stream` on a new thread, or refuses it when its peer has
+    /// too many connections (or the daemon has).
+    pub fn spawn(self: &Arc<Self>, stream: UnixStream) {
+        let peer = match PeerCred::of(&stream) {
+            Ok(p) => p,
+            Err(e) => {
+                log::warn!("closing a control connection: no peer credentials: {e}");
+                return;
+            }
+        };
+        let ticket = match self.admission.admit(peer.uid) {
+            Ok(t) => t,
+            Err(refused) => {
+                self.refusals
+                    .connections_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                log::debug!("refused a connection from pid {}: {refused}", peer.pid);
+                // Never block the accept loop on a peer that does not read.
+                let _ = stream.set_nonblocking(true);
+                let body =
+                    serde_json::to_vec(&error(ErrorCode::LimitExceeded, refused.to_string()))
+                        .unwrap_or_default();
+                let _ = wire::send(&stream, DIR_RESPONSE, &body, &[]);
+                return;
+            }
+        };
+        let stream = Arc::new(stream);
+        let watch = self.deadlines.watch(stream.clone());
+        let server = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || server.serve(&stream, &peer, ticket, watch));
+        if let Err(e) = spawned {
+            log::error!("cannot start a control thread: {e}");
+        }
+    }
+
+    fn serve(&self, stream: &UnixStream, peer: &PeerCred, _ticket: Ticket, watch: Watch) {
+        let caller = self.policy.caller(peer, users::user_name(peer.uid));
         let mut opened: Vec<PortName> = Vec::new();
         loop {
-            let (response, fds) = match wire::receive(&stream, DIR_REQUEST) {
-                Ok((payload, _unwanted_fds)) => self.handle(&payload, &mut opened),
+            // The watch is armed: the request must arrive in time.
+            let received = wire::receive(stream, DIR_REQUEST);
+            watch.disarm();
+            let (response, fds) = match received {
+                Ok((payload, _unwanted_fds)) => self.handle(&payload, &caller, &mut opened),
                 Err(WireError::Closed) => break,
                 Err(WireError::Io(e)) => {
                     log::debug!("control connection error: {}", Chain(&e));
@@ -105,18 +237,26 @@ impl Server {
                     let body =
                         serde_json::to_vec(&error(ErrorCode::BadRequest, Chain(&e).to_string()))
                             .unwrap_or_default();
-                    let _ = wire::send(&stream, DIR_RESPONSE, &body, &[]);
+                    watch.arm();
+                    let _ = wire::send(stream, DIR_RESPONSE, &body, &[]);
                     break;
                 }
             };
+            self.count_refusal(&response, &caller);
             let body = match serde_json::to_vec(&response) {
                 Ok(b) => b,
                 Err(e) => serde_json::to_vec(&error(ErrorCode::Internal, e.to_string()))
                     .unwrap_or_default(),
             };
-            if wire::send(&stream, DIR_RESPONSE, &body, &fds).is_err() {
+            watch.arm();
+            if wire::send(stream, DIR_RESPONSE, &body, &fds).is_err() {
                 break;
             }
+            // Idle between requests as long as the client likes; the next
+            // one must then arrive whole in time.
+            watch.disarm();
+            wait_readable(stream);
+            watch.arm();
         }
         for name in opened {
             log::info!("client of {name} left");
@@ -124,7 +264,25 @@ impl Server {
         }
     }
 
-    fn handle(&self, payload: &[u8], opened: &mut Vec<PortName>) -> (Response, Vec<RawFd>) {
+    fn count_refusal(&self, response: &Response, caller: &Caller) {
+        let Response::Error { code, message } = response else {
+            return;
+        };
+        let counter = match code {
+            ErrorCode::PermissionDenied => &self.refusals.denied,
+            ErrorCode::LimitExceeded => &self.refusals.over_limit,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        log::info!("refused a request of {}: {message}", caller.owner());
+    }
+
+    fn handle(
+        &self,
+        payload: &[u8],
+        caller: &Caller,
+        opened: &mut Vec<PortName>,
+    ) -> (Response, Vec<RawFd>) {
         let request: Request = match serde_json::from_slice(payload) {
             Ok(r) => r,
             Err(e) => {
@@ -134,6 +292,9 @@ impl Server {
                 )
             }
         };
+        if let Err(denied) = authorize(&request, caller) {
+            return (denied.into(), vec![]);
+        }
         let reg = &self.registry;
         let response = match &request {
             Request::OpenPort {
@@ -141,7 +302,7 @@ impl Server {
                 ring_size,
                 buf_size,
             } => {
-                return match reg.open_port(port, *ring_size, *buf_size) {
+                return match reg.open_port(port, *ring_size, *buf_size, caller) {
                     Ok(open) => {
                         opened.push(port.clone());
                         let layout = *open.shm.region().layout();
@@ -171,22 +332,23 @@ impl Server {
                 ring_size,
                 buf_size,
             } => reg
-                .create_port(port, *ring_size, *buf_size)
+                .create_port(port, *ring_size, *buf_size, caller)
                 .map_or_else(Into::into, |_| Response::Done),
             Request::DeletePort { port } => reg
-                .delete_port(port)
+                .delete_port(port, caller)
                 .map_or_else(Into::into, |_| Response::Done),
             Request::List {} => Response::List {
                 switches: reg.list(),
             },
-            Request::Stats { port } => match reg.stats(port.as_ref()) {
+            Request::Stats { port } => match reg.stats(port.as_ref(), caller) {
                 Ok(ports) => Response::Stats {
                     uptime_secs: self.started.elapsed().as_secs_f64(),
                     ports,
+                    access: self.access_counters(),
                 },
                 Err(e) => e.into(),
             },
-            Request::Fdb { switch } => match reg.fdb(switch) {
+            Request::Fdb { switch } => match reg.fdb(switch, caller) {
                 Ok((entries, stats)) => Response::Fdb {
                     switch: switch.clone(),
                     entries,
@@ -203,7 +365,7 @@ impl Server {
             other => self
                 .handlers
                 .iter()
-                .find_map(|h| h.handle(other))
+                .find_map(|h| h.handle(other, caller))
                 .unwrap_or_else(|| {
                     error(
                         ErrorCode::BadRequest,
@@ -212,5 +374,38 @@ impl Server {
                 }),
         };
         (response, vec![])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::PeerCred;
+
+    #[test]
+    fn attach_and_detach_need_an_admin() {
+        let nobody = AccessPolicy::default().caller(
+            &PeerCred {
+                pid: 1,
+                uid: 65534,
+                gid: 65534,
+                groups: vec![],
+            },
+            None,
+        );
+        let attach: Request =
+            serde_json::from_str(r#"{"request":"attach","switch":"vale0","iface":"eth0"}"#)
+                .unwrap();
+        let e = authorize(&attach, &nobody).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "permission denied: uid 65534 may not attach eth0 to vale0 (needs root)"
+        );
+        let detach: Request =
+            serde_json::from_str(r#"{"request":"detach","switch":"vale0","iface":"eth0"}"#)
+                .unwrap();
+        assert!(authorize(&detach, &nobody).is_err());
+        assert!(authorize(&attach, &Caller::root()).is_ok());
+        assert!(authorize(&Request::List {}, &nobody).is_ok());
     }
 }

@@ -1,10 +1,17 @@
 //! The daemon: owns the control socket (one daemon per socket, enforced with
 //! a lock file), serves connections, runs housekeeping once a second, and
 //! exits cleanly on SIGINT or SIGTERM, removing its socket.
+//!
+//! The socket is born with its mode (`--socket-mode`, default 0660: the umask
+//! is set around `bind`) and then given its group (`--socket-group`), so it
+//! is never reachable by more users than asked for. The lock file is opened
+//! without following symbolic links. The soft limit on open files is raised
+//! to the hard one: every port and connection holds descriptors.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,9 +20,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::clock::Clock;
-use crate::control::{ExtraHandler, Server};
+use crate::control::{ExtraHandler, Server, ServerConfig};
 use crate::engine::Engine;
+use crate::quota::UserLimits;
 use crate::registry::{Registry, SwitchConfig};
+use crate::users::Group;
+
+/// Default `--socket-mode`: owner and group may connect.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
 
 /// How the daemon runs.
 #[derive(Clone, Debug)]
@@ -28,6 +40,14 @@ pub struct DaemonConfig {
     pub spin: Duration,
     /// Switch limits.
     pub switch: SwitchConfig,
+    /// Permission bits of the control socket.
+    pub socket_mode: u32,
+    /// Group of the control socket (the daemon's own when absent).
+    pub socket_group: Option<Group>,
+    /// Access policy, connection caps and the control timeout.
+    pub server: ServerConfig,
+    /// Per-user port limits.
+    pub limits: UserLimits,
 }
 
 /// Holds the lock file that makes a daemon the socket's only owner.
@@ -39,11 +59,15 @@ struct SocketLock {
 impl SocketLock {
     fn acquire(socket: &Path) -> Result<SocketLock> {
         let path = PathBuf::from(format!("{}.lock", socket.display()));
+        // A symbolic link planted at the lock's path is refused, not followed
+        // (O_NOFOLLOW; std adds O_CLOEXEC).
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .with_context(|| format!("cannot open lock file {}", path.display()))?;
         // SAFETY: flock on an fd we own.
@@ -96,6 +120,50 @@ fn termination_signals() -> io::Result<OwnedFd> {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit; returns the limit.
+fn raise_nofile_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into `limit`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: setrlimit reads `limit`.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(limit.rlim_cur)
+}
+
+/// Binds the control socket at `path` with permission bits `mode` (set
+/// through the umask, so it never exists with wider ones), then gives it
+/// `group`.
+fn bind_socket(path: &Path, mode: u32, group: Option<&Group>) -> Result<UnixListener> {
+    // SAFETY: umask only swaps the process's mask; no other thread creates
+    // files yet (the daemon starts its threads after this).
+    let old = unsafe { libc::umask(!mode & 0o777) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above, restoring the mask.
+    unsafe { libc::umask(old) };
+    let listener = bound.with_context(|| format!("cannot listen on {}", path.display()))?;
+    if let Some(g) = group {
+        std::os::unix::fs::lchown(path, None, Some(g.gid)).with_context(|| {
+            format!(
+                "cannot give {} to group {} (gid {})",
+                path.display(),
+                g.name,
+                g.gid
+            )
+        })?;
+    }
+    Ok(listener)
+}
+
 /// Runs the daemon until SIGINT or SIGTERM. `extra` serves requests beyond
 /// the core ones (NIC ports).
 pub fn run(
@@ -103,6 +171,16 @@ pub fn run(
     extra: impl FnOnce(&Arc<Registry>) -> Vec<Box<dyn ExtraHandler>>,
 ) -> Result<()> {
     let signals = termination_signals().context("cannot set up signal handling")?;
+    match raise_nofile_limit() {
+        Ok(n) => log::debug!("open file limit {n}"),
+        Err(e) => log::warn!("cannot raise the open file limit: {e}"),
+    }
+    if config.socket_mode & !0o777 != 0 {
+        bail!(
+            "--socket-mode {:o}: only permission bits (0 to 777) are allowed",
+            config.socket_mode
+        );
+    }
     if let Some(dir) = config.socket.parent() {
         if !dir.as_os_str().is_empty() {
             fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -117,20 +195,29 @@ pub fn run(
                 .with_context(|| format!("cannot remove stale {}", config.socket.display()))
         }
     }
-    let listener = UnixListener::bind(&config.socket)
-        .with_context(|| format!("cannot listen on {}", config.socket.display()))?;
+    let listener = bind_socket(
+        &config.socket,
+        config.socket_mode,
+        config.socket_group.as_ref(),
+    )?;
     listener.set_nonblocking(true)?;
 
     let clock = Clock::new();
     let engine = Engine::start(config.threads, config.spin, clock)
         .context("cannot start forwarding threads")?;
-    let registry = Arc::new(Registry::new(engine, config.switch, clock));
+    let registry = Arc::new(Registry::new(engine, config.switch, config.limits, clock));
     let handlers = extra(&registry);
-    let server = Arc::new(Server::new(registry.clone(), handlers));
+    let server = Arc::new(Server::new(registry.clone(), config.server, handlers));
     log::info!(
-        "vswitch daemon (pid {}) listening on {} with {} forwarding thread(s)",
+        "vswitch daemon (pid {}) listening on {} (mode {:03o}{}) with {} forwarding thread(s)",
         std::process::id(),
         config.socket.display(),
+        config.socket_mode,
+        config
+            .socket_group
+            .as_ref()
+            .map(|g| format!(", group {}", g.name))
+            .unwrap_or_default(),
         config.threads.max(1)
     );
 
@@ -179,6 +266,7 @@ pub fn run(
         }
         if last_housekeeping.elapsed() >= Duration::from_secs(1) {
             registry.housekeeping();
+            server.housekeeping();
             last_housekeeping = Instant::now();
         }
     }

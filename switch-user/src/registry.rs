@@ -1,6 +1,9 @@
 //! The daemon's control-plane state: every switch and port by name, port
 //! life cycles (created on first open, removed when the last client leaves
 //! unless persistent), and the queries behind `list`, `stats` and `fdb`.
+//! Every port records its owner; who may open, delete or inspect it, and
+//! the per-user limits on creating ports, are checked here (see
+//! [`crate::access`] and [`crate::quota`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,12 +20,14 @@ use switch_port::protocol::{
 use switch_port::region::{Region, RegionError};
 use thiserror::Error;
 
+use crate::access::{Caller, Denied, Owner};
 use crate::bridge::learning::{LearningTable, DEFAULT_CAPACITY, DEFAULT_MAX_AGE_SECS};
 use crate::bridge::port::{Port, PortIo};
 use crate::bridge::shm_port::ShmPort;
 use crate::bridge::switch::{Switch, SwitchFull, DEFAULT_MAX_PORTS};
 use crate::clock::Clock;
 use crate::engine::Engine;
+use crate::quota::{LimitExceeded, Usage, UserLimits};
 
 /// Limits and defaults of the switches a daemon creates.
 #[derive(Clone, Copy, Debug)]
@@ -85,6 +90,12 @@ pub enum ControlError {
     /// Resources ran out.
     #[error("cannot set up port {0}: {1}")]
     Resources(PortName, String),
+    /// The caller may not do this.
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    /// The caller's per-user limits would be exceeded.
+    #[error(transparent)]
+    OverLimit(#[from] LimitExceeded),
 }
 
 impl ControlError {
@@ -99,6 +110,8 @@ impl ControlError {
             ControlError::BadLayout(_) | ControlError::SizeMismatch { .. } => ErrorCode::BadConfig,
             ControlError::WrongKind(..) => ErrorCode::WrongPortKind,
             ControlError::Resources(..) => ErrorCode::Internal,
+            ControlError::Denied(_) => ErrorCode::PermissionDenied,
+            ControlError::OverLimit(_) => ErrorCode::LimitExceeded,
         }
     }
 }
@@ -108,6 +121,7 @@ struct PortEntry {
     shm: Option<Arc<ShmPort>>,
     persistent: bool,
     clients: u32,
+    owner: Owner,
 }
 
 struct SwitchEntry {
@@ -128,16 +142,19 @@ pub struct Registry {
     switches: Mutex<BTreeMap<SwitchName, SwitchEntry>>,
     engine: Engine,
     config: SwitchConfig,
+    limits: UserLimits,
     clock: Clock,
 }
 
 impl Registry {
-    /// An empty registry forwarding with `engine`.
-    pub fn new(engine: Engine, config: SwitchConfig, clock: Clock) -> Registry {
+    /// An empty registry forwarding with `engine`, whose non-admin users
+    /// are held to `limits`.
+    pub fn new(engine: Engine, config: SwitchConfig, limits: UserLimits, clock: Clock) -> Registry {
         Registry {
             switches: Mutex::new(BTreeMap::new()),
             engine,
             config,
+            limits,
             clock,
         }
     }
@@ -225,12 +242,24 @@ impl Registry {
         ring_size: Option<u32>,
         buf_size: Option<u32>,
         persistent: bool,
-        clients: u32,
+        caller: &Caller,
     ) -> Result<Arc<ShmPort>, ControlError> {
+        // A persistent port is created without a client, any other by its
+        // first client.
+        let clients = u32::from(!persistent);
         let layout = Layout::new(
             ring_size.unwrap_or(DEFAULT_RING_SIZE),
             buf_size.unwrap_or(DEFAULT_BUF_SIZE),
         )?;
+        if !caller.is_admin() {
+            let usage = usage_of(switches, caller.uid());
+            self.limits.check(
+                caller.uid(),
+                &usage,
+                &name.switch(),
+                layout.region_len as u64,
+            )?;
+        }
         let shm = Self::new_shm_port(name, layout)?;
         let port = self.attach(switches, name, PortKind::Shm, Box::new(shm.clone()))?;
         if let Some(entry) = switches.get_mut(&name.switch()) {
@@ -241,6 +270,7 @@ impl Registry {
                     shm: Some(shm.clone()),
                     persistent,
                     clients,
+                    owner: caller.owner().clone(),
                 },
             );
         }
@@ -253,12 +283,14 @@ impl Registry {
         name: &PortName,
         ring_size: Option<u32>,
         buf_size: Option<u32>,
+        caller: &Caller,
     ) -> Result<OpenedPort, ControlError> {
         let mut switches = self.switches.lock();
         if let Some(entry) = switches
             .get_mut(&name.switch())
             .and_then(|s| s.ports.get_mut(name))
         {
+            caller.require_owner(&entry.owner, format_args!("open {name}"))?;
             let Some(shm) = entry.shm.clone() else {
                 return Err(ControlError::WrongKind(name.clone(), entry.port.kind));
             };
@@ -281,7 +313,8 @@ impl Registry {
                 created: false,
             });
         }
-        let shm = self.create_client_port(&mut switches, name, ring_size, buf_size, false, 1)?;
+        let shm =
+            self.create_client_port(&mut switches, name, ring_size, buf_size, false, caller)?;
         Ok(OpenedPort { shm, created: true })
     }
 
@@ -311,12 +344,13 @@ impl Registry {
         }
     }
 
-    /// Creates a persistent client port.
+    /// Creates a persistent client port owned by `caller`.
     pub fn create_port(
         &self,
         name: &PortName,
         ring_size: Option<u32>,
         buf_size: Option<u32>,
+        caller: &Caller,
     ) -> Result<(), ControlError> {
         let mut switches = self.switches.lock();
         if switches
@@ -325,17 +359,18 @@ impl Registry {
         {
             return Err(ControlError::PortExists(name.clone()));
         }
-        self.create_client_port(&mut switches, name, ring_size, buf_size, true, 0)?;
+        self.create_client_port(&mut switches, name, ring_size, buf_size, true, caller)?;
         Ok(())
     }
 
-    /// Deletes a client port that has no client.
-    pub fn delete_port(&self, name: &PortName) -> Result<(), ControlError> {
+    /// Deletes a client port that has no client (its owner or an admin).
+    pub fn delete_port(&self, name: &PortName, caller: &Caller) -> Result<(), ControlError> {
         let mut switches = self.switches.lock();
         let entry = switches
             .get_mut(&name.switch())
             .and_then(|s| s.ports.get_mut(name))
             .ok_or_else(|| ControlError::NoSuchPort(name.clone()))?;
+        caller.require_owner(&entry.owner, format_args!("delete {name}"))?;
         if entry.shm.is_none() {
             return Err(ControlError::WrongKind(name.clone(), entry.port.kind));
         }
@@ -346,12 +381,14 @@ impl Registry {
         Ok(())
     }
 
-    /// Adds a port of another kind (NIC, host) with its own I/O.
+    /// Adds a port of another kind (NIC, host) with its own I/O, owned by
+    /// `owner` (who attached it).
     pub fn add_port(
         &self,
         name: &PortName,
         kind: PortKind,
         io: Box<dyn PortIo>,
+        owner: &Owner,
     ) -> Result<Arc<Port>, ControlError> {
         let mut switches = self.switches.lock();
         if switches
@@ -369,6 +406,7 @@ impl Registry {
                     shm: None,
                     persistent: true,
                     clients: 0,
+                    owner: owner.clone(),
                 },
             );
         }
@@ -411,6 +449,8 @@ impl Registry {
                                 ring_size: layout.map_or(0, |l| l.ring_size),
                                 buf_size: layout.map_or(0, |l| l.buf_size),
                                 errored: p.port.errored(),
+                                owner_uid: p.owner.uid,
+                                owner_name: p.owner.name.as_deref().map(str::to_owned),
                             }
                         })
                         .collect();
@@ -421,13 +461,21 @@ impl Registry {
             .collect()
     }
 
-    /// Counters of one port, or of every port.
-    pub fn stats(&self, only: Option<&PortName>) -> Result<Vec<PortStats>, ControlError> {
+    /// Counters of one port (its owner or an admin), or of every port the
+    /// caller may inspect.
+    pub fn stats(
+        &self,
+        only: Option<&PortName>,
+        caller: &Caller,
+    ) -> Result<Vec<PortStats>, ControlError> {
         let switches = self.switches.lock();
         let mut out = Vec::new();
         for s in switches.values() {
             for (name, p) in &s.ports {
-                if only.is_none_or(|o| o == name) {
+                if only.is_some_and(|o| o == name) {
+                    caller.require_owner(&p.owner, format_args!("read the counters of {name}"))?;
+                }
+                if only.is_none_or(|o| o == name) && caller.may_use(&p.owner) {
                     out.push(PortStats {
                         name: name.clone(),
                         kind: p.port.kind,
@@ -443,8 +491,13 @@ impl Registry {
         }
     }
 
-    /// The forwarding table of a switch.
-    pub fn fdb(&self, switch: &SwitchName) -> Result<(Vec<FdbRow>, LookupStats), ControlError> {
+    /// The forwarding table of a switch: every row for an admin, the rows
+    /// of the caller's own ports for anyone else.
+    pub fn fdb(
+        &self,
+        switch: &SwitchName,
+        caller: &Caller,
+    ) -> Result<(Vec<FdbRow>, LookupStats), ControlError> {
         let switches = self.switches.lock();
         let entry = switches
             .get(switch)
@@ -457,9 +510,14 @@ impl Registry {
             .entries(now)
             .into_iter()
             .filter_map(|e| {
-                table.get(e.port).map(|p| FdbRow {
+                let port = table.get(e.port)?;
+                let visible = entry
+                    .ports
+                    .get(&port.name)
+                    .is_some_and(|p| caller.may_use(&p.owner));
+                visible.then(|| FdbRow {
                     mac: e.mac,
-                    port: p.name.clone(),
+                    port: port.name.clone(),
                     age_secs: e.age_secs,
                 })
             })
@@ -502,6 +560,21 @@ impl Registry {
         drop(switches);
         self.engine.stop();
     }
+}
+
+/// What the ports `uid` owns take.
+fn usage_of(switches: &BTreeMap<SwitchName, SwitchEntry>, uid: u32) -> Usage {
+    let mut usage = Usage::default();
+    for (switch, s) in switches {
+        for p in s.ports.values().filter(|p| p.owner.uid == uid) {
+            let bytes = p
+                .shm
+                .as_ref()
+                .map_or(0, |shm| shm.region().layout().region_len);
+            usage.add(switch, bytes as u64);
+        }
+    }
+    usage
 }
 
 /// Waits (bounded) until the forwarders have read every frame the client of

@@ -38,6 +38,14 @@ pub enum ClientError {
         /// Why the connection failed.
         source: io::Error,
     },
+    /// The socket exists but this user may not connect to it.
+    #[error("permission denied connecting to the vswitch daemon at {path}: the control socket admits root and the members of its group (see `ls -l {path}`; the daemon sets them with --socket-group and --socket-mode)")]
+    Forbidden {
+        /// The socket.
+        path: String,
+        /// The refusal (EACCES or EPERM).
+        source: io::Error,
+    },
     /// The connection broke or a message was malformed.
     #[error(transparent)]
     Wire(#[from] WireError),
@@ -64,9 +72,13 @@ pub struct Connection {
 impl Connection {
     /// Connects to the daemon at `path`.
     pub fn connect(path: &Path) -> Result<Connection, ClientError> {
-        let stream = UnixStream::connect(path).map_err(|source| ClientError::NoDaemon {
-            path: path.display().to_string(),
-            source,
+        let stream = UnixStream::connect(path).map_err(|source| {
+            let path = path.display().to_string();
+            if source.kind() == io::ErrorKind::PermissionDenied {
+                ClientError::Forbidden { path, source }
+            } else {
+                ClientError::NoDaemon { path, source }
+            }
         })?;
         Ok(Connection {
             stream,

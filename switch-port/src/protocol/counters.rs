@@ -1,5 +1,6 @@
 //! The counters the daemon reports: a port's traffic and drops by reason
-//! ([`CounterSnapshot`]) and a forwarding table's ([`LookupStats`]).
+//! ([`CounterSnapshot`]), a forwarding table's ([`LookupStats`]) and the
+//! control socket's refusals ([`AccessCounters`]).
 //!
 //! Directions are the switch's: `rx` counts frames the switch received from
 //! the port (the client's TX ring), `tx` frames the switch sent to the port
@@ -69,4 +70,18 @@ pub struct LookupStats {
     pub refused: u64,
     /// Entries removed by aging.
     pub aged: u64,
+}
+
+/// Refusals on the control socket since the daemon started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessCounters {
+    /// Requests refused for lack of permission (not the owner, not an admin).
+    pub denied: u64,
+    /// Requests refused by a per-user limit (ports, switches, port memory).
+    pub over_limit: u64,
+    /// Connections refused by the per-user or global connection cap.
+    pub connections_refused: u64,
+    /// Connections closed because a request did not arrive (or its
+    /// response was not read) within the control timeout.
+    pub timed_out: u64,
 }

@@ -38,7 +38,7 @@ use crate::names::{PortName, SwitchName};
 mod counters;
 mod header;
 
-pub use counters::{CounterSnapshot, LookupStats};
+pub use counters::{AccessCounters, CounterSnapshot, LookupStats};
 pub use header::{
     Header, HeaderError, DIR_REQUEST, DIR_RESPONSE, HEADER_LEN, MAGIC, MAX_REQUEST, MAX_RESPONSE,
     PORT_FDS, VERSION,
@@ -152,6 +152,11 @@ pub enum ErrorCode {
     BadInterface,
     /// This daemon was built without NIC support or lacks privileges.
     Unsupported,
+    /// The caller may not do this (not the port's owner, not an admin).
+    PermissionDenied,
+    /// The caller's per-user limit (ports, switches, port memory,
+    /// connections) would be exceeded.
+    LimitExceeded,
 }
 
 /// What kind of port this is.
@@ -185,6 +190,12 @@ pub struct PortInfo {
     pub buf_size: u32,
     /// The client wrote invalid indices or slots at some point.
     pub errored: bool,
+    /// The uid that created the port (NIC and host ports: who attached).
+    #[serde(default)]
+    pub owner_uid: u32,
+    /// The owner's user name, when the daemon could resolve it.
+    #[serde(default)]
+    pub owner_name: Option<String>,
 }
 
 /// A switch in a listing.
@@ -253,6 +264,9 @@ pub enum Response {
         uptime_secs: f64,
         /// One entry per port.
         ports: Vec<PortStats>,
+        /// Control-socket refusals since the daemon started.
+        #[serde(default)]
+        access: AccessCounters,
     },
     /// A forwarding table.
     Fdb {

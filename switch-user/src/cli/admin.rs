@@ -85,15 +85,20 @@ pub fn list(socket: &Path, args: ListArgs) -> Result<ExitCode> {
     for s in switches {
         println!("{} ({} of {} ports)", s.name, s.ports.len(), s.max_ports);
         println!(
-            "  {:>4}  {:<24} {:<5} {:>7} {:<10} {:>5} {:>6}  state",
-            "id", "port", "kind", "clients", "persistent", "slots", "buf"
+            "  {:>4}  {:<24} {:<5} {:<16} {:>7} {:<10} {:>5} {:>6}  state",
+            "id", "port", "kind", "owner", "clients", "persistent", "slots", "buf"
         );
         for p in s.ports {
+            let owner = match &p.owner_name {
+                Some(name) => format!("{name} ({})", p.owner_uid),
+                None => p.owner_uid.to_string(),
+            };
             println!(
-                "  {:>4}  {:<24} {:<5} {:>7} {:<10} {:>5} {:>6}  {}",
+                "  {:>4}  {:<24} {:<5} {:<16} {:>7} {:<10} {:>5} {:>6}  {}",
                 p.id,
                 p.name.as_str(),
                 format!("{:?}", p.kind).to_lowercase(),
+                owner,
                 p.clients,
                 if p.persistent { "yes" } else { "no" },
                 p.ring_size,

@@ -9,16 +9,23 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use switch_port::control::client::socket_path;
+use switch_user::access::AccessPolicy;
+use switch_user::admission::{
+    ConnectionLimits, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_USER, RESERVED_FOR_ROOT,
+};
 use switch_user::bridge::learning::{DEFAULT_CAPACITY, DEFAULT_MAX_AGE_SECS};
 use switch_user::bridge::switch::DEFAULT_MAX_PORTS;
-use switch_user::control::ExtraHandler;
+use switch_user::control::{ExtraHandler, ServerConfig};
 use switch_user::daemon::{self, DaemonConfig};
+use switch_user::deadlines::DEFAULT_CONTROL_TIMEOUT_SECS;
 use switch_user::nic::manager::NicManager;
+use switch_user::quota::{self, UserLimits};
 use switch_user::registry::SwitchConfig;
+use switch_user::users;
 
 /// A userspace virtual switch with VALE semantics: learning bridges named
 /// `valeN` whose ports (`valeN:name`) are shared-memory rings for VMs and
@@ -81,6 +88,50 @@ struct DaemonArgs {
     /// Seconds after which an address not seen again is forgotten.
     #[arg(long, default_value_t = DEFAULT_MAX_AGE_SECS)]
     fdb_max_age: u32,
+    /// Permission bits of the control socket, in octal: who may connect at all.
+    #[arg(long, default_value = "0660", value_parser = parse_mode)]
+    socket_mode: u32,
+    /// Group of the control socket (name or gid): its members may connect
+    /// (default: the daemon's own group, root's).
+    #[arg(long, value_name = "GROUP")]
+    socket_group: Option<String>,
+    /// Group (name or gid) whose members administer the daemon like root:
+    /// attach and detach NICs, open, delete and inspect every port.
+    #[arg(long, value_name = "GROUP")]
+    admin_group: Option<String>,
+    /// Ports one user (not root, not the admin group) may own.
+    #[arg(long, default_value_t = quota::DEFAULT_MAX_PORTS)]
+    max_ports_per_user: usize,
+    /// Switches one user's ports may span.
+    #[arg(long, default_value_t = quota::DEFAULT_MAX_SWITCHES)]
+    max_switches_per_user: usize,
+    /// MiB of port memory one user's ports may take (a default port takes 4).
+    #[arg(long, value_name = "MIB", default_value_t = quota::DEFAULT_MAX_PORT_MEMORY_MIB)]
+    max_port_memory_per_user: u64,
+    /// Control connections served at once (the last 16 only for root).
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Control connections one user (not root) may have open at once.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS_PER_USER)]
+    max_connections_per_user: usize,
+    /// Seconds a client has to send a whole request (the first one counted
+    /// from connecting) and to read its response.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_CONTROL_TIMEOUT_SECS)]
+    control_timeout: u64,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(format!("{s:?} is not an octal mode from 0 to 0777")),
+    }
+}
+
+fn group(name: &Option<String>, flag: &str) -> Result<Option<users::Group>> {
+    name.as_deref()
+        .map(|n| users::group(n).with_context(|| format!("{flag} {n}")))
+        .transpose()
 }
 
 /// Parses the command line and runs it.
@@ -101,6 +152,22 @@ pub fn run() -> Result<ExitCode> {
                         max_ports: args.max_ports,
                         fdb_capacity: args.fdb_size,
                         fdb_max_age_secs: args.fdb_max_age,
+                    },
+                    socket_mode: args.socket_mode,
+                    socket_group: group(&args.socket_group, "--socket-group")?,
+                    server: ServerConfig {
+                        policy: AccessPolicy::new(group(&args.admin_group, "--admin-group")?),
+                        connections: ConnectionLimits {
+                            max_total: args.max_connections,
+                            max_per_user: args.max_connections_per_user,
+                            reserved_for_root: RESERVED_FOR_ROOT.min(args.max_connections / 2),
+                        },
+                        timeout: Duration::from_secs(args.control_timeout.max(1)),
+                    },
+                    limits: UserLimits {
+                        max_ports: args.max_ports_per_user,
+                        max_switches: args.max_switches_per_user,
+                        max_port_memory: args.max_port_memory_per_user.saturating_mul(1 << 20),
                     },
                 },
                 |registry| {

@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use switch_port::control::client::Connection;
 use switch_port::names::PortName;
-use switch_port::protocol::{CounterSnapshot, PortStats, Request, Response};
+use switch_port::protocol::{AccessCounters, CounterSnapshot, PortStats, Request, Response};
 
 /// Arguments of `vswitch stats`.
 #[derive(clap::Args)]
@@ -24,9 +24,12 @@ pub struct StatsArgs {
     watch: Option<f64>,
 }
 
-fn fetch(conn: &mut Connection, port: &Option<PortName>) -> Result<Vec<PortStats>> {
+fn fetch(
+    conn: &mut Connection,
+    port: &Option<PortName>,
+) -> Result<(Vec<PortStats>, AccessCounters)> {
     match conn.call(&Request::Stats { port: port.clone() })? {
-        (Response::Stats { ports, .. }, _) => Ok(ports),
+        (Response::Stats { ports, access, .. }, _) => Ok((ports, access)),
         _ => anyhow::bail!("unexpected answer to stats"),
     }
 }
@@ -81,14 +84,23 @@ fn rate(now: u64, before: u64, secs: f64) -> f64 {
 pub fn run(socket: &Path, args: StatsArgs) -> Result<ExitCode> {
     let mut conn = Connection::connect(socket)?;
     let Some(every) = args.watch else {
-        let ports = fetch(&mut conn, &args.port)?;
+        let (ports, access) = fetch(&mut conn, &args.port)?;
         if args.json {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&serde_json::json!({ "ports": ports }))?
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "ports": ports, "access": access })
+                )?
             );
         } else {
             print_table(&ports);
+            let a = access;
+            if a != AccessCounters::default() {
+                println!(
+                    "control socket: {} refused (permission), {} refused (limits), {} connections refused, {} timed out",
+                    a.denied, a.over_limit, a.connections_refused, a.timed_out
+                );
+            }
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -96,7 +108,7 @@ pub fn run(socket: &Path, args: StatsArgs) -> Result<ExitCode> {
     let mut previous: HashMap<PortName, CounterSnapshot> = HashMap::new();
     let mut last = Instant::now();
     loop {
-        let ports = fetch(&mut conn, &args.port)?;
+        let (ports, _) = fetch(&mut conn, &args.port)?;
         let secs = last.elapsed().as_secs_f64().max(1e-6);
         last = Instant::now();
         let mut rows = Vec::new();

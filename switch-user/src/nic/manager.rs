@@ -18,6 +18,7 @@ use thiserror::Error;
 
 use super::host_port::HostPort;
 use super::nic_port::NicPort;
+use crate::access::{Caller, Owner};
 use crate::control::ExtraHandler;
 use crate::registry::{ControlError, Registry};
 
@@ -190,7 +191,7 @@ impl NicManager {
         });
     }
 
-    /// Attaches `iface` to `switch`.
+    /// Attaches `iface` to `switch`; its ports are `owner`'s.
     #[allow(clippy::too_many_arguments)]
     pub fn attach(
         &self,
@@ -201,6 +202,7 @@ impl NicManager {
         host: bool,
         host_name: Option<&str>,
         pass: &[String],
+        owner: &Owner,
     ) -> Result<Response, NicError> {
         check_ifname(iface_name)?;
         let nic_port = PortName::join(switch, iface_name)
@@ -286,14 +288,14 @@ impl NicManager {
         let port = NicPort::new(iface_name, sockets, steering, Some(promiscuous))
             .map_err(|e| NicError::Interface(format!("epoll: {e}")))?;
         self.registry
-            .add_port(&nic_port, PortKind::Nic, Box::new(port))?;
+            .add_port(&nic_port, PortKind::Nic, Box::new(port), owner)?;
         log::info!(
             "attached {iface_name} to {switch} ({count} queue(s), XDP {mode} mode, {})",
             if zc_used { "zero-copy" } else { "copy" }
         );
         let host_port = match host_tap {
             None => None,
-            Some(tap_name) => match self.attach_host(switch, &tap_name, iface_name) {
+            Some(tap_name) => match self.attach_host(switch, &tap_name, iface_name, owner) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     let _ = self.registry.remove_port(&nic_port);
@@ -328,6 +330,7 @@ impl NicManager {
         switch: &SwitchName,
         tap_name: &str,
         nic: &str,
+        owner: &Owner,
     ) -> Result<PortName, NicError> {
         let nic_index = iface::ifindex(nic).map_err(|_| NicError::NoInterface(nic.to_owned()))?;
         let name =
@@ -342,7 +345,7 @@ impl NicManager {
         })?;
         let host = HostPort::new(tap, (nic.to_owned(), nic_index));
         self.registry
-            .add_port(&name, PortKind::Host, Box::new(host))?;
+            .add_port(&name, PortKind::Host, Box::new(host), owner)?;
         log::info!("host port {name} is TAP {tap_name}");
         Ok(name)
     }
@@ -372,7 +375,7 @@ impl NicManager {
 }
 
 impl ExtraHandler for NicManager {
-    fn handle(&self, request: &Request) -> Option<Response> {
+    fn handle(&self, request: &Request, caller: &Caller) -> Option<Response> {
         let result = match request {
             Request::Attach {
                 switch,
@@ -390,6 +393,7 @@ impl ExtraHandler for NicManager {
                 *host,
                 host_name.as_deref(),
                 pass,
+                caller.owner(),
             ),
             Request::Detach { switch, iface } => self.detach(switch, iface),
             _ => return None,
