@@ -13,6 +13,7 @@ use switch_port::control::client::Connection;
 use switch_port::protocol::{CounterSnapshot, Request, Response};
 use testbed::{unique_temp_dir, wait_until, Capture, Netns, Proc, TempDir};
 
+pub mod access;
 pub mod nic;
 
 /// Where the project's binaries are: `$E2E_BIN_DIR`, else the workspace's
