@@ -276,3 +276,40 @@ pub fn run(
     log::info!("vswitch daemon stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::*;
+
+    #[test]
+    fn a_symlink_at_the_lock_path_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("s.sock");
+        let target = dir.path().join("victim");
+        std::os::unix::fs::symlink(&target, dir.path().join("s.sock.lock")).unwrap();
+        assert!(SocketLock::acquire(&socket).is_err());
+        assert!(!target.exists(), "the lock followed the link");
+    }
+
+    // Sets the process's umask for a moment: no other test here checks the
+    // modes of the files it creates.
+    #[test]
+    fn the_socket_is_born_with_its_mode_and_given_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        // SAFETY: a getter without side effects.
+        let gid = unsafe { libc::getegid() };
+        let group = Group {
+            gid,
+            name: "own".into(),
+        };
+        let _listener = bind_socket(&path, 0o640, Some(&group)).unwrap();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert_eq!(meta.gid(), gid);
+        let _lock = SocketLock::acquire(&path).unwrap();
+        assert!(SocketLock::acquire(&path).is_err(), "locked twice");
+    }
+}

@@ -5,7 +5,7 @@
 
 use std::fs::Permissions;
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -70,6 +70,9 @@ fn an_unprivileged_user_is_confined_to_its_own_ports() -> Result<()> {
         "64",
     ])?;
     open_dir(&daemon)?;
+    let meta = std::fs::symlink_metadata(daemon.socket())?;
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o660);
+    assert_eq!(meta.gid(), users.gid());
     succeeded(&daemon.cli(&["create", "vale0:rootp"])?)?;
 
     // Not in the socket's group: the kernel refuses, the CLI says why.

@@ -26,6 +26,13 @@
 //! connection is closed (the framing is lost). Requests are limited to
 //! [`MAX_REQUEST`] bytes, responses to [`MAX_RESPONSE`].
 //!
+//! The daemon knows who connected (the peer's uid and groups): a request
+//! the caller may not make gets [`ErrorCode::PermissionDenied`], one past a
+//! per-user limit [`ErrorCode::LimitExceeded`] (also the one message a
+//! connection over the connection caps receives before it is closed). A
+//! request must arrive whole, and its response be read, within the daemon's
+//! control timeout, or the connection is closed.
+//!
 //! A port opened on a connection belongs to it: when the connection closes
 //! (the client exits or is killed) the port loses its client and is removed
 //! unless it was created persistent.
