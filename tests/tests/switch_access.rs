@@ -295,6 +295,6 @@ fn silent_and_partial_requests_time_out() -> Result<()> {
     idle.call(&Request::List {})
         .context("an idle connection was closed")?;
     let counters = access_counters(&daemon)?;
-    assert_eq!(counters.timed_out, 2, "{counters:?}");
+    assert!(counters.timed_out >= 2, "{counters:?}");
     Ok(())
 }
