@@ -12,17 +12,19 @@
 
 use std::io;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use seccompiler::BpfProgram;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::net::worker::poll_until_idle;
 use crate::net::NetDevice;
+use crate::sandbox::{self, SandboxError, ThreadKind};
 use crate::stats::Stats;
+use crate::stats_file::StatsFile;
 use crate::timer::DeadlineTimer;
 
 const TOKEN_STOP: u64 = 0;
@@ -45,13 +47,19 @@ pub struct IoSources {
     pub net: Option<Arc<NetDevice>>,
     /// Counters, and where to write them every second.
     pub stats: Arc<Stats>,
-    /// `--stats-json` path.
-    pub stats_json: Option<PathBuf>,
+    /// The `--stats-json` file.
+    pub stats_json: Option<Arc<StatsFile>>,
 }
 
 impl IoThread {
     /// Starts the thread.
     pub fn spawn(sources: IoSources) -> io::Result<IoThread> {
+        Self::spawn_sandboxed(sources, None)
+    }
+
+    /// Starts the thread, which installs `filter` (its seccomp filter, see
+    /// [`crate::sandbox`]) before it serves anything; returns once it did.
+    pub fn spawn_sandboxed(sources: IoSources, filter: Option<BpfProgram>) -> io::Result<IoThread> {
         let stop = EventFd::new(EFD_NONBLOCK)?;
         let epoll = Epoll::new()?;
         let add = |fd, token| {
@@ -78,9 +86,19 @@ impl IoThread {
             add(stats_timer.fd(), TOKEN_STATS)?;
         }
         let stop_fd = stop.try_clone()?;
+        let (installed_tx, installed) = std::sync::mpsc::sync_channel(1);
         let handle = std::thread::Builder::new()
             .name("vmm-io".into())
             .spawn(move || {
+                let result = match &filter {
+                    Some(program) => sandbox::install(ThreadKind::Io, program),
+                    None => Ok(()),
+                };
+                let failed = result.is_err();
+                let _ = installed_tx.send(result);
+                if failed {
+                    return;
+                }
                 let thread = Thread {
                     epoll,
                     stop: stop_fd,
@@ -89,6 +107,12 @@ impl IoThread {
                 };
                 thread.run();
             })?;
+        let installed: Result<(), SandboxError> =
+            installed.recv().unwrap_or(Err(SandboxError::ThreadGone));
+        if let Err(e) = installed {
+            let _ = handle.join();
+            return Err(io::Error::other(e));
+        }
         Ok(IoThread {
             stop,
             handle: Some(handle),
@@ -180,9 +204,9 @@ impl Thread {
                 (TOKEN_RESAMPLE, Some(net)) => net.on_resample(),
                 (TOKEN_STATS, _) => {
                     self.stats_timer.take_expirations();
-                    if let Some(path) = &sources.stats_json {
-                        if let Err(e) = sources.stats.write_json(path, None, extra_stats(sources)) {
-                            log::warn!("cannot write {}: {e}", path.display());
+                    if let Some(file) = &sources.stats_json {
+                        if let Err(e) = sources.stats.write_json(file, None, extra_stats(sources)) {
+                            log::warn!("cannot write the stats JSON: {e}");
                         }
                     }
                 }

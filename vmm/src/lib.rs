@@ -7,8 +7,10 @@
 //!   as the VMM runs it, the net worker, DMA, the port backend);
 //! - [`vm`], [`vcpu`], [`memory`], [`boot`], [`platform`], [`bus`],
 //!   [`devices`], [`irq`]: the machine;
-//! - [`io_thread`], [`timer`], [`stop_signal`], [`stats`]: threads, timers
-//!   and accounting.
+//! - [`io_thread`], [`timer`], [`stop_signal`], [`stats`], [`stats_file`]:
+//!   threads, timers and accounting;
+//! - [`sandbox`]: per-thread seccomp filters and the drop to an
+//!   unprivileged user, entered before the guest runs.
 //!
 //! Threads: the vCPU thread runs the guest and dispatches its port and MMIO
 //! exits to the devices; the I/O thread waits on the switch port's kicks and
@@ -25,7 +27,9 @@ pub mod irq;
 pub mod memory;
 pub mod net;
 pub mod platform;
+pub mod sandbox;
 pub mod stats;
+pub mod stats_file;
 pub mod stop_signal;
 pub mod timer;
 pub mod vcpu;

@@ -6,8 +6,6 @@
 //! it under its field name.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -270,22 +268,14 @@ impl Stats {
         value
     }
 
-    /// Writes the JSON to `path` atomically (a temporary file renamed over it).
+    /// Writes the JSON to `file` atomically (a temporary file renamed over it).
     pub fn write_json(
         &self,
-        path: &Path,
+        file: &crate::stats_file::StatsFile,
         exit_code: Option<i32>,
         extra: Value,
     ) -> std::io::Result<()> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = std::path::PathBuf::from(tmp);
-        {
-            let mut file = std::fs::File::create(&tmp)?;
-            serde_json::to_writer_pretty(&mut file, &self.to_json(exit_code, extra))?;
-            file.write_all(b"\n")?;
-        }
-        std::fs::rename(&tmp, path)
+        file.write(&self.to_json(exit_code, extra))
     }
 
     /// The one-line summary printed on stderr at exit.
@@ -392,7 +382,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vmm-stats-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("s.json");
-        stats.write_json(&path, None, Value::Null).unwrap();
+        let file = crate::stats_file::StatsFile::open(&path).unwrap();
+        stats.write_json(&file, None, Value::Null).unwrap();
         let back: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(back["tx"]["packets"], 5);
         std::fs::remove_dir_all(&dir).unwrap();

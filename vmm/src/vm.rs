@@ -3,6 +3,7 @@
 //! backend and the I/O thread.
 
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -17,7 +18,9 @@ use crate::irq::{IrqLine, IrqMode};
 use crate::memory::{GuestRam, MemoryError};
 use crate::net::{NetConfig, NetDevice, NetError};
 use crate::platform::Platform;
+use crate::sandbox::{self, FilterContext, SandboxConfig, SandboxError, ThreadKind};
 use crate::stats::Stats;
+use crate::stats_file::StatsFile;
 use crate::stop_signal;
 use crate::vcpu::{self, VmEnd};
 
@@ -57,6 +60,8 @@ pub struct VmConfig {
     /// How long an idle vCPU keeps returning to the guest (yielding the
     /// host CPU in between) before it halts; see [`crate::vcpu`].
     pub halt_poll: std::time::Duration,
+    /// The seccomp filters and the user to become before the guest runs.
+    pub sandbox: SandboxConfig,
 }
 
 /// Why the VM could not be built.
@@ -98,6 +103,18 @@ pub enum VmError {
     /// The I/O thread could not start.
     #[error("cannot start the I/O thread")]
     IoThread(#[source] std::io::Error),
+    /// The `--stats-json` directory could not be opened.
+    #[error("cannot open the directory of the stats file {path}")]
+    StatsJson {
+        /// The path given.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The sandbox could not be entered.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
 }
 
 fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmError {
@@ -114,9 +131,10 @@ pub struct Vm {
     platform: Platform,
     stats: Arc<Stats>,
     cmdline: String,
-    stats_json: Option<PathBuf>,
+    stats_json: Option<Arc<StatsFile>>,
     net: Option<Arc<NetDevice>>,
     halt_poll: std::time::Duration,
+    sandbox: SandboxConfig,
 }
 
 /// How a run ended, and the VMM's exit status for it.
@@ -135,6 +153,15 @@ impl Vm {
             path: config.kernel.clone(),
             source,
         })?;
+        let stats_json = match &config.stats_json {
+            Some(path) => Some(Arc::new(StatsFile::open(path).map_err(|source| {
+                VmError::StatsJson {
+                    path: path.clone(),
+                    source,
+                }
+            })?)),
+            None => None,
+        };
         let stats = Arc::new(Stats::new());
         let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
         let vm = kvm.create_vm().map_err(kvm_err("create VM"))?;
@@ -209,9 +236,10 @@ impl Vm {
             platform,
             stats,
             cmdline,
-            stats_json: config.stats_json.clone(),
+            stats_json,
             net,
             halt_poll: config.halt_poll,
+            sandbox: config.sandbox.clone(),
         })
     }
 
@@ -232,7 +260,30 @@ impl Vm {
 
     /// Runs the guest on the calling thread (the vCPU thread) until it exits
     /// or crashes, with the I/O thread beside it; then writes the stats.
+    ///
+    /// Before the guest runs, the VMM enters its sandbox: it becomes the
+    /// configured user (while it has one thread), starts the I/O thread,
+    /// which installs its seccomp filter first, and installs the vCPU
+    /// thread's filter.
     pub fn run(mut self) -> Result<VmOutcome, VmError> {
+        let context = FilterContext {
+            pid: std::process::id(),
+            vcpu_fd: self.vcpu.as_raw_fd(),
+            vm_fd: self._vm.as_raw_fd(),
+            stats_dir_fd: self.stats_json.as_ref().map(|file| file.dir_fd()),
+        };
+        let mode = self.sandbox.seccomp;
+        let vcpu_filter = sandbox::compile(ThreadKind::Vcpu, mode, &context)?;
+        let io_filter = sandbox::compile(ThreadKind::Io, mode, &context)?;
+        if let Some(user) = &self.sandbox.user {
+            user.drop_privileges().map_err(SandboxError::from)?;
+            log::info!(
+                "running as {} (uid {}, gid {})",
+                user.name,
+                user.uid,
+                user.gid
+            );
+        }
         let sources = IoSources {
             net: self.net.clone(),
             stats: Arc::clone(&self.stats),
@@ -240,9 +291,15 @@ impl Vm {
         };
         // SIGINT/SIGTERM must interrupt KVM_RUN: only the vCPU thread takes them.
         stop_signal::block_in_this_thread(true);
-        let io_thread = IoThread::spawn(sources);
+        let io_thread = IoThread::spawn_sandboxed(sources, io_filter);
         stop_signal::block_in_this_thread(false);
         let io_thread = io_thread.map_err(VmError::IoThread)?;
+        if let Some(program) = &vcpu_filter {
+            sandbox::install(ThreadKind::Vcpu, program)?;
+        }
+        if self.sandbox.selftest {
+            sandbox::forbidden_syscall();
+        }
         let end = vcpu::run(
             &mut self.vcpu,
             &mut self.platform,
@@ -257,7 +314,7 @@ impl Vm {
             VmEnd::Crash(_) => EXIT_CODE_CRASH,
             VmEnd::Stopped(signo) => 128 + signo,
         };
-        if let Some(path) = &self.stats_json {
+        if let Some(file) = &self.stats_json {
             let sources = IoSources {
                 net: self.net.clone(),
                 stats: Arc::clone(&self.stats),
@@ -265,9 +322,9 @@ impl Vm {
             };
             if let Err(e) = self
                 .stats
-                .write_json(path, Some(exit_code), extra_stats(&sources))
+                .write_json(file, Some(exit_code), extra_stats(&sources))
             {
-                log::warn!("cannot write {}: {e}", path.display());
+                log::warn!("cannot write the stats JSON: {e}");
             }
         }
         Ok(VmOutcome { end, exit_code })

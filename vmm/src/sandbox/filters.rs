@@ -1,0 +1,231 @@
+//! The system calls each VMM thread may make once the guest runs, found by
+//! running every VM test under `strace -f` (docs/sandbox.md lists them with
+//! the reason for each).
+//!
+//! Both threads share [`common`]: memory management for the allocator and
+//! thread stacks (never executable), futexes, `read`/`write` on descriptors
+//! they already hold, timers, signal return and masks, thread and process
+//! exit, abort, and the `--stats-json` file (created only in its directory).
+//! The vCPU thread adds its KVM ioctls, each only on its own descriptor
+//! with its request number; the I/O thread adds `epoll_wait` and the one
+//! KVM ioctl it makes (KVM_IOEVENTFD on the VM).
+
+use std::collections::BTreeMap;
+
+use seccompiler::{BackendError, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
+
+use super::FilterContext;
+use crate::stats_file;
+
+/// A filter's rules: system call number to alternatives (empty: any arguments).
+pub type Rules = BTreeMap<i64, Vec<SeccompRule>>;
+
+/// The KVM ioctl request numbers the VMM issues once the guest runs.
+pub mod kvm_requests {
+    use kvm_bindings::{kvm_ioeventfd, kvm_mp_state, kvm_regs, kvm_sregs, KVMIO};
+    vmm_sys_util::ioctl_io_nr!(KVM_RUN, KVMIO, 0x80);
+    vmm_sys_util::ioctl_ior_nr!(KVM_GET_REGS, KVMIO, 0x81, kvm_regs);
+    vmm_sys_util::ioctl_ior_nr!(KVM_GET_SREGS, KVMIO, 0x83, kvm_sregs);
+    vmm_sys_util::ioctl_iow_nr!(KVM_SET_MP_STATE, KVMIO, 0x99, kvm_mp_state);
+    vmm_sys_util::ioctl_iow_nr!(KVM_IOEVENTFD, KVMIO, 0x79, kvm_ioeventfd);
+}
+
+/// Argument `arg` (32 bits) equals `value`.
+fn eq32(arg: u8, value: u64) -> Result<SeccompCondition, BackendError> {
+    SeccompCondition::new(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, value)
+}
+
+/// Argument `arg` (64 bits) equals `value`.
+fn eq64(arg: u8, value: u64) -> Result<SeccompCondition, BackendError> {
+    SeccompCondition::new(arg, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, value)
+}
+
+/// Argument `arg` has none of the bits of `mask`.
+fn clear(arg: u8, mask: u64) -> Result<SeccompCondition, BackendError> {
+    SeccompCondition::new(
+        arg,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::MaskedEq(mask),
+        0,
+    )
+}
+
+fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, BackendError> {
+    SeccompRule::new(conditions)
+}
+
+/// Descriptors are non-negative `int`s.
+fn fd_value(fd: i32) -> u64 {
+    u64::from(fd.unsigned_abs())
+}
+
+/// What every VMM thread needs.
+fn common(context: &FilterContext) -> Result<Rules, BackendError> {
+    let mut rules = Rules::new();
+    for sysno in [
+        // Eventfds (kicks, irqfds, the stop request), timerfds, the serial
+        // output, stdout/stderr, the stats file.
+        libc::SYS_read,
+        libc::SYS_write,
+        libc::SYS_close,
+        // Locks, condition variables, thread join; yielding while polling.
+        libc::SYS_futex,
+        libc::SYS_sched_yield,
+        // Clocks (the vDSO falls back to the system call on some clock sources).
+        libc::SYS_clock_gettime,
+        libc::SYS_gettimeofday,
+        // The moderation timer and the stats timer.
+        libc::SYS_timerfd_settime,
+        // The allocator and thread stacks.
+        libc::SYS_brk,
+        libc::SYS_munmap,
+        libc::SYS_mremap,
+        libc::SYS_madvise,
+        // Thread exit (the alternate signal stack), signal handling (SIGINT
+        // and SIGTERM interrupt KVM_RUN), exits.
+        libc::SYS_sigaltstack,
+        libc::SYS_rt_sigprocmask,
+        libc::SYS_rt_sigreturn,
+        libc::SYS_exit,
+        libc::SYS_exit_group,
+        // abort() (a panic while panicking) raises SIGABRT at itself.
+        libc::SYS_getpid,
+        libc::SYS_gettid,
+        // std's hash maps seed themselves once per thread.
+        libc::SYS_getrandom,
+    ] {
+        rules.insert(sysno, vec![]);
+    }
+    // Memory is never mapped or made executable.
+    let no_exec = || -> Result<Vec<SeccompRule>, BackendError> {
+        Ok(vec![rule(vec![clear(2, libc::PROT_EXEC as u64)?])?])
+    };
+    rules.insert(libc::SYS_mmap, no_exec()?);
+    rules.insert(libc::SYS_mprotect, no_exec()?);
+    // abort(): SIGABRT to this process only, and back to the default action.
+    rules.insert(
+        libc::SYS_tgkill,
+        vec![rule(vec![
+            eq32(0, u64::from(context.pid))?,
+            eq32(2, libc::SIGABRT as u64)?,
+        ])?],
+    );
+    rules.insert(
+        libc::SYS_rt_sigaction,
+        vec![rule(vec![eq32(0, libc::SIGABRT as u64)?])?],
+    );
+    if let Some(dir) = context.stats_dir_fd {
+        let dir = fd_value(dir);
+        rules.insert(
+            libc::SYS_openat,
+            vec![rule(vec![
+                eq32(0, dir)?,
+                eq32(2, stats_file::CREATE_FLAGS as u64)?,
+            ])?],
+        );
+        let same_dir = || -> Result<Vec<SeccompRule>, BackendError> {
+            Ok(vec![rule(vec![eq32(0, dir)?, eq32(2, dir)?])?])
+        };
+        rules.insert(libc::SYS_renameat, same_dir()?);
+        let mut renameat2 = same_dir()?;
+        renameat2[0] = rule(vec![eq32(0, dir)?, eq32(2, dir)?, eq32(4, 0)?])?;
+        rules.insert(libc::SYS_renameat2, renameat2);
+    }
+    Ok(rules)
+}
+
+/// The vCPU thread: [`common`] and its KVM ioctls.
+pub fn vcpu_rules(context: &FilterContext) -> Result<Rules, BackendError> {
+    let mut rules = common(context)?;
+    let vcpu = fd_value(context.vcpu_fd);
+    let mut ioctls = Vec::new();
+    for request in [
+        // Run the guest; halt it when idle.
+        kvm_requests::KVM_RUN(),
+        kvm_requests::KVM_SET_MP_STATE(),
+        // The registers for a crash message.
+        kvm_requests::KVM_GET_REGS(),
+        kvm_requests::KVM_GET_SREGS(),
+    ] {
+        ioctls.push(rule(vec![eq32(0, vcpu)?, eq64(1, request)?])?);
+    }
+    ioctls.push(ioeventfd_rule(context)?);
+    rules.insert(libc::SYS_ioctl, ioctls);
+    Ok(rules)
+}
+
+/// KVM_IOEVENTFD on the VM's descriptor: the TDT ioeventfd follows the CSB
+/// and BAR0, as register writes (vCPU thread) and CSB rounds (the net
+/// worker, or the vCPU thread at a poll-port exit) see them change.
+fn ioeventfd_rule(context: &FilterContext) -> Result<SeccompRule, BackendError> {
+    rule(vec![
+        eq32(0, fd_value(context.vm_fd))?,
+        eq64(1, kvm_requests::KVM_IOEVENTFD())?,
+    ])
+}
+
+/// The I/O thread (and CSB net worker): [`common`], its epoll wait and the
+/// TDT ioeventfd.
+pub fn io_rules(context: &FilterContext) -> Result<Rules, BackendError> {
+    let mut rules = common(context)?;
+    rules.insert(libc::SYS_ioctl, vec![ioeventfd_rule(context)?]);
+    rules.insert(libc::SYS_epoll_wait, vec![]);
+    rules.insert(libc::SYS_epoll_pwait, vec![]);
+    Ok(rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(stats: Option<i32>) -> FilterContext {
+        FilterContext {
+            pid: 1234,
+            vcpu_fd: 10,
+            vm_fd: 11,
+            stats_dir_fd: stats,
+        }
+    }
+
+    #[test]
+    fn lists_differ_per_thread() {
+        let vcpu = vcpu_rules(&context(None)).unwrap();
+        let io = io_rules(&context(None)).unwrap();
+        assert_eq!(vcpu[&libc::SYS_ioctl].len(), 5);
+        assert_eq!(io[&libc::SYS_ioctl].len(), 1, "KVM_IOEVENTFD only");
+        assert!(io.contains_key(&libc::SYS_epoll_wait));
+        assert!(!vcpu.contains_key(&libc::SYS_epoll_wait));
+        for forbidden in [
+            libc::SYS_socket,
+            libc::SYS_connect,
+            libc::SYS_execve,
+            libc::SYS_clone,
+            libc::SYS_clone3,
+            libc::SYS_fork,
+            libc::SYS_ptrace,
+            libc::SYS_open,
+            libc::SYS_openat,
+            libc::SYS_setuid,
+            libc::SYS_getppid,
+        ] {
+            assert!(!vcpu.contains_key(&forbidden), "vCPU allows {forbidden}");
+            assert!(!io.contains_key(&forbidden), "I/O allows {forbidden}");
+        }
+        let with_stats = io_rules(&context(Some(7))).unwrap();
+        assert!(with_stats.contains_key(&libc::SYS_openat));
+    }
+
+    #[test]
+    fn filters_compile_for_every_mode() {
+        use super::super::{compile, SeccompMode, ThreadKind};
+        for thread in [ThreadKind::Vcpu, ThreadKind::Io] {
+            assert!(compile(thread, SeccompMode::Off, &context(None))
+                .unwrap()
+                .is_none());
+            for mode in [SeccompMode::Log, SeccompMode::Kill] {
+                let program = compile(thread, mode, &context(Some(5))).unwrap().unwrap();
+                assert!(!program.is_empty());
+            }
+        }
+    }
+}
