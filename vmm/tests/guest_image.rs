@@ -6,29 +6,11 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn guest_image() -> Option<String> {
-    let path = std::env::var_os("VMM_GUEST_IMAGE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/guest/guest.elf")
-        });
-    if path.exists() && have_kvm() {
-        Some(path.to_string_lossy().into_owned())
-    } else {
-        eprintln!(
-            "skipped: no guest image at {} (cargo xtask build-guest) or no /dev/kvm",
-            path.display()
-        );
-        None
-    }
-}
 
 /// Runs the guest and returns (serial text, result JSON, stats JSON).
 fn run_guest(

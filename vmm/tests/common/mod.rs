@@ -5,6 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+/// tests/guests/serial_exit.S: checks the start_info magic in EBX, prints
+/// the command line, exits with 42.
+pub const SERIAL_EXIT: &[u8] = &[
+    0x81, 0x3b, 0x78, 0xc5, 0x6e, 0x33, 0x75, 0x1c, 0x66, 0xba, 0xf8, 0x03, 0x8b, 0x73, 0x18, 0x8a,
+    0x06, 0x84, 0xc0, 0x74, 0x04, 0xee, 0x46, 0xeb, 0xf6, 0xb0, 0x0a, 0xee, 0x66, 0xba, 0x01, 0x05,
+    0xb0, 0x2a, 0xee, 0xf4, 0x66, 0xba, 0x01, 0x05, 0xb0, 0x03, 0xee, 0xf4,
+];
+
 /// Load address of the test programs (they are linked at 1 MiB).
 pub const LOAD_ADDR: u64 = 0x10_0000;
 
@@ -122,4 +130,24 @@ pub fn write_image(dir: &Path, name: &str, image: &[u8]) -> String {
     let path = dir.join(name);
     std::fs::write(&path, image).unwrap();
     path.to_string_lossy().into_owned()
+}
+
+/// The real guest image (target/guest/guest.elf from `cargo xtask
+/// build-guest`, or `$VMM_GUEST_IMAGE`), or `None` (with a message) when it
+/// has not been built or there is no /dev/kvm.
+pub fn guest_image() -> Option<String> {
+    let path = std::env::var_os("VMM_GUEST_IMAGE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/guest/guest.elf")
+        });
+    if path.exists() && have_kvm() {
+        Some(path.to_string_lossy().into_owned())
+    } else {
+        eprintln!(
+            "skipped: no guest image at {} (cargo xtask build-guest) or no /dev/kvm",
+            path.display()
+        );
+        None
+    }
 }
