@@ -96,12 +96,17 @@ fn common(context: &FilterContext) -> Result<Rules, BackendError> {
     ] {
         rules.insert(sysno, vec![]);
     }
-    // Memory is never mapped or made executable.
-    let no_exec = || -> Result<Vec<SeccompRule>, BackendError> {
-        Ok(vec![rule(vec![clear(2, libc::PROT_EXEC as u64)?])?])
-    };
-    rules.insert(libc::SYS_mmap, no_exec()?);
-    rules.insert(libc::SYS_mprotect, no_exec()?);
+    // Memory is never mapped or made executable, and new mappings are
+    // anonymous (no new views of the descriptors the VMM holds).
+    let no_exec = || clear(2, libc::PROT_EXEC as u64);
+    let anonymous = SeccompCondition::new(
+        3,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::MaskedEq(libc::MAP_ANONYMOUS as u64),
+        libc::MAP_ANONYMOUS as u64,
+    )?;
+    rules.insert(libc::SYS_mmap, vec![rule(vec![no_exec()?, anonymous])?]);
+    rules.insert(libc::SYS_mprotect, vec![rule(vec![no_exec()?])?]);
     // abort(): SIGABRT to this process only, and back to the default action.
     rules.insert(
         libc::SYS_tgkill,
@@ -213,6 +218,94 @@ mod tests {
         }
         let with_stats = io_rules(&context(Some(7))).unwrap();
         assert!(with_stats.contains_key(&libc::SYS_openat));
+    }
+
+    /// Runs `call` in a forked child under `thread`'s filter (kill mode);
+    /// returns the signal that killed the child, or `None` if it exited.
+    fn killed_by(thread: super::super::ThreadKind, call: fn()) -> Option<i32> {
+        use super::super::{compile, install, SeccompMode};
+        let program = compile(thread, SeccompMode::Kill, &context(Some(7)))
+            .unwrap()
+            .unwrap();
+        // SAFETY: the child only makes system calls (installing the compiled
+        // filter allocates nothing) and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            if install(thread, &program).is_err() {
+                // SAFETY: leaving the child without running the parent's cleanup.
+                unsafe { libc::_exit(2) };
+            }
+            call();
+            // SAFETY: as above.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        if libc::WIFSIGNALED(status) {
+            Some(libc::WTERMSIG(status))
+        } else {
+            assert_eq!(libc::WEXITSTATUS(status), 0, "the child could not install");
+            None
+        }
+    }
+
+    // The calls the children make. They use descriptors that are not open
+    // in the child (an allowed call fails with EBADF) and anonymous
+    // mappings that are never touched.
+    fn ioctl(fd: i32, request: u64) {
+        // SAFETY: an ioctl on a descriptor that is not open reads no memory.
+        unsafe { libc::ioctl(fd, request) };
+    }
+    fn mmap(prot: i32, flags: i32, fd: i32) {
+        // SAFETY: a new mapping that nothing uses.
+        unsafe { libc::mmap(std::ptr::null_mut(), 4096, prot, flags, fd, 0) };
+    }
+    fn openat(dir: i32) {
+        // SAFETY: a NUL-terminated name; the descriptor is not open.
+        unsafe { libc::openat(dir, c"x".as_ptr(), stats_file::CREATE_FLAGS, 0o644) };
+    }
+    fn socket() {
+        // SAFETY: constant arguments (the child is killed before any use).
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    }
+    const RW: i32 = libc::PROT_READ | libc::PROT_WRITE;
+    const ANON: i32 = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+
+    #[test]
+    fn arguments_are_checked() {
+        use super::super::ThreadKind::{self, Io, Vcpu};
+        // The context's descriptors: vCPU 10, VM 11, stats directory 7.
+        let allowed: [(ThreadKind, fn()); 4] = [
+            (Vcpu, || ioctl(10, kvm_requests::KVM_RUN())),
+            (Io, || ioctl(11, kvm_requests::KVM_IOEVENTFD())),
+            (Io, || mmap(RW, ANON, -1)),
+            (Io, || openat(7)),
+        ];
+        for (thread, call) in allowed {
+            assert_eq!(killed_by(thread, call), None, "{thread:?}");
+        }
+        let forbidden: [(ThreadKind, fn()); 7] = [
+            // KVM_RUN on another descriptor (the VM's).
+            (Vcpu, || ioctl(11, kvm_requests::KVM_RUN())),
+            // A vCPU ioctl on the I/O thread.
+            (Io, || ioctl(10, kvm_requests::KVM_RUN())),
+            // Another KVM request (KVM_SET_REGS) on the vCPU.
+            (Vcpu, || ioctl(10, 0x4090_ae82)),
+            (Vcpu, || mmap(libc::PROT_READ | libc::PROT_EXEC, ANON, -1)),
+            (Io, || mmap(libc::PROT_READ, libc::MAP_SHARED, 10)),
+            // A file outside the stats directory.
+            (Io, || openat(libc::AT_FDCWD)),
+            (Vcpu, socket),
+        ];
+        for (i, (thread, call)) in forbidden.into_iter().enumerate() {
+            assert_eq!(
+                killed_by(thread, call),
+                Some(libc::SIGSYS),
+                "forbidden call {i} on {thread:?}"
+            );
+        }
     }
 
     #[test]
