@@ -149,11 +149,23 @@ fn user_drops_root_before_the_guest_runs() {
     let uids = status_fields(pid, "Uid:");
     let gids = status_fields(pid, "Gid:");
     let groups = status_fields(pid, "Groups:");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let caps: Vec<&str> = status
+        .lines()
+        .filter(|l| l.starts_with("CapEff:") || l.starts_with("CapPrm:"))
+        .collect();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(uids, Some(vec![uid; 4]), "real, effective, saved, fs uid");
     assert_eq!(gids, Some(vec![gid; 4]), "real, effective, saved, fs gid");
     assert_eq!(groups, Some(vec![]), "no supplementary groups");
+    assert_eq!(caps.len(), 2, "{status}");
+    for line in caps {
+        assert!(
+            line.ends_with("0000000000000000"),
+            "no capabilities: {line}"
+        );
+    }
     assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
     let text = std::fs::read_to_string(&serial).unwrap();
     assert!(text.contains("{\"result\":"), "serial:\n{text}");
