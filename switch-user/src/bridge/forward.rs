@@ -58,22 +58,23 @@ pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now:
     let table = switch.ports();
     let lookup = switch.lookup();
     let (mut same_port, mut filtered, mut nowhere) = (0u64, 0u64, 0u64);
-    // Frames of a batch mostly share their addresses: a frame with the same
-    // source and destination as the one before goes where that one went
-    // (learning its source again would change nothing).
-    let mut previous: Option<([u8; 12], Destination)> = None;
+    // Frames of a burst share their header: a frame whose 14 header bytes
+    // (destination, source, EtherType) equal the previous frame's in this
+    // batch goes where that one went, without asking the lookup again
+    // (learning the same source on the same port at the same `now` would
+    // change nothing). Any other frame is looked up: a new source is learned
+    // even when its destination repeats the previous frame's.
+    let mut previous: Option<([u8; 14], Destination)> = None;
     for i in 0..scratch.frames.len() {
         let frame = scratch.frames[i];
         // SAFETY: PortIo::receive only returns frames of at least 14 bytes
         // readable until release.
         let bytes = unsafe { frame.header() };
-        let mut addresses = [0u8; 12];
-        addresses.copy_from_slice(&bytes[..12]);
         let destination = match previous {
-            Some((seen, dest)) if seen == addresses => dest,
+            Some((seen, dest)) if seen == bytes => dest,
             _ => {
                 let dest = lookup.lookup(&EthHeader::parse(&bytes), source.id, now);
-                previous = Some((addresses, dest));
+                previous = Some((bytes, dest));
                 dest
             }
         };
@@ -129,6 +130,7 @@ mod tests {
 
     use super::*;
     use crate::bridge::learning::LearningTable;
+    use crate::bridge::lookup::{FdbEntry, Lookup};
     use crate::bridge::shm_port::ShmPort;
 
     struct TestPort {
@@ -156,6 +158,17 @@ mod tests {
     }
 
     fn send(p: &mut TestPort, dst: MacAddr, src: MacAddr, len: usize, slot: Option<Slot>) {
+        send_typed(p, dst, src, 0x88b5, len, slot);
+    }
+
+    fn send_typed(
+        p: &mut TestPort,
+        dst: MacAddr,
+        src: MacAddr,
+        ethertype: u16,
+        len: usize,
+        slot: Option<Slot>,
+    ) {
         let ring = p.region.tx_ring();
         let i = p.next_tx;
         let buf = p.region.buffer(i).unwrap();
@@ -163,6 +176,7 @@ mod tests {
         let frame = unsafe { std::slice::from_raw_parts_mut(buf.as_ptr(), len.max(14)) };
         frame[0..6].copy_from_slice(&dst.0);
         frame[6..12].copy_from_slice(&src.0);
+        frame[12..14].copy_from_slice(&ethertype.to_be_bytes());
         ring.write_slot(
             i,
             slot.unwrap_or(Slot {
@@ -286,5 +300,157 @@ mod tests {
         forward_batch(&sw, &a.port, &mut scratch, 0);
         let cb = b.port.counters.snapshot();
         assert_eq!((cb.bad_index, cb.drop_ring_full), (1, 11));
+    }
+
+    /// The port `mac` is learned on, if any.
+    fn learned_on(sw: &Switch, mac: MacAddr) -> Option<PortId> {
+        sw.lookup()
+            .entries(0)
+            .iter()
+            .find(|e| e.mac == mac)
+            .map(|e| e.port)
+    }
+
+    #[test]
+    fn a_second_source_in_one_batch_is_learned() {
+        let sw = switch();
+        let mut a = add(&sw, "vale0:a", 64, 2048);
+        let mut b = add(&sw, "vale0:b", 64, 2048);
+        let c = add(&sw, "vale0:c", 64, 2048);
+        let (m1, m2, mb) = (MacAddr::local(1), MacAddr::local(2), MacAddr::local(3));
+        let mut scratch = Scratch::new();
+        // One batch, two sources behind a, the second after a run of the first.
+        for src in [m1, m1, m2, m2, m1] {
+            send(&mut a, MacAddr::BROADCAST, src, 60, None);
+        }
+        assert_eq!(forward_batch(&sw, &a.port, &mut scratch, 0), 5);
+        assert_eq!((received(&b), received(&c)), (5, 5));
+        assert_eq!(learned_on(&sw, m1), Some(a.port.id));
+        assert_eq!(learned_on(&sw, m2), Some(a.port.id));
+        // Both now go to a alone.
+        send(&mut b, m2, mb, 60, None);
+        send(&mut b, m1, mb, 60, None);
+        forward_batch(&sw, &b.port, &mut scratch, 0);
+        assert_eq!((received(&a), received(&c)), (2, 5));
+    }
+
+    #[test]
+    fn a_new_source_behind_a_repeated_destination_is_learned() {
+        let sw = switch();
+        let mut a = add(&sw, "vale0:a", 64, 2048);
+        let mut b = add(&sw, "vale0:b", 64, 2048);
+        let mut c = add(&sw, "vale0:c", 64, 2048);
+        let (m1, m2, mb, mc) = (
+            MacAddr::local(1),
+            MacAddr::local(2),
+            MacAddr::local(3),
+            MacAddr::local(4),
+        );
+        let mut scratch = Scratch::new();
+        send(&mut b, MacAddr::BROADCAST, mb, 60, None);
+        forward_batch(&sw, &b.port, &mut scratch, 0);
+        // Same destination three times; the source changes after the first.
+        for src in [m1, m2, m2] {
+            send(&mut a, mb, src, 60, None);
+        }
+        forward_batch(&sw, &a.port, &mut scratch, 0);
+        assert_eq!((received(&b), received(&c)), (3, 1));
+        assert_eq!(learned_on(&sw, m2), Some(a.port.id));
+        // A frame to m2 goes to a only: it was learned, not flooded.
+        send(&mut c, m2, mc, 60, None);
+        forward_batch(&sw, &c.port, &mut scratch, 0);
+        assert_eq!((received(&a), received(&b)), (2, 3));
+    }
+
+    #[test]
+    fn a_moved_address_is_followed() {
+        let sw = switch();
+        let mut a = add(&sw, "vale0:a", 64, 2048);
+        let mut b = add(&sw, "vale0:b", 64, 2048);
+        let mut c = add(&sw, "vale0:c", 64, 2048);
+        let (m1, mb) = (MacAddr::local(1), MacAddr::local(2));
+        let mut scratch = Scratch::new();
+        send(&mut b, MacAddr::BROADCAST, mb, 60, None);
+        forward_batch(&sw, &b.port, &mut scratch, 0);
+        send(&mut a, mb, m1, 60, None);
+        send(&mut a, mb, m1, 60, None);
+        forward_batch(&sw, &a.port, &mut scratch, 0);
+        assert_eq!(learned_on(&sw, m1), Some(a.port.id));
+        // The same header, now from c: the address moved, and the header
+        // seen last in a's batch is not reused for c's.
+        send(&mut c, mb, m1, 60, None);
+        send(&mut c, mb, m1, 60, None);
+        forward_batch(&sw, &c.port, &mut scratch, 0);
+        assert_eq!(learned_on(&sw, m1), Some(c.port.id));
+        assert_eq!(sw.lookup().stats().moved, 1);
+        assert_eq!(received(&b), 4);
+        let (a_before, c_before) = (received(&a), received(&c));
+        send(&mut b, m1, mb, 60, None);
+        forward_batch(&sw, &b.port, &mut scratch, 0);
+        assert_eq!((received(&a), received(&c)), (a_before, c_before + 1));
+    }
+
+    /// A lookup that records every call and answers as a learning table.
+    struct Recording {
+        inner: LearningTable,
+        calls: std::sync::Mutex<Vec<(EthHeader, PortId)>>,
+    }
+
+    impl Lookup for Arc<Recording> {
+        fn lookup(&self, header: &EthHeader, source: PortId, now: u32) -> Destination {
+            self.calls.lock().unwrap().push((*header, source));
+            self.inner.lookup(header, source, now)
+        }
+        fn forget_port(&self, port: PortId) {
+            self.inner.forget_port(port)
+        }
+        fn age(&self, now: u32) {
+            self.inner.age(now)
+        }
+        fn entries(&self, now: u32) -> Vec<FdbEntry> {
+            self.inner.entries(now)
+        }
+        fn stats(&self) -> switch_port::protocol::LookupStats {
+            self.inner.stats()
+        }
+    }
+
+    #[test]
+    fn the_lookup_sees_every_change_of_header_in_frame_order() {
+        let recording = Arc::new(Recording {
+            inner: LearningTable::new(64, 300),
+            calls: std::sync::Mutex::new(Vec::new()),
+        });
+        let sw = Switch::new(
+            SwitchName::parse("vale0").unwrap(),
+            Box::new(recording.clone()),
+            8,
+        );
+        let mut a = add(&sw, "vale0:a", 64, 2048);
+        let b = add(&sw, "vale0:b", 64, 2048);
+        let (m1, m2, mb) = (MacAddr::local(1), MacAddr::local(2), MacAddr::local(3));
+        let h = |dst: MacAddr, src: MacAddr, ethertype: u16| EthHeader {
+            dst,
+            src,
+            ethertype,
+        };
+        let (h1, h2, h3) = (h(mb, m1, 0x0800), h(mb, m2, 0x0800), h(mb, m2, 0x86dd));
+        let mut scratch = Scratch::new();
+        // A run of h1, a new source (h2), a new EtherType (h3), h1 again.
+        for x in [h1, h1, h2, h2, h3, h1] {
+            send_typed(&mut a, x.dst, x.src, x.ethertype, 60, None);
+        }
+        assert_eq!(forward_batch(&sw, &a.port, &mut scratch, 7), 6);
+        // The next batch asks again, even for the header seen last.
+        send_typed(&mut a, h1.dst, h1.src, h1.ethertype, 60, None);
+        assert_eq!(forward_batch(&sw, &a.port, &mut scratch, 7), 1);
+        let calls = recording.calls.lock().unwrap().clone();
+        let id = a.port.id;
+        assert_eq!(
+            calls,
+            vec![(h1, id), (h2, id), (h3, id), (h1, id), (h1, id)]
+        );
+        // Every frame went where the lookup said (flood: b is unknown).
+        assert_eq!(received(&b), 7);
     }
 }

@@ -1,5 +1,6 @@
-//! The forwarding function: where a frame goes. The bridge calls it once per
-//! frame with the frame's Ethernet addresses; learning is one implementation
+//! The forwarding function: where a frame goes. The bridge asks it about
+//! every frame's Ethernet header (see [`Lookup`] for when an answer is
+//! reused); learning is one implementation
 //! ([`super::learning::LearningTable`]), and any other can replace it.
 
 use switch_port::mac::MacAddr;
@@ -59,6 +60,15 @@ pub struct FdbEntry {
 
 /// A forwarding function. Implementations are shared by the forwarding
 /// threads, so they must be cheap and safe to call concurrently.
+///
+/// The contract with the bridge: within one forwarding batch (frames read
+/// from one source port at one `now`), [`Lookup::lookup`] is called for the
+/// first frame and for every frame whose header (destination, source and
+/// EtherType) differs from the frame just before it; a frame with the same
+/// header as the one before goes where that one went. So every distinct
+/// header of a batch, every change of source address included, is seen in
+/// frame order, and an answer must depend only on the header, the source
+/// port, `now` and the function's state (not on how many frames carry it).
 pub trait Lookup: Send + Sync {
     /// Decides where a frame from port `source` goes, learning from it if the
     /// function learns. `now` is the daemon's clock in seconds.
