@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-/// Frames copied per second with `size`-byte frames.
-pub fn run(size: usize, duration: Duration) -> f64 {
+/// Frames copied per second with `size`-byte frames, and frames copied.
+pub fn run(size: usize, duration: Duration) -> (f64, u64) {
     const SLOTS: usize = 1024;
     const BUF: usize = 2048;
     let src = vec![0x5au8; SLOTS * BUF];
@@ -23,5 +23,5 @@ pub fn run(size: usize, duration: Duration) -> f64 {
             break;
         }
     }
-    frames as f64 / start.elapsed().as_secs_f64()
+    (frames as f64 / start.elapsed().as_secs_f64(), frames)
 }

@@ -19,8 +19,10 @@ use testbed::{Mac, Netns};
 
 use crate::af_packet::{self, PeerConfig, PeerResult};
 
-const TX_MAC: Mac = Mac([0x02, 0x76, 0x73, 0x62, 0x00, 0x01]);
-const RX_MAC: Mac = Mac([0x02, 0x76, 0x73, 0x62, 0x00, 0x02]);
+/// The sender's address (`tx0`).
+pub const TX_MAC: Mac = Mac([0x02, 0x76, 0x73, 0x62, 0x00, 0x01]);
+/// The receiver's address (`rx0`).
+pub const RX_MAC: Mac = Mac([0x02, 0x76, 0x73, 0x62, 0x00, 0x02]);
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The three namespaces and their links; dropping it removes everything.
@@ -75,6 +77,15 @@ impl BridgeTopology {
         })
         .context("bridge ports did not reach the forwarding state")?;
         Ok(topology)
+    }
+}
+
+impl BridgeTopology {
+    /// Deletes `br0`, which releases `tx0p` and `rx0p` (still up, in the
+    /// bridge namespace) for another forwarder.
+    pub fn remove_bridge(&self) -> anyhow::Result<()> {
+        self.bridge.ip(["link", "del", "br0"])?;
+        Ok(())
     }
 }
 

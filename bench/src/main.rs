@@ -5,18 +5,23 @@
 
 mod af_packet;
 mod copy_ceiling;
+mod cpu_cost;
+mod equal_path;
 mod guest_vm;
 mod linux_bridge;
 mod nic_port;
+mod peer_case;
 mod plot;
 mod procs;
 mod raw_afxdp;
+mod repeat;
 mod report;
 mod suite_nic;
 mod suite_switch;
 mod suite_vm;
 mod switch_core;
 mod switch_e2e;
+mod veth_pair;
 
 use std::time::Duration;
 

@@ -18,6 +18,7 @@ use switch_user::pktgen::mac_for_port;
 use testbed::{unique_temp_dir, wait_until, Capture, Mac, Netns, Proc, TempDir};
 
 use crate::af_packet::{self, ReceiverConfig, SenderConfig, TxMethod};
+use crate::cpu_cost::CpuWindow;
 use crate::procs::CpuMeter;
 
 /// The switch port pktgen sends from.
@@ -53,13 +54,27 @@ impl NicSwitch {
             switch.socket.exists()
         })
         .context("the daemon did not start")?;
-        let out = switch.run(&["attach", "vale0", iface])?;
+        switch.attach(iface)?;
+        Ok(switch)
+    }
+
+    /// Attaches one more interface of the daemon's namespace to `vale0`.
+    pub fn attach(&self, iface: &str) -> Result<()> {
+        let out = self.run(&["attach", "vale0", iface])?;
         ensure!(
             out.status.success(),
             "attach {iface}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Ok(switch)
+        Ok(())
+    }
+
+    /// Whether `vale0` has learned `mac` (from `vswitch fdb`).
+    pub fn learned(&self, mac: Mac) -> Result<bool> {
+        let out = self.run(&["fdb", "vale0"])?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .to_lowercase()
+            .contains(&mac.to_string().to_lowercase()))
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -152,6 +167,9 @@ pub struct NicResult {
     pub corrupt: u64,
     /// Average cores used by the daemon and the pktgen process.
     pub cores: f64,
+    /// Busy CPU nanoseconds of the machine per frame that arrived, while
+    /// the sender ran.
+    pub cpu_ns_per_packet: Option<f64>,
     /// Counter changes of the NIC port (drops, kernel socket drops).
     pub nic_counters: BTreeMap<String, u64>,
 }
@@ -236,8 +254,10 @@ impl NicSwitch {
             ],
         )?;
         let meter = CpuMeter::start(&[self.daemon.pid(), gen.pid()]);
+        let cpu = CpuWindow::start();
         let tx = summary(&mut gen, Duration::from_secs_f64(seconds + 30.0))?;
         let cores = meter.cores();
+        let busy = cpu.busy_seconds();
         let sent = tx["packets"].as_u64().unwrap_or(0);
         let tx_secs = tx["seconds"].as_f64().unwrap_or(0.0);
         let _ = wait_until(Duration::from_secs(1), Duration::from_millis(5), || {
@@ -257,6 +277,7 @@ impl NicSwitch {
             lost: sent.saturating_sub(rx.packets),
             corrupt: rx.corrupt,
             cores,
+            cpu_ns_per_packet: busy.map(|b| b * 1e9 / rx.packets as f64),
             nic_counters: delta(&before, &after, NIC_KEYS),
         })
     }
@@ -293,6 +314,7 @@ impl NicSwitch {
         self.wait_port(SINK_PORT)?;
         let before = self.counters(&self.nic_port)?;
         let meter = CpuMeter::start(&[self.daemon.pid(), sink.pid()]);
+        let cpu = CpuWindow::start();
         let tx = af_packet::send_in(
             peer,
             &SenderConfig {
@@ -307,6 +329,7 @@ impl NicSwitch {
             },
         )?;
         let cores = meter.cores();
+        let busy = cpu.busy_seconds();
         let sink_counters = self.counters(SINK_PORT)?;
         let rx = summary(&mut sink, Duration::from_secs_f64(seconds + 30.0))?;
         let after = self.counters(&self.nic_port)?;
@@ -327,6 +350,7 @@ impl NicSwitch {
             lost: tx.packets.saturating_sub(received),
             corrupt: rx["corrupt"].as_u64().unwrap_or(0),
             cores,
+            cpu_ns_per_packet: busy.map(|b| b * 1e9 / received as f64),
             nic_counters,
         })
     }

@@ -1,5 +1,7 @@
-//! `bench nic`: a NIC port beside its ceilings and peers, on the same veth
-//! and frame sizes, in one run.
+//! `bench nic`: a NIC port beside its ceilings on the same veth, and the
+//! switch's NIC ports against the Linux bridge on equal paths, in one run.
+//! Each case runs `--repeats` times (median, min, max; CPU per packet
+//! machine-wide).
 //!
 //! ```text
 //!  ns peer: p0 <-veth-> n0 :ns switch
@@ -8,42 +10,43 @@
 //!  raw_afxdp     rx  AF_PACKET tx on p0 -> XDP -> one XskQueue on n0 (counting loop)
 //!  raw_afxdp     tx  one XskQueue on n0 -> AF_PACKET rx on p0
 //!  nic_port      rx  AF_PACKET tx on p0 -> NIC port n0 -> daemon -> pktgen rx
-//!  nic_port      tx  pktgen tx -> daemon -> NIC port n0 -> AF_PACKET rx on p0
-//!  linux_bridge  fwd AF_PACKET tx -> veth -> br0 -> veth -> AF_PACKET rx (own namespaces)
+//!  nic_port      tx  pktgen tx -> daemon -> NIC port n0 -> veth -> AF_PACKET rx on p0
+//!
+//!  equal paths (crate::equal_path, own namespaces):
+//!  linux_bridge  AF_PACKET -> veth -> br0 -> veth -> AF_PACKET
+//!  nic_port      AF_PACKET -> veth -> NIC port -> vswitch -> NIC port -> veth -> AF_PACKET
 //! ```
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use testbed::{Mac, Netns};
 
 use crate::af_packet::{self, PeerConfig, SenderConfig, TxMethod};
-use crate::linux_bridge;
+use crate::cpu_cost::CpuWindow;
+use crate::equal_path;
 use crate::nic_port::{NicResult, NicSwitch};
+use crate::peer_case::{af_packet_case, PairPath};
 use crate::raw_afxdp;
+use crate::repeat::repeat;
 use crate::report::{Case, Report};
-
-/// The switch namespace's end of the veth (attached, or driven raw).
-const SWITCH_IF: &str = "n0";
-/// The peer namespace's end.
-const PEER_IF: &str = "p0";
-const SWITCH_MAC: Mac = Mac([0x02, 0x76, 0x73, 0x78, 0x00, 0x01]);
-const PEER_MAC: Mac = Mac([0x02, 0x76, 0x73, 0x78, 0x00, 0x02]);
+use crate::veth_pair::{VethPair, PEER_IF, PEER_MAC, SWITCH_IF, SWITCH_MAC};
 
 const NIC_RX: &str = "AF_PACKET -> veth -> NIC port -> pktgen rx";
 const NIC_TX: &str = "pktgen tx -> NIC port -> veth -> AF_PACKET";
 const RAW_RX: &str = "AF_PACKET -> veth -> XDP -> 1 XSK loop";
 const RAW_TX: &str = "1 XSK loop -> veth -> AF_PACKET";
 const AF_PACKET_RX: &str = "AF_PACKET -> veth -> AF_PACKET";
-const BRIDGE: &str = "AF_PACKET -> Linux bridge -> AF_PACKET";
 
 /// Arguments of `bench nic`.
 #[derive(clap::Args)]
 pub struct NicArgs {
-    /// Seconds per case.
+    /// Seconds per run.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
+    /// Runs per case (the table gives the median, min and max).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
     /// Frame sizes (at most 1514: the veth's MTU stays 1500, which the
     /// AF_XDP frame holds).
     #[arg(long, value_delimiter = ',', default_value = "64,1514")]
@@ -56,39 +59,10 @@ pub struct NicArgs {
     out: PathBuf,
 }
 
-/// The two namespaces and the veth between them; dropping removes them.
-struct VethBed {
-    switch: Netns,
-    peer: Netns,
-}
-
-impl VethBed {
-    fn new() -> Result<VethBed> {
-        let bed = VethBed {
-            switch: Netns::new(testbed::DEFAULT_PREFIX)?,
-            peer: Netns::new(testbed::DEFAULT_PREFIX)?,
-        };
-        for ns in [&bed.switch, &bed.peer] {
-            ns.disable_ipv6()?;
-        }
-        bed.switch
-            .add_veth(SWITCH_IF, PEER_IF, Some(&bed.peer), None)?;
-        bed.switch.set_mac(SWITCH_IF, SWITCH_MAC)?;
-        bed.peer.set_mac(PEER_IF, PEER_MAC)?;
-        bed.switch.set_up(SWITCH_IF)?;
-        bed.peer.set_up(PEER_IF)?;
-        testbed::wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
-            bed.switch.is_lower_up(SWITCH_IF).unwrap_or(false)
-                && bed.peer.is_lower_up(PEER_IF).unwrap_or(false)
-        })
-        .context("the veth did not come up")?;
-        Ok(bed)
-    }
-}
-
 /// The raw receive ceiling: the AF_PACKET sender into one XSK loop.
-fn raw_rx(bed: &VethBed, size: usize, duration: Duration) -> Result<Case> {
+fn raw_rx(bed: &VethPair, size: usize, duration: Duration) -> Result<Case> {
     let receiver = raw_afxdp::spawn_receiver(&bed.switch, SWITCH_IF)?;
+    let cpu = CpuWindow::start();
     let tx = af_packet::send_in(
         &bed.peer,
         &SenderConfig {
@@ -102,12 +76,14 @@ fn raw_rx(bed: &VethBed, size: usize, duration: Duration) -> Result<Case> {
             method: TxMethod::Sendmmsg,
         },
     )?;
+    let busy = cpu.busy_seconds();
     let _ = testbed::wait_until(Duration::from_secs(1), Duration::from_millis(5), || {
         receiver.packets() >= tx.packets
     });
     let rx = receiver.finish()?;
     let pps = rx.packets as f64 / tx.seconds.max(1e-9);
     Ok(Case::new(RAW_RX, "raw_afxdp", size, pps)
+        .with_cpu(busy.map(|b| b * 1e9 / rx.packets.max(1) as f64))
         .with("direction", "rx")
         .with("tx_mpps", tx.packets as f64 / tx.seconds.max(1e-9) / 1e6)
         .with("lost", tx.packets.saturating_sub(rx.packets))
@@ -117,7 +93,7 @@ fn raw_rx(bed: &VethBed, size: usize, duration: Duration) -> Result<Case> {
 }
 
 /// The raw transmit ceiling: one XSK loop into the peer's AF_PACKET receiver.
-fn raw_tx(bed: &VethBed, size: usize, duration: Duration) -> Result<Case> {
+fn raw_tx(bed: &VethPair, size: usize, duration: Duration) -> Result<Case> {
     let receiver = af_packet::spawn_receiver(
         &bed.peer,
         af_packet::ReceiverConfig {
@@ -126,7 +102,9 @@ fn raw_tx(bed: &VethBed, size: usize, duration: Duration) -> Result<Case> {
             max_duration: duration + Duration::from_secs(20),
         },
     )?;
+    let cpu = CpuWindow::start();
     let tx = raw_afxdp::transmit_in(&bed.switch, SWITCH_IF, size, SWITCH_MAC, PEER_MAC, duration)?;
+    let busy = cpu.busy_seconds();
     let _ = testbed::wait_until(Duration::from_secs(1), Duration::from_millis(5), || {
         receiver.packets() >= tx.packets
     });
@@ -134,6 +112,7 @@ fn raw_tx(bed: &VethBed, size: usize, duration: Duration) -> Result<Case> {
     let rx = receiver.finish()?;
     let pps = rx.packets as f64 / tx.seconds.max(1e-9);
     Ok(Case::new(RAW_TX, "raw_afxdp", size, pps)
+        .with_cpu(busy.map(|b| b * 1e9 / rx.packets.max(1) as f64))
         .with("direction", "tx")
         .with("tx_mpps", tx.packets as f64 / tx.seconds.max(1e-9) / 1e6)
         .with("lost", tx.packets.saturating_sub(rx.packets))
@@ -143,6 +122,7 @@ fn raw_tx(bed: &VethBed, size: usize, duration: Duration) -> Result<Case> {
 
 fn nic_case(name: &str, direction: &str, size: usize, r: &NicResult) -> Case {
     let mut case = Case::new(name, "nic_port", size, r.pps)
+        .with_cpu(r.cpu_ns_per_packet)
         .with("direction", direction)
         .with("tx_mpps", r.offered_pps / 1e6)
         .with("port_mpps", r.port_pps / 1e6)
@@ -186,59 +166,60 @@ pub fn run(args: &NicArgs) -> Result<()> {
         "frame sizes must be in 60..=1514"
     );
     let duration = Duration::from_secs_f64(args.seconds);
+    let repeats = args.repeats.max(1);
     let mut report = Report::default();
-    let bed = VethBed::new()?;
+    let mut notes = Vec::new();
+    let bed = VethPair::new()?;
+    let path = PairPath {
+        tx_ns: &bed.peer,
+        tx_if: PEER_IF,
+        rx_ns: &bed.switch,
+        rx_if: SWITCH_IF,
+    };
 
     // The veth without anything attached: AF_PACKET, then the raw ceiling.
     for &size in &args.sizes {
         let config = PeerConfig::new(size, duration);
-        let r = af_packet::measure_pair(
-            "af-packet-veth",
-            &bed.peer,
-            PEER_IF,
-            &bed.switch,
-            SWITCH_IF,
-            &config,
-        )?;
-        report.push(
-            Case::new(AF_PACKET_RX, "af_packet", size, r.mpps * 1e6)
-                .with("direction", "rx")
-                .with("tx_mpps", r.tx_mpps)
-                .with("lost", r.lost)
-                .with("corrupt", r.corrupt),
-        );
-        report.push(raw_rx(&bed, size, duration).context("raw AF_XDP receive")?);
-        report.push(raw_tx(&bed, size, duration).context("raw AF_XDP transmit")?);
+        report.push(repeat(repeats, || {
+            Ok(af_packet_case(AF_PACKET_RX, "af_packet", &path, &config)?.with("direction", "rx"))
+        })?);
+        report
+            .push(repeat(repeats, || raw_rx(&bed, size, duration)).context("raw AF_XDP receive")?);
+        report
+            .push(repeat(repeats, || raw_tx(&bed, size, duration)).context("raw AF_XDP transmit")?);
     }
 
     // The same veth attached to the switch.
     let switch = NicSwitch::start(&args.bin_dir, &bed.switch, SWITCH_IF)?;
     for &size in &args.sizes {
-        let r = switch
-            .measure_rx(&bed.peer, PEER_IF, SWITCH_MAC, size, args.seconds)
-            .context("NIC port receive")?;
-        report.push(nic_case(NIC_RX, "rx", size, &r));
-        let r = switch
-            .measure_tx(&bed.peer, PEER_IF, size, args.seconds)
-            .context("NIC port transmit")?;
-        report.push(nic_case(NIC_TX, "tx", size, &r));
+        report.push(
+            repeat(repeats, || {
+                let r = switch.measure_rx(&bed.peer, PEER_IF, SWITCH_MAC, size, args.seconds)?;
+                Ok(nic_case(NIC_RX, "rx", size, &r))
+            })
+            .context("NIC port receive")?,
+        );
+        report.push(
+            repeat(repeats, || {
+                let r = switch.measure_tx(&bed.peer, PEER_IF, size, args.seconds)?;
+                Ok(nic_case(NIC_TX, "tx", size, &r))
+            })
+            .context("NIC port transmit")?,
+        );
     }
     switch.stop()?;
     drop(bed);
 
-    for &size in &args.sizes {
-        let r = linux_bridge::linux_bridge(&PeerConfig::new(size, duration))?;
-        report.push(
-            Case::new(BRIDGE, "linux_bridge", size, r.mpps * 1e6)
-                .with("direction", "forward")
-                .with("tx_mpps", r.tx_mpps)
-                .with("lost", r.lost)
-                .with("corrupt", r.corrupt),
-        );
-    }
+    equal_path::run(
+        &args.bin_dir,
+        &args.sizes,
+        duration,
+        repeats,
+        &mut report,
+        &mut notes,
+    )?;
     report.cases.sort_by_key(|c| c.frame_size);
 
-    let mut notes = Vec::new();
     for &size in &args.sizes {
         let ratio = |a: &str, b: &str| {
             report
@@ -259,14 +240,6 @@ pub fn run(args: &NicArgs) -> Result<()> {
                 port_share(&report, NIC_TX, RAW_TX, size)
             ));
         }
-        for (name, dir) in [(NIC_RX, "rx"), (NIC_TX, "tx")] {
-            if let Some(r) = ratio(name, BRIDGE) {
-                notes.push(format!(
-                    "{size} B: NIC port {dir} is {:.2}x the Linux bridge",
-                    r / 100.0
-                ));
-            }
-        }
         if let Some(r) = ratio(RAW_RX, AF_PACKET_RX) {
             notes.push(format!(
                 "{size} B: raw AF_XDP rx is {:.2}x AF_PACKET rx on the same veth",
@@ -274,5 +247,5 @@ pub fn run(args: &NicArgs) -> Result<()> {
             ));
         }
     }
-    report.finish(&args.out, &notes)
+    report.finish(&args.out, &notes, repeats)
 }

@@ -1,6 +1,13 @@
 //! The forwarding core alone, in process: source rings are kept full and
 //! destination rings drained by index moves only, so the time measured is
 //! the bridge's (receive, lookup, group, copy, publish, release).
+//!
+//! Traffic is [`Traffic::Mixed`] by default: many source hosts behind the
+//! source ports and many destination hosts spread over the destination
+//! ports, in a pseudo-random order, so nearly every frame's header differs
+//! from the one before and is looked up. [`Traffic::OneFlow`] (one address
+//! pair per source port) is the best case: every frame of a batch after the
+//! first reuses the previous frame's lookup.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,16 +28,20 @@ use switch_user::bridge::port::Port;
 use switch_user::bridge::shm_port::ShmPort;
 use switch_user::bridge::switch::Switch;
 
-/// Which traffic pattern.
+use crate::cpu_cost::CpuWindow;
+
+/// Which ports send and receive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Pattern {
-    /// One source, one learned unicast destination.
+    /// One source port, one destination port, learned unicast.
     Unicast1to1,
-    /// One source, broadcast to four destinations.
+    /// One source port, broadcast to four destination ports.
     Broadcast1to4,
-    /// Four sources, one learned unicast destination.
+    /// Four source ports, one destination port, learned unicast.
     Unicast4to1,
+    /// Four source ports, four destination ports, learned unicast.
+    Unicast4to4,
 }
 
 impl Pattern {
@@ -40,6 +51,42 @@ impl Pattern {
             Pattern::Unicast1to1 => "unicast 1->1",
             Pattern::Broadcast1to4 => "broadcast 1->4",
             Pattern::Unicast4to1 => "unicast 4->1",
+            Pattern::Unicast4to4 => "unicast 4->4",
+        }
+    }
+
+    /// Source and destination ports.
+    fn ports(&self) -> (usize, usize) {
+        match self {
+            Pattern::Unicast1to1 => (1, 1),
+            Pattern::Broadcast1to4 => (1, 4),
+            Pattern::Unicast4to1 => (4, 1),
+            Pattern::Unicast4to4 => (4, 4),
+        }
+    }
+}
+
+/// Which addresses the frames carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Traffic {
+    /// One source host per source port, sending to one destination host
+    /// (source port k to the host of destination port k modulo their count).
+    OneFlow,
+    /// `hosts` source hosts spread over the source ports and `hosts`
+    /// destination hosts spread over the destination ports; each frame takes
+    /// a pseudo-random source of its port and destination.
+    Mixed {
+        /// Source hosts, and destination hosts.
+        hosts: usize,
+    },
+}
+
+impl Traffic {
+    /// Case name fragment.
+    pub fn name(&self) -> String {
+        match self {
+            Traffic::OneFlow => "one flow (best case)".to_owned(),
+            Traffic::Mixed { hosts } => format!("{hosts} x {hosts} hosts mixed"),
         }
     }
 }
@@ -53,6 +100,8 @@ pub struct CoreResult {
     pub output_mpps: f64,
     /// Nanoseconds per input frame.
     pub ns_per_pkt: f64,
+    /// Busy CPU nanoseconds of the machine per input frame.
+    pub cpu_ns_per_packet: Option<f64>,
     /// Seconds measured.
     pub seconds: f64,
 }
@@ -89,18 +138,41 @@ fn make_port(switch: &Switch, name: &str) -> Result<BenchPort> {
     Ok(BenchPort { port, shm })
 }
 
-fn mac(i: usize) -> MacAddr {
-    MacAddr::local(0xB000 + i as u32)
+/// Source host `i`.
+fn source_host(i: usize) -> MacAddr {
+    MacAddr::local(0x0001_0000 + i as u32)
 }
 
-/// Writes `size`-byte frames from `src` to `dst` into every TX buffer of `port`.
-fn fill_tx(port: &BenchPort, size: usize, src: MacAddr, dst: MacAddr) {
+/// Destination host `j`.
+fn dest_host(j: usize) -> MacAddr {
+    MacAddr::local(0x0002_0000 + j as u32)
+}
+
+/// A small deterministic generator (splitmix64), so every run sends the
+/// same mixed order.
+struct Mix(u64);
+
+impl Mix {
+    fn next(&mut self, below: usize) -> usize {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z % below.max(1) as u64) as usize
+    }
+}
+
+/// Writes a `size`-byte frame into every TX buffer of `port`, the
+/// addresses of slot i from `addresses(i)` (destination, source).
+fn fill_tx(port: &BenchPort, size: usize, mut addresses: impl FnMut(u32) -> (MacAddr, MacAddr)) {
     let region = port.shm.region();
     let layout = *region.layout();
     for i in 0..layout.ring_size {
         let buf = region.buffer(i).expect("in range");
         // SAFETY: buffer i lies inside the region and holds buf_size >= size bytes.
         let frame = unsafe { std::slice::from_raw_parts_mut(buf.as_ptr(), size) };
+        let (dst, src) = addresses(i);
         frame.fill(0x5a);
         frame[0..6].copy_from_slice(&dst.0);
         frame[6..12].copy_from_slice(&src.0);
@@ -135,34 +207,52 @@ fn drain(port: &BenchPort) {
     rx.head().store(tail, Ordering::Release);
 }
 
-/// Runs one pattern with `size`-byte frames for about `duration`.
-pub fn run(pattern: Pattern, size: usize, duration: Duration) -> Result<CoreResult> {
-    let table = LearningTable::new(4096, 300);
-    let switch = Switch::new(SwitchName::parse("vale0")?, Box::new(table), 254);
-    let (sources, dests) = match pattern {
-        Pattern::Unicast1to1 => (1, 1),
-        Pattern::Broadcast1to4 => (1, 4),
-        Pattern::Unicast4to1 => (4, 1),
+/// Runs one pattern with `traffic` of `size`-byte frames for about
+/// `duration`.
+pub fn run(
+    pattern: Pattern,
+    traffic: Traffic,
+    size: usize,
+    duration: Duration,
+) -> Result<CoreResult> {
+    let (sources, dests) = pattern.ports();
+    let (source_hosts, dest_hosts) = match traffic {
+        Traffic::OneFlow => (sources, dests),
+        Traffic::Mixed { hosts } => (hosts.max(sources), hosts.max(dests)),
     };
+    let table = LearningTable::new((2 * (source_hosts + dest_hosts)).max(4096), 300);
+    let switch = Switch::new(SwitchName::parse("vale0")?, Box::new(table), 254);
     let mut ports = Vec::new();
     for i in 0..sources + dests {
         ports.push(make_port(&switch, &format!("vale0:p{i}"))?);
     }
-    // Teach the table where every port's address is.
-    for (i, p) in ports.iter().enumerate() {
+    // Teach the table where every destination host is: host j sits behind
+    // destination port j modulo their count. Sources are learned from
+    // their frames.
+    for j in 0..dest_hosts {
         let header = switch_user::bridge::lookup::EthHeader {
             dst: MacAddr::BROADCAST,
-            src: mac(i),
+            src: dest_host(j),
             ethertype: 0x88b5,
         };
-        switch.lookup().lookup(&header, p.port.id, 0);
+        let port = &ports[sources + j % dests];
+        switch.lookup().lookup(&header, port.port.id, 0);
     }
-    for (i, p) in ports.iter().take(sources).enumerate() {
-        let dst = match pattern {
-            Pattern::Broadcast1to4 => MacAddr::BROADCAST,
-            _ => mac(sources),
-        };
-        fill_tx(p, size, mac(i), dst);
+    let mut mix = Mix(0x5eed);
+    for (k, p) in ports.iter().take(sources).enumerate() {
+        // Source hosts of port k: k, k + sources, k + 2 * sources, ...
+        let own = (source_hosts - k).div_ceil(sources);
+        fill_tx(p, size, |_| {
+            let (src, dst) = match traffic {
+                Traffic::OneFlow => (k, k % dests),
+                Traffic::Mixed { .. } => (k + sources * mix.next(own), mix.next(dest_hosts)),
+            };
+            let dst = match pattern {
+                Pattern::Broadcast1to4 => MacAddr::BROADCAST,
+                _ => dest_host(dst),
+            };
+            (dst, source_host(src))
+        });
     }
     let mut scratch = Scratch::new();
     let before: u64 = ports
@@ -170,6 +260,7 @@ pub fn run(pattern: Pattern, size: usize, duration: Duration) -> Result<CoreResu
         .map(|p| p.port.counters.snapshot().tx_packets)
         .sum();
     let mut input = 0u64;
+    let cpu = CpuWindow::start();
     let start = Instant::now();
     let mut rounds = 0u64;
     loop {
@@ -186,6 +277,7 @@ pub fn run(pattern: Pattern, size: usize, duration: Duration) -> Result<CoreResu
         }
     }
     let seconds = start.elapsed().as_secs_f64();
+    let cpu_ns_per_packet = cpu.ns_per_packet(input);
     let after: u64 = ports
         .iter()
         .map(|p| p.port.counters.snapshot().tx_packets)
@@ -195,10 +287,42 @@ pub fn run(pattern: Pattern, size: usize, duration: Duration) -> Result<CoreResu
         .map(|p| p.port.counters.snapshot().drops())
         .sum();
     anyhow::ensure!(drops == 0, "the core benchmark dropped {drops} frames");
+    let fanout = if pattern == Pattern::Broadcast1to4 {
+        dests as u64
+    } else {
+        1
+    };
+    anyhow::ensure!(
+        after - before == input * fanout,
+        "the core benchmark delivered {} of {} frames (flooded?)",
+        after - before,
+        input * fanout
+    );
     Ok(CoreResult {
         input_mpps: input as f64 / seconds / 1e6,
         output_mpps: (after - before) as f64 / seconds / 1e6,
         ns_per_pkt: seconds * 1e9 / input.max(1) as f64,
+        cpu_ns_per_packet,
         seconds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pattern_and_traffic_delivers_every_frame_once() {
+        for pattern in [
+            Pattern::Unicast1to1,
+            Pattern::Broadcast1to4,
+            Pattern::Unicast4to1,
+            Pattern::Unicast4to4,
+        ] {
+            for traffic in [Traffic::OneFlow, Traffic::Mixed { hosts: 64 }] {
+                let r = run(pattern, traffic, 64, Duration::from_millis(20)).unwrap();
+                assert!(r.input_mpps > 0.0, "{pattern:?} {traffic:?}");
+            }
+        }
+    }
 }

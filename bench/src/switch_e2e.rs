@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use testbed::{unique_temp_dir, wait_until, Capture, Proc};
 
+use crate::cpu_cost::CpuWindow;
 use crate::procs::CpuMeter;
 
 /// What an end-to-end run measured.
@@ -24,6 +25,9 @@ pub struct E2eResult {
     pub corrupt: u64,
     /// Average cores used by sender, daemon and receiver together.
     pub cores_used: f64,
+    /// Busy CPU nanoseconds of the machine per received frame, while the
+    /// sender ran.
+    pub cpu_ns_per_packet: Option<f64>,
 }
 
 fn vswitch(bin_dir: &Path, socket: &Path, args: &[&str]) -> Command {
@@ -108,9 +112,11 @@ pub fn run(bin_dir: &Path, size: usize, seconds: f64, threads: usize) -> Result<
         files,
     )?;
     let meter = CpuMeter::start(&[tx.pid(), daemon.pid(), rx.pid()]);
+    let cpu = CpuWindow::start();
     let limit = Duration::from_secs_f64(seconds + 30.0);
     let tx_sum = summary(&mut tx, limit)?;
     let cores = meter.cores();
+    let busy = cpu.busy_seconds();
     let stats = vswitch(bin_dir, &socket, &["stats", "vale0:rx", "--json"]).output()?;
     let rx_sum = summary(&mut rx, limit)?;
     daemon.stop()?;
@@ -130,5 +136,6 @@ pub fn run(bin_dir: &Path, size: usize, seconds: f64, threads: usize) -> Result<
         dropped,
         corrupt: rx_sum["corrupt"].as_u64().unwrap_or(0),
         cores_used: cores,
+        cpu_ns_per_packet: busy.map(|b| b * 1e9 / rx_packets),
     })
 }
