@@ -19,8 +19,9 @@ pub struct BenchArgs {
 /// Builds what the suite needs and runs it.
 pub fn run_suite(args: &BenchArgs) -> Result<()> {
     setup::run()?;
+    // Every suite has NIC ports (the switch suite's equal-path case too).
+    ebpf::build()?;
     if args.suite != "switch" {
-        ebpf::build()?;
         guest::build()?;
     }
     run(
