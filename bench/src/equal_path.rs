@@ -26,9 +26,13 @@ use crate::repeat::repeat;
 use crate::report::{Case, Report};
 
 /// The Linux bridge case.
-pub const BRIDGE: &str = "AF_PACKET -> veth -> Linux bridge -> veth -> AF_PACKET";
+pub const BRIDGE: &str = "same veths: Linux bridge";
+/// Its path, in the case's `path` field.
+const BRIDGE_PATH: &str = "AF_PACKET -> veth -> Linux bridge -> veth -> AF_PACKET";
 /// The switch case.
-pub const SWITCH: &str =
+pub const SWITCH: &str = "same veths: vswitch, 2 NIC ports";
+/// Its path.
+const SWITCH_PATH: &str =
     "AF_PACKET -> veth -> NIC port -> vswitch -> NIC port -> veth -> AF_PACKET";
 
 /// Measures both forwarders at each of `sizes` (60..=1514), each run
@@ -55,7 +59,7 @@ pub fn run(
         })
     };
     for &size in sizes {
-        report.push(measure(BRIDGE, "linux_bridge", size)?.with("path", "equal"));
+        report.push(measure(BRIDGE, "linux_bridge", size)?.with("path", BRIDGE_PATH));
     }
     topology.remove_bridge()?;
     let switch = NicSwitch::start(bin_dir, &topology.bridge, "tx0p")?;
@@ -80,7 +84,7 @@ pub fn run(
     })
     .context("the switch did not learn the receiver's address")?;
     for &size in sizes {
-        report.push(measure(SWITCH, "nic_port", size)?.with("path", "equal"));
+        report.push(measure(SWITCH, "nic_port", size)?.with("path", SWITCH_PATH));
     }
     switch.stop()?;
     drop(topology);

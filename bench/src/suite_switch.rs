@@ -32,8 +32,8 @@ use crate::veth_pair::{VethPair, PEER_IF, SWITCH_IF};
 /// The shared-memory application path.
 const E2E: &str = "app: pktgen tx -> vswitch -> pktgen rx (shm)";
 /// The best socket paths over a veth pair.
-const SOCKET_TX_RING: &str = "app: AF_PACKET tx ring -> veth -> AF_PACKET rx ring";
-const SOCKET_SENDMMSG: &str = "app: AF_PACKET sendmmsg -> veth -> AF_PACKET rx ring";
+const SOCKET_TX_RING: &str = "app: AF_PACKET tx ring > veth > rx ring";
+const SOCKET_SENDMMSG: &str = "app: AF_PACKET sendmmsg > veth > rx ring";
 const COPY: &str = "copy loop (memory ceiling)";
 
 /// Arguments of `bench switch`.

@@ -439,7 +439,7 @@ fn ratio_notes(report: &Report, sizes: &[usize], notes: &mut Vec<String>) {
             let qemu = vm_to_vm_mpps(report, "qemu", config.name, size);
             if let (Some(ours), Some(qemu)) = (ours, qemu) {
                 notes.push(format!(
-                    "{size} B VM to VM, same mode ({}, guest {}): ours is {:.1}x QEMU's",
+                    "{size} B VM to VM, same mode ({}, guest {}): ours is {:.2}x QEMU's",
                     config.name,
                     config.guest,
                     ours / qemu.max(1e-12)
