@@ -3,6 +3,7 @@
 //! port.
 
 pub mod forward;
+pub mod frame_copy;
 pub mod learning;
 pub mod lookup;
 pub mod port;

@@ -24,8 +24,8 @@ pub struct FrameRef {
     pub ptr: *const u8,
     /// Frame length.
     pub len: u32,
-    /// Bytes readable from `ptr` (at least `len`): copies may round up to a
-    /// cache line within this.
+    /// Bytes readable from `ptr` (at least `len`). Copies read only `len`
+    /// (see [`super::frame_copy`]): past it lies other traffic.
     pub readable: u32,
 }
 

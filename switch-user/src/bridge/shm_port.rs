@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use switch_port::eventfd::EventFd;
-use switch_port::layout::{Layout, CACHE_LINE};
+use switch_port::layout::Layout;
 use switch_port::region::Region;
 use switch_port::ring::{RingView, Slot};
 
+use super::frame_copy::copy_frame;
 use super::port::{FrameRef, PortIo, MIN_FRAME};
 use crate::counters::{DropReason, PortCounters};
 
@@ -189,15 +190,18 @@ impl PortIo for ShmPort {
                     }
                 }
             };
-            let copy = (frame.len as usize)
-                .next_multiple_of(CACHE_LINE)
-                .min(frame.readable as usize)
-                .min(buf_size as usize);
-            // SAFETY: the source is readable for `readable >= copy` bytes (a
-            // frame of a live source port, see FrameRef); the destination
-            // buffer holds `buf_size >= copy` bytes inside this port's region;
-            // the two are in different ports' memory, so they do not overlap.
-            unsafe { std::ptr::copy_nonoverlapping(frame.ptr, buffer.as_ptr(), copy) };
+            // SAFETY: the source is readable for `len` bytes (a frame of a
+            // live source port, see FrameRef); the destination buffer holds
+            // `buf_size >= len` bytes inside this port's region; the two are
+            // in different ports' memory, so they do not overlap.
+            unsafe {
+                copy_frame(
+                    buffer.as_ptr(),
+                    frame.ptr,
+                    frame.len as usize,
+                    buf_size as usize,
+                )
+            };
             rx.write_slot(
                 st.tail,
                 Slot {
