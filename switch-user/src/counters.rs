@@ -28,6 +28,8 @@ pub enum DropReason {
     Filtered,
     /// It was flooded on a switch with no other port.
     NoDestination,
+    /// Its destination port had no client (nothing queues for the next one).
+    NoClient,
 }
 
 /// The counters of one port.
@@ -44,6 +46,7 @@ pub struct PortCounters {
     drop_same_port: AtomicU64,
     drop_filtered: AtomicU64,
     drop_no_destination: AtomicU64,
+    drop_no_client: AtomicU64,
     bad_index: AtomicU64,
     kicks_sent: AtomicU64,
     kicks_suppressed: AtomicU64,
@@ -82,6 +85,7 @@ impl PortCounters {
             DropReason::SamePort => &self.drop_same_port,
             DropReason::Filtered => &self.drop_filtered,
             DropReason::NoDestination => &self.drop_no_destination,
+            DropReason::NoClient => &self.drop_no_client,
         };
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -102,6 +106,29 @@ impl PortCounters {
         }
     }
 
+    /// Counters starting from `snapshot` (a port that replaces another keeps
+    /// its totals).
+    pub fn starting_at(snapshot: &CounterSnapshot) -> PortCounters {
+        let c = |v: u64| AtomicU64::new(v);
+        PortCounters {
+            rx_packets: c(snapshot.rx_packets),
+            rx_bytes: c(snapshot.rx_bytes),
+            tx_packets: c(snapshot.tx_packets),
+            tx_bytes: c(snapshot.tx_bytes),
+            drop_runt: c(snapshot.drop_runt),
+            drop_bad_slot: c(snapshot.drop_bad_slot),
+            drop_too_long: c(snapshot.drop_too_long),
+            drop_ring_full: c(snapshot.drop_ring_full),
+            drop_same_port: c(snapshot.drop_same_port),
+            drop_filtered: c(snapshot.drop_filtered),
+            drop_no_destination: c(snapshot.drop_no_destination),
+            drop_no_client: c(snapshot.drop_no_client),
+            bad_index: c(snapshot.bad_index),
+            kicks_sent: c(snapshot.kicks_sent),
+            kicks_suppressed: c(snapshot.kicks_suppressed),
+        }
+    }
+
     /// Reads every counter.
     pub fn snapshot(&self) -> CounterSnapshot {
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -117,6 +144,7 @@ impl PortCounters {
             drop_same_port: r(&self.drop_same_port),
             drop_filtered: r(&self.drop_filtered),
             drop_no_destination: r(&self.drop_no_destination),
+            drop_no_client: r(&self.drop_no_client),
             bad_index: r(&self.bad_index),
             kicks_sent: r(&self.kicks_sent),
             kicks_suppressed: r(&self.kicks_suppressed),

@@ -261,6 +261,7 @@ impl Registry {
             )?;
         }
         let shm = Self::new_shm_port(name, layout)?;
+        shm.set_client(clients > 0);
         let port = self.attach(switches, name, PortKind::Shm, Box::new(shm.clone()))?;
         if let Some(entry) = switches.get_mut(&name.switch()) {
             entry.ports.insert(
@@ -308,6 +309,7 @@ impl Registry {
                 });
             }
             entry.clients += 1;
+            shm.set_client(true);
             return Ok(OpenedPort {
                 shm,
                 created: false,
@@ -339,8 +341,53 @@ impl Registry {
             return;
         };
         entry.clients = entry.clients.saturating_sub(1);
-        if entry.clients == 0 && !entry.persistent {
-            self.detach(&mut switches, name);
+        if entry.clients == 0 {
+            if entry.persistent {
+                self.renew(&mut switches, name);
+            } else {
+                self.detach(&mut switches, name);
+            }
+        }
+    }
+
+    /// Revokes the memory and eventfds of the client port `name`, whose client
+    /// left, and gives the port new ones (same name, number and counters):
+    /// the departed client's mapping and fds see nothing after this, and the
+    /// next client gets fresh memory with nothing queued in it. A port that
+    /// cannot get new memory is removed.
+    fn renew(&self, switches: &mut BTreeMap<SwitchName, SwitchEntry>, name: &PortName) {
+        let Some(s) = switches.get_mut(&name.switch()) else {
+            return;
+        };
+        let Some(entry) = s.ports.get_mut(name) else {
+            return;
+        };
+        let Some(old_shm) = entry.shm.clone() else {
+            return;
+        };
+        old_shm.set_client(false);
+        let fresh = Self::new_shm_port(name, *old_shm.region().layout());
+        let old_port = entry.port.clone();
+        let replaced = fresh.as_ref().ok().and_then(|shm| {
+            shm.set_client(false);
+            let io = Box::new(shm.clone());
+            s.switch
+                .replace_port(old_port.id, |_| Port::succeed(&old_port, io))
+        });
+        match (fresh, replaced) {
+            (Ok(shm), Some(port)) => {
+                self.engine.remove(&old_port);
+                self.engine.add(s.switch.clone(), port.clone());
+                entry.port = port;
+                entry.shm = Some(shm);
+                log::info!("port {name} has new memory and kicks for its next client");
+            }
+            (fresh, _) => {
+                if let Err(e) = fresh {
+                    log::warn!("port {name} removed: {}", Chain(&e));
+                }
+                self.detach(switches, name);
+            }
         }
     }
 
@@ -589,5 +636,75 @@ fn drain(shm: &ShmPort, limit: Duration) {
     }
     if backlog > 0 {
         log::warn!("{backlog} frames left unforwarded in a departing client's ring");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+    use crate::access::AccessPolicy;
+    use crate::peer::PeerCred;
+
+    fn registry() -> Registry {
+        let clock = Clock::new();
+        let engine = Engine::start(1, Duration::from_micros(10), clock).unwrap();
+        Registry::new(
+            engine,
+            SwitchConfig::default(),
+            UserLimits::default(),
+            clock,
+        )
+    }
+
+    fn user(uid: u32) -> Caller {
+        let peer = PeerCred {
+            pid: 1,
+            uid,
+            gid: uid,
+            groups: Vec::new(),
+        };
+        AccessPolicy::default().caller(&peer, None)
+    }
+
+    fn inode(shm: &ShmPort) -> u64 {
+        // SAFETY: fstat into a zeroed stat on a live fd.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            assert_eq!(libc::fstat(shm.region().fd().as_raw_fd(), &mut st), 0);
+            st.st_ino
+        }
+    }
+
+    #[test]
+    fn a_persistent_port_gets_new_memory_and_kicks_when_its_client_leaves() {
+        let reg = registry();
+        let (owner, other) = (user(1000), user(1001));
+        let name = PortName::parse("vale0:p").unwrap();
+        reg.create_port(&name, Some(64), None, &owner).unwrap();
+        let first = reg.open_port(&name, None, None, &owner).unwrap().shm;
+        assert!(first.has_client());
+        reg.close_port(&name);
+        assert!(
+            !first.has_client(),
+            "the departed client's memory is revoked"
+        );
+        // The renewed port is still its owner's alone.
+        assert!(matches!(
+            reg.open_port(&name, None, None, &other),
+            Err(ControlError::Denied(_))
+        ));
+        let second = reg.open_port(&name, None, None, &owner).unwrap().shm;
+        assert!(second.has_client());
+        assert_ne!(inode(&first), inode(&second));
+        assert_ne!(first.to_switch().raw(), second.to_switch().raw());
+        assert_ne!(first.to_client().raw(), second.to_client().raw());
+        assert_eq!(second.region().layout().ring_size, 64);
+        let list = reg.list();
+        assert_eq!(list[0].ports[0].id, 0);
+        assert_eq!(list[0].ports[0].clients, 1);
+        assert_eq!(list[0].ports[0].owner_uid, 1000);
+        reg.shutdown();
     }
 }

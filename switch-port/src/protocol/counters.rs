@@ -33,6 +33,10 @@ pub struct CounterSnapshot {
     pub drop_filtered: u64,
     /// Frames from the port flooded when no other port existed.
     pub drop_no_destination: u64,
+    /// Frames for the port dropped because it had no client (a persistent
+    /// port between clients).
+    #[serde(default)]
+    pub drop_no_client: u64,
     /// Ring or buffer indices the client wrote out of range (each batch
     /// or slot counts once).
     pub bad_index: u64,
@@ -52,6 +56,7 @@ impl CounterSnapshot {
             + self.drop_same_port
             + self.drop_filtered
             + self.drop_no_destination
+            + self.drop_no_client
     }
 }
 

@@ -136,6 +136,7 @@ mod tests {
     struct TestPort {
         port: Arc<Port>,
         region: Arc<Region>,
+        shm: Arc<ShmPort>,
         next_tx: u32,
     }
 
@@ -148,11 +149,12 @@ mod tests {
         ));
         let name = PortName::parse(name).unwrap();
         let port = switch
-            .add_port(|id| Port::new(name, id, PortKind::Shm, Box::new(shm)))
+            .add_port(|id| Port::new(name, id, PortKind::Shm, Box::new(shm.clone())))
             .unwrap();
         TestPort {
             port,
             region,
+            shm,
             next_tx: 0,
         }
     }
@@ -452,5 +454,21 @@ mod tests {
         );
         // Every frame went where the lookup said (flood: b is unknown).
         assert_eq!(received(&b), 7);
+    }
+
+    #[test]
+    fn a_port_without_client_neither_sends_nor_queues() {
+        let sw = switch();
+        let mut a = add(&sw, "vale0:a", 64, 2048);
+        let mut b = add(&sw, "vale0:b", 64, 2048);
+        let mut scratch = Scratch::new();
+        b.shm.set_client(false);
+        send(&mut a, MacAddr::BROADCAST, MacAddr::local(1), 60, None);
+        send(&mut b, MacAddr::BROADCAST, MacAddr::local(2), 60, None);
+        forward_batch(&sw, &a.port, &mut scratch, 0);
+        assert_eq!(forward_batch(&sw, &b.port, &mut scratch, 0), 0);
+        assert_eq!((received(&a), received(&b)), (0, 0));
+        assert_eq!(b.port.counters.snapshot().drop_no_client, 1);
+        assert!(!b.port.io.arm(), "nothing to read without a client");
     }
 }

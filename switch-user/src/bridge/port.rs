@@ -108,6 +108,18 @@ impl Port {
         }
     }
 
+    /// A port taking the place of `previous` (same name, number and kind)
+    /// with new I/O; the counters carry on from the previous port's.
+    pub fn succeed(previous: &Port, io: Box<dyn PortIo>) -> Port {
+        Port {
+            name: previous.name.clone(),
+            id: previous.id,
+            kind: previous.kind,
+            counters: PortCounters::starting_at(&previous.counters.snapshot()),
+            io,
+        }
+    }
+
     /// True once the client wrote something invalid into its rings.
     pub fn errored(&self) -> bool {
         let c = self.counters.snapshot();

@@ -1,9 +1,15 @@
 //! The daemon's side of a shared-memory client port: it consumes the client's
 //! TX ring and produces into its RX ring, validating every index, length and
 //! buffer number the client wrote before using it.
+//!
+//! A port without a client ([`ShmPort::set_client`]) reads nothing from its
+//! TX ring and drops (and counts) what is sent to it, so nothing queues for
+//! whoever opens it next. The registry gives a persistent port whose client
+//! left a new `ShmPort` (new memory, new eventfds); the old one is revoked
+//! first, so the departed client's mapping sees nothing after that.
 
 use std::os::fd::RawFd;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -38,10 +44,13 @@ pub struct ShmPort {
     to_client: EventFd,
     source: Mutex<SourceState>,
     sink: Mutex<SinkState>,
+    /// A client has the port open: changed only under both locks.
+    client: AtomicBool,
 }
 
 impl ShmPort {
-    /// Wraps a freshly created region and the two kick eventfds.
+    /// Wraps a freshly created region and the two kick eventfds, for a
+    /// client that is opening it.
     pub fn new(region: Arc<Region>, to_switch: EventFd, to_client: EventFd) -> ShmPort {
         let layout = *region.layout();
         ShmPort {
@@ -51,7 +60,24 @@ impl ShmPort {
             to_client,
             source: Mutex::new(SourceState::default()),
             sink: Mutex::new(SinkState::default()),
+            client: AtomicBool::new(true),
         }
+    }
+
+    /// Records whether a client has the port. Without one, nothing is read
+    /// from the TX ring and frames sent to the port are dropped (counted as
+    /// `drop_no_client`). Once this returns `false`, no forwarding thread
+    /// reads from or writes into the region's rings any more: both sides'
+    /// locks are taken, so a batch in progress has finished.
+    pub fn set_client(&self, present: bool) {
+        let _source = self.source.lock();
+        let _sink = self.sink.lock();
+        self.client.store(present, Ordering::Release);
+    }
+
+    /// Whether a client has the port.
+    pub fn has_client(&self) -> bool {
+        self.client.load(Ordering::Acquire)
     }
 
     /// The region, to pass its memfd to a client.
@@ -106,6 +132,9 @@ impl PortIo for ShmPort {
         let region = &*self.region;
         let tx = region.tx_ring();
         let mut st = self.source.lock();
+        if !self.client.load(Ordering::Relaxed) {
+            return 0;
+        }
         let Some(head) = self.client_head(tx, counters) else {
             return 0;
         };
@@ -159,6 +188,11 @@ impl PortIo for ShmPort {
         let region = &*self.region;
         let rx = region.rx_ring();
         let mut st = self.sink.lock();
+        if !self.client.load(Ordering::Relaxed) {
+            drop(st);
+            counters.add_drops(DropReason::NoClient, which.len() as u64);
+            return 0;
+        }
         let head = self.client_head(rx, counters);
         // The switch may fill up to the slot before the client's head.
         let mut free = head.map_or(0, |h| rx.distance(st.tail, h.wrapping_sub(1)));
@@ -237,8 +271,8 @@ impl PortIo for ShmPort {
         tx.consumer_needs_kick().store(1, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         let head = tx.head().load(Ordering::Acquire);
-        let next = self.source.lock().next;
-        head < tx.size() && head != next
+        let st = self.source.lock();
+        self.client.load(Ordering::Relaxed) && head < tx.size() && head != st.next
     }
 
     fn disarm(&self) {
@@ -250,5 +284,9 @@ impl PortIo for ShmPort {
 
     fn on_wake(&self) {
         self.to_switch.drain();
+    }
+
+    fn shutdown(&self) {
+        self.set_client(false);
     }
 }

@@ -103,6 +103,20 @@ impl Switch {
         Ok(port)
     }
 
+    /// Puts the port built by `make` in place of port `id` (same number) and
+    /// forgets the addresses learned on the old one; returns the new port, or
+    /// `None` when there is no port `id`. Callers serialise changes.
+    pub fn replace_port(&self, id: PortId, make: impl FnOnce(PortId) -> Port) -> Option<Arc<Port>> {
+        let old = self.table.load_full();
+        let mut by_id = old.by_id.clone();
+        let slot = by_id.get_mut(id as usize).filter(|s| s.is_some())?;
+        let port = Arc::new(make(id));
+        *slot = Some(port.clone());
+        self.publish(by_id);
+        self.lookup.forget_port(id);
+        Some(port)
+    }
+
     /// Removes port `id` and forgets the addresses learned on it.
     pub fn remove_port(&self, id: PortId) -> Option<Arc<Port>> {
         let old = self.table.load_full();

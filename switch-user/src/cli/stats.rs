@@ -61,6 +61,7 @@ fn print_table(ports: &[PortStats]) {
             ("same port", c.drop_same_port),
             ("filtered", c.drop_filtered),
             ("no destination", c.drop_no_destination),
+            ("no client", c.drop_no_client),
             ("bad index", c.bad_index),
         ];
         let nonzero: Vec<String> = reasons
