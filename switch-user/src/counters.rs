@@ -30,6 +30,11 @@ pub enum DropReason {
     NoDestination,
     /// Its destination port had no client (nothing queues for the next one).
     NoClient,
+    /// Its source address was not the port's own (`--mac`) or belongs to
+    /// another port.
+    Spoofed,
+    /// It would have been flooded past the port's storm-control cap.
+    Storm,
 }
 
 /// The counters of one port.
@@ -47,6 +52,8 @@ pub struct PortCounters {
     drop_filtered: AtomicU64,
     drop_no_destination: AtomicU64,
     drop_no_client: AtomicU64,
+    spoofed: AtomicU64,
+    drop_storm: AtomicU64,
     bad_index: AtomicU64,
     kicks_sent: AtomicU64,
     kicks_suppressed: AtomicU64,
@@ -86,6 +93,8 @@ impl PortCounters {
             DropReason::Filtered => &self.drop_filtered,
             DropReason::NoDestination => &self.drop_no_destination,
             DropReason::NoClient => &self.drop_no_client,
+            DropReason::Spoofed => &self.spoofed,
+            DropReason::Storm => &self.drop_storm,
         };
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -123,6 +132,8 @@ impl PortCounters {
             drop_filtered: c(snapshot.drop_filtered),
             drop_no_destination: c(snapshot.drop_no_destination),
             drop_no_client: c(snapshot.drop_no_client),
+            spoofed: c(snapshot.spoofed),
+            drop_storm: c(snapshot.drop_storm),
             bad_index: c(snapshot.bad_index),
             kicks_sent: c(snapshot.kicks_sent),
             kicks_suppressed: c(snapshot.kicks_suppressed),
@@ -145,6 +156,8 @@ impl PortCounters {
             drop_filtered: r(&self.drop_filtered),
             drop_no_destination: r(&self.drop_no_destination),
             drop_no_client: r(&self.drop_no_client),
+            spoofed: r(&self.spoofed),
+            drop_storm: r(&self.drop_storm),
             bad_index: r(&self.bad_index),
             kicks_sent: r(&self.kicks_sent),
             kicks_suppressed: r(&self.kicks_suppressed),

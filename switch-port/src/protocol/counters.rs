@@ -37,6 +37,14 @@ pub struct CounterSnapshot {
     /// port between clients).
     #[serde(default)]
     pub drop_no_client: u64,
+    /// Frames from the port dropped because their source address was not
+    /// the port's own (`--mac`) or belongs to another port.
+    #[serde(default)]
+    pub spoofed: u64,
+    /// Frames from the port not flooded because the port was over its
+    /// storm-control cap (`--storm-pps`).
+    #[serde(default)]
+    pub drop_storm: u64,
     /// Ring or buffer indices the client wrote out of range (each batch
     /// or slot counts once).
     pub bad_index: u64,
@@ -57,6 +65,8 @@ impl CounterSnapshot {
             + self.drop_filtered
             + self.drop_no_destination
             + self.drop_no_client
+            + self.spoofed
+            + self.drop_storm
     }
 }
 
@@ -73,6 +83,10 @@ pub struct LookupStats {
     pub moved: u64,
     /// Addresses not learned because the table (or its bucket) was full.
     pub refused: u64,
+    /// Addresses not learned (or not moved) because their port had as many
+    /// as its limit (`--max-macs`).
+    #[serde(default)]
+    pub port_limited: u64,
     /// Entries removed by aging.
     pub aged: u64,
 }

@@ -2,9 +2,15 @@
 //! look every frame up, group the frames per destination, then deliver each
 //! group with one call (one lock, one publish, at most one kick per
 //! destination), and finally give the source its slots back.
+//!
+//! Port security is applied here, before a frame is looked up: a frame whose
+//! source address is not its port's locked one ([`Port::security`]) or is
+//! pinned to another port is dropped as `spoofed` (and never learned), and a
+//! frame to be flooded past the port's storm cap is dropped as `drop_storm`.
 
 use super::lookup::{Destination, EthHeader, PortId};
 use super::port::{FrameRef, Port};
+use super::port_security::monotonic_ns;
 use super::switch::Switch;
 use crate::counters::DropReason;
 
@@ -58,6 +64,10 @@ pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now:
     let table = switch.ports();
     let lookup = switch.lookup();
     let (mut same_port, mut filtered, mut nowhere) = (0u64, 0u64, 0u64);
+    let (mut spoofed, mut storm) = (0u64, 0u64);
+    let locked = source.security.mac();
+    let storm_limited = source.security.storm_limited();
+    let mut flood_clock: Option<u64> = None;
     // Frames of a burst share their header: a frame whose 14 header bytes
     // (destination, source, EtherType) equal the previous frame's in this
     // batch goes where that one went, without asking the lookup again
@@ -73,7 +83,12 @@ pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now:
         let destination = match previous {
             Some((seen, dest)) if seen == bytes => dest,
             _ => {
-                let dest = lookup.lookup(&EthHeader::parse(&bytes), source.id, now);
+                let header = EthHeader::parse(&bytes);
+                let dest = if locked.is_some_and(|mac| mac != header.src) {
+                    Destination::Spoofed
+                } else {
+                    lookup.lookup(&header, source.id, now)
+                };
                 previous = Some((bytes, dest));
                 dest
             }
@@ -82,8 +97,16 @@ pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now:
             Destination::Port(dest) if dest == source.id => same_port += 1,
             Destination::Port(dest) if table.get(dest).is_some() => scratch.push(dest, i as u16),
             Destination::Drop => filtered += 1,
+            Destination::Spoofed => spoofed += 1,
             // Flood, or a learned port that has just gone away.
             _ => {
+                if storm_limited {
+                    let now_ns = *flood_clock.get_or_insert_with(monotonic_ns);
+                    if !source.security.admit_flood(now_ns) {
+                        storm += 1;
+                        continue;
+                    }
+                }
                 let mut copies = 0;
                 for port in &table.active {
                     if port.id != source.id {
@@ -112,6 +135,8 @@ pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now:
     source
         .counters
         .add_drops(DropReason::NoDestination, nowhere);
+    source.counters.add_drops(DropReason::Spoofed, spoofed);
+    source.counters.add_drops(DropReason::Storm, storm);
     n
 }
 
@@ -470,5 +495,55 @@ mod tests {
         assert_eq!((received(&a), received(&b)), (0, 0));
         assert_eq!(b.port.counters.snapshot().drop_no_client, 1);
         assert!(!b.port.io.arm(), "nothing to read without a client");
+    }
+
+    #[test]
+    fn a_locked_port_cannot_spoof_and_its_address_cannot_be_taken() {
+        let sw = switch();
+        let mut victim = add(&sw, "vale0:victim", 64, 2048);
+        let mut thief = add(&sw, "vale0:thief", 64, 2048);
+        let other = add(&sw, "vale0:other", 64, 2048);
+        let (mv, mt) = (MacAddr::local(1), MacAddr::local(2));
+        victim.port.security.set_mac(Some(mv));
+        assert!(sw.lookup().pin(mv, victim.port.id));
+        let mut scratch = Scratch::new();
+        // The victim sending as another address is dropped.
+        send(&mut victim, MacAddr::BROADCAST, mt, 60, None);
+        send(&mut victim, MacAddr::BROADCAST, mv, 60, None);
+        forward_batch(&sw, &victim.port, &mut scratch, 0);
+        assert_eq!(victim.port.counters.snapshot().spoofed, 1);
+        assert_eq!((received(&thief), received(&other)), (1, 1));
+        // The thief sending as the victim is dropped and moves nothing.
+        send(&mut thief, MacAddr::BROADCAST, mv, 60, None);
+        forward_batch(&sw, &thief.port, &mut scratch, 0);
+        assert_eq!(thief.port.counters.snapshot().spoofed, 1);
+        assert_eq!(received(&other), 1);
+        // Unicast to the victim still goes to the victim only.
+        send(&mut thief, mv, mt, 60, None);
+        forward_batch(&sw, &thief.port, &mut scratch, 0);
+        assert_eq!((received(&victim), received(&other)), (1, 1));
+    }
+
+    #[test]
+    fn storm_control_drops_floods_past_the_cap_but_not_unicast() {
+        let sw = switch();
+        let mut a = add(&sw, "vale0:a", 1024, 2048);
+        let mut b = add(&sw, "vale0:b", 1024, 2048);
+        let (ma, mb) = (MacAddr::local(1), MacAddr::local(2));
+        let mut scratch = Scratch::new();
+        send(&mut b, MacAddr::BROADCAST, mb, 60, None);
+        forward_batch(&sw, &b.port, &mut scratch, 0);
+        a.port.security.set_storm_pps(100);
+        for _ in 0..50 {
+            send(&mut a, MacAddr::BROADCAST, ma, 60, None);
+        }
+        for _ in 0..50 {
+            send(&mut a, mb, ma, 60, None);
+        }
+        forward_batch(&sw, &a.port, &mut scratch, 0);
+        // The bucket holds a tenth of a second's worth: 10 floods.
+        let c = a.port.counters.snapshot();
+        assert_eq!(c.drop_storm, 40);
+        assert_eq!(received(&b), 60);
     }
 }

@@ -45,6 +45,8 @@ pub enum Destination {
     Flood,
     /// Nowhere.
     Drop,
+    /// Nowhere: the frame's source address belongs to another port.
+    Spoofed,
 }
 
 /// One learned (or configured) address, for listings.
@@ -69,12 +71,26 @@ pub struct FdbEntry {
 /// header of a batch, every change of source address included, is seen in
 /// frame order, and an answer must depend only on the header, the source
 /// port, `now` and the function's state (not on how many frames carry it).
+/// The one exception: a frame from a port locked to another source address
+/// is dropped as spoofed before any lookup.
 pub trait Lookup: Send + Sync {
     /// Decides where a frame from port `source` goes, learning from it if the
     /// function learns. `now` is the daemon's clock in seconds.
     fn lookup(&self, header: &EthHeader, source: PortId, now: u32) -> Destination;
-    /// Forgets everything about `port` (it was removed).
+    /// Forgets everything about `port` (it was removed or has a new
+    /// client), its pinned addresses and its limit too.
     fn forget_port(&self, port: PortId);
+    /// Limits how many addresses `port` may have learned at once (functions
+    /// that do not learn ignore it).
+    fn set_port_limit(&self, _port: PortId, _max: u32) {}
+    /// Reserves `mac` for `port`: frames from other ports with it as source
+    /// are [`Destination::Spoofed`]. False if it cannot (the address belongs
+    /// to another port, or there is no room).
+    fn pin(&self, _mac: MacAddr, _port: PortId) -> bool {
+        false
+    }
+    /// Releases a reservation made with [`Lookup::pin`].
+    fn unpin(&self, _mac: MacAddr, _port: PortId) {}
     /// Removes expired entries; called about once a second.
     fn age(&self, now: u32);
     /// The current entries, for `vswitch fdb`.

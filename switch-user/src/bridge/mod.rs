@@ -7,5 +7,6 @@ pub mod frame_copy;
 pub mod learning;
 pub mod lookup;
 pub mod port;
+pub mod port_security;
 pub mod shm_port;
 pub mod switch;

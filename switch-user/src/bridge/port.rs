@@ -8,6 +8,7 @@ use switch_port::names::PortName;
 use switch_port::protocol::PortKind;
 
 use super::lookup::PortId;
+use super::port_security::PortSecurity;
 use crate::counters::PortCounters;
 
 /// Smallest frame the switch forwards: an Ethernet header. Every port's
@@ -92,6 +93,8 @@ pub struct Port {
     pub kind: PortKind,
     /// Counters.
     pub counters: PortCounters,
+    /// Source-address lock and storm control.
+    pub security: PortSecurity,
     /// The I/O.
     pub io: Box<dyn PortIo>,
 }
@@ -104,18 +107,21 @@ impl Port {
             id,
             kind,
             counters: PortCounters::default(),
+            security: PortSecurity::default(),
             io,
         }
     }
 
     /// A port taking the place of `previous` (same name, number and kind)
-    /// with new I/O; the counters carry on from the previous port's.
+    /// with new I/O; the counters carry on from the previous port's, the
+    /// security settings start unset.
     pub fn succeed(previous: &Port, io: Box<dyn PortIo>) -> Port {
         Port {
             name: previous.name.clone(),
             id: previous.id,
             kind: previous.kind,
             counters: PortCounters::starting_at(&previous.counters.snapshot()),
+            security: PortSecurity::default(),
             io,
         }
     }

@@ -62,6 +62,8 @@ fn print_table(ports: &[PortStats]) {
             ("filtered", c.drop_filtered),
             ("no destination", c.drop_no_destination),
             ("no client", c.drop_no_client),
+            ("spoofed", c.spoofed),
+            ("storm", c.drop_storm),
             ("bad index", c.bad_index),
         ];
         let nonzero: Vec<String> = reasons
