@@ -41,6 +41,7 @@ use thiserror::Error;
 use crate::control::client::{ClientError, Connection};
 use crate::eventfd::EventFd;
 use crate::layout::Layout;
+use crate::mac::MacAddr;
 use crate::names::{NameError, PortName};
 use crate::protocol::{Request, Response};
 use crate::region::{Region, RegionError};
@@ -54,6 +55,9 @@ pub struct PortConfig {
     pub ring_size: Option<u32>,
     /// Bytes per buffer (default 2048; up to 16384 for jumbo frames).
     pub buf_size: Option<u32>,
+    /// This client's MAC address: the switch drops frames from it with any
+    /// other source address, and no other port may use this one.
+    pub mac: Option<MacAddr>,
 }
 
 /// Opening a port failed.
@@ -135,6 +139,7 @@ impl PortClient {
             port: name.clone(),
             ring_size: config.ring_size,
             buf_size: config.buf_size,
+            mac: config.mac,
         })?;
         let Response::PortOpened {
             ring_size,

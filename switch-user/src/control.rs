@@ -23,7 +23,7 @@ use crate::access::{AccessPolicy, Caller, Denied};
 use crate::admission::{Admission, ConnectionLimits, Ticket};
 use crate::deadlines::{Deadlines, Watch, DEFAULT_CONTROL_TIMEOUT_SECS};
 use crate::peer::PeerCred;
-use crate::registry::{ControlError, Registry};
+use crate::registry::{ControlError, PortSettings, Registry};
 use crate::users;
 
 /// How the control server treats its peers.
@@ -301,8 +301,9 @@ impl Server {
                 port,
                 ring_size,
                 buf_size,
+                mac,
             } => {
-                return match reg.open_port(port, *ring_size, *buf_size, caller) {
+                return match reg.open_port(port, *ring_size, *buf_size, *mac, caller) {
                     Ok(open) => {
                         opened.push(port.clone());
                         let layout = *open.shm.region().layout();
@@ -331,8 +332,21 @@ impl Server {
                 port,
                 ring_size,
                 buf_size,
+                mac,
+                max_macs,
+                storm_pps,
             } => reg
-                .create_port(port, *ring_size, *buf_size, caller)
+                .create_port(
+                    port,
+                    *ring_size,
+                    *buf_size,
+                    PortSettings {
+                        mac: *mac,
+                        max_macs: *max_macs,
+                        storm_pps: *storm_pps,
+                    },
+                    caller,
+                )
                 .map_or_else(Into::into, |_| Response::Done),
             Request::DeletePort { port } => reg
                 .delete_port(port, caller)

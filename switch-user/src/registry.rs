@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use switch_port::error_chain::Chain;
 use switch_port::eventfd::EventFd;
 use switch_port::layout::{Layout, LayoutError, DEFAULT_BUF_SIZE, DEFAULT_RING_SIZE};
+use switch_port::mac::MacAddr;
 use switch_port::names::{PortName, SwitchName};
 use switch_port::protocol::{
     ErrorCode, FdbRow, LookupStats, PortInfo, PortKind, PortStats, SwitchInfo,
@@ -21,7 +22,9 @@ use switch_port::region::{Region, RegionError};
 use thiserror::Error;
 
 use crate::access::{Caller, Denied, Owner};
-use crate::bridge::learning::{LearningTable, DEFAULT_CAPACITY, DEFAULT_MAX_AGE_SECS};
+use crate::bridge::learning::{
+    LearningTable, DEFAULT_CAPACITY, DEFAULT_MAX_AGE_SECS, DEFAULT_MAX_MACS,
+};
 use crate::bridge::port::{Port, PortIo};
 use crate::bridge::shm_port::ShmPort;
 use crate::bridge::switch::{Switch, SwitchFull, DEFAULT_MAX_PORTS};
@@ -38,6 +41,12 @@ pub struct SwitchConfig {
     pub fdb_capacity: usize,
     /// Seconds before an address not seen again is forgotten.
     pub fdb_max_age_secs: u32,
+    /// Addresses a client port may have learned at once (unless created
+    /// with its own limit). NIC and host ports may hold half the table.
+    pub max_macs: u32,
+    /// Flooded frames a second a port may send (0: no cap), unless created
+    /// with its own.
+    pub storm_pps: u64,
 }
 
 impl Default for SwitchConfig {
@@ -46,8 +55,31 @@ impl Default for SwitchConfig {
             max_ports: DEFAULT_MAX_PORTS,
             fdb_capacity: DEFAULT_CAPACITY,
             fdb_max_age_secs: DEFAULT_MAX_AGE_SECS,
+            max_macs: DEFAULT_MAX_MACS,
+            storm_pps: 0,
         }
     }
+}
+
+/// Port-security settings of a port (`vswitch create --mac --max-macs
+/// --storm-pps`), kept across its clients.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortSettings {
+    /// The source address every client of the port must use.
+    pub mac: Option<MacAddr>,
+    /// Addresses it may have learned at once (None: the daemon's default).
+    pub max_macs: Option<u32>,
+    /// Flooded frames a second (None: the daemon's default; 0: no cap).
+    pub storm_pps: Option<u64>,
+}
+
+/// How a client port comes to be.
+#[derive(Clone, Copy, Debug)]
+enum Creation {
+    /// By `vswitch create`: persistent, with its settings, no client yet.
+    Persistent(PortSettings),
+    /// By its first client, locked to the client's address if it gave one.
+    ForClient(Option<MacAddr>),
 }
 
 /// A control operation failed.
@@ -96,6 +128,22 @@ pub enum ControlError {
     /// The caller's per-user limits would be exceeded.
     #[error(transparent)]
     OverLimit(#[from] LimitExceeded),
+    /// The address is locked to another port.
+    #[error("MAC address {mac} is locked to another port of {switch}")]
+    MacInUse {
+        /// The address.
+        mac: MacAddr,
+        /// The switch.
+        switch: SwitchName,
+    },
+    /// The port is locked to another address than the one asked for.
+    #[error("port {port} is locked to MAC address {mac}; open it with that address or none")]
+    MacMismatch {
+        /// The port.
+        port: PortName,
+        /// Its address.
+        mac: MacAddr,
+    },
 }
 
 impl ControlError {
@@ -107,7 +155,10 @@ impl ControlError {
             ControlError::PortBusy(_) | ControlError::InUse(_) => ErrorCode::PortBusy,
             ControlError::PortExists(_) => ErrorCode::PortExists,
             ControlError::SwitchFull(_) => ErrorCode::SwitchFull,
-            ControlError::BadLayout(_) | ControlError::SizeMismatch { .. } => ErrorCode::BadConfig,
+            ControlError::BadLayout(_)
+            | ControlError::SizeMismatch { .. }
+            | ControlError::MacInUse { .. }
+            | ControlError::MacMismatch { .. } => ErrorCode::BadConfig,
             ControlError::WrongKind(..) => ErrorCode::WrongPortKind,
             ControlError::Resources(..) => ErrorCode::Internal,
             ControlError::Denied(_) => ErrorCode::PermissionDenied,
@@ -122,6 +173,7 @@ struct PortEntry {
     persistent: bool,
     clients: u32,
     owner: Owner,
+    settings: PortSettings,
 }
 
 struct SwitchEntry {
@@ -176,6 +228,42 @@ impl Registry {
         let kick =
             || EventFd::new().map_err(|e| ControlError::Resources(name.clone(), e.to_string()));
         Ok(Arc::new(ShmPort::new(region, kick()?, kick()?)))
+    }
+
+    /// Applies port-security settings to `port` of `switch`, locked to
+    /// `mac` (the port's own, or its client's). Fails when `mac` is locked
+    /// to another port; the port is then unlocked.
+    fn secure(
+        &self,
+        switch: &Switch,
+        port: &Port,
+        settings: &PortSettings,
+        mac: Option<MacAddr>,
+    ) -> Result<(), ControlError> {
+        let max_macs = match port.kind {
+            PortKind::Shm => settings.max_macs.unwrap_or(self.config.max_macs),
+            // The network behind a NIC (or the host) has many addresses.
+            PortKind::Nic | PortKind::Host => (self.config.fdb_capacity / 2).max(1) as u32,
+        };
+        switch.lookup().set_port_limit(port.id, max_macs);
+        port.security
+            .set_storm_pps(settings.storm_pps.unwrap_or(self.config.storm_pps));
+        if let Some(old) = port.security.mac() {
+            if Some(old) != mac {
+                switch.lookup().unpin(old, port.id);
+            }
+        }
+        port.security.set_mac(mac);
+        if let Some(mac) = mac {
+            if !switch.lookup().pin(mac, port.id) {
+                port.security.set_mac(None);
+                return Err(ControlError::MacInUse {
+                    mac,
+                    switch: switch.name().clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Adds a port with I/O `io` to its switch (creating the switch).
@@ -235,22 +323,24 @@ impl Registry {
         }
     }
 
+    /// Creates a client port owned by `caller` (held to its per-user limits),
+    /// as `creation` says: persistent without a client, or for the client
+    /// opening it.
     fn create_client_port(
         &self,
         switches: &mut BTreeMap<SwitchName, SwitchEntry>,
         name: &PortName,
-        ring_size: Option<u32>,
-        buf_size: Option<u32>,
-        persistent: bool,
+        layout: Layout,
+        creation: Creation,
         caller: &Caller,
     ) -> Result<Arc<ShmPort>, ControlError> {
         // A persistent port is created without a client, any other by its
         // first client.
+        let (persistent, settings, mac) = match creation {
+            Creation::Persistent(settings) => (true, settings, settings.mac),
+            Creation::ForClient(mac) => (false, PortSettings::default(), mac),
+        };
         let clients = u32::from(!persistent);
-        let layout = Layout::new(
-            ring_size.unwrap_or(DEFAULT_RING_SIZE),
-            buf_size.unwrap_or(DEFAULT_BUF_SIZE),
-        )?;
         if !caller.is_admin() {
             let usage = usage_of(switches, caller.uid());
             self.limits.check(
@@ -263,27 +353,37 @@ impl Registry {
         let shm = Self::new_shm_port(name, layout)?;
         shm.set_client(clients > 0);
         let port = self.attach(switches, name, PortKind::Shm, Box::new(shm.clone()))?;
-        if let Some(entry) = switches.get_mut(&name.switch()) {
-            entry.ports.insert(
-                name.clone(),
-                PortEntry {
-                    port,
-                    shm: Some(shm.clone()),
-                    persistent,
-                    clients,
-                    owner: caller.owner().clone(),
-                },
-            );
+        let Some(entry) = switches.get_mut(&name.switch()) else {
+            return Err(ControlError::NoSuchSwitch(name.switch()));
+        };
+        entry.ports.insert(
+            name.clone(),
+            PortEntry {
+                port: port.clone(),
+                shm: Some(shm.clone()),
+                persistent,
+                clients,
+                owner: caller.owner().clone(),
+                settings,
+            },
+        );
+        let switch = entry.switch.clone();
+        if let Err(e) = self.secure(&switch, &port, &settings, mac) {
+            self.detach(switches, name);
+            return Err(e);
         }
         Ok(shm)
     }
 
     /// Opens a client port for a new client, creating it when it does not exist.
+    /// `mac` locks the port to the client's address while it has it (a port
+    /// created with an address may only be opened with that one).
     pub fn open_port(
         &self,
         name: &PortName,
         ring_size: Option<u32>,
         buf_size: Option<u32>,
+        mac: Option<MacAddr>,
         caller: &Caller,
     ) -> Result<OpenedPort, ControlError> {
         let mut switches = self.switches.lock();
@@ -308,6 +408,26 @@ impl Registry {
                     buf_size: layout.buf_size,
                 });
             }
+            if let (Some(own), Some(asked)) = (entry.settings.mac, mac) {
+                if own != asked {
+                    return Err(ControlError::MacMismatch {
+                        port: name.clone(),
+                        mac: own,
+                    });
+                }
+            }
+            if let (None, Some(_)) = (entry.settings.mac, mac) {
+                let (port, settings) = (entry.port.clone(), entry.settings);
+                if let Some(s) = switches.get(&name.switch()) {
+                    self.secure(&s.switch, &port, &settings, mac)?;
+                }
+            }
+            let Some(entry) = switches
+                .get_mut(&name.switch())
+                .and_then(|s| s.ports.get_mut(name))
+            else {
+                return Err(ControlError::NoSuchPort(name.clone()));
+            };
             entry.clients += 1;
             shm.set_client(true);
             return Ok(OpenedPort {
@@ -315,8 +435,13 @@ impl Registry {
                 created: false,
             });
         }
-        let shm =
-            self.create_client_port(&mut switches, name, ring_size, buf_size, false, caller)?;
+        let shm = self.create_client_port(
+            &mut switches,
+            name,
+            layout_of(ring_size, buf_size)?,
+            Creation::ForClient(mac),
+            caller,
+        )?;
         Ok(OpenedPort { shm, created: true })
     }
 
@@ -378,8 +503,11 @@ impl Registry {
             (Ok(shm), Some(port)) => {
                 self.engine.remove(&old_port);
                 self.engine.add(s.switch.clone(), port.clone());
-                entry.port = port;
+                entry.port = port.clone();
                 entry.shm = Some(shm);
+                if let Err(e) = self.secure(&s.switch, &port, &entry.settings, entry.settings.mac) {
+                    log::warn!("port {name}: {e}");
+                }
                 log::info!("port {name} has new memory and kicks for its next client");
             }
             (fresh, _) => {
@@ -397,6 +525,7 @@ impl Registry {
         name: &PortName,
         ring_size: Option<u32>,
         buf_size: Option<u32>,
+        settings: PortSettings,
         caller: &Caller,
     ) -> Result<(), ControlError> {
         let mut switches = self.switches.lock();
@@ -406,7 +535,13 @@ impl Registry {
         {
             return Err(ControlError::PortExists(name.clone()));
         }
-        self.create_client_port(&mut switches, name, ring_size, buf_size, true, caller)?;
+        self.create_client_port(
+            &mut switches,
+            name,
+            layout_of(ring_size, buf_size)?,
+            Creation::Persistent(settings),
+            caller,
+        )?;
         Ok(())
     }
 
@@ -454,8 +589,10 @@ impl Registry {
                     persistent: true,
                     clients: 0,
                     owner: owner.clone(),
+                    settings: PortSettings::default(),
                 },
             );
+            self.secure(&entry.switch, &port, &PortSettings::default(), None)?;
         }
         Ok(port)
     }
@@ -498,6 +635,9 @@ impl Registry {
                                 errored: p.port.errored(),
                                 owner_uid: p.owner.uid,
                                 owner_name: p.owner.name.as_deref().map(str::to_owned),
+                                mac: p.port.security.mac(),
+                                max_macs: p.settings.max_macs.unwrap_or(self.config.max_macs),
+                                storm_pps: p.port.security.storm_pps(),
                             }
                         })
                         .collect();
@@ -624,6 +764,14 @@ fn usage_of(switches: &BTreeMap<SwitchName, SwitchEntry>, uid: u32) -> Usage {
     usage
 }
 
+/// The layout of a new port with these sizes (or the defaults).
+fn layout_of(ring_size: Option<u32>, buf_size: Option<u32>) -> Result<Layout, ControlError> {
+    Ok(Layout::new(
+        ring_size.unwrap_or(DEFAULT_RING_SIZE),
+        buf_size.unwrap_or(DEFAULT_BUF_SIZE),
+    )?)
+}
+
 /// Waits (bounded) until the forwarders have read every frame the client of
 /// `shm` published, kicking them in case they sleep.
 fn drain(shm: &ShmPort, limit: Duration) {
@@ -682,8 +830,9 @@ mod tests {
         let reg = registry();
         let (owner, other) = (user(1000), user(1001));
         let name = PortName::parse("vale0:p").unwrap();
-        reg.create_port(&name, Some(64), None, &owner).unwrap();
-        let first = reg.open_port(&name, None, None, &owner).unwrap().shm;
+        reg.create_port(&name, Some(64), None, PortSettings::default(), &owner)
+            .unwrap();
+        let first = reg.open_port(&name, None, None, None, &owner).unwrap().shm;
         assert!(first.has_client());
         reg.close_port(&name);
         assert!(
@@ -692,10 +841,10 @@ mod tests {
         );
         // The renewed port is still its owner's alone.
         assert!(matches!(
-            reg.open_port(&name, None, None, &other),
+            reg.open_port(&name, None, None, None, &other),
             Err(ControlError::Denied(_))
         ));
-        let second = reg.open_port(&name, None, None, &owner).unwrap().shm;
+        let second = reg.open_port(&name, None, None, None, &owner).unwrap().shm;
         assert!(second.has_client());
         assert_ne!(inode(&first), inode(&second));
         assert_ne!(first.to_switch().raw(), second.to_switch().raw());
@@ -705,6 +854,47 @@ mod tests {
         assert_eq!(list[0].ports[0].id, 0);
         assert_eq!(list[0].ports[0].clients, 1);
         assert_eq!(list[0].ports[0].owner_uid, 1000);
+        reg.shutdown();
+    }
+
+    #[test]
+    fn a_locked_address_belongs_to_one_port() {
+        let reg = registry();
+        let root = Caller::root();
+        let (p, q) = (
+            PortName::parse("vale0:p").unwrap(),
+            PortName::parse("vale0:q").unwrap(),
+        );
+        let mac: MacAddr = "02:00:00:00:00:01".parse().unwrap();
+        let other: MacAddr = "02:00:00:00:00:02".parse().unwrap();
+        let locked = PortSettings {
+            mac: Some(mac),
+            ..PortSettings::default()
+        };
+        reg.create_port(&p, None, None, locked, &root).unwrap();
+        assert!(matches!(
+            reg.open_port(&p, None, None, Some(other), &root),
+            Err(ControlError::MacMismatch { .. })
+        ));
+        assert!(matches!(
+            reg.open_port(&q, None, None, Some(mac), &root),
+            Err(ControlError::MacInUse { .. })
+        ));
+        assert!(matches!(
+            reg.create_port(&q, None, None, locked, &root),
+            Err(ControlError::MacInUse { .. })
+        ));
+        // A client's own address is its port's while it has the port.
+        reg.open_port(&q, None, None, Some(other), &root).unwrap();
+        assert!(reg.list()[0].ports.iter().any(|i| i.mac == Some(other)));
+        reg.close_port(&q);
+        reg.open_port(&q, None, None, Some(other), &root).unwrap();
+        // The persistent port keeps its lock across clients.
+        reg.open_port(&p, None, None, None, &root).unwrap();
+        reg.close_port(&p);
+        let info = reg.list()[0].ports.clone();
+        assert_eq!(info.iter().find(|i| i.name == p).unwrap().mac, Some(mac));
+        assert_eq!(info[0].max_macs, DEFAULT_MAX_MACS);
         reg.shutdown();
     }
 }

@@ -65,6 +65,11 @@ pub enum Request {
         /// Bytes per buffer when the port is created (default 2048).
         #[serde(default)]
         buf_size: Option<u32>,
+        /// The client's MAC address: while it has the port, frames with
+        /// another source address are dropped and no other port may use this
+        /// one. A port created with a MAC may only be opened with that one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mac: Option<MacAddr>,
     },
     /// Creates a persistent port that stays when its clients leave.
     CreatePort {
@@ -76,6 +81,18 @@ pub enum Request {
         /// Bytes per buffer.
         #[serde(default)]
         buf_size: Option<u32>,
+        /// Lock the port to this source MAC address (see `OpenPort`), for
+        /// every client.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mac: Option<MacAddr>,
+        /// Most addresses the port may have learned at once (default: the
+        /// daemon's `--max-macs`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_macs: Option<u32>,
+        /// Most frames a second the port may flood (broadcast, multicast,
+        /// unknown unicast); 0: no cap (default: the daemon's `--storm-pps`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        storm_pps: Option<u64>,
     },
     /// Deletes a persistent port that has no client.
     DeletePort {
@@ -203,6 +220,15 @@ pub struct PortInfo {
     /// The owner's user name, when the daemon could resolve it.
     #[serde(default)]
     pub owner_name: Option<String>,
+    /// The source MAC address the port is locked to, if any.
+    #[serde(default)]
+    pub mac: Option<MacAddr>,
+    /// Most addresses the port may have learned at once.
+    #[serde(default)]
+    pub max_macs: u32,
+    /// Most frames a second the port may flood (0: no cap).
+    #[serde(default)]
+    pub storm_pps: u64,
 }
 
 /// A switch in a listing.

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use switch_port::control::client::Connection;
+use switch_port::mac::MacAddr;
 use switch_port::names::{PortName, SwitchName};
 use switch_port::protocol::{Request, Response};
 
@@ -20,6 +21,17 @@ pub struct CreateArgs {
     /// Bytes per buffer (a multiple of 64, 128..16384; 9216 for jumbo frames).
     #[arg(long)]
     buf_size: Option<u32>,
+    /// Lock the port to this source MAC address: frames with another source
+    /// are dropped (counted as spoofed) and no other port may use it.
+    #[arg(long, value_name = "MAC")]
+    mac: Option<MacAddr>,
+    /// Most addresses the port may have learned at once (default: the daemon's --max-macs).
+    #[arg(long, value_name = "N")]
+    max_macs: Option<u32>,
+    /// Most frames a second the port may flood (broadcast, multicast,
+    /// unknown unicast); 0 for no cap (default: the daemon's --storm-pps).
+    #[arg(long, value_name = "PPS")]
+    storm_pps: Option<u64>,
 }
 
 /// Arguments of `vswitch delete`.
@@ -53,6 +65,9 @@ pub fn create(socket: &Path, args: CreateArgs) -> Result<ExitCode> {
         port: args.port.clone(),
         ring_size: args.ring_size,
         buf_size: args.buf_size,
+        mac: args.mac,
+        max_macs: args.max_macs,
+        storm_pps: args.storm_pps,
     })?;
     println!("created persistent port {}", args.port);
     Ok(ExitCode::SUCCESS)
@@ -85,8 +100,18 @@ pub fn list(socket: &Path, args: ListArgs) -> Result<ExitCode> {
     for s in switches {
         println!("{} ({} of {} ports)", s.name, s.ports.len(), s.max_ports);
         println!(
-            "  {:>4}  {:<24} {:<5} {:<16} {:>7} {:<10} {:>5} {:>6}  state",
-            "id", "port", "kind", "owner", "clients", "persistent", "slots", "buf"
+            "  {:>4}  {:<24} {:<5} {:<16} {:>7} {:<10} {:>5} {:>6}  {:<17} {:>8} {:>9}  state",
+            "id",
+            "port",
+            "kind",
+            "owner",
+            "clients",
+            "persistent",
+            "slots",
+            "buf",
+            "mac",
+            "max-macs",
+            "storm-pps"
         );
         for p in s.ports {
             let owner = match &p.owner_name {
@@ -94,7 +119,7 @@ pub fn list(socket: &Path, args: ListArgs) -> Result<ExitCode> {
                 None => p.owner_uid.to_string(),
             };
             println!(
-                "  {:>4}  {:<24} {:<5} {:<16} {:>7} {:<10} {:>5} {:>6}  {}",
+                "  {:>4}  {:<24} {:<5} {:<16} {:>7} {:<10} {:>5} {:>6}  {:<17} {:>8} {:>9}  {}",
                 p.id,
                 p.name.as_str(),
                 format!("{:?}", p.kind).to_lowercase(),
@@ -103,6 +128,13 @@ pub fn list(socket: &Path, args: ListArgs) -> Result<ExitCode> {
                 if p.persistent { "yes" } else { "no" },
                 p.ring_size,
                 p.buf_size,
+                p.mac.map_or_else(|| "-".to_owned(), |m| m.to_string()),
+                p.max_macs,
+                if p.storm_pps == 0 {
+                    "-".to_owned()
+                } else {
+                    p.storm_pps.to_string()
+                },
                 if p.errored {
                     "client wrote bad ring entries"
                 } else {
@@ -135,8 +167,14 @@ pub fn fdb(socket: &Path, args: FdbArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{switch}: {} of {} entries, {} learned, {} moved, {} refused (table full), {} aged out",
-        stats.entries, stats.capacity, stats.learned, stats.moved, stats.refused, stats.aged
+        "{switch}: {} of {} entries, {} learned, {} moved, {} refused (table full), {} refused (port at its --max-macs), {} aged out",
+        stats.entries,
+        stats.capacity,
+        stats.learned,
+        stats.moved,
+        stats.refused,
+        stats.port_limited,
+        stats.aged
     );
     println!("  {:<17}  {:<24}  age (s)", "mac", "port");
     for e in entries {

@@ -17,7 +17,7 @@ use switch_user::access::AccessPolicy;
 use switch_user::admission::{
     ConnectionLimits, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_USER, RESERVED_FOR_ROOT,
 };
-use switch_user::bridge::learning::{DEFAULT_CAPACITY, DEFAULT_MAX_AGE_SECS};
+use switch_user::bridge::learning::{DEFAULT_CAPACITY, DEFAULT_MAX_AGE_SECS, DEFAULT_MAX_MACS};
 use switch_user::bridge::switch::DEFAULT_MAX_PORTS;
 use switch_user::control::{ExtraHandler, ServerConfig};
 use switch_user::daemon::{self, DaemonConfig};
@@ -88,6 +88,14 @@ struct DaemonArgs {
     /// Seconds after which an address not seen again is forgotten.
     #[arg(long, default_value_t = DEFAULT_MAX_AGE_SECS)]
     fdb_max_age: u32,
+    /// Addresses a client port may have learned at once (NIC and host ports:
+    /// half of --fdb-size); `vswitch create --max-macs` sets a port's own.
+    #[arg(long, default_value_t = DEFAULT_MAX_MACS)]
+    max_macs: u32,
+    /// Frames a second each port may flood (broadcast, multicast, unknown
+    /// unicast); 0 for no cap. `vswitch create --storm-pps` sets a port's own.
+    #[arg(long, default_value_t = 0)]
+    storm_pps: u64,
     /// Permission bits of the control socket, in octal: who may connect at all.
     #[arg(long, default_value = "0660", value_parser = parse_mode)]
     socket_mode: u32,
@@ -152,6 +160,8 @@ pub fn run() -> Result<ExitCode> {
                         max_ports: args.max_ports,
                         fdb_capacity: args.fdb_size,
                         fdb_max_age_secs: args.fdb_max_age,
+                        max_macs: args.max_macs,
+                        storm_pps: args.storm_pps,
                     },
                     socket_mode: args.socket_mode,
                     socket_group: group(&args.socket_group, "--socket-group")?,

@@ -33,7 +33,8 @@ pub struct PktgenArgs {
     /// Stop after this many seconds.
     #[arg(long)]
     duration: Option<f64>,
-    /// Source MAC (default: derived from the port name).
+    /// Source MAC (default: derived from the port name). The port is not
+    /// locked to it: pktgen may send as any address (to test port security).
     #[arg(long)]
     src_mac: Option<MacAddr>,
     /// Destination MAC (default: broadcast; for ping, the pong side's MAC gets unicast).
@@ -76,6 +77,7 @@ pub fn run(socket: &Path, args: PktgenArgs) -> Result<ExitCode> {
     config.port_config = PortConfig {
         ring_size: args.ring_size,
         buf_size: args.buf_size,
+        mac: None,
     };
     let summary = pktgen::run(&config)?;
     if args.json {

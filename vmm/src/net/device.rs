@@ -180,7 +180,7 @@ impl NetDevice {
         irq: Arc<IrqLine>,
         stats: Arc<Stats>,
     ) -> Result<NetDevice, NetError> {
-        let port = backend::open(&config.backend, &config.socket)?;
+        let port = backend::open(&config.backend, &config.socket, config.mac)?;
         Self::with_port(config, port, vm, ram, irq, stats)
     }
 

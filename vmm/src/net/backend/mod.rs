@@ -108,10 +108,15 @@ pub enum BackendError {
     EventFd(#[source] std::io::Error),
 }
 
-/// Opens the port `spec` names (`socket` is the vswitch daemon's).
-pub fn open(spec: &BackendSpec, socket: &Path) -> Result<Box<dyn Port>, BackendError> {
+/// Opens the port `spec` names (`socket` is the vswitch daemon's) for a NIC
+/// with address `mac`.
+pub fn open(
+    spec: &BackendSpec,
+    socket: &Path,
+    mac: [u8; 6],
+) -> Result<Box<dyn Port>, BackendError> {
     Ok(match spec {
-        BackendSpec::Switch(name) => Box::new(switch::open(socket, name)?),
+        BackendSpec::Switch(name) => Box::new(switch::open(socket, name, mac)?),
         BackendSpec::Sink => Box::new(sink::SinkPort::new().map_err(BackendError::EventFd)?),
         BackendSpec::Pong => Box::new(pong::PongPort::new().map_err(BackendError::EventFd)?),
     })

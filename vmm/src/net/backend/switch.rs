@@ -4,6 +4,7 @@
 use std::os::fd::RawFd;
 use std::path::Path;
 
+use switch_port::mac::MacAddr;
 use switch_port::{Interest, PortClient, PortConfig};
 
 use super::{BackendError, Port};
@@ -16,14 +17,23 @@ pub const PORT_RING_SIZE: u32 = 4096;
 
 /// Connects to the daemon at `socket` and opens `port` (`vale0:vm1`), asking
 /// for [`PORT_RING_SIZE`] slots per ring when it creates the port; a port
-/// that already exists with other sizes is opened as it is.
-pub fn open(socket: &Path, port: &str) -> Result<PortClient, BackendError> {
+/// that already exists with other sizes is opened as it is. The port is
+/// locked to the NIC's `mac`: the switch drops frames the guest sends with
+/// another source address, and no other port may use this one.
+pub fn open(socket: &Path, port: &str, mac: [u8; 6]) -> Result<PortClient, BackendError> {
     let wanted = PortConfig {
         ring_size: Some(PORT_RING_SIZE),
+        mac: Some(MacAddr(mac)),
         ..PortConfig::default()
     };
     PortClient::open(socket, port, wanted)
-        .or_else(|_| PortClient::open(socket, port, PortConfig::default()))
+        .or_else(|_| {
+            let as_it_is = PortConfig {
+                mac: Some(MacAddr(mac)),
+                ..PortConfig::default()
+            };
+            PortClient::open(socket, port, as_it_is)
+        })
         .map_err(|e| BackendError::Switch {
             port: port.to_string(),
             socket: socket.display().to_string(),
