@@ -11,6 +11,13 @@
 //! (sets the need-kick flags), re-checks, and sleeps in epoll on the sources'
 //! kick eventfds. Clients only kick while a flag is set, so a busy switch is
 //! never kicked.
+//!
+//! Fairness: a round gives every source of the thread one batch of at most
+//! [`crate::bridge::forward::MAX_BATCH`] frames, in turn, so a port that
+//! sends as fast as it can gets no more of the thread than any other busy
+//! port; what it sends beyond that waits in its own ring (its client sees a
+//! full TX ring, not the others). A flooded frame costs a copy per
+//! destination, which the per-port storm cap (`--storm-pps`) bounds.
 
 use std::collections::HashMap;
 use std::io;

@@ -41,7 +41,9 @@ struct Cli {
     #[arg(long, value_name = "SWITCH:PORT")]
     net: Option<String>,
 
-    /// The e1000's MAC address (default: derived from the port name, locally administered).
+    /// The e1000's MAC address (default: derived from the port name, locally
+    /// administered). The switch port is locked to it: frames from the guest
+    /// with another source address are dropped.
     #[arg(long, value_name = "MAC", requires = "net")]
     mac: Option<String>,
 
