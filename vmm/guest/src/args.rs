@@ -22,6 +22,9 @@ pub enum Workload {
     Pong,
     /// Write hostile values to the device, then check it still works.
     Chaos,
+    /// Observe what a stock driver relies on and report it (the
+    /// conformance comparison with QEMU's e1000).
+    Conform,
 }
 
 impl Workload {
@@ -33,6 +36,7 @@ impl Workload {
             Workload::Ping => "ping",
             Workload::Pong => "pong",
             Workload::Chaos => "chaos",
+            Workload::Conform => "conform",
         }
     }
 }
@@ -101,7 +105,7 @@ pub enum ArgError<'a> {
 impl fmt::Display for ArgError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ArgError::MissingWorkload => write!(f, "no workload (tx|rx|ping|pong|chaos)"),
+            ArgError::MissingWorkload => write!(f, "no workload (tx|rx|ping|pong|chaos|conform)"),
             ArgError::BadWorkload(w) => write!(f, "bad or second workload '{w}'"),
             ArgError::UnknownKey(k) => write!(f, "unknown argument '{k}'"),
             ArgError::BadValue(k, v) => write!(f, "bad value '{v}' for {k}="),
@@ -138,6 +142,7 @@ pub fn parse(cmdline: &str) -> Result<Config, ArgError<'_>> {
                         "ping" => Workload::Ping,
                         "pong" => Workload::Pong,
                         "chaos" => Workload::Chaos,
+                        "conform" => Workload::Conform,
                         _ => return Err(ArgError::BadWorkload(word)),
                     };
                     if workload.replace(parsed).is_some() {

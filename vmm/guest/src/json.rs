@@ -74,9 +74,81 @@ impl<'w, W: Write> JsonObject<'w, W> {
         self
     }
 
+    /// A nested array field, written by `fill`.
+    pub fn array(&mut self, key: &str, fill: impl FnOnce(&mut JsonArray<'_, W>)) -> &mut Self {
+        self.key(key);
+        let mut inner = JsonArray::begin(&mut *self.out);
+        fill(&mut inner);
+        inner.end();
+        self
+    }
+
+    /// A register value as a string of `digits` hex digits (`"0x0001"`).
+    pub fn hex(&mut self, key: &str, value: u32, digits: usize) -> &mut Self {
+        self.key(key);
+        let _ = write!(self.out, "\"{value:#0width$x}\"", width = digits + 2);
+        self
+    }
+
     /// Closes the object (`}`).
     pub fn end(self) {
         let _ = self.out.write_char('}');
+    }
+}
+
+/// Writes one JSON array element by element.
+pub struct JsonArray<'w, W: Write> {
+    out: &'w mut W,
+    first: bool,
+}
+
+impl<'w, W: Write> JsonArray<'w, W> {
+    fn begin(out: &'w mut W) -> JsonArray<'w, W> {
+        let _ = out.write_char('[');
+        JsonArray { out, first: true }
+    }
+
+    fn sep(&mut self) {
+        if !self.first {
+            let _ = self.out.write_char(',');
+        }
+        self.first = false;
+    }
+
+    /// An unsigned integer element.
+    pub fn u64(&mut self, value: u64) -> &mut Self {
+        self.sep();
+        let _ = write!(self.out, "{value}");
+        self
+    }
+
+    /// A value as a string of `digits` hex digits (as [`JsonObject::hex`]).
+    pub fn hex(&mut self, value: u32, digits: usize) -> &mut Self {
+        self.sep();
+        let _ = write!(self.out, "\"{value:#0width$x}\"", width = digits + 2);
+        self
+    }
+
+    /// A string element formatted from `value`'s `Display` (escaped).
+    pub fn display(&mut self, value: impl fmt::Display) -> &mut Self {
+        self.sep();
+        let _ = self.out.write_char('"');
+        let _ = write!(Escaped(&mut *self.out), "{value}");
+        let _ = self.out.write_char('"');
+        self
+    }
+
+    /// An object element, written by `fill`.
+    pub fn object(&mut self, fill: impl FnOnce(&mut JsonObject<'_, W>)) -> &mut Self {
+        self.sep();
+        let mut inner = JsonObject::begin(&mut *self.out);
+        fill(&mut inner);
+        inner.end();
+        self
+    }
+
+    fn end(self) {
+        let _ = self.out.write_char(']');
     }
 }
 
@@ -120,11 +192,18 @@ mod tests {
             .display("shown", format_args!("{}\"{}", 1, 'x'))
             .object("errors", |e| {
                 e.u64("corrupt", 0).str("why", "a\"b\n");
-            });
+            })
+            .hex("reg", 0x1c, 8)
+            .array("list", |a| {
+                a.u64(1).hex(0xab, 4).display("x").object(|o| {
+                    o.u64("n", 2);
+                });
+            })
+            .array("empty", |_| {});
         o.end();
         assert_eq!(
             s,
-            r#"{"result":"rx","frames":10,"pps":1234.6,"bad":null,"ok":true,"shown":"1\"x","errors":{"corrupt":0,"why":"a\"b\n"}}"#
+            r#"{"result":"rx","frames":10,"pps":1234.6,"bad":null,"ok":true,"shown":"1\"x","errors":{"corrupt":0,"why":"a\"b\n"},"reg":"0x0000001c","list":[1,"0x00ab","x",{"n":2}],"empty":[]}"#
         );
     }
 }

@@ -2,6 +2,7 @@
 //! progress lines and the result line.
 
 mod chaos;
+pub mod conform;
 mod ping;
 mod pong;
 mod rx;
@@ -109,6 +110,8 @@ fn setup_for(config: &Config) -> Setup {
         Workload::Rx | Workload::Ping | Workload::Pong if csb => INT_TXDW | INT_RX,
         Workload::Rx | Workload::Ping | Workload::Pong => combine,
         Workload::Chaos => INT_TXDW | INT_RX | INT_LSC,
+        // Brings nothing up (see `conform::run`).
+        Workload::Conform => 0,
     };
     Setup {
         txmode: config.txmode,
@@ -165,6 +168,12 @@ pub fn run(config: &Config, info: &StartInfo) -> u8 {
         );
         FALLBACK_IRQ_PIN
     };
+    if config.workload == Workload::Conform {
+        // SAFETY: BAR0 as assigned and enabled by `enable_e1000`, inside
+        // the identity-mapped MMIO window.
+        let regs = unsafe { Regs::new(pci.bar0 as usize) };
+        return conform::run(config, &pci, regs, pin);
+    }
     let Some(dma) = DMA.take() else {
         report_setup_error(name, format_args!("DMA memory already taken"));
         return EXIT_SETUP;
@@ -224,6 +233,7 @@ pub fn run(config: &Config, info: &StartInfo) -> u8 {
         Workload::Ping => ping::run(&env),
         Workload::Pong => pong::run(&env),
         Workload::Chaos => chaos::run(&env),
+        Workload::Conform => unreachable!("run above"),
     }
 }
 
