@@ -399,6 +399,8 @@ pub mod tipg {
     pub const IPGR1_SHIFT: u32 = 10;
     /// IPG receive time 2 field shift (bits 29:20).
     pub const IPGR2_SHIFT: u32 = 20;
+    /// The three fields; bits 31:30 are reserved (read as 0).
+    pub const WRITABLE: u32 = 0x3FFF_FFFF;
 }
 
 /// RAH bits.

@@ -527,6 +527,7 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
                 }
             }
             _ if is_rah(offset) => self.regs.set(offset, value & rah::WRITABLE),
+            TIPG => self.regs.set(TIPG, value & tipg::WRITABLE),
             _ if Statistics::is_register(offset) => {}
             _ if is_storage_register(offset) => self.regs.set(offset, value),
             _ => self.errors.unknown_register_writes += 1,

@@ -3,7 +3,8 @@
 
 use e1000_spec::desc::tx::cmd;
 use e1000_spec::regs::{
-    ctrl, icr, ra_high, ra_low, rah, reset, CTRL, ICS, IMS, IOADDR, IODATA, ITR, MMIO_SIZE, VET,
+    ctrl, icr, ra_high, ra_low, rah, reset, tipg, CTRL, ICS, IMS, IOADDR, IODATA, ITR, MMIO_SIZE,
+    TIPG, VET,
 };
 use e1000_spec::stats as st;
 
@@ -37,6 +38,16 @@ fn software_reset_restores_defaults() {
         u32::from(u16::from_le_bytes([MAC[4], MAC[5]])) | rah::AV
     );
     assert_eq!(h.r(VET), reset::VET);
+}
+
+#[test]
+fn reserved_bits_read_as_zero() {
+    // Found by the conformance comparison with QEMU (docs/e1000-differences.md).
+    let mut h = Harness::new(false);
+    h.w(TIPG, u32::MAX);
+    assert_eq!(h.r(TIPG), tipg::WRITABLE);
+    h.w(ra_high(1), u32::MAX);
+    assert_eq!(h.r(ra_high(1)), rah::WRITABLE);
 }
 
 #[test]
