@@ -3,9 +3,10 @@
 //!
 //! The allow-list is the Markdown table rows of that file whose first cell
 //! is a path in backquotes: `| \`PATH\` | OURS | QEMU | reason |`. PATH is a
-//! flattened JSON path (`after_reset.STATUS`, `rx.bam.frames.3.len`); a
-//! trailing `*` matches every path with that prefix. OURS and QEMU are the
-//! expected values as compact JSON in backquotes, `absent`, or `*` for any.
+//! flattened JSON path (`after_reset.STATUS`, `rx.bam.frames.F7.len`) whose
+//! dot-separated segments may be `*` (any one segment) or, last, `**` (any
+//! rest). OURS and QEMU are the expected values as compact JSON in
+//! backquotes, `absent`, or `*` for any.
 
 use std::collections::BTreeMap;
 
@@ -40,7 +41,7 @@ pub fn flatten(v: &Value) -> BTreeMap<String, String> {
 /// One allowed difference.
 #[derive(Debug)]
 pub struct Allowed {
-    /// Path, or prefix with a trailing `*`.
+    /// Path pattern.
     pub path: String,
     /// Our value (`None`: any).
     pub ours: Option<String>,
@@ -50,9 +51,15 @@ pub struct Allowed {
 
 impl Allowed {
     fn matches_path(&self, path: &str) -> bool {
-        match self.path.strip_suffix('*') {
-            Some(prefix) => path.starts_with(prefix),
-            None => self.path == path,
+        let mut want = self.path.split('.');
+        let mut have = path.split('.');
+        loop {
+            match (want.next(), have.next()) {
+                (Some("**"), Some(_)) => return true,
+                (Some(w), Some(h)) if w == "*" || w == h => {}
+                (None, None) => return true,
+                _ => return false,
+            }
         }
     }
 
@@ -139,13 +146,24 @@ pub fn compare(ours: &Value, qemu: &Value, allow: &[Allowed]) -> (Vec<Difference
 #[test]
 fn allow_list_rows_and_matching() {
     let md = "| path | ours | QEMU | why |\n|---|---|---|---|\n\
-              | `a.b` | `1` | `2` | x |\n| `c.*` | * | `absent` | y |\n";
+              | `a.b` | `1` | `2` | x |\n| `c.**` | * | `absent` | y |\n\
+              | `f.*.g` | * | * | z |\n";
     let allow = parse_allow_list(md);
-    assert_eq!(allow.len(), 2);
-    let ours = serde_json::json!({"a": {"b": 1}, "c": {"d": [5]}, "e": 1});
-    let qemu = serde_json::json!({"a": {"b": 2}, "e": 2});
+    assert_eq!(allow.len(), 3);
+    let ours =
+        serde_json::json!({"a": {"b": 1}, "c": {"d": [5]}, "e": 1, "f": {"x": {"g": 1, "h": 1}}});
+    let qemu = serde_json::json!({"a": {"b": 2}, "e": 2, "f": {"x": {"g": 2, "h": 2}}});
     let (diffs, unused) = compare(&ours, &qemu, &allow);
     let shown: Vec<_> = diffs.iter().map(|d| (d.path.as_str(), d.allowed)).collect();
-    assert_eq!(shown, [("a.b", true), ("c.d.0", true), ("e", false)]);
+    assert_eq!(
+        shown,
+        [
+            ("a.b", true),
+            ("c.d.0", true),
+            ("e", false),
+            ("f.x.g", true),
+            ("f.x.h", false)
+        ]
+    );
     assert!(unused.is_empty());
 }
