@@ -2,7 +2,7 @@
 //! (`main.rs`) has set up paging, GDT, IDT, TSS and the local APIC.
 //!
 //! [`run`] reads the PVH start info and the command line, brings up the
-//! e1000 and runs one workload (`tx`, `rx`, `ping`, `pong`, `chaos`),
+//! e1000 and runs one workload (`tx`, `rx`, `ping`, `pong`, `chaos`, `conform`),
 //! printing progress lines and one final JSON line on the serial port; the
 //! caller exits with its return value through port 0x501.
 #![cfg_attr(not(test), no_std)]
