@@ -351,10 +351,19 @@ fn irqs() -> u64 {
     COUNTERS.irqs.get()
 }
 
-/// Waits long enough for any interrupt moderation delay, then returns how
-/// many NIC interrupts came since `before`.
+/// How long a probe waits for an interrupt (moderation delays it, and
+/// QEMU raises it from a timer of its main loop, late on a busy host).
+const IRQ_WAIT_MS: u64 = 100;
+
+/// Waits until an interrupt came since `before` (or [`IRQ_WAIT_MS`]
+/// passed), then a little longer for any further one; returns how many
+/// came.
 fn irqs_since(before: u64) -> u64 {
-    tsc::spin_us(5000);
+    let deadline = Deadline::after_ms(IRQ_WAIT_MS);
+    while irqs() == before && !deadline.passed() {
+        core::hint::spin_loop();
+    }
+    tsc::spin_us(2000);
     irqs() - before
 }
 
