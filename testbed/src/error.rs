@@ -1,7 +1,9 @@
 //! The error type of the test bed.
 
 use std::io;
+use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::time::Duration;
 
 /// Why a test bed operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,58 @@ pub enum Error {
     /// A thread started inside a namespace panicked.
     #[error("thread in namespace {0} panicked")]
     ThreadPanicked(String),
+    /// A process run to completion did not finish in time (it was ended).
+    #[error("{what} did not finish within {timeout:?}")]
+    NotFinished {
+        /// The process.
+        what: String,
+        /// The time allowed.
+        timeout: Duration,
+    },
+    /// A daemon exited before it answered on its socket.
+    #[error("{what} exited ({status}) before it was ready; log:\n{log}")]
+    ExitedEarly {
+        /// The process.
+        what: String,
+        /// How it exited.
+        status: ExitStatus,
+        /// What it wrote to stderr.
+        log: String,
+    },
+    /// A daemon did not answer on its socket in time.
+    #[error("{what} did not answer on {} within {timeout:?}; log:\n{log}", socket.display())]
+    NotReady {
+        /// The process.
+        what: String,
+        /// The socket it should listen on.
+        socket: PathBuf,
+        /// The time allowed.
+        timeout: Duration,
+        /// What it wrote to stderr.
+        log: String,
+    },
+    /// A guest did not print an expected text in time.
+    #[error("{what} did not print {needle:?} within {timeout:?}; serial:\n{serial}")]
+    SerialTimeout {
+        /// The VM.
+        what: String,
+        /// The text waited for.
+        needle: String,
+        /// The time allowed.
+        timeout: Duration,
+        /// What the guest printed.
+        serial: String,
+    },
+    /// A file the test bed needs (a binary, a guest image) is not there.
+    #[error("no {what} at {} ({hint})", path.display())]
+    Missing {
+        /// What is missing.
+        what: &'static str,
+        /// Where it was looked for.
+        path: PathBuf,
+        /// How to make it.
+        hint: &'static str,
+    },
 }
 
 impl Error {

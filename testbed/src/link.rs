@@ -324,6 +324,41 @@ pub fn is_lower_up(ns: Option<&str>, ifname: &str) -> Result<bool> {
     Ok(flags.split(',').any(|flag| flag == "LOWER_UP"))
 }
 
+/// The `ip -d link show` text of `ifname` (several lines: flags, link
+/// layer, details, an attached XDP program).
+pub fn show_details(ns: Option<&str>, ifname: &str) -> Result<String> {
+    ip(ns, ["-d", "link", "show", "dev", ifname])
+}
+
+/// Whether an XDP program (native, generic or offloaded) sits on `ifname`.
+pub fn has_xdp(ns: Option<&str>, ifname: &str) -> Result<bool> {
+    Ok(text_has_xdp(&show_details(ns, ifname)?))
+}
+
+fn text_has_xdp(text: &str) -> bool {
+    text.split_whitespace().any(|word| {
+        matches!(
+            word,
+            "xdp" | "xdpgeneric" | "xdpdrv" | "xdpoffload" | "xdpmulti"
+        ) || word.starts_with("prog/xdp")
+    })
+}
+
+/// The promiscuity count of `ifname` (how many users asked for
+/// promiscuous mode).
+pub fn promiscuity(ns: Option<&str>, ifname: &str) -> Result<u32> {
+    let text = show_details(ns, ifname)?;
+    let mut words = text.split_whitespace();
+    words
+        .find(|word| *word == "promiscuity")
+        .and_then(|_| words.next())
+        .and_then(|count| count.parse().ok())
+        .ok_or(Error::Parse {
+            what: "promiscuity",
+            text,
+        })
+}
+
 /// The queue counts of `ifname` as the kernel reports them.
 pub fn queues(ns: Option<&str>, ifname: &str) -> Result<Queues> {
     let text = show(ns, ifname, true)?;
@@ -420,6 +455,14 @@ mod tests {
         assert!("02:00:0a:ff:00:01:02".parse::<Mac>().is_err());
         assert!("02:00:0a:ff:00:zz".parse::<Mac>().is_err());
         assert!("2:00:0a:ff:00:01".parse::<Mac>().is_err());
+    }
+
+    #[test]
+    fn xdp_is_recognised_in_link_details() {
+        let attached = "2: vsxa@if3: <BROADCAST,UP> mtu 1500 xdpgeneric qdisc noqueue\n    prog/xdp id 42 tag 0";
+        assert!(text_has_xdp(attached));
+        assert!(text_has_xdp("3: n0: <UP> mtu 1500 xdp qdisc"));
+        assert!(!text_has_xdp("4: xdp0@if5: <UP> mtu 1500 qdisc noqueue"));
     }
 
     #[test]

@@ -7,15 +7,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::link::{self, Mac, Queues};
-use crate::{Error, Result};
+use crate::{run_bounded, Error, Result};
 
 /// The prefix used by the project's tests and benchmarks.
 pub const DEFAULT_PREFIX: &str = "vsw";
 
 /// Where `ip netns` keeps its namespace handles.
 const NETNS_DIR: &str = "/run/netns";
+
+/// The interval between pings of [`Netns::ping`].
+const PING_INTERVAL: Duration = Duration::from_millis(200);
+/// Time allowed for `ping` beyond its pings and reply timeout.
+const PING_SLACK: Duration = Duration::from_secs(30);
 
 static NEXT_NETNS: AtomicU64 = AtomicU64::new(0);
 
@@ -240,6 +246,33 @@ impl Netns {
     /// Whether `ifname` is up with carrier.
     pub fn is_lower_up(&self, ifname: &str) -> Result<bool> {
         link::is_lower_up(Some(&self.name), ifname)
+    }
+
+    /// The `ip -d link show` text of `ifname`.
+    pub fn link_details(&self, ifname: &str) -> Result<String> {
+        link::show_details(Some(&self.name), ifname)
+    }
+
+    /// Whether an XDP program sits on `ifname`.
+    pub fn has_xdp(&self, ifname: &str) -> Result<bool> {
+        link::has_xdp(Some(&self.name), ifname)
+    }
+
+    /// The promiscuity count of `ifname`.
+    pub fn promiscuity(&self, ifname: &str) -> Result<u32> {
+        link::promiscuity(Some(&self.name), ifname)
+    }
+
+    /// Pings `target` from this namespace `count` times, 0.2 s apart, each
+    /// reply awaited at most `reply_timeout` (whole seconds, at least 1);
+    /// whether every ping was answered. The run is bounded.
+    pub fn ping(&self, target: &str, count: u32, reply_timeout: Duration) -> Result<bool> {
+        let wait = reply_timeout.as_secs().max(1);
+        let mut command = self.command("ping");
+        command.args(["-n", "-q", "-c", &count.to_string(), "-i", "0.2", "-W"]);
+        command.arg(wait.to_string()).arg(target);
+        let limit = PING_SLACK + Duration::from_secs(wait) + PING_INTERVAL * count;
+        Ok(run_bounded(command, limit)?.status.success())
     }
 
     /// Deletes the namespace now, reporting failure (drop ignores it).

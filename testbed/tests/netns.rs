@@ -163,3 +163,16 @@ fn sweep_removes_namespaces_of_dead_processes_only() {
     assert!(!netns_exists(&stale));
     assert!(netns_exists(live.name()));
 }
+
+#[test]
+fn link_checks_and_ping() {
+    let ns = Netns::new(PREFIX).unwrap();
+    assert!(ns.ping("127.0.0.1", 1, Duration::from_secs(1)).unwrap());
+    ns.add_veth("pa", "pb", None, None).unwrap();
+    assert!(!ns.has_xdp("pa").unwrap());
+    assert_eq!(ns.promiscuity("pa").unwrap(), 0);
+    ns.set_promisc("pa", true).unwrap();
+    assert_eq!(ns.promiscuity("pa").unwrap(), 1);
+    assert!(ns.link_details("pa").unwrap().contains("veth"));
+    assert!(ns.has_xdp("nonexistent0").is_err());
+}
