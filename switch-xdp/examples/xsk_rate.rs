@@ -10,7 +10,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{test_frame, udp_frame, PacketSocket, VethPair, PEER_IF, XDP_IF};
+use common::{inside, test_frame, udp_frame, PacketSocket, Protocol, VethPair, PEER_IF, XDP_IF};
 use std::error::Error;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -34,52 +34,55 @@ fn receive_rate(pair: &VethPair, duration: Duration) -> Result<(), Box<dyn Error
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let receiver = scope.spawn(|| {
-            pair.xdp.enter();
-            let setup = || -> Result<_, Box<dyn Error>> {
-                let mut steering = XdpSteering::attach(XDP_IF, &SteeringConfig::default())?;
-                let xsk = XskQueue::open(XDP_IF, 0, &XskConfig::default())?;
-                steering.register_socket(&xsk)?;
-                Ok((steering, xsk))
-            };
-            let (steering, mut xsk) = match setup() {
-                Ok(ready) => ready,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.to_string()));
-                    return None;
+            inside(&pair.xdp, || {
+                let setup = || -> Result<_, Box<dyn Error>> {
+                    let mut steering = XdpSteering::attach(XDP_IF, &SteeringConfig::default())?;
+                    let xsk = XskQueue::open(XDP_IF, 0, &XskConfig::default())?;
+                    steering.register_socket(&xsk)?;
+                    Ok((steering, xsk))
+                };
+                let (steering, mut xsk) = match setup() {
+                    Ok(ready) => ready,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return None;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                let started = Instant::now();
+                let mut received = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let got = xsk.receive(256, |_| {});
+                    if got == 0 {
+                        let _ = xsk.wait_readable(Duration::from_millis(1));
+                    }
+                    received += got as u64;
                 }
-            };
-            let _ = ready_tx.send(Ok(()));
-            let started = Instant::now();
-            let mut received = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let got = xsk.receive(256, |_| {});
-                if got == 0 {
-                    let _ = xsk.wait_readable(Duration::from_millis(1));
-                }
-                received += got as u64;
-            }
-            let elapsed = started.elapsed();
-            Some((
-                received,
-                elapsed,
-                xsk.stats().ok()?,
-                steering.counters(0).ok()?,
-            ))
+                let elapsed = started.elapsed();
+                Some((
+                    received,
+                    elapsed,
+                    xsk.stats().ok()?,
+                    steering.counters(0).ok()?,
+                ))
+            })
         });
         // The sender starts only once the receiver is set up.
         ready_rx.recv().map_err(|_| "the receiver thread died")??;
         let sender = scope.spawn(|| {
-            pair.peer.enter();
-            let socket = PacketSocket::open(PEER_IF);
-            let batch: Vec<Vec<u8>> = (0..64)
-                .map(|i| udp_frame(dst, src, 10_000 + i, &[0; 18]))
-                .collect();
-            let started = Instant::now();
-            let mut sent = 0u64;
-            while started.elapsed() < duration {
-                sent += socket.send_batch(&batch) as u64;
-            }
-            (sent, started.elapsed())
+            inside(&pair.peer, || {
+                let socket =
+                    PacketSocket::open(PEER_IF, Protocol::All).expect("opening the sender");
+                let batch: Vec<Vec<u8>> = (0..64)
+                    .map(|i| udp_frame(dst, src, 10_000 + i, &[0; 18]))
+                    .collect();
+                let started = Instant::now();
+                let mut sent = 0u64;
+                while started.elapsed() < duration {
+                    sent += socket.send_batch(&batch).expect("sending") as u64;
+                }
+                (sent, started.elapsed())
+            })
         });
         let (sent, send_time) = sender.join().unwrap();
         std::thread::sleep(Duration::from_millis(100));
@@ -109,7 +112,7 @@ fn receive_rate(pair: &VethPair, duration: Duration) -> Result<(), Box<dyn Error
 fn transmit_rate(pair: &VethPair, duration: Duration) -> Result<(), Box<dyn Error>> {
     let (dst, src) = (pair.peer_mac(), pair.xdp_mac());
     let peer_rx_before = peer_rx_packets(pair);
-    let (queued, completed, elapsed) = pair.xdp.run(|| -> Result<_, String> {
+    let (queued, completed, elapsed) = inside(&pair.xdp, || -> Result<_, String> {
         let mut xsk =
             XskQueue::open(XDP_IF, 0, &XskConfig::default()).map_err(|e| e.to_string())?;
         let frames: Vec<Vec<u8>> = (0..256).map(|seq| test_frame(dst, src, seq, 60)).collect();
@@ -136,7 +139,10 @@ fn transmit_rate(pair: &VethPair, duration: Duration) -> Result<(), Box<dyn Erro
 
 /// The RX packet counter of the peer's interface.
 fn peer_rx_packets(pair: &VethPair) -> u64 {
-    let text = pair.peer.ip(&["-s", "link", "show", "dev", PEER_IF]);
+    let text = pair
+        .peer
+        .ip(["-s", "link", "show", "dev", PEER_IF])
+        .unwrap_or_default();
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
         if line.trim_start().starts_with("RX:") {

@@ -3,15 +3,16 @@
 //! counters, the MTU limit of native XDP.
 mod common;
 
-use common::{wait_until, VethPair, PEER_IF, XDP_IF};
+use common::{eventually, inside, PacketSocket, Protocol, VethPair, PEER_IF, XDP_IF};
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 use switch_xdp::{
     AttachMode, AttachPolicy, NoSocketAction, PassList, SteeringConfig, SteeringError, XdpSteering,
     XskConfig, XskQueue,
 };
+use testbed::{Capture, Proc};
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_ARP: u16 = 0x0806;
@@ -20,36 +21,36 @@ const BROADCAST: [u8; 6] = [0xff; 6];
 #[test]
 fn attaches_in_driver_mode_and_detaches_on_drop() {
     let pair = VethPair::new();
-    pair.xdp.run(|| {
+    inside(&pair.xdp, || {
         let steering = XdpSteering::attach(XDP_IF, &SteeringConfig::default()).unwrap();
         assert_eq!(steering.mode(), AttachMode::Driver);
         assert_eq!(steering.interface(), XDP_IF);
-        assert!(pair.xdp.has_xdp(XDP_IF), "{}", pair.xdp.link_show(XDP_IF));
+        assert!(pair.has_xdp(), "{}", pair.xdp_link());
         drop(steering);
-        assert!(!pair.xdp.has_xdp(XDP_IF), "{}", pair.xdp.link_show(XDP_IF));
+        assert!(!pair.has_xdp(), "{}", pair.xdp_link());
     });
 }
 
 #[test]
 fn skb_mode_on_request_and_explicit_detach() {
     let pair = VethPair::new();
-    pair.xdp.run(|| {
+    inside(&pair.xdp, || {
         let config = SteeringConfig {
             policy: AttachPolicy::Skb,
             ..Default::default()
         };
         let steering = XdpSteering::attach(XDP_IF, &config).unwrap();
         assert_eq!(steering.mode(), AttachMode::Skb);
-        assert!(pair.xdp.link_show(XDP_IF).contains("xdpgeneric"));
+        assert!(pair.xdp_link().contains("xdpgeneric"));
         steering.detach();
-        assert!(!pair.xdp.has_xdp(XDP_IF));
+        assert!(!pair.has_xdp());
     });
 }
 
 #[test]
 fn unknown_interface_is_a_clear_error() {
     let pair = VethPair::new();
-    pair.xdp.run(|| {
+    inside(&pair.xdp, || {
         let err = XdpSteering::attach("vsxnope", &SteeringConfig::default()).unwrap_err();
         assert!(matches!(err, SteeringError::UnknownInterface(_)), "{err}");
     });
@@ -73,9 +74,8 @@ fn helper_attach_and_wait() {
 fn killed_process_leaves_no_program() {
     let pair = VethPair::new();
     let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", pair.xdp.name()])
-        .arg(exe)
+    let mut command = pair.xdp.command(exe);
+    command
         .args([
             "--exact",
             "helper_attach_and_wait",
@@ -84,11 +84,10 @@ fn killed_process_leaves_no_program() {
             "--test-threads=1",
         ])
         .env("VSX_HELPER_IFACE", XDP_IF)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+        .stderr(Stdio::null());
+    // `ip netns exec` execs the test binary, so the PID is the helper's.
+    let mut helper = Proc::spawn("helper", command, Capture::Pipes).unwrap();
+    let stdout = helper.take_stdout().unwrap();
     let (lines_tx, lines_rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -104,24 +103,25 @@ fn killed_process_leaves_no_program() {
             Err(_) => break false,
         }
     };
-    let was_attached = attached && pair.xdp.has_xdp(XDP_IF);
-    // `ip netns exec` execs the test binary, so this is its PID.
-    // SAFETY: signalling our own child process by its PID.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    let status = child.wait().unwrap();
+    let was_attached = attached && pair.has_xdp();
+    helper.kill(libc::SIGKILL).unwrap();
+    let status = helper
+        .wait_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
     assert!(was_attached, "the helper did not attach");
     assert!(!status.success());
     assert!(
-        wait_until(Duration::from_secs(5), || !pair.xdp.has_xdp(XDP_IF)),
+        eventually(Duration::from_secs(5), || !pair.has_xdp()),
         "program left behind: {}",
-        pair.xdp.link_show(XDP_IF)
+        pair.xdp_link()
     );
 }
 
 #[test]
 fn pass_list_of_ethertypes_reaches_the_kernel_stack() {
     let pair = VethPair::new();
-    pair.xdp.run(|| {
+    inside(&pair.xdp, || {
         let mut steering = XdpSteering::attach(XDP_IF, &SteeringConfig::default()).unwrap();
         let mut xsk = XskQueue::open(XDP_IF, 0, &XskConfig::default()).unwrap();
         steering.register_socket(&xsk).unwrap();
@@ -150,14 +150,14 @@ fn pass_list_of_ethertypes_reaches_the_kernel_stack() {
         // Other EtherTypes still go to the socket.
         let before = xsk.stats().unwrap().rx_packets;
         let (dst, src) = (pair.xdp_mac(), pair.peer_mac());
-        pair.peer.run(|| {
-            let sender = common::PacketSocket::open(PEER_IF);
+        inside(&pair.peer, || {
+            let sender = PacketSocket::open(PEER_IF, Protocol::All).unwrap();
             for seq in 0..10 {
-                assert!(sender.send(&common::test_frame(dst, src, seq, 64)));
+                assert!(sender.send(&common::test_frame(dst, src, seq, 64)).unwrap());
             }
         });
         let mut seqs = Vec::new();
-        wait_until(Duration::from_secs(5), || {
+        eventually(Duration::from_secs(5), || {
             xsk.receive(64, |f| seqs.extend(common::test_frame_seq(f)));
             seqs.len() == 10
         });
@@ -167,7 +167,7 @@ fn pass_list_of_ethertypes_reaches_the_kernel_stack() {
         // Emptied again: back to the socket.
         steering.set_pass_list(&PassList::default()).unwrap();
         assert!(steering.pass_list().ethertypes.is_empty());
-        pair.peer.ip(&["neigh", "flush", "dev", PEER_IF]);
+        pair.peer.ip(["neigh", "flush", "dev", PEER_IF]).unwrap();
         assert!(!pair.ping_from_peer());
     });
 }
@@ -176,7 +176,7 @@ fn pass_list_of_ethertypes_reaches_the_kernel_stack() {
 fn pass_list_of_destination_macs_reaches_the_kernel_stack() {
     let pair = VethPair::new();
     let own_mac = pair.xdp_mac();
-    pair.xdp.run(|| {
+    inside(&pair.xdp, || {
         let mut steering = XdpSteering::attach(XDP_IF, &SteeringConfig::default()).unwrap();
         let xsk = XskQueue::open(XDP_IF, 0, &XskConfig::default()).unwrap();
         steering.register_socket(&xsk).unwrap();
@@ -195,7 +195,7 @@ fn pass_list_of_destination_macs_reaches_the_kernel_stack() {
 #[test]
 fn queue_without_socket_gets_the_configured_action() {
     let pair = VethPair::new();
-    pair.xdp.run(|| {
+    inside(&pair.xdp, || {
         let mut steering = XdpSteering::attach(XDP_IF, &SteeringConfig::default()).unwrap();
         assert_eq!(steering.no_socket_action(), NoSocketAction::Drop);
         assert!(!pair.ping_from_peer());
@@ -226,7 +226,7 @@ fn queue_without_socket_gets_the_configured_action() {
 #[test]
 fn queue_indices_beyond_the_maps_are_refused() {
     let pair = VethPair::new();
-    pair.xdp.run(|| {
+    inside(&pair.xdp, || {
         let mut steering = XdpSteering::attach(XDP_IF, &SteeringConfig::default()).unwrap();
         let err = steering
             .unregister_socket(switch_xdp::MAX_QUEUES)
@@ -245,16 +245,18 @@ fn queue_indices_beyond_the_maps_are_refused() {
 fn native_xdp_mtu_limit_falls_back_to_skb_mode() {
     let pair = VethPair::new();
     // veth checks the MTU of the peer, where the frames come from.
-    pair.xdp.ip(&["link", "set", XDP_IF, "mtu", "9000"]);
-    pair.peer.ip(&["link", "set", PEER_IF, "mtu", "9000"]);
-    pair.xdp.run(|| {
+    pair.xdp.ip(["link", "set", XDP_IF, "mtu", "9000"]).unwrap();
+    pair.peer
+        .ip(["link", "set", PEER_IF, "mtu", "9000"])
+        .unwrap();
+    inside(&pair.xdp, || {
         let driver_only = SteeringConfig {
             policy: AttachPolicy::Driver,
             ..Default::default()
         };
         let err = XdpSteering::attach(XDP_IF, &driver_only).unwrap_err();
         assert!(err.to_string().contains("MTU"), "{err}");
-        assert!(!pair.xdp.has_xdp(XDP_IF));
+        assert!(!pair.has_xdp());
 
         let steering = XdpSteering::attach(XDP_IF, &SteeringConfig::default()).unwrap();
         assert_eq!(steering.mode(), AttachMode::Skb);
@@ -264,11 +266,13 @@ fn native_xdp_mtu_limit_falls_back_to_skb_mode() {
 #[test]
 fn socket_of_another_interface_is_refused() {
     let pair = VethPair::new();
-    pair.xdp.ip(&[
-        "link", "add", "name", "vsxc", "type", "veth", "peer", "name", "vsxd",
-    ]);
-    pair.xdp.ip(&["link", "set", "vsxc", "up"]);
-    pair.xdp.run(|| {
+    pair.xdp
+        .ip([
+            "link", "add", "name", "vsxc", "type", "veth", "peer", "name", "vsxd",
+        ])
+        .unwrap();
+    pair.xdp.ip(["link", "set", "vsxc", "up"]).unwrap();
+    inside(&pair.xdp, || {
         let mut steering = XdpSteering::attach(XDP_IF, &SteeringConfig::default()).unwrap();
         let other = XskQueue::open("vsxc", 0, &XskConfig::default()).unwrap();
         let err = steering.register_socket(&other).unwrap_err();

@@ -2,10 +2,11 @@
 //! stack come out of it, frames written into it reach the host stack.
 mod common;
 
-use common::{ether_frame, wait_until, NetNs};
-use std::process::{Command, Stdio};
+use common::{ether_frame, eventually, inside};
+use std::process::Command;
 use std::time::Duration;
 use switch_xdp::{iface, Tap};
+use testbed::{Capture, Proc};
 
 const TAP: &str = "vsxtap0";
 const HOST_ADDR: [u8; 4] = [192, 0, 2, 1];
@@ -35,35 +36,19 @@ fn arp_reply(to_mac: [u8; 6], to_addr: [u8; 4]) -> Vec<u8> {
 
 #[test]
 fn tap_carries_frames_both_ways_and_vanishes_on_drop() {
-    let ns = NetNs::new();
-    ns.run(|| {
+    let ns = common::netns();
+    inside(&ns, || {
         let mut tap = Tap::create(TAP).unwrap();
         assert_eq!(tap.name(), TAP);
         iface::set_link_up(TAP).unwrap();
-        ns.ip(&["addr", "add", "192.0.2.1/24", "dev", TAP]);
+        ns.ip(["addr", "add", "192.0.2.1/24", "dev", TAP]).unwrap();
 
         // The host stack resolves the neighbour: its ARP request comes out.
-        let mut ping = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns.name(),
-                "ping",
-                "-n",
-                "-c",
-                "3",
-                "-i",
-                "0.3",
-                "-W",
-                "1",
-            ])
-            .arg("192.0.2.9")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut ping = ns.command("ping");
+        ping.args(["-n", "-c", "3", "-i", "0.3", "-W", "1", "192.0.2.9"]);
+        let ping = Proc::spawn("ping", ping, Capture::Null).unwrap();
         let mut host_mac = None;
-        wait_until(Duration::from_secs(5), || {
+        eventually(Duration::from_secs(5), || {
             tap.receive(16, |frame| {
                 host_mac = host_mac.or(arp_request_for(frame, NEIGHBOUR_ADDR));
             })
@@ -77,7 +62,7 @@ fn tap_carries_frames_both_ways_and_vanishes_on_drop() {
         let reply = arp_reply(host_mac, HOST_ADDR);
         assert_eq!(tap.transmit([reply.as_slice()].into_iter()).unwrap(), 1);
         let mut echo_seen = false;
-        wait_until(Duration::from_secs(5), || {
+        eventually(Duration::from_secs(5), || {
             tap.receive(16, |frame| {
                 echo_seen |=
                     frame[0..6] == NEIGHBOUR_MAC && frame[12..14] == ETH_P_IP.to_be_bytes();
@@ -86,15 +71,13 @@ fn tap_carries_frames_both_ways_and_vanishes_on_drop() {
             echo_seen
         });
         assert!(echo_seen, "the host stack sent to the MAC we answered with");
-        let neighbours = ns.ip(&["neigh", "show", "192.0.2.9"]);
+        let neighbours = ns.ip(["neigh", "show", "192.0.2.9"]).unwrap();
         assert!(neighbours.contains("02:00:00:00:00:09"), "{neighbours}");
 
         let stats = tap.stats();
         assert_eq!(stats.tx_packets, 1);
         assert!(stats.rx_packets >= 2, "{stats:?}");
-        // SAFETY: signalling our own child process by its PID.
-        unsafe { libc::kill(ping.id() as i32, libc::SIGKILL) };
-        let _ = ping.wait();
+        drop(ping);
 
         drop(tap);
         let gone = Command::new("ip")
@@ -107,8 +90,8 @@ fn tap_carries_frames_both_ways_and_vanishes_on_drop() {
 
 #[test]
 fn invalid_tap_names_are_refused() {
-    let ns = NetNs::new();
-    ns.run(|| {
+    let ns = common::netns();
+    inside(&ns, || {
         assert!(Tap::create("").is_err());
         assert!(Tap::create("a-name-far-too-long").is_err());
     });
@@ -116,13 +99,15 @@ fn invalid_tap_names_are_refused() {
 
 #[test]
 fn an_existing_tap_is_not_taken_over() {
-    let ns = NetNs::new();
-    ns.run(|| {
-        // A persistent TAP someone else made: joining it would hand its
-        // traffic to us (and ours to its owner); creation refuses instead.
-        ns.ip(&["tuntap", "add", "mode", "tap", "name", "vsxtap1"]);
+    let ns = common::netns();
+    // A persistent TAP someone else made: joining it would hand its
+    // traffic to us (and ours to its owner); creation refuses instead.
+    ns.ip(["tuntap", "add", "mode", "tap", "name", "vsxtap1"])
+        .unwrap();
+    inside(&ns, || {
         let taken = Tap::create("vsxtap1");
-        ns.ip(&["tuntap", "del", "mode", "tap", "name", "vsxtap1"]);
+        ns.ip(["tuntap", "del", "mode", "tap", "name", "vsxtap1"])
+            .unwrap();
         let err = taken.expect_err("joined an existing TAP");
         let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
         assert!(chain.contains("busy"), "{chain}");

@@ -3,14 +3,17 @@
 //! limits, promiscuous mode.
 mod common;
 
-use common::{test_frame, test_frame_seq, wait_until, PacketSocket, VethPair, PEER_IF, XDP_IF};
+use common::{
+    eventually, inside, test_frame, test_frame_seq, PacketSocket, Protocol, VethPair, PEER_IF,
+    XDP_IF,
+};
 use std::time::Duration;
 use switch_xdp::{iface, Promiscuous, SteeringConfig, XdpSteering, XskConfig, XskError, XskQueue};
 
 /// Receives test frames from `xsk` until `want` arrived or 5 s passed.
 fn receive_seqs(xsk: &mut XskQueue, want: usize) -> Vec<u64> {
     let mut seqs = Vec::new();
-    wait_until(Duration::from_secs(5), || {
+    eventually(Duration::from_secs(5), || {
         let _ = xsk.wait_readable(Duration::from_millis(20));
         xsk.receive(256, |frame| seqs.extend(test_frame_seq(frame)));
         seqs.len() >= want
@@ -23,7 +26,7 @@ fn receives_every_frame_the_peer_sends() {
     let pair = VethPair::new();
     let (dst, src) = (pair.xdp_mac(), pair.peer_mac());
     const FRAMES: u64 = 5000;
-    pair.xdp.run(|| {
+    inside(&pair.xdp, || {
         let mut steering = XdpSteering::attach(XDP_IF, &SteeringConfig::default()).unwrap();
         // Small rings: the frames must be recycled through the fill ring many times.
         let config = XskConfig {
@@ -35,14 +38,14 @@ fn receives_every_frame_the_peer_sends() {
         steering.register_socket(&xsk).unwrap();
 
         let mut seqs = Vec::new();
-        pair.peer.run(|| {
-            let sender = PacketSocket::open(PEER_IF);
+        inside(&pair.peer, || {
+            let sender = PacketSocket::open(PEER_IF, Protocol::All).unwrap();
             // Bursts smaller than the ring, each drained before the next.
             for burst in 0..FRAMES / 100 {
                 let frames: Vec<Vec<u8>> = (burst * 100..(burst + 1) * 100)
                     .map(|seq| test_frame(dst, src, seq, 64 + (seq % 1400) as usize))
                     .collect();
-                assert_eq!(sender.send_batch(&frames), frames.len());
+                assert_eq!(sender.send_batch(&frames).unwrap(), frames.len());
                 let got = receive_seqs(&mut xsk, 100);
                 assert_eq!(got.len(), 100, "burst {burst}");
                 seqs.extend(got);
@@ -75,8 +78,8 @@ fn transmitted_frames_reach_the_peer() {
     let pair = VethPair::new();
     let (dst, src) = (pair.peer_mac(), pair.xdp_mac());
     const FRAMES: u64 = 1000;
-    let receiver = pair.peer.run(|| PacketSocket::open(PEER_IF));
-    pair.xdp.run(|| {
+    let receiver = pair.peer_socket();
+    inside(&pair.xdp, || {
         let config = XskConfig {
             rx_frames: 64,
             tx_frames: 128,
@@ -90,16 +93,16 @@ fn transmitted_frames_reach_the_peer() {
         let mut pending = frames.iter().map(Vec::as_slice);
         let mut taken = 0;
         let mut received = Vec::new();
-        wait_until(Duration::from_secs(10), || {
+        eventually(Duration::from_secs(10), || {
             taken += xsk.transmit(pending.by_ref());
-            while let Some(frame) = receiver.recv(Duration::ZERO) {
+            while let Some(frame) = receiver.recv(Duration::ZERO).unwrap() {
                 received.extend(test_frame_seq(&frame));
             }
             taken == FRAMES as usize && received.len() == FRAMES as usize
         });
         assert_eq!(taken, FRAMES as usize);
         assert_eq!(received, (0..FRAMES).collect::<Vec<_>>());
-        assert!(wait_until(Duration::from_secs(2), || {
+        assert!(eventually(Duration::from_secs(2), || {
             xsk.reclaim();
             xsk.tx_in_flight() == 0
         }));
@@ -117,7 +120,7 @@ fn transmitted_frames_reach_the_peer() {
 #[test]
 fn empty_and_oversized_frames_are_refused_and_counted() {
     let pair = VethPair::new();
-    pair.xdp.run(|| {
+    inside(&pair.xdp, || {
         let mut xsk = XskQueue::open(XDP_IF, 0, &XskConfig::default()).unwrap();
         assert_eq!(xsk.max_frame_len(), 2048 - 256);
         let big = vec![0u8; xsk.max_frame_len() + 1];
@@ -138,7 +141,7 @@ fn each_queue_of_a_multi_queue_veth_feeds_its_own_socket() {
     // Both queues are exercised on machines with two CPUs or more.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let cpus = cpus.min(2);
-    pair.xdp.run(|| {
+    inside(&pair.xdp, || {
         assert_eq!(iface::rx_queue_count(XDP_IF).unwrap(), 2);
         let mut steering = XdpSteering::attach(XDP_IF, &SteeringConfig::default()).unwrap();
         let mut sockets: Vec<XskQueue> = (0..2)
@@ -151,17 +154,19 @@ fn each_queue_of_a_multi_queue_veth_feeds_its_own_socket() {
         // sending CPU (cpu % queues), and veth delivers TX queue n to RX
         // queue n: frames sent from CPU q arrive on queue q.
         for cpu in 0..cpus {
-            pair.peer.run(|| {
-                pin_to_cpu(cpu);
-                let sender = PacketSocket::open(PEER_IF);
+            inside(&pair.peer, || {
+                testbed::pin_to_cpu(cpu).unwrap();
+                let sender = PacketSocket::open(PEER_IF, Protocol::All).unwrap();
                 for port in 0..FLOWS {
-                    assert!(sender.send(&common::udp_frame(dst, src, 10_000 + port, &[0; 18])));
+                    assert!(sender
+                        .send(&common::udp_frame(dst, src, 10_000 + port, &[0; 18]))
+                        .unwrap());
                 }
             });
         }
         let mut per_queue = [0u64; 2];
         let total = u64::from(FLOWS) * cpus as u64;
-        wait_until(Duration::from_secs(5), || {
+        eventually(Duration::from_secs(5), || {
             for (queue, xsk) in sockets.iter_mut().enumerate() {
                 per_queue[queue] += xsk.receive(256, |_| {}) as u64;
             }
@@ -176,27 +181,10 @@ fn each_queue_of_a_multi_queue_veth_feeds_its_own_socket() {
     });
 }
 
-/// Moves the calling thread to `cpu`.
-fn pin_to_cpu(cpu: usize) {
-    // SAFETY: cpu_set_t is a plain bit set; CPU_SET writes inside it, and
-    // sched_setaffinity(0) reads it for the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        let ret = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        assert_eq!(
-            ret,
-            0,
-            "pinning to CPU {cpu}: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
 #[test]
 fn zero_copy_on_veth_is_a_clear_error() {
     let pair = VethPair::new();
-    pair.xdp.run(|| {
+    inside(&pair.xdp, || {
         let config = XskConfig {
             zero_copy: true,
             ..Default::default()
@@ -210,7 +198,7 @@ fn zero_copy_on_veth_is_a_clear_error() {
 #[test]
 fn invalid_configuration_and_unknown_interface_are_errors() {
     let pair = VethPair::new();
-    pair.xdp.run(|| {
+    inside(&pair.xdp, || {
         let bad = XskConfig {
             rx_frames: 100,
             ..Default::default()
@@ -232,13 +220,13 @@ fn invalid_configuration_and_unknown_interface_are_errors() {
 #[test]
 fn mtu_check_against_the_frame_size() {
     let pair = VethPair::new();
-    pair.xdp.run(|| {
+    inside(&pair.xdp, || {
         let xsk = XskQueue::open(XDP_IF, 0, &XskConfig::default()).unwrap();
         assert_eq!(
             iface::check_xdp_mtu(XDP_IF, xsk.max_frame_len()).unwrap(),
             1500
         );
-        pair.xdp.ip(&["link", "set", XDP_IF, "mtu", "3000"]);
+        pair.xdp.ip(["link", "set", XDP_IF, "mtu", "3000"]).unwrap();
         assert!(iface::check_xdp_mtu(XDP_IF, xsk.max_frame_len()).is_err());
         // The queue is released asynchronously; `open` waits for it.
         drop(xsk);
@@ -258,17 +246,9 @@ fn mtu_check_against_the_frame_size() {
 #[test]
 fn promiscuous_mode_lasts_as_long_as_its_guard() {
     let pair = VethPair::new();
-    let promiscuity = || {
-        let details = pair.xdp.ip(&["-d", "link", "show", "dev", XDP_IF]);
-        details
-            .split_whitespace()
-            .skip_while(|w| *w != "promiscuity")
-            .nth(1)
-            .map(|n| n.parse::<u32>().unwrap())
-            .unwrap()
-    };
+    let promiscuity = || pair.xdp.promiscuity(XDP_IF).unwrap();
     assert_eq!(promiscuity(), 0);
-    pair.xdp.run(|| {
+    inside(&pair.xdp, || {
         let guard = Promiscuous::enable(XDP_IF).unwrap();
         assert_eq!(guard.interface(), XDP_IF);
         assert_eq!(promiscuity(), 1);
