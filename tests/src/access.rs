@@ -5,8 +5,10 @@
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use testbed::run_bounded;
 
 /// The unprivileged user the tests run clients as (Debian's `nobody`).
 pub const NOBODY: u32 = 65534;
@@ -14,6 +16,8 @@ pub const NOBODY: u32 = 65534;
 pub const NOGROUP: u32 = 65534;
 
 const PREFIX: &str = "vswt-";
+/// How long groupadd, groupdel and getent may run.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 static NEXT_GROUP: AtomicU32 = AtomicU32::new(0);
 
 /// A system group created for a test; deleted on drop.
@@ -32,10 +36,9 @@ impl TestGroup {
             std::process::id(),
             NEXT_GROUP.fetch_add(1, Ordering::Relaxed)
         );
-        let out = Command::new("groupadd")
-            .args(["--system", &name])
-            .output()
-            .context("running groupadd")?;
+        let mut groupadd = Command::new("groupadd");
+        groupadd.args(["--system", &name]);
+        let out = run_bounded(groupadd, TOOL_TIMEOUT).context("running groupadd")?;
         if !out.status.success() {
             bail!(
                 "groupadd {name}: {}",
@@ -59,20 +62,26 @@ impl TestGroup {
 
 impl Drop for TestGroup {
     fn drop(&mut self) {
-        let _ = Command::new("groupdel").arg(&self.name).output();
+        groupdel(&self.name);
     }
 }
 
 fn gid_of(name: &str) -> Result<u32> {
-    let out = Command::new("getent")
-        .args(["group", name])
-        .output()
-        .context("running getent")?;
+    let mut getent = Command::new("getent");
+    getent.args(["group", name]);
+    let out = run_bounded(getent, TOOL_TIMEOUT).context("running getent")?;
     let line = String::from_utf8_lossy(&out.stdout);
     line.split(':')
         .nth(2)
         .and_then(|g| g.trim().parse().ok())
         .with_context(|| format!("no gid for group {name} in {line:?}"))
+}
+
+/// Deletes group `name`, ignoring failure (cleanup).
+fn groupdel(name: &str) {
+    let mut groupdel = Command::new("groupdel");
+    groupdel.arg(name);
+    let _ = run_bounded(groupdel, TOOL_TIMEOUT);
 }
 
 /// Deletes `vswt-PID-N` groups whose test process no longer runs.
@@ -92,7 +101,7 @@ fn sweep_stale() {
             continue;
         };
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = Command::new("groupdel").arg(name).output();
+            groupdel(name);
         }
     }
 }

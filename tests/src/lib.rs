@@ -1,9 +1,10 @@
-//! The end-to-end test harness: a real `vswitch daemon` process with its own
-//! socket in a temporary directory, the CLI run as a process, and in-test
-//! port clients. Everything started here is ended by PID when dropped.
+//! The end-to-end test harness: a real `vswitch daemon` process (testbed's
+//! [`testbed::Daemon`]) with what the tests ask of it through the CLI and
+//! the control protocol, and VMs running the guest image on its ports
+//! (testbed's [`testbed::Vm`]). Everything started here is ended by PID when
+//! dropped.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -11,104 +12,55 @@ use serde_json::Value;
 use switch_port::client::{PortClient, PortConfig};
 use switch_port::control::client::Connection;
 use switch_port::protocol::{CounterSnapshot, Request, Response};
-use testbed::{unique_temp_dir, wait_until, Capture, Netns, Proc, TempDir};
+use testbed::{wait_until, Netns, Proc};
+
+pub use testbed::{bin_dir, guest_image, run_bounded, vswitch_bin};
 
 pub mod access;
 pub mod nic;
 
-/// Where the project's binaries are: `$E2E_BIN_DIR`, else the workspace's
-/// `target/release` (when it has them), else `target/debug`.
-pub fn bin_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("E2E_BIN_DIR") {
-        return PathBuf::from(dir);
-    }
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
-    let release = target.join("release");
-    if release.join("vswitch").exists() {
-        release
-    } else {
-        target.join("debug")
-    }
-}
-
-/// Path of the `vswitch` binary.
-pub fn vswitch_bin() -> PathBuf {
-    bin_dir().join("vswitch")
-}
-
-/// A daemon started for one test.
+/// A daemon started for one test: testbed's launcher (its socket, log, CLI
+/// and PID are reached through `Deref`) plus the switch's own queries.
 pub struct Daemon {
-    /// The daemon process.
-    pub proc: Proc,
-    socket: PathBuf,
-    dir: TempDir,
+    inner: testbed::Daemon,
+}
+
+impl Deref for Daemon {
+    type Target = testbed::Daemon;
+
+    fn deref(&self) -> &testbed::Daemon {
+        &self.inner
+    }
+}
+
+impl DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut testbed::Daemon {
+        &mut self.inner
+    }
 }
 
 impl Daemon {
     /// Starts `vswitch daemon` with `args` on a fresh socket and waits until
     /// it answers.
     pub fn start(args: &[&str]) -> Result<Daemon> {
-        let dir = unique_temp_dir("vsw-e2e")?;
-        let socket = dir.path().join("vswitch.sock");
-        let mut cmd = Command::new(vswitch_bin());
-        cmd.arg("daemon").arg("--socket").arg(&socket).args(args);
-        cmd.env("RUST_LOG", "info");
-        let proc = Proc::spawn("daemon", cmd, Capture::Files(dir.path().to_owned()))
-            .with_context(|| format!("starting {}", vswitch_bin().display()))?;
-        let daemon = Daemon { proc, socket, dir };
-        wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
-            Connection::connect(&daemon.socket).is_ok()
-        })
-        .with_context(|| format!("daemon did not come up; log:\n{}", daemon.log()))?;
-        Ok(daemon)
+        let inner = testbed::Daemon::builder()
+            .args(args)
+            .env("RUST_LOG", "info")
+            .start()?;
+        Ok(Daemon { inner })
     }
 
     /// Starts `vswitch daemon` with `args` inside the network namespace
     /// `ns` on a fresh socket and waits until it answers. NICs it attaches
     /// and TAPs it creates are those of `ns`; the socket is a file, so the
-    /// CLI and clients reach it from any namespace. `ip netns exec` execs
-    /// the daemon, so the process's PID is the daemon's.
+    /// CLI and clients reach it from any namespace.
     pub fn start_in(ns: &Netns, args: &[&str]) -> Result<Daemon> {
-        let dir = unique_temp_dir("vsw-e2e")?;
-        let socket = dir.path().join("vswitch.sock");
-        let mut cmd = ns.command(vswitch_bin());
-        cmd.arg("daemon").arg("--socket").arg(&socket).args(args);
-        cmd.env("RUST_LOG", "info");
-        let proc = Proc::spawn("daemon", cmd, Capture::Files(dir.path().to_owned()))
-            .with_context(|| format!("starting {} in {}", vswitch_bin().display(), ns.name()))?;
-        let daemon = Daemon { proc, socket, dir };
-        wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
-            Connection::connect(&daemon.socket).is_ok()
-        })
-        .with_context(|| format!("daemon did not come up; log:\n{}", daemon.log()))?;
-        Ok(daemon)
-    }
-
-    /// The control socket.
-    pub fn socket(&self) -> &Path {
-        &self.socket
-    }
-
-    /// The temporary directory of this test.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// The daemon's log so far.
-    pub fn log(&self) -> String {
-        self.proc.read_stderr().unwrap_or_default()
-    }
-
-    /// A `vswitch` command pointed at this daemon.
-    pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(vswitch_bin());
-        cmd.args(args).arg("--socket").arg(&self.socket);
-        cmd
-    }
-
-    /// Runs the CLI to completion (bounded by `timeout`).
-    pub fn cli(&self, args: &[&str]) -> Result<Output> {
-        run_bounded(self.command(args), Duration::from_secs(60))
+        let inner = testbed::Daemon::builder()
+            .netns(ns)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .start()?;
+        Ok(Daemon { inner })
     }
 
     /// Runs the CLI, requires success and parses its stdout as JSON.
@@ -129,15 +81,6 @@ impl Daemon {
         })
     }
 
-    /// Starts a long-running `vswitch` process (pktgen) with output in files.
-    pub fn spawn(&self, label: &str, args: &[&str]) -> Result<Proc> {
-        Ok(Proc::spawn(
-            label,
-            self.command(args),
-            Capture::Files(self.dir.path().to_owned()),
-        )?)
-    }
-
     /// Starts `vswitch pktgen PORT --mode rx --json -q` with `extra`
     /// options and waits until its port exists.
     pub fn pktgen_rx(&self, port: &str, extra: &[&str]) -> Result<Proc> {
@@ -152,17 +95,21 @@ impl Daemon {
     pub fn pktgen_tx(&self, port: &str, extra: &[&str]) -> Result<Proc> {
         let mut args = vec!["pktgen", port, "--mode", "tx", "--json", "-q"];
         args.extend_from_slice(extra);
-        self.spawn(&format!("tx-{}", port.replace(':', "-")), &args)
+        Ok(self.spawn(&format!("tx-{}", port.replace(':', "-")), &args)?)
     }
 
     /// Opens a port in this process.
     pub fn open(&self, port: &str) -> Result<PortClient> {
-        Ok(PortClient::open(&self.socket, port, PortConfig::default())?)
+        Ok(PortClient::open(
+            self.socket(),
+            port,
+            PortConfig::default(),
+        )?)
     }
 
     /// A control connection.
     pub fn connect(&self) -> Result<Connection> {
-        Ok(Connection::connect(&self.socket)?)
+        Ok(Connection::connect(self.socket())?)
     }
 
     /// Counters of one port.
@@ -218,31 +165,6 @@ impl Daemon {
     }
 }
 
-/// Runs a command to completion, killing it (by PID) after `timeout`.
-pub fn run_bounded(cmd: Command, timeout: Duration) -> Result<Output> {
-    let mut proc = Proc::spawn("cli", cmd, Capture::Pipes)?;
-    let mut stdout = proc.take_stdout().context("no stdout")?;
-    let mut stderr = proc.take_stderr().context("no stderr")?;
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stdout, &mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stderr, &mut buf);
-        buf
-    });
-    let status = proc
-        .wait_timeout(timeout)?
-        .with_context(|| format!("command did not finish within {timeout:?}"))?;
-    Ok(Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    })
-}
-
 /// Parses the JSON summary a `pktgen --json` process printed.
 pub fn pktgen_summary(proc: &mut Proc, timeout: Duration) -> Result<Value> {
     let status = proc
@@ -266,21 +188,10 @@ pub fn field(v: &Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no integer {key} in {v}"))
 }
 
-/// Path of the guest image: `$E2E_GUEST_IMAGE`, else `target/guest/guest.elf`.
-pub fn guest_image() -> PathBuf {
-    if let Some(p) = std::env::var_os("E2E_GUEST_IMAGE") {
-        return PathBuf::from(p);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/guest/guest.elf")
-}
-
 /// A VM running the guest image on a switch port of a test's daemon.
 pub struct Vm {
-    /// The vmm process.
-    pub proc: Proc,
-    serial: PathBuf,
-    stats: PathBuf,
-    label: String,
+    /// The VM (its monitor process is the vmm).
+    pub vm: testbed::Vm,
 }
 
 impl Vm {
@@ -294,90 +205,56 @@ impl Vm {
         vmm_args: &[&str],
         guest_args: &str,
     ) -> Result<Vm> {
-        let image = guest_image();
-        if !image.exists() {
-            bail!(
-                "no guest image at {} (run `cargo xtask build-guest`)",
-                image.display()
-            );
-        }
-        let serial = daemon.dir().join(format!("{label}.serial"));
-        let stats = daemon.dir().join(format!("{label}.stats.json"));
-        let mut cmd = Command::new(bin_dir().join("vmm"));
-        cmd.arg("--kernel")
-            .arg(&image)
-            .args(["--mem", "64", "--net", port, "--mac", mac])
-            .arg("--socket")
-            .arg(daemon.socket())
-            .arg("--serial")
-            .arg(&serial)
-            .arg("--stats-json")
-            .arg(&stats)
+        let vm = testbed::Vm::ours(guest_image())
+            .label(label)
+            .dir(daemon.dir())
+            .mem_mib(64)
+            .net(port)
+            .mac(mac)
+            .socket(daemon.socket())
+            .stats_json()
             .args(vmm_args)
-            .arg("--")
-            .args(guest_args.split_whitespace());
-        let proc = Proc::spawn(label, cmd, Capture::Files(daemon.dir().to_owned()))?;
-        Ok(Vm {
-            proc,
-            serial,
-            stats,
-            label: label.to_owned(),
-        })
+            .guest_args(guest_args)
+            .start()?;
+        Ok(Vm { vm })
     }
 
     /// What the guest printed so far.
     pub fn serial(&self) -> String {
-        std::fs::read_to_string(&self.serial).unwrap_or_default()
+        self.vm.serial()
     }
 
     /// Waits until the guest printed `needle` (bounded).
     pub fn wait_for_serial(&self, needle: &str, timeout: Duration) -> Result<()> {
-        wait_until(timeout, Duration::from_millis(20), || {
-            self.serial().contains(needle)
-        })
-        .with_context(|| {
-            format!(
-                "{} never printed {needle:?}; serial:\n{}",
-                self.label,
-                self.serial()
-            )
-        })?;
-        Ok(())
+        Ok(self.vm.wait_for_serial(needle, timeout)?)
     }
 
     /// Waits for the VM to exit and returns the guest's JSON result line and
     /// the VMM's final statistics.
     pub fn finish(&mut self, timeout: Duration) -> Result<(Value, Value)> {
-        let status = self.proc.wait_timeout(timeout)?.with_context(|| {
-            format!(
-                "{} did not finish within {timeout:?}; serial:\n{}",
-                self.label,
-                self.serial()
-            )
-        })?;
-        let serial = self.serial();
-        let result = serial
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("{\"result\""))
-            .with_context(|| {
-                format!(
-                    "{} ({status}) printed no result line; serial:\n{serial}\nvmm stderr:\n{}",
-                    self.label,
-                    self.proc.read_stderr().unwrap_or_default()
-                )
-            })?;
+        let outcome = self.vm.finish(timeout)?;
+        let label = self.vm.label();
+        if outcome.timed_out() {
+            bail!(
+                "{label} did not finish within {timeout:?}; serial:\n{}",
+                outcome.serial
+            );
+        }
+        let result = outcome
+            .result_line()
+            .with_context(|| format!("{label} printed no result line; {}", outcome.report()))?;
         let result: Value =
             serde_json::from_str(result).with_context(|| format!("bad result line {result}"))?;
-        let stats: Value = std::fs::read(&self.stats)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+        let stats: Value = outcome
+            .stats
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
             .unwrap_or_default();
-        if !status.success() {
+        if outcome.code() != Some(0) {
             bail!(
-                "{} exited with {status}: result {result}\nvmm stderr:\n{}",
-                self.label,
-                self.proc.read_stderr().unwrap_or_default()
+                "{label} exited with {:?}: result {result}\nvmm stderr:\n{}",
+                outcome.exit,
+                outcome.stderr
             );
         }
         Ok((result, stats))

@@ -1,18 +1,17 @@
 //! NIC-port test beds: a "switch" namespace with a daemon running inside it,
 //! and host namespaces, each joined to it by a veth whose switch-side end
 //! the test attaches to `vale0` as a NIC. Also what the tests need around
-//! them: a raw test-frame sender, the NIC ports' extra counters, the
-//! forwarding table, whether an XDP program sits on a link.
+//! them: a test-frame sender (over testbed's AF_PACKET socket), the NIC
+//! ports' extra counters, the forwarding table.
 //!
 //! Addresses are 10.9.0.N/24 and exist only inside these namespaces.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use testbed::{wait_until, Mac, Netns, Queues};
+use testbed::{wait_until, Mac, Netns, PacketSocket, Protocol, Queues};
 use testframe::{FrameTemplate, Kind};
 
 use crate::Daemon;
@@ -47,11 +46,7 @@ impl Host {
 /// Pings `target` from `ns` (`count` pings 0.2 s apart, 2 s deadline per
 /// reply); whether all were answered.
 pub fn ping_from(ns: &Netns, target: &str, count: u32) -> Result<bool> {
-    let count = count.to_string();
-    let mut cmd = ns.command("ping");
-    cmd.args(["-n", "-q", "-c", &count, "-i", "0.2", "-W", "2", target]);
-    let out = crate::run_bounded(cmd, Duration::from_secs(60))?;
-    Ok(out.status.success())
+    Ok(ns.ping(target, count, Duration::from_secs(2))?)
 }
 
 /// The switch namespace with the daemon in it and the host namespaces.
@@ -120,7 +115,7 @@ impl NicBed {
     pub fn try_attach(&self, iface: &str, extra: &[&str]) -> Result<Output> {
         let mut args = vec!["attach", SWITCH, iface];
         args.extend_from_slice(extra);
-        self.daemon.cli(&args)
+        Ok(self.daemon.cli(&args)?)
     }
 
     /// Attaches `iface` (with `extra` options); it must succeed.
@@ -153,18 +148,12 @@ impl NicBed {
 
     /// Whether an XDP program sits on `iface` of the switch namespace.
     pub fn has_xdp(&self, iface: &str) -> Result<bool> {
-        has_xdp(&self.switch, iface)
+        Ok(self.switch.has_xdp(iface)?)
     }
 
     /// The promiscuity count of `iface` in the switch namespace.
     pub fn promiscuity(&self, iface: &str) -> Result<u32> {
-        let text = self.switch.ip(["-d", "link", "show", "dev", iface])?;
-        let mut words = text.split_whitespace();
-        words
-            .find(|w| *w == "promiscuity")
-            .and_then(|_| words.next())
-            .and_then(|n| n.parse().ok())
-            .with_context(|| format!("no promiscuity in {text}"))
+        Ok(self.switch.promiscuity(iface)?)
     }
 }
 
@@ -202,14 +191,6 @@ pub fn fdb(daemon: &Daemon) -> Result<Vec<(String, String)>> {
         .collect())
 }
 
-/// Whether an XDP program (native or generic) sits on `iface` in `ns`.
-pub fn has_xdp(ns: &Netns, iface: &str) -> Result<bool> {
-    let text = ns.ip(["link", "show", "dev", iface])?;
-    Ok(text
-        .split_whitespace()
-        .any(|w| w.starts_with("xdp") || w.starts_with("prog/xdp")))
-}
-
 /// Sends test frames of `len` bytes with the sequence numbers `seqs` from
 /// `src` to `dst` on `iface` of `ns`, through a raw AF_PACKET socket
 /// that bypasses the qdisc, from a thread pinned to `cpu` when given (a
@@ -228,11 +209,11 @@ pub fn send_test_frames(
     let iface = iface.to_owned();
     ns.run_in(move || -> Result<u64> {
         if let Some(cpu) = cpu {
-            pin_to_cpu(cpu)?;
+            testbed::pin_to_cpu(cpu)?;
         }
         let template = FrameTemplate::new(dst.0, src.0, Kind::Data, len)
             .with_context(|| format!("no test frame of {len} bytes"))?;
-        let socket = RawSender::open(&iface)?;
+        let socket = PacketSocket::open(&iface, Protocol::SendOnly)?;
         let mut frame = vec![0u8; len];
         template.write(&mut frame, 0, 0);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -250,90 +231,4 @@ pub fn send_test_frames(
         }
         Ok(sent)
     })?
-}
-
-/// Moves the calling thread to `cpu`.
-pub fn pin_to_cpu(cpu: usize) -> Result<()> {
-    // SAFETY: cpu_set_t is a plain bit set, zero is valid; CPU_SET writes
-    // inside it and sched_setaffinity(0) reads it for the calling thread.
-    let ret = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    ensure!(
-        ret == 0,
-        "pinning to CPU {cpu}: {}",
-        std::io::Error::last_os_error()
-    );
-    Ok(())
-}
-
-/// A raw AF_PACKET socket bound to one interface, sending only.
-struct RawSender {
-    fd: OwnedFd,
-}
-
-impl RawSender {
-    fn open(iface: &str) -> Result<RawSender> {
-        let name = std::ffi::CString::new(iface)?;
-        // SAFETY: a valid NUL-terminated name for the duration of the call.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        ensure!(ifindex != 0, "no interface {iface}");
-        // Protocol 0: the socket sends but receives nothing.
-        // SAFETY: plain socket(2); the result is checked.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        ensure!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-        // SAFETY: a fresh descriptor nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: sockaddr_ll is plain data; all-zero is valid.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = ifindex as i32;
-        // SAFETY: bind with a sockaddr_ll of the size passed.
-        let ret = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        ensure!(
-            ret == 0,
-            "bind to {iface}: {}",
-            std::io::Error::last_os_error()
-        );
-        let one: libc::c_int = 1;
-        // SAFETY: setsockopt reads one c_int from `one`, which outlives the call.
-        let ret = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_QDISC_BYPASS,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as u32,
-            )
-        };
-        ensure!(
-            ret == 0,
-            "PACKET_QDISC_BYPASS: {}",
-            std::io::Error::last_os_error()
-        );
-        Ok(RawSender { fd })
-    }
-
-    /// Sends one frame: true if the kernel took it, false if the device
-    /// queue was full.
-    fn send(&self, frame: &[u8]) -> Result<bool> {
-        // SAFETY: sends from a live slice on a bound socket.
-        let ret = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        if ret == frame.len() as isize {
-            return Ok(true);
-        }
-        let error = std::io::Error::last_os_error();
-        match error.raw_os_error() {
-            Some(libc::ENOBUFS) | Some(libc::EAGAIN) => Ok(false),
-            _ => bail!("send: {error}"),
-        }
-    }
 }

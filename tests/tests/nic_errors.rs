@@ -67,6 +67,9 @@ fn bad_attaches_fail_clearly_and_leave_nothing_behind() -> Result<()> {
     let out = bed.daemon.cli(&["detach", "vale0", "nope0"])?;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope0 is not attached to vale0"));
-    assert!(bed.daemon.proc.try_wait()?.is_none(), "the daemon exited");
+    assert!(
+        bed.daemon.proc_mut().try_wait()?.is_none(),
+        "the daemon exited"
+    );
     Ok(())
 }

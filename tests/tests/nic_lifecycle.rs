@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use e2e_tests::nic::{has_xdp, NicBed};
+use e2e_tests::nic::NicBed;
 use e2e_tests::Daemon;
 use testbed::wait_until;
 
@@ -15,7 +15,7 @@ const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn wait_no_xdp(bed: &NicBed, iface: &str) -> Result<()> {
     wait_until(RELEASE_TIMEOUT, Duration::from_millis(20), || {
-        matches!(has_xdp(&bed.switch, iface), Ok(false)) && matches!(bed.promiscuity(iface), Ok(0))
+        matches!(bed.has_xdp(iface), Ok(false)) && matches!(bed.promiscuity(iface), Ok(0))
     })
     .with_context(|| {
         format!(
@@ -52,10 +52,10 @@ fn a_daemon_stopped_with_sigterm_leaves_no_xdp_program() -> Result<()> {
     let mut bed = NicBed::new(&["a0", "b0"], None)?;
     bed.attach("a0", &[])?;
     bed.attach("b0", &[])?;
-    bed.daemon.proc.kill(libc::SIGTERM)?;
+    bed.daemon.proc_mut().kill(libc::SIGTERM)?;
     let status = bed
         .daemon
-        .proc
+        .proc_mut()
         .wait_timeout(Duration::from_secs(10))?
         .context("the daemon did not exit on SIGTERM")?;
     assert!(status.success(), "daemon exited with {status}");
@@ -73,9 +73,9 @@ fn a_daemon_killed_with_sigkill_leaves_no_xdp_program() -> Result<()> {
     let out = victim.cli(&["attach", "vale0", "a0", "--host"])?;
     ensure!(out.status.success(), "attach failed: {out:?}");
     assert!(bed.has_xdp("a0")?);
-    victim.proc.kill(libc::SIGKILL)?;
+    victim.proc_mut().kill(libc::SIGKILL)?;
     victim
-        .proc
+        .proc_mut()
         .wait_timeout(Duration::from_secs(10))?
         .context("the daemon survived SIGKILL")?;
     wait_no_xdp(&bed, "a0")?;
@@ -102,7 +102,7 @@ fn a_deleted_veth_is_removed_and_the_other_ports_keep_working() -> Result<()> {
     // Housekeeping runs once a second.
     bed.daemon.wait_port("vale0:c0", false)?;
     assert!(
-        bed.daemon.proc.try_wait()?.is_none(),
+        bed.daemon.proc_mut().try_wait()?.is_none(),
         "the daemon exited: {}",
         bed.daemon.log()
     );

@@ -28,7 +28,7 @@ fn open_dir(daemon: &Daemon) -> Result<()> {
 fn as_nobody(daemon: &Daemon, groups: &[u32], args: &[&str]) -> Result<Output> {
     let mut cmd = daemon.command(args);
     run_as(&mut cmd, NOBODY, NOGROUP, groups);
-    run_bounded(cmd, Duration::from_secs(60))
+    Ok(run_bounded(cmd, Duration::from_secs(60))?)
 }
 
 fn stderr(out: &Output) -> String {
@@ -213,7 +213,7 @@ fn one_users_connection_flood_leaves_root_served() -> Result<()> {
     // A long control timeout: the flood's connections stay while measured.
     let daemon = Daemon::start(&["--socket-group", users.name(), "--control-timeout", "120"])?;
     open_dir(&daemon)?;
-    let pid = daemon.proc.pid();
+    let pid = daemon.pid();
     let before = procfs::usage(pid)?;
 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_conn_flood"));

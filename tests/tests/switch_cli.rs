@@ -124,9 +124,9 @@ fn daemon_exits_cleanly_on_sigterm() -> Result<()> {
     let socket = daemon.socket().to_owned();
     assert!(socket.exists());
     let _port = daemon.open("vale0:x")?;
-    daemon.proc.kill(libc::SIGTERM)?;
+    daemon.proc_mut().kill(libc::SIGTERM)?;
     let status = daemon
-        .proc
+        .proc_mut()
         .wait_timeout(Duration::from_secs(10))?
         .expect("daemon did not exit on SIGTERM");
     assert!(status.success(), "{status}");

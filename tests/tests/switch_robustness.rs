@@ -119,7 +119,7 @@ fn malformed_control_messages_get_clear_errors() -> Result<()> {
     // Still alive and serving.
     let status = daemon.cli_json(&["list", "--json"])?;
     assert!(status["switches"].is_array());
-    assert!(daemon.proc.pid() > 0);
+    assert!(daemon.pid() > 0);
     Ok(())
 }
 

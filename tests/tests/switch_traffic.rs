@@ -108,7 +108,7 @@ fn killed_clients_leave_nothing_behind() -> Result<()> {
     )?;
     // Warm up, then measure the daemon's fds and memory.
     kill_one(&daemon, "vale0:victim", true, 1000)?;
-    let before = procfs::usage(daemon.proc.pid())?;
+    let before = procfs::usage(daemon.pid())?;
     for round in 0..100 {
         let port = if round % 10 == 0 {
             "vale0:keep"
@@ -119,11 +119,11 @@ fn killed_clients_leave_nothing_behind() -> Result<()> {
             .with_context(|| format!("round {round}: {}", daemon.log()))?;
     }
     // Control connections close asynchronously: give the daemon a moment.
-    let mut after = procfs::usage(daemon.proc.pid())?;
+    let mut after = procfs::usage(daemon.pid())?;
     let deadline = Instant::now() + Duration::from_secs(5);
     while after.open_fds > before.open_fds && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
-        after = procfs::usage(daemon.proc.pid())?;
+        after = procfs::usage(daemon.pid())?;
     }
     // The persistent port is still there, without clients.
     let list = daemon.cli_json(&["list", "--json"])?;
