@@ -7,6 +7,8 @@ mod common;
 
 use std::time::Duration;
 
+use testbed::{Capture, Proc};
+
 use common::*;
 
 /// tests/guests/idle_irq.S: idles until a LAPIC timer interrupt, then until the
@@ -41,10 +43,10 @@ fn serial_cmdline_and_exit_code() {
         eprintln!("skipped: no /dev/kvm");
         return;
     }
-    let dir = Scratch::new("serial");
-    let kernel = write_image(&dir.0, "a.elf", &pvh_elf(SERIAL_EXIT, 0));
-    let serial = dir.path("serial.txt");
-    let stats = dir.path("stats.json");
+    let dir = scratch("serial");
+    let kernel = write_image(dir.path(), "a.elf", &pvh_elf(SERIAL_EXIT, 0));
+    let serial = dir.path().join("serial.txt");
+    let stats = dir.path().join("stats.json");
     let out = run_vmm(
         &[
             "--kernel",
@@ -85,8 +87,8 @@ fn stdout_serial_and_explicit_tsc_khz() {
     if !have_kvm() {
         return;
     }
-    let dir = Scratch::new("stdout");
-    let kernel = write_image(&dir.0, "a.elf", &pvh_elf(SERIAL_EXIT, 0));
+    let dir = scratch("stdout");
+    let kernel = write_image(dir.path(), "a.elf", &pvh_elf(SERIAL_EXIT, 0));
     let out = run_vmm(
         &["--kernel", &kernel, "--mem", "8", "--", "x", "tsc_khz=1234"],
         TIMEOUT,
@@ -100,9 +102,9 @@ fn idle_halts_until_interrupts_from_lapic_timer_and_irqfd() {
     if !have_kvm() {
         return;
     }
-    let dir = Scratch::new("idle");
-    let kernel = write_image(&dir.0, "b.elf", &pvh_elf(IDLE_IRQ, 0x1000));
-    let stats = dir.path("stats.json");
+    let dir = scratch("idle");
+    let kernel = write_image(dir.path(), "b.elf", &pvh_elf(IDLE_IRQ, 0x1000));
+    let stats = dir.path().join("stats.json");
     let out = run_vmm(
         &[
             "--kernel",
@@ -140,7 +142,7 @@ fn bad_images_are_rejected_with_a_clear_error() {
     if !have_kvm() {
         return;
     }
-    let dir = Scratch::new("bad");
+    let dir = scratch("bad");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("text", b"not an elf at all".to_vec(), "not an ELF"),
         (
@@ -151,13 +153,13 @@ fn bad_images_are_rejected_with_a_clear_error() {
         ("huge-bss", pvh_elf(SERIAL_EXIT, 64 << 20), "does not fit"),
     ];
     for (name, image, expect) in cases {
-        let kernel = write_image(&dir.0, name, &image);
+        let kernel = write_image(dir.path(), name, &image);
         let out = run_vmm(&["--kernel", &kernel, "--mem", "16"], TIMEOUT);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(124), "{name}: {stderr}");
         assert!(stderr.contains(expect), "{name}: {stderr}");
     }
-    let missing = dir.path("missing.elf");
+    let missing = dir.path().join("missing.elf");
     let out = run_vmm(&["--kernel", missing.to_str().unwrap()], TIMEOUT);
     assert_eq!(out.status.code(), Some(124));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read kernel image"));
@@ -175,8 +177,8 @@ fn triple_fault_ends_the_vm_with_an_error() {
         0xf4, 0xf4, 0xf4, 0xf4, 0xf4, 0xf4, 0xf4, 0xf4, // pad to 0x10
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // IDTR: limit 0, base 0
     ];
-    let dir = Scratch::new("crash");
-    let kernel = write_image(&dir.0, "c.elf", &pvh_elf(&code, 0));
+    let dir = scratch("crash");
+    let kernel = write_image(dir.path(), "c.elf", &pvh_elf(&code, 0));
     let out = run_vmm(&["--kernel", &kernel, "--mem", "8"], TIMEOUT);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{stderr}");
@@ -190,33 +192,29 @@ fn sigterm_stops_a_halted_guest_and_writes_stats() {
     }
     // cli; mov dx, 0x502; 1: out dx, al; jmp 1b -- idles forever, no interrupts.
     let code = [0xfa, 0x66, 0xba, 0x02, 0x05, 0xee, 0xeb, 0xfd];
-    let dir = Scratch::new("sigterm");
-    let kernel = write_image(&dir.0, "idle.elf", &pvh_elf(&code, 0));
-    let stats = dir.path("stats.json");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_vmm"))
-        .args([
-            "--kernel",
-            &kernel,
-            "--mem",
-            "8",
-            "--halt-poll-us",
-            "0",
-            "--stats-json",
-            stats.to_str().unwrap(),
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let dir = scratch("sigterm");
+    let kernel = write_image(dir.path(), "idle.elf", &pvh_elf(&code, 0));
+    let stats = dir.path().join("stats.json");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vmm"));
+    command.args([
+        "--kernel",
+        &kernel,
+        "--mem",
+        "8",
+        "--halt-poll-us",
+        "0",
+        "--stats-json",
+        stats.to_str().unwrap(),
+    ]);
+    let mut vmm = Proc::spawn("vmm", command, Capture::Files(dir.path().into())).unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
+    vmm.kill(libc::SIGTERM).unwrap();
+    let status = vmm
+        .wait_timeout(Duration::from_secs(30))
         .unwrap()
-        .success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(143), "{stderr}");
+        .expect("vmm did not stop on SIGTERM");
+    let stderr = vmm.read_stderr().unwrap();
+    assert_eq!(status.code(), Some(143), "{stderr}");
     assert!(stderr.contains("stopped by signal 15"), "{stderr}");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
     assert_eq!(json["exit_code"], 143);

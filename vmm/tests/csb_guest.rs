@@ -38,9 +38,9 @@ const CSB_TX: &[u8] = &[
 const FRAMES: u64 = 20000;
 
 fn run(spin_us: u32) -> serde_json::Value {
-    let dir = Scratch::new("csb-guest");
-    let image = write_image(&dir.0, "csb_tx.elf", &pvh_elf(CSB_TX, 0));
-    let stats = dir.path("stats.json");
+    let dir = scratch("csb-guest");
+    let image = write_image(dir.path(), "csb_tx.elf", &pvh_elf(CSB_TX, 0));
+    let stats = dir.path().join("stats.json");
     let spin = format!("spin-us={spin_us}");
     let out = run_vmm(
         &[
@@ -53,7 +53,7 @@ fn run(spin_us: u32) -> serde_json::Value {
             "--e1000",
             &spin,
             "--serial",
-            dir.path("serial.txt").to_str().unwrap(),
+            dir.path().join("serial.txt").to_str().unwrap(),
             "--stats-json",
             stats.to_str().unwrap(),
         ],

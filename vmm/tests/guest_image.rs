@@ -1,5 +1,5 @@
 //! The real guest image (vmm/guest, built by `cargo xtask build-guest` into
-//! target/guest/guest.elf, or the path in VMM_GUEST_IMAGE) booted by the vmm
+//! target/guest/guest.elf, or the path in E2E_GUEST_IMAGE or VMM_GUEST_IMAGE) booted by the vmm
 //! binary with the test backends: it must find the e1000, run its workload
 //! and exit 0, and the VMM's counters must agree with the guest's report.
 //! Skipped (with a message) when the image has not been built.
@@ -19,9 +19,9 @@ fn run_guest(
     guest_args: &[&str],
 ) -> (String, serde_json::Value, serde_json::Value) {
     let image = guest_image().expect("checked by the caller");
-    let dir = Scratch::new("guest");
-    let serial = dir.path("serial.txt");
-    let stats = dir.path("stats.json");
+    let dir = scratch("guest");
+    let serial = dir.path().join("serial.txt");
+    let stats = dir.path().join("stats.json");
     let mut args = vec![
         "--kernel",
         &image,

@@ -6,17 +6,17 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+use testbed::{TempDir, Vm};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Boots the serial-exit guest with `extra` options; returns the output.
-fn serial_exit(dir: &Scratch, extra: &[&str]) -> std::process::Output {
-    let kernel = write_image(&dir.0, "exit.elf", &pvh_elf(SERIAL_EXIT, 0));
-    let stats = dir.path("stats.json");
+fn serial_exit(dir: &TempDir, extra: &[&str]) -> std::process::Output {
+    let kernel = write_image(dir.path(), "exit.elf", &pvh_elf(SERIAL_EXIT, 0));
+    let stats = dir.path().join("stats.json");
     let mut args = vec![
         "--kernel",
         &kernel,
@@ -35,7 +35,7 @@ fn a_forbidden_syscall_on_the_vcpu_thread_kills_the_vmm() {
     if !have_kvm() {
         return;
     }
-    let dir = Scratch::new("seccomp-kill");
+    let dir = scratch("seccomp-kill");
     for args in [
         &["--seccomp-selftest"][..],
         &["--seccomp", "kill", "--seccomp-selftest"],
@@ -68,7 +68,7 @@ fn the_vm_runs_under_the_default_filters() {
     if !have_kvm() {
         return;
     }
-    let dir = Scratch::new("seccomp-default");
+    let dir = scratch("seccomp-default");
     let out = serial_exit(&dir, &[]);
     assert_eq!(
         out.status.code(),
@@ -80,7 +80,7 @@ fn the_vm_runs_under_the_default_filters() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("hello "));
     // Written at exit by the filtered vCPU thread.
     let stats: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path("stats.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.path().join("stats.json")).unwrap()).unwrap();
     assert_eq!(stats["exit_code"], 42);
 }
 
@@ -112,39 +112,24 @@ fn user_drops_root_before_the_guest_runs() {
         return;
     };
     let (uid, gid) = nobody_ids();
-    let dir = Scratch::new("user");
+    let dir = scratch("user");
     // The stats file is written after the drop: nobody must be able to.
-    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let serial = dir.path("serial.txt");
-    let stats = dir.path("stats.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmm"))
-        .args(["--kernel", &image, "--net", "sink", "--user", "nobody"])
-        .arg("--serial")
-        .arg(&serial)
-        .arg("--stats-json")
-        .arg(&stats)
-        .args(["--", "tx", "duration=2", "size=60", "rate=10000"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn vmm");
-    let pid = child.id();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut vm = Vm::vmm(env!("CARGO_BIN_EXE_vmm"), &image)
+        .label("user")
+        .dir(dir.path())
+        .net("sink")
+        .args(["--user", "nobody"])
+        .stats_json()
+        .guest_args("tx duration=2 size=60 rate=10000")
+        .start()
+        .expect("start vmm");
+    let pid = vm.pid();
     // Once the guest printed, the VMM has dropped root (it drops before the
     // guest's first instruction).
-    let started = std::time::Instant::now();
-    while !std::fs::read_to_string(&serial)
-        .unwrap_or_default()
-        .contains("guest:")
-    {
-        if started.elapsed() > TIMEOUT || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "the guest never printed; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if let Err(e) = vm.wait_for_serial("guest:", TIMEOUT) {
+        let outcome = vm.finish(Duration::ZERO).expect("ending the VM");
+        panic!("{e}\n{}", outcome.report());
     }
     let uids = status_fields(pid, "Uid:");
     let gids = status_fields(pid, "Gid:");
@@ -154,8 +139,7 @@ fn user_drops_root_before_the_guest_runs() {
         .lines()
         .filter(|l| l.starts_with("CapEff:") || l.starts_with("CapPrm:"))
         .collect();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let outcome = vm.finish(TIMEOUT).expect("waiting for the VM");
     assert_eq!(uids, Some(vec![uid; 4]), "real, effective, saved, fs uid");
     assert_eq!(gids, Some(vec![gid; 4]), "real, effective, saved, fs gid");
     assert_eq!(groups, Some(vec![]), "no supplementary groups");
@@ -166,12 +150,12 @@ fn user_drops_root_before_the_guest_runs() {
             "no capabilities: {line}"
         );
     }
-    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
-    let text = std::fs::read_to_string(&serial).unwrap();
-    assert!(text.contains("{\"result\":"), "serial:\n{text}");
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
+    assert_eq!(outcome.code(), Some(0), "{}", outcome.report());
+    assert!(outcome.result_line().is_some(), "{}", outcome.report());
+    let stats = outcome.stats.as_deref().expect("the stats file");
+    let json: serde_json::Value = serde_json::from_str(stats).unwrap();
     assert_eq!(json["exit_code"], 0);
-    let meta = std::fs::metadata(&stats).unwrap();
+    let meta = std::fs::metadata(dir.path().join("user.stats.json")).unwrap();
     use std::os::unix::fs::MetadataExt;
     assert_eq!(meta.uid(), uid, "written by the dropped VMM");
 }

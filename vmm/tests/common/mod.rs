@@ -1,9 +1,12 @@
-//! Helpers for tests that boot tiny hand-made guests in the real `vmm` binary.
+//! Helpers for tests that boot tiny hand-made guests in the real `vmm` binary
+//! (processes and directories come from testbed).
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use testbed::{run_bounded, unique_temp_dir, TempDir};
 
 /// tests/guests/serial_exit.S: checks the start_info magic in EBX, prints
 /// the command line, exits with 42.
@@ -65,64 +68,19 @@ pub fn pvh_elf(code: &[u8], bss: u64) -> Vec<u8> {
     f
 }
 
-/// A scratch directory removed on drop.
-pub struct Scratch(pub PathBuf);
+pub use testbed::have_kvm;
 
-impl Scratch {
-    /// A fresh directory under the system temp dir.
-    pub fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!(
-            "vmm-test-{tag}-{}-{:?}",
-            std::process::id(),
-            Instant::now()
-        ));
-        let dir = PathBuf::from(dir.to_string_lossy().replace([' ', '{', '}', ':'], ""));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    /// A path inside the directory.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
+/// A fresh directory under the system temp dir, removed on drop.
+pub fn scratch(tag: &str) -> TempDir {
+    unique_temp_dir(&format!("vmm-test-{tag}")).expect("creating a scratch directory")
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Whether this machine can run VMs at all.
-pub fn have_kvm() -> bool {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok()
-}
-
-/// Runs the vmm binary with `args`, killing it after `timeout`.
+/// Runs the vmm binary with `args` (output captured), ending it past
+/// `timeout`.
 pub fn run_vmm(args: &[&str], timeout: Duration) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_vmm"))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn vmm");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(out) => out.expect("wait for vmm"),
-        Err(_) => {
-            // SAFETY-free: kill exactly the child we started, by its PID.
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-            panic!("vmm did not finish within {timeout:?}");
-        }
-    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vmm"));
+    command.args(args);
+    run_bounded(command, timeout).unwrap_or_else(|e| panic!("running vmm: {e}"))
 }
 
 /// Writes `image` into `dir` as `name` and returns its path as a string.
@@ -132,15 +90,12 @@ pub fn write_image(dir: &Path, name: &str, image: &[u8]) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// The real guest image (target/guest/guest.elf from `cargo xtask
-/// build-guest`, or `$VMM_GUEST_IMAGE`), or `None` (with a message) when it
-/// has not been built or there is no /dev/kvm.
+/// The real guest image ([`testbed::guest_image`]: target/guest/guest.elf
+/// from `cargo xtask build-guest`, or `$E2E_GUEST_IMAGE` /
+/// `$VMM_GUEST_IMAGE`), or `None` (with a message) when it has not been
+/// built or there is no /dev/kvm.
 pub fn guest_image() -> Option<String> {
-    let path = std::env::var_os("VMM_GUEST_IMAGE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/guest/guest.elf")
-        });
+    let path = testbed::guest_image();
     if path.exists() && have_kvm() {
         Some(path.to_string_lossy().into_owned())
     } else {
