@@ -1,18 +1,13 @@
 //! One guest VM running our guest image, under our `vmm` on a switch port or
-//! under QEMU with a tap in a network namespace, and what it reported.
+//! under QEMU with a tap in a network namespace (testbed's launcher), and
+//! what it reported.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
-use testbed::{wait_until, Capture, Netns, Proc};
-
-/// Where the guest image is.
-pub fn guest_image(root: &Path) -> PathBuf {
-    root.join("target/guest/guest.elf")
-}
+use testbed::{Netns, Vm};
 
 /// The host TSC frequency in kHz, measured against CLOCK_MONOTONIC (the
 /// guest's TSC runs at the host's under KVM without scaling).
@@ -28,13 +23,9 @@ pub fn tsc_khz() -> u64 {
     (t1 - t0) * 1_000_000 / ns.max(1)
 }
 
-/// A running guest.
+/// A running guest: testbed's [`Vm`] and what the benchmark reads from it.
 pub struct GuestVm {
-    proc: Proc,
-    serial: PathBuf,
-    stats: Option<PathBuf>,
-    qemu: bool,
-    label: String,
+    vm: Vm,
 }
 
 /// What a guest reported.
@@ -59,29 +50,19 @@ impl GuestVm {
         e1000: &[&str],
         guest_args: &str,
     ) -> Result<GuestVm> {
-        let serial = dir.join(format!("{label}.serial"));
-        let stats = dir.join(format!("{label}.stats.json"));
-        let mut cmd = Command::new(bin_dir.join("vmm"));
-        cmd.arg("--kernel")
-            .arg(image)
-            .args(["--mem", "64", "--net", port, "--mac", mac]);
-        cmd.arg("--socket")
-            .arg(socket)
-            .arg("--serial")
-            .arg(&serial)
-            .arg("--stats-json")
-            .arg(&stats);
-        for opt in e1000 {
-            cmd.args(["--e1000", opt]);
+        let mut vm = Vm::vmm(bin_dir.join("vmm"), image)
+            .label(label)
+            .dir(dir)
+            .mem_mib(64)
+            .net(port)
+            .mac(mac)
+            .socket(socket)
+            .stats_json();
+        for option in e1000 {
+            vm = vm.e1000(option);
         }
-        cmd.arg("--").args(guest_args.split_whitespace());
-        Ok(GuestVm {
-            proc: Proc::spawn(label, cmd, Capture::Files(dir.to_owned()))?,
-            serial,
-            stats: Some(stats),
-            qemu: false,
-            label: label.to_owned(),
-        })
+        let vm = vm.guest_args(guest_args).start()?;
+        Ok(GuestVm { vm })
     }
 
     /// Starts the guest under QEMU with an e1000 on tap `tap` of namespace `ns`.
@@ -96,105 +77,50 @@ impl GuestVm {
         mitigation: bool,
         guest_args: &str,
     ) -> Result<GuestVm> {
-        let serial = dir.join(format!("{label}.serial"));
-        let mut cmd = ns.command("qemu-system-x86_64");
-        cmd.args([
-            "-enable-kvm",
-            "-m",
-            "64M",
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-            "-no-reboot",
-        ]);
-        cmd.args(["-bios", "/usr/share/qemu/qboot.rom", "-kernel"])
-            .arg(image);
-        cmd.args(["-device", "isa-debug-exit,iobase=0x501,iosize=1"]);
-        cmd.arg("-serial").arg(format!("file:{}", serial.display()));
-        cmd.args(["-append", guest_args]);
-        cmd.args([
-            "-netdev",
-            &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
-        ]);
-        cmd.args([
-            "-device",
-            &format!(
-                "e1000,netdev=n0,mac={mac},mitigation={}",
-                if mitigation { "on" } else { "off" }
-            ),
-        ]);
-        Ok(GuestVm {
-            proc: Proc::spawn(label, cmd, Capture::Files(dir.to_owned()))?,
-            serial,
-            stats: None,
-            qemu: true,
-            label: label.to_owned(),
-        })
-    }
-
-    /// What the guest printed so far.
-    pub fn serial(&self) -> String {
-        std::fs::read_to_string(&self.serial).unwrap_or_default()
+        let vm = Vm::qemu(image)
+            .netns(ns)
+            .label(label)
+            .dir(dir)
+            .mem_mib(64)
+            .tap(tap)
+            .mac(mac)
+            .e1000(if mitigation {
+                "mitigation=on"
+            } else {
+                "mitigation=off"
+            })
+            .guest_args(guest_args)
+            .start()?;
+        Ok(GuestVm { vm })
     }
 
     /// Waits until the guest printed `needle`.
     pub fn wait_line(&self, needle: &str, timeout: Duration) -> Result<()> {
-        wait_until(timeout, Duration::from_millis(20), || {
-            self.serial().contains(needle)
-        })
-        .with_context(|| {
-            format!(
-                "{} never printed {needle:?}:\n{}",
-                self.label,
-                self.serial()
-            )
-        })?;
-        Ok(())
+        Ok(self.vm.wait_for_serial(needle, timeout)?)
     }
 
     /// Waits for the guest to exit and returns what it reported.
     pub fn finish(&mut self, timeout: Duration) -> Result<GuestOutcome> {
-        let status = self.proc.wait_timeout(timeout)?.with_context(|| {
-            format!(
-                "{} did not finish in {timeout:?}:\n{}",
-                self.label,
-                self.serial()
-            )
-        })?;
-        let code = status.code().unwrap_or(-1);
-        let guest_code = if self.qemu {
-            if code & 1 == 1 {
-                code >> 1
-            } else {
-                -1
-            }
-        } else {
-            code
-        };
-        let serial = self.serial();
-        let line = serial
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("{\"result\""))
-            .with_context(|| {
-                format!(
-                    "{} (exit {code}) printed no result:\n{serial}\n{}",
-                    self.label,
-                    self.proc.read_stderr().unwrap_or_default()
-                )
-            })?;
-        let result: Value = serde_json::from_str(line)?;
-        if guest_code != 0 {
-            bail!("{} failed (guest exit {guest_code}): {result}", self.label);
+        let outcome = self.vm.finish(timeout)?;
+        let label = self.vm.label();
+        if outcome.timed_out() {
+            bail!("{label} did not finish in {timeout:?}:\n{}", outcome.serial);
         }
-        let vmm_stats = match &self.stats {
-            Some(p) => std::fs::read(p)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default(),
-            None => Value::Null,
-        };
+        let line = outcome
+            .result_line()
+            .with_context(|| format!("{label} printed no result: {}", outcome.report()))?;
+        let result: Value = serde_json::from_str(line)?;
+        if outcome.guest_code != Some(0) {
+            bail!(
+                "{label} failed (guest exit {:?}): {result}",
+                outcome.guest_code
+            );
+        }
+        let vmm_stats = outcome
+            .stats
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default();
         Ok(GuestOutcome { result, vmm_stats })
     }
 }

@@ -8,14 +8,14 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 use switch_user::pktgen::mac_for_port;
-use testbed::{unique_temp_dir, wait_until, Capture, Mac, Netns, Proc, TempDir};
+use testbed::{wait_until, Daemon, Mac, Netns, Proc};
 
 use crate::af_packet::{self, ReceiverConfig, SenderConfig, TxMethod};
 use crate::cpu_cost::CpuWindow;
@@ -28,32 +28,21 @@ const SINK_PORT: &str = "vale0:sink";
 
 /// The daemon, started in a namespace, with one NIC attached.
 pub struct NicSwitch {
-    daemon: Proc,
-    bin_dir: PathBuf,
-    socket: PathBuf,
-    dir: TempDir,
+    daemon: Daemon,
     nic_port: String,
 }
 
 impl NicSwitch {
     /// Starts the daemon from `bin_dir` inside `ns` and attaches `iface`.
     pub fn start(bin_dir: &Path, ns: &Netns, iface: &str) -> Result<NicSwitch> {
-        let dir = unique_temp_dir("vsw-bench-nic")?;
-        let socket = dir.path().join("vswitch.sock");
-        let mut cmd = ns.command(bin_dir.join("vswitch"));
-        cmd.arg("daemon").arg("--socket").arg(&socket);
-        let daemon = Proc::spawn("daemon", cmd, Capture::Files(dir.path().to_owned()))?;
+        let daemon = Daemon::builder()
+            .binary(bin_dir.join("vswitch"))
+            .netns(ns)
+            .start()?;
         let switch = NicSwitch {
             daemon,
-            bin_dir: bin_dir.to_owned(),
-            socket,
-            dir,
             nic_port: format!("vale0:{iface}"),
         };
-        wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
-            switch.socket.exists()
-        })
-        .context("the daemon did not start")?;
         switch.attach(iface)?;
         Ok(switch)
     }
@@ -77,42 +66,12 @@ impl NicSwitch {
             .contains(&mac.to_string().to_lowercase()))
     }
 
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(self.bin_dir.join("vswitch"));
-        cmd.args(args).arg("--socket").arg(&self.socket);
-        cmd
-    }
-
     fn run(&self, args: &[&str]) -> Result<Output> {
-        let mut proc = Proc::spawn("cli", self.command(args), Capture::Pipes)?;
-        let mut stdout = proc.take_stdout().context("stdout")?;
-        let mut stderr = proc.take_stderr().context("stderr")?;
-        let out = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut stdout, &mut buf);
-            buf
-        });
-        let err = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut stderr, &mut buf);
-            buf
-        });
-        let status = proc
-            .wait_timeout(Duration::from_secs(30))?
-            .context("vswitch CLI did not finish")?;
-        Ok(Output {
-            status,
-            stdout: out.join().unwrap_or_default(),
-            stderr: err.join().unwrap_or_default(),
-        })
+        Ok(self.daemon.cli(args)?)
     }
 
     fn spawn(&self, label: &str, args: &[&str]) -> Result<Proc> {
-        Ok(Proc::spawn(
-            label,
-            self.command(args),
-            Capture::Files(self.dir.path().to_owned()),
-        )?)
+        Ok(self.daemon.spawn(label, args)?)
     }
 
     /// The counters and extra counters of `port`, flattened into one map.

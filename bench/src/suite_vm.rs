@@ -11,15 +11,14 @@
 //! Throughput runs repeat `--repeats` times (median, min, max).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
-use testbed::{unique_temp_dir, wait_until, Capture, Netns, Proc};
+use testbed::{unique_temp_dir, Daemon, Netns};
 
 use crate::cpu_cost::CpuWindow;
-use crate::guest_vm::{guest_exits, guest_image, guest_irqs, tsc_khz, vmm_exits, GuestVm};
+use crate::guest_vm::{guest_exits, guest_irqs, tsc_khz, vmm_exits, GuestVm};
 use crate::plot::{self, Bar};
 use crate::repeat::repeat;
 use crate::report::{Case, Report};
@@ -147,8 +146,7 @@ const TX_MAC: &str = "52:54:00:00:0b:02";
 enum Host {
     Ours {
         bin_dir: PathBuf,
-        socket: PathBuf,
-        _daemon: Proc,
+        daemon: Box<Daemon>,
     },
     Qemu {
         ns: Netns,
@@ -173,14 +171,12 @@ impl Bed {
     ) -> Result<GuestVm> {
         let args = format!("{args} quiet tsc_khz={}", self.tsc_khz);
         match &self.host {
-            Host::Ours {
-                bin_dir, socket, ..
-            } => GuestVm::ours(
+            Host::Ours { bin_dir, daemon } => GuestVm::ours(
                 bin_dir,
                 &self.image,
                 &self.dir,
                 label,
-                socket,
+                daemon.socket(),
                 &format!("vale0:{label}"),
                 mac,
                 config.e1000,
@@ -277,30 +273,27 @@ fn vm_to_vm(bed: &Bed, config: &Config, size: usize, seconds: f64) -> Result<Mea
 }
 
 fn vm_to_pktgen(bed: &Bed, config: &Config, size: usize, seconds: f64) -> Result<Measured> {
-    let Host::Ours {
-        bin_dir, socket, ..
-    } = &bed.host
-    else {
+    let Host::Ours { daemon, .. } = &bed.host else {
         bail!("pktgen runs on our switch only");
     };
-    let mut cmd = Command::new(bin_dir.join("vswitch"));
-    cmd.args([
-        "pktgen",
-        "vale0:sink",
-        "--mode",
-        "rx",
-        "--ring-size",
-        "16384",
-        "--json",
-        "-q",
-        "--idle-timeout",
-        "2",
-    ]);
-    cmd.arg("--size")
-        .arg(size.to_string())
-        .arg("--socket")
-        .arg(socket);
-    let mut rx = Proc::spawn("pktgen-rx", cmd, Capture::Files(bed.dir.clone()))?;
+    let size_arg = size.to_string();
+    let mut rx = daemon.spawn(
+        "pktgen-rx",
+        &[
+            "pktgen",
+            "vale0:sink",
+            "--mode",
+            "rx",
+            "--ring-size",
+            "16384",
+            "--json",
+            "-q",
+            "--idle-timeout",
+            "2",
+            "--size",
+            &size_arg,
+        ],
+    )?;
     std::thread::sleep(Duration::from_millis(300));
     let mut tx = bed.start(
         config,
@@ -360,18 +353,13 @@ fn ping_pong(bed: &Bed, config: &Config, pings: u64) -> Result<(f64, f64)> {
 }
 
 fn our_host(bin_dir: &Path, dir: &Path) -> Result<Host> {
-    let socket = dir.join("vswitch.sock");
-    let mut cmd = Command::new(bin_dir.join("vswitch"));
-    cmd.arg("daemon").arg("--socket").arg(&socket);
-    let daemon = Proc::spawn("daemon", cmd, Capture::Files(dir.to_owned()))?;
-    wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
-        socket.exists()
-    })
-    .context("daemon did not start")?;
+    let daemon = Daemon::builder()
+        .binary(bin_dir.join("vswitch"))
+        .dir(dir)
+        .start()?;
     Ok(Host::Ours {
         bin_dir: bin_dir.to_owned(),
-        socket,
-        _daemon: daemon,
+        daemon: Box::new(daemon),
     })
 }
 
@@ -460,8 +448,7 @@ fn ratio_notes(report: &Report, sizes: &[usize], notes: &mut Vec<String>) {
 
 /// Runs the suite.
 pub fn run(args: &VmArgs) -> Result<()> {
-    let root = std::env::current_dir()?;
-    let image = guest_image(&root);
+    let image = testbed::guest_image();
     if !image.exists() {
         bail!(
             "no guest image at {} (cargo xtask build-guest)",

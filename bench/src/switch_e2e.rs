@@ -1,13 +1,12 @@
 //! End to end through the daemon: a `pktgen tx` process -> `vswitch daemon`
 //! -> a `pktgen rx` process, all real processes on this machine.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
-use testbed::{unique_temp_dir, wait_until, Capture, Proc};
+use testbed::{wait_until, Daemon, Proc};
 
 use crate::cpu_cost::CpuWindow;
 use crate::procs::CpuMeter;
@@ -30,12 +29,6 @@ pub struct E2eResult {
     pub cpu_ns_per_packet: Option<f64>,
 }
 
-fn vswitch(bin_dir: &Path, socket: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(bin_dir.join("vswitch"));
-    cmd.args(args).arg("--socket").arg(socket);
-    cmd
-}
-
 fn summary(proc: &mut Proc, timeout: Duration) -> Result<Value> {
     proc.wait_timeout(timeout)?
         .context("pktgen did not finish")?;
@@ -47,69 +40,51 @@ fn summary(proc: &mut Proc, timeout: Duration) -> Result<Value> {
 /// Runs `seconds` of `size`-byte frames through a daemon with `threads`
 /// forwarding threads.
 pub fn run(bin_dir: &Path, size: usize, seconds: f64, threads: usize) -> Result<E2eResult> {
-    let dir = unique_temp_dir("vsw-bench")?;
-    let socket: PathBuf = dir.path().join("vswitch.sock");
-    let files = Capture::Files(dir.path().to_owned());
     let threads = threads.to_string();
-    let mut daemon = Proc::spawn(
-        "daemon",
-        vswitch(bin_dir, &socket, &["daemon", "--threads", &threads]),
-        files.clone(),
-    )?;
-    wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
-        socket.exists()
-    })
-    .context("daemon did not start")?;
+    let mut daemon = Daemon::builder()
+        .binary(bin_dir.join("vswitch"))
+        .args(["--threads", &threads])
+        .start()?;
     let size_s = size.to_string();
-    let mut rx = Proc::spawn(
+    let mut rx = daemon.spawn(
         "rx",
-        vswitch(
-            bin_dir,
-            &socket,
-            &[
-                "pktgen",
-                "vale0:rx",
-                "--mode",
-                "rx",
-                "--size",
-                &size_s,
-                "--json",
-                "-q",
-                "--idle-timeout",
-                "1",
-            ],
-        ),
-        files.clone(),
+        &[
+            "pktgen",
+            "vale0:rx",
+            "--mode",
+            "rx",
+            "--size",
+            &size_s,
+            "--json",
+            "-q",
+            "--idle-timeout",
+            "1",
+        ],
     )?;
     wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
-        vswitch(bin_dir, &socket, &["list", "--json"])
-            .output()
+        daemon
+            .cli(&["list", "--json"])
             .map(|o| String::from_utf8_lossy(&o.stdout).contains("vale0:rx"))
             .unwrap_or(false)
     })
     .context("receiver did not open its port")?;
     let secs = format!("{seconds}");
-    let mut tx = Proc::spawn(
+    let mut tx = daemon.spawn(
         "tx",
-        vswitch(
-            bin_dir,
-            &socket,
-            &[
-                "pktgen",
-                "vale0:tx",
-                "--mode",
-                "tx",
-                "--size",
-                &size_s,
-                "--duration",
-                &secs,
-                "--json",
-                "-q",
-                "--dst-mac",
-                "02:00:00:00:00:01",
-            ],
-        ),
-        files,
+        &[
+            "pktgen",
+            "vale0:tx",
+            "--mode",
+            "tx",
+            "--size",
+            &size_s,
+            "--duration",
+            &secs,
+            "--json",
+            "-q",
+            "--dst-mac",
+            "02:00:00:00:00:01",
+        ],
     )?;
     let meter = CpuMeter::start(&[tx.pid(), daemon.pid(), rx.pid()]);
     let cpu = CpuWindow::start();
@@ -117,7 +92,7 @@ pub fn run(bin_dir: &Path, size: usize, seconds: f64, threads: usize) -> Result<
     let tx_sum = summary(&mut tx, limit)?;
     let cores = meter.cores();
     let busy = cpu.busy_seconds();
-    let stats = vswitch(bin_dir, &socket, &["stats", "vale0:rx", "--json"]).output()?;
+    let stats = daemon.cli(&["stats", "vale0:rx", "--json"])?;
     let rx_sum = summary(&mut rx, limit)?;
     daemon.stop()?;
     let stats: Value = serde_json::from_slice(&stats.stdout).unwrap_or_default();

@@ -1,7 +1,7 @@
 //! The receiver: a TPACKET_V3 block ring; every frame is verified and
 //! counted.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -11,7 +11,9 @@ use serde::Serialize;
 use testbed::{Mac, Netns};
 use testframe::FrameError;
 
-use super::socket::{bind_to, interface_index, last_error, packet_socket, set_option, RingMap};
+use testbed::{PacketSocket, Protocol};
+
+use super::socket::{last_error, RingMap};
 use super::{AfPacketError, Result};
 
 /// Receive ring geometry: 64 blocks of 1 MiB. A block holds about 8000
@@ -68,7 +70,7 @@ pub struct ReceiverStats {
 
 /// An open receive socket with its ring, ready for [`Receiver::run`].
 pub struct Receiver {
-    socket: OwnedFd,
+    socket: PacketSocket,
     ring: RingMap,
     ifname: String,
     expect_src: Option<Mac>,
@@ -79,11 +81,9 @@ impl Receiver {
     /// Opens a TPACKET_V3 receive ring on `config.ifname` in the calling
     /// thread's namespace. Frames arrive from the moment this returns.
     pub fn open(config: &ReceiverConfig) -> Result<Receiver> {
-        let socket = packet_socket(libc::ETH_P_ALL as u16)?;
-        let fd = socket.as_raw_fd();
-        let ifindex = interface_index(&config.ifname)?;
+        let socket = PacketSocket::unbound(Protocol::All)?;
         let version = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
-        set_option(fd, libc::PACKET_VERSION, &version, "PACKET_VERSION")?;
+        socket.set_option(libc::PACKET_VERSION, &version, "PACKET_VERSION")?;
         let request = libc::tpacket_req3 {
             tp_block_size: RX_BLOCK_SIZE as u32,
             tp_block_nr: RX_BLOCK_COUNT as u32,
@@ -93,9 +93,9 @@ impl Receiver {
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };
-        set_option(fd, libc::PACKET_RX_RING, &request, "PACKET_RX_RING")?;
-        let ring = RingMap::new(fd, RX_BLOCK_SIZE * RX_BLOCK_COUNT)?;
-        bind_to(fd, ifindex, libc::ETH_P_ALL as u16, &config.ifname)?;
+        socket.set_option(libc::PACKET_RX_RING, &request, "PACKET_RX_RING")?;
+        let ring = RingMap::new(socket.as_raw_fd(), RX_BLOCK_SIZE * RX_BLOCK_COUNT)?;
+        socket.bind(&config.ifname)?;
         let receiver = Receiver {
             socket,
             ring,

@@ -9,10 +9,10 @@ use serde::Serialize;
 use testbed::{Mac, Netns};
 use testframe::{FrameTemplate, Kind};
 
-use super::socket::{
-    bind_to, check_frame_len, interface_index, is_congestion, monotonic_ns, packet_socket,
-    set_option, RingMap,
-};
+use testbed::packet_socket::is_congestion;
+use testbed::{PacketSocket, Protocol};
+
+use super::socket::{check_frame_len, monotonic_ns, RingMap};
 use super::{AfPacketError, Result, MAX_BATCH};
 
 /// Transmit ring: 1024 frames in 64 KiB blocks.
@@ -97,18 +97,14 @@ pub fn send(config: &SenderConfig) -> Result<SenderStats> {
     }
     let template = FrameTemplate::new(config.dst.0, config.src.0, Kind::Data, config.frame_len)
         .ok_or_else(|| AfPacketError::Config("frame template".into()))?;
-    // Protocol 0: the socket sends but receives nothing.
-    let socket = packet_socket(0)?;
-    let fd = socket.as_raw_fd();
-    let ifindex = interface_index(&config.ifname)?;
-    let one: libc::c_int = 1;
-    set_option(fd, libc::PACKET_QDISC_BYPASS, &one, "PACKET_QDISC_BYPASS")?;
+    let socket = PacketSocket::unbound(Protocol::SendOnly)?;
+    socket.set_qdisc_bypass()?;
     match config.method {
         TxMethod::Sendmmsg => {
-            bind_to(fd, ifindex, 0, &config.ifname)?;
-            send_mmsg(fd, config, &template)
+            socket.bind(&config.ifname)?;
+            send_mmsg(socket.as_raw_fd(), config, &template)
         }
-        TxMethod::TxRing => send_ring(fd, ifindex, config, &template),
+        TxMethod::TxRing => send_ring(&socket, config, &template),
     }
 }
 
@@ -191,8 +187,7 @@ fn send_mmsg(fd: RawFd, config: &SenderConfig, template: &FrameTemplate) -> Resu
 }
 
 fn send_ring(
-    fd: RawFd,
-    ifindex: i32,
+    socket: &PacketSocket,
     config: &SenderConfig,
     template: &FrameTemplate,
 ) -> Result<SenderStats> {
@@ -203,16 +198,17 @@ fn send_ring(
     let block_count = TX_RING_FRAMES.div_ceil(frames_per_block);
     let frame_count = frames_per_block * block_count;
     let version = libc::tpacket_versions::TPACKET_V2 as libc::c_int;
-    set_option(fd, libc::PACKET_VERSION, &version, "PACKET_VERSION")?;
+    socket.set_option(libc::PACKET_VERSION, &version, "PACKET_VERSION")?;
     let request = libc::tpacket_req {
         tp_block_size: block_size as u32,
         tp_block_nr: block_count as u32,
         tp_frame_size: frame_size as u32,
         tp_frame_nr: frame_count as u32,
     };
-    set_option(fd, libc::PACKET_TX_RING, &request, "PACKET_TX_RING")?;
+    socket.set_option(libc::PACKET_TX_RING, &request, "PACKET_TX_RING")?;
+    let fd = socket.as_raw_fd();
     let ring = RingMap::new(fd, block_size * block_count)?;
-    bind_to(fd, ifindex, 0, &config.ifname)?;
+    socket.bind(&config.ifname)?;
 
     let frame_data = |index: usize| {
         // SAFETY: frame `index` < frame_count lies inside the mapping (the

@@ -1,6 +1,7 @@
-//! Raw AF_PACKET socket calls and the shared mapping of a packet ring.
+//! The shared mapping of a packet ring and small helpers of the ring
+//! sender and receiver (the socket itself is testbed's [`testbed::PacketSocket`]).
 
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::AtomicU32;
 
 use super::{AfPacketError, Result};
@@ -11,75 +12,6 @@ pub(super) fn last_error(what: impl Into<String>) -> AfPacketError {
         what: what.into(),
         source: std::io::Error::last_os_error(),
     }
-}
-
-/// Opens `socket(AF_PACKET, SOCK_RAW, protocol)`; `protocol` in host order.
-pub(super) fn packet_socket(protocol: u16) -> Result<OwnedFd> {
-    // SAFETY: socket(2) takes plain integers and returns a new descriptor.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            i32::from(protocol.to_be()),
-        )
-    };
-    if fd < 0 {
-        return Err(last_error("socket(AF_PACKET)"));
-    }
-    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// `setsockopt(SOL_PACKET, name, value)`.
-pub(super) fn set_option<T>(fd: RawFd, name: libc::c_int, value: &T, what: &str) -> Result<()> {
-    // SAFETY: `value` points to a live T of the size passed; the kernel
-    // copies it and keeps no pointer.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_PACKET,
-            name,
-            (value as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(last_error(format!("setsockopt({what})")));
-    }
-    Ok(())
-}
-
-pub(super) fn interface_index(ifname: &str) -> Result<i32> {
-    let name = std::ffi::CString::new(ifname)
-        .map_err(|_| AfPacketError::Config(format!("interface name {ifname:?}")))?;
-    // SAFETY: `name` is a NUL-terminated string that outlives the call.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        return Err(last_error(format!("if_nametoindex({ifname})")));
-    }
-    Ok(index as i32)
-}
-
-/// Binds `fd` to interface `ifindex` for `protocol` (host order; 0 means
-/// the socket receives nothing).
-pub(super) fn bind_to(fd: RawFd, ifindex: i32, protocol: u16, ifname: &str) -> Result<()> {
-    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = protocol.to_be();
-    addr.sll_ifindex = ifindex;
-    // SAFETY: `addr` is a valid sockaddr_ll of the length passed.
-    let rc = unsafe {
-        libc::bind(
-            fd,
-            (&addr as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(last_error(format!("bind(AF_PACKET, {ifname})")));
-    }
-    Ok(())
 }
 
 /// A shared mapping of a packet ring, unmapped on drop.
@@ -150,12 +82,4 @@ pub(super) fn monotonic_ns() -> u64 {
     // SAFETY: `ts` is a valid timespec to write into.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// Whether a send error means "no room now, try again".
-pub(super) fn is_congestion(error: &std::io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR)
-    )
 }
