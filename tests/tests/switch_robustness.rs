@@ -56,9 +56,13 @@ fn malformed_control_messages_get_clear_errors() -> Result<()> {
         header(2, 1, 2, 0),
         header(2, 1, 1, 3),
     ] {
+        // Header and payload in one write: the daemon closes as soon as it
+        // has read a bad header, so a second write could meet a closed
+        // socket (EPIPE) before the test reads the error reply.
+        let mut message = bad;
+        message.extend_from_slice(b"{}");
         let mut s = UnixStream::connect(daemon.socket())?;
-        s.write_all(&bad)?;
-        s.write_all(b"{}")?;
+        s.write_all(&message)?;
         let r = read_response(&mut s);
         assert!(is_error(&r, ErrorCode::BadRequest), "{r:?}");
     }
