@@ -1,0 +1,23 @@
+//! Fuzz harnesses for the surfaces that take untrusted input: each module
+//! decodes a fuzz input into a sequence of operations on the real code and
+//! checks invariants after every one. The `fuzz_targets/` binaries are thin
+//! libFuzzer wrappers around each module's `run`; `seeds` builds the
+//! checked-in seed inputs in the same encoding.
+//!
+//! - [`e1000`]: the e1000 model over guest RAM with unmapped holes;
+//! - [`csb`]: the e1000 as the VMM runs it, with the CSB rewritten between
+//!   (and during) the steps of the device and of the net worker;
+//! - [`port_rings`]: shared-memory ports and a fake NIC port forwarding
+//!   through the real bridge while the clients rewrite their rings;
+//! - [`control`]: the daemon's control socket over a socket pair, and a
+//!   hostile daemon's answers and regions as a client sees them;
+//! - [`pvh_elf`]: the PVH/ELF kernel-image loader.
+
+pub mod control;
+pub mod csb;
+pub mod e1000;
+pub mod guest_memory;
+pub mod input;
+pub mod port_rings;
+pub mod pvh_elf;
+pub mod seeds;
