@@ -1,10 +1,12 @@
 //! `cargo xtask`: everything beyond `cargo build` (set-up of a fresh machine,
-//! the eBPF and guest image builds, the demo, the tests and the benchmarks).
+//! the eBPF and guest image builds, the demo, the tests, the fuzz targets and
+//! the benchmarks).
 
 mod bench;
 mod cargo;
 mod demo;
 mod ebpf;
+mod fuzz;
 mod guest;
 mod setup;
 mod test;
@@ -33,6 +35,8 @@ enum Command {
     Test(test::TestArgs),
     /// Run a benchmark suite: switch, nic or vm.
     Bench(bench::BenchArgs),
+    /// Build the fuzz targets with AddressSanitizer and run them.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> Result<()> {
@@ -43,5 +47,6 @@ fn main() -> Result<()> {
         Command::Demo(args) => demo::run_demo(&args),
         Command::Test(args) => test::run_all(&args),
         Command::Bench(args) => bench::run_suite(&args),
+        Command::Fuzz(args) => fuzz::run_fuzz(&args),
     }
 }

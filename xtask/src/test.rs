@@ -1,12 +1,13 @@
 //! `cargo xtask test`: everything CI checks, in order: set-up, the eBPF and
 //! guest builds, formatting, clippy, then every test (unit tests in parallel,
-//! end-to-end tests one at a time: they start daemons, namespaces and VMs on
-//! a 2-core machine).
+//! the seeded e1000 abuse test again with overflow checks, end-to-end tests
+//! one at a time: they start daemons, namespaces and VMs on a 2-core
+//! machine), then every fuzz target briefly.
 
 use anyhow::Result;
 
 use crate::cargo::{cargo, release_dir, run};
-use crate::{ebpf, guest, setup};
+use crate::{ebpf, fuzz, guest, setup};
 
 /// Options of `cargo xtask test`.
 #[derive(clap::Args)]
@@ -14,6 +15,9 @@ pub struct TestArgs {
     /// Skip `cargo fmt --check` and clippy.
     #[arg(long)]
     pub no_lint: bool,
+    /// Seconds each fuzz target runs at the end (0: skip fuzzing).
+    #[arg(long, default_value_t = 20)]
+    pub fuzz_seconds: u64,
     /// Only run tests whose name contains this (passed to the test harness).
     pub filter: Option<String>,
 }
@@ -37,6 +41,24 @@ pub fn run_all(args: &TestArgs) -> Result<()> {
             ]),
             "cargo clippy --all-targets -- -D warnings",
         )?;
+        // The fuzz crate is a workspace of its own: lint it separately.
+        let fuzz_manifest = "fuzz/Cargo.toml";
+        run(
+            cargo(&["fmt", "--manifest-path", fuzz_manifest, "--check"]),
+            "cargo fmt --check (fuzz)",
+        )?;
+        run(
+            cargo(&[
+                "clippy",
+                "--manifest-path",
+                fuzz_manifest,
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+            "cargo clippy (fuzz)",
+        )?;
     }
     run(
         cargo(&["build", "--workspace", "--release", "--bins"]),
@@ -53,6 +75,12 @@ pub fn run_all(args: &TestArgs) -> Result<()> {
     ]);
     unit.args(&filter);
     run(unit, "unit and crate tests")?;
+    if args.filter.is_none() {
+        run(
+            cargo(&["test", "-p", "vmm", "--lib", "e1000::tests::fuzz"]),
+            "the seeded e1000 abuse test with overflow checks (test profile)",
+        )?;
+    }
     let mut e2e = cargo(&[
         "test",
         "--release",
@@ -63,6 +91,9 @@ pub fn run_all(args: &TestArgs) -> Result<()> {
     ]);
     e2e.args(&filter).env("E2E_BIN_DIR", release_dir());
     run(e2e, "end-to-end tests (daemons, namespaces, VMs)")?;
+    if args.fuzz_seconds > 0 && args.filter.is_none() {
+        fuzz::fuzz(fuzz::TARGETS, args.fuzz_seconds)?;
+    }
     println!("xtask: all tests passed");
     Ok(())
 }
