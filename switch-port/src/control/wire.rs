@@ -62,16 +62,17 @@ pub fn send(
             iov_len: payload.len(),
         },
     ];
-    let mut control = vec![0u8; cmsg_space()];
+    let fd_bytes = std::mem::size_of_val(fds);
+    // Room for every fd given (not only the PORT_FDS a receiver accepts).
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let mut control = vec![0u8; unsafe { libc::CMSG_SPACE(fd_bytes as u32) } as usize];
     // SAFETY: an all-zero msghdr is a valid empty message.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = iov.as_mut_ptr();
     msg.msg_iovlen = 2;
     if !fds.is_empty() {
-        let fd_bytes = std::mem::size_of_val(fds);
         msg.msg_control = control.as_mut_ptr().cast();
-        // SAFETY: CMSG_SPACE is a pure computation.
-        msg.msg_controllen = unsafe { libc::CMSG_SPACE(fd_bytes as u32) } as usize;
+        msg.msg_controllen = control.len();
         // SAFETY: msg_control points to a buffer of at least CMSG_SPACE bytes,
         // so the first header and its data fit.
         unsafe {
@@ -176,4 +177,24 @@ fn collect_fds(msg: &libc::msghdr) -> Vec<OwnedFd> {
         }
     }
     fds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::DIR_REQUEST;
+
+    /// Found by the `control` fuzz target: sending more fds than a receiver
+    /// takes wrote past the control buffer. Now they are sent, and the
+    /// receiver refuses the message (its header announces too many fds).
+    #[test]
+    fn more_fds_than_a_port_carries_are_sent_and_refused() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        send(&a, DIR_REQUEST, b"{}", &[fd; 8]).unwrap();
+        match receive(&b, DIR_REQUEST) {
+            Err(WireError::Header(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }
