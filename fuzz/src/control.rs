@@ -295,8 +295,13 @@ fn hostile_daemon(direction: u16, count: u8, payload: &[u8], cut: usize, fds: &F
     .to_vec();
     bytes.extend_from_slice(payload);
     bytes.truncate(bytes.len().saturating_sub(cut));
-    send_raw(&daemon, &bytes, &fds.pick(count, daemon.as_raw_fd()));
+    // Not the daemon's own socket among the fds: in flight to the client,
+    // it would keep the connection open and the client waiting forever.
+    send_raw(&daemon, &bytes, &fds.pick(count, fds.eventfd.raw()));
     drop(daemon);
+    client
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .expect("a read timeout");
     while let Ok((payload, _fds)) = wire::receive(&client, DIR_RESPONSE) {
         let _ = serde_json::from_slice::<Response>(&payload);
     }
