@@ -23,9 +23,11 @@ use switch_port::eventfd::EventFd;
 use switch_port::layout::Layout;
 use switch_port::protocol::{Header, Response, DIR_REQUEST, DIR_RESPONSE, MAX_REQUEST};
 use switch_port::region::Region;
+use switch_user::access::Caller;
 use switch_user::clock::Clock;
-use switch_user::control::Server;
+use switch_user::control::{Server, ServerConfig};
 use switch_user::engine::Engine;
+use switch_user::quota::UserLimits;
 use switch_user::registry::{Registry, SwitchConfig};
 
 use crate::input::Input;
@@ -88,7 +90,8 @@ fn server() -> &'static Arc<Server> {
             ..SwitchConfig::default()
         };
         Arc::new(Server::new(
-            Arc::new(Registry::new(engine, config, clock)),
+            Arc::new(Registry::new(engine, config, UserLimits::default(), clock)),
+            ServerConfig::default(),
             Vec::new(),
         ))
     })
@@ -277,7 +280,7 @@ fn cleanup(server: &Server) {
     let registry = server.registry();
     for switch in registry.list() {
         for port in switch.ports {
-            let _ = registry.delete_port(&port.name);
+            let _ = registry.delete_port(&port.name, &Caller::root());
         }
     }
 }
