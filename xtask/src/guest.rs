@@ -40,15 +40,17 @@ fn leaks_into_guest_build(name: &str) -> bool {
         || name == "RUSTUP_TOOLCHAIN"
 }
 
-/// Builds vmm/guest into target/guest/guest.elf.
-pub fn build() -> Result<()> {
-    let root = repo_root();
-    let guest_dir = root.join("vmm").join("guest");
+/// The guest crate's directory.
+fn guest_dir() -> PathBuf {
+    repo_root().join("vmm").join("guest")
+}
+
+/// `cargo ARGS` run in vmm/guest, without the variables of our own build
+/// that would leak into the guest's.
+fn guest_cargo(args: &[&str]) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command
-        .current_dir(&guest_dir)
-        .args(["build", "--release", "--locked", "--bin", "guest"]);
+    command.current_dir(guest_dir()).args(args);
     for (name, _) in std::env::vars_os() {
         if let Some(name) = name.to_str() {
             if leaks_into_guest_build(name) {
@@ -56,12 +58,37 @@ pub fn build() -> Result<()> {
             }
         }
     }
+    command
+}
+
+/// Runs `command` (a cargo command in vmm/guest) and requires success.
+fn run_in_guest(mut command: Command, what: &str) -> Result<()> {
     let status = command
         .status()
-        .with_context(|| format!("running cargo in {}", guest_dir.display()))?;
+        .with_context(|| format!("running cargo in {}", guest_dir().display()))?;
     if !status.success() {
-        bail!("guest build failed ({status})");
+        bail!("{what} failed ({status})");
     }
+    Ok(())
+}
+
+/// Runs the guest crate's unit tests on the host target (its library holds
+/// the driver, the workloads' logic and their tests; the workspace excludes
+/// it, so `cargo test --workspace` does not). `filter` goes to the test
+/// harness.
+pub fn test(filter: Option<&str>) -> Result<()> {
+    let mut command = guest_cargo(&["test", "--locked", "--lib", "--"]);
+    command.args(filter);
+    run_in_guest(command, "guest unit tests")
+}
+
+/// Builds vmm/guest into target/guest/guest.elf.
+pub fn build() -> Result<()> {
+    let guest_dir = guest_dir();
+    run_in_guest(
+        guest_cargo(&["build", "--release", "--locked", "--bin", "guest"]),
+        "guest build",
+    )?;
     let built = guest_dir.join("target").join("release").join("guest");
     let out = elf_path();
     std::fs::create_dir_all(out.parent().expect("has a parent"))?;

@@ -1,8 +1,9 @@
 //! `cargo xtask test`: everything CI checks, in order: set-up, the eBPF and
 //! guest builds, formatting, clippy, then every test (unit tests in parallel,
-//! the seeded e1000 abuse test again with overflow checks, end-to-end tests
-//! one at a time: they start daemons, namespaces and VMs on a 2-core
-//! machine), then every fuzz target briefly.
+//! the seeded e1000 abuse test again with overflow checks, the guest crate's
+//! own on the host target, end-to-end tests one at a time: they start
+//! daemons, namespaces and VMs on a 2-core machine), then every fuzz target
+//! briefly.
 
 use anyhow::Result;
 
@@ -81,6 +82,7 @@ pub fn run_all(args: &TestArgs) -> Result<()> {
             "the seeded e1000 abuse test with overflow checks (test profile)",
         )?;
     }
+    guest::test(args.filter.as_deref())?;
     let mut e2e = cargo(&[
         "test",
         "--release",
