@@ -36,7 +36,9 @@ fn the_chaos_guest_is_survived_and_others_keep_talking() -> Result<()> {
     )?;
     let (chaos_result, chaos_stats) = chaos.finish(Duration::from_secs(120))?;
     let (ping_result, _) = ping.finish(Duration::from_secs(300))?;
-    let _ = pong.finish(Duration::from_secs(30));
+    // The pong VM exited cleanly after answering exactly the pings.
+    let (pong_result, _) = pong.finish(Duration::from_secs(30))?;
+    assert_eq!(field(&pong_result, "frames"), 3000, "{pong_result}");
     // The VMM stayed up, counted the guest's errors, and the device still
     // worked at the end (the guest checks that itself).
     let errors = &chaos_stats["e1000"]["errors"];

@@ -105,7 +105,9 @@ fn two_vms_ping_pong_10000_times() -> Result<()> {
         "ping count=10000 dst=52:54:00:00:02:01",
     )?;
     let (result, stats) = ping.finish(Duration::from_secs(300))?;
-    let _ = pong.finish(Duration::from_secs(30));
+    // The pong VM exited cleanly after answering exactly the pings.
+    let (pong_result, _) = pong.finish(Duration::from_secs(30))?;
+    assert_eq!(field(&pong_result, "frames"), 10000, "{pong_result}");
     assert_eq!(field(&result, "lost"), 0, "{result}");
     let rtt = &result["rtt_us"];
     for key in ["min", "p50", "p99", "max"] {
