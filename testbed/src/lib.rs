@@ -19,6 +19,8 @@
 //! - [`unique_temp_dir`]: a fresh directory removed on drop.
 //! - [`procfs`]: open fd count and RSS of a process, for leak tests.
 //! - [`pin_to_cpu`]: pins the calling thread.
+//! - [`skip_or_fail`]: skips a test whose prerequisite is missing, except
+//!   in CI (`CI=true`), where it fails.
 //!
 //! Everything that changes the system is scoped to a namespace this crate
 //! created, or to a link this crate created and removes again. The crate
@@ -34,6 +36,7 @@ pub mod packet_socket;
 mod process;
 pub mod procfs;
 mod run;
+mod skip;
 mod tempdir;
 mod vm;
 mod wait;
@@ -47,6 +50,7 @@ pub use netns::{sweep_stale, Netns, DEFAULT_PREFIX};
 pub use packet_socket::{PacketSocket, Protocol};
 pub use process::{Capture, Proc};
 pub use run::run_bounded;
+pub use skip::{in_ci, skip_or_fail};
 pub use tempdir::{unique_temp_dir, TempDir};
 pub use vm::{Hypervisor, Vm, VmBuilder, VmExit, VmOutcome, QEMU_BIN};
 pub use wait::{wait_for, wait_until, WaitTimeout};

@@ -40,7 +40,6 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 #[test]
 fn serial_cmdline_and_exit_code() {
     if !have_kvm() {
-        eprintln!("skipped: no /dev/kvm");
         return;
     }
     let dir = scratch("serial");

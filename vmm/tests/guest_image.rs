@@ -2,7 +2,8 @@
 //! target/guest/guest.elf, or the path in E2E_GUEST_IMAGE or VMM_GUEST_IMAGE) booted by the vmm
 //! binary with the test backends: it must find the e1000, run its workload
 //! and exit 0, and the VMM's counters must agree with the guest's report.
-//! Skipped (with a message) when the image has not been built.
+//! Skipped (with a message) when the image has not been built; under
+//! `CI=true` that fails instead.
 
 mod common;
 

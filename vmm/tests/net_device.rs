@@ -32,7 +32,10 @@ struct Rig {
 }
 
 fn rig(port: Box<dyn Port>, mitigation: bool) -> Option<Rig> {
-    let kvm = Kvm::new().ok()?;
+    let Ok(kvm) = Kvm::new() else {
+        testbed::skip_or_fail("no /dev/kvm");
+        return None;
+    };
     let vm = kvm.create_vm().unwrap();
     vm.create_irq_chip().unwrap();
     let ram = Arc::new(GuestRam::new(4 << 20).unwrap());
@@ -137,7 +140,6 @@ fn pings(count: u64, len: usize) -> Vec<Vec<u8>> {
 #[test]
 fn transmitted_pings_come_back_as_pongs() {
     let Some(rig) = rig(Box::new(PongPort::new().unwrap()), true) else {
-        eprintln!("skipped: no /dev/kvm");
         return;
     };
     let io = IoThread::spawn(IoSources {
@@ -237,6 +239,7 @@ fn sink_takes_a_full_ring_of_frames() {
 #[test]
 fn level_mode_registers_a_resample_irqfd() {
     let Ok(kvm) = Kvm::new() else {
+        testbed::skip_or_fail("no /dev/kvm");
         return;
     };
     let vm = kvm.create_vm().unwrap();

@@ -30,7 +30,10 @@ fn rig() -> Option<Rig> {
 }
 
 fn rig_with(csb: bool) -> Option<Rig> {
-    let kvm = Kvm::new().ok()?;
+    let Ok(kvm) = Kvm::new() else {
+        testbed::skip_or_fail("no /dev/kvm");
+        return None;
+    };
     let vm = Arc::new(kvm.create_vm().unwrap());
     vm.create_irq_chip().unwrap();
     let ram = Arc::new(GuestRam::new(4 << 20).unwrap());
@@ -99,7 +102,6 @@ impl Rig {
 #[test]
 fn bus0_scan_finds_host_bridge_and_e1000() {
     let Some(mut rig) = rig() else {
-        eprintln!("skipped: no /dev/kvm");
         return;
     };
     let found: Vec<(u8, u32)> = (0..32)

@@ -22,11 +22,11 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
     if image.exists() && vswitch.exists() && have_kvm() {
         Some((image, vswitch))
     } else {
-        eprintln!(
-            "skipped: needs {} (cargo xtask build-guest), {} (cargo build -p switch-user) and /dev/kvm",
+        testbed::skip_or_fail(format_args!(
+            "needs {} (cargo xtask build-guest), {} (cargo build -p switch-user) and /dev/kvm",
             image.display(),
             vswitch.display()
-        );
+        ));
         None
     }
 }

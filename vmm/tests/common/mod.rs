@@ -68,7 +68,15 @@ pub fn pvh_elf(code: &[u8], bss: u64) -> Vec<u8> {
     f
 }
 
-pub use testbed::have_kvm;
+/// Whether this machine can run VMs at all; when not, the test is to be
+/// skipped, which this reports (and fails under `CI=true`).
+pub fn have_kvm() -> bool {
+    let ok = testbed::have_kvm();
+    if !ok {
+        testbed::skip_or_fail("no /dev/kvm");
+    }
+    ok
+}
 
 /// A fresh directory under the system temp dir, removed on drop.
 pub fn scratch(tag: &str) -> TempDir {
@@ -96,13 +104,16 @@ pub fn write_image(dir: &Path, name: &str, image: &[u8]) -> String {
 /// built or there is no /dev/kvm.
 pub fn guest_image() -> Option<String> {
     let path = testbed::guest_image();
-    if path.exists() && have_kvm() {
+    if !have_kvm() {
+        return None;
+    }
+    if path.exists() {
         Some(path.to_string_lossy().into_owned())
     } else {
-        eprintln!(
-            "skipped: no guest image at {} (cargo xtask build-guest) or no /dev/kvm",
+        testbed::skip_or_fail(format_args!(
+            "no guest image at {} (cargo xtask build-guest)",
             path.display()
-        );
+        ));
         None
     }
 }
