@@ -1,0 +1,140 @@
+//! The guest image under QEMU's e1000 (qboot firmware, PVH boot, exit code
+//! through `isa-debug-exit`), as the benchmark runs it for reference: two
+//! guests on taps of a Linux bridge in a namespace of their own, a paced
+//! `tx` into an `rx` with every frame arriving, and a ping-pong with every
+//! ping answered. (tests/tests/vm_conform runs its register probe under
+//! QEMU too.)
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use e2e_tests::{field, guest_image};
+use serde_json::Value;
+use testbed::{Netns, Vm, VmOutcome, QEMU_BIN};
+
+/// The firmware QEMU boots the guest with (Debian's qemu-system-x86).
+const QBOOT: &str = "/usr/share/qemu/qboot.rom";
+
+/// A namespace with bridge `br0` and taps `tap0`, `tap1` on it, or `None`
+/// (skipped, a failure under `CI=true`) when QEMU or KVM is missing.
+fn bridge_with_taps() -> Result<Option<Netns>> {
+    if !testbed::have_kvm() {
+        testbed::skip_or_fail("no /dev/kvm");
+        return Ok(None);
+    }
+    if !Path::new(QBOOT).exists()
+        || testbed::run_bounded(
+            {
+                let mut c = std::process::Command::new(QEMU_BIN);
+                c.arg("--version");
+                c
+            },
+            Duration::from_secs(30),
+        )
+        .map_or(true, |o| !o.status.success())
+    {
+        testbed::skip_or_fail(format_args!(
+            "needs {QEMU_BIN} and {QBOOT} (cargo xtask setup installs qemu-system-x86)"
+        ));
+        return Ok(None);
+    }
+    let ns = Netns::new(testbed::DEFAULT_PREFIX)?;
+    ns.disable_ipv6()?;
+    ns.add_bridge("br0")?;
+    for tap in ["tap0", "tap1"] {
+        ns.ip(["tuntap", "add", "dev", tap, "mode", "tap"])?;
+        ns.enslave(tap, "br0")?;
+        ns.set_up(tap)?;
+    }
+    ns.set_up("br0")?;
+    Ok(Some(ns))
+}
+
+/// Starts the guest image under QEMU on `tap` of `ns`.
+fn qemu(ns: &Netns, label: &str, tap: &str, mac: &str, guest_args: &str) -> Result<Vm> {
+    Ok(Vm::qemu(guest_image())
+        .label(label)
+        .netns(ns)
+        .tap(tap)
+        .mac(mac)
+        .guest_args(guest_args)
+        .start()?)
+}
+
+/// The guest's result line of a VM that exited with guest code 0.
+fn result(outcome: &VmOutcome) -> Result<Value> {
+    ensure!(
+        !outcome.timed_out() && outcome.guest_code == Some(0),
+        "guest failed: {}",
+        outcome.report()
+    );
+    let line = outcome
+        .result_line()
+        .with_context(|| format!("no result line: {}", outcome.report()))?;
+    Ok(serde_json::from_str(line)?)
+}
+
+#[test]
+fn guest_tx_to_guest_rx_under_qemu() -> Result<()> {
+    const FRAMES: u64 = 5000;
+    let Some(ns) = bridge_with_taps()? else {
+        return Ok(());
+    };
+    let mut rx = qemu(
+        &ns,
+        "qemu-rx",
+        "tap0",
+        "52:54:00:00:07:01",
+        &format!("rx count={FRAMES}"),
+    )?;
+    rx.wait_for_serial("guest: rx", Duration::from_secs(60))?;
+    // Paced far below what QEMU's plain e1000 moves here (3-4 kpps).
+    let mut tx = qemu(
+        &ns,
+        "qemu-tx",
+        "tap1",
+        "52:54:00:00:07:02",
+        &format!("tx count={FRAMES} rate=1000 dst=52:54:00:00:07:01"),
+    )?;
+    let sent = result(&tx.finish(Duration::from_secs(120))?)?;
+    let got = result(&rx.finish(Duration::from_secs(60))?)?;
+    assert_eq!(field(&sent, "frames"), FRAMES, "{sent}");
+    assert_eq!(field(&got, "unique"), FRAMES, "{got}");
+    assert_eq!(field(&got, "lost"), 0, "{got}");
+    assert_eq!(field(&got, "corrupt"), 0, "{got}");
+    assert_eq!(field(&got, "duplicates"), 0, "{got}");
+    Ok(())
+}
+
+#[test]
+fn guest_ping_pong_under_qemu() -> Result<()> {
+    const PINGS: u64 = 500;
+    let Some(ns) = bridge_with_taps()? else {
+        return Ok(());
+    };
+    let mut pong = qemu(
+        &ns,
+        "qemu-pong",
+        "tap0",
+        "52:54:00:00:07:03",
+        &format!("pong count={PINGS}"),
+    )?;
+    pong.wait_for_serial("guest: pong", Duration::from_secs(60))?;
+    let mut ping = qemu(
+        &ns,
+        "qemu-ping",
+        "tap1",
+        "52:54:00:00:07:04",
+        &format!("ping count={PINGS} dst=52:54:00:00:07:03"),
+    )?;
+    let pinged = result(&ping.finish(Duration::from_secs(120))?)?;
+    let ponged = result(&pong.finish(Duration::from_secs(60))?)?;
+    assert_eq!(field(&pinged, "lost"), 0, "{pinged}");
+    assert!(
+        pinged["rtt_us"]["p50"].as_f64().is_some_and(|v| v > 0.0),
+        "{pinged}"
+    );
+    assert_eq!(field(&ponged, "frames"), PINGS, "{ponged}");
+    Ok(())
+}
