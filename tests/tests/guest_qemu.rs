@@ -6,6 +6,7 @@
 //! QEMU too.)
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
@@ -23,17 +24,7 @@ fn bridge_with_taps() -> Result<Option<Netns>> {
         testbed::skip_or_fail("no /dev/kvm");
         return Ok(None);
     }
-    if !Path::new(QBOOT).exists()
-        || testbed::run_bounded(
-            {
-                let mut c = std::process::Command::new(QEMU_BIN);
-                c.arg("--version");
-                c
-            },
-            Duration::from_secs(30),
-        )
-        .map_or(true, |o| !o.status.success())
-    {
+    if !qemu_runs() {
         testbed::skip_or_fail(format_args!(
             "needs {QEMU_BIN} and {QBOOT} (cargo xtask setup installs qemu-system-x86)"
         ));
@@ -49,6 +40,14 @@ fn bridge_with_taps() -> Result<Option<Netns>> {
     }
     ns.set_up("br0")?;
     Ok(Some(ns))
+}
+
+/// Whether QEMU and its qboot firmware are installed.
+fn qemu_runs() -> bool {
+    let mut version = Command::new(QEMU_BIN);
+    version.arg("--version");
+    Path::new(QBOOT).exists()
+        && testbed::run_bounded(version, Duration::from_secs(30)).is_ok_and(|o| o.status.success())
 }
 
 /// Starts the guest image under QEMU on `tap` of `ns`.
