@@ -11,6 +11,7 @@
 //!   [`deadlines`] (the control timeout) and [`users`] (names);
 //! - [`registry`] and [`daemon`]: the daemon's state and main loop, with
 //!   [`quota`] (per-user port limits);
+//! - [`state`]: the saved configuration (`--state`), restored at start;
 //! - [`counters`]: per-port counters, reported as
 //!   `switch_port::protocol::CounterSnapshot`;
 //! - [`nic`]: NIC ports over AF_XDP and the host port;
@@ -31,4 +32,5 @@ pub mod peer;
 pub mod pktgen;
 pub mod quota;
 pub mod registry;
+pub mod state;
 pub mod users;

@@ -114,6 +114,8 @@ pub enum Request {
     },
     /// Daemon identity and settings.
     Status {},
+    /// The saved configuration as the `vswitch` commands that recreate it.
+    ShowConfig {},
     /// Attaches a NIC to a switch through AF_XDP sockets (and optionally the
     /// host stack through a TAP).
     Attach {
@@ -336,6 +338,11 @@ pub enum Response {
         xdp_mode: String,
         /// Whether the sockets are zero-copy.
         zero_copy: bool,
+    },
+    /// The configuration, one `vswitch` command a line.
+    Config {
+        /// The commands.
+        commands: Vec<String>,
     },
     /// The request failed.
     Error {

@@ -1,0 +1,447 @@
+//! What the state file holds (format version 1, see `docs/state.md`): the
+//! configuration that outlives clients, i.e. persistent ports with their
+//! sizes, port-security settings and owners, and NIC attachments with
+//! their options and owners. It is changed by the requests that change
+//! that configuration, and turned back into requests (to restore it) and
+//! into `vswitch` commands (`show-config`).
+
+use serde::{Deserialize, Serialize};
+use switch_port::mac::MacAddr;
+use switch_port::names::{PortName, SwitchName};
+use switch_port::protocol::Request;
+
+use crate::access::Owner;
+
+/// The version of the format this vswitch reads and writes.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// Who made a saved port or attachment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedOwner {
+    /// The uid.
+    pub uid: u32,
+    /// Its user name when it was saved, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl From<&Owner> for SavedOwner {
+    fn from(o: &Owner) -> SavedOwner {
+        SavedOwner {
+            uid: o.uid,
+            name: o.name.as_deref().map(str::to_owned),
+        }
+    }
+}
+
+/// A persistent port (`vswitch create`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedPort {
+    /// The port.
+    pub name: PortName,
+    /// Slots per ring, if asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring_size: Option<u32>,
+    /// Bytes per buffer, if asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buf_size: Option<u32>,
+    /// The source address the port is locked to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<MacAddr>,
+    /// Its own address limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_macs: Option<u32>,
+    /// Its own flood cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm_pps: Option<u64>,
+    /// Who created it.
+    pub owner: SavedOwner,
+}
+
+/// A NIC attached to a switch (`vswitch attach`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedAttachment {
+    /// The switch.
+    pub switch: SwitchName,
+    /// The network interface.
+    pub iface: String,
+    /// Queues with a socket, if asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queues: Option<u32>,
+    /// Zero-copy forced on or off, if asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zero_copy: Option<bool>,
+    /// Whether the host stack has a port.
+    #[serde(default)]
+    pub host: bool,
+    /// The host port's TAP name, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
+    /// EtherTypes and MACs passed to the kernel stack.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pass: Vec<String>,
+    /// Who attached it.
+    pub owner: SavedOwner,
+}
+
+/// The whole saved configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedState {
+    /// Always [`FORMAT_VERSION`] when written.
+    pub version: u64,
+    /// Persistent ports, by name.
+    #[serde(default)]
+    pub ports: Vec<SavedPort>,
+    /// NIC attachments, by interface.
+    #[serde(default)]
+    pub attachments: Vec<SavedAttachment>,
+}
+
+impl Default for SavedState {
+    fn default() -> Self {
+        SavedState {
+            version: FORMAT_VERSION,
+            ports: Vec::new(),
+            attachments: Vec::new(),
+        }
+    }
+}
+
+/// One saved item turned back into the request that makes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Replay {
+    /// What it is, for the log: `port vale0:p1`, `attachment of eth0 to vale0`.
+    pub what: String,
+    /// The request.
+    pub request: Request,
+    /// On whose behalf.
+    pub owner: SavedOwner,
+}
+
+impl SavedState {
+    /// Records what the successful `request` of `owner` changed; whether
+    /// anything did.
+    pub fn apply(&mut self, request: &Request, owner: &Owner) -> bool {
+        match request {
+            Request::CreatePort {
+                port,
+                ring_size,
+                buf_size,
+                mac,
+                max_macs,
+                storm_pps,
+            } => {
+                self.ports.retain(|p| p.name != *port);
+                self.ports.push(SavedPort {
+                    name: port.clone(),
+                    ring_size: *ring_size,
+                    buf_size: *buf_size,
+                    mac: *mac,
+                    max_macs: *max_macs,
+                    storm_pps: *storm_pps,
+                    owner: owner.into(),
+                });
+                self.ports.sort_by(|a, b| a.name.cmp(&b.name));
+                true
+            }
+            Request::DeletePort { port } => {
+                let before = self.ports.len();
+                self.ports.retain(|p| p.name != *port);
+                self.ports.len() != before
+            }
+            Request::Attach {
+                switch,
+                iface,
+                queues,
+                zero_copy,
+                host,
+                host_name,
+                pass,
+            } => {
+                self.attachments.retain(|a| a.iface != *iface);
+                self.attachments.push(SavedAttachment {
+                    switch: switch.clone(),
+                    iface: iface.clone(),
+                    queues: *queues,
+                    zero_copy: *zero_copy,
+                    host: *host,
+                    host_name: host_name.clone(),
+                    pass: pass.clone(),
+                    owner: owner.into(),
+                });
+                self.attachments.sort_by(|a, b| a.iface.cmp(&b.iface));
+                true
+            }
+            Request::Detach { switch, iface } => {
+                let before = self.attachments.len();
+                self.attachments
+                    .retain(|a| !(a.iface == *iface && a.switch == *switch));
+                self.attachments.len() != before
+            }
+            Request::OpenPort { .. }
+            | Request::List {}
+            | Request::Stats { .. }
+            | Request::Fdb { .. }
+            | Request::Status {}
+            | Request::ShowConfig {} => false,
+        }
+    }
+
+    /// Whether `iface` is saved as attached to `switch`.
+    pub fn has_attachment(&self, switch: &SwitchName, iface: &str) -> bool {
+        self.attachments
+            .iter()
+            .any(|a| a.iface == iface && a.switch == *switch)
+    }
+
+    /// The requests that recreate the configuration: ports first, then
+    /// attachments.
+    pub fn replays(&self) -> Vec<Replay> {
+        let ports = self.ports.iter().map(|p| Replay {
+            what: format!("port {}", p.name),
+            request: Request::CreatePort {
+                port: p.name.clone(),
+                ring_size: p.ring_size,
+                buf_size: p.buf_size,
+                mac: p.mac,
+                max_macs: p.max_macs,
+                storm_pps: p.storm_pps,
+            },
+            owner: p.owner.clone(),
+        });
+        let attachments = self.attachments.iter().map(|a| Replay {
+            what: format!("attachment of {} to {}", a.iface, a.switch),
+            request: Request::Attach {
+                switch: a.switch.clone(),
+                iface: a.iface.clone(),
+                queues: a.queues,
+                zero_copy: a.zero_copy,
+                host: a.host,
+                host_name: a.host_name.clone(),
+                pass: a.pass.clone(),
+            },
+            owner: a.owner.clone(),
+        });
+        ports.chain(attachments).collect()
+    }
+
+    /// The `vswitch` commands that recreate the configuration, one a line;
+    /// an owner other than root is noted in a comment (run the command as
+    /// that user to give it the same owner).
+    pub fn commands(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in &self.ports {
+            let mut c = vec!["vswitch".to_owned(), "create".into(), p.name.to_string()];
+            opt(&mut c, "--ring-size", p.ring_size);
+            opt(&mut c, "--buf-size", p.buf_size);
+            opt(&mut c, "--mac", p.mac);
+            opt(&mut c, "--max-macs", p.max_macs);
+            opt(&mut c, "--storm-pps", p.storm_pps);
+            out.push(line(c, &p.owner));
+        }
+        for a in &self.attachments {
+            let mut c = vec![
+                "vswitch".to_owned(),
+                "attach".into(),
+                a.switch.to_string(),
+                quote(&a.iface),
+            ];
+            opt(&mut c, "--queues", a.queues);
+            match a.zero_copy {
+                Some(true) => c.push("--zero-copy".into()),
+                Some(false) => c.push("--copy".into()),
+                None => {}
+            }
+            if a.host {
+                c.push("--host".into());
+            }
+            opt(&mut c, "--host-name", a.host_name.as_deref().map(quote));
+            for entry in &a.pass {
+                c.push("--pass".into());
+                c.push(quote(entry));
+            }
+            out.push(line(c, &a.owner));
+        }
+        out
+    }
+}
+
+fn opt(command: &mut Vec<String>, flag: &str, value: Option<impl ToString>) {
+    if let Some(v) = value {
+        command.push(flag.to_owned());
+        command.push(v.to_string());
+    }
+}
+
+fn line(command: Vec<String>, owner: &SavedOwner) -> String {
+    let mut line = command.join(" ");
+    if owner.uid != 0 {
+        line.push_str(&format!("  # owner uid {}", owner.uid));
+        if let Some(name) = &owner.name {
+            line.push_str(&format!(" ({})", quote(name)));
+        }
+    }
+    line
+}
+
+/// `s` as one shell word.
+fn quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-:+,/@=".contains(&b));
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn name(s: &str) -> PortName {
+        s.parse().unwrap()
+    }
+
+    fn alice() -> Owner {
+        Owner {
+            uid: 1000,
+            name: Some("alice".into()),
+        }
+    }
+
+    /// A state with a port of each kind of setting and an attachment.
+    pub(crate) fn sample() -> SavedState {
+        let mut s = SavedState::default();
+        s.apply(
+            &Request::CreatePort {
+                port: name("vale0:p1"),
+                ring_size: Some(256),
+                buf_size: None,
+                mac: Some("02:00:00:00:00:01".parse().unwrap()),
+                max_macs: Some(4),
+                storm_pps: Some(100),
+            },
+            &alice(),
+        );
+        s.apply(
+            &Request::Attach {
+                switch: "vale0".parse().unwrap(),
+                iface: "eth0".into(),
+                queues: Some(1),
+                zero_copy: Some(false),
+                host: true,
+                host_name: Some("h0".into()),
+                pass: vec!["0x0806".into()],
+            },
+            &Owner::root(),
+        );
+        s
+    }
+
+    #[test]
+    fn requests_change_the_state_and_replay_it() {
+        let mut s = sample();
+        assert_eq!(s.ports.len(), 1);
+        assert_eq!(s.ports[0].owner.uid, 1000);
+        assert!(s.has_attachment(&"vale0".parse().unwrap(), "eth0"));
+        let replays = s.replays();
+        assert_eq!(replays.len(), 2);
+        assert_eq!(replays[0].what, "port vale0:p1");
+        assert!(matches!(
+            &replays[0].request,
+            Request::CreatePort {
+                ring_size: Some(256),
+                max_macs: Some(4),
+                ..
+            }
+        ));
+        assert_eq!(replays[1].what, "attachment of eth0 to vale0");
+        assert!(!s.apply(&Request::List {}, &alice()));
+        assert!(s.apply(
+            &Request::DeletePort {
+                port: name("vale0:p1")
+            },
+            &alice()
+        ));
+        assert!(!s.apply(
+            &Request::DeletePort {
+                port: name("vale0:p1")
+            },
+            &alice()
+        ));
+        // Another switch's detach leaves it.
+        assert!(!s.apply(
+            &Request::Detach {
+                switch: "vale1".parse().unwrap(),
+                iface: "eth0".into()
+            },
+            &alice()
+        ));
+        assert!(s.apply(
+            &Request::Detach {
+                switch: "vale0".parse().unwrap(),
+                iface: "eth0".into()
+            },
+            &alice()
+        ));
+        assert_eq!(s, SavedState::default());
+    }
+
+    #[test]
+    fn the_format_is_stable() {
+        let text = serde_json::to_string_pretty(&sample()).unwrap();
+        let expected = r#"{
+  "version": 1,
+  "ports": [
+    {
+      "name": "vale0:p1",
+      "ring_size": 256,
+      "mac": "02:00:00:00:00:01",
+      "max_macs": 4,
+      "storm_pps": 100,
+      "owner": {
+        "uid": 1000,
+        "name": "alice"
+      }
+    }
+  ],
+  "attachments": [
+    {
+      "switch": "vale0",
+      "iface": "eth0",
+      "queues": 1,
+      "zero_copy": false,
+      "host": true,
+      "host_name": "h0",
+      "pass": [
+        "0x0806"
+      ],
+      "owner": {
+        "uid": 0,
+        "name": "root"
+      }
+    }
+  ]
+}"#;
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn commands_recreate_the_configuration() {
+        let mut s = sample();
+        s.attachments[0].pass.push("it's".into());
+        assert_eq!(
+            s.commands(),
+            [
+                "vswitch create vale0:p1 --ring-size 256 --mac 02:00:00:00:00:01 --max-macs 4 --storm-pps 100  # owner uid 1000 (alice)",
+                "vswitch attach vale0 eth0 --queues 1 --copy --host --host-name h0 --pass 0x0806 --pass 'it'\\''s'",
+            ]
+        );
+    }
+}
