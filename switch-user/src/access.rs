@@ -111,6 +111,16 @@ impl Caller {
         }
     }
 
+    /// The daemon itself acting for `owner` (restoring saved state): an
+    /// admin whose ports are `owner`'s.
+    pub fn on_behalf_of(owner: Owner) -> Caller {
+        Caller {
+            owner,
+            admin: true,
+            admin_group: None,
+        }
+    }
+
     /// The caller as the owner of what it creates.
     pub fn owner(&self) -> &Owner {
         &self.owner

@@ -4,7 +4,9 @@
 //! own thread, one request after the other, each request arriving (and its
 //! response being read) within the control timeout ([`crate::deadlines`]).
 //! Requests are authorized by who sent them ([`crate::access`]); refusals
-//! are counted. When a connection closes its ports are released.
+//! are counted. When a connection closes its ports are released. A request
+//! that changes the saved configuration is saved ([`crate::state`]) before
+//! it is answered.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -19,11 +21,13 @@ use switch_port::protocol::{
     AccessCounters, ErrorCode, Request, Response, DIR_REQUEST, DIR_RESPONSE, VERSION,
 };
 
-use crate::access::{AccessPolicy, Caller, Denied};
+use crate::access::{AccessPolicy, Caller, Denied, Owner};
 use crate::admission::{Admission, ConnectionLimits, Ticket};
 use crate::deadlines::{Deadlines, Watch, DEFAULT_CONTROL_TIMEOUT_SECS};
 use crate::peer::PeerCred;
 use crate::registry::{ControlError, PortSettings, Registry};
+use crate::state::restore::{self, RestoreReport};
+use crate::state::StateStore;
 use crate::users;
 
 /// How the control server treats its peers.
@@ -64,6 +68,7 @@ pub struct Server {
     refusals: Refusals,
     started: Instant,
     handlers: Vec<Box<dyn ExtraHandler>>,
+    state: Arc<StateStore>,
 }
 
 /// Requests beyond the core ones (e.g. NIC attach) can be served by a handler.
@@ -109,7 +114,8 @@ pub fn authorize(request: &Request, caller: &Caller) -> Result<(), Denied> {
         | Request::List {}
         | Request::Stats { .. }
         | Request::Fdb { .. }
-        | Request::Status {} => Ok(()),
+        | Request::Status {}
+        | Request::ShowConfig {} => Ok(()),
     }
 }
 
@@ -130,11 +136,12 @@ fn wait_readable(stream: &UnixStream) {
 }
 
 impl Server {
-    /// A server over `registry`.
+    /// A server over `registry` saving its configuration in `state`.
     pub fn new(
         registry: Arc<Registry>,
         config: ServerConfig,
         handlers: Vec<Box<dyn ExtraHandler>>,
+        state: Arc<StateStore>,
     ) -> Server {
         Server {
             registry,
@@ -144,6 +151,7 @@ impl Server {
             refusals: Refusals::default(),
             started: Instant::now(),
             handlers,
+            state,
         }
     }
 
@@ -295,8 +303,62 @@ impl Server {
         if let Err(denied) = authorize(&request, caller) {
             return (denied.into(), vec![]);
         }
+        let (response, fds) = self.execute(&request, caller, opened);
+        (self.save(&request, caller, response), fds)
+    }
+
+    /// Saves what the answered `request` of `caller` changed; a save that
+    /// fails turns the answer into an error. Detaching an interface that is
+    /// saved but not attached (it vanished) forgets it.
+    fn save(&self, request: &Request, caller: &Caller, response: Response) -> Response {
+        if let Response::Error { code, .. } = &response {
+            let forget = match request {
+                Request::Detach { switch, iface } => {
+                    *code == ErrorCode::NoSuchPort && self.state.has_attachment(switch, iface)
+                }
+                _ => false,
+            };
+            if !forget {
+                return response;
+            }
+            log::info!("forgetting a saved attachment that is not in effect: {request:?}");
+        }
+        match self.state.record(request, caller.owner()) {
+            Ok(()) if matches!(response, Response::Error { .. }) => Response::Done,
+            Ok(()) => response,
+            Err(e) => {
+                log::error!("{}", Chain(&e));
+                error(
+                    ErrorCode::Internal,
+                    format!("the change is in effect but was not saved: {}", Chain(&e)),
+                )
+            }
+        }
+    }
+
+    /// Restores the saved configuration, each item on behalf of its owner.
+    pub fn restore(&self) -> RestoreReport {
+        let saved = self.state.snapshot();
+        restore::restore(&saved, |request, owner| {
+            let caller = Caller::on_behalf_of(Owner {
+                uid: owner.uid,
+                name: users::user_name(owner.uid)
+                    .or_else(|| owner.name.clone())
+                    .map(Into::into),
+            });
+            self.execute(request, &caller, &mut Vec::new()).0
+        })
+    }
+
+    /// Carries out an authorized request.
+    fn execute(
+        &self,
+        request: &Request,
+        caller: &Caller,
+        opened: &mut Vec<PortName>,
+    ) -> (Response, Vec<RawFd>) {
         let reg = &self.registry;
-        let response = match &request {
+        let response = match request {
             Request::OpenPort {
                 port,
                 ring_size,
@@ -375,6 +437,9 @@ impl Server {
                 version: VERSION,
                 threads: reg.engine().threads() as u32,
                 uptime_secs: self.started.elapsed().as_secs_f64(),
+            },
+            Request::ShowConfig {} => Response::Config {
+                commands: self.state.snapshot().commands(),
             },
             other => self
                 .handlers

@@ -7,6 +7,10 @@
 //! is never reachable by more users than asked for. The lock file is opened
 //! without following symbolic links. The soft limit on open files is raised
 //! to the hard one: every port and connection holds descriptors.
+//!
+//! The saved configuration (`--state`) is loaded before the socket is
+//! bound (a corrupt file stops the daemon there) and restored before the
+//! first connection is served.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -24,6 +28,7 @@ use crate::control::{ExtraHandler, Server, ServerConfig};
 use crate::engine::Engine;
 use crate::quota::UserLimits;
 use crate::registry::{Registry, SwitchConfig};
+use crate::state::StateStore;
 use crate::users::Group;
 
 /// Default `--socket-mode`: owner and group may connect.
@@ -48,6 +53,8 @@ pub struct DaemonConfig {
     pub server: ServerConfig,
     /// Per-user port limits.
     pub limits: UserLimits,
+    /// The state file (`None`: the configuration is not saved).
+    pub state: Option<PathBuf>,
 }
 
 /// Holds the lock file that makes a daemon the socket's only owner.
@@ -187,6 +194,19 @@ pub fn run(
         }
     }
     let lock = SocketLock::acquire(&config.socket)?;
+    let state = Arc::new(StateStore::open(config.state.clone())?);
+    match state.path() {
+        Some(path) => {
+            let saved = state.snapshot();
+            log::info!(
+                "state file {}: {} persistent port(s), {} attachment(s) to restore",
+                path.display(),
+                saved.ports.len(),
+                saved.attachments.len()
+            );
+        }
+        None => log::info!("no state file (--state none): the configuration is not saved"),
+    }
     match fs::remove_file(&config.socket) {
         Ok(()) => log::info!("removed a stale socket at {}", config.socket.display()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -207,7 +227,20 @@ pub fn run(
         .context("cannot start forwarding threads")?;
     let registry = Arc::new(Registry::new(engine, config.switch, config.limits, clock));
     let handlers = extra(&registry);
-    let server = Arc::new(Server::new(registry.clone(), config.server, handlers));
+    let server = Arc::new(Server::new(
+        registry.clone(),
+        config.server,
+        handlers,
+        state,
+    ));
+    let report = server.restore();
+    if !report.restored.is_empty() || !report.failed.is_empty() {
+        log::info!(
+            "restored {} item(s) of the saved configuration, {} could not be",
+            report.restored.len(),
+            report.failed.len()
+        );
+    }
     log::info!(
         "vswitch daemon (pid {}) listening on {} (mode {:03o}{}) with {} forwarding thread(s)",
         std::process::id(),

@@ -197,6 +197,8 @@ pub fn run_demo(args: &DemoArgs) -> Result<()> {
             .arg("daemon")
             .arg("--socket")
             .arg(&socket)
+            // The demo's ports are not the system's configuration.
+            .args(["--state", "none"])
             .stderr(Stdio::inherit())
             .spawn()
             .context("starting the daemon")?,

@@ -1,4 +1,4 @@
-//! `create`, `delete`, `list` and `fdb`.
+//! `create`, `delete`, `list`, `fdb` and `show-config`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -184,6 +184,17 @@ pub fn fdb(socket: &Path, args: FdbArgs) -> Result<ExitCode> {
             e.port.as_str(),
             e.age_secs
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn show_config(socket: &Path) -> Result<ExitCode> {
+    let mut conn = Connection::connect(socket)?;
+    let (Response::Config { commands }, _) = conn.call(&Request::ShowConfig {})? else {
+        anyhow::bail!("unexpected answer to show-config");
+    };
+    for command in commands {
+        println!("{command}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -68,6 +68,8 @@ enum Command {
     Attach(nic::AttachArgs),
     /// Detach a network interface (and its host port) from a switch.
     Detach(nic::DetachArgs),
+    /// Print the commands that recreate the saved configuration (persistent ports, attachments).
+    ShowConfig,
 }
 
 #[derive(clap::Args)]
@@ -126,6 +128,10 @@ struct DaemonArgs {
     /// from connecting) and to read its response.
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_CONTROL_TIMEOUT_SECS)]
     control_timeout: u64,
+    /// The file the configuration (persistent ports, NIC attachments) is
+    /// saved in and restored from at start; `none` for no file.
+    #[arg(long, value_name = "FILE|none", default_value = switch_user::state::DEFAULT_STATE_PATH)]
+    state: PathBuf,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -179,6 +185,7 @@ pub fn run() -> Result<ExitCode> {
                         max_switches: args.max_switches_per_user,
                         max_port_memory: args.max_port_memory_per_user.saturating_mul(1 << 20),
                     },
+                    state: (args.state.as_os_str() != "none").then_some(args.state),
                 },
                 |registry| {
                     vec![Box::new(NicManager::new(registry.clone())) as Box<dyn ExtraHandler>]
@@ -194,5 +201,6 @@ pub fn run() -> Result<ExitCode> {
         Command::Pktgen(args) => pktgen_cmd::run(&socket, args),
         Command::Attach(args) => nic::attach(&socket, args),
         Command::Detach(args) => nic::detach(&socket, args),
+        Command::ShowConfig => admin::show_config(&socket),
     }
 }
