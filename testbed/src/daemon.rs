@@ -1,5 +1,6 @@
 //! A `vswitch daemon` process on a control socket of its own, and the CLI
-//! pointed at it.
+//! pointed at it. It saves no state (`--state none`) unless given a state
+//! file, so tests never touch the system's `/var/lib/vswitch/state.json`.
 
 use std::ffi::OsString;
 use std::os::unix::net::UnixStream;
@@ -29,6 +30,7 @@ pub struct DaemonBuilder<'a> {
     envs: Vec<(OsString, OsString)>,
     dir: Option<PathBuf>,
     capture: Option<Capture>,
+    state: Option<PathBuf>,
 }
 
 impl<'a> DaemonBuilder<'a> {
@@ -53,6 +55,13 @@ impl<'a> DaemonBuilder<'a> {
         S: Into<OsString>,
     {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Saves and restores the configuration in `file` (`--state FILE`)
+    /// instead of saving none.
+    pub fn state(mut self, file: impl Into<PathBuf>) -> Self {
+        self.state = Some(file.into());
         self
     }
 
@@ -97,6 +106,8 @@ impl<'a> DaemonBuilder<'a> {
             .arg("daemon")
             .arg("--socket")
             .arg(&socket)
+            .arg("--state")
+            .arg(self.state.as_deref().unwrap_or(Path::new("none")))
             .args(&self.args);
         for (key, value) in &self.envs {
             command.env(key, value);
@@ -130,7 +141,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// How to start a daemon: [`vswitch_bin`] in the current namespace,
-    /// no extra options, a fresh directory.
+    /// no extra options, no state file, a fresh directory.
     pub fn builder<'a>() -> DaemonBuilder<'a> {
         DaemonBuilder {
             binary: vswitch_bin(),
@@ -139,6 +150,7 @@ impl Daemon {
             envs: Vec::new(),
             dir: None,
             capture: None,
+            state: None,
         }
     }
 

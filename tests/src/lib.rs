@@ -40,6 +40,12 @@ impl DerefMut for Daemon {
 }
 
 impl Daemon {
+    /// A daemon started with testbed's builder (for options such as
+    /// `state`).
+    pub fn wrap(inner: testbed::Daemon) -> Daemon {
+        Daemon { inner }
+    }
+
     /// Starts `vswitch daemon` with `args` on a fresh socket and waits until
     /// it answers.
     pub fn start(args: &[&str]) -> Result<Daemon> {

@@ -73,6 +73,16 @@ impl NicBed {
     /// TCP and UDP frames that crossed the switch (a NIC's wire never
     /// carries such frames).
     pub fn new(port_ifs: &[&str], queues: Option<Queues>) -> Result<NicBed> {
+        NicBed::with_daemon(port_ifs, queues, |ns| Daemon::start_in(ns, &[]))
+    }
+
+    /// Like [`NicBed::new`], the daemon started by `start` in the switch
+    /// namespace it is given.
+    pub fn with_daemon(
+        port_ifs: &[&str],
+        queues: Option<Queues>,
+        start: impl FnOnce(&Netns) -> Result<Daemon>,
+    ) -> Result<NicBed> {
         let switch = Netns::new(testbed::DEFAULT_PREFIX)?;
         switch.disable_ipv6()?;
         let mut hosts = Vec::new();
@@ -102,7 +112,7 @@ impl NicBed {
             })
         })
         .context("veths did not come up")?;
-        let daemon = Daemon::start_in(&switch, &[])?;
+        let daemon = start(&switch)?;
         Ok(NicBed {
             daemon,
             hosts,
