@@ -312,16 +312,17 @@ impl Server {
     /// saved but not attached (it vanished) forgets it.
     fn save(&self, request: &Request, caller: &Caller, response: Response) -> Response {
         if let Response::Error { code, .. } = &response {
-            let forget = match request {
-                Request::Detach { switch, iface } => {
-                    *code == ErrorCode::NoSuchPort && self.state.has_attachment(switch, iface)
+            match request {
+                Request::Detach { switch, iface }
+                    if *code == ErrorCode::NoSuchPort
+                        && self.state.has_attachment(switch, iface) =>
+                {
+                    log::info!(
+                        "forgetting the saved attachment of {iface} to {switch} (not in effect)"
+                    );
                 }
-                _ => false,
-            };
-            if !forget {
-                return response;
+                _ => return response,
             }
-            log::info!("forgetting a saved attachment that is not in effect: {request:?}");
         }
         match self.state.record(request, caller.owner()) {
             Ok(()) if matches!(response, Response::Error { .. }) => Response::Done,

@@ -194,7 +194,10 @@ pub fn run(
         }
     }
     let lock = SocketLock::acquire(&config.socket)?;
-    let state = Arc::new(StateStore::open(config.state.clone())?);
+    let state = Arc::new(
+        StateStore::open(config.state.clone())
+            .context("cannot use the saved state (--state FILE or --state none to choose)")?,
+    );
     match state.path() {
         Some(path) => {
             let saved = state.snapshot();

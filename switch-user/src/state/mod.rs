@@ -32,12 +32,17 @@ pub struct StateStore {
 }
 
 impl StateStore {
-    /// Loads the state file at `path` (none yet: an empty state); `None`
-    /// keeps the state in memory only. A corrupt file or one of a newer
-    /// format is an error.
+    /// Loads the state file at `path` (none yet: an empty state) and
+    /// writes it back, so a file that cannot be written is found now and
+    /// not at the first change; `None` keeps the state in memory only. A
+    /// corrupt file or one of a newer format is an error.
     pub fn open(path: Option<PathBuf>) -> Result<StateStore, StateFileError> {
         let state = match &path {
-            Some(p) => file::read(p)?.unwrap_or_default(),
+            Some(p) => {
+                let state = file::read(p)?.unwrap_or_default();
+                file::write(p, &state)?;
+                state
+            }
             None => SavedState::default(),
         };
         Ok(StateStore {
@@ -74,5 +79,66 @@ impl StateStore {
     /// Whether `iface` is saved as attached to `switch`.
     pub fn has_attachment(&self, switch: &SwitchName, iface: &str) -> bool {
         self.state.lock().has_attachment(switch, iface)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switch_port::protocol::Request;
+
+    use super::*;
+
+    #[test]
+    fn changes_are_on_disk_when_record_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let store = StateStore::open(Some(path.clone())).unwrap();
+        assert_eq!(file::read(&path).unwrap(), Some(SavedState::default()));
+        let create = Request::CreatePort {
+            port: "vale0:p".parse().unwrap(),
+            ring_size: None,
+            buf_size: None,
+            mac: None,
+            max_macs: None,
+            storm_pps: None,
+        };
+        store.record(&create, &Owner::root()).unwrap();
+        let on_disk = file::read(&path).unwrap().unwrap();
+        assert_eq!(on_disk, store.snapshot());
+        assert_eq!(on_disk.ports.len(), 1);
+        let reopened = StateStore::open(Some(path)).unwrap();
+        assert_eq!(reopened.snapshot(), on_disk);
+    }
+
+    #[test]
+    fn an_unwritable_state_file_is_found_at_open() {
+        let e = StateStore::open(Some("/dev/null/state.json".into()))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("/dev/null/state.json"), "{e}");
+        // A directory where the file should be.
+        let dir = tempfile::tempdir().unwrap();
+        let blocked = dir.path().join("state.json");
+        std::fs::create_dir(&blocked).unwrap();
+        std::fs::write(blocked.join("x"), b"").unwrap();
+        let e = StateStore::open(Some(blocked)).err().unwrap();
+        assert!(matches!(e, StateFileError::Read { .. }), "{e}");
+    }
+
+    #[test]
+    fn without_a_file_the_state_is_kept_in_memory() {
+        let store = StateStore::open(None).unwrap();
+        assert!(store.path().is_none());
+        let attach = Request::Attach {
+            switch: "vale0".parse().unwrap(),
+            iface: "eth0".into(),
+            queues: None,
+            zero_copy: None,
+            host: false,
+            host_name: None,
+            pass: vec![],
+        };
+        store.record(&attach, &Owner::root()).unwrap();
+        assert!(store.has_attachment(&"vale0".parse().unwrap(), "eth0"));
     }
 }
