@@ -3,22 +3,27 @@
 //! daemon with a message naming it, and an interface that vanished is
 //! reported and kept in the file.
 
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
+use e2e_tests::access::{run_as, NOBODY, NOGROUP};
 use e2e_tests::nic::{ping_from, NicBed, SWITCH};
-use e2e_tests::Daemon;
+use e2e_tests::{run_bounded, Daemon};
 use serde_json::{json, Value};
 use testbed::{unique_temp_dir, Netns};
 
 const HOST_ADDR: &str = "10.9.0.254";
 
-/// Starts a daemon in `ns` saving its configuration in `state`.
+/// Starts a daemon in `ns` saving its configuration in `state`; any user
+/// may connect.
 fn start(ns: &Netns, state: &Path) -> Result<Daemon> {
     let inner = testbed::Daemon::builder()
         .netns(ns)
         .state(state)
+        .args(["--socket-mode", "0666"])
         .env("RUST_LOG", "info")
         .start()?;
     Ok(Daemon::wrap(inner))
@@ -109,6 +114,16 @@ fn the_configuration_survives_kill_9() -> Result<()> {
         ],
     )?;
     cli(&bed.daemon, &["create", "vale1:q"])?;
+    // A port of another user keeps its owner.
+    std::fs::set_permissions(bed.daemon.dir(), Permissions::from_mode(0o711))?;
+    let mut as_nobody = bed.daemon.command(&["create", "vale1:nobodys"]);
+    run_as(&mut as_nobody, NOBODY, NOGROUP, &[]);
+    let out = run_bounded(as_nobody, Duration::from_secs(60))?;
+    ensure!(
+        out.status.success(),
+        "create as nobody failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     bed.attach("a0", &["--host", "--host-name", "hostp0"])?;
     bed.attach(
         "b0",
@@ -118,7 +133,7 @@ fn the_configuration_survives_kill_9() -> Result<()> {
     let saved: Value = serde_json::from_slice(&std::fs::read(&state)?)?;
     ensure!(saved["version"] == 1, "{saved}");
     ensure!(
-        saved["ports"].as_array().map(Vec::len) == Some(2),
+        saved["ports"].as_array().map(Vec::len) == Some(3),
         "{saved}"
     );
     ensure!(
@@ -128,8 +143,8 @@ fn the_configuration_survives_kill_9() -> Result<()> {
     pings_across(&bed)?;
     let before = configuration(&bed.daemon)?;
     ensure!(
-        before.to_string().contains("vale0:hostp0"),
-        "no host port: {before}"
+        before.to_string().contains("vale0:hostp0") && before.to_string().contains("65534"),
+        "no host port or no port of nobody: {before}"
     );
 
     kill_9(&mut bed.daemon)?;
@@ -153,6 +168,7 @@ fn the_configuration_survives_kill_9() -> Result<()> {
     let config = cli(&bed.daemon, &["show-config"])?;
     let expected = [
         "vswitch create vale0:p1 --ring-size 256 --buf-size 4096 --mac 02:00:00:00:00:aa --max-macs 4 --storm-pps 1000",
+        "vswitch create vale1:nobodys  # owner uid 65534 (nobody)",
         "vswitch create vale1:q",
         "vswitch attach vale0 a0 --host --host-name hostp0",
         "vswitch attach vale0 b0 --queues 1 --copy --pass 02:00:00:00:00:99",
@@ -164,7 +180,7 @@ fn the_configuration_survives_kill_9() -> Result<()> {
     bed.detach("b0")?;
     let saved: Value = serde_json::from_slice(&std::fs::read(&state)?)?;
     ensure!(
-        saved["ports"].as_array().map(Vec::len) == Some(1),
+        saved["ports"].as_array().map(Vec::len) == Some(2),
         "{saved}"
     );
     ensure!(
