@@ -6,7 +6,8 @@
 //! Requests are authorized by who sent them ([`crate::access`]); refusals
 //! are counted. When a connection closes its ports are released. A request
 //! that changes the saved configuration is saved ([`crate::state`]) before
-//! it is answered.
+//! it is answered; such requests are carried out one at a time, so the
+//! saved order is the order they took effect in.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use switch_port::control::wire::{self, WireError};
 use switch_port::error_chain::Chain;
 use switch_port::names::PortName;
@@ -27,7 +29,7 @@ use crate::deadlines::{Deadlines, Watch, DEFAULT_CONTROL_TIMEOUT_SECS};
 use crate::peer::PeerCred;
 use crate::registry::{ControlError, PortSettings, Registry};
 use crate::state::restore::{self, RestoreReport};
-use crate::state::StateStore;
+use crate::state::{snapshot, StateStore};
 use crate::users;
 
 /// How the control server treats its peers.
@@ -69,6 +71,9 @@ pub struct Server {
     started: Instant,
     handlers: Vec<Box<dyn ExtraHandler>>,
     state: Arc<StateStore>,
+    /// Held while a request that changes the configuration is carried out
+    /// and saved.
+    changes: Mutex<()>,
 }
 
 /// Requests beyond the core ones (e.g. NIC attach) can be served by a handler.
@@ -152,6 +157,7 @@ impl Server {
             started: Instant::now(),
             handlers,
             state,
+            changes: Mutex::new(()),
         }
     }
 
@@ -303,6 +309,7 @@ impl Server {
         if let Err(denied) = authorize(&request, caller) {
             return (denied.into(), vec![]);
         }
+        let _one_change = snapshot::is_change(&request).then(|| self.changes.lock());
         let (response, fds) = self.execute(&request, caller, opened);
         (self.save(&request, caller, response), fds)
     }

@@ -122,6 +122,17 @@ pub struct Replay {
     pub owner: SavedOwner,
 }
 
+/// Whether `request` may change the saved configuration.
+pub fn is_change(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::CreatePort { .. }
+            | Request::DeletePort { .. }
+            | Request::Attach { .. }
+            | Request::Detach { .. }
+    )
+}
+
 impl SavedState {
     /// Records what the successful `request` of `owner` changed; whether
     /// anything did.
@@ -363,6 +374,7 @@ pub(crate) mod tests {
         ));
         assert_eq!(replays[1].what, "attachment of eth0 to vale0");
         assert!(!s.apply(&Request::List {}, &alice()));
+        assert!(!is_change(&Request::List {}));
         assert!(s.apply(
             &Request::DeletePort {
                 port: name("vale0:p1")
@@ -391,6 +403,9 @@ pub(crate) mod tests {
             &alice()
         ));
         assert_eq!(s, SavedState::default());
+        assert!(is_change(&Request::DeletePort {
+            port: name("vale0:p1")
+        }));
     }
 
     #[test]
