@@ -29,6 +29,7 @@ use switch_user::control::{Server, ServerConfig};
 use switch_user::engine::Engine;
 use switch_user::quota::UserLimits;
 use switch_user::registry::{Registry, SwitchConfig};
+use switch_user::state::StateStore;
 
 use crate::input::Input;
 
@@ -93,6 +94,7 @@ fn server() -> &'static Arc<Server> {
             Arc::new(Registry::new(engine, config, UserLimits::default(), clock)),
             ServerConfig::default(),
             Vec::new(),
+            Arc::new(StateStore::open(None).expect("a state store that saves nothing")),
         ))
     })
 }
