@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use switch_port::client::PortConfig;
 use switch_port::mac::MacAddr;
@@ -60,7 +60,10 @@ pub struct PktgenArgs {
     quiet: bool,
 }
 
+/// Runs pktgen; SIGINT and SIGTERM end the run with its summary (a second
+/// one ends the process at once).
 pub fn run(socket: &Path, args: PktgenArgs) -> Result<ExitCode> {
+    pktgen::stop::catch_signals().context("cannot catch SIGINT and SIGTERM")?;
     let mut config = Config::new(socket.to_owned(), &args.port, args.mode);
     config.size = args.size;
     config.burst = args.burst;

@@ -1,12 +1,16 @@
 //! The packet generator behind `vswitch pktgen`, in the spirit of netmap's
 //! pkt-gen: `tx` sends test frames (sequence number and checksum, see the
 //! `testframe` crate) as fast as allowed, `rx` receives and verifies them,
-//! `ping` measures round trips against a `pong`.
+//! `ping` measures round trips against a `pong`. Every mode stops on SIGINT
+//! or SIGTERM (once [`stop::catch_signals`] is called) and reports what it
+//! counted, and fails with [`PktgenError::DaemonGone`] when the daemon goes
+//! away.
 
 pub mod pingpong;
 pub mod report;
 pub mod rx;
 pub mod seq;
+pub mod stop;
 pub mod tx;
 
 use std::path::PathBuf;
@@ -15,6 +19,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 pub use report::Summary;
+use stop::{Verdict, Watch};
 use switch_port::client::{OpenError, PortClient, PortConfig};
 use switch_port::mac::MacAddr;
 
@@ -133,6 +138,32 @@ pub enum PktgenError {
     /// Waiting on the switch failed.
     #[error("waiting on the switch failed")]
     Io(#[from] std::io::Error),
+    /// The daemon closed the control connection (it stopped, crashed or
+    /// restarted): the port is gone.
+    #[error("the daemon went away (it closed the control connection) after {packets} frames")]
+    DaemonGone {
+        /// Frames counted until then.
+        packets: u64,
+    },
+}
+
+/// Whether a mode's loop should stop now: `Ok(true)` after a termination
+/// signal (recorded in `summary`), an error when the daemon went away
+/// (`counted` frames so far), else `Ok(false)`.
+pub(crate) fn should_stop(
+    watch: &mut Watch,
+    port: &mut PortClient,
+    summary: &mut Summary,
+    counted: u64,
+) -> Result<bool, PktgenError> {
+    match watch.check(port) {
+        Verdict::Go => Ok(false),
+        Verdict::Signal(name) => {
+            summary.stopped_by = Some(name.to_owned());
+            Ok(true)
+        }
+        Verdict::DaemonGone => Err(PktgenError::DaemonGone { packets: counted }),
+    }
 }
 
 /// Monotonic nanoseconds, for timestamps in frames.
@@ -162,15 +193,17 @@ impl Pacer {
     }
 
     /// Waits for the next frame's turn after `sent` frames: sleeps when it is
-    /// far (so a paced sender leaves the CPU to others), yields when near.
+    /// far (so a paced sender leaves the CPU to others; at most 50 ms at a
+    /// time, so a stop request is seen), yields when near.
     pub(crate) fn wait_turn(&self, sent: u64) {
         let Some(rate) = self.rate else { return };
         let due = std::time::Duration::from_secs_f64(sent as f64 / rate);
         let now = self.start.elapsed();
         match due.checked_sub(now) {
-            Some(left) if left > std::time::Duration::from_micros(200) => {
-                std::thread::sleep(left - std::time::Duration::from_micros(100))
-            }
+            Some(left) if left > std::time::Duration::from_micros(200) => std::thread::sleep(
+                (left - std::time::Duration::from_micros(100))
+                    .min(std::time::Duration::from_millis(50)),
+            ),
             Some(_) => std::thread::yield_now(),
             None => {}
         }

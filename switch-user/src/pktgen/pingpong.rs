@@ -6,7 +6,8 @@ use switch_port::client::{Interest, PortClient};
 use testframe::{FrameTemplate, Kind};
 
 use super::report::{RateLine, RttSummary, Summary};
-use super::{now_ns, Config, Pacer, PktgenError};
+use super::stop::{self, Watch};
+use super::{now_ns, should_stop, Config, Pacer, PktgenError};
 
 /// How long a ping waits for its pong.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
@@ -28,12 +29,19 @@ pub fn ping(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErr
     let mut summary = Summary::default();
     let mut rate_line = RateLine::new("ping", Duration::from_secs(1), config.progress);
     let mut seq = 0u64;
-    while seq < count && deadline.is_none_or(|d| Instant::now() < d) {
+    let mut watch = Watch::default();
+    'pings: while seq < count && deadline.is_none_or(|d| Instant::now() < d) {
+        if should_stop(&mut watch, port, &mut summary, seq)? {
+            break;
+        }
         if pacer.allowance(seq, 1) == 0 {
             pacer.wait_turn(seq);
             continue;
         }
         while port.reserve().is_none() {
+            if should_stop(&mut watch, port, &mut summary, seq)? {
+                break 'pings;
+            }
             port.wait(Interest::TX, config.spin, Some(Duration::from_millis(100)))?;
         }
         let sent_at = now_ns();
@@ -47,6 +55,10 @@ pub fn ping(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErr
         let waited = Instant::now();
         let mut answered = false;
         while !answered && waited.elapsed() < PING_TIMEOUT {
+            if stop::caught().is_some() {
+                // Not a timeout: the outer check records the signal.
+                continue 'pings;
+            }
             let (mut corrupt, mut foreign) = (0u64, 0u64);
             port.recv(config.burst.max(1), |frame| match testframe::parse(frame) {
                 Ok(h) if h.kind == Kind::Pong && h.seq == seq && h.timestamp_ns == sent_at => {
@@ -86,7 +98,12 @@ pub fn pong(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErr
     let mut summary = Summary::default();
     let mut batch: Vec<Vec<u8>> = Vec::new();
     let mut rate_line = RateLine::new("pong", Duration::from_secs(1), config.progress);
-    loop {
+    let mut watch = Watch::default();
+    'frames: loop {
+        let counted = summary.packets;
+        if should_stop(&mut watch, port, &mut summary, counted)? {
+            break;
+        }
         let now = Instant::now();
         if summary.packets >= total
             || config
@@ -133,6 +150,10 @@ pub fn pong(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErr
             summary.bytes += pending[..sent].iter().map(|f| f.len() as u64).sum::<u64>();
             pending = &pending[sent..];
             if !pending.is_empty() {
+                let counted = summary.packets;
+                if should_stop(&mut watch, port, &mut summary, counted)? {
+                    break 'frames;
+                }
                 port.wait(Interest::TX, config.spin, Some(Duration::from_millis(100)))?;
             }
         }

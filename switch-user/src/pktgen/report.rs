@@ -81,6 +81,9 @@ pub struct Summary {
     pub kicks_sent: u64,
     /// Times this process slept waiting on the switch.
     pub sleeps: u64,
+    /// The signal that stopped the run early (SIGINT, SIGTERM), if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
 }
 
 impl Summary {
@@ -112,6 +115,9 @@ impl Summary {
                 "; RTT us min {:.1} p50 {:.1} p99 {:.1} max {:.1}; {} timeouts",
                 r.min, r.p50, r.p99, r.max, self.ping_timeouts
             );
+        }
+        if let Some(signal) = &self.stopped_by {
+            s += &format!("; stopped by {signal}");
         }
         s
     }

@@ -9,7 +9,8 @@ use testframe::FrameError;
 
 use super::report::{RateLine, Summary};
 use super::seq::SeqTracker;
-use super::{Config, PktgenError};
+use super::stop::Watch;
+use super::{should_stop, Config, PktgenError};
 
 /// Receives until the count, the duration or the idle timeout is reached.
 pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenError> {
@@ -23,7 +24,11 @@ pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErro
     let mut first: Option<Instant> = None;
     let mut last_frame = Instant::now();
     let (mut good, mut bytes) = (0u64, 0u64);
+    let mut watch = Watch::default();
     loop {
+        if should_stop(&mut watch, port, &mut summary, good)? {
+            break;
+        }
         let now = Instant::now();
         if good >= total
             || config

@@ -7,7 +7,8 @@ use switch_port::client::{Interest, PortClient};
 use testframe::{FrameTemplate, Kind};
 
 use super::report::{RateLine, Summary};
-use super::{now_ns, Config, Pacer, PktgenError};
+use super::stop::Watch;
+use super::{now_ns, should_stop, Config, Pacer, PktgenError};
 
 /// Sends frames until the count or duration is reached.
 pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenError> {
@@ -26,7 +27,11 @@ pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErro
     let start = Instant::now();
     let deadline = config.duration.map(|d| start + d);
     let mut seq = 0u64;
+    let mut watch = Watch::default();
     while seq < total {
+        if should_stop(&mut watch, port, &mut summary, seq)? {
+            break;
+        }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
