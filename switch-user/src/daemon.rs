@@ -1,6 +1,7 @@
 //! The daemon: owns the control socket (one daemon per socket, enforced with
 //! a lock file), serves connections, runs housekeeping once a second, and
-//! exits cleanly on SIGINT or SIGTERM, removing its socket.
+//! exits cleanly on SIGINT or SIGTERM, removing its socket. Under systemd
+//! (`Type=notify`) it reports `READY=1` once the socket listens.
 //!
 //! The socket is born with its mode (`--socket-mode`, default 0660: the umask
 //! is set around `bind`) and then given its group (`--socket-group`), so it
@@ -29,6 +30,7 @@ use crate::engine::Engine;
 use crate::quota::UserLimits;
 use crate::registry::{Registry, SwitchConfig};
 use crate::state::StateStore;
+use crate::sd_notify;
 use crate::users::Group;
 
 /// Default `--socket-mode`: owner and group may connect.
@@ -256,6 +258,7 @@ pub fn run(
             .unwrap_or_default(),
         config.threads.max(1)
     );
+    sd_notify::tell("READY=1");
 
     let mut last_housekeeping = Instant::now();
     loop {
@@ -281,6 +284,7 @@ pub fn run(
         }
         if fds[1].revents != 0 {
             log::info!("termination signal received: shutting down");
+            sd_notify::tell("STOPPING=1");
             break;
         }
         if fds[0].revents != 0 {

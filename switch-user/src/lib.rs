@@ -15,7 +15,8 @@
 //! - [`counters`]: per-port counters, reported as
 //!   `switch_port::protocol::CounterSnapshot`;
 //! - [`nic`]: NIC ports over AF_XDP and the host port;
-//! - [`pktgen`]: the packet generator behind `vswitch pktgen`.
+//! - [`pktgen`]: the packet generator behind `vswitch pktgen`;
+//! - [`sd_notify`]: readiness notification to systemd.
 
 pub mod access;
 pub mod admission;
@@ -33,4 +34,5 @@ pub mod pktgen;
 pub mod quota;
 pub mod registry;
 pub mod state;
+pub mod sd_notify;
 pub mod users;

@@ -32,6 +32,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "iputils-ping",
     "ethtool",
+    // `systemd-analyze verify` checks contrib/systemd/vswitch.service.
+    "systemd",
     // Side-by-side runs of the guest image.
     "qemu-system-x86",
 ];

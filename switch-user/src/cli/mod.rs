@@ -1,6 +1,7 @@
 //! The `vswitch` command line: argument parsing and one module per subcommand.
 
 mod admin;
+mod generate;
 mod nic;
 mod pktgen_cmd;
 mod stats;
@@ -70,10 +71,18 @@ enum Command {
     Detach(nic::DetachArgs),
     /// Print the commands that recreate the saved configuration (persistent ports, attachments).
     ShowConfig,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(generate::CompletionsArgs),
+    /// Write the manual pages (vswitch.1, vswitch-COMMAND.1) into a directory.
+    Man(generate::ManArgs),
 }
 
 #[derive(clap::Args)]
 struct DaemonArgs {
+    /// Log level: error, warn, info, debug, trace or off. Overrides
+    /// $RUST_LOG, which is used when this is absent (default: info).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<log::LevelFilter>,
     /// Forwarding threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -148,15 +157,32 @@ fn group(name: &Option<String>, flag: &str) -> Result<Option<users::Group>> {
         .transpose()
 }
 
+/// Starts the daemon's logger on stderr: `level` when given, else
+/// `$RUST_LOG` (env_logger's filter syntax), else info. Under systemd
+/// (`$JOURNAL_STREAM` set) lines carry no timestamp: the journal adds its own.
+fn init_logging(level: Option<log::LevelFilter>) {
+    let mut builder = match level {
+        Some(level) => {
+            let mut builder = env_logger::Builder::new();
+            builder.filter_level(level);
+            builder
+        }
+        None => env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")),
+    };
+    builder.format_target(false);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.format_timestamp(None);
+    }
+    builder.init();
+}
+
 /// Parses the command line and runs it.
 pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     let socket = socket_path(cli.socket.as_deref());
     match cli.command {
         Command::Daemon(args) => {
-            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-                .format_target(false)
-                .init();
+            init_logging(args.log_level);
             daemon::run(
                 DaemonConfig {
                     socket,
@@ -202,5 +228,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Attach(args) => nic::attach(&socket, args),
         Command::Detach(args) => nic::detach(&socket, args),
         Command::ShowConfig => admin::show_config(&socket),
+        Command::Completions(args) => generate::completions(args),
+        Command::Man(args) => generate::man(args),
     }
 }
