@@ -31,7 +31,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long external tools (systemd-analyze, the CLI) may run.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn stdout_of(mut command: Command) -> Result<String> {
+fn stdout_of(command: Command) -> Result<String> {
     let desc = format!("{command:?}");
     let out = run_bounded(command, TOOL_TIMEOUT)?;
     if !out.status.success() {
