@@ -52,7 +52,8 @@ pub struct PktgenArgs {
     /// Bytes per buffer if this opens a new port.
     #[arg(long)]
     buf_size: Option<u32>,
-    /// Print the summary as JSON on stdout.
+    /// Print the summary as JSON on stdout (also when Ctrl-C or SIGTERM
+    /// stops the run: then with "stopped_by").
     #[arg(long)]
     json: bool,
     /// No per-second rate lines.
