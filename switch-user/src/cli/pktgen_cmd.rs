@@ -61,8 +61,8 @@ pub struct PktgenArgs {
     quiet: bool,
 }
 
-/// Runs pktgen; SIGINT and SIGTERM end the run with its summary (a second
-/// one ends the process at once).
+/// Runs pktgen; SIGINT and SIGTERM end the run with its summary (the same
+/// signal again ends the process at once).
 pub fn run(socket: &Path, args: PktgenArgs) -> Result<ExitCode> {
     pktgen::stop::catch_signals().context("cannot catch SIGINT and SIGTERM")?;
     let mut config = Config::new(socket.to_owned(), &args.port, args.mode);

@@ -2,8 +2,8 @@
 //! netmap's pkt-gen does on Ctrl-C, or the daemon going away.
 //!
 //! [`catch_signals`] installs a handler that only records the signal in an
-//! atomic (a second one ends the process the default way: the handler is
-//! reset on delivery). The loops call [`Watch::check`], which looks at the
+//! atomic (the same signal again ends the process the default way: the
+//! handler is reset on delivery). The loops call [`Watch::check`], which looks at the
 //! flag on every call and at the control connection at most every
 //! [`CONNECTION_CHECK`]: when the daemon exits, the kernel closes its end and
 //! the connection reads end-of-file, while the shared rings and eventfds stay
@@ -27,7 +27,7 @@ extern "C" fn record(signal: libc::c_int) {
 }
 
 /// Makes SIGINT and SIGTERM stop a run (it then reports what it counted)
-/// instead of killing the process. A second signal kills it.
+/// instead of killing the process. The same signal again kills it.
 pub fn catch_signals() -> std::io::Result<()> {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: a zeroed sigaction is valid; `record` is an extern "C"
