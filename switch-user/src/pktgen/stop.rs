@@ -3,11 +3,12 @@
 //!
 //! [`catch_signals`] installs a handler that only records the signal in an
 //! atomic (the same signal again ends the process the default way: the
-//! handler is reset on delivery). The loops call [`Watch::check`], which looks at the
-//! flag on every call and at the control connection at most every
-//! [`CONNECTION_CHECK`]: when the daemon exits, the kernel closes its end and
-//! the connection reads end-of-file, while the shared rings and eventfds stay
-//! valid and would otherwise just stay quiet forever.
+//! handler is reset on delivery). The loops call [`Watch::check`], which
+//! looks at the flag on every call and at the control connection at most
+//! every [`CONNECTION_CHECK`]: when the daemon exits, the kernel closes its
+//! end and the connection reads end-of-file, while the shared rings and
+//! eventfds stay valid and would otherwise just stay quiet forever. Every
+//! wait in the loops is bounded (100 ms at most), so either is seen soon.
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
