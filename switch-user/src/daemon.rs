@@ -29,8 +29,8 @@ use crate::control::{ExtraHandler, Server, ServerConfig};
 use crate::engine::Engine;
 use crate::quota::UserLimits;
 use crate::registry::{Registry, SwitchConfig};
-use crate::state::StateStore;
 use crate::sd_notify;
+use crate::state::StateStore;
 use crate::users::Group;
 
 /// Default `--socket-mode`: owner and group may connect.

@@ -33,6 +33,6 @@ pub mod peer;
 pub mod pktgen;
 pub mod quota;
 pub mod registry;
-pub mod state;
 pub mod sd_notify;
+pub mod state;
 pub mod users;
