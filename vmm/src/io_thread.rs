@@ -34,6 +34,7 @@ const TOKEN_RESAMPLE: u64 = 3;
 const TOKEN_STATS: u64 = 4;
 const TOKEN_DEFERRED: u64 = 5;
 const TOKEN_TDT_KICK: u64 = 6;
+const TOKEN_PORT_CHANGED: u64 = 7;
 
 /// A running I/O thread.
 pub struct IoThread {
@@ -75,6 +76,7 @@ impl IoThread {
             add(net.kick_fd(), TOKEN_KICK)?;
             add(net.deferred_fd(), TOKEN_DEFERRED)?;
             add(net.tdt_kick_fd(), TOKEN_TDT_KICK)?;
+            add(net.port_changed_fd(), TOKEN_PORT_CHANGED)?;
             add(net.moderation_timer_fd(), TOKEN_MODERATION)?;
             if let Some(fd) = net.resample_fd() {
                 add(fd, TOKEN_RESAMPLE)?;
@@ -202,6 +204,7 @@ impl Thread {
                 (TOKEN_TDT_KICK, Some(net)) => poll |= net.on_tdt_kick(),
                 (TOKEN_MODERATION, Some(net)) => net.on_moderation_timer(),
                 (TOKEN_RESAMPLE, Some(net)) => net.on_resample(),
+                (TOKEN_PORT_CHANGED, Some(net)) => poll |= self.follow_port(net),
                 (TOKEN_STATS, _) => {
                     self.stats_timer.take_expirations();
                     if let Some(file) = &sources.stats_json {
@@ -214,6 +217,36 @@ impl Thread {
             }
         }
         ControlFlow::Continue(poll)
+    }
+}
+
+impl Thread {
+    /// The NIC's port was replaced (the switch daemon went away, or came
+    /// back): stop watching the old ports' kick eventfds (before they are
+    /// closed, so that an old port's eventfd still open elsewhere cannot wake
+    /// this epoll) and watch the new one. Returns true if the net worker
+    /// must poll (CSB mode).
+    fn follow_port(&self, net: &NetDevice) -> bool {
+        let (retired, kick_fd) = net.take_retired_ports();
+        for old in retired {
+            let _ = self.epoll.ctl(
+                ControlOperation::Delete,
+                old.kick_fd(),
+                EpollEvent::default(),
+            );
+        }
+        let added = self.epoll.ctl(
+            ControlOperation::Add,
+            kick_fd,
+            EpollEvent::new(EventSet::IN, TOKEN_KICK),
+        );
+        match added {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => log::error!("I/O thread: cannot watch the new port's kicks: {e}"),
+        }
+        // Frames may have arrived before the kick eventfd was watched.
+        net.on_kick()
     }
 }
 

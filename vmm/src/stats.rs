@@ -149,6 +149,19 @@ pub struct IoThreadCounters {
     pub timer_fires: Counter,
 }
 
+/// The NIC's link to the switch daemon (see [`crate::net::link`]).
+#[derive(Debug, Default, Serialize)]
+pub struct LinkCounters {
+    /// Times the daemon went away and the link was set down.
+    pub down: Counter,
+    /// Times the port was re-opened and the link set up again.
+    pub up: Counter,
+    /// Reconnection attempts that failed.
+    pub reconnect_failures: Counter,
+    /// Frames the guest sent while the link was down (dropped).
+    pub tx_dropped: Counter,
+}
+
 /// The net worker in CSB mode.
 #[derive(Debug, Default, Serialize)]
 pub struct WorkerCounters {
@@ -195,6 +208,8 @@ pub struct Stats {
     /// The net worker (CSB mode).
     #[serde(rename = "csb_worker")]
     pub worker: WorkerCounters,
+    /// The link to the switch daemon.
+    pub link: LinkCounters,
 }
 
 /// Serializes what a mutex guards (a poisoned lock still holds the counts).
@@ -233,6 +248,7 @@ impl Stats {
             guest_errors: GuestErrorCounters::default(),
             io_thread: IoThreadCounters::default(),
             worker: WorkerCounters::default(),
+            link: LinkCounters::default(),
         }
     }
 

@@ -16,6 +16,8 @@ use crate::devices::serial::SerialPort;
 use crate::io_thread::{extra_stats, IoSources, IoThread};
 use crate::irq::{IrqLine, IrqMode};
 use crate::memory::{GuestRam, MemoryError};
+use crate::net::backend::BackendSpec;
+use crate::net::link::{LinkTarget, LinkWatch};
 use crate::net::{NetConfig, NetDevice, NetError};
 use crate::platform::Platform;
 use crate::sandbox::{self, FilterContext, SandboxConfig, SandboxError, ThreadKind};
@@ -103,6 +105,9 @@ pub enum VmError {
     /// The I/O thread could not start.
     #[error("cannot start the I/O thread")]
     IoThread(#[source] std::io::Error),
+    /// The link watcher could not start.
+    #[error("cannot start the switch link watcher")]
+    LinkWatch(#[source] std::io::Error),
     /// The `--stats-json` directory could not be opened.
     #[error("cannot open the directory of the stats file {path}")]
     StatsJson {
@@ -133,6 +138,8 @@ pub struct Vm {
     cmdline: String,
     stats_json: Option<Arc<StatsFile>>,
     net: Option<Arc<NetDevice>>,
+    /// The switch port the link watcher re-opens, if the NIC is on a switch.
+    link_target: Option<LinkTarget>,
     halt_poll: std::time::Duration,
     sandbox: SandboxConfig,
 }
@@ -238,6 +245,14 @@ impl Vm {
             cmdline,
             stats_json,
             net,
+            link_target: config.net.as_ref().and_then(|net| match &net.backend {
+                BackendSpec::Switch(port) => Some(LinkTarget {
+                    socket: net.socket.clone(),
+                    port: port.clone(),
+                    mac: net.mac,
+                }),
+                _ => None,
+            }),
             halt_poll: config.halt_poll,
             sandbox: config.sandbox.clone(),
         })
@@ -251,6 +266,27 @@ impl Vm {
     /// The VM's counters.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
+    }
+
+    /// Starts the link watcher if the NIC is on a switch port.
+    fn spawn_link_watch(
+        &self,
+        filter: Option<seccompiler::BpfProgram>,
+    ) -> std::io::Result<Option<LinkWatch>> {
+        let (Some(net), Some(target)) = (&self.net, &self.link_target) else {
+            return Ok(None);
+        };
+        let Some(control_fd) = net.control_fd() else {
+            return Ok(None);
+        };
+        LinkWatch::spawn_sandboxed(
+            Arc::clone(net),
+            target.clone(),
+            control_fd,
+            Arc::clone(&self.stats),
+            filter,
+        )
+        .map(Some)
     }
 
     /// The NIC, if the VM has one.
@@ -275,6 +311,7 @@ impl Vm {
         let mode = self.sandbox.seccomp;
         let vcpu_filter = sandbox::compile(ThreadKind::Vcpu, mode, &context)?;
         let io_filter = sandbox::compile(ThreadKind::Io, mode, &context)?;
+        let link_filter = sandbox::compile(ThreadKind::Link, mode, &context)?;
         if let Some(user) = &self.sandbox.user {
             user.drop_privileges().map_err(SandboxError::from)?;
             log::info!(
@@ -292,8 +329,13 @@ impl Vm {
         // SIGINT/SIGTERM must interrupt KVM_RUN: only the vCPU thread takes them.
         stop_signal::block_in_this_thread(true);
         let io_thread = IoThread::spawn_sandboxed(sources, io_filter);
+        let link_watch = match io_thread {
+            Ok(_) => self.spawn_link_watch(link_filter),
+            Err(_) => Ok(None),
+        };
         stop_signal::block_in_this_thread(false);
         let io_thread = io_thread.map_err(VmError::IoThread)?;
+        let link_watch = link_watch.map_err(VmError::LinkWatch)?;
         if let Some(program) = &vcpu_filter {
             sandbox::install(ThreadKind::Vcpu, program)?;
         }
@@ -306,6 +348,9 @@ impl Vm {
             &self.stats,
             self.halt_poll,
         );
+        if let Some(watch) = link_watch {
+            watch.stop();
+        }
         io_thread.stop();
         self.platform.flush();
         let exit_code = match &end {

@@ -336,6 +336,11 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
         }
     }
 
+    /// Whether the link is up (STATUS.LU).
+    pub fn link_up(&self) -> bool {
+        self.phy.link_up()
+    }
+
     fn now(&self) -> u64 {
         if self.irq.moderation.enabled() {
             self.clock.now_ns()

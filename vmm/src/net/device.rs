@@ -145,6 +145,9 @@ struct Shared {
     bar0: Option<u64>,
     /// The ioeventfd on TDT.
     tdt_kick: MmioKick,
+    /// Ports replaced by [`NetDevice::replace_port`] that the I/O thread has
+    /// not yet taken out of its epoll.
+    retired: Vec<Box<dyn backend::Port>>,
 }
 
 /// The e1000 shared by the vCPU and I/O threads.
@@ -157,7 +160,9 @@ pub struct NetDevice {
     deferred: EventFd,
     /// Signalled by KVM when the guest writes TDT in CSB mode.
     tdt_kick: EventFd,
-    kick_fd: RawFd,
+    /// Written when the port was replaced (the I/O thread re-registers the
+    /// kick eventfd).
+    port_changed: EventFd,
     header: PciHeader,
     stats: Arc<Stats>,
     spin: Duration,
@@ -198,7 +203,6 @@ impl NetDevice {
         let header = pci_header(&model_config);
         let model = E1000::new(model_config, IntxTrigger(Arc::clone(&irq)), HostClock);
         let backend = PortBackend::new(port, Arc::clone(&stats));
-        let kick_fd = backend.kick_fd();
         let device = NetDevice {
             shared: Mutex::new(Shared {
                 model,
@@ -207,13 +211,14 @@ impl NetDevice {
                 armed_deadline: None,
                 bar0: Some(u64::from(E1000_BAR0_ADDRESS)),
                 tdt_kick: MmioKick::new(vm, 4),
+                retired: Vec::new(),
             }),
             dma: GuestDma::new(ram),
             irq,
             timer: DeadlineTimer::new().map_err(NetError::Fd)?,
             deferred: EventFd::new(EFD_NONBLOCK).map_err(NetError::Fd)?,
             tdt_kick: EventFd::new(EFD_NONBLOCK).map_err(NetError::Fd)?,
-            kick_fd,
+            port_changed: EventFd::new(EFD_NONBLOCK).map_err(NetError::Fd)?,
             header,
             stats,
             spin: config.spin,
@@ -241,9 +246,45 @@ impl NetDevice {
         self.lock().model.config().mac
     }
 
-    /// The port's kick eventfd (I/O thread).
+    /// The current port's kick eventfd (I/O thread).
     pub fn kick_fd(&self) -> RawFd {
-        self.kick_fd
+        self.lock().backend.kick_fd()
+    }
+
+    /// The current port's control connection to the switch daemon, if any.
+    pub fn control_fd(&self) -> Option<RawFd> {
+        self.lock().backend.control_fd()
+    }
+
+    /// The eventfd written when the port was replaced (I/O thread).
+    pub fn port_changed_fd(&self) -> RawFd {
+        self.port_changed.as_raw_fd()
+    }
+
+    /// Whether the link is up (as the guest sees it in STATUS.LU).
+    pub fn link_up(&self) -> bool {
+        self.lock().model.link_up()
+    }
+
+    /// Puts `port` in place of the current one and sets the link up or down
+    /// (a change raises LSC in the guest). The old port is kept until the
+    /// I/O thread has taken its kick eventfd out of its epoll
+    /// ([`NetDevice::take_retired_ports`]); the work that waited runs.
+    pub fn replace_port(&self, port: Box<dyn backend::Port>, link_up: bool) {
+        let mut s = self.lock();
+        let old = s.backend.replace_port(port);
+        s.retired.push(old);
+        s.model.set_link(link_up);
+        let _ = self.port_changed.write(1);
+        self.run(&mut s, ALL_WORK);
+    }
+
+    /// I/O thread, after the port changed: the replaced ports (to take out
+    /// of the epoll, then drop) and the current port's kick eventfd.
+    pub fn take_retired_ports(&self) -> (Vec<Box<dyn backend::Port>>, RawFd) {
+        let _ = self.port_changed.read();
+        let mut s = self.lock();
+        (std::mem::take(&mut s.retired), s.backend.kick_fd())
     }
 
     /// The eventfd written when the vCPU thread leaves work to the I/O thread.

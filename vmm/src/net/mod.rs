@@ -12,12 +12,15 @@
 //!   (a switch port, or the `sink` and `pong` test ports), with its counters;
 //! - [`ioevent`]: the KVM ioeventfd that turns the guest's TDT write into a
 //!   kick without a userspace exit;
+//! - [`link`]: the thread that watches the switch daemon and re-opens the
+//!   port after a restart, setting the link down and up;
 //! - [`register_names`]: register names for the exit accounting.
 
 pub mod backend;
 pub mod device;
 pub mod dma;
 pub mod ioevent;
+pub mod link;
 pub mod register_names;
 pub mod worker;
 

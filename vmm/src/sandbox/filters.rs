@@ -170,12 +170,59 @@ fn ioeventfd_rule(context: &FilterContext) -> Result<SeccompRule, BackendError> 
 }
 
 /// The I/O thread (and CSB net worker): [`common`], its epoll wait and the
-/// TDT ioeventfd.
+/// TDT ioeventfd, and `epoll_ctl` to follow the switch port's kick eventfd
+/// when the link watcher replaced the port.
 pub fn io_rules(context: &FilterContext) -> Result<Rules, BackendError> {
     let mut rules = common(context)?;
     rules.insert(libc::SYS_ioctl, vec![ioeventfd_rule(context)?]);
     rules.insert(libc::SYS_epoll_wait, vec![]);
     rules.insert(libc::SYS_epoll_pwait, vec![]);
+    rules.insert(libc::SYS_epoll_ctl, vec![]);
+    Ok(rules)
+}
+
+/// The link watcher: [`common`], `poll` on its control connection, and what
+/// re-opening the switch port takes: a Unix socket (AF_UNIX only) connected
+/// to the daemon, the request and the answer with its descriptors
+/// (`sendmsg`/`recvmsg`), the port memfd's checks (`fcntl` for its seals,
+/// `fstat`, `pread64` of its header) and its shared mapping (never
+/// executable), and an eventfd for the link-down port. No KVM ioctl: guest
+/// memory and the device's registrations do not change.
+pub fn link_rules(context: &FilterContext) -> Result<Rules, BackendError> {
+    let mut rules = common(context)?;
+    for sysno in [
+        libc::SYS_poll,
+        libc::SYS_ppoll,
+        libc::SYS_connect,
+        libc::SYS_sendmsg,
+        libc::SYS_recvmsg,
+        libc::SYS_recvfrom,
+        libc::SYS_fstat,
+        libc::SYS_newfstatat,
+        libc::SYS_statx,
+        libc::SYS_pread64,
+        libc::SYS_eventfd2,
+    ] {
+        rules.insert(sysno, vec![]);
+    }
+    rules.insert(
+        libc::SYS_socket,
+        vec![rule(vec![eq32(0, libc::AF_UNIX as u64)?])?],
+    );
+    rules.insert(
+        libc::SYS_fcntl,
+        vec![rule(vec![eq32(1, libc::F_GET_SEALS as u64)?])?],
+    );
+    let shared = SeccompCondition::new(
+        3,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::MaskedEq(libc::MAP_TYPE as u64),
+        libc::MAP_SHARED as u64,
+    )?;
+    rules
+        .entry(libc::SYS_mmap)
+        .or_default()
+        .push(rule(vec![clear(2, libc::PROT_EXEC as u64)?, shared])?);
     Ok(rules)
 }
 

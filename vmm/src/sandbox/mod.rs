@@ -54,6 +54,9 @@ pub enum ThreadKind {
     Vcpu,
     /// The I/O thread, which is also the CSB net worker.
     Io,
+    /// The link watcher, which re-opens the switch port after a daemon
+    /// restart ([`crate::net::link`]).
+    Link,
 }
 
 impl ThreadKind {
@@ -61,6 +64,7 @@ impl ThreadKind {
         match self {
             ThreadKind::Vcpu => "vCPU",
             ThreadKind::Io => "I/O",
+            ThreadKind::Link => "link",
         }
     }
 }
@@ -125,6 +129,7 @@ pub fn compile(
     let rules: BTreeMap<i64, Vec<SeccompRule>> = match thread {
         ThreadKind::Vcpu => filters::vcpu_rules(context),
         ThreadKind::Io => filters::io_rules(context),
+        ThreadKind::Link => filters::link_rules(context),
     }
     .map_err(build)?;
     let filter =

@@ -6,8 +6,9 @@
 //! Ports: [`switch`] (a vswitch port: the switch's client library's
 //! `PortClient` is a [`Port`] as it is), and two test ports that need no
 //! switch, [`sink`] (drops every frame) and [`pong`] (answers test-frame
-//! pings).
+//! pings); and [`down`], the port a NIC holds while its switch daemon is gone.
 
+pub mod down;
 pub mod pong;
 pub mod sink;
 pub mod switch;
@@ -47,6 +48,10 @@ pub trait Port: Send {
     fn kicks_sent(&self) -> u64;
     /// Largest frame a TX slot holds.
     fn max_frame(&self) -> usize;
+    /// The control connection to the switch daemon, if the port has one.
+    fn control_fd(&mut self) -> Option<RawFd> {
+        None
+    }
 }
 
 /// Which port to open.
@@ -164,9 +169,27 @@ impl PortBackend {
         }
     }
 
+    /// Puts `port` in place of the current port (which is returned): counts
+    /// the batch in progress first, and asks for an RX kick at the next
+    /// settle, as a new adapter does.
+    pub fn replace_port(&mut self, port: Box<dyn Port>) -> Box<dyn Port> {
+        self.tx_flush();
+        self.rx_flush();
+        self.max_frame = port.max_frame();
+        self.peeked_len = 0;
+        self.rx_dry = true;
+        self.tx_full = false;
+        std::mem::replace(&mut self.port, port)
+    }
+
     /// The port's kick eventfd (for the I/O thread's epoll).
     pub fn kick_fd(&self) -> RawFd {
         self.port.kick_fd()
+    }
+
+    /// The port's control connection to the switch daemon, if it has one.
+    pub fn control_fd(&mut self) -> Option<RawFd> {
+        self.port.control_fd()
     }
 
     /// Whether the RX ring was empty at the last look.

@@ -1,7 +1,7 @@
 //! A vswitch port as the e1000's backend: the switch's client library's
 //! [`PortClient`] is a [`Port`] as it is; this only opens it.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
 use switch_port::mac::MacAddr;
@@ -88,5 +88,9 @@ impl Port for PortClient {
 
     fn max_frame(&self) -> usize {
         PortClient::max_frame(self)
+    }
+
+    fn control_fd(&mut self) -> Option<RawFd> {
+        Some(self.connection().stream().as_raw_fd())
     }
 }

@@ -1,0 +1,250 @@
+//! The NIC's link to the switch daemon: a thread that watches the port's
+//! control connection and rides out a daemon restart.
+//!
+//! The daemon keeps a VM's port while its control connection is open; the
+//! connection carries nothing after the port is opened, so the thread sleeps
+//! in `poll` on it. When the daemon goes away (end of file, hang-up or an
+//! error on the connection) the thread puts a [`DownPort`] in place of the
+//! dead switch port (frames the guest sends are dropped and counted) and
+//! sets the e1000's link down (the guest sees LSC and STATUS.LU clear); the
+//! guest keeps running. It then re-opens the port (same name, same MAC)
+//! with backoff, [`FIRST_RETRY`] doubling up to [`MAX_RETRY`], until it
+//! succeeds or the VMM stops; the new port replaces the down port and the
+//! link comes up again (LSC). Only the connection, the port's memory and its
+//! eventfds are new: guest memory and the device's KVM registrations stay.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use seccompiler::BpfProgram;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use super::backend::down::DownPort;
+use super::backend::switch;
+use super::NetDevice;
+use crate::sandbox::{self, SandboxError, ThreadKind};
+use crate::stats::Stats;
+
+/// The first wait before re-opening the port.
+pub const FIRST_RETRY: Duration = Duration::from_millis(50);
+/// The longest wait between two attempts.
+pub const MAX_RETRY: Duration = Duration::from_secs(1);
+
+/// The port to re-open.
+#[derive(Clone, Debug)]
+pub struct LinkTarget {
+    /// The daemon's control socket.
+    pub socket: PathBuf,
+    /// `SWITCH:PORT`.
+    pub port: String,
+    /// The NIC's MAC address (the port is locked to it).
+    pub mac: [u8; 6],
+}
+
+/// A running link watcher.
+pub struct LinkWatch {
+    stop: EventFd,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl LinkWatch {
+    /// Starts the watcher for `net`, whose current port is a switch port
+    /// with control connection `control_fd`. The thread installs `filter`
+    /// (its seccomp filter) first; returns once it did.
+    pub fn spawn_sandboxed(
+        net: Arc<NetDevice>,
+        target: LinkTarget,
+        control_fd: RawFd,
+        stats: Arc<Stats>,
+        filter: Option<BpfProgram>,
+    ) -> io::Result<LinkWatch> {
+        let stop = EventFd::new(EFD_NONBLOCK)?;
+        let watcher = Watcher {
+            stop: stop.try_clone()?,
+            net,
+            target,
+            stats,
+        };
+        let (installed_tx, installed) = std::sync::mpsc::sync_channel(1);
+        let handle = std::thread::Builder::new()
+            .name("vmm-link".into())
+            .spawn(move || {
+                let result = match &filter {
+                    Some(program) => sandbox::install(ThreadKind::Link, program),
+                    None => Ok(()),
+                };
+                let failed = result.is_err();
+                let _ = installed_tx.send(result);
+                if !failed {
+                    watcher.run(control_fd);
+                }
+            })?;
+        let installed: Result<(), SandboxError> =
+            installed.recv().unwrap_or(Err(SandboxError::ThreadGone));
+        if let Err(e) = installed {
+            let _ = handle.join();
+            return Err(io::Error::other(e));
+        }
+        Ok(LinkWatch {
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    /// Stops the thread and waits for it.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            let _ = self.stop.write(1);
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for LinkWatch {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// What a wait ended with.
+#[derive(Debug, PartialEq, Eq)]
+enum Wake {
+    /// The VMM stops.
+    Stop,
+    /// The control connection ended (or the wait timed out, when no
+    /// connection was watched).
+    Other,
+}
+
+/// The thread's state.
+struct Watcher {
+    stop: EventFd,
+    net: Arc<NetDevice>,
+    target: LinkTarget,
+    stats: Arc<Stats>,
+}
+
+impl Watcher {
+    fn run(&self, mut control_fd: RawFd) {
+        loop {
+            if self.wait(Some(control_fd), None) == Wake::Stop {
+                return;
+            }
+            log::warn!(
+                "switch port {}: the daemon went away; link down, reconnecting",
+                self.target.port
+            );
+            let down = match DownPort::new(Arc::clone(&self.stats)) {
+                Ok(port) => port,
+                Err(e) => {
+                    log::error!("link watcher: cannot create the link-down port: {e}; giving up");
+                    return;
+                }
+            };
+            self.stats.link.down.inc();
+            self.net.replace_port(Box::new(down), false);
+            let Some(mut client) = self.reconnect() else {
+                return;
+            };
+            control_fd = client.connection().stream().as_raw_fd();
+            self.stats.link.up.inc();
+            self.net.replace_port(Box::new(client), true);
+            log::info!("switch port {}: re-opened; link up", self.target.port);
+        }
+    }
+
+    /// Re-opens the port with backoff; `None` when the VMM stops first.
+    fn reconnect(&self) -> Option<switch_port::PortClient> {
+        let mut delay = FIRST_RETRY;
+        loop {
+            if self.wait(None, Some(delay)) == Wake::Stop {
+                return None;
+            }
+            match switch::open(&self.target.socket, &self.target.port, self.target.mac) {
+                Ok(client) => return Some(client),
+                Err(e) => {
+                    self.stats.link.reconnect_failures.inc();
+                    log::debug!(
+                        "{}; retrying in {delay:?}",
+                        switch_port::error_chain::Chain(&e)
+                    );
+                }
+            }
+            delay = (delay * 2).min(MAX_RETRY);
+        }
+    }
+
+    /// Sleeps until the stop request, the end of `control_fd`, or `timeout`.
+    fn wait(&self, control_fd: Option<RawFd>, timeout: Option<Duration>) -> Wake {
+        let timeout_ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+        let mut fds = [
+            libc::pollfd {
+                fd: self.stop.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: control_fd.unwrap_or(-1),
+                events: libc::POLLIN | libc::POLLRDHUP,
+                revents: 0,
+            },
+        ];
+        loop {
+            fds[0].revents = 0;
+            fds[1].revents = 0;
+            // SAFETY: poll on an array of two pollfds we own (a negative fd is ignored).
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!("link watcher: poll failed: {e}; stopping");
+                return Wake::Stop;
+            }
+            if fds[0].revents != 0 {
+                return Wake::Stop;
+            }
+            if n == 0 {
+                return Wake::Other;
+            }
+            if let Some(fd) = control_fd {
+                if fds[1].revents != 0 && connection_ended(fd, fds[1].revents) {
+                    return Wake::Other;
+                }
+            }
+        }
+    }
+}
+
+/// Whether the control connection `fd` ended, given poll's `revents` for it.
+/// The daemon sends nothing unasked after the port is open: data counts as
+/// a broken connection too (it is not read, so polling again would spin).
+fn connection_ended(fd: RawFd, revents: libc::c_short) -> bool {
+    if revents & (libc::POLLHUP | libc::POLLERR | libc::POLLRDHUP | libc::POLLNVAL) != 0 {
+        return true;
+    }
+    let mut byte = 0u8;
+    // SAFETY: a one-byte peek into our own buffer.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n > 0 {
+        log::warn!("switch control connection: unexpected data from the daemon; reconnecting");
+        return true;
+    }
+    n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock
+}
