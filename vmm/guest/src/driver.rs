@@ -26,6 +26,7 @@ use crate::e1000::rx::RxRing;
 use crate::e1000::tx::TxRing;
 use crate::tsc::{self, Deadline};
 use e1000_spec::regs::icr::{LSC as INT_LSC, RXO as INT_RXO, TXDW as INT_TXDW};
+use e1000_spec::regs::{status, STATUS};
 
 /// Consumed RX buffers are returned (one RDT write) once this many are
 /// waiting. With a 4096-entry ring the device always keeps 4031 or more.
@@ -73,6 +74,10 @@ pub struct CauseCounts {
     pub rx_overruns: u64,
     /// ICR had LSC.
     pub link_changes: u64,
+    /// LSC found STATUS.LU clear after it was set.
+    pub link_downs: u64,
+    /// LSC found STATUS.LU set after it was clear.
+    pub link_ups: u64,
     /// ICR had only causes the driver does not handle.
     pub other: u64,
 }
@@ -91,6 +96,9 @@ pub struct Driver {
     pub count_only: bool,
     /// Causes seen.
     pub causes: CauseCounts,
+    /// STATUS.LU as last read (at bring-up, then at every LSC): while the
+    /// link is down the workloads do not transmit.
+    pub link_up: bool,
     txmode: TxMode,
     burst: u32,
     irq_mask: u32,
@@ -114,6 +122,7 @@ impl Driver {
             txmode: TxMode::Plain,
             burst: 1,
             irq_mask: 0,
+            link_up: false,
             tx_irq_pending: false,
             tx_pending_since: 0,
             rx_armed: false,
@@ -128,6 +137,7 @@ impl Driver {
         self.nic.reset()?;
         let mac = self.nic.read_mac()?;
         let link_up = self.nic.link_up(1000);
+        self.link_up = link_up;
         self.nic.set_mac_filter();
         self.nic.set_moderation(setup.moderation);
         self.tx.reset();
@@ -214,6 +224,13 @@ impl Driver {
         }
         if icr & INT_LSC != 0 {
             self.causes.link_changes += 1;
+            let up = self.nic.regs.read(STATUS) & status::LU != 0;
+            match (self.link_up, up) {
+                (true, false) => self.causes.link_downs += 1,
+                (false, true) => self.causes.link_ups += 1,
+                _ => {}
+            }
+            self.link_up = up;
         }
         if icr & (INT_TXDW | INT_RX | INT_LSC) == 0 {
             self.causes.other += 1;

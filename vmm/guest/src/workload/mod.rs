@@ -106,9 +106,11 @@ fn setup_for(config: &Config) -> Setup {
         // The stock driver reclaims in the TX interrupt; combining needs it.
         Workload::Tx => INT_TXDW,
         // With the CSB the device interrupts only while a need-kick flag is
-        // set, so the causes can stay enabled.
-        Workload::Rx | Workload::Ping | Workload::Pong if csb => INT_TXDW | INT_RX,
-        Workload::Rx | Workload::Ping | Workload::Pong => combine,
+        // set, so the causes can stay enabled. LSC (rare) tells the traffic
+        // workloads that the link went down (the switch daemon went away)
+        // or came back.
+        Workload::Rx | Workload::Ping | Workload::Pong if csb => INT_TXDW | INT_RX | INT_LSC,
+        Workload::Rx | Workload::Ping | Workload::Pong => combine | INT_LSC,
         Workload::Chaos => INT_TXDW | INT_RX | INT_LSC,
         // Brings nothing up (see `conform::run`).
         Workload::Conform => 0,
@@ -461,6 +463,8 @@ pub fn print_result(
             .u64("rx", causes.rx)
             .u64("rx_overruns", causes.rx_overruns)
             .u64("link", causes.link_changes)
+            .u64("link_down", causes.link_downs)
+            .u64("link_up", causes.link_ups)
             .u64("other", causes.other);
     });
     o.end();

@@ -1,7 +1,9 @@
 //! `ping`: after a warm-up exchange, sends `count` pings (one at a time, at
 //! `rate` per second if given) and waits for each pong; reports round-trip
 //! percentiles from the TSC. A ping unanswered after [`PING_TIMEOUT_MS`] is
-//! lost.
+//! lost. While the link is down (the switch daemon went away) no ping is
+//! sent: each waits up to its timeout for the link and counts as
+//! `link_down` if it stays down.
 //!
 //! The warm-up (sequence numbers from [`WARMUP_SEQ_BASE`], not counted)
 //! keeps first-packet effects out of the statistics: address learning in a
@@ -22,6 +24,8 @@ use testframe::{FrameTemplate, Kind};
 pub const DEFAULT_COUNT: u64 = 10;
 /// A ping unanswered for this long is lost.
 pub const PING_TIMEOUT_MS: u64 = 1000;
+/// How often a ping waiting for the link looks at it again.
+const LINK_POLL_MS: u64 = 20;
 /// Sequence numbers of warm-up pings start here (`pong` does not count them).
 pub const WARMUP_SEQ_BASE: u64 = 1 << 63;
 /// Warm-up pings tried before giving up on a warm-up answer.
@@ -41,6 +45,8 @@ enum Exchange {
     Lost,
     /// The TX ring was full: not sent.
     NotSent,
+    /// The link stayed down for the whole timeout: not sent.
+    LinkDown,
 }
 
 /// Frames that were not the awaited pong.
@@ -61,6 +67,27 @@ fn exchange(
     strays: &mut Strays,
 ) -> Exchange {
     let len = template.len() as u16;
+    if !with_driver(|d| d.link_up) {
+        let link_wait = Deadline::after_ms(timeout_ms);
+        while !with_driver(|d| d.link_up) {
+            if link_wait.passed() {
+                return Exchange::LinkDown;
+            }
+            // Frames that still arrive are stale answers: take them out.
+            // Short waits: the LSC interrupt that brings the link back
+            // does not end a wait for frames.
+            let step = Deadline::after_ms(LINK_POLL_MS);
+            let until = if step.tsc() < link_wait.tsc() { step } else { link_wait };
+            if wait_for_rx(until) {
+                with_driver(|d| {
+                    while d.rx.poll().is_some() {
+                        strays.other += 1;
+                        d.rx_consumed();
+                    }
+                });
+            }
+        }
+    }
     let sent_at = tsc::now();
     let queued = with_driver(|d| {
         d.service_tx();
@@ -125,7 +152,7 @@ pub fn run(env: &Env) -> u8 {
         warmup_tries += 1;
         match exchange(env, &template, seq, WARMUP_TIMEOUT_MS, &mut strays) {
             Exchange::Answered(ns) => warmup_rtt = Some(ns),
-            Exchange::Lost | Exchange::NotSent => {}
+            Exchange::Lost | Exchange::NotSent | Exchange::LinkDown => {}
         }
     }
     if !config.quiet {
@@ -139,7 +166,7 @@ pub fn run(env: &Env) -> u8 {
     let period = config.rate.map(|r| (tsc::khz() * 1000 / r).max(1));
     let baseline = COUNTERS.snapshot();
     let start = tsc::now();
-    let (mut sent, mut received, mut not_sent) = (0u64, 0u64, 0u64);
+    let (mut sent, mut received, mut not_sent, mut link_down) = (0u64, 0u64, 0u64, 0u64);
     let mut kept = 0usize;
     let (mut sum_ns, mut min_ns, mut max_ns) = (0u64, u64::MAX, 0u64);
     for seq in 0..count {
@@ -171,6 +198,12 @@ pub fn run(env: &Env) -> u8 {
                 }
             }
             Exchange::NotSent => not_sent += 1,
+            Exchange::LinkDown => {
+                link_down += 1;
+                if !config.quiet {
+                    println!("ping: seq {seq} not sent: link down");
+                }
+            }
         }
     }
     let ticks = tsc::now() - start;
@@ -201,7 +234,8 @@ pub fn run(env: &Env) -> u8 {
         o.u64("warmup_pings", warmup_tries).object("errors", |e| {
             e.u64("late", strays.late)
                 .u64("other_frames", strays.other)
-                .u64("tx_full", not_sent);
+                .u64("tx_full", not_sent)
+                .u64("link_down", link_down);
         });
     });
     if received > 0 {

@@ -3,7 +3,10 @@
 //! `testframe::make_pong` in place when the ping was unicast to us;
 //! for a broadcast ping the pong is rebuilt with our MAC as its source
 //! (a group address must not be a source). Stops after `count` pongs, at
-//! the deadline, or after [`IDLE_STOP_MS`] without pings once they began.
+//! the deadline, or after [`IDLE_STOP_MS`] without pings once they began
+//! (time with the link down does not count: pings stop while the switch
+//! daemon is away). Pings that still arrive while the link is down are not
+//! answered.
 
 use super::ping::WARMUP_SEQ_BASE;
 use super::{print_result, wait_for_rx, Env, IDLE_STOP_MS};
@@ -13,6 +16,8 @@ use crate::tsc::{self, Deadline};
 use crate::{EXIT_OK, EXIT_WORKLOAD};
 use testframe::{FrameError, Header, Kind};
 
+/// How often an idle pong looks at the link.
+const LINK_POLL_MS: u64 = 100;
 /// Pings handled per pass before the loop checks its clock.
 const PONG_BUDGET: u32 = 256;
 
@@ -25,6 +30,9 @@ struct PongCounts {
     foreign: u64,
     corrupt: u64,
     tx_full: u64,
+    link_down: u64,
+    /// LSC interrupts seen at the last look.
+    link_changes: u64,
     warmup: u64,
     first: u64,
     last: u64,
@@ -51,6 +59,8 @@ pub fn run(env: &Env) -> u8 {
                     Ok(ping) if ping.kind == Kind::Ping => {
                         if ping.dst != mac && ping.dst[0] & 1 == 0 {
                             c.not_for_us += 1;
+                        } else if !d.link_up {
+                            c.link_down += 1;
                         } else if d.tx.free() == 0 {
                             c.tx_full += 1;
                         } else {
@@ -94,6 +104,12 @@ pub fn run(env: &Env) -> u8 {
         if config.count.is_some_and(|n| c.answered >= n) || deadline.passed() {
             break;
         }
+        let (link_up, link_changes) = with_driver(|d| (d.link_up, d.causes.link_changes));
+        if !link_up || link_changes != c.link_changes {
+            // Silence while the link is (or was) down is not idleness.
+            c.link_changes = link_changes;
+            c.last_activity = tsc::now();
+        }
         if handled == 0 {
             let wait = if c.answered + c.warmup == 0 {
                 deadline
@@ -103,6 +119,9 @@ pub fn run(env: &Env) -> u8 {
                 if left == 0 {
                     break;
                 }
+                // Short waits: an LSC interrupt does not end a wait for
+                // frames, and the link's state is looked at between them.
+                let left = left.min(tsc::ms_to_ticks(LINK_POLL_MS));
                 Deadline::after_ticks(left.min(deadline.tsc().saturating_sub(tsc::now())))
             };
             wait_for_rx(wait);
@@ -132,7 +151,8 @@ pub fn run(env: &Env) -> u8 {
                     .u64("other_kind", c.other_kind)
                     .u64("foreign", c.foreign)
                     .u64("corrupt", c.corrupt)
-                    .u64("tx_full", c.tx_full);
+                    .u64("tx_full", c.tx_full)
+                    .u64("link_down", c.link_down);
             });
     });
     if c.answered > 0 {
