@@ -55,6 +55,13 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     stats_json: Option<PathBuf>,
 
+    /// Do not ride out a restart of the switch daemon: by default the VMM
+    /// watches its port's control connection, sets the e1000's link down
+    /// when the daemon goes away, re-opens the port (retrying every 50 ms,
+    /// doubling to 1 s, until it succeeds) and sets the link up again.
+    #[arg(long, requires = "net")]
+    no_reconnect: bool,
+
     /// The vswitch daemon's control socket.
     #[arg(
         long,
@@ -181,6 +188,7 @@ fn net_config(cli: &Cli) -> anyhow::Result<Option<NetConfig>> {
         None => default_mac(backend.name()),
     };
     let mut net = NetConfig::new(backend, cli.socket.clone(), mac);
+    net.reconnect = !cli.no_reconnect;
     for option in cli.e1000.iter().flat_map(|o| o.split(',')) {
         match option.split_once('=') {
             Some(("mitigation", value)) => net.mitigation = on_off(option, value)?,

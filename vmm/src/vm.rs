@@ -246,7 +246,7 @@ impl Vm {
             stats_json,
             net,
             link_target: config.net.as_ref().and_then(|net| match &net.backend {
-                BackendSpec::Switch(port) => Some(LinkTarget {
+                BackendSpec::Switch(port) if net.reconnect => Some(LinkTarget {
                     socket: net.socket.clone(),
                     port: port.clone(),
                     mac: net.mac,

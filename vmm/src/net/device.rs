@@ -73,11 +73,13 @@ pub struct NetConfig {
     pub csb: bool,
     /// How long the net worker keeps polling after its last work in CSB mode.
     pub spin: Duration,
+    /// Re-open a switch port after a daemon restart ([`super::link`]).
+    pub reconnect: bool,
 }
 
 impl NetConfig {
     /// A configuration with the defaults: moderation on, CSB offered,
-    /// [`super::worker::DEFAULT_SPIN`].
+    /// [`super::worker::DEFAULT_SPIN`], reconnecting after a daemon restart.
     pub fn new(backend: BackendSpec, socket: PathBuf, mac: [u8; 6]) -> NetConfig {
         NetConfig {
             backend,
@@ -86,6 +88,7 @@ impl NetConfig {
             mitigation: true,
             csb: true,
             spin: super::worker::DEFAULT_SPIN,
+            reconnect: true,
         }
     }
 }

@@ -248,3 +248,39 @@ fn connection_ended(fd: RawFd, revents: libc::c_short) -> bool {
     }
     n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    /// Polls `fd` once without waiting; its revents.
+    fn revents(fd: RawFd) -> libc::c_short {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN | libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: poll on one pollfd we own, no wait.
+        assert!(unsafe { libc::poll(&mut pfd, 1, 0) } >= 0);
+        pfd.revents
+    }
+
+    #[test]
+    fn a_closed_peer_or_stray_data_ends_the_connection() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let fd = ours.as_raw_fd();
+        assert_eq!(revents(fd), 0, "an open, quiet connection");
+        assert!(!connection_ended(fd, libc::POLLIN), "nothing to read yet");
+        drop(theirs);
+        assert!(connection_ended(fd, revents(fd)));
+
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        theirs.write_all(b"x").unwrap();
+        assert!(connection_ended(
+            ours.as_raw_fd(),
+            revents(ours.as_raw_fd())
+        ));
+    }
+}

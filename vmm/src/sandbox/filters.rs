@@ -263,6 +263,14 @@ mod tests {
             assert!(!vcpu.contains_key(&forbidden), "vCPU allows {forbidden}");
             assert!(!io.contains_key(&forbidden), "I/O allows {forbidden}");
         }
+        let link = link_rules(&context(None)).unwrap();
+        assert!(!link.contains_key(&libc::SYS_ioctl), "no KVM ioctl");
+        for allowed in [libc::SYS_socket, libc::SYS_connect, libc::SYS_recvmsg] {
+            assert!(link.contains_key(&allowed), "link lacks {allowed}");
+        }
+        for forbidden in [libc::SYS_execve, libc::SYS_clone, libc::SYS_openat] {
+            assert!(!link.contains_key(&forbidden), "link allows {forbidden}");
+        }
         let with_stats = io_rules(&context(Some(7))).unwrap();
         assert!(with_stats.contains_key(&libc::SYS_openat));
     }
@@ -317,23 +325,29 @@ mod tests {
         // SAFETY: constant arguments (the child is killed before any use).
         unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
     }
+    fn unix_socket() {
+        // SAFETY: constant arguments; the descriptor is left to the child's exit.
+        unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+    }
     const RW: i32 = libc::PROT_READ | libc::PROT_WRITE;
     const ANON: i32 = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
 
     #[test]
     fn arguments_are_checked() {
-        use super::super::ThreadKind::{self, Io, Vcpu};
+        use super::super::ThreadKind::{self, Io, Link, Vcpu};
         // The context's descriptors: vCPU 10, VM 11, stats directory 7.
-        let allowed: [(ThreadKind, fn()); 4] = [
+        let allowed: [(ThreadKind, fn()); 6] = [
             (Vcpu, || ioctl(10, kvm_requests::KVM_RUN())),
             (Io, || ioctl(11, kvm_requests::KVM_IOEVENTFD())),
             (Io, || mmap(RW, ANON, -1)),
             (Io, || openat(7)),
+            (Link, unix_socket),
+            (Link, || mmap(RW, libc::MAP_SHARED, 10)),
         ];
         for (thread, call) in allowed {
             assert_eq!(killed_by(thread, call), None, "{thread:?}");
         }
-        let forbidden: [(ThreadKind, fn()); 7] = [
+        let forbidden: [(ThreadKind, fn()); 10] = [
             // KVM_RUN on another descriptor (the VM's).
             (Vcpu, || ioctl(11, kvm_requests::KVM_RUN())),
             // A vCPU ioctl on the I/O thread.
@@ -345,6 +359,12 @@ mod tests {
             // A file outside the stats directory.
             (Io, || openat(libc::AT_FDCWD)),
             (Vcpu, socket),
+            (Io, unix_socket),
+            // The link watcher: Unix sockets only, no executable mappings.
+            (Link, socket),
+            (Link, || {
+                mmap(libc::PROT_READ | libc::PROT_EXEC, libc::MAP_SHARED, 10)
+            }),
         ];
         for (i, (thread, call)) in forbidden.into_iter().enumerate() {
             assert_eq!(
@@ -358,7 +378,7 @@ mod tests {
     #[test]
     fn filters_compile_for_every_mode() {
         use super::super::{compile, SeccompMode, ThreadKind};
-        for thread in [ThreadKind::Vcpu, ThreadKind::Io] {
+        for thread in [ThreadKind::Vcpu, ThreadKind::Io, ThreadKind::Link] {
             assert!(compile(thread, SeccompMode::Off, &context(None))
                 .unwrap()
                 .is_none());

@@ -214,6 +214,12 @@ fn status_reports_gigabit_full_duplex_link_and_lsc() {
     );
     assert_eq!(h.rising(), 1);
     assert_eq!(h.r(ICR), icr::LSC);
+    assert!(!h.dev.link_up());
+    // No change, no interrupt.
+    h.dev.set_link(false);
+    assert_eq!(h.r(ICR), 0);
     h.dev.set_link(true);
+    assert!(h.dev.link_up());
     assert_ne!(h.r(STATUS) & status::LU, 0);
+    assert_eq!(h.r(ICR), icr::LSC, "coming back up raises LSC too");
 }
