@@ -27,6 +27,17 @@ fn live(dir: &Path, label: &str, section: &str, key: &str) -> u64 {
 
 #[test]
 fn vms_ping_pong_across_a_daemon_restart() -> Result<()> {
+    ping_pong_across_a_restart("plain")
+}
+
+#[test]
+fn csb_vms_ping_pong_across_a_daemon_restart() -> Result<()> {
+    ping_pong_across_a_restart("csb")
+}
+
+/// Two VMs (guest TX mode `txmode`) ping-pong; the daemon is killed and
+/// started again mid-run.
+fn ping_pong_across_a_restart(txmode: &str) -> Result<()> {
     let mut daemon = Daemon::start(&[])?;
     let dir = daemon.dir().to_owned();
     let mut pong = Vm::start(
@@ -35,7 +46,7 @@ fn vms_ping_pong_across_a_daemon_restart() -> Result<()> {
         "vale0:pong",
         "52:54:00:00:03:01",
         &[],
-        "pong",
+        &format!("pong txmode={txmode}"),
     )?;
     pong.wait_for_serial("guest: pong", Duration::from_secs(30))?;
     let mut ping = Vm::start(
@@ -44,7 +55,7 @@ fn vms_ping_pong_across_a_daemon_restart() -> Result<()> {
         "vale0:ping",
         "52:54:00:00:03:02",
         &[],
-        "ping count=4000 rate=400 dst=52:54:00:00:03:01",
+        &format!("ping count=4000 rate=400 dst=52:54:00:00:03:01 txmode={txmode}"),
     )?;
 
     // The ping-pong runs.
@@ -104,7 +115,7 @@ fn vms_ping_pong_across_a_daemon_restart() -> Result<()> {
         )
     })?;
     eprintln!(
-        "ping-pong resumed {:?} after the restart",
+        "{txmode}: ping-pong resumed {:?} after the restart",
         restarted_at.elapsed()
     );
 
@@ -118,6 +129,6 @@ fn vms_ping_pong_across_a_daemon_restart() -> Result<()> {
     assert_eq!(field(causes, "link_down"), 1, "{result}");
     assert_eq!(field(causes, "link_up"), 1, "{result}");
     assert!(field(&result, "frames") > received_before, "{result}");
-    eprintln!("ping across a restart: {result}");
+    eprintln!("{txmode}: ping across a restart: {result}");
     Ok(())
 }
