@@ -199,7 +199,6 @@ pub fn link_rules(context: &FilterContext) -> Result<Rules, BackendError> {
         libc::SYS_recvfrom,
         libc::SYS_fstat,
         libc::SYS_newfstatat,
-        libc::SYS_statx,
         libc::SYS_pread64,
         libc::SYS_eventfd2,
     ] {
