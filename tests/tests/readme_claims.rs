@@ -276,6 +276,20 @@ fn check_cli_reaches_daemon(cli: impl Fn(&[&str]) -> Command) -> Result<()> {
         ]),
         Capture::Files(dir.path().to_owned()),
     )?;
+    // A persistent port without a client drops what is sent to it: send
+    // once the receiver holds the port.
+    wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
+        run(&["list", "--json"]).is_ok_and(|out| {
+            serde_json::from_str::<Value>(&out).is_ok_and(|list| {
+                list["switches"][0]["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p["name"] == "vale0:rx" && p["clients"].as_u64() >= Some(1))
+            })
+        })
+    })
+    .context("the receiver never opened vale0:rx")?;
     let tx = run(&[
         "pktgen", "vale0:tx", "--mode", "tx", "--json", "-q", "--count", "1000", "--rate", "100000",
     ])?;
