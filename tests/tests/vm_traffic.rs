@@ -108,7 +108,13 @@ fn two_vms_ping_pong_10000_times() -> Result<()> {
     // The pong VM exited cleanly after answering exactly the pings.
     let (pong_result, _) = pong.finish(Duration::from_secs(30))?;
     assert_eq!(field(&pong_result, "frames"), 10000, "{pong_result}");
-    assert_eq!(field(&result, "lost"), 0, "{result}");
+    // No ping vanished: one whose answer came after its timeout (a loaded
+    // 2-core host can stall a VM for longer) counts as lost and as late.
+    assert_eq!(
+        field(&result, "lost"),
+        result["errors"]["late"].as_u64().unwrap_or(0),
+        "{result}"
+    );
     let rtt = &result["rtt_us"];
     for key in ["min", "p50", "p99", "max"] {
         assert!(
