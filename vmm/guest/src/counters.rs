@@ -89,6 +89,10 @@ counters! {
     other_irqs,
     /// Interrupts that found the driver busy and were deferred to its owner.
     irqs_deferred,
+    /// e1000 interrupts that arrived while one was being handled (only
+    /// where the hypervisor EOIs at delivery) and left it to the outermost
+    /// handler.
+    irqs_nested,
     /// Reads of ICR.
     icr_reads,
     /// Writes of TDT (in CSB mode: the kicks).

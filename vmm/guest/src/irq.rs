@@ -14,6 +14,7 @@
 use crate::apic;
 use crate::counters::COUNTERS;
 use crate::driver::Driver;
+use crate::irq_nesting::Nesting;
 use core::cell::UnsafeCell;
 use core::ptr::addr_of;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::SeqCst};
@@ -40,11 +41,9 @@ static OWNED: AtomicBool = AtomicBool::new(false);
 static DEFERRED: AtomicU32 = AtomicU32::new(0);
 static ICR_ADDR: AtomicUsize = AtomicUsize::new(0);
 static GENERATION: AtomicU32 = AtomicU32::new(0);
-/// Handlers of the NIC vector running now (trap gates leave IF=1, so a new
+/// The NIC vector's handlers running now (trap gates leave IF=1, so a new
 /// interrupt can enter while one is being handled).
-static NIC_DEPTH: AtomicU32 = AtomicU32::new(0);
-/// A nested NIC interrupt arrived: the running handler reads ICR once more.
-static NIC_AGAIN: AtomicBool = AtomicBool::new(false);
+static NIC_NESTING: Nesting = Nesting::new();
 
 /// Hands the driver over to the interrupt machinery. Call before routing
 /// the device's interrupt, from the main loop.
@@ -138,23 +137,11 @@ pub fn dispatch(vector: u64, error: u64, frame: &mut TrapFrame) {
             COUNTERS.irqs.inc();
             GENERATION.fetch_add(1, SeqCst);
             skip_idle_if_pending(frame);
-            // Only the outermost handler reads ICR; a nested one just asks it
-            // to look again. Without this, interrupts arriving faster than a
-            // handler's exits (ICR read, EOI) nest without bound and overflow
-            // the stack. The level stays up until ICR is read, so no further
-            // edge (interrupt) comes while a nested one is pending.
-            if NIC_DEPTH.fetch_add(1, SeqCst) > 0 {
-                NIC_AGAIN.store(true, SeqCst);
-            } else {
-                loop {
-                    nic_interrupt();
-                    if !NIC_AGAIN.swap(false, SeqCst) {
-                        break;
-                    }
-                }
+            // Only the outermost entry reads ICR and EOIs; a nested one asks
+            // it to look again and makes no exit (see `irq_nesting`).
+            if NIC_NESTING.enter(nic_interrupt, apic::eoi) {
+                COUNTERS.irqs_nested.inc();
             }
-            NIC_DEPTH.fetch_sub(1, SeqCst);
-            apic::eoi();
         }
         VECTOR_TIMER => {
             COUNTERS.timer_irqs.inc();

@@ -17,6 +17,7 @@ pub mod counters;
 pub mod driver;
 pub mod e1000;
 pub mod irq;
+pub mod irq_nesting;
 pub mod json;
 pub mod pci;
 pub mod port;

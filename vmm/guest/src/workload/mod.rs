@@ -437,6 +437,7 @@ pub fn print_result(
         .u64("poll_exits", c.poll_exits)
         .u64("timer_irqs", c.timer_irqs)
         .u64("irqs_deferred", c.irqs_deferred)
+        .u64("irqs_nested", c.irqs_nested)
         .u64("tdt_deferred", c.tdt_deferred)
         .u64("tx_watchdog", c.tx_watchdog)
         .u64("tx_publications", c.tx_publications)
