@@ -42,6 +42,10 @@ pub fn run_all(args: &TestArgs) -> Result<()> {
             ]),
             "cargo clippy --all-targets -- -D warnings",
         )?;
+        run(
+            cargo(&["fmt", "--manifest-path", "vmm/guest/Cargo.toml", "--check"]),
+            "cargo fmt --check (guest)",
+        )?;
         // The fuzz crate is a workspace of its own: lint it separately.
         let fuzz_manifest = "fuzz/Cargo.toml";
         run(

@@ -77,7 +77,11 @@ fn exchange(
             // Short waits: the LSC interrupt that brings the link back
             // does not end a wait for frames.
             let step = Deadline::after_ms(LINK_POLL_MS);
-            let until = if step.tsc() < link_wait.tsc() { step } else { link_wait };
+            let until = if step.tsc() < link_wait.tsc() {
+                step
+            } else {
+                link_wait
+            };
             if wait_for_rx(until) {
                 with_driver(|d| {
                     while d.rx.poll().is_some() {
