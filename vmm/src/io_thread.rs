@@ -13,7 +13,6 @@
 use std::io;
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use seccompiler::BpfProgram;
@@ -22,7 +21,8 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::net::worker::poll_until_idle;
 use crate::net::NetDevice;
-use crate::sandbox::{self, SandboxError, ThreadKind};
+use crate::sandbox::thread::SandboxedThread;
+use crate::sandbox::ThreadKind;
 use crate::stats::Stats;
 use crate::stats_file::StatsFile;
 use crate::timer::DeadlineTimer;
@@ -38,8 +38,7 @@ const TOKEN_PORT_CHANGED: u64 = 7;
 
 /// A running I/O thread.
 pub struct IoThread {
-    stop: EventFd,
-    handle: Option<JoinHandle<()>>,
+    thread: SandboxedThread,
 }
 
 /// What the I/O thread serves.
@@ -88,55 +87,20 @@ impl IoThread {
             add(stats_timer.fd(), TOKEN_STATS)?;
         }
         let stop_fd = stop.try_clone()?;
-        let (installed_tx, installed) = std::sync::mpsc::sync_channel(1);
-        let handle = std::thread::Builder::new()
-            .name("vmm-io".into())
-            .spawn(move || {
-                let result = match &filter {
-                    Some(program) => sandbox::install(ThreadKind::Io, program),
-                    None => Ok(()),
-                };
-                let failed = result.is_err();
-                let _ = installed_tx.send(result);
-                if failed {
-                    return;
-                }
-                let thread = Thread {
-                    epoll,
-                    stop: stop_fd,
-                    stats_timer,
-                    sources,
-                };
-                thread.run();
-            })?;
-        let installed: Result<(), SandboxError> =
-            installed.recv().unwrap_or(Err(SandboxError::ThreadGone));
-        if let Err(e) = installed {
-            let _ = handle.join();
-            return Err(io::Error::other(e));
-        }
-        Ok(IoThread {
-            stop,
-            handle: Some(handle),
-        })
+        let thread = Thread {
+            epoll,
+            stop: stop_fd,
+            stats_timer,
+            sources,
+        };
+        let thread =
+            SandboxedThread::spawn("vmm-io", ThreadKind::Io, filter, stop, move || thread.run())?;
+        Ok(IoThread { thread })
     }
 
     /// Stops the thread and waits for it.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            let _ = self.stop.write(1);
-            let _ = handle.join();
-        }
-    }
-}
-
-impl Drop for IoThread {
-    fn drop(&mut self) {
-        self.shutdown();
+    pub fn stop(self) {
+        self.thread.stop();
     }
 }
 

@@ -17,7 +17,6 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use seccompiler::BpfProgram;
@@ -26,7 +25,8 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use super::backend::down::DownPort;
 use super::backend::switch;
 use super::NetDevice;
-use crate::sandbox::{self, SandboxError, ThreadKind};
+use crate::sandbox::thread::SandboxedThread;
+use crate::sandbox::ThreadKind;
 use crate::stats::Stats;
 
 /// The first wait before re-opening the port.
@@ -47,8 +47,7 @@ pub struct LinkTarget {
 
 /// A running link watcher.
 pub struct LinkWatch {
-    stop: EventFd,
-    handle: Option<JoinHandle<()>>,
+    thread: SandboxedThread,
 }
 
 impl LinkWatch {
@@ -69,48 +68,16 @@ impl LinkWatch {
             target,
             stats,
         };
-        let (installed_tx, installed) = std::sync::mpsc::sync_channel(1);
-        let handle = std::thread::Builder::new()
-            .name("vmm-link".into())
-            .spawn(move || {
-                let result = match &filter {
-                    Some(program) => sandbox::install(ThreadKind::Link, program),
-                    None => Ok(()),
-                };
-                let failed = result.is_err();
-                let _ = installed_tx.send(result);
-                if !failed {
-                    watcher.run(control_fd);
-                }
+        let thread =
+            SandboxedThread::spawn("vmm-link", ThreadKind::Link, filter, stop, move || {
+                watcher.run(control_fd)
             })?;
-        let installed: Result<(), SandboxError> =
-            installed.recv().unwrap_or(Err(SandboxError::ThreadGone));
-        if let Err(e) = installed {
-            let _ = handle.join();
-            return Err(io::Error::other(e));
-        }
-        Ok(LinkWatch {
-            stop,
-            handle: Some(handle),
-        })
+        Ok(LinkWatch { thread })
     }
 
     /// Stops the thread and waits for it.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            let _ = self.stop.write(1);
-            let _ = handle.join();
-        }
-    }
-}
-
-impl Drop for LinkWatch {
-    fn drop(&mut self) {
-        self.shutdown();
+    pub fn stop(self) {
+        self.thread.stop();
     }
 }
 

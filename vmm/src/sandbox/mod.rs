@@ -12,6 +12,7 @@
 //! and to a few system calls, as an unprivileged user.
 
 pub mod filters;
+pub mod thread;
 pub mod user;
 
 use std::collections::BTreeMap;
