@@ -4,14 +4,15 @@
 //! The daemon keeps a VM's port while its control connection is open; the
 //! connection carries nothing after the port is opened, so the thread sleeps
 //! in `poll` on it. When the daemon goes away (end of file, hang-up or an
-//! error on the connection) the thread puts a [`DownPort`] in place of the
-//! dead switch port (frames the guest sends are dropped and counted) and
-//! sets the e1000's link down (the guest sees LSC and STATUS.LU clear); the
-//! guest keeps running. It then re-opens the port (same name, same MAC)
-//! with backoff, [`FIRST_RETRY`] doubling up to [`MAX_RETRY`], until it
-//! succeeds or the VMM stops; the new port replaces the down port and the
-//! link comes up again (LSC). Only the connection, the port's memory and its
-//! eventfds are new: guest memory and the device's KVM registrations stay.
+//! error on the connection) the thread puts a link-down [`SinkPort`] in
+//! place of the dead switch port (frames the guest sends are dropped and
+//! counted) and sets the e1000's link down (the guest sees LSC and
+//! STATUS.LU clear); the guest keeps running. It then re-opens the port
+//! (same name, same MAC) with backoff, [`FIRST_RETRY`] doubling up to
+//! [`MAX_RETRY`], until it succeeds or the VMM stops; the new port
+//! replaces the down port and the link comes up again (LSC). Only the
+//! connection, the port's memory and its eventfds are new: guest memory
+//! and the device's KVM registrations stay.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -22,7 +23,7 @@ use std::time::Duration;
 use seccompiler::BpfProgram;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use super::backend::down::DownPort;
+use super::backend::sink::SinkPort;
 use super::backend::switch;
 use super::NetDevice;
 use crate::sandbox::thread::SandboxedThread;
@@ -109,7 +110,7 @@ impl Watcher {
                 "switch port {}: the daemon went away; link down, reconnecting",
                 self.target.port
             );
-            let down = match DownPort::new(Arc::clone(&self.stats)) {
+            let down = match SinkPort::link_down(Arc::clone(&self.stats)) {
                 Ok(port) => port,
                 Err(e) => {
                     log::error!("link watcher: cannot create the link-down port: {e}; giving up");

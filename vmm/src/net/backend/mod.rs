@@ -8,7 +8,6 @@
 //! switch, [`sink`] (drops every frame) and [`pong`] (answers test-frame
 //! pings); and [`down`], the port a NIC holds while its switch daemon is gone.
 
-pub mod down;
 pub mod pong;
 pub mod sink;
 pub mod switch;
