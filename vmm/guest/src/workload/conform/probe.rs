@@ -259,6 +259,11 @@ fn phy_read(regs: &Regs, reg: usize) -> u32 {
     mdic(regs, phy::ADDRESS, reg as u32, mdic::OP_READ, 0)
 }
 
+/// The data of PHY register `reg` (MDIC's data field).
+fn phy_data(regs: &Regs, reg: usize) -> u32 {
+    phy_read(regs, reg) & mdic::DATA_MASK
+}
+
 /// The PHY: MDIC as read back after reading each register of [`PHY_REGS`]
 /// (data, READY and ERROR bits), a read of another PHY address, then the
 /// link set up as drivers do (CTRL.SLU, BMCR restart autonegotiation):
@@ -292,7 +297,7 @@ pub fn phy_and_link(o: Doc, regs: &Regs) {
     regs.read(ICR);
     let ctrl_value = regs.read(CTRL);
     regs.write(CTRL, ctrl_value | ctrl::SLU);
-    let bmcr = phy_read(regs, phy::reg::CONTROL) & mdic::DATA_MASK;
+    let bmcr = phy_data(regs, phy::reg::CONTROL);
     let restart = bmcr as u16 | phy::control::AUTONEG_ENABLE | phy::control::RESTART_AUTONEG;
     mdic(
         regs,
@@ -301,7 +306,7 @@ pub fn phy_and_link(o: Doc, regs: &Regs) {
         mdic::OP_WRITE,
         restart,
     );
-    let bmsr_at_once = phy_read(regs, phy::reg::STATUS) & mdic::DATA_MASK;
+    let bmsr_at_once = phy_data(regs, phy::reg::STATUS);
     let status_at_once = regs.read(STATUS);
     let deadline = Deadline::after_ms(3000);
     let mut completed = false;
@@ -319,26 +324,10 @@ pub fn phy_and_link(o: Doc, regs: &Regs) {
             .hex("bmsr_at_once", bmsr_at_once, 4)
             .hex("status_at_once", status_at_once, 8)
             .bool("autoneg_completed", completed)
-            .hex(
-                "bmcr_after",
-                phy_read(regs, phy::reg::CONTROL) & mdic::DATA_MASK,
-                4,
-            )
-            .hex(
-                "bmsr_after",
-                phy_read(regs, phy::reg::STATUS) & mdic::DATA_MASK,
-                4,
-            )
-            .hex(
-                "anlpar_after",
-                phy_read(regs, phy::reg::LP_ABILITY) & mdic::DATA_MASK,
-                4,
-            )
-            .hex(
-                "pssr_after",
-                phy_read(regs, phy::reg::SPEC_STATUS) & mdic::DATA_MASK,
-                4,
-            )
+            .hex("bmcr_after", phy_data(regs, phy::reg::CONTROL), 4)
+            .hex("bmsr_after", phy_data(regs, phy::reg::STATUS), 4)
+            .hex("anlpar_after", phy_data(regs, phy::reg::LP_ABILITY), 4)
+            .hex("pssr_after", phy_data(regs, phy::reg::SPEC_STATUS), 4)
             .hex("status_after", regs.read(STATUS), 8)
             .hex("ctrl_after", regs.read(CTRL), 8)
             .hex("icr_after", regs.read(ICR), 8);
