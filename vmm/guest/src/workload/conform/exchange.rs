@@ -123,6 +123,25 @@ impl Link<'_> {
         (self.tx.buffer(index), addr)
     }
 
+    /// Writes an IPv4 TCP (`tcp`) or UDP frame of `payload` bytes of
+    /// pattern `seed` into the next TX buffer, its L4 checksum seeded with
+    /// the pseudo-header sum, and returns its one data descriptor asking
+    /// for both checksums.
+    fn checksum_frame(&mut self, tcp: bool, payload: usize, seed: u8) -> TxDesc {
+        let (mac, peer) = (self.mac, self.peer);
+        let (buf, addr) = self.tx_buffer();
+        let len = frames::write_ipv4(buf, peer, mac, tcp, payload, seed, None);
+        let pseudo = frames::pseudo_seed(tcp, (len - frames::L3_END) as u16);
+        let at = frames::L3_END + if tcp { 16 } else { 6 };
+        buf[at..at + 2].copy_from_slice(&pseudo.to_be_bytes());
+        frames::data_desc(
+            addr,
+            len as u32,
+            cmd::EOP | cmd::IFCS | cmd::RS,
+            popts::IXSM | popts::TXSM,
+        )
+    }
+
     /// Sends a control frame to the peer.
     fn send_control(&mut self, kind: u8, phase: u8) {
         let (mac, peer) = (self.mac, self.peer);
@@ -230,16 +249,7 @@ impl Link<'_> {
                 tucmd: tucmd::TCP | tucmd::IP,
                 ..Context::default()
             };
-            let (buf, addr) = self.tx_buffer();
-            let len = frames::write_ipv4(buf, peer, mac, true, 146, 0x13, None);
-            let seed = frames::pseudo_seed(true, (len - frames::L3_END) as u16);
-            buf[frames::L3_END + 16..frames::L3_END + 18].copy_from_slice(&seed.to_be_bytes());
-            let data = frames::data_desc(
-                addr,
-                len as u32,
-                cmd::EOP | cmd::IFCS | cmd::RS,
-                popts::IXSM | popts::TXSM,
-            );
+            let data = self.checksum_frame(true, 146, 0x13);
             o.bool("tcp_csum", self.send_descs(&[tcp_ctx.desc(), data]));
 
             // Context + data: IP and UDP checksums.
@@ -248,16 +258,7 @@ impl Link<'_> {
                 tucmd: tucmd::IP,
                 ..tcp_ctx
             };
-            let (buf, addr) = self.tx_buffer();
-            let len = frames::write_ipv4(buf, peer, mac, false, 80, 0x14, None);
-            let seed = frames::pseudo_seed(false, (len - frames::L3_END) as u16);
-            buf[frames::L3_END + 6..frames::L3_END + 8].copy_from_slice(&seed.to_be_bytes());
-            let data = frames::data_desc(
-                addr,
-                len as u32,
-                cmd::EOP | cmd::IFCS | cmd::RS,
-                popts::IXSM | popts::TXSM,
-            );
+            let data = self.checksum_frame(false, 80, 0x14);
             o.bool("udp_csum", self.send_descs(&[udp_ctx.desc(), data]));
 
             // TSO: 1200 bytes of TCP payload in segments of 500, the
@@ -289,16 +290,7 @@ impl Link<'_> {
 
             // A data descriptor without a new context: the last checksum
             // context (UDP) still applies after a TSO context.
-            let (buf, addr) = self.tx_buffer();
-            let len = frames::write_ipv4(buf, peer, mac, false, 40, 0x16, None);
-            let seed = frames::pseudo_seed(false, (len - frames::L3_END) as u16);
-            buf[frames::L3_END + 6..frames::L3_END + 8].copy_from_slice(&seed.to_be_bytes());
-            let data = frames::data_desc(
-                addr,
-                len as u32,
-                cmd::EOP | cmd::IFCS | cmd::RS,
-                popts::IXSM | popts::TXSM,
-            );
+            let data = self.checksum_frame(false, 40, 0x16);
             o.bool("udp_csum_kept_context", self.send_descs(&[data]));
 
             // One frame in three legacy descriptors.
