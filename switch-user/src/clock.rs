@@ -1,4 +1,5 @@
-//! The daemon's coarse clock, in seconds since it started, for aging.
+//! The daemon's clocks: a coarse one in seconds since it started, for
+//! aging, and monotonic nanoseconds for storm control and pktgen's stamps.
 
 use std::time::Instant;
 
@@ -27,4 +28,17 @@ impl Default for Clock {
     fn default() -> Self {
         Clock::new()
     }
+}
+
+/// Monotonic nanoseconds (`CLOCK_MONOTONIC`), for storm control and the
+/// timestamps pktgen writes into frames.
+#[inline]
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

@@ -10,8 +10,8 @@
 
 use super::lookup::{Destination, EthHeader, PortId};
 use super::port::{FrameRef, Port};
-use super::port_security::monotonic_ns;
 use super::switch::Switch;
+use crate::clock::monotonic_ns;
 use crate::counters::DropReason;
 
 /// Most frames read from a source at once.

@@ -166,18 +166,6 @@ pub(crate) fn should_stop(
     }
 }
 
-/// Monotonic nanoseconds, for timestamps in frames.
-#[inline]
-pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into a valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// Paces a sender at `rate` frames per second (or not at all).
 pub(crate) struct Pacer {
     start: Instant,

@@ -7,7 +7,8 @@ use testframe::{FrameTemplate, Kind};
 
 use super::report::{RateLine, RttSummary, Summary};
 use super::stop::{self, Watch};
-use super::{now_ns, should_stop, Config, Pacer, PktgenError};
+use super::{should_stop, Config, Pacer, PktgenError};
+use crate::clock::monotonic_ns;
 
 /// How long a ping waits for its pong.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
@@ -44,7 +45,7 @@ pub fn ping(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErr
             }
             port.wait(Interest::TX, config.spin, Some(Duration::from_millis(100)))?;
         }
-        let sent_at = now_ns();
+        let sent_at = monotonic_ns();
         if let Some(buf) = port.reserve() {
             template.write(buf, seq, sent_at);
             port.commit(template.len());
@@ -62,7 +63,7 @@ pub fn ping(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErr
             let (mut corrupt, mut foreign) = (0u64, 0u64);
             port.recv(config.burst.max(1), |frame| match testframe::parse(frame) {
                 Ok(h) if h.kind == Kind::Pong && h.seq == seq && h.timestamp_ns == sent_at => {
-                    rtts.push(now_ns().saturating_sub(sent_at));
+                    rtts.push(monotonic_ns().saturating_sub(sent_at));
                     answered = true;
                 }
                 Ok(_) => {}

@@ -8,7 +8,8 @@ use testframe::{FrameTemplate, Kind};
 
 use super::report::{RateLine, Summary};
 use super::stop::Watch;
-use super::{now_ns, should_stop, Config, Pacer, PktgenError};
+use super::{should_stop, Config, Pacer, PktgenError};
+use crate::clock::monotonic_ns;
 
 /// Sends frames until the count or duration is reached.
 pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenError> {
@@ -40,7 +41,7 @@ pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErro
             pacer.wait_turn(seq);
             continue;
         }
-        let stamp = now_ns();
+        let stamp = monotonic_ns();
         let mut sent = 0;
         while sent < want {
             let Some(buf) = port.reserve() else { break };
