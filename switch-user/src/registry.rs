@@ -136,6 +136,10 @@ pub enum ControlError {
         /// The switch.
         switch: SwitchName,
     },
+    /// A port cannot be locked to a group (multicast, broadcast) or the
+    /// zero address.
+    #[error("MAC address {0} cannot lock a port: it is a group or the zero address")]
+    MacNotUnicast(MacAddr),
     /// The port is locked to another address than the one asked for.
     #[error("port {port} is locked to MAC address {mac}; open it with that address or none")]
     MacMismatch {
@@ -158,6 +162,7 @@ impl ControlError {
             ControlError::BadLayout(_)
             | ControlError::SizeMismatch { .. }
             | ControlError::MacInUse { .. }
+            | ControlError::MacNotUnicast(_)
             | ControlError::MacMismatch { .. } => ErrorCode::BadConfig,
             ControlError::WrongKind(..) => ErrorCode::WrongPortKind,
             ControlError::Resources(..) => ErrorCode::Internal,
@@ -257,6 +262,10 @@ impl Registry {
         if let Some(mac) = mac {
             if !switch.lookup().pin(mac, port.id) {
                 port.security.set_mac(None);
+                // The table pins unicast addresses only.
+                if mac.is_multicast() || mac.is_zero() {
+                    return Err(ControlError::MacNotUnicast(mac));
+                }
                 return Err(ControlError::MacInUse {
                     mac,
                     switch: switch.name().clone(),
@@ -895,6 +904,32 @@ mod tests {
         let info = reg.list()[0].ports.clone();
         assert_eq!(info.iter().find(|i| i.name == p).unwrap().mac, Some(mac));
         assert_eq!(info[0].max_macs, DEFAULT_MAX_MACS);
+        reg.shutdown();
+    }
+
+    #[test]
+    fn a_group_or_zero_address_cannot_lock_a_port() {
+        let reg = registry();
+        let root = Caller::root();
+        let p = PortName::parse("vale0:p").unwrap();
+        for bad in [
+            MacAddr::BROADCAST,
+            "01:00:5e:00:00:01".parse().unwrap(),
+            MacAddr([0; 6]),
+        ] {
+            let settings = PortSettings {
+                mac: Some(bad),
+                ..PortSettings::default()
+            };
+            assert!(matches!(
+                reg.create_port(&p, None, None, settings, &root),
+                Err(ControlError::MacNotUnicast(m)) if m == bad
+            ));
+            assert!(matches!(
+                reg.open_port(&p, None, None, Some(bad), &root),
+                Err(ControlError::MacNotUnicast(m)) if m == bad
+            ));
+        }
         reg.shutdown();
     }
 }
