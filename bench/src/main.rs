@@ -16,14 +16,13 @@ mod procs;
 mod raw_afxdp;
 mod repeat;
 mod report;
+mod suite_args;
 mod suite_nic;
 mod suite_switch;
 mod suite_vm;
 mod switch_core;
 mod switch_e2e;
 mod veth_pair;
-
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -79,11 +78,7 @@ enum TxArg {
 
 impl RunArgs {
     fn config(&self) -> anyhow::Result<PeerConfig> {
-        anyhow::ensure!(
-            self.seconds > 0.0 && self.seconds <= 60.0,
-            "--seconds must be in (0, 60]"
-        );
-        let mut config = PeerConfig::new(self.size, Duration::from_secs_f64(self.seconds));
+        let mut config = PeerConfig::new(self.size, suite_args::duration(self.seconds)?);
         config.batch = self.batch;
         config.method = match self.tx {
             TxArg::Sendmmsg => TxMethod::Sendmmsg,

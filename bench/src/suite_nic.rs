@@ -157,15 +157,8 @@ fn port_share(report: &Report, nic: &str, raw: &str, size: usize) -> String {
 
 /// Runs the suite.
 pub fn run(args: &NicArgs) -> Result<()> {
-    anyhow::ensure!(
-        args.seconds > 0.0 && args.seconds <= 60.0,
-        "--seconds must be in (0, 60]"
-    );
-    anyhow::ensure!(
-        args.sizes.iter().all(|s| (60..=1514).contains(s)),
-        "frame sizes must be in 60..=1514"
-    );
-    let duration = Duration::from_secs_f64(args.seconds);
+    let duration = crate::suite_args::duration(args.seconds)?;
+    crate::suite_args::check_sizes(&args.sizes)?;
     let repeats = args.repeats.max(1);
     let mut report = Report::default();
     let mut notes = Vec::new();

@@ -77,16 +77,9 @@ fn core_case(pattern: Pattern, traffic: Traffic, size: usize, duration: Duration
 
 /// Runs the suite.
 pub fn run(args: &SwitchArgs) -> Result<()> {
-    anyhow::ensure!(
-        args.seconds > 0.0 && args.seconds <= 60.0,
-        "--seconds must be in (0, 60]"
-    );
-    anyhow::ensure!(
-        args.sizes.iter().all(|s| (60..=1514).contains(s)),
-        "frame sizes must be in 60..=1514"
-    );
+    let duration = crate::suite_args::duration(args.seconds)?;
+    crate::suite_args::check_sizes(&args.sizes)?;
     anyhow::ensure!(args.hosts >= 1, "--hosts must be at least 1");
-    let duration = Duration::from_secs_f64(args.seconds);
     let repeats = args.repeats.max(1);
     let mut report = Report::default();
     let mut notes = Vec::new();
