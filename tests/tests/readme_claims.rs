@@ -76,39 +76,35 @@ fn two_forwarding_threads_share_destinations_and_account_for_every_frame() -> Re
     Ok(())
 }
 
+/// Starts `pktgen --mode MODE --count COUNT -q` (with `--json` if `json`) on
+/// the port `vale0:MODE`.
+fn pktgen_on_own_port(
+    daemon: &Daemon,
+    label: &str,
+    mode: &str,
+    count: u64,
+    json: bool,
+) -> Result<Proc> {
+    let port = format!("vale0:{mode}");
+    let count = count.to_string();
+    let mut args = vec!["pktgen", &port, "--mode", mode, "--count", &count];
+    if json {
+        args.push("--json");
+    }
+    args.push("-q");
+    Ok(daemon.spawn(label, &args)?)
+}
+
 /// `pktgen --mode ping` against `--mode pong` through the daemon: every ping
 /// answered, the RTT percentiles printed, both sides counting exactly.
 #[test]
 fn pktgen_ping_pong_through_the_daemon() -> Result<()> {
     const PINGS: u64 = 2000;
     let daemon = Daemon::start(&[])?;
-    let mut pong = daemon.spawn(
-        "pong",
-        &[
-            "pktgen",
-            "vale0:pong",
-            "--mode",
-            "pong",
-            "--count",
-            &PINGS.to_string(),
-            "--json",
-            "-q",
-        ],
-    )?;
+    let mut pong = pktgen_on_own_port(&daemon, "pong", "pong", PINGS, true)?;
     daemon.wait_port("vale0:pong", true)?;
     // The human-readable summary: the RTT line.
-    let mut ping = daemon.spawn(
-        "ping",
-        &[
-            "pktgen",
-            "vale0:ping",
-            "--mode",
-            "ping",
-            "--count",
-            &PINGS.to_string(),
-            "-q",
-        ],
-    )?;
+    let mut ping = pktgen_on_own_port(&daemon, "ping", "ping", PINGS, false)?;
     let status = ping
         .wait_timeout(Duration::from_secs(120))?
         .context("ping did not finish")?;
@@ -129,33 +125,9 @@ fn pktgen_ping_pong_through_the_daemon() -> Result<()> {
     assert_eq!(field(&pong_sum, "packets"), PINGS, "{pong_sum}");
     assert_eq!(field(&pong_sum, "corrupt"), 0, "{pong_sum}");
     // The JSON summary: every ping answered, ordered percentiles.
-    let mut pong = daemon.spawn(
-        "pong2",
-        &[
-            "pktgen",
-            "vale0:pong",
-            "--mode",
-            "pong",
-            "--count",
-            &PINGS.to_string(),
-            "--json",
-            "-q",
-        ],
-    )?;
+    let mut pong = pktgen_on_own_port(&daemon, "pong2", "pong", PINGS, true)?;
     daemon.wait_port("vale0:pong", true)?;
-    let mut ping = daemon.spawn(
-        "ping2",
-        &[
-            "pktgen",
-            "vale0:ping",
-            "--mode",
-            "ping",
-            "--count",
-            &PINGS.to_string(),
-            "--json",
-            "-q",
-        ],
-    )?;
+    let mut ping = pktgen_on_own_port(&daemon, "ping2", "ping", PINGS, true)?;
     let sum = pktgen_summary(&mut ping, Duration::from_secs(120))?;
     assert_eq!(field(&sum, "packets"), PINGS, "{sum}");
     assert_eq!(field(&sum, "lost"), 0, "{sum}");
