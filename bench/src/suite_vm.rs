@@ -365,13 +365,7 @@ fn our_host(bin_dir: &Path, dir: &Path) -> Result<Host> {
 
 fn qemu_host() -> Result<Host> {
     let ns = Netns::new("vsw")?;
-    ns.add_bridge("br0")?;
-    for tap in ["tap0", "tap1"] {
-        ns.ip(["tuntap", "add", "dev", tap, "mode", "tap"])?;
-        ns.enslave(tap, "br0")?;
-        ns.set_up(tap)?;
-    }
-    ns.set_up("br0")?;
+    ns.add_tap_bridge("br0", &["tap0", "tap1"])?;
     Ok(Host::Qemu { ns })
 }
 

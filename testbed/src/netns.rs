@@ -223,6 +223,18 @@ impl Netns {
         link::enslave(Some(&self.name), port, bridge)
     }
 
+    /// Creates a Linux bridge `bridge` with a new TAP device for each of
+    /// `taps` as its ports, all up (QEMU's `-netdev tap` attaches to them).
+    pub fn add_tap_bridge(&self, bridge: &str, taps: &[&str]) -> Result<()> {
+        self.add_bridge(bridge)?;
+        for tap in taps {
+            self.ip(["tuntap", "add", "dev", tap, "mode", "tap"])?;
+            self.enslave(tap, bridge)?;
+            self.set_up(tap)?;
+        }
+        self.set_up(bridge)
+    }
+
     /// Adds a static bridge forwarding entry for `mac` on `port`.
     pub fn add_fdb_static(&self, port: &str, mac: Mac) -> Result<()> {
         link::add_fdb_static(Some(&self.name), port, mac)

@@ -118,6 +118,18 @@ fn bridge_ports_forward_between_namespaces() {
 }
 
 #[test]
+fn tap_bridge_has_every_tap_as_a_port() {
+    let ns = Netns::new(PREFIX).unwrap();
+    ns.add_tap_bridge("br0", &["tap0", "tap1"]).unwrap();
+    for tap in ["tap0", "tap1"] {
+        let details = ns.link_details(tap).unwrap();
+        assert!(details.contains("tun type tap"), "{details}");
+        assert!(details.contains("master br0"), "{details}");
+    }
+    assert!(ns.link_details("br0").unwrap().contains("bridge"));
+}
+
+#[test]
 fn veth_in_the_current_namespace_is_moved_and_deleted() {
     let ns = Netns::new(PREFIX).unwrap();
     let name = link::unique_ifname("tb").unwrap();

@@ -32,13 +32,7 @@ fn bridge_with_taps() -> Result<Option<Netns>> {
     }
     let ns = Netns::new(testbed::DEFAULT_PREFIX)?;
     ns.disable_ipv6()?;
-    ns.add_bridge("br0")?;
-    for tap in ["tap0", "tap1"] {
-        ns.ip(["tuntap", "add", "dev", tap, "mode", "tap"])?;
-        ns.enslave(tap, "br0")?;
-        ns.set_up(tap)?;
-    }
-    ns.set_up("br0")?;
+    ns.add_tap_bridge("br0", &["tap0", "tap1"])?;
     Ok(Some(ns))
 }
 
