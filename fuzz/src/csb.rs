@@ -29,7 +29,7 @@ use vmm::net::worker::{poll_until_idle, Pollable};
 use vmm::net::{NetConfig, NetDevice};
 use vmm::stats::Stats;
 
-use crate::e1000::{address, tx_descriptor, MAC, REGISTERS};
+use crate::e1000::{address, tx_descriptor, Rings, MAC, REGISTERS};
 use crate::guest_memory::{GuestMemory, RAM_SIZE};
 use crate::input::Input;
 
@@ -364,19 +364,14 @@ impl Harness {
 
     /// Sets up both rings with buffers, then maps the CSB with guest_csb_on.
     fn setup(&mut self, input: &mut Input) {
-        let tx_base = u64::from(input.u16()) * 16 % RAM_SIZE;
-        let tx_len = (u32::from(input.u8() % 64) + 1) * 128;
-        let rx_base = u64::from(input.u16()) * 16 % RAM_SIZE;
-        let rx_len = (u32::from(input.u8() % 64) + 1) * 128;
-        let buffers = u64::from(input.u16()) * 64 % RAM_SIZE;
-        let rctl_value = input.u32() | rctl::EN;
+        let Rings {
+            tx_base,
+            tx_len,
+            rx_base,
+            rx_len,
+            rctl: rctl_value,
+        } = Rings::place(input, &self.mem);
         self.csb = u64::from(input.u16()) * CSB_SIZE as u64 % RAM_SIZE;
-        let stride = vmm::e1000::rx::buffer_size(rctl_value) as u64;
-        for i in 0..u64::from(rx_len) / 16 {
-            let mut d = [0u8; 16];
-            d[..8].copy_from_slice(&(buffers + i * stride).to_le_bytes());
-            self.mem.poke(rx_base + i * 16, &d);
-        }
         self.mem.poke(self.csb, &[0; 128]);
         self.mem.poke_u32(self.csb + field::GUEST_CSB_ON as u64, 1);
         self.mem

@@ -140,6 +140,47 @@ const RX_ROUNDS: u32 = 16;
 /// larger ring skips the buffer check.
 const SNAPSHOT_LIMIT: u32 = 4096;
 
+/// Where a target puts both descriptor rings and the RX buffers, read from
+/// the input; [`Rings::place`] also writes the RX descriptors.
+pub(crate) struct Rings {
+    /// TX ring base address.
+    pub tx_base: u64,
+    /// TX ring length in bytes (TDLEN).
+    pub tx_len: u32,
+    /// RX ring base address.
+    pub rx_base: u64,
+    /// RX ring length in bytes (RDLEN).
+    pub rx_len: u32,
+    /// RCTL, enabled.
+    pub rctl: u32,
+}
+
+impl Rings {
+    /// Reads the placement from `input` and gives every RX descriptor its
+    /// own buffer, one RCTL buffer size apart.
+    pub(crate) fn place(input: &mut Input, mem: &GuestMemory) -> Rings {
+        let tx_base = u64::from(input.u16()) * 16 % RAM_SIZE;
+        let tx_len = (u32::from(input.u8() % 64) + 1) * 128;
+        let rx_base = u64::from(input.u16()) * 16 % RAM_SIZE;
+        let rx_len = (u32::from(input.u8() % 64) + 1) * 128;
+        let buffers = u64::from(input.u16()) * 64 % RAM_SIZE;
+        let rctl = input.u32() | rctl::EN;
+        let stride = buffer_size(rctl) as u64;
+        for i in 0..u64::from(rx_len) / desc::SIZE as u64 {
+            let mut d = [0u8; desc::SIZE];
+            d[..8].copy_from_slice(&(buffers + i * stride).to_le_bytes());
+            mem.poke(rx_base + i * desc::SIZE as u64, &d);
+        }
+        Rings {
+            tx_base,
+            tx_len,
+            rx_base,
+            rx_len,
+            rctl,
+        }
+    }
+}
+
 /// The moderation clock, set by the input.
 #[derive(Clone, Default)]
 struct FakeClock(Rc<Cell<u64>>);
@@ -517,19 +558,14 @@ impl Harness {
 
     /// Sets up and enables both rings, with an RX buffer per descriptor.
     fn setup(&mut self, input: &mut Input) {
-        let tx_base = u64::from(input.u16()) * 16 % RAM_SIZE;
-        let tx_len = (u32::from(input.u8() % 64) + 1) * 128;
-        let rx_base = u64::from(input.u16()) * 16 % RAM_SIZE;
-        let rx_len = (u32::from(input.u8() % 64) + 1) * 128;
-        let buffers = u64::from(input.u16()) * 64 % RAM_SIZE;
-        let rctl_value = input.u32() | rctl::EN;
+        let Rings {
+            tx_base,
+            tx_len,
+            rx_base,
+            rx_len,
+            rctl: rctl_value,
+        } = Rings::place(input, &self.mem);
         let tctl_value = input.u32() | tctl::EN;
-        let stride = buffer_size(rctl_value) as u64;
-        for i in 0..u64::from(rx_len) / desc::SIZE as u64 {
-            let mut d = [0u8; desc::SIZE];
-            d[..8].copy_from_slice(&(buffers + i * stride).to_le_bytes());
-            self.mem.poke(rx_base + i * desc::SIZE as u64, &d);
-        }
         let writes = [
             (TDBAL, tx_base as u32),
             (TDBAH, 0),
