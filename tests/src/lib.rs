@@ -225,6 +225,15 @@ impl Vm {
         Ok(Vm { vm })
     }
 
+    /// Starts the VM `vm-pong` on `vale0:pong` (MAC `mac`, no extra vmm
+    /// options) running `guest_args` (a `pong ...` workload) and waits until
+    /// the guest is answering.
+    pub fn start_pong(daemon: &Daemon, mac: &str, guest_args: &str) -> Result<Vm> {
+        let pong = Vm::start(daemon, "vm-pong", "vale0:pong", mac, &[], guest_args)?;
+        pong.wait_for_serial("guest: pong", Duration::from_secs(30))?;
+        Ok(pong)
+    }
+
     /// What the guest printed so far.
     pub fn serial(&self) -> String {
         self.vm.serial()

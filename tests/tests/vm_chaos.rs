@@ -9,15 +9,7 @@ use e2e_tests::{field, Daemon, Vm};
 #[test]
 fn the_chaos_guest_is_survived_and_others_keep_talking() -> Result<()> {
     let daemon = Daemon::start(&[])?;
-    let mut pong = Vm::start(
-        &daemon,
-        "vm-pong",
-        "vale0:pong",
-        "52:54:00:00:03:01",
-        &[],
-        "pong count=3000",
-    )?;
-    pong.wait_for_serial("guest: pong", Duration::from_secs(30))?;
+    let mut pong = Vm::start_pong(&daemon, "52:54:00:00:03:01", "pong count=3000")?;
     let mut ping = Vm::start(
         &daemon,
         "vm-ping",

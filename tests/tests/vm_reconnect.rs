@@ -40,15 +40,11 @@ fn csb_vms_ping_pong_across_a_daemon_restart() -> Result<()> {
 fn ping_pong_across_a_restart(txmode: &str) -> Result<()> {
     let mut daemon = Daemon::start(&[])?;
     let dir = daemon.dir().to_owned();
-    let mut pong = Vm::start(
+    let mut pong = Vm::start_pong(
         &daemon,
-        "vm-pong",
-        "vale0:pong",
         "52:54:00:00:03:01",
-        &[],
         &format!("pong txmode={txmode}"),
     )?;
-    pong.wait_for_serial("guest: pong", Duration::from_secs(30))?;
     let mut ping = Vm::start(
         &daemon,
         "vm-ping",

@@ -87,15 +87,7 @@ fn pktgen_sends_to_a_guest_and_every_frame_is_accounted_for() -> Result<()> {
 #[test]
 fn two_vms_ping_pong_10000_times() -> Result<()> {
     let daemon = Daemon::start(&[])?;
-    let mut pong = Vm::start(
-        &daemon,
-        "vm-pong",
-        "vale0:pong",
-        "52:54:00:00:02:01",
-        &[],
-        "pong count=10000",
-    )?;
-    pong.wait_for_serial("guest: pong", Duration::from_secs(30))?;
+    let mut pong = Vm::start_pong(&daemon, "52:54:00:00:02:01", "pong count=10000")?;
     let mut ping = Vm::start(
         &daemon,
         "vm-ping",
