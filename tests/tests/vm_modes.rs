@@ -2,43 +2,22 @@
 //! VM to another with none lost: plain, interrupt moderation, moderation with
 //! send combining, CSB, and CSB with batched publication.
 
-use std::time::Duration;
-
 use anyhow::Result;
-use e2e_tests::{field, Daemon, Vm};
+use e2e_tests::VmToVm;
 
 const FRAMES: u64 = 100_000;
 
 fn vm_to_vm(name: &str, e1000: &[&str], sender: &str, receiver: &str) -> Result<()> {
-    let daemon = Daemon::start(&[])?;
     let mut vmm_args = Vec::new();
     for opt in e1000 {
         vmm_args.extend(["--e1000", opt]);
     }
-    let mut rx = Vm::start(
-        &daemon,
-        &format!("{name}-rx"),
-        "vale0:rx",
-        "52:54:00:00:05:01",
-        &vmm_args,
-        &format!("rx count={FRAMES} {receiver}"),
-    )?;
-    rx.wait_for_serial("guest: rx", Duration::from_secs(30))?;
-    let mut tx = Vm::start(
-        &daemon,
-        &format!("{name}-tx"),
-        "vale0:tx",
-        "52:54:00:00:05:02",
-        &vmm_args,
-        &format!("tx count={FRAMES} dst=52:54:00:00:05:01 {sender}"),
-    )?;
-    let (sent, tx_stats) = tx.finish(Duration::from_secs(300))?;
-    let (got, rx_stats) = rx.finish(Duration::from_secs(60))?;
-    assert_eq!(field(&sent, "frames"), FRAMES, "{name}: {sent}");
-    assert_eq!(field(&got, "unique"), FRAMES, "{name}: receiver {got}");
-    assert_eq!(field(&got, "lost"), 0, "{name}: {got}");
-    assert_eq!(field(&got, "corrupt"), 0, "{name}: {got}");
-    assert_eq!(field(&got, "duplicates"), 0, "{name}: {got}");
+    let VmToVm {
+        sent,
+        got,
+        tx_stats,
+        rx_stats,
+    } = e2e_tests::vm_to_vm(name, 0x05, FRAMES, &vmm_args, sender, receiver)?;
     eprintln!(
         "{name}: sender {} pps, receiver {} pps; exits tx {} rx {}",
         sent["pps"], got["pps"], tx_stats["exits"]["total"], rx_stats["exits"]["total"]

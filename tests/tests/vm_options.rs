@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use e2e_tests::{field, Daemon, Vm};
+use e2e_tests::{Daemon, Vm};
 
 const FRAMES: u64 = 50_000;
 
@@ -17,32 +17,8 @@ fn vm_to_vm(
     sender: &str,
     receiver: &str,
 ) -> Result<(serde_json::Value, serde_json::Value)> {
-    let daemon = Daemon::start(&[])?;
-    let mut rx = Vm::start(
-        &daemon,
-        &format!("{name}-rx"),
-        "vale0:rx",
-        "52:54:00:00:06:01",
-        vmm_args,
-        &format!("rx count={FRAMES} {receiver}"),
-    )?;
-    rx.wait_for_serial("guest: rx", Duration::from_secs(30))?;
-    let mut tx = Vm::start(
-        &daemon,
-        &format!("{name}-tx"),
-        "vale0:tx",
-        "52:54:00:00:06:02",
-        vmm_args,
-        &format!("tx count={FRAMES} dst=52:54:00:00:06:01 {sender}"),
-    )?;
-    let (sent, tx_stats) = tx.finish(Duration::from_secs(300))?;
-    let (got, rx_stats) = rx.finish(Duration::from_secs(60))?;
-    assert_eq!(field(&sent, "frames"), FRAMES, "{name}: {sent}");
-    assert_eq!(field(&got, "unique"), FRAMES, "{name}: receiver {got}");
-    assert_eq!(field(&got, "lost"), 0, "{name}: {got}");
-    assert_eq!(field(&got, "corrupt"), 0, "{name}: {got}");
-    assert_eq!(field(&got, "duplicates"), 0, "{name}: {got}");
-    Ok((tx_stats, rx_stats))
+    let run = e2e_tests::vm_to_vm(name, 0x06, FRAMES, vmm_args, sender, receiver)?;
+    Ok((run.tx_stats, run.rx_stats))
 }
 
 /// Checks that both VMs took interrupts.
