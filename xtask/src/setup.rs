@@ -36,6 +36,12 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "systemd",
     // Side-by-side runs of the guest image.
     "qemu-system-x86",
+    // Readers and checkers of what the switch exports: captures (pcap),
+    // Prometheus metrics, and the spec-only port client (Python 3).
+    "tcpdump",
+    "tshark",
+    "prometheus",
+    "python3",
 ];
 
 /// Installs whatever is missing; prints what it did.
