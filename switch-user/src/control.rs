@@ -20,7 +20,7 @@ use switch_port::control::wire::{self, WireError};
 use switch_port::error_chain::Chain;
 use switch_port::names::PortName;
 use switch_port::protocol::{
-    AccessCounters, ErrorCode, Request, Response, DIR_REQUEST, DIR_RESPONSE, VERSION,
+    AccessCounters, ErrorCode, HeaderError, Request, Response, DIR_REQUEST, DIR_RESPONSE, VERSION,
 };
 
 use crate::access::{AccessPolicy, Caller, Denied, Owner};
@@ -87,6 +87,22 @@ fn error(code: ErrorCode, message: impl Into<String>) -> Response {
     Response::Error {
         code,
         message: message.into(),
+    }
+}
+
+/// The answer to a message whose header is not valid: a version other than
+/// ours gets [`ErrorCode::UnsupportedVersion`] naming both versions, anything
+/// else [`ErrorCode::BadRequest`].
+fn header_error(e: &WireError) -> Response {
+    match e {
+        WireError::Header(HeaderError::Version(theirs)) => error(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "the client speaks control protocol version {theirs}, this daemon speaks \
+                 version {VERSION}: use a client of version {VERSION}"
+            ),
+        ),
+        other => error(ErrorCode::BadRequest, Chain(other).to_string()),
     }
 }
 
@@ -248,9 +264,7 @@ impl Server {
                 ),
                 Err(e @ WireError::Header(_)) => {
                     log::warn!("closing control connection: {}", Chain(&e));
-                    let body =
-                        serde_json::to_vec(&error(ErrorCode::BadRequest, Chain(&e).to_string()))
-                            .unwrap_or_default();
+                    let body = serde_json::to_vec(&header_error(&e)).unwrap_or_default();
                     watch.arm();
                     let _ = wire::send(stream, DIR_RESPONSE, &body, &[]);
                     break;
@@ -468,6 +482,27 @@ impl Server {
 mod tests {
     use super::*;
     use crate::peer::PeerCred;
+
+    #[test]
+    fn another_version_gets_a_typed_error_naming_both() {
+        for theirs in [0, VERSION + 1] {
+            let e = WireError::Header(HeaderError::Version(theirs));
+            let Response::Error { code, message } = header_error(&e) else {
+                panic!("not an error");
+            };
+            assert_eq!(code, ErrorCode::UnsupportedVersion);
+            assert!(message.contains(&format!("version {theirs}")), "{message}");
+            assert!(message.contains(&format!("version {VERSION}")), "{message}");
+        }
+        let magic = WireError::Header(HeaderError::Magic);
+        assert!(matches!(
+            header_error(&magic),
+            Response::Error {
+                code: ErrorCode::BadRequest,
+                ..
+            }
+        ));
+    }
 
     #[test]
     fn attach_and_detach_need_an_admin() {

@@ -183,6 +183,10 @@ pub enum ErrorCode {
     /// The caller's per-user limit (ports, switches, port memory,
     /// connections) would be exceeded.
     LimitExceeded,
+    /// The message header carries a protocol version this daemon does not
+    /// speak; the message names both versions and the connection is closed
+    /// (see "Version negotiation" in `docs/port-protocol.md`).
+    UnsupportedVersion,
 }
 
 /// What kind of port this is.
