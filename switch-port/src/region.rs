@@ -28,8 +28,8 @@ pub enum RegionError {
     /// The memfd's contents do not describe a valid port region.
     #[error(transparent)]
     Layout(#[from] LayoutError),
-    /// The memfd was not sealed against resizing by the daemon.
-    #[error("port memfd is not sealed against resizing")]
+    /// The memfd was not sealed against both shrinking and growing.
+    #[error("port memfd is not sealed against shrinking and growing")]
     NotSealed,
 }
 
@@ -119,7 +119,8 @@ impl Region {
     pub fn from_fd(fd: OwnedFd) -> Result<Region, RegionError> {
         // SAFETY: fcntl F_GET_SEALS on an fd we own.
         let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
-        if seals < 0 || seals & (libc::F_SEAL_SHRINK | libc::F_SEAL_GROW) == 0 {
+        let needed = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
+        if seals < 0 || seals & needed != needed {
             return Err(RegionError::NotSealed);
         }
         // SAFETY: fstat into a zeroed stat buffer.
@@ -236,5 +237,46 @@ impl Drop for Region {
         unsafe {
             libc::munmap(self.base.as_ptr().cast(), self.len);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A copy of a valid region's memfd with only `seals` added.
+    fn memfd_with_seals(seals: libc::c_int) -> OwnedFd {
+        let layout = Layout::new(64, 2048).unwrap();
+        let region = Region::create("seals", layout).unwrap();
+        // SAFETY: memfd_create with a valid name; checked below.
+        let raw = unsafe { libc::memfd_create(c"seals".as_ptr(), libc::MFD_ALLOW_SEALING) };
+        assert!(raw >= 0);
+        // SAFETY: a fresh fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let len = layout.region_len;
+        // SAFETY: the region's mapping holds `len` readable bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(region.base.as_ptr(), len) };
+        // SAFETY: writing our own buffer to our own memfd.
+        let written = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), len) };
+        assert_eq!(written, len as isize);
+        // SAFETY: fcntl on our own memfd.
+        let sealed = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) };
+        assert_eq!(sealed, 0);
+        fd
+    }
+
+    #[test]
+    fn a_client_requires_both_resize_seals() {
+        for seals in [0, libc::F_SEAL_SHRINK, libc::F_SEAL_GROW] {
+            assert!(
+                matches!(
+                    Region::from_fd(memfd_with_seals(seals)),
+                    Err(RegionError::NotSealed)
+                ),
+                "seals {seals:#x}"
+            );
+        }
+        let both = memfd_with_seals(libc::F_SEAL_SHRINK | libc::F_SEAL_GROW);
+        assert!(Region::from_fd(both).is_ok());
     }
 }
