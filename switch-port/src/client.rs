@@ -25,10 +25,18 @@
 //! }
 //! ```
 //!
-//! Kicks follow the ring protocol of [`crate::layout`]: `publish` writes the
-//! switch's eventfd only when the switch said it sleeps; `wait` polls for a
-//! bounded time, then sets this side's need-kick flags, re-checks, and sleeps
-//! on the eventfd.
+//! [`PortClient::open`] sends `open_port` (control protocol version
+//! [`crate::protocol::VERSION`] in the header) and checks what comes back as
+//! `docs/port-protocol.md` §5.1 requires: three descriptors, the memfd's
+//! shrink and grow seals, its size and the region header.
+//!
+//! Kicks follow the specification's §6.4 (also summed up in
+//! [`crate::layout`]): `publish` stores TX `head`, issues a full barrier and
+//! writes `to_switch` only when TX `consumer_needs_kick` is set; `wait` polls
+//! for a bounded time, then sets RX `consumer_needs_kick` and/or TX
+//! `producer_needs_kick`, issues a full barrier, re-checks, and sleeps on
+//! `to_client` ([`PortClient::kick_fd`]), which carries both the "frames
+//! arrived" and the "TX slots freed" wake-ups.
 
 use std::io;
 use std::os::fd::RawFd;

@@ -1,4 +1,8 @@
 //! The memory layout of a port: one memfd holding both rings and all buffers.
+//! The normative description, with every field's width and byte order (all
+//! little-endian: u32 indices and flags, u64 slots), is §4 of the
+//! repository's `docs/port-protocol.md`; a test checks its tables against the
+//! constants here.
 //!
 //! The daemon creates the memfd when a port is created and passes it to the
 //! client over the control socket; both map it shared. Nothing else is shared
@@ -41,7 +45,9 @@
 //! A slot's `buf` is a buffer index in `0..num_bufs`. The client may swap
 //! buffers between slots (netmap zero-copy style); the switch validates every
 //! index and length before use. Initially TX slot `i` holds buffer `i` and RX
-//! slot `i` holds buffer `ring_size + i`.
+//! slot `i` holds buffer `ring_size + i`; TX `head` and `cur` are 0 and `tail`
+//! is `ring_size - 1` (every usable slot free), RX `head`, `cur` and `tail`
+//! are 0 (nothing received), and the flags are 0.
 //!
 //! Kicks: each ring has a `consumer_needs_kick` flag (set by the side that
 //! waits for frames: the switch on TX, the client on RX) and a

@@ -10,6 +10,14 @@
 //! with one index store, and takes RX frames in place and returns their slots
 //! with one store; a kick is only sent to a side that said it sleeps.
 //!
+//! The protocol this crate implements, control messages, port memory, ring
+//! rules, kicks and the life cycle of a port, is specified in the
+//! repository's `docs/port-protocol.md` (version 1), written so that a
+//! client in any language can be implemented from it alone (a Python one in
+//! `tests/python/` is); the names used here (`open_port`, `port_opened`,
+//! `head`/`cur`/`tail`, `consumer_needs_kick`, `producer_needs_kick`,
+//! `to_switch`, `to_client`, the region header) are the specification's.
+//!
 //! - [`client`]: [`PortClient`], the port API (`reserve`/`commit`/`publish`,
 //!   `peek`/`consume`/`release_rx`, `wait` and the kick fd);
 //! - [`layout`], [`region`], [`ring`], [`eventfd`]: the shared-memory layout

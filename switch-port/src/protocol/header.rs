@@ -15,7 +15,7 @@ pub const DIR_RESPONSE: u16 = 2;
 pub const MAX_REQUEST: usize = 64 * 1024;
 /// Largest response payload.
 pub const MAX_RESPONSE: usize = 16 * 1024 * 1024;
-/// Number of fds attached to [`Response::PortOpened`].
+/// Number of fds attached to [`Response::PortOpened`](super::Response::PortOpened).
 pub const PORT_FDS: usize = 3;
 
 /// A header that does not belong to this protocol.

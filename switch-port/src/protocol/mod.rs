@@ -1,5 +1,7 @@
 //! The control protocol between the daemon and its clients (the CLI, the VMM,
-//! pktgen, any application), version 1.
+//! pktgen, any application), version 1. Its normative specification, with a
+//! byte-exact example of every message, is §2, §3 and §9 of the repository's
+//! `docs/port-protocol.md` (a test checks the examples against this module).
 //!
 //! Transport: a Unix stream socket. Every message is a 16-byte header
 //! followed by a payload:
@@ -22,8 +24,11 @@
 //!
 //! Every request gets exactly one response, in order. A request that is
 //! valid JSON but wrong gets [`Response::Error`] and the connection stays
-//! usable; a header with a bad magic, version or length gets an error and the
-//! connection is closed (the framing is lost). Requests are limited to
+//! usable; a header with a bad magic or length gets an error and the
+//! connection is closed (the framing is lost). A header of another protocol
+//! version, older or newer, gets [`ErrorCode::UnsupportedVersion`] with a
+//! message naming both versions, in the daemon's own version, and the
+//! connection is closed: that is the whole version negotiation. Requests are limited to
 //! [`MAX_REQUEST`] bytes, responses to [`MAX_RESPONSE`].
 //!
 //! The daemon knows who connected (the peer's uid and groups): a request
