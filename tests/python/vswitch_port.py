@@ -333,7 +333,12 @@ class Port:
         if not ((rx and self.rx_ready()) or (tx and self.tx_free())):
             poller = select.poll()
             poller.register(self.to_client, select.POLLIN)
-            poller.poll(max(1, int(timeout * 1000)))
+            # The control connection becomes readable (end of file) when the
+            # daemon goes away: then the port is gone (spec §8).
+            poller.register(self.conn.sock, select.POLLIN)
+            for fd, _ in poller.poll(max(1, int(timeout * 1000))):
+                if fd == self.conn.sock.fileno() and not self.conn.sock.recv(1, socket.MSG_PEEK):
+                    raise ProtocolError("the daemon closed the control connection: the port is gone")
         self.rx.store(CONSUMER_NEEDS_KICK, 0)
         self.tx.store(PRODUCER_NEEDS_KICK, 0)
         try:
