@@ -4,6 +4,8 @@
 //! pktgen` through a real daemon, and clients of another protocol version
 //! get the typed version error.
 
+use std::io::Write;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -11,7 +13,8 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use e2e_tests::{field, pktgen_summary, Daemon};
 use serde_json::Value;
-use switch_port::protocol::VERSION;
+use switch_port::control::wire;
+use switch_port::protocol::{DIR_RESPONSE, VERSION};
 use testbed::{run_bounded, wait_until, Capture, Proc};
 
 /// Frames each way.
@@ -179,5 +182,97 @@ fn an_older_or_newer_client_gets_the_typed_version_error() -> Result<()> {
     }
     // The daemon serves the next client as before.
     daemon.cli_json(&["list", "--json"])?;
+    Ok(())
+}
+
+/// The request examples of docs/port-protocol.md §3.4: each message's bytes
+/// (header and payload, exactly as documented) and its request name.
+fn request_examples() -> Result<Vec<(Vec<u8>, String)>> {
+    let spec = include_str!("../../docs/port-protocol.md");
+    let mut out = Vec::new();
+    let mut lines = spec.lines();
+    while let Some(line) = lines.next() {
+        let Some((_, rest)) = line.split_once("header `") else {
+            continue;
+        };
+        let hex = rest.split('`').next().unwrap_or_default();
+        let mut message = hex
+            .split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .with_context(|| format!("header of {line}"))?;
+        lines.next(); // the blank line
+        lines.next(); // the opening fence
+        let payload = lines.next().context("payload")?;
+        let json: Value = serde_json::from_str(payload)?;
+        if let Some(name) = json["request"].as_str() {
+            message.extend_from_slice(payload.as_bytes());
+            out.push((message, name.to_owned()));
+        }
+    }
+    Ok(out)
+}
+
+/// Sends `message` as is on `stream` and returns the response's name and
+/// the number of fds that came with it.
+fn replay(stream: &UnixStream, message: &[u8]) -> Result<(String, usize)> {
+    (&*stream).write_all(message)?;
+    let (payload, fds) = wire::receive(stream, DIR_RESPONSE)?;
+    let response: Value = serde_json::from_slice(&payload)?;
+    ensure!(response["response"] != "error", "{response}");
+    Ok((
+        response["response"].as_str().unwrap_or_default().to_owned(),
+        fds.len(),
+    ))
+}
+
+#[test]
+fn the_documented_request_examples_work_byte_for_byte() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    let examples = request_examples()?;
+    let connect = || UnixStream::connect(daemon.socket());
+    let mut opened = Vec::new();
+    let mut kinds = Vec::new();
+    for (message, request) in &examples {
+        let expected = match request.as_str() {
+            "open_port" => "port_opened",
+            "create_port" | "delete_port" => "done",
+            "show_config" => "config",
+            // NIC attachment needs an interface: not a client's business.
+            "attach" | "detach" => continue,
+            other => other,
+        };
+        let stream = connect()?;
+        if request == "open_port" {
+            // The examples open the same port: the previous client leaves.
+            if let Some(previous) = opened.pop() {
+                drop(previous);
+                daemon.wait_port("vale0:app", false)?;
+            }
+        }
+        let (response, fds) =
+            replay(&stream, message).with_context(|| format!("example {request}"))?;
+        assert_eq!(response, expected, "example {request}");
+        assert_eq!(fds, if request == "open_port" { 3 } else { 0 });
+        if request == "open_port" {
+            opened.push(stream);
+        }
+        kinds.push(request.clone());
+    }
+    for request in [
+        "open_port",
+        "create_port",
+        "delete_port",
+        "list",
+        "stats",
+        "fdb",
+        "status",
+        "show_config",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == request),
+            "no example of {request}"
+        );
+    }
     Ok(())
 }
