@@ -1,8 +1,9 @@
 //! Conformance of the port protocol (docs/port-protocol.md): a second client,
 //! written in Python from the specification alone
 //! (`tests/python/vswitch_port.py`), exchanges test frames with `vswitch
-//! pktgen` through a real daemon, and clients of another protocol version
-//! get the typed version error.
+//! pktgen` through a real daemon; clients of another protocol version get
+//! the typed version error; and the specification's request examples, sent
+//! byte for byte, get the documented responses.
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
