@@ -425,9 +425,12 @@ def exchange(args):
                 timed_out = True
                 break
             due = args.send if not args.rate else min(args.send, int((now - started) * args.rate) + 1)
-            batch = [make_frame(dst, src, seq, args.size) for seq in range(sent, min(due, sent + 256))]
-            if batch:
-                sent += port.send(batch)
+            moved = 0
+            if sent < due:
+                count = min(due - sent, 256, port.tx_free())
+                batch = [make_frame(dst, src, seq, args.size) for seq in range(sent, sent + count)]
+                moved = port.send(batch)
+                sent += moved
             frames = port.receive(1024)
             for frame in frames:
                 parsed = parse_frame(frame)
@@ -445,15 +448,17 @@ def exchange(args):
                     out_of_order += 1
                 expected = seq + 1
                 received += 1
-            if frames or batch:
+            if frames or moved:
                 continue
-            # Nothing moved: sleep until kicked or the next frame is due.
-            if sent < args.send and args.rate:
+            # Nothing moved: sleep until kicked (frames arrived, or TX slots
+            # freed while frames are due and the ring is full) or until the
+            # next frame is due; never longer than 10 ms.
+            tx_full = sent < due
+            if not tx_full and sent < args.send and args.rate:
                 until_due = started + (sent + 1) / args.rate - time.monotonic()
             else:
                 until_due = 0.01
-            want_tx = sent < args.send and sent >= due
-            port.wait(rx=received < args.receive, tx=want_tx,
+            port.wait(rx=received < args.receive, tx=tx_full,
                       timeout=max(0.0005, min(until_due, 0.01, deadline - time.monotonic())))
     finally:
         kicks = port.kicks_sent
