@@ -28,8 +28,8 @@
 //! connection is closed (the framing is lost). A header of another protocol
 //! version, older or newer, gets [`ErrorCode::UnsupportedVersion`] with a
 //! message naming both versions, in the daemon's own version, and the
-//! connection is closed: that is the whole version negotiation. Requests are limited to
-//! [`MAX_REQUEST`] bytes, responses to [`MAX_RESPONSE`].
+//! connection is closed: that is the whole version negotiation. Requests
+//! are limited to [`MAX_REQUEST`] bytes, responses to [`MAX_RESPONSE`].
 //!
 //! The daemon knows who connected (the peer's uid and groups): a request
 //! the caller may not make gets [`ErrorCode::PermissionDenied`], one past a
