@@ -200,7 +200,7 @@ class Ring:
 
 
 class Port:
-    """An open port (spec §7): the control connection must stay open while
+    """An open port (spec §8): the control connection must stay open while
     the port is used; closing it releases the port."""
 
     def __init__(self, socket_path, name, timeout, ring_size=None, buf_size=None, mac=None):
@@ -232,7 +232,7 @@ class Port:
         self.kicks_sent = 0
 
     def _map(self, response, memfd):
-        # Spec §5.2: seals first, then size, then the header.
+        # Spec §5.1: descriptors, seals, then size, then the header, then size, then the header.
         seals = fcntl.fcntl(memfd, F_GET_SEALS)
         if seals & (F_SEAL_SHRINK | F_SEAL_GROW) != F_SEAL_SHRINK | F_SEAL_GROW:
             raise ProtocolError(f"port memfd seals {seals:#x} lack shrink and grow")
@@ -266,7 +266,7 @@ class Port:
 
     def _buffer(self, index, home):
         """Offset of buffer `index`, or of the slot's home buffer when the
-        index is out of range (spec §5.3)."""
+        index is out of range (spec §5.1)."""
         if index >= self.num_bufs:
             index = home
         return self.buffers + index * self.buf_size
