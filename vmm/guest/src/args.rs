@@ -1,7 +1,8 @@
 //! The guest's command line (the PVH command line):
 //! `WORKLOAD [size=BYTES] [count=N] [duration=SECS] [rate=PPS] [dst=MAC]
-//!  [burst=N] [txmode=plain|combine|csb] [tsc_khz=N] [quiet]`.
+//!  [burst=N] [txmode=plain|combine|csb] [tsc_khz=N] [ip=A.B.C.D/N] [quiet]`.
 
+use crate::ipv4_echo::{self, Ipv4Net};
 use core::fmt;
 
 /// Largest frame the guest sends (no jumbo frames: RX buffers are 2 KiB).
@@ -87,6 +88,8 @@ pub struct Config {
     pub tsc_khz: Option<u64>,
     /// No progress lines, only the result.
     pub quiet: bool,
+    /// `pong` only: the address it answers ARP, ICMP echo and UDP on.
+    pub ip: Option<Ipv4Net>,
 }
 
 /// A command line the guest cannot run.
@@ -100,6 +103,8 @@ pub enum ArgError<'a> {
     UnknownKey(&'a str),
     /// A value that does not parse or is out of range.
     BadValue(&'a str, &'a str),
+    /// `key=` that the workload does not take.
+    NotForWorkload(&'a str),
 }
 
 impl fmt::Display for ArgError<'_> {
@@ -109,6 +114,7 @@ impl fmt::Display for ArgError<'_> {
             ArgError::BadWorkload(w) => write!(f, "bad or second workload '{w}'"),
             ArgError::UnknownKey(k) => write!(f, "unknown argument '{k}'"),
             ArgError::BadValue(k, v) => write!(f, "bad value '{v}' for {k}="),
+            ArgError::NotForWorkload(k) => write!(f, "{k}= is for the pong workload only"),
         }
     }
 }
@@ -130,6 +136,7 @@ pub fn parse(cmdline: &str) -> Result<Config, ArgError<'_>> {
         txmode: TxMode::Plain,
         tsc_khz: None,
         quiet: false,
+        ip: None,
     };
     for word in cmdline.split_ascii_whitespace() {
         let Some((key, value)) = word.split_once('=') else {
@@ -183,10 +190,14 @@ pub fn parse(cmdline: &str) -> Result<Config, ArgError<'_>> {
             "tsc_khz" => {
                 config.tsc_khz = Some(parse_u64(value).filter(|&n| n > 0).ok_or_else(bad)?)
             }
+            "ip" => config.ip = Some(ipv4_echo::parse_net(value).map_err(|_| bad())?),
             _ => return Err(ArgError::UnknownKey(key)),
         }
     }
     config.workload = workload.ok_or(ArgError::MissingWorkload)?;
+    if config.ip.is_some() && config.workload != Workload::Pong {
+        return Err(ArgError::NotForWorkload("ip"));
+    }
     Ok(config)
 }
 
@@ -307,6 +318,31 @@ mod tests {
         assert_eq!(
             parse("tx count=99999999999999999999999"),
             Err(ArgError::BadValue("count", "99999999999999999999999"))
+        );
+    }
+
+    #[test]
+    fn addresses() {
+        let c = parse("pong ip=192.0.2.10/24").unwrap();
+        assert_eq!(
+            c.ip,
+            Some(Ipv4Net {
+                addr: [192, 0, 2, 10],
+                prefix: 24
+            })
+        );
+        assert_eq!(parse("pong").unwrap().ip, None);
+        assert_eq!(
+            parse("pong ip=192.0.2.0/24"),
+            Err(ArgError::BadValue("ip", "192.0.2.0/24"))
+        );
+        assert_eq!(
+            parse("pong ip=192.0.2.10"),
+            Err(ArgError::BadValue("ip", "192.0.2.10"))
+        );
+        assert_eq!(
+            parse("rx ip=192.0.2.10/24"),
+            Err(ArgError::NotForWorkload("ip"))
         );
     }
 

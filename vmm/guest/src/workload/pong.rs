@@ -7,13 +7,22 @@
 //! (time with the link down does not count: pings stop while the switch
 //! daemon is away). Pings that still arrive while the link is down are not
 //! answered.
+//!
+//! With `ip=A.B.C.D/N` it also answers a host stack on that address
+//! ([`crate::ipv4_echo`]): ARP requests, ICMP echo requests, and every UDP
+//! datagram (sent back to its source); these answers count as activity
+//! too, and anything else that is not a test frame is ignored and counted
+//! by reason.
 
 use super::ping::WARMUP_SEQ_BASE;
 use super::{print_result, wait_for_rx, Env, IDLE_STOP_MS};
 use crate::counters::COUNTERS;
+use crate::ipv4_echo::{self, Answer, Ignored};
 use crate::irq::with_driver;
+use crate::json::JsonObject;
+use crate::serial::Serial;
 use crate::tsc::{self, Deadline};
-use crate::{EXIT_OK, EXIT_WORKLOAD};
+use crate::{println, EXIT_OK, EXIT_WORKLOAD};
 use testframe::{FrameError, Header, Kind};
 
 /// How often an idle pong looks at the link.
@@ -37,6 +46,62 @@ struct PongCounts {
     first: u64,
     last: u64,
     last_activity: u64,
+    ip: IpCounts,
+}
+
+/// What the `ip=` answers did.
+#[derive(Default)]
+struct IpCounts {
+    arp: u64,
+    icmp_echo: u64,
+    udp_echo: u64,
+    other_ethertype: u64,
+    not_for_us: u64,
+    malformed: u64,
+    bad_checksum: u64,
+    unsupported: u64,
+    other_protocol: u64,
+    too_long: u64,
+    tx_full: u64,
+    link_down: u64,
+}
+
+impl IpCounts {
+    fn answered(&self) -> u64 {
+        self.arp + self.icmp_echo + self.udp_echo
+    }
+
+    fn count(&mut self, outcome: Result<Answer, Ignored>) {
+        *match outcome {
+            Ok(Answer::Arp) => &mut self.arp,
+            Ok(Answer::IcmpEcho) => &mut self.icmp_echo,
+            Ok(Answer::UdpEcho) => &mut self.udp_echo,
+            Err(Ignored::OtherEtherType) => &mut self.other_ethertype,
+            Err(Ignored::NotForUs) => &mut self.not_for_us,
+            Err(Ignored::Malformed) => &mut self.malformed,
+            Err(Ignored::BadChecksum) => &mut self.bad_checksum,
+            Err(Ignored::Unsupported) => &mut self.unsupported,
+            Err(Ignored::OtherProtocol) => &mut self.other_protocol,
+            Err(Ignored::TooLong) => &mut self.too_long,
+        } += 1;
+    }
+
+    fn write(&self, o: &mut JsonObject<'_, Serial>) {
+        o.u64("arp", self.arp)
+            .u64("icmp_echo", self.icmp_echo)
+            .u64("udp_echo", self.udp_echo)
+            .object("ignored", |o| {
+                o.u64("other_ethertype", self.other_ethertype)
+                    .u64("not_for_us", self.not_for_us)
+                    .u64("malformed", self.malformed)
+                    .u64("bad_checksum", self.bad_checksum)
+                    .u64("unsupported", self.unsupported)
+                    .u64("other_protocol", self.other_protocol)
+                    .u64("too_long", self.too_long)
+                    .u64("tx_full", self.tx_full)
+                    .u64("link_down", self.link_down);
+            });
+    }
 }
 
 /// Runs the workload; returns the exit code.
@@ -46,6 +111,9 @@ pub fn run(env: &Env) -> u8 {
     let deadline = env.deadline();
     let baseline = COUNTERS.snapshot();
     let mut c = PongCounts::default();
+    if let Some(net) = &config.ip {
+        println!("guest: answering ARP, ICMP echo and UDP on {net}");
+    }
     loop {
         let handled = with_driver(|d| {
             d.service_tx();
@@ -55,6 +123,22 @@ pub fn run(env: &Env) -> u8 {
                 n += 1;
                 let frame = d.rx.frame(&completion);
                 let len = frame.len();
+                if let Some(net) = config.ip.as_ref().filter(|_| !is_test_frame(frame)) {
+                    if !d.link_up {
+                        c.ip.link_down += 1;
+                    } else if d.tx.free() == 0 {
+                        c.ip.tx_full += 1;
+                    } else {
+                        let outcome = ipv4_echo::reply(frame, mac, net, d.tx.next_buffer());
+                        if let Ok((_, reply_len)) = outcome {
+                            d.queue_frame(reply_len as u16);
+                            c.last_activity = tsc::now();
+                        }
+                        c.ip.count(outcome.map(|(answer, _)| answer));
+                    }
+                    d.rx_consumed();
+                    continue;
+                }
                 match testframe::parse(frame) {
                     Ok(ping) if ping.kind == Kind::Ping => {
                         if ping.dst != mac && ping.dst[0] & 1 == 0 {
@@ -111,7 +195,7 @@ pub fn run(env: &Env) -> u8 {
             c.last_activity = tsc::now();
         }
         if handled == 0 {
-            let wait = if c.answered + c.warmup == 0 {
+            let wait = if c.answered + c.warmup + c.ip.answered() == 0 {
                 deadline
             } else {
                 let silence = tsc::now().saturating_sub(c.last_activity);
@@ -154,10 +238,21 @@ pub fn run(env: &Env) -> u8 {
                     .u64("tx_full", c.tx_full)
                     .u64("link_down", c.link_down);
             });
+        if let Some(net) = &config.ip {
+            o.object("ip", |o| {
+                o.display("addr", net);
+                c.ip.write(o);
+            });
+        }
     });
-    if c.answered > 0 {
+    if c.answered > 0 || c.ip.answered() > 0 {
         EXIT_OK
     } else {
         EXIT_WORKLOAD
     }
+}
+
+/// Whether `frame` carries the test frames' EtherType.
+fn is_test_frame(frame: &[u8]) -> bool {
+    frame.len() >= 14 && u16::from_be_bytes([frame[12], frame[13]]) == testframe::ETHERTYPE
 }
