@@ -26,6 +26,19 @@ pub fn tsc_khz() -> u64 {
 /// A running guest: testbed's [`Vm`] and what the benchmark reads from it.
 pub struct GuestVm {
     vm: Vm,
+    /// CLOCK_MONOTONIC just before the monitor was started.
+    started_ns: u64,
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (the clock of the VMMs' traces).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// What a guest reported.
@@ -61,8 +74,9 @@ impl GuestVm {
         for option in e1000 {
             vm = vm.e1000(option);
         }
+        let started_ns = monotonic_ns();
         let vm = vm.guest_args(guest_args).start()?;
-        Ok(GuestVm { vm })
+        Ok(GuestVm { vm, started_ns })
     }
 
     /// Starts the guest under QEMU with an e1000 on tap `tap` of namespace `ns`.
@@ -77,6 +91,7 @@ impl GuestVm {
         mitigation: bool,
         guest_args: &str,
     ) -> Result<GuestVm> {
+        let started_ns = monotonic_ns();
         let vm = Vm::qemu(image)
             .netns(ns)
             .label(label)
@@ -91,7 +106,17 @@ impl GuestVm {
             })
             .guest_args(guest_args)
             .start()?;
-        Ok(GuestVm { vm })
+        Ok(GuestVm { vm, started_ns })
+    }
+
+    /// The monitor's process id.
+    pub fn pid(&self) -> u32 {
+        self.vm.pid()
+    }
+
+    /// CLOCK_MONOTONIC just before the monitor was started.
+    pub fn started_ns(&self) -> u64 {
+        self.started_ns
     }
 
     /// Waits until the guest printed `needle`.

@@ -8,6 +8,7 @@ mod copy_ceiling;
 mod cpu_cost;
 mod equal_path;
 mod guest_vm;
+mod latency_breakdown;
 mod linux_bridge;
 mod nic_port;
 mod peer_case;
@@ -23,6 +24,7 @@ mod suite_vm;
 mod switch_core;
 mod switch_e2e;
 mod veth_pair;
+mod vm_scale;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};

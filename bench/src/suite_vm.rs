@@ -19,6 +19,7 @@ use testbed::{unique_temp_dir, Daemon, Netns};
 
 use crate::cpu_cost::CpuWindow;
 use crate::guest_vm::{guest_exits, guest_irqs, tsc_khz, vmm_exits, GuestVm};
+use crate::latency_breakdown::{self, Hop, Trace};
 use crate::plot::{self, Bar};
 use crate::repeat::repeat;
 use crate::report::{Case, Report};
@@ -28,43 +29,56 @@ use crate::report::{Case, Report};
 pub struct VmArgs {
     /// Seconds of traffic per throughput run.
     #[arg(long, default_value_t = 3.0)]
-    seconds: f64,
+    pub(crate) seconds: f64,
     /// Runs per throughput case (the table gives the median, min and max).
     #[arg(long, default_value_t = 3)]
-    repeats: usize,
+    pub(crate) repeats: usize,
     /// Frame sizes.
     #[arg(long, value_delimiter = ',', default_value = "64,1514")]
-    sizes: Vec<usize>,
+    pub(crate) sizes: Vec<usize>,
     /// Round trips per ping-pong run.
     #[arg(long, default_value_t = 2000)]
-    pings: u64,
+    pub(crate) pings: u64,
     /// Only these configurations (names as in the table; a name shared by
     /// our VMM and QEMU selects both).
     #[arg(long, value_delimiter = ',')]
-    only: Vec<String>,
+    pub(crate) only: Vec<String>,
+    /// Run the ping-pongs without the VMMs' test-frame timestamps
+    /// (`--e1000 trace=N`), and so without the per-hop breakdown.
+    #[arg(long)]
+    pub(crate) no_trace: bool,
+    /// VM counts of the scaling case (our VMM, `--scale-config`): N/2
+    /// sender->receiver pairs at once, then N/2 ping->pong pairs at once.
+    /// 0 skips it.
+    #[arg(long, value_delimiter = ',', default_value = "2,4,8")]
+    pub(crate) scale: Vec<usize>,
+    /// The configuration of the scaling case's throughput runs (its
+    /// ping-pongs use the same e1000 options with `burst=1`).
+    #[arg(long, default_value = "csb+batch")]
+    pub(crate) scale_config: String,
     /// Where the vswitch and vmm binaries are.
     #[arg(long, default_value = "target/release")]
-    bin_dir: PathBuf,
+    pub(crate) bin_dir: PathBuf,
     /// The JSON output.
     #[arg(long, default_value = "target/bench/vm.json")]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
 }
 
 /// One configuration of the table.
-struct Config {
-    name: &'static str,
-    qemu: bool,
+pub(crate) struct Config {
+    pub(crate) name: &'static str,
+    pub(crate) qemu: bool,
     /// `--e1000` options of our VMM, or QEMU's mitigation.
-    e1000: &'static [&'static str],
-    mitigation: bool,
+    pub(crate) e1000: &'static [&'static str],
+    pub(crate) mitigation: bool,
     /// Guest TX mode and burst of senders (and ping/pong).
-    guest: &'static str,
+    pub(crate) guest: &'static str,
     /// Guest mode of receivers.
-    receiver: &'static str,
-    threads: &'static str,
+    pub(crate) receiver: &'static str,
+    pub(crate) threads: &'static str,
 }
 
-const CONFIGS: &[Config] = &[
+pub(crate) const CONFIGS: &[Config] = &[
     Config {
         name: "plain",
         qemu: false,
@@ -143,7 +157,7 @@ const RX_MAC: &str = "52:54:00:00:0b:01";
 const TX_MAC: &str = "52:54:00:00:0b:02";
 
 /// Where the guests of one configuration run.
-enum Host {
+pub(crate) enum Host {
     Ours {
         bin_dir: PathBuf,
         daemon: Box<Daemon>,
@@ -153,11 +167,12 @@ enum Host {
     },
 }
 
-struct Bed {
-    host: Host,
-    image: PathBuf,
-    dir: PathBuf,
-    tsc_khz: u64,
+/// A host and what its guests share.
+pub(crate) struct Bed {
+    pub(crate) host: Host,
+    pub(crate) image: PathBuf,
+    pub(crate) dir: PathBuf,
+    pub(crate) tsc_khz: u64,
 }
 
 impl Bed {
@@ -169,19 +184,38 @@ impl Bed {
         mac: &str,
         args: &str,
     ) -> Result<GuestVm> {
+        self.start_traced(config, label, slot, mac, args, None)
+    }
+
+    /// Starts a guest; under our VMM with `trace` test-frame timestamps
+    /// kept if given (`--e1000 trace=N`).
+    pub(crate) fn start_traced(
+        &self,
+        config: &Config,
+        label: &str,
+        slot: usize,
+        mac: &str,
+        args: &str,
+        trace: Option<u64>,
+    ) -> Result<GuestVm> {
         let args = format!("{args} quiet tsc_khz={}", self.tsc_khz);
         match &self.host {
-            Host::Ours { bin_dir, daemon } => GuestVm::ours(
-                bin_dir,
-                &self.image,
-                &self.dir,
-                label,
-                daemon.socket(),
-                &format!("vale0:{label}"),
-                mac,
-                config.e1000,
-                &args,
-            ),
+            Host::Ours { bin_dir, daemon } => {
+                let trace = trace.map(|n| format!("trace={n}"));
+                let mut e1000 = config.e1000.to_vec();
+                e1000.extend(trace.as_deref());
+                GuestVm::ours(
+                    bin_dir,
+                    &self.image,
+                    &self.dir,
+                    label,
+                    daemon.socket(),
+                    &format!("vale0:{label}"),
+                    mac,
+                    &e1000,
+                    &args,
+                )
+            }
             Host::Qemu { ns } => GuestVm::qemu(
                 ns,
                 &self.image,
@@ -197,7 +231,7 @@ impl Bed {
 
     /// Waits for a receiving guest to be ready (QEMU's e1000 also ignores
     /// frames for a second after the guest's RCTL write).
-    fn ready(&self, vm: &GuestVm, word: &str) -> Result<()> {
+    pub(crate) fn ready(&self, vm: &GuestVm, word: &str) -> Result<()> {
         vm.wait_line(&format!("guest: {word}"), Duration::from_secs(60))?;
         if matches!(self.host, Host::Qemu { .. }) {
             std::thread::sleep(Duration::from_millis(1300));
@@ -327,32 +361,143 @@ fn vm_to_pktgen(bed: &Bed, config: &Config, size: usize, seconds: f64) -> Result
     })
 }
 
-fn ping_pong(bed: &Bed, config: &Config, pings: u64) -> Result<(f64, f64)> {
-    let mut pong = bed.start(
+/// A ping-pong's outcome: RTT percentiles as the pinging side measured
+/// them, and with the VMMs' timestamps the per-hop breakdown.
+struct PingPong {
+    p50: f64,
+    p99: f64,
+    hops: Option<Vec<Hop>>,
+    /// Our VMM: from its start to the guest's first frame (the first
+    /// warm-up ping), milliseconds.
+    startup_ms: Option<f64>,
+}
+
+/// Timestamps each VMM keeps for `pings` round trips (a ping and a pong
+/// each, warm-up pings and slack included).
+pub(crate) fn trace_samples(pings: u64) -> u64 {
+    2 * pings + 64
+}
+
+/// Starts the pong guest (slot 0) and waits until it answers.
+fn start_pong(
+    bed: &Bed,
+    config: &Config,
+    label: &str,
+    mac: &str,
+    pings: u64,
+    trace: Option<u64>,
+) -> Result<GuestVm> {
+    let pong = bed.start_traced(
         config,
-        "pong",
+        label,
         0,
-        RX_MAC,
+        mac,
         &format!("pong count={pings} {}", config.guest),
+        trace,
     )?;
     bed.ready(&pong, "pong")?;
-    let mut ping = bed.start(
+    Ok(pong)
+}
+
+/// Guest ping -> guest pong: the guest's RTT, and with `trace` the hops.
+fn ping_pong(bed: &Bed, config: &Config, pings: u64, trace: bool) -> Result<PingPong> {
+    let trace = (trace && !config.qemu).then(|| trace_samples(pings));
+    let mut pong = start_pong(bed, config, "pong", RX_MAC, pings, trace)?;
+    let mut ping = bed.start_traced(
         config,
         "ping",
         1,
         TX_MAC,
         &format!("ping count={pings} dst={RX_MAC} {}", config.guest),
+        trace,
     )?;
     let out = ping.finish(Duration::from_secs(600))?;
-    let _ = pong.finish(Duration::from_secs(30));
+    let pong_out = pong.finish(Duration::from_secs(30));
     let rtt = &out.result["rtt_us"];
-    Ok((
-        rtt["p50"].as_f64().unwrap_or(f64::NAN),
-        rtt["p99"].as_f64().unwrap_or(f64::NAN),
-    ))
+    let p50 = rtt["p50"].as_f64().unwrap_or(f64::NAN);
+    let a = Trace::from_stats(&out.vmm_stats);
+    let b = pong_out.ok().and_then(|o| Trace::from_stats(&o.vmm_stats));
+    Ok(PingPong {
+        p50,
+        p99: rtt["p99"].as_f64().unwrap_or(f64::NAN),
+        startup_ms: a
+            .as_ref()
+            .and_then(Trace::first_tx_ping_ns)
+            .map(|ns| ns.saturating_sub(ping.started_ns()) as f64 / 1e6),
+        hops: a
+            .zip(b)
+            .map(|(a, b)| latency_breakdown::vm_to_vm(&a, &b, p50)),
+    })
 }
 
-fn our_host(bin_dir: &Path, dir: &Path) -> Result<Host> {
+/// `vswitch pktgen --mode ping` -> guest pong on our switch.
+fn pktgen_ping_pong(bed: &Bed, config: &Config, pings: u64, trace: bool) -> Result<PingPong> {
+    let Host::Ours { daemon, .. } = &bed.host else {
+        bail!("pktgen runs on our switch only");
+    };
+    let mut pong = start_pong(
+        bed,
+        config,
+        "pong",
+        RX_MAC,
+        pings,
+        trace.then(|| trace_samples(pings)),
+    )?;
+    let count = pings.to_string();
+    let mut ping = daemon.spawn(
+        "pktgen-ping",
+        &[
+            "pktgen",
+            "vale0:pinger",
+            "--mode",
+            "ping",
+            "--count",
+            &count,
+            "--dst-mac",
+            RX_MAC,
+            "--json",
+            "-q",
+        ],
+    )?;
+    ping.wait_timeout(Duration::from_secs(600))?
+        .context("pktgen ping did not finish")?;
+    let summary: Value = serde_json::from_str(ping.read_stdout()?.lines().last().unwrap_or(""))
+        .context("pktgen ping printed no JSON summary")?;
+    let pong_out = pong.finish(Duration::from_secs(30));
+    let rtt = &summary["rtt_us"];
+    let p50 = rtt["p50"].as_f64().unwrap_or(f64::NAN);
+    let b = pong_out.ok().and_then(|o| Trace::from_stats(&o.vmm_stats));
+    Ok(PingPong {
+        p50,
+        p99: rtt["p99"].as_f64().unwrap_or(f64::NAN),
+        startup_ms: None,
+        hops: b.map(|b| latency_breakdown::pktgen_to_vm(&b, p50)),
+    })
+}
+
+/// A ping-pong as a case: the rate column is round trips per second at
+/// the p50 RTT.
+fn rtt_case(name: &str, config: &Config, kind: &str, pp: &PingPong) -> Case {
+    let mut case = Case::new(
+        format!("{name} {}", config.name),
+        kind,
+        testframe::MIN_FRAME_LEN,
+        1e6 / pp.p50,
+    )
+    .with("config", config.name)
+    .with("guest", config.guest)
+    .with("rtt_p50_us", pp.p50)
+    .with("rtt_p99_us", pp.p99);
+    if let Some(ms) = pp.startup_ms {
+        case = case.with("startup_ms", ms);
+    }
+    if let Some(hops) = &pp.hops {
+        case.extra.extend(latency_breakdown::extras(hops));
+    }
+    case
+}
+
+pub(crate) fn our_host(bin_dir: &Path, dir: &Path) -> Result<Host> {
     let daemon = Daemon::builder()
         .binary(bin_dir.join("vswitch"))
         .dir(dir)
@@ -480,13 +625,42 @@ pub fn run(args: &VmArgs) -> Result<()> {
             tsc_khz: tsc,
         };
         let kind = if config.qemu { "qemu" } else { "ours" };
-        let rtt = match ping_pong(&bed, config, args.pings) {
-            Ok(r) => Some(r),
+        let rtt = match ping_pong(&bed, config, args.pings, !args.no_trace) {
+            Ok(pp) => {
+                if let Some(hops) = &pp.hops {
+                    notes.push(latency_breakdown::summary(
+                        &format!("{kind} {} VM<->VM RTT p50 {:.1} us", config.name, pp.p50),
+                        hops,
+                    ));
+                }
+                report.push(rtt_case("vm<->vm ping-pong", config, kind, &pp));
+                Some((pp.p50, pp.p99))
+            }
             Err(e) => {
                 notes.push(format!("{kind} {}: ping-pong failed: {e:#}", config.name));
                 None
             }
         };
+        if !config.qemu {
+            match pktgen_ping_pong(&bed, config, args.pings, !args.no_trace) {
+                Ok(pp) => {
+                    if let Some(hops) = &pp.hops {
+                        notes.push(latency_breakdown::summary(
+                            &format!(
+                                "{kind} {} pktgen<->VM RTT p50 {:.1} us",
+                                config.name, pp.p50
+                            ),
+                            hops,
+                        ));
+                    }
+                    report.push(rtt_case("pktgen<->vm ping-pong", config, kind, &pp));
+                }
+                Err(e) => notes.push(format!(
+                    "{kind} {}: pktgen ping-pong failed: {e:#}",
+                    config.name
+                )),
+            }
+        }
         let mut runs: Vec<(&str, usize)> = args.sizes.iter().map(|&s| ("vm->vm", s)).collect();
         if !config.qemu {
             runs.extend(args.sizes.iter().map(|&s| ("vm->pktgen", s)));
@@ -509,8 +683,16 @@ pub fn run(args: &VmArgs) -> Result<()> {
             }
         }
     }
+    if !args.scale.iter().all(|&n| n == 0) {
+        if let Err(e) = crate::vm_scale::run(args, &image, tsc, &mut report, &mut notes) {
+            notes.push(format!("scaling case failed: {e:#}"));
+        }
+    }
     ratio_notes(&report, &args.sizes, &mut notes);
     let svg = args.out.with_extension("svg");
+    if let Some(dir) = svg.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     for &size in args.sizes.iter().take(1) {
         let bars: Vec<Bar> = report
             .cases

@@ -81,7 +81,10 @@ struct Cli {
     /// `mitigation=on|off` (interrupt moderation, default on);
     /// `csb=on|off` (the CSB paravirtual extension, subsystem id 0x1101, default on);
     /// `spin-us=N` (how long the CSB net worker keeps polling after its last
-    /// work before it sleeps and asks for kicks, default 50).
+    /// work before it sleeps and asks for kicks, default 50);
+    /// `trace=N` (keep up to N timestamps of test-frame pings and pongs
+    /// crossing the backend, written in `--stats-json` under `latency`;
+    /// docs/latency-breakdown.md).
     #[arg(long = "e1000", value_name = "KEY=VALUE")]
     e1000: Vec<String>,
 
@@ -203,7 +206,18 @@ fn net_config(cli: &Cli) -> anyhow::Result<Option<NetConfig>> {
                     })?;
                 net.spin = Duration::from_micros(us);
             }
-            _ => bail!("--e1000 {option:?}: expected mitigation=on|off, csb=on|off or spin-us=N"),
+            Some(("trace", value)) => {
+                net.trace_samples = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| (1..=MAX_TRACE).contains(&n))
+                    .with_context(|| {
+                        format!("--e1000 {option:?}: expected a sample count, 1..={MAX_TRACE}")
+                    })?;
+            }
+            _ => bail!(
+                "--e1000 {option:?}: expected mitigation=on|off, csb=on|off, spin-us=N or trace=N"
+            ),
         }
     }
     Ok(Some(net))
@@ -211,6 +225,8 @@ fn net_config(cli: &Cli) -> anyhow::Result<Option<NetConfig>> {
 
 /// Longest accepted `spin-us`: one second.
 const MAX_SPIN_US: u64 = 1_000_000;
+/// Most test-frame timestamps `trace=` keeps.
+const MAX_TRACE: usize = vmm::net::latency_trace::MAX_SAMPLES;
 
 fn on_off(option: &str, value: &str) -> anyhow::Result<bool> {
     match value {

@@ -14,6 +14,8 @@ use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
+use crate::net::latency_trace::LatencyTrace;
+
 /// A monotonically increasing event counter, safe to bump from any thread;
 /// serialized as its value.
 #[derive(Debug, Default)]
@@ -210,6 +212,9 @@ pub struct Stats {
     pub worker: WorkerCounters,
     /// The link to the switch daemon.
     pub link: LinkCounters,
+    /// Test-frame timestamps (`--e1000 trace=N`; absent when off).
+    #[serde(skip_serializing_if = "LatencyTrace::is_off")]
+    pub latency: LatencyTrace,
 }
 
 /// Serializes what a mutex guards (a poisoned lock still holds the counts).
@@ -249,6 +254,7 @@ impl Stats {
             io_thread: IoThreadCounters::default(),
             worker: WorkerCounters::default(),
             link: LinkCounters::default(),
+            latency: LatencyTrace::default(),
         }
     }
 

@@ -101,3 +101,33 @@ fn ping_against_the_pong_backend() {
     assert_eq!(stats["rx"]["packets"], 100 + warmup);
     eprintln!("ping via pong backend: rtt {}", result["rtt_us"]);
 }
+
+#[test]
+fn traced_pings_carry_their_timestamps_in_the_stats() {
+    if guest_image().is_none() {
+        return;
+    }
+    let (_, result, stats) = run_guest("pong", &["--e1000", "trace=500"], &["ping", "count=50"]);
+    assert_eq!(result["lost"], 0, "{result}");
+    let warmup = result["warmup_pings"].as_u64().unwrap_or(0);
+    let latency = &stats["latency"];
+    assert_eq!(latency["clock"], "monotonic_ns", "{latency}");
+    assert_eq!(latency["dropped"], 0);
+    let list = |key: &str| latency[key].as_array().cloned().unwrap_or_default();
+    let (pings, pongs) = (list("tx_ping"), list("rx_pong"));
+    assert_eq!(pings.len() as u64, 50 + warmup, "{latency}");
+    assert_eq!(pongs.len(), pings.len(), "{latency}");
+    assert!(list("rx_ping").is_empty() && list("tx_pong").is_empty());
+    // Every pong comes back after its ping left, on the same clock.
+    for ping in &pings {
+        let pong = pongs
+            .iter()
+            .find(|p| p[0] == ping[0])
+            .unwrap_or_else(|| panic!("no pong for {ping}"));
+        assert!(pong[1].as_u64() >= ping[1].as_u64(), "{ping} {pong}");
+        assert_eq!(pong[2], ping[2], "the pong echoes the ping's stamp");
+    }
+    // Off by default: no samples in the stats.
+    let (_, _, plain) = run_guest("pong", &[], &["ping", "count=5"]);
+    assert!(plain.get("latency").is_none(), "{plain}");
+}

@@ -75,6 +75,8 @@ pub struct NetConfig {
     pub spin: Duration,
     /// Re-open a switch port after a daemon restart ([`super::link`]).
     pub reconnect: bool,
+    /// Test-frame timestamps kept ([`super::latency_trace`]); 0: off.
+    pub trace_samples: usize,
 }
 
 impl NetConfig {
@@ -89,6 +91,7 @@ impl NetConfig {
             csb: true,
             spin: super::worker::DEFAULT_SPIN,
             reconnect: true,
+            trace_samples: 0,
         }
     }
 }
@@ -205,6 +208,9 @@ impl NetDevice {
         model_config.mitigation = config.mitigation;
         let header = pci_header(&model_config);
         let model = E1000::new(model_config, IntxTrigger(Arc::clone(&irq)), HostClock);
+        if config.trace_samples > 0 {
+            stats.latency.enable(config.trace_samples);
+        }
         let backend = PortBackend::new(port, Arc::clone(&stats));
         let device = NetDevice {
             shared: Mutex::new(Shared {

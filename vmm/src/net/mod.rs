@@ -14,12 +14,15 @@
 //!   kick without a userspace exit;
 //! - [`link`]: the thread that watches the switch daemon and re-opens the
 //!   port after a restart, setting the link down and up;
-//! - [`register_names`]: register names for the exit accounting.
+//! - [`register_names`]: register names for the exit accounting;
+//! - [`latency_trace`]: per-frame timestamps of test pings and pongs
+//!   (`--e1000 trace=N`).
 
 pub mod backend;
 pub mod device;
 pub mod dma;
 pub mod ioevent;
+pub mod latency_trace;
 pub mod link;
 pub mod register_names;
 pub mod worker;

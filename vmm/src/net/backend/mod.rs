@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+use super::latency_trace::Direction;
 use crate::e1000::backend::NetBackend;
 use crate::stats::Stats;
 
@@ -138,6 +139,8 @@ pub struct PortBackend {
     tx_full: bool,
     /// Largest frame a TX slot holds (the port's, read once).
     max_frame: usize,
+    /// Test-frame timestamps are on (`stats.latency`): read once.
+    trace: bool,
     /// Traffic not yet added to the shared counters: they are atomics that
     /// other threads read, so the per-frame path counts here and
     /// `tx_flush`/`rx_flush` add a whole batch at once.
@@ -157,6 +160,7 @@ impl PortBackend {
     /// Wraps `port`, counting into `stats`.
     pub fn new(port: Box<dyn Port>, stats: Arc<Stats>) -> PortBackend {
         PortBackend {
+            trace: stats.latency.is_on(),
             max_frame: port.max_frame(),
             port,
             stats,
@@ -242,6 +246,13 @@ impl NetBackend for PortBackend {
     #[inline]
     fn tx_commit(&mut self, len: usize) {
         let len = len.min(self.max_frame);
+        if self.trace {
+            // `reserve` returns the same slot again until it is committed.
+            if let Some(slot) = self.port.reserve() {
+                let frame = &slot[..len.min(slot.len())];
+                self.stats.latency.record(Direction::Tx, frame);
+            }
+        }
         self.port.commit(len);
         self.unflushed.tx_packets += 1;
         self.unflushed.tx_bytes += len as u64;
@@ -274,6 +285,13 @@ impl NetBackend for PortBackend {
 
     #[inline]
     fn rx_consume(&mut self) {
+        if self.trace {
+            // The model has copied the frame `rx_peek` returned into the
+            // guest's buffer; the port still holds it until `consume`.
+            if let Some(frame) = self.port.peek() {
+                self.stats.latency.record(Direction::Rx, frame);
+            }
+        }
         self.port.consume();
         self.unflushed.rx_packets += 1;
         self.unflushed.rx_bytes += self.peeked_len as u64;
