@@ -426,7 +426,7 @@ fn ping_pong(bed: &Bed, config: &Config, pings: u64, trace: bool) -> Result<Ping
             .map(|ns| ns.saturating_sub(ping.started_ns()) as f64 / 1e6),
         hops: a
             .zip(b)
-            .map(|(a, b)| latency_breakdown::vm_to_vm(&a, &b, p50)),
+            .map(|(a, b)| latency_breakdown::vm_to_vm(&a, &b, p50, bed.tsc_khz)),
     })
 }
 

@@ -228,6 +228,12 @@ impl Vm {
             }
             None => None,
         };
+        if stats.latency.is_on() {
+            // Before the first KVM_RUN: the guest does not write its TSC.
+            stats
+                .latency
+                .set_guest_tsc_offset(crate::net::latency_trace::guest_tsc_offset(&vcpu));
+        }
         let platform = Platform::new(serial, net.clone(), Arc::clone(&stats));
         log::info!(
             "VM ready in {:.1} ms: {} MiB RAM, entry {:#x}, cmdline {cmdline:?}",

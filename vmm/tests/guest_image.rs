@@ -127,6 +127,29 @@ fn traced_pings_carry_their_timestamps_in_the_stats() {
         assert!(pong[1].as_u64() >= ping[1].as_u64(), "{ping} {pong}");
         assert_eq!(pong[2], ping[2], "the pong echoes the ping's stamp");
     }
+    // The guest's TSC offset puts its stamps on the host's TSC: a ping
+    // reaches the VMM after the guest stamped it, and before its pong.
+    let offset = latency["guest_tsc_offset"].as_i64().expect("offset read");
+    let khz = result["tsc_khz"].as_u64().unwrap() as i128;
+    let mut out_ns: Vec<i128> = pings
+        .iter()
+        .map(|p| {
+            let sent = p[2].as_u64().unwrap() as i128 * khz / 1_000_000;
+            let taken = p[3].as_u64().unwrap() as i128 + offset as i128;
+            (taken - sent) * 1_000_000 / khz
+        })
+        .collect();
+    out_ns.sort_unstable();
+    let median_us = out_ns[out_ns.len() / 2] as f64 / 1000.0;
+    let max_rtt_us = result["rtt_us"]["max"].as_f64().unwrap();
+    assert!(
+        (0.0..=max_rtt_us).contains(&median_us),
+        "guest -> VMM {median_us} us, RTT max {max_rtt_us} us"
+    );
+    eprintln!(
+        "guest -> VMM p50 {median_us:.1} us, rtt {}",
+        result["rtt_us"]
+    );
     // Off by default: no samples in the stats.
     let (_, _, plain) = run_guest("pong", &[], &["ping", "count=5"]);
     assert!(plain.get("latency").is_none(), "{plain}");

@@ -4,11 +4,13 @@
 //! consumed from the port into the guest's RX ring (`rx`; also a frame the
 //! model then drops). Up to N samples, each the frame's kind, sequence
 //! number, the timestamp it carries (its sender's clock: a guest's TSC in
-//! ns, or `vswitch pktgen`'s CLOCK_MONOTONIC) and CLOCK_MONOTONIC in
-//! nanoseconds at the crossing, the
+//! ns, or `vswitch pktgen`'s CLOCK_MONOTONIC), the host's TSC and
+//! CLOCK_MONOTONIC in nanoseconds at the crossing, the
 //! clock every process on the host shares (the switch daemon, `vswitch
 //! pktgen`, other VMMs), so a benchmark joins the samples of several
-//! processes by sequence number (docs/latency-breakdown.md).
+//! processes by sequence number (docs/latency-breakdown.md). With the
+//! guest's TSC offset ([`guest_tsc_offset`]: guest TSC = host TSC + offset
+//! under KVM) a guest's stamp is put on the host's TSC too.
 //!
 //! Off by default; then the backend checks one bool per frame and nothing
 //! else. The buffer is allocated when tracing is enabled, before the
@@ -42,6 +44,7 @@ struct Sample {
     seq: u64,
     ns: u64,
     stamp: u64,
+    tsc: u64,
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +52,7 @@ struct Recorder {
     capacity: usize,
     samples: Vec<Sample>,
     dropped: u64,
+    guest_tsc_offset: Option<i64>,
 }
 
 /// The trace buffer (in the VMM's [`crate::stats::Stats`]).
@@ -66,7 +70,15 @@ impl LatencyTrace {
             capacity,
             samples: Vec::with_capacity(capacity),
             dropped: 0,
+            guest_tsc_offset: None,
         });
+    }
+
+    /// Records the guest's TSC offset (guest TSC - host TSC) if tracing is on.
+    pub fn set_guest_tsc_offset(&self, offset: Option<i64>) {
+        if let Some(r) = self.lock().as_mut() {
+            r.guest_tsc_offset = offset;
+        }
     }
 
     /// Whether tracing is on.
@@ -96,6 +108,7 @@ impl LatencyTrace {
             seq: header.seq,
             ns: monotonic_ns(),
             stamp: header.timestamp_ns,
+            tsc: host_tsc(),
         };
         if let Some(r) = self.lock().as_mut() {
             if r.samples.len() < r.capacity {
@@ -111,23 +124,25 @@ impl LatencyTrace {
     }
 }
 
-/// `{"clock": "monotonic_ns", "tx_ping": [[seq, ns, stamp], ...], "rx_ping": ...,
-/// "tx_pong": ..., "rx_pong": ..., "dropped": n}`, or null when off.
+/// `{"clock": "monotonic_ns", "guest_tsc_offset": ticks or null,
+/// "tx_ping": [[seq, ns, stamp, host_tsc], ...], "rx_ping": ..., "tx_pong":
+/// ..., "rx_pong": ..., "dropped": n}`, or null when off.
 impl Serialize for LatencyTrace {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let guard = self.lock();
         let Some(r) = guard.as_ref() else {
             return serializer.serialize_none();
         };
-        let pick = |direction: Direction, pong: bool| -> Vec<[u64; 3]> {
+        let pick = |direction: Direction, pong: bool| -> Vec<[u64; 4]> {
             r.samples
                 .iter()
                 .filter(|s| s.direction == direction && s.pong == pong)
-                .map(|s| [s.seq, s.ns, s.stamp])
+                .map(|s| [s.seq, s.ns, s.stamp, s.tsc])
                 .collect()
         };
-        let mut map = serializer.serialize_map(Some(6))?;
+        let mut map = serializer.serialize_map(Some(7))?;
         map.serialize_entry("clock", "monotonic_ns")?;
+        map.serialize_entry("guest_tsc_offset", &r.guest_tsc_offset)?;
         map.serialize_entry("tx_ping", &pick(Direction::Tx, false))?;
         map.serialize_entry("rx_ping", &pick(Direction::Rx, false))?;
         map.serialize_entry("tx_pong", &pick(Direction::Tx, true))?;
@@ -135,6 +150,29 @@ impl Serialize for LatencyTrace {
         map.serialize_entry("dropped", &r.dropped)?;
         map.end()
     }
+}
+
+/// The host's TSC.
+fn host_tsc() -> u64 {
+    // SAFETY: RDTSC has no preconditions on x86_64.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// The guest's TSC minus the host's, from the vCPU's IA32_TSC (KVM_GET_MSRS,
+/// between two host TSC reads); `None` if KVM does not tell.
+pub fn guest_tsc_offset(vcpu: &kvm_ioctls::VcpuFd) -> Option<i64> {
+    const IA32_TSC: u32 = 0x10;
+    let mut msrs = kvm_bindings::Msrs::from_entries(&[kvm_bindings::kvm_msr_entry {
+        index: IA32_TSC,
+        ..Default::default()
+    }])
+    .ok()?;
+    let before = host_tsc();
+    let read = vcpu.get_msrs(&mut msrs).ok()?;
+    let after = host_tsc();
+    let guest = msrs.as_slice().first().filter(|_| read == 1)?.data;
+    let host = before / 2 + after / 2;
+    Some(guest.wrapping_sub(host) as i64)
 }
 
 #[cfg(test)]
@@ -169,6 +207,13 @@ mod tests {
         assert_eq!(v["clock"], "monotonic_ns");
         assert_eq!(v["tx_ping"][0][0], 1);
         assert_eq!(v["tx_ping"][0][2], 1001);
+        assert!(v["tx_ping"][0][3].as_u64().unwrap() > 0);
+        assert_eq!(v["guest_tsc_offset"], serde_json::Value::Null);
+        trace.set_guest_tsc_offset(Some(-5));
+        assert_eq!(
+            serde_json::to_value(&trace).unwrap()["guest_tsc_offset"],
+            -5
+        );
         assert_eq!(v["rx_pong"][0][0], 1);
         assert_eq!(v["tx_pong"][0][0], 7);
         assert_eq!(v["rx_ping"].as_array().unwrap().len(), 0);
