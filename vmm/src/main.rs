@@ -307,6 +307,7 @@ mod tests {
         assert!(!net.mitigation);
         assert!(!net.csb);
         assert_eq!(net.spin, Duration::from_micros(7));
+        assert_eq!(net.trace_samples, 0, "no timestamps by default");
         assert_eq!(net.backend, BackendSpec::Switch("vale0:vm1".into()));
         assert_eq!(config.guest_args, ["tx", "count=5"]);
         assert_eq!(config.irq_mode, IrqMode::Level);
@@ -336,10 +337,26 @@ mod tests {
             build_config(&root).is_err(),
             "dropping to root drops nothing"
         );
+        let traced = Cli::try_parse_from([
+            "vmm", "--kernel", "k", "--net", "pong", "--e1000", "trace=64",
+        ])
+        .unwrap();
+        assert_eq!(
+            build_config(&traced).unwrap().net.unwrap().trace_samples,
+            64
+        );
         let bad = Cli::try_parse_from(["vmm", "--kernel", "k", "--net", "sink", "--e1000", "x=1"])
             .unwrap();
         assert!(build_config(&bad).is_err());
-        for bad in ["csb=maybe", "spin-us=-1", "spin-us=2000000", "spin-us="] {
+        for bad in [
+            "csb=maybe",
+            "spin-us=-1",
+            "spin-us=2000000",
+            "spin-us=",
+            "trace=0",
+            "trace=x",
+            "trace=2000000",
+        ] {
             let cli =
                 Cli::try_parse_from(["vmm", "--kernel", "k", "--net", "sink", "--e1000", bad])
                     .unwrap();
