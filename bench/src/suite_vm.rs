@@ -475,6 +475,55 @@ fn pktgen_ping_pong(bed: &Bed, config: &Config, pings: u64, trace: bool) -> Resu
     })
 }
 
+/// `vswitch pktgen` ping -> pktgen pong on a fresh daemon, no VM: the
+/// switch's own round trip, for scale beside the VMs' hops.
+fn switch_only_ping_pong(bin_dir: &Path, pings: u64) -> Result<PingPong> {
+    let dir = unique_temp_dir("vsw-bench-vm-switch")?;
+    let Host::Ours { daemon, .. } = our_host(bin_dir, dir.path())? else {
+        bail!("our host expected");
+    };
+    let count = pings.to_string();
+    let mut pong = daemon.spawn(
+        "pktgen-pong",
+        &[
+            "pktgen",
+            "vale0:pong",
+            "--mode",
+            "pong",
+            "--count",
+            &count,
+            "--json",
+            "-q",
+        ],
+    )?;
+    std::thread::sleep(Duration::from_millis(300));
+    let mut ping = daemon.spawn(
+        "pktgen-ping",
+        &[
+            "pktgen",
+            "vale0:ping",
+            "--mode",
+            "ping",
+            "--count",
+            &count,
+            "--json",
+            "-q",
+        ],
+    )?;
+    ping.wait_timeout(Duration::from_secs(600))?
+        .context("pktgen ping did not finish")?;
+    let summary: Value = serde_json::from_str(ping.read_stdout()?.lines().last().unwrap_or(""))
+        .context("pktgen ping printed no JSON summary")?;
+    let _ = pong.wait_timeout(Duration::from_secs(30));
+    let rtt = &summary["rtt_us"];
+    Ok(PingPong {
+        p50: rtt["p50"].as_f64().unwrap_or(f64::NAN),
+        p99: rtt["p99"].as_f64().unwrap_or(f64::NAN),
+        startup_ms: None,
+        hops: None,
+    })
+}
+
 /// A ping-pong as a case: the rate column is round trips per second at
 /// the p50 RTT.
 fn rtt_case(name: &str, config: &Config, kind: &str, pp: &PingPong) -> Case {
@@ -608,6 +657,28 @@ pub fn run(args: &VmArgs) -> Result<()> {
          per frame received"
             .to_owned(),
     ];
+    match switch_only_ping_pong(&args.bin_dir, args.pings) {
+        Ok(pp) => {
+            notes.push(format!(
+                "switch alone (pktgen ping <-> pktgen pong, no VM, both polling): RTT p50 {:.1} us, \
+                 p99 {:.1} us; for scale beside ping_a_to_b and pong_b_to_a, which add the VMMs' \
+                 publish, kicks and wake-ups to the switch's forwarding",
+                pp.p50, pp.p99
+            ));
+            report.push(
+                Case::new(
+                    "pktgen<->pktgen ping-pong",
+                    "ours",
+                    testframe::MIN_FRAME_LEN,
+                    1e6 / pp.p50,
+                )
+                .with("config", "switch only")
+                .with("rtt_p50_us", pp.p50)
+                .with("rtt_p99_us", pp.p99),
+            );
+        }
+        Err(e) => notes.push(format!("switch-only ping-pong failed: {e:#}")),
+    }
     for config in CONFIGS {
         if !args.only.is_empty() && !args.only.iter().any(|o| o == config.name) {
             continue;
