@@ -6,7 +6,8 @@
 //! and checked). Frames the guest must ignore (IPv6 neighbour discovery,
 //! ARP for another address, a bad IPv4 checksum) are sent too, and the
 //! host's IPv6 is on so its own noise reaches the guest. With the CSB off
-//! and on.
+//! and on; and the switch namespace's own stack reaching a guest through
+//! the NIC's host port (the TAP of `attach --host`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -153,4 +154,35 @@ fn host_stack_pings_and_floods_a_plain_guest() -> Result<()> {
 #[test]
 fn host_stack_pings_and_floods_a_csb_guest() -> Result<()> {
     host_stack_reaches_guest("host-csb", "txmode=csb")
+}
+
+#[test]
+fn the_host_port_stack_reaches_a_guest() -> Result<()> {
+    let bed = NicBed::new(&[PORT_IF], None)?;
+    bed.attach(PORT_IF, &["--host"])?;
+    let tap = format!("{PORT_IF}-host");
+    bed.daemon.wait_port(&format!("vale0:{tap}"), true)?;
+    bed.switch.add_addr(&tap, "10.9.0.254/24")?;
+    let mut vm = Vm::start(
+        &bed.daemon,
+        "host-tap",
+        "vale0:vm",
+        &GUEST_MAC.to_string(),
+        &["--e1000", "mitigation=off"],
+        &format!("pong ip={}/24 duration=120 txmode=csb", guest_ip()),
+    )?;
+    vm.wait_for_serial("guest: answering", Duration::from_secs(30))?;
+    ensure!(
+        e2e_tests::nic::ping_from(&bed.switch, &guest_ip(), 3)?,
+        "the switch namespace's stack did not reach the guest; guest:\n{}",
+        vm.serial()
+    );
+    let target = SocketAddr::from((GUEST_IP, UDP_PORT));
+    bed.switch
+        .run_in(|| udp_echo::lockstep(target, 50, 200, Duration::from_secs(2)))??;
+    let (result, _) = vm.finish(Duration::from_secs(60))?;
+    let ip = &result["ip"];
+    ensure!(count(ip, &["icmp_echo"]) >= 3, "{ip}");
+    ensure!(count(ip, &["udp_echo"]) >= 50, "{ip}");
+    Ok(())
 }
