@@ -8,7 +8,11 @@
 //! and ping-pong RTT, with the exits and interrupts per packet the guests
 //! counted themselves and the machine's CPU time per packet (vCPUs, I/O
 //! threads, the CSB's polling net worker, the switch, softirq: everything).
-//! Throughput runs repeat `--repeats` times (median, min, max).
+//! Throughput runs repeat `--repeats` times (median, min, max). Our VMM's
+//! ping-pongs (guest to guest, and pktgen to guest) come with a per-hop
+//! breakdown from the VMMs' timestamps ([`crate::latency_breakdown`]),
+//! beside the switch's own pktgen-to-pktgen round trip; the scaling case
+//! is [`crate::vm_scale`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
