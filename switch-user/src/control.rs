@@ -19,12 +19,16 @@ use parking_lot::Mutex;
 use switch_port::control::wire::{self, WireError};
 use switch_port::error_chain::Chain;
 use switch_port::names::PortName;
+use switch_port::protocol::capture::{DEFAULT_SNAPLEN, MAX_SNAPLEN};
 use switch_port::protocol::{
-    AccessCounters, ErrorCode, HeaderError, Request, Response, DIR_REQUEST, DIR_RESPONSE, VERSION,
+    AccessCounters, ErrorCode, HeaderError, MirrorInfo, Request, Response, DIR_REQUEST,
+    DIR_RESPONSE, VERSION,
 };
 
 use crate::access::{AccessPolicy, Caller, Denied, Owner};
 use crate::admission::{Admission, ConnectionLimits, Ticket};
+use crate::capture::sink::CaptureSink;
+use crate::capture::stream::{self, StreamEnd};
 use crate::deadlines::{Deadlines, Watch, DEFAULT_CONTROL_TIMEOUT_SECS};
 use crate::peer::PeerCred;
 use crate::registry::{ControlError, PortSettings, Registry};
@@ -129,6 +133,12 @@ pub fn authorize(request: &Request, caller: &Caller) -> Result<(), Denied> {
         Request::Detach { switch, iface } => {
             caller.require_admin(format_args!("detach {iface} from {switch}"))
         }
+        Request::MirrorAdd { switch, name, .. } => {
+            caller.require_admin(format_args!("add mirror {name} to {switch}"))
+        }
+        Request::MirrorDel { switch, name } => {
+            caller.require_admin(format_args!("delete mirror {name} of {switch}"))
+        }
         Request::OpenPort { .. }
         | Request::CreatePort { .. }
         | Request::DeletePort { .. }
@@ -136,8 +146,18 @@ pub fn authorize(request: &Request, caller: &Caller) -> Result<(), Denied> {
         | Request::Stats { .. }
         | Request::Fdb { .. }
         | Request::Status {}
-        | Request::ShowConfig {} => Ok(()),
+        | Request::ShowConfig {}
+        | Request::MirrorList {}
+        | Request::Capture { .. } => Ok(()),
     }
+}
+
+/// What a connection holds: the ports it opened, and the capture it
+/// carries once one started.
+#[derive(Default)]
+struct Session {
+    opened: Vec<PortName>,
+    capture: Option<Arc<CaptureSink>>,
 }
 
 /// Waits until `stream` has something to read (or is closed).
@@ -243,13 +263,13 @@ impl Server {
 
     fn serve(&self, stream: &UnixStream, peer: &PeerCred, _ticket: Ticket, watch: Watch) {
         let caller = self.policy.caller(peer, users::user_name(peer.uid));
-        let mut opened: Vec<PortName> = Vec::new();
+        let mut session = Session::default();
         loop {
             // The watch is armed: the request must arrive in time.
             let received = wire::receive(stream, DIR_REQUEST);
             watch.disarm();
             let (response, fds) = match received {
-                Ok((payload, _unwanted_fds)) => self.handle(&payload, &caller, &mut opened),
+                Ok((payload, _unwanted_fds)) => self.handle(&payload, &caller, &mut session),
                 Err(WireError::Closed) => break,
                 Err(WireError::Io(e)) => {
                     log::debug!("control connection error: {}", Chain(&e));
@@ -280,16 +300,38 @@ impl Server {
             if wire::send(stream, DIR_RESPONSE, &body, &fds).is_err() {
                 break;
             }
+            if let Some(sink) = session.capture.take() {
+                watch.disarm();
+                self.stream_capture(stream, &sink);
+                break;
+            }
             // Idle between requests as long as the client likes; the next
             // one must then arrive whole in time.
             watch.disarm();
             wait_readable(stream);
             watch.arm();
         }
-        for name in opened {
+        for name in session.opened {
             log::info!("client of {name} left");
             self.registry.close_port(&name);
         }
+    }
+
+    /// Sends the capture `sink` on `stream` until it ends, then removes it.
+    fn stream_capture(&self, stream: &UnixStream, sink: &Arc<CaptureSink>) {
+        let end = stream::run(stream, sink);
+        self.registry.end_capture(sink);
+        let why = match end {
+            Ok(StreamEnd::ClientLeft) => "the client left".to_owned(),
+            Ok(StreamEnd::PortGone) => "the port went away".to_owned(),
+            Err(e) => format!("writing failed: {e}"),
+        };
+        log::info!(
+            "capture of {} ended ({why}): {} frames captured, {} dropped",
+            sink.port(),
+            sink.captured(),
+            sink.dropped()
+        );
     }
 
     fn count_refusal(&self, response: &Response, caller: &Caller) {
@@ -309,7 +351,7 @@ impl Server {
         &self,
         payload: &[u8],
         caller: &Caller,
-        opened: &mut Vec<PortName>,
+        session: &mut Session,
     ) -> (Response, Vec<RawFd>) {
         let request: Request = match serde_json::from_slice(payload) {
             Ok(r) => r,
@@ -324,7 +366,7 @@ impl Server {
             return (denied.into(), vec![]);
         }
         let _one_change = snapshot::is_change(&request).then(|| self.changes.lock());
-        let (response, fds) = self.execute(&request, caller, opened);
+        let (response, fds) = self.execute(&request, caller, session);
         (self.save(&request, caller, response), fds)
     }
 
@@ -368,7 +410,7 @@ impl Server {
                     .or_else(|| owner.name.clone())
                     .map(Into::into),
             });
-            self.execute(request, &caller, &mut Vec::new()).0
+            self.execute(request, &caller, &mut Session::default()).0
         })
     }
 
@@ -377,7 +419,7 @@ impl Server {
         &self,
         request: &Request,
         caller: &Caller,
-        opened: &mut Vec<PortName>,
+        session: &mut Session,
     ) -> (Response, Vec<RawFd>) {
         let reg = &self.registry;
         let response = match request {
@@ -389,7 +431,7 @@ impl Server {
             } => {
                 return match reg.open_port(port, *ring_size, *buf_size, *mac, caller) {
                     Ok(open) => {
-                        opened.push(port.clone());
+                        session.opened.push(port.clone());
                         let layout = *open.shm.region().layout();
                         let fds = vec![
                             open.shm.region().fd().as_raw_fd(),
@@ -462,6 +504,60 @@ impl Server {
             },
             Request::ShowConfig {} => Response::Config {
                 commands: self.state.snapshot().commands(),
+            },
+            Request::Capture { port, dir, snaplen } => {
+                let snaplen = snaplen.unwrap_or(DEFAULT_SNAPLEN);
+                if !(1..=MAX_SNAPLEN).contains(&snaplen) {
+                    return (
+                        error(
+                            ErrorCode::BadConfig,
+                            format!("snap length {snaplen} is not in 1..={MAX_SNAPLEN}"),
+                        ),
+                        vec![],
+                    );
+                }
+                if session.capture.is_some() || !session.opened.is_empty() {
+                    return (
+                        error(
+                            ErrorCode::BadRequest,
+                            "a capture needs a connection of its own",
+                        ),
+                        vec![],
+                    );
+                }
+                match reg.start_capture(port, *dir, snaplen, caller) {
+                    Ok((sink, kind)) => {
+                        log::info!("capture of {port} ({}) started", dir.as_str());
+                        session.capture = Some(sink);
+                        Response::CaptureStarted {
+                            port: port.clone(),
+                            kind,
+                            snaplen,
+                        }
+                    }
+                    Err(e) => e.into(),
+                }
+            }
+            Request::MirrorAdd {
+                switch,
+                name,
+                src,
+                dir,
+                dst,
+            } => reg
+                .add_mirror(MirrorInfo {
+                    switch: switch.clone(),
+                    name: name.clone(),
+                    src: src.clone(),
+                    dir: *dir,
+                    dst: dst.clone(),
+                })
+                .map_or_else(Into::into, |_| Response::Done),
+            Request::MirrorDel { switch, name } => reg
+                .remove_mirror(switch, name)
+                .map_or_else(Into::into, |_| Response::Done),
+            Request::MirrorList {} => Response::Mirrors {
+                mirrors: reg.mirrors(),
             },
             other => self
                 .handlers

@@ -14,6 +14,7 @@
 //! - [`state`]: the saved configuration (`--state`), restored at start;
 //! - [`counters`]: per-port counters, reported as
 //!   `switch_port::protocol::CounterSnapshot`;
+//! - [`capture`]: captures and mirrors of ports' traffic;
 //! - [`nic`]: NIC ports over AF_XDP and the host port;
 //! - [`pktgen`]: the packet generator behind `vswitch pktgen`;
 //! - [`sd_notify`]: readiness notification to systemd.
@@ -21,6 +22,7 @@
 pub mod access;
 pub mod admission;
 pub mod bridge;
+pub mod capture;
 pub mod clock;
 pub mod control;
 pub mod counters;

@@ -16,7 +16,8 @@ use switch_port::layout::{Layout, LayoutError, DEFAULT_BUF_SIZE, DEFAULT_RING_SI
 use switch_port::mac::MacAddr;
 use switch_port::names::{PortName, SwitchName};
 use switch_port::protocol::{
-    ErrorCode, FdbRow, LookupStats, PortInfo, PortKind, PortStats, SwitchInfo,
+    ErrorCode, FdbRow, LookupStats, MirrorInfo, PortInfo, PortKind, PortStats, SwitchInfo,
+    TapDirection,
 };
 use switch_port::region::{Region, RegionError};
 use thiserror::Error;
@@ -28,6 +29,8 @@ use crate::bridge::learning::{
 use crate::bridge::port::{Port, PortIo};
 use crate::bridge::shm_port::ShmPort;
 use crate::bridge::switch::{Switch, SwitchFull, DEFAULT_MAX_PORTS};
+use crate::capture::config::{MirrorError, TapConfig};
+use crate::capture::sink::{CaptureSink, BUFFER_BYTES};
 use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::quota::{LimitExceeded, Usage, UserLimits};
@@ -140,6 +143,9 @@ pub enum ControlError {
     /// zero address.
     #[error("MAC address {0} cannot lock a port: it is a group or the zero address")]
     MacNotUnicast(MacAddr),
+    /// A mirror cannot be added or removed.
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
     /// The port is locked to another address than the one asked for.
     #[error("port {port} is locked to MAC address {mac}; open it with that address or none")]
     MacMismatch {
@@ -163,7 +169,8 @@ impl ControlError {
             | ControlError::SizeMismatch { .. }
             | ControlError::MacInUse { .. }
             | ControlError::MacNotUnicast(_)
-            | ControlError::MacMismatch { .. } => ErrorCode::BadConfig,
+            | ControlError::MacMismatch { .. }
+            | ControlError::Mirror(_) => ErrorCode::BadConfig,
             ControlError::WrongKind(..) => ErrorCode::WrongPortKind,
             ControlError::Resources(..) => ErrorCode::Internal,
             ControlError::Denied(_) => ErrorCode::PermissionDenied,
@@ -201,6 +208,8 @@ pub struct Registry {
     config: SwitchConfig,
     limits: UserLimits,
     clock: Clock,
+    /// Captures and mirrors; taken after `switches`.
+    taps: Mutex<TapConfig>,
 }
 
 impl Registry {
@@ -213,6 +222,7 @@ impl Registry {
             config,
             limits,
             clock,
+            taps: Mutex::new(TapConfig::default()),
         }
     }
 
@@ -302,6 +312,7 @@ impl Registry {
             .add_port(|id| Port::new(name.clone(), id, kind, io));
         match added {
             Ok(port) => {
+                self.retap(entry);
                 self.engine.add(entry.switch.clone(), port.clone());
                 log::info!("port {name} added as number {} ({kind:?})", port.id);
                 Ok(port)
@@ -322,6 +333,8 @@ impl Registry {
         };
         if let Some(p) = entry.ports.remove(name) {
             entry.switch.remove_port(p.port.id);
+            self.taps.lock().port_removed(name);
+            self.retap(entry);
             self.engine.remove(&p.port);
             p.port.io.shutdown();
             log::info!("port {name} removed");
@@ -655,6 +668,74 @@ impl Registry {
                 },
             })
             .collect()
+    }
+
+    /// Publishes the tap table of `entry`'s switch (after a change of its
+    /// ports, captures or mirrors).
+    fn retap(&self, entry: &SwitchEntry) {
+        let switch = &entry.switch;
+        let table = self.taps.lock().table(switch.name(), &switch.ports());
+        switch.taps().set(table);
+    }
+
+    /// Starts a capture of `name` for `caller` (its owner or an admin).
+    pub fn start_capture(
+        &self,
+        name: &PortName,
+        dir: TapDirection,
+        snaplen: u32,
+        caller: &Caller,
+    ) -> Result<(Arc<CaptureSink>, PortKind), ControlError> {
+        let switches = self.switches.lock();
+        let entry = switches
+            .get(&name.switch())
+            .ok_or_else(|| ControlError::NoSuchPort(name.clone()))?;
+        let p = entry
+            .ports
+            .get(name)
+            .ok_or_else(|| ControlError::NoSuchPort(name.clone()))?;
+        caller.require_owner(&p.owner, format_args!("capture {name}"))?;
+        let sink = Arc::new(CaptureSink::new(name.clone(), dir, snaplen, BUFFER_BYTES));
+        self.taps.lock().add_capture(sink.clone());
+        self.retap(entry);
+        Ok((sink, p.port.kind))
+    }
+
+    /// Removes a capture; nothing of it stays in the switch.
+    pub fn end_capture(&self, sink: &Arc<CaptureSink>) {
+        let switches = self.switches.lock();
+        if !self.taps.lock().remove_capture(sink) {
+            return;
+        }
+        if let Some(entry) = switches.get(&sink.port().switch()) {
+            self.retap(entry);
+        }
+    }
+
+    /// Adds a mirror (its ports may come later).
+    pub fn add_mirror(&self, mirror: MirrorInfo) -> Result<(), ControlError> {
+        let switches = self.switches.lock();
+        let switch = mirror.switch.clone();
+        self.taps.lock().add_mirror(mirror)?;
+        if let Some(entry) = switches.get(&switch) {
+            self.retap(entry);
+        }
+        Ok(())
+    }
+
+    /// Removes a mirror.
+    pub fn remove_mirror(&self, switch: &SwitchName, name: &str) -> Result<(), ControlError> {
+        let switches = self.switches.lock();
+        self.taps.lock().remove_mirror(switch, name)?;
+        if let Some(entry) = switches.get(switch) {
+            self.retap(entry);
+        }
+        Ok(())
+    }
+
+    /// The mirrors, by switch and name.
+    pub fn mirrors(&self) -> Vec<MirrorInfo> {
+        self.taps.lock().mirrors().to_vec()
     }
 
     /// Counters of one port (its owner or an admin), or of every port the

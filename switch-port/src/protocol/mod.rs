@@ -41,12 +41,17 @@
 //! A port opened on a connection belongs to it: when the connection closes
 //! (the client exits or is killed) the port loses its client and is removed
 //! unless it was created persistent.
+//!
+//! A [`Request::Capture`] answered with [`Response::CaptureStarted`] turns
+//! its connection into a stream of capture records ([`capture`]) from the
+//! daemon; the capture ends when the client closes the connection.
 
 use serde::{Deserialize, Serialize};
 
 use crate::mac::MacAddr;
 use crate::names::{PortName, SwitchName};
 
+pub mod capture;
 mod counters;
 mod header;
 
@@ -153,6 +158,101 @@ pub enum Request {
         /// The network interface.
         iface: String,
     },
+    /// Captures the frames of a port: after [`Response::CaptureStarted`] the
+    /// connection carries capture records (see [`capture`]) until the client
+    /// closes it.
+    Capture {
+        /// The port.
+        port: PortName,
+        /// Which frames (default both).
+        #[serde(default)]
+        dir: TapDirection,
+        /// Bytes kept of each frame (default [`capture::DEFAULT_SNAPLEN`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snaplen: Option<u32>,
+    },
+    /// Adds a mirror: a copy of the selected traffic of `src` goes to `dst`.
+    MirrorAdd {
+        /// The switch.
+        switch: SwitchName,
+        /// The mirror's name, unique in the switch.
+        name: String,
+        /// The mirrored ports.
+        src: Vec<PortName>,
+        /// Which of their frames (default both).
+        #[serde(default)]
+        dir: TapDirection,
+        /// Where the copies go.
+        dst: PortName,
+    },
+    /// Removes a mirror.
+    MirrorDel {
+        /// The switch.
+        switch: SwitchName,
+        /// The mirror's name.
+        name: String,
+    },
+    /// Lists the mirrors.
+    MirrorList {},
+}
+
+/// Which frames of a port a capture or mirror takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TapDirection {
+    /// Frames the switch receives from the port.
+    Rx,
+    /// Frames the switch delivers to the port.
+    Tx,
+    /// Both.
+    #[default]
+    Both,
+}
+
+impl TapDirection {
+    /// Whether received frames are taken.
+    pub fn rx(self) -> bool {
+        self != TapDirection::Tx
+    }
+    /// Whether delivered frames are taken.
+    pub fn tx(self) -> bool {
+        self != TapDirection::Rx
+    }
+    /// `rx`, `tx` or `both`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TapDirection::Rx => "rx",
+            TapDirection::Tx => "tx",
+            TapDirection::Both => "both",
+        }
+    }
+}
+
+impl std::str::FromStr for TapDirection {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "rx" => Ok(TapDirection::Rx),
+            "tx" => Ok(TapDirection::Tx),
+            "both" => Ok(TapDirection::Both),
+            _ => Err(format!("{s:?} is not a direction (rx, tx or both)")),
+        }
+    }
+}
+
+/// A mirror in a listing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorInfo {
+    /// The switch.
+    pub switch: SwitchName,
+    /// The mirror's name.
+    pub name: String,
+    /// The mirrored ports.
+    pub src: Vec<PortName>,
+    /// Which of their frames.
+    pub dir: TapDirection,
+    /// Where the copies go.
+    pub dst: PortName,
 }
 
 /// Why a request failed.
@@ -347,6 +447,20 @@ pub enum Response {
         xdp_mode: String,
         /// Whether the sockets are zero-copy.
         zero_copy: bool,
+    },
+    /// A capture started: capture records follow on the connection.
+    CaptureStarted {
+        /// The port.
+        port: PortName,
+        /// Its kind.
+        kind: PortKind,
+        /// Bytes kept of each frame.
+        snaplen: u32,
+    },
+    /// The mirrors.
+    Mirrors {
+        /// Every mirror, by switch and name.
+        mirrors: Vec<MirrorInfo>,
     },
     /// The configuration, one `vswitch` command a line.
     Config {

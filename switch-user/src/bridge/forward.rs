@@ -120,6 +120,15 @@ pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now:
             }
         }
     }
+    if switch.taps().active() {
+        crate::capture::taps::tap_batch(
+            switch,
+            source,
+            &scratch.frames,
+            &scratch.touched,
+            &scratch.per_destination,
+        );
+    }
     for t in 0..scratch.touched.len() {
         let dest = scratch.touched[t];
         let list = &mut scratch.per_destination[dest as usize];

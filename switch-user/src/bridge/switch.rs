@@ -9,6 +9,7 @@ use thiserror::Error;
 
 use super::lookup::{Lookup, PortId};
 use super::port::Port;
+use crate::capture::taps::SwitchTaps;
 
 /// VALE's limit on ports per switch, the default here.
 pub const DEFAULT_MAX_PORTS: usize = 254;
@@ -48,6 +49,7 @@ pub struct Switch {
     table: ArcSwap<PortTable>,
     lookup: Box<dyn Lookup>,
     max_ports: usize,
+    taps: SwitchTaps,
 }
 
 impl Switch {
@@ -58,6 +60,7 @@ impl Switch {
             table: ArcSwap::from_pointee(PortTable::default()),
             lookup,
             max_ports: max_ports.clamp(1, MAX_PORTS_LIMIT),
+            taps: SwitchTaps::default(),
         }
     }
 
@@ -76,6 +79,12 @@ impl Switch {
     #[inline]
     pub fn ports(&self) -> arc_swap::Guard<Arc<PortTable>> {
         self.table.load()
+    }
+
+    /// Captures and mirrors of the switch's ports.
+    #[inline]
+    pub fn taps(&self) -> &SwitchTaps {
+        &self.taps
     }
 
     /// Port limit.

@@ -1,6 +1,7 @@
 //! The `vswitch` command line: argument parsing and one module per subcommand.
 
 mod admin;
+mod capture;
 mod generate;
 mod nic;
 mod pktgen_cmd;
@@ -69,6 +70,10 @@ enum Command {
     Attach(nic::AttachArgs),
     /// Detach a network interface (and its host port) from a switch.
     Detach(nic::DetachArgs),
+    /// Capture a port's frames into a pcapng (or pcap) file or a pipe (`-w -`).
+    Capture(capture::CaptureArgs),
+    /// Add, delete or list mirrors: copies of ports' traffic sent to another port.
+    Mirror(capture::MirrorArgs),
     /// Print the commands that recreate the saved configuration (persistent ports, attachments).
     ShowConfig,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -228,6 +233,8 @@ pub fn run() -> Result<ExitCode> {
         Command::Attach(args) => nic::attach(&socket, args),
         Command::Detach(args) => nic::detach(&socket, args),
         Command::ShowConfig => admin::show_config(&socket),
+        Command::Capture(args) => capture::capture(&socket, args),
+        Command::Mirror(args) => capture::mirror(&socket, args),
         Command::Completions(args) => generate::completions(args),
         Command::Man(args) => generate::man(args),
     }

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use switch_port::mac::MacAddr;
 use switch_port::names::{PortName, SwitchName};
-use switch_port::protocol::Request;
+use switch_port::protocol::{Request, TapDirection};
 
 use crate::access::Owner;
 
@@ -87,6 +87,24 @@ pub struct SavedAttachment {
     pub owner: SavedOwner,
 }
 
+/// A mirror (`vswitch mirror add`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedMirror {
+    /// The switch.
+    pub switch: SwitchName,
+    /// The mirror's name.
+    pub name: String,
+    /// The mirrored ports.
+    pub src: Vec<PortName>,
+    /// Which of their frames.
+    pub dir: TapDirection,
+    /// Where the copies go.
+    pub dst: PortName,
+    /// Who added it.
+    pub owner: SavedOwner,
+}
+
 /// The whole saved configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,6 +117,9 @@ pub struct SavedState {
     /// NIC attachments, by interface.
     #[serde(default)]
     pub attachments: Vec<SavedAttachment>,
+    /// Mirrors, by switch and name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<SavedMirror>,
 }
 
 impl Default for SavedState {
@@ -107,6 +128,7 @@ impl Default for SavedState {
             version: FORMAT_VERSION,
             ports: Vec::new(),
             attachments: Vec::new(),
+            mirrors: Vec::new(),
         }
     }
 }
@@ -130,6 +152,8 @@ pub fn is_change(request: &Request) -> bool {
             | Request::DeletePort { .. }
             | Request::Attach { .. }
             | Request::Detach { .. }
+            | Request::MirrorAdd { .. }
+            | Request::MirrorDel { .. }
     )
 }
 
@@ -193,7 +217,36 @@ impl SavedState {
                     .retain(|a| !(a.iface == *iface && a.switch == *switch));
                 self.attachments.len() != before
             }
+            Request::MirrorAdd {
+                switch,
+                name,
+                src,
+                dir,
+                dst,
+            } => {
+                self.mirrors
+                    .retain(|m| !(m.switch == *switch && m.name == *name));
+                self.mirrors.push(SavedMirror {
+                    switch: switch.clone(),
+                    name: name.clone(),
+                    src: src.clone(),
+                    dir: *dir,
+                    dst: dst.clone(),
+                    owner: owner.into(),
+                });
+                self.mirrors
+                    .sort_by(|a, b| (&a.switch, &a.name).cmp(&(&b.switch, &b.name)));
+                true
+            }
+            Request::MirrorDel { switch, name } => {
+                let before = self.mirrors.len();
+                self.mirrors
+                    .retain(|m| !(m.switch == *switch && m.name == *name));
+                self.mirrors.len() != before
+            }
             Request::OpenPort { .. }
+            | Request::Capture { .. }
+            | Request::MirrorList {}
             | Request::List {}
             | Request::Stats { .. }
             | Request::Fdb { .. }
@@ -210,7 +263,7 @@ impl SavedState {
     }
 
     /// The requests that recreate the configuration: ports first, then
-    /// attachments.
+    /// attachments, then mirrors.
     pub fn replays(&self) -> Vec<Replay> {
         let ports = self.ports.iter().map(|p| Replay {
             what: format!("port {}", p.name),
@@ -237,7 +290,18 @@ impl SavedState {
             },
             owner: a.owner.clone(),
         });
-        ports.chain(attachments).collect()
+        let mirrors = self.mirrors.iter().map(|m| Replay {
+            what: format!("mirror {} of {}", m.name, m.switch),
+            request: Request::MirrorAdd {
+                switch: m.switch.clone(),
+                name: m.name.clone(),
+                src: m.src.clone(),
+                dir: m.dir,
+                dst: m.dst.clone(),
+            },
+            owner: m.owner.clone(),
+        });
+        ports.chain(attachments).chain(mirrors).collect()
     }
 
     /// The `vswitch` commands that recreate the configuration, one a line;
@@ -276,6 +340,23 @@ impl SavedState {
                 c.push(quote(entry));
             }
             out.push(line(c, &a.owner));
+        }
+        for m in &self.mirrors {
+            let src: Vec<&str> = m.src.iter().map(|p| p.as_str()).collect();
+            let c = vec![
+                "vswitch".to_owned(),
+                "mirror".into(),
+                "add".into(),
+                m.switch.to_string(),
+                quote(&m.name),
+                "--src".into(),
+                quote(&src.join(",")),
+                "--dir".into(),
+                m.dir.as_str().into(),
+                "--dst".into(),
+                m.dst.to_string(),
+            ];
+            out.push(line(c, &m.owner));
         }
         out
     }
@@ -406,6 +487,35 @@ pub(crate) mod tests {
         assert!(is_change(&Request::DeletePort {
             port: name("vale0:p1")
         }));
+    }
+
+    #[test]
+    fn mirrors_are_saved_replayed_and_shown() {
+        let mut s = SavedState::default();
+        let add = Request::MirrorAdd {
+            switch: "vale0".parse().unwrap(),
+            name: "m1".into(),
+            src: vec![name("vale0:a"), name("vale0:b")],
+            dir: TapDirection::Rx,
+            dst: name("vale0:eth0"),
+        };
+        assert!(is_change(&add));
+        assert!(s.apply(&add, &Owner::root()));
+        assert_eq!(
+            s.commands(),
+            ["vswitch mirror add vale0 m1 --src vale0:a,vale0:b --dir rx --dst vale0:eth0"]
+        );
+        assert_eq!(s.replays()[0].request, add);
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<SavedState>(&text).unwrap(), s);
+        assert!(s.apply(
+            &Request::MirrorDel {
+                switch: "vale0".parse().unwrap(),
+                name: "m1".into()
+            },
+            &Owner::root()
+        ));
+        assert_eq!(s, SavedState::default());
     }
 
     #[test]

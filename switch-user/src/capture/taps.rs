@@ -1,0 +1,168 @@
+//! What a switch's forwarding batch hands to captures and mirrors, and the
+//! one check that keeps it free when there are none.
+//!
+//! Each switch has a [`SwitchTaps`]: a flag, read once per batch with a
+//! relaxed load, and a table by port number of the port's taps (captures and
+//! mirror destinations, for received and for delivered frames), published
+//! as an immutable snapshot like the port table. With the flag clear, the
+//! batch does nothing more. With it set, [`tap_batch`] runs once per batch,
+//! before delivery: received frames of the source and the frames each
+//! destination is about to get are appended to captures
+//! ([`super::sink::CaptureSink`]) and delivered to mirror destinations.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use switch_port::protocol::capture::{DIR_RX, DIR_TX};
+
+use super::sink::CaptureSink;
+use crate::bridge::forward::MAX_BATCH;
+use crate::bridge::lookup::PortId;
+use crate::bridge::port::{FrameRef, Port};
+use crate::bridge::switch::Switch;
+
+/// Where a port's frames also go.
+#[derive(Clone)]
+pub enum Tap {
+    /// A capture.
+    Capture(Arc<CaptureSink>),
+    /// A mirror's destination port.
+    Mirror(PortId),
+}
+
+/// The taps of one port.
+#[derive(Clone, Default)]
+pub struct PortTaps {
+    /// For frames received from the port.
+    pub rx: Vec<Tap>,
+    /// For frames delivered to the port.
+    pub tx: Vec<Tap>,
+}
+
+/// The taps of a switch's ports, by port number.
+#[derive(Default)]
+pub struct TapTable {
+    ports: Vec<PortTaps>,
+}
+
+impl TapTable {
+    /// Adds `tap` to port `id`'s received (`rx`) or delivered frames.
+    pub fn add(&mut self, id: PortId, rx: bool, tap: Tap) {
+        let i = id as usize;
+        if self.ports.len() <= i {
+            self.ports.resize_with(i + 1, PortTaps::default);
+        }
+        let port = &mut self.ports[i];
+        if rx {
+            port.rx.push(tap);
+        } else {
+            port.tx.push(tap);
+        }
+    }
+
+    /// The taps of port `id`, if it has any.
+    #[inline]
+    pub fn get(&self, id: PortId) -> Option<&PortTaps> {
+        self.ports.get(id as usize)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ports
+            .iter()
+            .all(|p| p.rx.is_empty() && p.tx.is_empty())
+    }
+}
+
+/// A switch's taps.
+#[derive(Default)]
+pub struct SwitchTaps {
+    active: AtomicBool,
+    table: ArcSwap<TapTable>,
+}
+
+impl SwitchTaps {
+    /// Whether any port of the switch has a tap: the forwarding batch's one
+    /// check.
+    #[inline]
+    pub fn active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Publishes a new table.
+    pub fn set(&self, table: TapTable) {
+        let any = !table.is_empty();
+        self.table.store(Arc::new(table));
+        self.active.store(any, Ordering::Release);
+    }
+}
+
+/// `0, 1, ..., MAX_BATCH - 1`: every frame of a batch.
+static ALL: [u16; MAX_BATCH] = {
+    let mut all = [0u16; MAX_BATCH];
+    let mut i = 0;
+    while i < MAX_BATCH {
+        all[i] = i as u16;
+        i += 1;
+    }
+    all
+};
+
+/// Wall-clock nanoseconds (`CLOCK_REALTIME`), the capture timestamps.
+pub fn realtime_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Hands one batch to the switch's taps: `frames` were received from
+/// `source`; `per_destination[d]` for `d` in `touched` are about to be
+/// delivered to port `d`. A mirror never sends a frame back to the port it
+/// came from.
+pub fn tap_batch(
+    switch: &Switch,
+    source: &Port,
+    frames: &[FrameRef],
+    touched: &[PortId],
+    per_destination: &[Vec<u16>],
+) {
+    let table = switch.taps().table.load();
+    let ports = switch.ports();
+    let ts = realtime_ns();
+    let mirror = |dst: PortId, which: &[u16]| {
+        if dst == source.id {
+            return;
+        }
+        if let Some(port) = ports.get(dst) {
+            port.io.deliver(frames, which, &port.counters);
+        }
+    };
+    if let Some(taps) = table.get(source.id) {
+        let all = &ALL[..frames.len().min(MAX_BATCH)];
+        for tap in &taps.rx {
+            match tap {
+                Tap::Capture(sink) => sink.push(DIR_RX, ts, frames, all),
+                Tap::Mirror(dst) => mirror(*dst, all),
+            }
+        }
+    }
+    for &dest in touched {
+        let Some(taps) = table.get(dest) else {
+            continue;
+        };
+        let Some(which) = per_destination.get(dest as usize) else {
+            continue;
+        };
+        for tap in &taps.tx {
+            match tap {
+                Tap::Capture(sink) => sink.push(DIR_TX, ts, frames, which),
+                Tap::Mirror(dst) if *dst != dest => mirror(*dst, which),
+                Tap::Mirror(_) => {}
+            }
+        }
+    }
+}
