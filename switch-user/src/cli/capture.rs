@@ -116,6 +116,11 @@ pub fn capture(socket: &Path, args: CaptureArgs) -> Result<ExitCode> {
         }
         Err(e) => return Err(e).with_context(|| format!("writing {file}")),
     };
+    eprintln!(
+        "capturing {} ({}), snap length {snaplen}, into {file}",
+        args.port,
+        args.dir.as_str()
+    );
     let stream = conn.stream();
     stream.set_read_timeout(Some(Duration::from_millis(100)))?;
     let deadline = args
