@@ -21,6 +21,7 @@ mod suite_args;
 mod suite_nic;
 mod suite_switch;
 mod suite_vm;
+mod switch_capture;
 mod switch_core;
 mod switch_e2e;
 mod veth_pair;

@@ -122,6 +122,14 @@ pub fn run(args: &SwitchArgs) -> Result<()> {
                 .with("cores_used", r.cores_used))
         })?);
     }
+    crate::switch_capture::cases(
+        &args.bin_dir,
+        &args.sizes,
+        args.seconds,
+        args.threads,
+        repeats,
+        &mut report,
+    )?;
     let bed = VethPair::new()?;
     let path = PairPath {
         tx_ns: &bed.peer,

@@ -12,7 +12,7 @@ use crate::cpu_cost::CpuWindow;
 use crate::procs::CpuMeter;
 
 /// What an end-to-end run measured.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct E2eResult {
     /// Frames per second the receiver got intact.
     pub rx_pps: f64,
@@ -27,6 +27,8 @@ pub struct E2eResult {
     /// Busy CPU nanoseconds of the machine per received frame, while the
     /// sender ran.
     pub cpu_ns_per_packet: Option<f64>,
+    /// The process started beside, stopped.
+    pub beside: Option<Proc>,
 }
 
 fn summary(proc: &mut Proc, timeout: Duration) -> Result<Value> {
@@ -40,6 +42,19 @@ fn summary(proc: &mut Proc, timeout: Duration) -> Result<Value> {
 /// Runs `seconds` of `size`-byte frames through a daemon with `threads`
 /// forwarding threads.
 pub fn run(bin_dir: &Path, size: usize, seconds: f64, threads: usize) -> Result<E2eResult> {
+    run_beside(bin_dir, size, seconds, threads, |_| Ok(None))
+}
+
+/// Like [`run`], with the process `beside` starts (once the receiver's port
+/// exists) running through the measurement, then stopped by SIGINT and
+/// returned with the result.
+pub fn run_beside(
+    bin_dir: &Path,
+    size: usize,
+    seconds: f64,
+    threads: usize,
+    beside: impl FnOnce(&Daemon) -> Result<Option<Proc>>,
+) -> Result<E2eResult> {
     let threads = threads.to_string();
     let mut daemon = Daemon::builder()
         .binary(bin_dir.join("vswitch"))
@@ -68,6 +83,7 @@ pub fn run(bin_dir: &Path, size: usize, seconds: f64, threads: usize) -> Result<
             .unwrap_or(false)
     })
     .context("receiver did not open its port")?;
+    let mut beside = beside(&daemon)?;
     let secs = format!("{seconds}");
     let mut tx = daemon.spawn(
         "tx",
@@ -93,6 +109,11 @@ pub fn run(bin_dir: &Path, size: usize, seconds: f64, threads: usize) -> Result<
     let cores = meter.cores();
     let busy = cpu.busy_seconds();
     let stats = daemon.cli(&["stats", "vale0:rx", "--json"])?;
+    if let Some(p) = beside.as_mut() {
+        p.kill(libc::SIGINT)?;
+        p.wait_timeout(Duration::from_secs(10))?
+            .context("the process beside did not stop")?;
+    }
     let rx_sum = summary(&mut rx, limit)?;
     daemon.stop()?;
     let stats: Value = serde_json::from_slice(&stats.stdout).unwrap_or_default();
@@ -112,5 +133,6 @@ pub fn run(bin_dir: &Path, size: usize, seconds: f64, threads: usize) -> Result<
         corrupt: rx_sum["corrupt"].as_u64().unwrap_or(0),
         cores_used: cores,
         cpu_ns_per_packet: busy.map(|b| b * 1e9 / rx_packets),
+        beside,
     })
 }

@@ -29,7 +29,7 @@ use crate::bridge::learning::{
 use crate::bridge::port::{Port, PortIo};
 use crate::bridge::shm_port::ShmPort;
 use crate::bridge::switch::{Switch, SwitchFull, DEFAULT_MAX_PORTS};
-use crate::capture::config::{MirrorError, TapConfig};
+use crate::capture::config::{MirrorError, TapConfig, MAX_CAPTURES_PER_USER};
 use crate::capture::sink::{CaptureSink, BUFFER_BYTES};
 use crate::clock::Clock;
 use crate::engine::Engine;
@@ -143,6 +143,14 @@ pub enum ControlError {
     /// zero address.
     #[error("MAC address {0} cannot lock a port: it is a group or the zero address")]
     MacNotUnicast(MacAddr),
+    /// The caller runs as many captures as a user may.
+    #[error("limit exceeded: uid {uid} runs {limit} captures, the most a user may")]
+    TooManyCaptures {
+        /// The uid.
+        uid: u32,
+        /// The limit.
+        limit: usize,
+    },
     /// A mirror cannot be added or removed.
     #[error(transparent)]
     Mirror(#[from] MirrorError),
@@ -174,7 +182,9 @@ impl ControlError {
             ControlError::WrongKind(..) => ErrorCode::WrongPortKind,
             ControlError::Resources(..) => ErrorCode::Internal,
             ControlError::Denied(_) => ErrorCode::PermissionDenied,
-            ControlError::OverLimit(_) => ErrorCode::LimitExceeded,
+            ControlError::OverLimit(_) | ControlError::TooManyCaptures { .. } => {
+                ErrorCode::LimitExceeded
+            }
         }
     }
 }
@@ -695,8 +705,16 @@ impl Registry {
             .get(name)
             .ok_or_else(|| ControlError::NoSuchPort(name.clone()))?;
         caller.require_owner(&p.owner, format_args!("capture {name}"))?;
+        let mut taps = self.taps.lock();
+        if !caller.is_admin() && taps.captures_of(caller.uid()) >= MAX_CAPTURES_PER_USER {
+            return Err(ControlError::TooManyCaptures {
+                uid: caller.uid(),
+                limit: MAX_CAPTURES_PER_USER,
+            });
+        }
         let sink = Arc::new(CaptureSink::new(name.clone(), dir, snaplen, BUFFER_BYTES));
-        self.taps.lock().add_capture(sink.clone());
+        taps.add_capture(caller.uid(), sink.clone());
+        drop(taps);
         self.retap(entry);
         Ok((sink, p.port.kind))
     }

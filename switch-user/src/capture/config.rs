@@ -12,6 +12,10 @@ use super::sink::CaptureSink;
 use super::taps::{Tap, TapTable};
 use crate::bridge::switch::PortTable;
 
+/// Captures a user other than an admin may run at once (each may buffer
+/// up to twice [`super::sink::BUFFER_BYTES`]).
+pub const MAX_CAPTURES_PER_USER: usize = 4;
+
 /// Longest mirror name.
 pub const MAX_MIRROR_NAME: usize = 64;
 
@@ -57,26 +61,32 @@ pub enum MirrorError {
 /// Every capture and mirror of the daemon.
 #[derive(Default)]
 pub struct TapConfig {
-    captures: Vec<Arc<CaptureSink>>,
+    /// Each capture with the uid that started it.
+    captures: Vec<(u32, Arc<CaptureSink>)>,
     mirrors: Vec<MirrorInfo>,
 }
 
 impl TapConfig {
-    /// Adds a capture.
-    pub fn add_capture(&mut self, sink: Arc<CaptureSink>) {
-        self.captures.push(sink);
+    /// Adds a capture started by `uid`.
+    pub fn add_capture(&mut self, uid: u32, sink: Arc<CaptureSink>) {
+        self.captures.push((uid, sink));
+    }
+
+    /// How many captures `uid` runs.
+    pub fn captures_of(&self, uid: u32) -> usize {
+        self.captures.iter().filter(|(u, _)| *u == uid).count()
     }
 
     /// Removes a capture; whether it was there.
     pub fn remove_capture(&mut self, sink: &Arc<CaptureSink>) -> bool {
         let before = self.captures.len();
-        self.captures.retain(|c| !Arc::ptr_eq(c, sink));
+        self.captures.retain(|(_, c)| !Arc::ptr_eq(c, sink));
         self.captures.len() != before
     }
 
     /// Ends and removes the captures of `port` (it went away).
     pub fn port_removed(&mut self, port: &PortName) {
-        self.captures.retain(|c| {
+        self.captures.retain(|(_, c)| {
             let keep = c.port() != port;
             if !keep {
                 c.end();
@@ -149,7 +159,7 @@ impl TapConfig {
     pub fn table(&self, switch: &SwitchName, ports: &PortTable) -> TapTable {
         let id_of = |name: &PortName| ports.active.iter().find(|p| p.name == *name).map(|p| p.id);
         let mut table = TapTable::default();
-        for c in &self.captures {
+        for (_, c) in &self.captures {
             let Some(id) = id_of(c.port()) else {
                 continue;
             };

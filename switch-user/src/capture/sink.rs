@@ -40,7 +40,8 @@ impl CaptureSink {
             port,
             dir,
             snaplen,
-            buffer: Mutex::new(Vec::with_capacity(limit)),
+            // Grows up to `limit` only while the writer falls behind.
+            buffer: Mutex::new(Vec::new()),
             limit,
             captured: AtomicU64::new(0),
             dropped: AtomicU64::new(0),

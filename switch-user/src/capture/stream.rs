@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 
-use super::sink::{CaptureSink, BUFFER_BYTES};
+use super::sink::CaptureSink;
 
 /// How long the writer waits between turns, in milliseconds.
 const TURN_MS: i32 = 5;
@@ -45,7 +45,7 @@ fn client_left(stream: &UnixStream, timeout_ms: i32) -> io::Result<bool> {
 
 /// Sends `sink`'s records on `stream` until the capture ends.
 pub fn run(stream: &UnixStream, sink: &CaptureSink) -> io::Result<StreamEnd> {
-    let mut out = Vec::with_capacity(BUFFER_BYTES);
+    let mut out = Vec::new();
     let mut reported_drops = 0;
     let mut writer = stream;
     loop {

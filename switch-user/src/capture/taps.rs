@@ -166,3 +166,125 @@ pub fn tap_batch(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use switch_port::eventfd::EventFd;
+    use switch_port::layout::Layout;
+    use switch_port::mac::MacAddr;
+    use switch_port::names::{PortName, SwitchName};
+    use switch_port::protocol::capture::{RecordHeader, RECORD_HEADER};
+    use switch_port::protocol::{MirrorInfo, PortKind, TapDirection};
+    use switch_port::region::Region;
+    use switch_port::ring::Slot;
+
+    use super::*;
+    use crate::bridge::forward::{forward_batch, Scratch};
+    use crate::bridge::learning::LearningTable;
+    use crate::bridge::shm_port::ShmPort;
+    use crate::capture::config::TapConfig;
+
+    struct TestPort {
+        port: Arc<Port>,
+        region: Arc<Region>,
+        next_tx: u32,
+    }
+
+    fn add(switch: &Switch, name: &str) -> TestPort {
+        let region = Arc::new(Region::create(name, Layout::new(64, 2048).unwrap()).unwrap());
+        let shm = ShmPort::new(
+            region.clone(),
+            EventFd::new().unwrap(),
+            EventFd::new().unwrap(),
+        );
+        let name = PortName::parse(name).unwrap();
+        let port = switch
+            .add_port(|id| Port::new(name, id, PortKind::Shm, Box::new(shm)))
+            .unwrap();
+        TestPort {
+            port,
+            region,
+            next_tx: 0,
+        }
+    }
+
+    /// Sends one broadcast frame of 60 bytes from `p`, source `src`.
+    fn send(p: &mut TestPort, src: MacAddr) {
+        let ring = p.region.tx_ring();
+        let i = p.next_tx;
+        let buf = p.region.buffer(i).unwrap();
+        // SAFETY: buffer i of the test's own region holds 2048 bytes.
+        let frame = unsafe { std::slice::from_raw_parts_mut(buf.as_ptr(), 60) };
+        frame[0..6].copy_from_slice(&MacAddr::BROADCAST.0);
+        frame[6..12].copy_from_slice(&src.0);
+        frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+        ring.write_slot(
+            i,
+            Slot {
+                buf: i,
+                len: 60,
+                flags: 0,
+            },
+        );
+        p.next_tx = ring.advance(i, 1);
+        ring.head().store(p.next_tx, Ordering::Release);
+    }
+
+    fn received(p: &TestPort) -> u32 {
+        let ring = p.region.rx_ring();
+        ring.distance(
+            ring.head().load(Ordering::Relaxed),
+            ring.tail().load(Ordering::Acquire),
+        )
+    }
+
+    #[test]
+    fn captures_and_mirrors_see_their_frames_and_nothing_loops() {
+        let name = SwitchName::parse("vale0").unwrap();
+        let sw = Switch::new(name.clone(), Box::new(LearningTable::new(64, 300)), 8);
+        let mut a = add(&sw, "vale0:a");
+        let b = add(&sw, "vale0:b");
+        let mut m = add(&sw, "vale0:m");
+        let mut config = TapConfig::default();
+        let sink = Arc::new(CaptureSink::new(
+            PortName::parse("vale0:b").unwrap(),
+            TapDirection::Tx,
+            65535,
+            1 << 20,
+        ));
+        config.add_capture(0, sink.clone());
+        config
+            .add_mirror(MirrorInfo {
+                switch: name.clone(),
+                name: "m1".into(),
+                src: vec![PortName::parse("vale0:b").unwrap()],
+                dir: TapDirection::Tx,
+                dst: PortName::parse("vale0:m").unwrap(),
+            })
+            .unwrap();
+        assert!(!sw.taps().active());
+        sw.taps().set(config.table(&name, &sw.ports()));
+        assert!(sw.taps().active());
+        let mut scratch = Scratch::new();
+        // a floods to b and m: b's capture and mirror see it, so m gets
+        // its own copy and the mirror's.
+        send(&mut a, MacAddr::local(1));
+        forward_batch(&sw, &a.port, &mut scratch, 0);
+        assert_eq!((received(&b), received(&m)), (1, 2));
+        assert_eq!(sink.captured(), 1);
+        // m floods to a and b: the frame to b is not mirrored back to m.
+        send(&mut m, MacAddr::local(3));
+        forward_batch(&sw, &m.port, &mut scratch, 0);
+        assert_eq!((received(&a), received(&b), received(&m)), (1, 2, 2));
+        assert_eq!(sink.captured(), 2);
+        let mut out = Vec::new();
+        sink.take(&mut out);
+        let h = RecordHeader::decode(out[..RECORD_HEADER].try_into().unwrap()).unwrap();
+        assert_eq!((h.orig_len, h.cap_len, h.dir), (60, 60, DIR_TX));
+        // No taps: the flag is clear again.
+        sw.taps().set(TapTable::default());
+        assert!(!sw.taps().active());
+    }
+}
