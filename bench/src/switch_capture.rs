@@ -53,12 +53,7 @@ pub fn cases(
                 .context("the capture did not start")?;
                 Ok(Some(capture))
             })?;
-            let summary = r
-                .beside
-                .as_ref()
-                .map(|p| p.read_stderr().unwrap_or_default())
-                .unwrap_or_default();
-            let (captured, dropped) = counts(&summary);
+            let (captured, dropped) = counts(&r.beside_stderr);
             Ok(Case::new(CAPTURING, "app_shm", size, r.rx_pps)
                 .with_cpu(r.cpu_ns_per_packet)
                 .with("tx_mpps", r.tx_pps / 1e6)

@@ -12,7 +12,7 @@ use crate::cpu_cost::CpuWindow;
 use crate::procs::CpuMeter;
 
 /// What an end-to-end run measured.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct E2eResult {
     /// Frames per second the receiver got intact.
     pub rx_pps: f64,
@@ -27,8 +27,8 @@ pub struct E2eResult {
     /// Busy CPU nanoseconds of the machine per received frame, while the
     /// sender ran.
     pub cpu_ns_per_packet: Option<f64>,
-    /// The process started beside, stopped.
-    pub beside: Option<Proc>,
+    /// What the process started beside wrote to stderr.
+    pub beside_stderr: String,
 }
 
 fn summary(proc: &mut Proc, timeout: Duration) -> Result<Value> {
@@ -46,8 +46,8 @@ pub fn run(bin_dir: &Path, size: usize, seconds: f64, threads: usize) -> Result<
 }
 
 /// Like [`run`], with the process `beside` starts (once the receiver's port
-/// exists) running through the measurement, then stopped by SIGINT and
-/// returned with the result.
+/// exists) running through the measurement, then stopped by SIGINT; its
+/// stderr comes with the result.
 pub fn run_beside(
     bin_dir: &Path,
     size: usize,
@@ -109,10 +109,12 @@ pub fn run_beside(
     let cores = meter.cores();
     let busy = cpu.busy_seconds();
     let stats = daemon.cli(&["stats", "vale0:rx", "--json"])?;
+    let mut beside_stderr = String::new();
     if let Some(p) = beside.as_mut() {
         p.kill(libc::SIGINT)?;
         p.wait_timeout(Duration::from_secs(10))?
             .context("the process beside did not stop")?;
+        beside_stderr = p.read_stderr()?;
     }
     let rx_sum = summary(&mut rx, limit)?;
     daemon.stop()?;
@@ -133,6 +135,6 @@ pub fn run_beside(
         corrupt: rx_sum["corrupt"].as_u64().unwrap_or(0),
         cores_used: cores,
         cpu_ns_per_packet: busy.map(|b| b * 1e9 / rx_packets),
-        beside,
+        beside_stderr,
     })
 }
