@@ -3,8 +3,9 @@
 //! `-c`, ends cleanly when its reader goes away (the switch forwarding on),
 //! and leaves nothing behind in the daemon; a tenant cannot capture another
 //! tenant's port; a mirror copies the traffic between two ports to a NIC
-//! port, whose peer in another namespace sees it, survives a restart with
-//! saved state, and stops with `mirror del`.
+//! port, whose peer in another namespace sees it (and a capture of the NIC
+//! port sees the copies and the frames from the wire), survives a restart
+//! with saved state, and stops with `mirror del`.
 
 use std::fs::Permissions;
 use std::os::unix::fs::PermissionsExt;
@@ -14,9 +15,9 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use e2e_tests::access::{run_as, NOBODY, NOGROUP};
-use e2e_tests::nic::{NicBed, HOST_IF};
+use e2e_tests::nic::{send_test_frames, NicBed, HOST_IF};
 use e2e_tests::{field, pktgen_summary, run_bounded, Daemon};
-use testbed::{unique_temp_dir, wait_until, Capture, Netns, PacketSocket, Proc, Protocol};
+use testbed::{unique_temp_dir, wait_until, Capture, Mac, Netns, PacketSocket, Proc, Protocol};
 
 /// The EtherType of pktgen's frames.
 const PKTGEN_ETHERTYPE: u16 = 0x88b5;
@@ -319,10 +320,38 @@ fn a_mirror_to_a_nic_port_shows_the_traffic_of_two_other_ports() -> Result<()> {
         list.contains("vale0 tap: vale0:b (tx) -> vale0:m0"),
         "{list}"
     );
+    // A capture of the NIC port sees the copies it is given...
+    let tx_file = bed.daemon.dir().join("m0-tx.pcapng");
+    let tx_arg = tx_file.display().to_string();
+    let mut tx_capture = start_capture(
+        &bed.daemon,
+        "capture-m0-tx",
+        &["vale0:m0", "--dir", "tx", "-c", "200", "-w", &tx_arg],
+    )?;
     let seen = send_and_sniff(&bed, 200, TIMEOUT)?;
     ensure!(
         seen == 200,
         "the NIC's peer saw {seen} of 200 mirrored frames"
+    );
+    finished(&mut tx_capture)?;
+    assert_eq!(tcpdump_lines(&tx_file)?.len(), 200);
+    // ... and the frames the NIC receives from the wire.
+    let rx_file = bed.daemon.dir().join("m0-rx.pcapng");
+    let rx_arg = rx_file.display().to_string();
+    let mut rx_capture = start_capture(
+        &bed.daemon,
+        "capture-m0-rx",
+        &["vale0:m0", "--dir", "rx", "-c", "50", "-w", &rx_arg],
+    )?;
+    let host = &bed.hosts[0];
+    let wire_mac = Mac([0x02, 0, 0, 0, 0, 0x0c]);
+    let sent = send_test_frames(&host.ns, HOST_IF, host.mac, wire_mac, 0..50, 60, None)?;
+    ensure!(sent == 50, "sent {sent} of 50 frames on the wire");
+    finished(&mut rx_capture)?;
+    let lines = tcpdump_lines(&rx_file)?;
+    ensure!(
+        lines.len() == 50 && lines.iter().all(|l| l.contains("> 02:00:00:00:00:0c")),
+        "{lines:?}"
     );
     let config = cli(&bed.daemon, &["show-config"])?;
     ensure!(

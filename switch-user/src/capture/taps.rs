@@ -122,7 +122,8 @@ pub fn realtime_ns() -> u64 {
 /// Hands one batch to the switch's taps: `frames` were received from
 /// `source`; `per_destination[d]` for `d` in `touched` are about to be
 /// delivered to port `d`. A mirror never sends a frame back to the port it
-/// came from.
+/// came from; its copies are captured as frames delivered to its
+/// destination.
 pub fn tap_batch(
     switch: &Switch,
     source: &Port,
@@ -133,12 +134,19 @@ pub fn tap_batch(
     let table = switch.taps().table.load();
     let ports = switch.ports();
     let ts = realtime_ns();
+    // A mirror's copies are delivered frames of its destination too: that
+    // port's captures see them (its own mirrors do not: no chains).
     let mirror = |dst: PortId, which: &[u16]| {
         if dst == source.id {
             return;
         }
         if let Some(port) = ports.get(dst) {
             port.io.deliver(frames, which, &port.counters);
+            for tap in table.get(dst).map_or(&[][..], |t| &t.tx[..]) {
+                if let Tap::Capture(sink) = tap {
+                    sink.push(DIR_TX, ts, frames, which);
+                }
+            }
         }
     };
     if let Some(taps) = table.get(source.id) {
@@ -255,6 +263,13 @@ mod tests {
             1 << 20,
         ));
         config.add_capture(0, sink.clone());
+        let at_m = Arc::new(CaptureSink::new(
+            PortName::parse("vale0:m").unwrap(),
+            TapDirection::Both,
+            65535,
+            1 << 20,
+        ));
+        config.add_capture(0, at_m.clone());
         config
             .add_mirror(MirrorInfo {
                 switch: name.clone(),
@@ -274,11 +289,14 @@ mod tests {
         forward_batch(&sw, &a.port, &mut scratch, 0);
         assert_eq!((received(&b), received(&m)), (1, 2));
         assert_eq!(sink.captured(), 1);
+        // m's capture sees both: the flooded frame and the mirror's copy.
+        assert_eq!(at_m.captured(), 2);
         // m floods to a and b: the frame to b is not mirrored back to m.
         send(&mut m, MacAddr::local(3));
         forward_batch(&sw, &m.port, &mut scratch, 0);
         assert_eq!((received(&a), received(&b), received(&m)), (1, 2, 2));
         assert_eq!(sink.captured(), 2);
+        assert_eq!(at_m.captured(), 3, "m's own frame, received");
         let mut out = Vec::new();
         sink.take(&mut out);
         let h = RecordHeader::decode(out[..RECORD_HEADER].try_into().unwrap()).unwrap();
