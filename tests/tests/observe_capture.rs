@@ -382,3 +382,43 @@ fn a_mirror_to_a_nic_port_shows_the_traffic_of_two_other_ports() -> Result<()> {
     ensure!(list.trim() == "no mirrors", "{list}");
     Ok(())
 }
+
+#[test]
+fn the_host_port_is_captured_both_ways() -> Result<()> {
+    let bed = NicBed::new(&["c0"], None)?;
+    bed.attach("c0", &["--host", "--host-name", "hc0"])?;
+    bed.daemon.wait_port("vale0:hc0", true)?;
+    let file = bed.daemon.dir().join("host.pcapng");
+    let file_arg = file.display().to_string();
+    let mut capture = start_capture(
+        &bed.daemon,
+        "capture-host",
+        &["vale0:hc0", "-c", "20", "-w", &file_arg],
+    )?;
+    // Frames the host stack sends into its TAP reach the switch from the
+    // host port (and are flooded to the NIC).
+    let dst = Mac([0x02, 0, 0, 0, 0, 0x0d]);
+    let tap_mac = bed.switch.mac("hc0")?;
+    let sent = send_test_frames(&bed.switch, "hc0", tap_mac, dst, 0..20, 60, None)?;
+    ensure!(sent == 20, "sent {sent} of 20 frames into the TAP");
+    let stderr = finished(&mut capture)?;
+    ensure!(stderr.contains("20 frames captured"), "{stderr}");
+    let lines = tcpdump_lines(&file)?;
+    ensure!(
+        lines.len() == 20 && lines.iter().all(|l| l.contains("> 02:00:00:00:00:0d")),
+        "{lines:?}"
+    );
+    // The frames the host port is given: from the wire, through the NIC.
+    let mut capture = start_capture(
+        &bed.daemon,
+        "capture-host-tx",
+        &["vale0:hc0", "--dir", "tx", "-c", "20", "-w", &file_arg],
+    )?;
+    let host = &bed.hosts[0];
+    let sent = send_test_frames(&host.ns, HOST_IF, host.mac, dst, 0..20, 60, None)?;
+    ensure!(sent == 20, "sent {sent} of 20 frames on the wire");
+    finished(&mut capture)?;
+    ensure!(tcpdump_lines(&file)?.len() == 20);
+    captures_ended(&bed.daemon, "vale0:hc0", 2)?;
+    Ok(())
+}
