@@ -1,7 +1,8 @@
 //! Seeing the traffic through a real daemon: `vswitch capture` writes what
 //! pktgen sent into a file tcpdump and tshark read, ends by itself after
-//! `-c`, ends cleanly when its reader goes away (the switch forwarding on),
-//! and leaves nothing behind in the daemon; a tenant cannot capture another
+//! `-c` or `--duration`, ends cleanly when its reader goes away (the switch
+//! forwarding on), and leaves nothing behind in the daemon; shared-memory,
+//! NIC and host ports are captured alike; a tenant cannot capture another
 //! tenant's port; a mirror copies the traffic between two ports to a NIC
 //! port, whose peer in another namespace sees it (and a capture of the NIC
 //! port sees the copies and the frames from the wire), survives a restart
@@ -210,6 +211,17 @@ fn a_counted_capture_ends_by_itself() -> Result<()> {
     ensure!(summary.contains("count reached"), "{summary}");
     captures_ended(&daemon, "vale0:b", 1)?;
     assert_eq!(tcpdump_lines(&file)?.len(), 10);
+    // --duration ends a capture that sees nothing; the file is still valid.
+    let mut quiet = start_capture(
+        &daemon,
+        "capture-quiet",
+        &["vale0:b", "-w", &file_arg, "--duration", "0.3"],
+    )?;
+    let summary = finished(&mut quiet)?;
+    ensure!(summary.contains("0 frames captured"), "{summary}");
+    ensure!(summary.contains("duration reached"), "{summary}");
+    captures_ended(&daemon, "vale0:b", 2)?;
+    assert_eq!(tcpdump_lines(&file)?.len(), 0);
     Ok(())
 }
 
