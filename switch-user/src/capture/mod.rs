@@ -9,10 +9,12 @@
 //!   tables;
 //! - [`stream`]: the daemon's writer that sends a capture over its control
 //!   connection;
-//! - [`pcapng`]: the files the CLI writes (pcapng or classic pcap).
+//! - [`records`] and [`pcapng`]: the CLI's side, which splits the stream
+//!   into records and writes them as pcapng or classic pcap.
 
 pub mod config;
 pub mod pcapng;
+pub mod records;
 pub mod sink;
 pub mod stream;
 pub mod taps;

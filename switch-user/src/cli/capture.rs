@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -10,9 +11,10 @@ use anyhow::{bail, Context, Result};
 
 use switch_port::control::client::Connection;
 use switch_port::names::{PortName, SwitchName};
-use switch_port::protocol::capture::{RecordHeader, DIR_RX, KIND_FRAME, RECORD_HEADER};
+use switch_port::protocol::capture::{DIR_RX, KIND_FRAME};
 use switch_port::protocol::{Request, Response, TapDirection};
 use switch_user::capture::pcapng::{CaptureWriter, Format};
+use switch_user::capture::records::RecordSplitter;
 use switch_user::pktgen::stop;
 
 /// Arguments of `vswitch capture`.
@@ -54,15 +56,26 @@ enum Ending {
     DaemonClosed,
 }
 
-/// Reads from `conn` into `buf`, waiting at most the socket's read timeout;
-/// `Ok(false)` at end of stream.
-fn fill(conn: &mut &std::os::unix::net::UnixStream, buf: &mut Vec<u8>) -> io::Result<bool> {
+/// What a read from the daemon gave.
+#[derive(Debug, PartialEq, Eq)]
+enum Filled {
+    /// Bytes.
+    Some,
+    /// Nothing within the socket's read timeout (or nothing now).
+    Nothing,
+    /// End of stream: the daemon ended the capture.
+    Closed,
+}
+
+/// Reads what the daemon sent into `records`, waiting at most the socket's
+/// read timeout.
+fn fill(conn: &mut &UnixStream, records: &mut RecordSplitter) -> io::Result<Filled> {
     let mut chunk = [0u8; 64 * 1024];
     match conn.read(&mut chunk) {
-        Ok(0) => Ok(false),
+        Ok(0) => Ok(Filled::Closed),
         Ok(n) => {
-            buf.extend_from_slice(&chunk[..n]);
-            Ok(true)
+            records.extend(&chunk[..n]);
+            Ok(Filled::Some)
         }
         Err(e)
             if matches!(
@@ -70,9 +83,50 @@ fn fill(conn: &mut &std::os::unix::net::UnixStream, buf: &mut Vec<u8>) -> io::Re
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
             ) =>
         {
-            Ok(true)
+            Ok(Filled::Nothing)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Frames written so far, and the daemon's dropped count.
+struct Progress {
+    count: Option<u64>,
+    captured: u64,
+    dropped: u64,
+}
+
+impl Progress {
+    /// Writes the whole records in `records` to `writer` (up to the count)
+    /// and flushes; returns why the capture ends, if it does.
+    fn write<W: Write>(
+        &mut self,
+        records: &mut RecordSplitter,
+        writer: &mut CaptureWriter<W>,
+        file: &str,
+    ) -> Result<Option<Ending>> {
+        let written = (|| -> io::Result<()> {
+            while let Some((h, data)) = records
+                .next_record()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+            {
+                self.dropped = self.dropped.max(h.dropped);
+                if h.kind == KIND_FRAME && self.count.is_none_or(|c| self.captured < c) {
+                    writer.packet(h.ts_ns, h.orig_len, data, h.dir == DIR_RX)?;
+                    self.captured += 1;
+                }
+            }
+            writer.flush()
+        })();
+        match written {
+            Ok(()) if self.count.is_some_and(|c| self.captured >= c) => Ok(Some(Ending::Count)),
+            Ok(()) => Ok(None),
+            Err(e) if is_broken_pipe(&e) => Ok(Some(Ending::ReaderClosed)),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                Err(e).context("reading the capture from the daemon")
+            }
+            Err(e) => Err(e).with_context(|| format!("writing {file}")),
+        }
     }
 }
 
@@ -100,7 +154,11 @@ pub fn capture(socket: &Path, args: CaptureArgs) -> Result<ExitCode> {
                 .with_context(|| format!("creating {}", args.write.display()))?,
         )
     };
-    let file = args.write.display().to_string();
+    let file = if args.write.as_os_str() == "-" {
+        "standard output".to_owned()
+    } else {
+        args.write.display().to_string()
+    };
     let mut writer = match CaptureWriter::new(
         BufWriter::with_capacity(256 * 1024, out),
         args.format,
@@ -126,52 +184,46 @@ pub fn capture(socket: &Path, args: CaptureArgs) -> Result<ExitCode> {
     let deadline = args
         .duration
         .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
-    let (mut captured, mut dropped) = (0u64, 0u64);
-    let mut buf: Vec<u8> = Vec::new();
+    let mut progress = Progress {
+        count: args.count,
+        captured: 0,
+        dropped: 0,
+    };
+    let mut records = RecordSplitter::default();
     let mut reader = stream;
-    let ending = 'capture: loop {
-        if let Some(signal) = stop::caught() {
-            break Ending::Signal(signal);
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            break Ending::Duration;
-        }
-        if args.count.is_some_and(|c| captured >= c) {
-            break Ending::Count;
-        }
-        let open = fill(&mut reader, &mut buf).context("reading the capture from the daemon")?;
-        let mut at = 0;
-        while buf.len() - at >= RECORD_HEADER {
-            let header: &[u8; RECORD_HEADER] = buf[at..at + RECORD_HEADER]
-                .try_into()
-                .expect("a header's worth of bytes");
-            let h = RecordHeader::decode(header).context("reading the capture from the daemon")?;
-            let end = at + RECORD_HEADER + h.cap_len as usize;
-            if buf.len() < end {
-                break;
-            }
-            dropped = dropped.max(h.dropped);
-            if h.kind == KIND_FRAME && args.count.is_none_or(|c| captured < c) {
-                let data = &buf[at + RECORD_HEADER..end];
-                let written = writer.packet(h.ts_ns, h.orig_len, data, h.dir == DIR_RX);
-                match written {
-                    Ok(()) => captured += 1,
-                    Err(e) if is_broken_pipe(&e) => break 'capture Ending::ReaderClosed,
-                    Err(e) => return Err(e).with_context(|| format!("writing {file}")),
+    let ending = loop {
+        let stop = if let Some(signal) = stop::caught() {
+            Some(Ending::Signal(signal))
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            Some(Ending::Duration)
+        } else {
+            None
+        };
+        if let Some(stop) = stop {
+            // What the daemon sent before the stop still goes to the file.
+            reader.set_nonblocking(true)?;
+            for _ in 0..64 {
+                match fill(&mut reader, &mut records) {
+                    Ok(Filled::Some) => {}
+                    Ok(_) | Err(_) => break,
                 }
             }
-            at = end;
+            break progress
+                .write(&mut records, &mut writer, &file)?
+                .unwrap_or(stop);
         }
-        buf.drain(..at);
-        match writer.flush() {
-            Ok(()) => {}
-            Err(e) if is_broken_pipe(&e) => break Ending::ReaderClosed,
-            Err(e) => return Err(e).with_context(|| format!("writing {file}")),
+        let filled =
+            fill(&mut reader, &mut records).context("reading the capture from the daemon")?;
+        if let Some(end) = progress.write(&mut records, &mut writer, &file)? {
+            break end;
         }
-        if !open {
+        if filled == Filled::Closed {
             break Ending::DaemonClosed;
         }
     };
+    let Progress {
+        captured, dropped, ..
+    } = progress;
     // Closing the connection ends the capture in the daemon.
     drop(conn);
     let why = match ending {
