@@ -7,7 +7,9 @@
 //! are counted. When a connection closes its ports are released. A request
 //! that changes the saved configuration is saved ([`crate::state`]) before
 //! it is answered; such requests are carried out one at a time, so the
-//! saved order is the order they took effect in.
+//! saved order is the order they took effect in. A connection whose
+//! `capture` request is answered carries that capture from then on
+//! ([`crate::capture::stream`]) and closes with it.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -310,6 +312,10 @@ impl Server {
             watch.disarm();
             wait_readable(stream);
             watch.arm();
+        }
+        // A capture whose start could not be answered leaves nothing either.
+        if let Some(sink) = session.capture.take() {
+            self.registry.end_capture(&sink);
         }
         for name in session.opened {
             log::info!("client of {name} left");
