@@ -58,10 +58,14 @@ fn request_name(r: &Request) -> &'static str {
         Request::ShowConfig {} => "show_config",
         Request::Attach { .. } => "attach",
         Request::Detach { .. } => "detach",
+        Request::Capture { .. } => "capture",
+        Request::MirrorAdd { .. } => "mirror_add",
+        Request::MirrorDel { .. } => "mirror_del",
+        Request::MirrorList {} => "mirror_list",
     }
 }
 
-const REQUESTS: usize = 10;
+const REQUESTS: usize = 14;
 
 fn response_name(r: &Response) -> &'static str {
     match r {
@@ -74,10 +78,12 @@ fn response_name(r: &Response) -> &'static str {
         Response::Attached { .. } => "attached",
         Response::Config { .. } => "config",
         Response::Error { .. } => "error",
+        Response::CaptureStarted { .. } => "capture_started",
+        Response::Mirrors { .. } => "mirrors",
     }
 }
 
-const RESPONSES: usize = 9;
+const RESPONSES: usize = 11;
 
 /// Every error code (a new one fails to compile here until it is listed,
 /// and then fails the test until the spec's table has it).

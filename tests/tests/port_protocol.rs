@@ -239,6 +239,9 @@ fn the_documented_request_examples_work_byte_for_byte() -> Result<()> {
             "open_port" => "port_opened",
             "create_port" | "delete_port" => "done",
             "show_config" => "config",
+            "capture" => "capture_started",
+            "mirror_add" | "mirror_del" => "done",
+            "mirror_list" => "mirrors",
             // NIC attachment needs an interface: not a client's business.
             "attach" | "detach" => continue,
             other => other,
