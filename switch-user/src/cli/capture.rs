@@ -136,6 +136,13 @@ fn is_broken_pipe(e: &io::Error) -> bool {
 
 /// `vswitch capture`.
 pub fn capture(socket: &Path, args: CaptureArgs) -> Result<ExitCode> {
+    let duration = args
+        .duration
+        .map(|s| {
+            Duration::try_from_secs_f64(s)
+                .map_err(|_| anyhow::anyhow!("--duration {s} is not a number of seconds"))
+        })
+        .transpose()?;
     stop::catch_signals().context("installing the signal handlers")?;
     let mut conn = Connection::connect(socket)?;
     let (response, _) = conn.call(&Request::Capture {
@@ -181,9 +188,7 @@ pub fn capture(socket: &Path, args: CaptureArgs) -> Result<ExitCode> {
     );
     let stream = conn.stream();
     stream.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let deadline = args
-        .duration
-        .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    let deadline = duration.map(|d| Instant::now() + d);
     let mut progress = Progress {
         count: args.count,
         captured: 0,
