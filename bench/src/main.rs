@@ -10,6 +10,7 @@ mod equal_path;
 mod guest_vm;
 mod latency_breakdown;
 mod linux_bridge;
+mod nic_line_rate;
 mod nic_port;
 mod peer_case;
 mod plot;
@@ -46,7 +47,7 @@ enum Case {
     Switch(suite_switch::SwitchArgs),
     /// The VM suite: the seed's table, our VMM per configuration beside QEMU.
     Vm(suite_vm::VmArgs),
-    /// The NIC suite: a NIC port beside raw AF_XDP, AF_PACKET and the Linux bridge.
+    /// The NIC suite: a NIC port beside raw AF_XDP, AF_PACKET and the Linux bridge, driven at line rate.
     Nic(suite_nic::NicArgs),
     /// AF_PACKET sender -> veth -> Linux bridge -> veth -> AF_PACKET receiver.
     LinuxBridge(RunArgs),

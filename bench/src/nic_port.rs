@@ -241,6 +241,68 @@ impl NicSwitch {
         })
     }
 
+    /// pktgen tx -> switch -> NIC port -> veth -> a counter at the far end
+    /// (`received()`: frames counted so far, such as an XDP sink's), frames
+    /// addressed to `dst`, for `seconds`. The counter does not verify
+    /// frames: `corrupt` stays 0.
+    pub fn measure_tx_counted(
+        &self,
+        dst: Mac,
+        frame_len: usize,
+        seconds: f64,
+        received: impl Fn() -> Result<u64>,
+    ) -> Result<NicResult> {
+        let before = self.counters(&self.nic_port)?;
+        let start_count = received()?;
+        let size = frame_len.to_string();
+        let secs = seconds.to_string();
+        let dst_s = dst.to_string();
+        let mut gen = self.spawn(
+            "gen",
+            &[
+                "pktgen",
+                GEN_PORT,
+                "--mode",
+                "tx",
+                "--size",
+                &size,
+                "--duration",
+                &secs,
+                "--dst-mac",
+                &dst_s,
+                "--json",
+                "-q",
+            ],
+        )?;
+        let meter = CpuMeter::start(&[self.daemon.pid(), gen.pid()]);
+        let cpu = CpuWindow::start();
+        let tx = summary(&mut gen, Duration::from_secs_f64(seconds + 30.0))?;
+        let cores = meter.cores();
+        let busy = cpu.busy_seconds();
+        let sent = tx["packets"].as_u64().unwrap_or(0);
+        let tx_secs = tx["seconds"].as_f64().unwrap_or(0.0);
+        let count = || received().map(|n| n.saturating_sub(start_count));
+        let _ = wait_until(Duration::from_secs(1), Duration::from_millis(5), || {
+            count().unwrap_or(0) >= sent
+        });
+        let got = count()?;
+        let after = self.counters(&self.nic_port)?;
+        if tx_secs <= 0.0 || got == 0 {
+            bail!("nothing crossed the NIC port: tx {tx}, counted {got}");
+        }
+        let port_tx = after["tx_packets"].saturating_sub(before["tx_packets"]);
+        Ok(NicResult {
+            pps: got as f64 / tx_secs,
+            offered_pps: sent as f64 / tx_secs,
+            port_pps: port_tx as f64 / tx_secs,
+            lost: sent.saturating_sub(got),
+            corrupt: 0,
+            cores,
+            cpu_ns_per_packet: busy.map(|b| b * 1e9 / got as f64),
+            nic_counters: delta(&before, &after, NIC_KEYS),
+        })
+    }
+
     /// AF_PACKET sender on `peer_if` in `peer` -> veth -> NIC port ->
     /// switch -> pktgen rx, for `seconds`; frames are addressed to `dst`.
     pub fn measure_rx(
@@ -250,6 +312,33 @@ impl NicSwitch {
         dst: Mac,
         frame_len: usize,
         seconds: f64,
+    ) -> Result<NicResult> {
+        let src = peer.mac(peer_if)?;
+        self.measure_rx_from(frame_len, seconds, || {
+            let tx = af_packet::send_in(
+                peer,
+                &SenderConfig {
+                    ifname: peer_if.to_owned(),
+                    frame_len,
+                    src,
+                    dst,
+                    batch: af_packet::DEFAULT_BATCH,
+                    duration: Duration::from_secs_f64(seconds),
+                    max_packets: u64::MAX,
+                    method: TxMethod::Sendmmsg,
+                },
+            )?;
+            Ok((tx.packets, tx.seconds))
+        })
+    }
+
+    /// `send` (returning frames sent and seconds of sending) -> veth -> NIC
+    /// port -> switch -> pktgen rx.
+    pub fn measure_rx_from(
+        &self,
+        frame_len: usize,
+        seconds: f64,
+        send: impl FnOnce() -> Result<(u64, f64)>,
     ) -> Result<NicResult> {
         let size = frame_len.to_string();
         let limit = format!("{}", seconds + 20.0);
@@ -274,27 +363,17 @@ impl NicSwitch {
         let before = self.counters(&self.nic_port)?;
         let meter = CpuMeter::start(&[self.daemon.pid(), sink.pid()]);
         let cpu = CpuWindow::start();
-        let tx = af_packet::send_in(
-            peer,
-            &SenderConfig {
-                ifname: peer_if.to_owned(),
-                frame_len,
-                src: peer.mac(peer_if)?,
-                dst,
-                batch: af_packet::DEFAULT_BATCH,
-                duration: Duration::from_secs_f64(seconds),
-                max_packets: u64::MAX,
-                method: TxMethod::Sendmmsg,
-            },
-        )?;
+        let (sent, tx_secs) = send()?;
         let cores = meter.cores();
         let busy = cpu.busy_seconds();
         let sink_counters = self.counters(SINK_PORT)?;
         let rx = summary(&mut sink, Duration::from_secs_f64(seconds + 30.0))?;
         let after = self.counters(&self.nic_port)?;
-        let received = rx["packets"].as_u64().unwrap_or(0);
-        if received == 0 || tx.seconds <= 0.0 {
-            bail!("nothing crossed the NIC port: sent {tx:?}, rx {rx}");
+        // The line-rate source repeats each frame (same sequence number):
+        // pktgen counts the repeats as duplicates.
+        let received = rx["packets"].as_u64().unwrap_or(0) + rx["duplicates"].as_u64().unwrap_or(0);
+        if received == 0 || tx_secs <= 0.0 {
+            bail!("nothing crossed the NIC port: sent {sent} in {tx_secs} s, rx {rx}");
         }
         let port_rx = after["rx_packets"].saturating_sub(before["rx_packets"]);
         let mut nic_counters = delta(&before, &after, NIC_KEYS);
@@ -303,10 +382,10 @@ impl NicSwitch {
             sink_counters.get("drop_ring_full").copied().unwrap_or(0),
         );
         Ok(NicResult {
-            pps: received as f64 / tx.seconds,
-            offered_pps: tx.packets as f64 / tx.seconds,
-            port_pps: port_rx as f64 / tx.seconds,
-            lost: tx.packets.saturating_sub(received),
+            pps: received as f64 / tx_secs,
+            offered_pps: sent as f64 / tx_secs,
+            port_pps: port_rx as f64 / tx_secs,
+            lost: sent.saturating_sub(received),
             corrupt: rx["corrupt"].as_u64().unwrap_or(0),
             cores,
             cpu_ns_per_packet: busy.map(|b| b * 1e9 / received as f64),

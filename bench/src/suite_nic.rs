@@ -3,6 +3,11 @@
 //! Each case runs `--repeats` times (median, min, max; CPU per packet
 //! machine-wide).
 //!
+//! The line-rate cases ([`crate::nic_line_rate`]) drive every receive case
+//! with the eBPF line-rate source and count every transmit case with an XDP
+//! sink. The socket-driven cases below (AF_PACKET at both ends, kept for
+//! continuity) follow unless `--skip-socket-driven`:
+//!
 //! ```text
 //!  ns peer: p0 <-veth-> n0 :ns switch
 //!
@@ -21,10 +26,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use bench::line_source::Mechanism;
 
 use crate::af_packet::{self, PeerConfig, SenderConfig, TxMethod};
 use crate::cpu_cost::CpuWindow;
 use crate::equal_path;
+use crate::nic_line_rate as line;
 use crate::nic_port::{NicResult, NicSwitch};
 use crate::peer_case::{af_packet_case, PairPath};
 use crate::raw_afxdp;
@@ -57,6 +64,35 @@ pub struct NicArgs {
     /// The JSON output.
     #[arg(long, default_value = "target/bench/nic.json")]
     out: PathBuf,
+    /// How the line-rate source makes frames: `auto` takes live XDP frames
+    /// where the kernel permits them, else tc clones.
+    #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
+    source: SourceArg,
+    /// Leave out the socket-driven (AF_PACKET) cases.
+    #[arg(long)]
+    skip_socket_driven: bool,
+}
+
+/// `--source`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceArg {
+    /// Live frames if permitted, else tc clones.
+    Auto,
+    /// `BPF_PROG_TEST_RUN` with live frames.
+    Live,
+    /// tcx `bpf_clone_redirect` fan-out.
+    Clone,
+}
+
+impl SourceArg {
+    fn mechanism(self) -> Mechanism {
+        match self {
+            SourceArg::Live => Mechanism::LiveFrames,
+            SourceArg::Clone => Mechanism::TcClone,
+            SourceArg::Auto if bench::live_source::permitted() => Mechanism::LiveFrames,
+            SourceArg::Auto => Mechanism::TcClone,
+        }
+    }
 }
 
 /// The raw receive ceiling: the AF_PACKET sender into one XSK loop.
@@ -162,6 +198,17 @@ pub fn run(args: &NicArgs) -> Result<()> {
     let repeats = args.repeats.max(1);
     let mut report = Report::default();
     let mut notes = Vec::new();
+    let mechanism = args.source.mechanism();
+    notes.push(format!(
+        "line-rate source: {} (XDP live frames {})",
+        mechanism.name(),
+        if mechanism == Mechanism::LiveFrames {
+            "in use"
+        } else {
+            "refused or not chosen on this kernel"
+        }
+    ));
+    let socket = !args.skip_socket_driven;
     let bed = VethPair::new()?;
     let path = PairPath {
         tx_ns: &bed.peer,
@@ -170,8 +217,10 @@ pub fn run(args: &NicArgs) -> Result<()> {
         rx_if: SWITCH_IF,
     };
 
-    // The veth without anything attached: AF_PACKET, then the raw ceiling.
-    for &size in &args.sizes {
+    // The veth without anything attached: the line-rate ceilings, then
+    // AF_PACKET and the socket-driven raw ceilings.
+    line::veth_cases(&bed, &args.sizes, duration, repeats, mechanism, &mut report)?;
+    for &size in args.sizes.iter().filter(|_| socket) {
         let config = PeerConfig::new(size, duration);
         report.push(repeat(repeats, || {
             Ok(af_packet_case(AF_PACKET_RX, "af_packet", &path, &config)?.with("direction", "rx"))
@@ -184,7 +233,16 @@ pub fn run(args: &NicArgs) -> Result<()> {
 
     // The same veth attached to the switch.
     let switch = NicSwitch::start(&args.bin_dir, &bed.switch, SWITCH_IF)?;
-    for &size in &args.sizes {
+    line::nic_cases(
+        &switch,
+        &bed,
+        &args.sizes,
+        duration,
+        repeats,
+        mechanism,
+        &mut report,
+    )?;
+    for &size in args.sizes.iter().filter(|_| socket) {
         report.push(
             repeat(repeats, || {
                 let r = switch.measure_rx(&bed.peer, PEER_IF, SWITCH_MAC, size, args.seconds)?;
@@ -203,14 +261,24 @@ pub fn run(args: &NicArgs) -> Result<()> {
     switch.stop()?;
     drop(bed);
 
-    equal_path::run(
+    line::equal_paths(
         &args.bin_dir,
         &args.sizes,
         duration,
         repeats,
+        mechanism,
         &mut report,
-        &mut notes,
     )?;
+    if socket {
+        equal_path::run(
+            &args.bin_dir,
+            &args.sizes,
+            duration,
+            repeats,
+            &mut report,
+            &mut notes,
+        )?;
+    }
     report.cases.sort_by_key(|c| c.frame_size);
 
     for &size in &args.sizes {
@@ -220,6 +288,32 @@ pub fn run(args: &NicArgs) -> Result<()> {
                 .zip(report.mpps(b, size))
                 .map(|(a, b)| 100.0 * a / b.max(1e-9))
         };
+        if let Some(r) = ratio(line::NIC_RX, line::RAW_RX) {
+            notes.push(format!(
+                "{size} B, line rate: NIC port rx delivers {r:.0}% of raw AF_XDP rx \
+                 (target >= 90%){}",
+                port_share(&report, line::NIC_RX, line::RAW_RX, size)
+            ));
+        }
+        if let Some(r) = ratio(line::NIC_TX, line::RAW_TX) {
+            notes.push(format!(
+                "{size} B, line rate: NIC port tx delivers {r:.0}% of raw AF_XDP tx \
+                 (target >= 90%){}",
+                port_share(&report, line::NIC_TX, line::RAW_TX, size)
+            ));
+        }
+        if let Some(r) = ratio(line::SWITCH, line::BRIDGE) {
+            notes.push(format!(
+                "{size} B, line rate, same veths: vswitch with two NIC ports forwards {:.2}x \
+                 the Linux bridge (target >= 3x)",
+                r / 100.0
+            ));
+        }
+        if let Some(r) = ratio(line::RAW_RX, line::SOURCE) {
+            notes.push(format!(
+                "{size} B, line rate: raw AF_XDP rx takes {r:.0}% of what the source offers"
+            ));
+        }
         if let Some(r) = ratio(NIC_RX, RAW_RX) {
             notes.push(format!(
                 "{size} B: NIC port rx reaches {r:.0}% of the raw AF_XDP rx ceiling end to end \
