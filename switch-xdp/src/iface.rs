@@ -12,6 +12,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 pub const FRAME_OVERHEAD: u32 = 14 + 4;
 /// `ETHTOOL_GCHANNELS` (linux/ethtool.h).
 const ETHTOOL_GCHANNELS: u32 = 0x0000_003c;
+/// `ETHTOOL_GDRVINFO` (linux/ethtool.h).
+const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
 
 /// Errors of the interface helpers.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,31 @@ pub fn rx_queue_count(name: &str) -> Result<u32, IfaceError> {
         });
     }
     Ok((channels.rx_count + channels.combined_count).max(1))
+}
+
+/// The name of the driver behind `name`, as `ethtool -i` shows it
+/// (`veth`, `virtio_net`, ...).
+pub fn driver(name: &str) -> Result<String, IfaceError> {
+    ifindex(name)?;
+    let socket = control_socket(name)?;
+    let mut info = EthtoolDrvinfo {
+        cmd: ETHTOOL_GDRVINFO,
+        ..Default::default()
+    };
+    let mut request = ifreq_for(name)?;
+    request.ifr_ifru.ifru_data = (&mut info as *mut EthtoolDrvinfo).cast();
+    // SAFETY: SIOCETHTOOL with ETHTOOL_GDRVINFO writes one ethtool_drvinfo
+    // into the buffer `ifru_data` points to, which outlives the call.
+    let ret = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCETHTOOL, &mut request) };
+    if ret < 0 {
+        return Err(io_error("ETHTOOL_GDRVINFO", name));
+    }
+    let end = info
+        .driver
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(info.driver.len());
+    Ok(String::from_utf8_lossy(&info.driver[..end]).into_owned())
 }
 
 /// The MTU of `name`.
@@ -205,6 +232,24 @@ struct EthtoolChannels {
     tx_count: u32,
     other_count: u32,
     combined_count: u32,
+}
+
+/// `struct ethtool_drvinfo` (linux/ethtool.h).
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolDrvinfo {
+    cmd: u32,
+    driver: [u8; 32],
+    version: [u8; 32],
+    fw_version: [u8; 32],
+    bus_info: [u8; 32],
+    erom_version: [u8; 32],
+    reserved2: [u8; 12],
+    n_priv_flags: u32,
+    n_stats: u32,
+    testinfo_len: u32,
+    eedump_len: u32,
+    regdump_len: u32,
 }
 
 /// A datagram socket to issue interface ioctls on.

@@ -167,14 +167,14 @@ impl UmemRings {
 
     /// Like `receive`, but the frames stay with the caller after `deliver`
     /// returns: `deliver(data, len, room)` gets a pointer to the frame's
-    /// bytes, its length and the bytes readable from the pointer to the end
+    /// bytes (which the caller may also change in place), its length and the bytes readable from the pointer to the end
     /// of its UMEM frame. The frames are marked as owned by userspace, so
     /// nothing writes them until `release_held` gives them back to the fill
     /// ring.
     pub(crate) fn receive_held(
         &mut self,
         max: usize,
-        mut deliver: impl FnMut(*const u8, usize, usize),
+        mut deliver: impl FnMut(*mut u8, usize, usize),
     ) -> Received {
         let want = max.min(self.scratch.len());
         // SAFETY: as in `receive`: descriptors of this UMEM, checked against
@@ -191,11 +191,13 @@ impl UmemRings {
                 }
             };
             self.owners[index] = Owner::User;
+            let mut writable = *desc;
             // SAFETY: the frame is this UMEM's, within bounds, and owned by
             // userspace until `release_held`, so the pointer stays valid (the
-            // UMEM lives as long as `self`) and nothing writes the bytes.
-            let data = unsafe { self.umem.data(desc) };
-            let ptr = data.contents().as_ptr();
+            // UMEM lives as long as `self`) and nothing else reads or writes
+            // the bytes meanwhile: the caller alone may (its contract).
+            let mut data = unsafe { self.umem.data_mut(&mut writable) };
+            let ptr = data.contents_mut().as_mut_ptr();
             let room = self.frame_size - desc.addr() % self.frame_size;
             deliver(ptr, len, room);
             received.frames += 1;

@@ -291,13 +291,14 @@ impl XskQueue {
     /// Receives up to `max` frames and keeps them (no copy): `deliver(data,
     /// len, room)` gets a pointer to each frame, its length and the bytes
     /// readable from the pointer (to the end of its UMEM frame). The bytes
-    /// stay valid and unchanged until [`XskQueue::release_held`], which the
+    /// stay valid, and the caller's alone (it may change the frame's `len`
+    /// bytes in place), until [`XskQueue::release_held`], which the
     /// caller must call before the next `receive_held` on a full ring runs
     /// dry of fill frames. Returns the number of frames.
     pub fn receive_held(
         &mut self,
         max: usize,
-        deliver: impl FnMut(*const u8, usize, usize),
+        deliver: impl FnMut(*mut u8, usize, usize),
     ) -> usize {
         let got = self.rings.receive_held(max, deliver);
         self.stats.rx_packets += got.frames as u64;
