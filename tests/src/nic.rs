@@ -83,6 +83,22 @@ impl NicBed {
         queues: Option<Queues>,
         start: impl FnOnce(&Netns) -> Result<Daemon>,
     ) -> Result<NicBed> {
+        NicBed::build(port_ifs, queues, true, start)
+    }
+
+    /// Like [`NicBed::new`], but the hosts' veth ends keep the kernel's
+    /// default offloads (transmit checksum offload on): their TCP and UDP
+    /// frames reach the switch with partial checksums.
+    pub fn with_default_offloads(port_ifs: &[&str]) -> Result<NicBed> {
+        NicBed::build(port_ifs, None, false, |ns| Daemon::start_in(ns, &[]))
+    }
+
+    fn build(
+        port_ifs: &[&str],
+        queues: Option<Queues>,
+        tx_checksum_off: bool,
+        start: impl FnOnce(&Netns) -> Result<Daemon>,
+    ) -> Result<NicBed> {
         let switch = Netns::new(testbed::DEFAULT_PREFIX)?;
         switch.disable_ipv6()?;
         let mut hosts = Vec::new();
@@ -94,8 +110,10 @@ impl NicBed {
             ns.set_mac(HOST_IF, mac)?;
             let addr = format!("{SUBNET}.{}", i + 1);
             ns.add_addr(HOST_IF, &format!("{addr}/24"))?;
-            ns.run("ethtool", ["-K", HOST_IF, "tx", "off"])
-                .context("turning off transmit checksum offload")?;
+            if tx_checksum_off {
+                ns.run("ethtool", ["-K", HOST_IF, "tx", "off"])
+                    .context("turning off transmit checksum offload")?;
+            }
             ns.set_up(HOST_IF)?;
             switch.set_up(port_if)?;
             hosts.push(Host {

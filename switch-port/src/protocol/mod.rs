@@ -150,6 +150,9 @@ pub enum Request {
         /// to the kernel stack instead of the switch.
         #[serde(default)]
         pass: Vec<String>,
+        /// Partial TCP/UDP checksums: `auto` (absent), `complete` or `trust`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        checksum: Option<String>,
     },
     /// Detaches a NIC (and its host port) from a switch.
     Detach {

@@ -36,6 +36,20 @@ pub struct AttachArgs {
     /// switch: an EtherType (0x0806) or a destination MAC. Repeatable.
     #[arg(long, value_name = "ETHERTYPE|MAC")]
     pass: Vec<String>,
+    /// Partial TCP/UDP checksums (a veth peer's local stack leaves them
+    /// unfinished for the "hardware"): `complete` finishes them in
+    /// software, `trust` forwards frames as they are, `auto` completes on
+    /// a veth and trusts other NICs.
+    #[arg(long, value_enum, default_value_t = ChecksumArg::Auto)]
+    checksum: ChecksumArg,
+}
+
+/// `--checksum`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ChecksumArg {
+    Auto,
+    Complete,
+    Trust,
 }
 
 /// Arguments of `vswitch detach`.
@@ -69,6 +83,11 @@ pub fn attach(socket: &Path, args: AttachArgs) -> Result<ExitCode> {
         host: args.host,
         host_name: args.host_name,
         pass: args.pass,
+        checksum: match args.checksum {
+            ChecksumArg::Auto => None,
+            ChecksumArg::Complete => Some("complete".into()),
+            ChecksumArg::Trust => Some("trust".into()),
+        },
     })?;
     if let Response::Attached {
         nic_port,

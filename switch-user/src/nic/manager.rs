@@ -16,6 +16,7 @@ use switch_xdp::{
 };
 use thiserror::Error;
 
+use super::checksum::ChecksumMode;
 use super::host_port::HostPort;
 use super::nic_port::NicPort;
 use crate::access::{Caller, Owner};
@@ -52,6 +53,9 @@ pub enum NicError {
         /// Why.
         source: XskError,
     },
+    /// `--checksum` names no mode.
+    #[error("{0}")]
+    BadChecksum(String),
     /// A pass-list entry is neither an EtherType nor a MAC.
     #[error("bad --pass entry {0:?}: an EtherType (0x0806) or a MAC (aa:bb:cc:dd:ee:ff)")]
     BadPass(String),
@@ -92,7 +96,9 @@ pub enum NicError {
 impl NicError {
     fn code(&self) -> ErrorCode {
         match self {
-            NicError::BadName(_) | NicError::BadPass(_) => ErrorCode::BadRequest,
+            NicError::BadName(_) | NicError::BadPass(_) | NicError::BadChecksum(_) => {
+                ErrorCode::BadRequest
+            }
             NicError::NoInterface(_) | NicError::Interface(_) | NicError::Queues { .. } => {
                 ErrorCode::BadInterface
             }
@@ -143,6 +149,28 @@ pub fn parse_pass_list(entries: &[String]) -> Result<PassList, NicError> {
         }
     }
     Ok(list)
+}
+
+/// Whether the NIC port of `iface` completes partial checksums in `mode`:
+/// `auto` does on a veth, whose peer may be a local stack sending with
+/// transmit checksum offload (the frames' checksums are unfinished and
+/// AF_XDP does not say so), and logs it.
+fn completes_checksums(iface: &str, mode: ChecksumMode) -> bool {
+    match mode {
+        ChecksumMode::Complete => true,
+        ChecksumMode::Trust => false,
+        ChecksumMode::Auto => {
+            let veth = iface::driver(iface).is_ok_and(|d| d == "veth");
+            if veth {
+                log::info!(
+                    "{iface} is a veth: its peer may send partial TCP/UDP checksums \
+                     (transmit checksum offload); completing them in software \
+                     (--checksum trust to forward them as they are)"
+                );
+            }
+            veth
+        }
+    }
 }
 
 /// The default TAP name of a NIC's host port.
@@ -202,9 +230,15 @@ impl NicManager {
         host: bool,
         host_name: Option<&str>,
         pass: &[String],
+        checksum: Option<&str>,
         owner: &Owner,
     ) -> Result<Response, NicError> {
         check_ifname(iface_name)?;
+        let checksum_mode = checksum
+            .map(str::parse::<ChecksumMode>)
+            .transpose()
+            .map_err(NicError::BadChecksum)?
+            .unwrap_or_default();
         let nic_port = PortName::join(switch, iface_name)
             .map_err(|_| NicError::BadName(iface_name.to_owned()))?;
         let host_tap = host.then(|| {
@@ -285,8 +319,10 @@ impl NicManager {
         let promiscuous = Promiscuous::enable(iface_name)
             .map_err(|e| NicError::Interface(Chain(&e).to_string()))?;
         let mode = steering.mode().to_string();
+        let complete = completes_checksums(iface_name, checksum_mode);
         let port = NicPort::new(iface_name, sockets, steering, Some(promiscuous))
-            .map_err(|e| NicError::Interface(format!("epoll: {e}")))?;
+            .map_err(|e| NicError::Interface(format!("epoll: {e}")))?
+            .with_checksum_completion(complete);
         self.registry
             .add_port(&nic_port, PortKind::Nic, Box::new(port), owner)?;
         log::info!(
@@ -385,6 +421,7 @@ impl ExtraHandler for NicManager {
                 host,
                 host_name,
                 pass,
+                checksum,
             } => self.attach(
                 switch,
                 iface,
@@ -393,6 +430,7 @@ impl ExtraHandler for NicManager {
                 *host,
                 host_name.as_deref(),
                 pass,
+                checksum.as_deref(),
                 caller.owner(),
             ),
             Request::Detach { switch, iface } => self.detach(switch, iface),

@@ -5,12 +5,14 @@
 //! the batch is done; on the way out frames are copied into free UMEM frames.
 
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use switch_port::error_chain::Chain;
 use switch_xdp::{iface, Promiscuous, XdpSteering, XskQueue};
 
+use super::checksum;
 use crate::bridge::forward::MAX_BATCH;
 use crate::bridge::port::MIN_FRAME;
 use crate::bridge::port::{FrameRef, PortIo};
@@ -33,6 +35,10 @@ pub struct NicPort {
     wake: Epoll,
     max_frame: usize,
     ifindex: u32,
+    /// Complete partial TCP/UDP checksums of received frames.
+    complete_checksums: bool,
+    /// Frames whose checksum was completed.
+    checksums_completed: AtomicU64,
 }
 
 impl NicPort {
@@ -66,7 +72,16 @@ impl NicPort {
             promiscuous: Mutex::new(promiscuous),
             wake,
             max_frame,
+            complete_checksums: false,
+            checksums_completed: AtomicU64::new(0),
         })
+    }
+
+    /// Completes partial TCP/UDP checksums of received frames when `on`
+    /// (see [`super::checksum`]).
+    pub fn with_checksum_completion(mut self, on: bool) -> NicPort {
+        self.complete_checksums = on;
+        self
     }
 
     /// The interface.
@@ -89,7 +104,8 @@ impl PortIo for NicPort {
         } = &mut *source;
         let nq = self.queues.len();
         let max = max.min(MAX_BATCH);
-        let (mut taken, mut bytes, mut runts) = (0usize, 0u64, 0u64);
+        let (mut taken, mut bytes, mut runts, mut completed) = (0usize, 0u64, 0u64, 0u64);
+        let complete = self.complete_checksums;
         for k in 0..nq {
             if taken >= max {
                 break;
@@ -100,6 +116,13 @@ impl PortIo for NicPort {
                 if len < MIN_FRAME as usize {
                     runts += 1;
                     return;
+                }
+                if complete {
+                    // SAFETY: the frame's `len` bytes are ours alone until
+                    // `release_held` (XskQueue::receive_held's contract), and
+                    // no other reference to them exists yet.
+                    let frame = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+                    completed += u64::from(checksum::complete_partial(frame));
                 }
                 batch.push(FrameRef {
                     ptr,
@@ -116,6 +139,10 @@ impl PortIo for NicPort {
         *next_queue = (*next_queue + 1) % nq.max(1);
         counters.add_rx(taken as u64, bytes);
         counters.add_drops(DropReason::Runt, runts);
+        if completed > 0 {
+            self.checksums_completed
+                .fetch_add(completed, Ordering::Relaxed);
+        }
         taken
     }
 
@@ -216,6 +243,10 @@ impl PortIo for NicPort {
                 sum.invalid_descs + sum.rx_invalid_descs + sum.tx_invalid_descs,
             ),
             ("xsk_tx_rejected".to_owned(), sum.tx_rejected),
+            (
+                "checksums_completed".to_owned(),
+                self.checksums_completed.load(Ordering::Relaxed),
+            ),
         ]);
         out
     }

@@ -137,6 +137,7 @@ mod tests {
             host: false,
             host_name: None,
             pass: vec![],
+            checksum: None,
         };
         store.record(&attach, &Owner::root()).unwrap();
         assert!(store.has_attachment(&"vale0".parse().unwrap(), "eth0"));

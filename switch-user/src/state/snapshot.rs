@@ -83,6 +83,9 @@ pub struct SavedAttachment {
     /// EtherTypes and MACs passed to the kernel stack.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pass: Vec<String>,
+    /// The checksum mode, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
     /// Who attached it.
     pub owner: SavedOwner,
 }
@@ -196,6 +199,7 @@ impl SavedState {
                 host,
                 host_name,
                 pass,
+                checksum,
             } => {
                 self.attachments.retain(|a| a.iface != *iface);
                 self.attachments.push(SavedAttachment {
@@ -206,6 +210,7 @@ impl SavedState {
                     host: *host,
                     host_name: host_name.clone(),
                     pass: pass.clone(),
+                    checksum: checksum.clone(),
                     owner: owner.into(),
                 });
                 self.attachments.sort_by(|a, b| a.iface.cmp(&b.iface));
@@ -287,6 +292,7 @@ impl SavedState {
                 host: a.host,
                 host_name: a.host_name.clone(),
                 pass: a.pass.clone(),
+                checksum: a.checksum.clone(),
             },
             owner: a.owner.clone(),
         });
@@ -430,6 +436,7 @@ pub(crate) mod tests {
                 host: true,
                 host_name: Some("h0".into()),
                 pass: vec!["0x0806".into()],
+                checksum: Some("trust".into()),
             },
             &Owner::root(),
         );
