@@ -366,7 +366,8 @@ impl NicSwitch {
         let (sent, tx_secs) = send()?;
         let cores = meter.cores();
         let busy = cpu.busy_seconds();
-        let sink_counters = self.counters(SINK_PORT)?;
+        // pktgen may already have gone (idle timeout): no counters then.
+        let sink_counters = self.counters(SINK_PORT).unwrap_or_default();
         let rx = summary(&mut sink, Duration::from_secs_f64(seconds + 30.0))?;
         let after = self.counters(&self.nic_port)?;
         // The line-rate source repeats each frame (same sequence number):
