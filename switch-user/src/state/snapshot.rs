@@ -436,7 +436,7 @@ pub(crate) mod tests {
                 host: true,
                 host_name: Some("h0".into()),
                 pass: vec!["0x0806".into()],
-                checksum: Some("trust".into()),
+                checksum: None,
             },
             &Owner::root(),
         );
