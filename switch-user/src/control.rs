@@ -141,7 +141,10 @@ pub fn authorize(request: &Request, caller: &Caller) -> Result<(), Denied> {
         Request::MirrorDel { switch, name } => {
             caller.require_admin(format_args!("delete mirror {name} of {switch}"))
         }
+        Request::TunnelAdd { port, .. } => caller.require_admin(format_args!("add tunnel {port}")),
+        Request::TunnelDel { port } => caller.require_admin(format_args!("delete tunnel {port}")),
         Request::OpenPort { .. }
+        | Request::TunnelList {}
         | Request::CreatePort { .. }
         | Request::DeletePort { .. }
         | Request::List {}

@@ -16,6 +16,7 @@
 //!   `switch_port::protocol::CounterSnapshot`;
 //! - [`capture`]: captures and mirrors of ports' traffic;
 //! - [`nic`]: NIC ports over AF_XDP and the host port;
+//! - [`tunnel`]: VXLAN tunnel ports;
 //! - [`pktgen`]: the packet generator behind `vswitch pktgen`;
 //! - [`sd_notify`]: readiness notification to systemd.
 
@@ -37,4 +38,5 @@ pub mod quota;
 pub mod registry;
 pub mod sd_notify;
 pub mod state;
+pub mod tunnel;
 pub mod users;

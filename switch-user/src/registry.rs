@@ -268,7 +268,9 @@ impl Registry {
         let max_macs = match port.kind {
             PortKind::Shm => settings.max_macs.unwrap_or(self.config.max_macs),
             // The network behind a NIC (or the host) has many addresses.
-            PortKind::Nic | PortKind::Host => (self.config.fdb_capacity / 2).max(1) as u32,
+            PortKind::Nic | PortKind::Host | PortKind::Tunnel => {
+                (self.config.fdb_capacity / 2).max(1) as u32
+            }
         };
         switch.lookup().set_port_limit(port.id, max_macs);
         port.security

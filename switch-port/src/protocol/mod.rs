@@ -54,12 +54,14 @@ use crate::names::{PortName, SwitchName};
 pub mod capture;
 mod counters;
 mod header;
+mod tunnel;
 
 pub use counters::{AccessCounters, CounterSnapshot, LookupStats};
 pub use header::{
     Header, HeaderError, DIR_REQUEST, DIR_RESPONSE, HEADER_LEN, MAGIC, MAX_REQUEST, MAX_RESPONSE,
     PORT_FDS, VERSION,
 };
+pub use tunnel::{TunnelInfo, TunnelSpec, DEFAULT_UNDERLAY_MTU, MAX_VNI, VXLAN_PORT};
 
 /// A request from a client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -197,6 +199,20 @@ pub enum Request {
     },
     /// Lists the mirrors.
     MirrorList {},
+    /// Adds a VXLAN tunnel port to a switch.
+    TunnelAdd {
+        /// The port, `SWITCH:NAME`.
+        port: PortName,
+        /// Its settings.
+        tunnel: TunnelSpec,
+    },
+    /// Removes a VXLAN tunnel port.
+    TunnelDel {
+        /// The port.
+        port: PortName,
+    },
+    /// Lists the tunnel ports.
+    TunnelList {},
 }
 
 /// Which frames of a port a capture or mirror takes.
@@ -307,6 +323,8 @@ pub enum PortKind {
     Nic,
     /// The host stack, through a TAP interface.
     Host,
+    /// A VXLAN tunnel over UDP.
+    Tunnel,
 }
 
 /// A port in a listing.
@@ -464,6 +482,11 @@ pub enum Response {
     Mirrors {
         /// Every mirror, by switch and name.
         mirrors: Vec<MirrorInfo>,
+    },
+    /// The tunnel ports.
+    Tunnels {
+        /// Every tunnel port, by name.
+        tunnels: Vec<TunnelInfo>,
     },
     /// The configuration, one `vswitch` command a line.
     Config {

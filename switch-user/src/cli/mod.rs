@@ -6,6 +6,7 @@ mod generate;
 mod nic;
 mod pktgen_cmd;
 mod stats;
+mod tunnel;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +28,7 @@ use switch_user::deadlines::DEFAULT_CONTROL_TIMEOUT_SECS;
 use switch_user::nic::manager::NicManager;
 use switch_user::quota::{self, UserLimits};
 use switch_user::registry::SwitchConfig;
+use switch_user::tunnel::manager::TunnelManager;
 use switch_user::users;
 
 /// A userspace virtual switch with VALE semantics: learning bridges named
@@ -74,6 +76,9 @@ enum Command {
     Capture(capture::CaptureArgs),
     /// Add, delete or list mirrors: copies of ports' traffic sent to another port.
     Mirror(capture::MirrorArgs),
+    /// Add, delete or list VXLAN tunnel ports (RFC 7348) to other hosts' switches.
+    #[command(subcommand)]
+    Tunnel(tunnel::TunnelCommand),
     /// Print the commands that recreate the saved configuration (persistent ports, attachments).
     ShowConfig,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -219,7 +224,10 @@ pub fn run() -> Result<ExitCode> {
                     state: (args.state.as_os_str() != "none").then_some(args.state),
                 },
                 |registry| {
-                    vec![Box::new(NicManager::new(registry.clone())) as Box<dyn ExtraHandler>]
+                    vec![
+                        Box::new(NicManager::new(registry.clone())) as Box<dyn ExtraHandler>,
+                        Box::new(TunnelManager::new(registry.clone())),
+                    ]
                 },
             )?;
             Ok(ExitCode::SUCCESS)
@@ -232,6 +240,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Pktgen(args) => pktgen_cmd::run(&socket, args),
         Command::Attach(args) => nic::attach(&socket, args),
         Command::Detach(args) => nic::detach(&socket, args),
+        Command::Tunnel(command) => tunnel::run(&socket, command),
         Command::ShowConfig => admin::show_config(&socket),
         Command::Capture(args) => capture::capture(&socket, args),
         Command::Mirror(args) => capture::mirror(&socket, args),

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use switch_port::mac::MacAddr;
 use switch_port::names::{PortName, SwitchName};
-use switch_port::protocol::{Request, TapDirection};
+use switch_port::protocol::{Request, TapDirection, TunnelSpec};
 
 use crate::access::Owner;
 
@@ -108,6 +108,18 @@ pub struct SavedMirror {
     pub owner: SavedOwner,
 }
 
+/// A VXLAN tunnel port (`vswitch tunnel add`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedTunnel {
+    /// The port, `SWITCH:NAME`.
+    pub port: PortName,
+    /// Its settings.
+    pub tunnel: TunnelSpec,
+    /// Who added it.
+    pub owner: SavedOwner,
+}
+
 /// The whole saved configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +135,9 @@ pub struct SavedState {
     /// Mirrors, by switch and name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<SavedMirror>,
+    /// VXLAN tunnel ports, by name (absent when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tunnels: Vec<SavedTunnel>,
 }
 
 impl Default for SavedState {
@@ -132,6 +147,7 @@ impl Default for SavedState {
             ports: Vec::new(),
             attachments: Vec::new(),
             mirrors: Vec::new(),
+            tunnels: Vec::new(),
         }
     }
 }
@@ -157,6 +173,8 @@ pub fn is_change(request: &Request) -> bool {
             | Request::Detach { .. }
             | Request::MirrorAdd { .. }
             | Request::MirrorDel { .. }
+            | Request::TunnelAdd { .. }
+            | Request::TunnelDel { .. }
     )
 }
 
@@ -249,9 +267,25 @@ impl SavedState {
                     .retain(|m| !(m.switch == *switch && m.name == *name));
                 self.mirrors.len() != before
             }
+            Request::TunnelAdd { port, tunnel } => {
+                self.tunnels.retain(|t| t.port != *port);
+                self.tunnels.push(SavedTunnel {
+                    port: port.clone(),
+                    tunnel: tunnel.clone(),
+                    owner: owner.into(),
+                });
+                self.tunnels.sort_by(|a, b| a.port.cmp(&b.port));
+                true
+            }
+            Request::TunnelDel { port } => {
+                let before = self.tunnels.len();
+                self.tunnels.retain(|t| t.port != *port);
+                self.tunnels.len() != before
+            }
             Request::OpenPort { .. }
             | Request::Capture { .. }
             | Request::MirrorList {}
+            | Request::TunnelList {}
             | Request::List {}
             | Request::Stats { .. }
             | Request::Fdb { .. }
@@ -269,6 +303,7 @@ impl SavedState {
 
     /// The requests that recreate the configuration: ports first, then
     /// attachments, then mirrors.
+    /// attachments, then tunnels.
     pub fn replays(&self) -> Vec<Replay> {
         let ports = self.ports.iter().map(|p| Replay {
             what: format!("port {}", p.name),
@@ -307,7 +342,20 @@ impl SavedState {
             },
             owner: m.owner.clone(),
         });
-        ports.chain(attachments).chain(mirrors).collect()
+        let tunnels = self.tunnels.iter().map(|t| Replay {
+            what: format!("tunnel {}", t.port),
+            request: Request::TunnelAdd {
+                port: t.port.clone(),
+                tunnel: t.tunnel.clone(),
+            },
+            owner: t.owner.clone(),
+        });
+        // Mirrors last: their ports (tunnels among them) exist by then.
+        ports
+            .chain(attachments)
+            .chain(tunnels)
+            .chain(mirrors)
+            .collect()
     }
 
     /// The `vswitch` commands that recreate the configuration, one a line;
@@ -347,6 +395,9 @@ impl SavedState {
             }
             out.push(line(c, &a.owner));
         }
+        for t in &self.tunnels {
+            out.push(line(tunnel_command(&t.port, &t.tunnel), &t.owner));
+        }
         for m in &self.mirrors {
             let src: Vec<&str> = m.src.iter().map(|p| p.as_str()).collect();
             let c = vec![
@@ -366,6 +417,33 @@ impl SavedState {
         }
         out
     }
+}
+
+/// The `vswitch tunnel add` command that makes tunnel `port` with `spec`.
+pub fn tunnel_command(port: &PortName, spec: &TunnelSpec) -> Vec<String> {
+    let mut c = vec![
+        "vswitch".to_owned(),
+        "tunnel".into(),
+        "add".into(),
+        port.switch().to_string(),
+        quote(port.port()),
+        "--vni".into(),
+        spec.vni.to_string(),
+        "--local".into(),
+        spec.local.to_string(),
+    ];
+    for r in &spec.remotes {
+        c.push("--remote".into());
+        c.push(r.to_string());
+    }
+    opt(&mut c, "--group", spec.group);
+    if spec.dst_port != switch_port::protocol::VXLAN_PORT {
+        opt(&mut c, "--dst-port", Some(spec.dst_port));
+    }
+    if spec.underlay_mtu != switch_port::protocol::DEFAULT_UNDERLAY_MTU {
+        opt(&mut c, "--underlay-mtu", Some(spec.underlay_mtu));
+    }
+    c
 }
 
 fn opt(command: &mut Vec<String>, flag: &str, value: Option<impl ToString>) {
@@ -562,6 +640,41 @@ pub(crate) mod tests {
   ]
 }"#;
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn tunnels_are_saved_replayed_and_printed() {
+        let mut s = SavedState::default();
+        let spec = TunnelSpec {
+            vni: 42,
+            local: "10.0.0.1".parse().unwrap(),
+            remotes: vec!["10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap()],
+            group: None,
+            dst_port: 4789,
+            underlay_mtu: 9000,
+        };
+        let add = Request::TunnelAdd {
+            port: name("vale0:vx"),
+            tunnel: spec.clone(),
+        };
+        assert!(is_change(&add));
+        assert!(s.apply(&add, &Owner::root()));
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<SavedState>(&text).unwrap(), s);
+        assert_eq!(s.replays()[0].request, add);
+        assert_eq!(
+            s.commands(),
+            ["vswitch tunnel add vale0 vx --vni 42 --local 10.0.0.1 --remote 10.0.0.2 --remote 10.0.0.3 --underlay-mtu 9000"]
+        );
+        assert!(s.apply(
+            &Request::TunnelDel {
+                port: name("vale0:vx")
+            },
+            &Owner::root()
+        ));
+        assert_eq!(s, SavedState::default());
+        // A file without tunnels has no `tunnels` field (as before them).
+        assert!(!serde_json::to_string(&s).unwrap().contains("tunnels"));
     }
 
     #[test]

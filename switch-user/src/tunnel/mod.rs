@@ -1,0 +1,17 @@
+//! VXLAN tunnel ports (RFC 7348): a switch port that carries frames to
+//! other hosts' switches (or Linux vxlan devices, or hardware VTEPs) inside
+//! UDP datagrams, flood-and-learn as Linux does.
+//!
+//! - [`header`]: the 8-byte VXLAN header, its checks and the overhead;
+//! - [`flow_hash`]: the outer UDP source port from the inner flow;
+//! - [`vteps`]: which remote VTEP each learned MAC is behind;
+//! - [`socket`]: the UDP and raw sockets, `recvmmsg` and `sendmmsg`;
+//! - [`port`]: the tunnel as a switch port ([`crate::bridge::port::PortIo`]);
+//! - [`manager`]: `tunnel add`, `del` and `list`.
+
+pub mod flow_hash;
+pub mod header;
+pub mod manager;
+pub mod port;
+pub mod socket;
+pub mod vteps;

@@ -1,0 +1,404 @@
+//! A VXLAN tunnel as a switch port. Frames the switch delivers to it are
+//! encapsulated (VXLAN header, UDP, and the kernel's IPv4) and sent to the
+//! VTEP their destination MAC was learned behind, or, for broadcast,
+//! multicast and unknown unicast, to every listed remote and the group
+//! (head-end replication). Datagrams arriving for its VNI are
+//! decapsulated into the switch; their inner source MAC is learned against
+//! the sending VTEP (the switch learns it against this port).
+
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+use switch_port::protocol::TunnelSpec;
+
+use super::flow_hash;
+use super::header::{self, DecapError, IP_OVERHEAD, VXLAN_HEADER};
+use super::socket::{self, Outgoing, RecvBatch};
+use super::vteps::VtepTable;
+use crate::bridge::forward::MAX_BATCH;
+use crate::bridge::port::{FrameRef, PortIo};
+use crate::clock::Clock;
+use crate::counters::{DropReason, PortCounters};
+use crate::epoll::Epoll;
+
+/// Largest inner frame a tunnel receives (a jumbo underlay).
+pub const TUNNEL_MAX_FRAME: usize = 9216;
+/// Datagrams read per batch.
+const RX_BATCH: usize = 64;
+
+/// Counters of a tunnel beyond the port's common ones.
+#[derive(Debug, Default)]
+struct TunnelCounters {
+    decap_wrong_vni: AtomicU64,
+    decap_bad_header: AtomicU64,
+    decap_short: AtomicU64,
+    decap_oversize: AtomicU64,
+    encap_flooded: AtomicU64,
+    encap_replicas: AtomicU64,
+    encap_no_remote: AtomicU64,
+    encap_oversize: AtomicU64,
+    tx_failed: AtomicU64,
+    tx_would_block: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    if n > 0 {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// How datagrams leave.
+enum Sender {
+    /// A raw socket: we write the UDP header, with a hashed source port.
+    Raw(OwnedFd),
+    /// The UDP socket: the source port is the bound one.
+    Udp,
+}
+
+struct TxScratch {
+    out: Vec<Outgoing>,
+}
+
+// SAFETY: the raw frame pointers in `out` are only used during the
+// `deliver` call that wrote them, under the mutex.
+unsafe impl Send for TxScratch {}
+
+/// The I/O of a tunnel port.
+pub struct TunnelPort {
+    spec: TunnelSpec,
+    unicast: OwnedFd,
+    group: Option<OwnedFd>,
+    sender: Sender,
+    wake: Epoll,
+    rx: Mutex<RecvBatch>,
+    tx: Mutex<TxScratch>,
+    vteps: RwLock<VtepTable>,
+    flood: Vec<libc::sockaddr_in>,
+    max_inner: usize,
+    clock: Clock,
+    counters: TunnelCounters,
+}
+
+/// Why a tunnel could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The UDP socket could not be bound.
+    #[error("cannot bind UDP {addr}:{port}")]
+    Bind {
+        /// The address.
+        addr: Ipv4Addr,
+        /// The port.
+        port: u16,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The multicast group could not be joined.
+    #[error("cannot join multicast group {group} on {local}")]
+    Group {
+        /// The group.
+        group: Ipv4Addr,
+        /// The local address.
+        local: Ipv4Addr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Another socket error.
+    #[error("tunnel socket set-up")]
+    Socket(#[from] std::io::Error),
+}
+
+impl TunnelPort {
+    /// Opens the sockets of a tunnel with `spec`; learned addresses are
+    /// kept `max_age` seconds, at most `capacity` of them.
+    pub fn open(
+        spec: TunnelSpec,
+        clock: Clock,
+        capacity: usize,
+        max_age: u32,
+    ) -> Result<TunnelPort, OpenError> {
+        let unicast = socket::bind_udp(spec.local, spec.dst_port, None).map_err(|source| {
+            OpenError::Bind {
+                addr: spec.local,
+                port: spec.dst_port,
+                source,
+            }
+        })?;
+        let group = spec
+            .group
+            .map(|g| {
+                socket::bind_udp(g, spec.dst_port, Some(spec.local)).map_err(|source| {
+                    OpenError::Group {
+                        group: g,
+                        local: spec.local,
+                        source,
+                    }
+                })
+            })
+            .transpose()?;
+        let sender = match socket::raw_sender(spec.local) {
+            Ok(fd) => Sender::Raw(fd),
+            Err(e) => {
+                log::warn!(
+                    "tunnel on {}: no raw socket ({e}): sending from UDP port {} (no per-flow source ports)",
+                    spec.local,
+                    spec.dst_port
+                );
+                socket::udp_sender(unicast.as_raw_fd(), spec.local)?;
+                Sender::Udp
+            }
+        };
+        let wake = Epoll::new()?;
+        wake.add(unicast.as_raw_fd(), 0)?;
+        if let Some(g) = &group {
+            wake.add(g.as_raw_fd(), 1)?;
+        }
+        let flood = spec
+            .remotes
+            .iter()
+            .chain(spec.group.iter())
+            .map(|a| socket::sockaddr(*a, spec.dst_port))
+            .collect();
+        let max_inner = (spec.underlay_mtu as usize).saturating_sub(IP_OVERHEAD);
+        Ok(TunnelPort {
+            unicast,
+            group,
+            sender,
+            wake,
+            rx: Mutex::new(RecvBatch::new(RX_BATCH, TUNNEL_MAX_FRAME)),
+            tx: Mutex::new(TxScratch {
+                out: Vec::with_capacity(MAX_BATCH),
+            }),
+            vteps: RwLock::new(VtepTable::new(capacity, max_age)),
+            flood,
+            max_inner,
+            clock,
+            counters: TunnelCounters::default(),
+            spec,
+        })
+    }
+
+    /// The settings.
+    pub fn spec(&self) -> &TunnelSpec {
+        &self.spec
+    }
+
+    /// Addresses learned behind remote VTEPs.
+    pub fn learned(&self) -> usize {
+        self.vteps.read().len()
+    }
+
+    /// Whether datagrams carry per-flow UDP source ports (a raw socket).
+    pub fn hashed_source_port(&self) -> bool {
+        matches!(self.sender, Sender::Raw(_))
+    }
+
+    /// Largest inner frame sent (the underlay MTU less 36 bytes).
+    pub fn max_inner(&self) -> usize {
+        self.max_inner
+    }
+
+    fn learn(&self, src: [u8; 6], vtep: Ipv4Addr, now: u32) {
+        if src[0] & 1 != 0 || self.vteps.read().is_current(&src, vtep, now) {
+            return;
+        }
+        self.vteps.write().learn(src, vtep, now);
+    }
+
+    fn sockets(&self) -> impl Iterator<Item = RawFd> + '_ {
+        std::iter::once(self.unicast.as_raw_fd()).chain(self.group.iter().map(|g| g.as_raw_fd()))
+    }
+}
+
+impl PortIo for TunnelPort {
+    fn receive(&self, batch: &mut Vec<FrameRef>, max: usize, counters: &PortCounters) -> usize {
+        let mut rx = self.rx.lock();
+        rx.clear();
+        let limit = max.min(RX_BATCH);
+        for fd in self.sockets() {
+            let room = limit - rx.len();
+            if room == 0 {
+                break;
+            }
+            if let Err(e) = rx.receive(fd, room) {
+                log::debug!("tunnel receive: {e}");
+            }
+        }
+        let now = self.clock.secs();
+        let readable = rx.slot_size() as u32;
+        let (mut taken, mut bytes) = (0usize, 0u64);
+        let (mut short, mut bad, mut wrong, mut oversize) = (0u64, 0u64, 0u64, 0u64);
+        for i in 0..rx.len() {
+            let d = rx.get(i);
+            if d.truncated {
+                oversize += 1;
+                continue;
+            }
+            match header::check(d.header, d.len, self.spec.vni) {
+                Ok(()) => {}
+                Err(DecapError::Short) => {
+                    short += 1;
+                    continue;
+                }
+                Err(DecapError::BadHeader) => {
+                    bad += 1;
+                    continue;
+                }
+                Err(DecapError::WrongVni(_)) => {
+                    wrong += 1;
+                    continue;
+                }
+            }
+            let len = d.len - VXLAN_HEADER;
+            let mut src = [0u8; 6];
+            // SAFETY: the slot holds `len` >= 14 bytes of the frame.
+            unsafe { std::ptr::copy_nonoverlapping(d.frame.add(6), src.as_mut_ptr(), 6) };
+            self.learn(src, d.from, now);
+            batch.push(FrameRef {
+                ptr: d.frame,
+                len: len as u32,
+                readable,
+            });
+            taken += 1;
+            bytes += len as u64;
+        }
+        let c = &self.counters;
+        add(&c.decap_short, short);
+        add(&c.decap_bad_header, bad);
+        add(&c.decap_wrong_vni, wrong);
+        add(&c.decap_oversize, oversize);
+        counters.add_rx(taken as u64, bytes);
+        counters.add_drops(DropReason::Runt, short);
+        taken
+    }
+
+    fn release(&self, _counters: &PortCounters) {}
+
+    fn deliver(&self, frames: &[FrameRef], which: &[u16], counters: &PortCounters) -> usize {
+        let now = self.clock.secs();
+        let mut scratch = self.tx.lock();
+        let out = &mut scratch.out;
+        out.clear();
+        let (mut too_long, mut flooded, mut replicas, mut no_remote) = (0u64, 0u64, 0u64, 0u64);
+        let vni_header = header::encode(self.spec.vni);
+        let raw = matches!(self.sender, Sender::Raw(_));
+        {
+            let vteps = self.vteps.read();
+            for &i in which {
+                let Some(f) = frames.get(i as usize) else {
+                    continue;
+                };
+                let len = f.len as usize;
+                if len > self.max_inner {
+                    too_long += 1;
+                    continue;
+                }
+                // SAFETY: a batch frame is readable for `len` >= 14 bytes
+                // until the batch ends, which outlives this call.
+                let frame = unsafe { std::slice::from_raw_parts(f.ptr, len) };
+                let mut header = [0u8; 16];
+                if raw {
+                    let sport = flow_hash::source_port(frame);
+                    let udp_len = (8 + VXLAN_HEADER + len) as u16;
+                    header[0..2].copy_from_slice(&sport.to_be_bytes());
+                    header[2..4].copy_from_slice(&self.spec.dst_port.to_be_bytes());
+                    header[4..6].copy_from_slice(&udp_len.to_be_bytes());
+                    // Checksum 0: none (RFC 7348 recommends it over IPv4).
+                    header[8..16].copy_from_slice(&vni_header);
+                } else {
+                    header[..8].copy_from_slice(&vni_header);
+                }
+                let mut dst = [0u8; 6];
+                dst.copy_from_slice(&frame[..6]);
+                let known = (dst[0] & 1 == 0).then(|| vteps.get(&dst, now)).flatten();
+                let mut push = |dest: libc::sockaddr_in| {
+                    out.push(Outgoing {
+                        header,
+                        frame: f.ptr,
+                        len,
+                        dest,
+                    })
+                };
+                match known {
+                    Some(vtep) => push(socket::sockaddr(vtep, self.spec.dst_port)),
+                    None if self.flood.is_empty() => no_remote += 1,
+                    None => {
+                        flooded += 1;
+                        replicas += self.flood.len() as u64 - 1;
+                        for dest in &self.flood {
+                            push(*dest);
+                        }
+                    }
+                }
+            }
+        }
+        let fd = match &self.sender {
+            Sender::Raw(fd) => fd.as_raw_fd(),
+            Sender::Udp => self.unicast.as_raw_fd(),
+        };
+        // SAFETY: every frame is readable for its length until the batch
+        // ends, after this call.
+        let outcome = unsafe { socket::send(fd, out, if raw { 16 } else { 8 }) };
+        let sent_bytes: u64 = out[..outcome.sent].iter().map(|o| o.len as u64).sum();
+        out.clear();
+        drop(scratch);
+        let c = &self.counters;
+        add(&c.encap_oversize, too_long);
+        add(&c.encap_flooded, flooded);
+        add(&c.encap_replicas, replicas);
+        add(&c.encap_no_remote, no_remote);
+        add(&c.tx_failed, outcome.failed as u64);
+        add(&c.tx_would_block, outcome.would_block as u64);
+        counters.add_tx(outcome.sent as u64, sent_bytes);
+        counters.add_drops(DropReason::TooLong, too_long);
+        counters.add_drops(DropReason::RingFull, outcome.would_block as u64);
+        counters.add_drops(DropReason::NoDestination, no_remote);
+        counters.add_drops(DropReason::Filtered, outcome.failed as u64);
+        outcome.sent
+    }
+
+    fn wake_fd(&self) -> Option<RawFd> {
+        Some(self.wake.raw())
+    }
+
+    fn arm(&self) -> bool {
+        let mut pfds: Vec<libc::pollfd> = self
+            .sockets()
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: valid pollfds, zero timeout.
+        unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 0) > 0 }
+    }
+
+    fn disarm(&self) {}
+
+    fn extra_stats(&self) -> Vec<(String, u64)> {
+        let c = &self.counters;
+        let v = self.vteps.read();
+        let s = v.stats();
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        vec![
+            ("vxlan_vni".into(), self.spec.vni as u64),
+            ("decap_wrong_vni".into(), get(&c.decap_wrong_vni)),
+            ("decap_bad_header".into(), get(&c.decap_bad_header)),
+            ("decap_short".into(), get(&c.decap_short)),
+            ("decap_oversize".into(), get(&c.decap_oversize)),
+            ("encap_flooded".into(), get(&c.encap_flooded)),
+            ("encap_replicas".into(), get(&c.encap_replicas)),
+            ("encap_no_remote".into(), get(&c.encap_no_remote)),
+            ("encap_oversize".into(), get(&c.encap_oversize)),
+            ("tx_failed".into(), get(&c.tx_failed)),
+            ("tx_would_block".into(), get(&c.tx_would_block)),
+            ("vteps_learned".into(), v.len() as u64),
+            ("vtep_learn_new".into(), s.learned),
+            ("vtep_learn_moved".into(), s.moved),
+            ("vtep_learn_refused".into(), s.refused),
+            ("vtep_learn_aged".into(), s.aged),
+        ]
+    }
+}
