@@ -41,6 +41,8 @@ struct TunnelCounters {
     encap_oversize: AtomicU64,
     tx_failed: AtomicU64,
     tx_would_block: AtomicU64,
+    /// The kernel's drop count of each receiving socket (unicast, group).
+    socket_dropped: [AtomicU64; 2],
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -216,13 +218,17 @@ impl PortIo for TunnelPort {
         let mut rx = self.rx.lock();
         rx.clear();
         let limit = max.min(RX_BATCH);
-        for fd in self.sockets() {
+        for (k, fd) in self.sockets().enumerate() {
             let room = limit - rx.len();
             if room == 0 {
                 break;
             }
-            if let Err(e) = rx.receive(fd, room) {
-                log::debug!("tunnel receive: {e}");
+            match rx.receive(fd, room) {
+                Ok((_, Some(dropped))) => {
+                    self.counters.socket_dropped[k].store(dropped as u64, Ordering::Relaxed)
+                }
+                Ok((_, None)) => {}
+                Err(e) => log::debug!("tunnel receive: {e}"),
             }
         }
         let now = self.clock.secs();
@@ -394,6 +400,10 @@ impl PortIo for TunnelPort {
             ("encap_oversize".into(), get(&c.encap_oversize)),
             ("tx_failed".into(), get(&c.tx_failed)),
             ("tx_would_block".into(), get(&c.tx_would_block)),
+            (
+                "rx_socket_dropped".into(),
+                c.socket_dropped.iter().map(get).sum(),
+            ),
             ("vteps_learned".into(), v.len() as u64),
             ("vtep_learn_new".into(), s.learned),
             ("vtep_learn_moved".into(), s.moved),

@@ -96,6 +96,9 @@ pub fn bind_udp(addr: Ipv4Addr, port: u16, group_on: Option<Ipv4Addr>) -> io::Re
         bind(raw, addr, port)?;
         setsockopt(raw, libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, &0i32)?;
     }
+    // Every datagram carries the socket's drop count (a full receive
+    // buffer), so the port can report the kernel's drops too.
+    setsockopt(raw, libc::SOL_SOCKET, libc::SO_RXQ_OVFL, &1i32)?;
     // Room for bursts: the forwarder drains it in batches.
     let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, &(4i32 << 20));
     Ok(fd)
@@ -230,6 +233,29 @@ pub unsafe fn send(fd: RawFd, out: &[Outgoing], header_len: usize) -> SendOutcom
     outcome
 }
 
+/// The SO_RXQ_OVFL count in a received message's control data, if any.
+fn overflow_count(msg: &libc::msghdr) -> Option<u32> {
+    let mut found = None;
+    // SAFETY: walking the control data the kernel wrote into the message's
+    // buffer, with the CMSG_* macros that bound each header by
+    // msg_controllen.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET
+                && (*cmsg).cmsg_type == libc::SO_RXQ_OVFL
+                && (*cmsg).cmsg_len >= libc::CMSG_LEN(4) as usize
+            {
+                found = Some(std::ptr::read_unaligned(
+                    libc::CMSG_DATA(cmsg).cast::<u32>(),
+                ));
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+        }
+    }
+    found
+}
+
 /// Receive buffers for one batch of datagrams: the VXLAN header of each
 /// lands in `headers`, the inner frame in a 64-byte aligned slot.
 pub struct RecvBatch {
@@ -239,6 +265,7 @@ pub struct RecvBatch {
     addrs: Vec<libc::sockaddr_in>,
     lens: Vec<usize>,
     truncated: Vec<bool>,
+    controls: Vec<[u64; 4]>,
     used: usize,
 }
 
@@ -268,6 +295,7 @@ impl RecvBatch {
             addrs: vec![unsafe { std::mem::zeroed() }; slots],
             lens: vec![0; slots],
             truncated: vec![false; slots],
+            controls: vec![[0; 4]; slots],
             used: 0,
         }
     }
@@ -298,11 +326,12 @@ impl RecvBatch {
     }
 
     /// Reads up to `max` datagrams from `fd` into the free slots with one
-    /// `recvmmsg`, without blocking; returns how many arrived.
-    pub fn receive(&mut self, fd: RawFd, max: usize) -> io::Result<usize> {
+    /// `recvmmsg`, without blocking; returns how many arrived and the
+    /// socket's count of datagrams dropped for a full buffer, if reported.
+    pub fn receive(&mut self, fd: RawFd, max: usize) -> io::Result<(usize, Option<u32>)> {
         let n = max.min(self.room()).min(64);
         if n == 0 {
-            return Ok(0);
+            return Ok((0, None));
         }
         let base = self.used;
         let mut iovs = [[libc::iovec {
@@ -330,6 +359,8 @@ impl RecvBatch {
             hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
             hdr.msg_iov = iovs[k].as_mut_ptr();
             hdr.msg_iovlen = 2;
+            hdr.msg_control = self.controls[i].as_mut_ptr().cast();
+            hdr.msg_controllen = std::mem::size_of::<[u64; 4]>();
         }
         let r = loop {
             // SAFETY: n messages whose buffers and names are writable and
@@ -349,16 +380,18 @@ impl RecvBatch {
             let err = io::Error::last_os_error();
             match err.raw_os_error() {
                 Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) => return Ok(0),
+                Some(libc::EAGAIN) => return Ok((0, None)),
                 _ => return Err(err),
             }
         };
+        let mut dropped = None;
         for (k, msg) in msgs.iter().enumerate().take(r) {
             self.lens[base + k] = msg.msg_len as usize;
             self.truncated[base + k] = msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            dropped = overflow_count(&msg.msg_hdr).or(dropped);
         }
         self.used += r;
-        Ok(r)
+        Ok((r, dropped))
     }
 
     /// Datagram `i` (below [`RecvBatch::len`]).
@@ -413,7 +446,8 @@ mod tests {
         let mut batch = RecvBatch::new(4, 128);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while batch.len() < 3 && std::time::Instant::now() < deadline {
-            batch.receive(rx.as_raw_fd(), 4).unwrap();
+            let (_, dropped) = batch.receive(rx.as_raw_fd(), 4).unwrap();
+            assert!(dropped.is_none_or(|d| d == 0));
         }
         assert_eq!(batch.len(), 3);
         for i in 0..3 {
@@ -427,6 +461,6 @@ mod tests {
             assert!(frame.iter().all(|&b| b == i as u8));
         }
         batch.clear();
-        assert_eq!(batch.receive(rx.as_raw_fd(), 4).unwrap(), 0);
+        assert_eq!(batch.receive(rx.as_raw_fd(), 4).unwrap().0, 0);
     }
 }
