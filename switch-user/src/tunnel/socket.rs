@@ -100,8 +100,17 @@ pub fn bind_udp(addr: Ipv4Addr, port: u16, group_on: Option<Ipv4Addr>) -> io::Re
     // buffer), so the port can report the kernel's drops too.
     setsockopt(raw, libc::SOL_SOCKET, libc::SO_RXQ_OVFL, &1i32)?;
     // Room for bursts: the forwarder drains it in batches.
-    let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, &(4i32 << 20));
+    buffer(raw, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF);
     Ok(fd)
+}
+
+/// Gives a socket buffer 4 MiB: past `net.core.[rw]mem_max` with
+/// CAP_NET_ADMIN (`force`), else as much as that allows (`plain`).
+fn buffer(raw: RawFd, force: libc::c_int, plain: libc::c_int) {
+    let size = 4i32 << 20;
+    if setsockopt(raw, libc::SOL_SOCKET, force, &size).is_err() {
+        let _ = setsockopt(raw, libc::SOL_SOCKET, plain, &size);
+    }
 }
 
 /// Settings common to both kinds of sending socket: Don't Fragment (an
@@ -119,7 +128,7 @@ fn sender_options(raw: RawFd, local: Ipv4Addr) -> io::Result<()> {
     };
     setsockopt(raw, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &ifaddr)?;
     setsockopt(raw, libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, &0i32)?;
-    let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUF, &(4i32 << 20));
+    buffer(raw, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF);
     Ok(())
 }
 

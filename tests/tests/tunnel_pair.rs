@@ -1,0 +1,183 @@
+//! Two of our daemons in two namespaces ("hosts") joined by a veth
+//! underlay, each with a tunnel port (VNI 7) towards the other: pktgen
+//! frames cross from one host's switch to the other's, every frame
+//! accounted for; pings and pongs teach each side the other's MAC behind
+//! the other VTEP; malformed and foreign datagrams and oversize frames are
+//! dropped and counted by reason.
+
+use std::collections::BTreeMap;
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use e2e_tests::nic::extra_counters;
+use e2e_tests::tunnel::{add_tunnel, tunnel_info, underlay, underlay_addr};
+use e2e_tests::{field, pktgen_summary, Daemon};
+use testbed::{wait_until, Netns};
+
+const VNI: u32 = 7;
+const FRAMES: u64 = 20_000;
+
+/// Two hosts, each a namespace with a daemon and a tunnel port `vale0:vx`
+/// to the other. Daemons are declared first: stopped before the
+/// namespaces go.
+struct Pair {
+    daemons: [Daemon; 2],
+    _hosts: [Netns; 2],
+}
+
+fn pair() -> Result<Pair> {
+    let a = Netns::new(testbed::DEFAULT_PREFIX)?;
+    let b = Netns::new(testbed::DEFAULT_PREFIX)?;
+    for ns in [&a, &b] {
+        ns.disable_ipv6()?;
+    }
+    underlay(&a, &b)?;
+    let da = Daemon::start_in(&a, &[])?;
+    let db = Daemon::start_in(&b, &[])?;
+    add_tunnel(&da, "vx", VNI, &underlay_addr(1), &underlay_addr(2), &[])?;
+    add_tunnel(&db, "vx", VNI, &underlay_addr(2), &underlay_addr(1), &[])?;
+    Ok(Pair {
+        daemons: [da, db],
+        _hosts: [a, b],
+    })
+}
+
+fn fdb_has(daemon: &Daemon, mac: &str, port: &str) -> Result<bool> {
+    let table = daemon.cli_json(&["fdb", "vale0", "--json"])?;
+    Ok(table["entries"]
+        .as_array()
+        .is_some_and(|e| e.iter().any(|r| r["mac"] == mac && r["port"] == port)))
+}
+
+fn vx(daemon: &Daemon) -> Result<BTreeMap<String, u64>> {
+    extra_counters(daemon, "vale0:vx")
+}
+
+#[test]
+fn pktgen_frames_cross_between_two_daemons_every_one_accounted_for() -> Result<()> {
+    let p = pair()?;
+    let [da, db] = &p.daemons;
+    let mut rx = db.pktgen_rx("vale0:rx", &["--idle-timeout", "3", "--duration", "60"])?;
+    let rate = (FRAMES / 2).to_string();
+    let mut tx = da.pktgen_tx(
+        "vale0:tx",
+        &["--count", &FRAMES.to_string(), "--rate", &rate],
+    )?;
+    let sent = pktgen_summary(&mut tx, Duration::from_secs(60))?;
+    let got = pktgen_summary(&mut rx, Duration::from_secs(60))?;
+    assert_eq!(field(&sent, "packets"), FRAMES, "{sent}");
+    let (a, b) = (da.counters("vale0:vx")?, db.counters("vale0:vx")?);
+    let (ax, bx) = (vx(da)?, vx(db)?);
+    let summary = format!("sent {sent}\nreceived {got}\nA vx {a:?} {ax:?}\nB vx {b:?} {bx:?}");
+    // Broadcast frames: each flooded to the one remote, encapsulated once.
+    assert_eq!(a.tx_packets, FRAMES, "{summary}");
+    assert_eq!(ax["encap_flooded"], FRAMES, "{summary}");
+    assert_eq!(a.drops(), 0, "{summary}");
+    assert_eq!(b.rx_packets, FRAMES, "{summary}");
+    assert_eq!(bx["rx_socket_dropped"], 0, "{summary}");
+    assert_eq!(field(&got, "packets"), FRAMES, "{summary}");
+    for key in ["lost", "corrupt", "duplicates", "reordered", "foreign"] {
+        assert_eq!(field(&got, key), 0, "{key}: {summary}");
+    }
+    Ok(())
+}
+
+#[test]
+fn pings_teach_both_sides_and_bad_datagrams_are_counted_by_reason() -> Result<()> {
+    let p = pair()?;
+    let [da, db] = &p.daemons;
+    let mut pong = db.spawn(
+        "pong",
+        &[
+            "pktgen",
+            "vale0:pong",
+            "--mode",
+            "pong",
+            "--json",
+            "-q",
+            "--idle-timeout",
+            "5",
+            "--duration",
+            "60",
+        ],
+    )?;
+    db.wait_port("vale0:pong", true)?;
+    let ping_mac = switch_mac("vale0:ping");
+    let pong_mac = switch_mac("vale0:pong");
+    let flooded_before = vx(da)?["encap_flooded"];
+    let mut ping = da.spawn(
+        "ping",
+        &[
+            "pktgen",
+            "vale0:ping",
+            "--mode",
+            "ping",
+            "--count",
+            "200",
+            "--dst-mac",
+            &pong_mac,
+            "--json",
+            "-q",
+        ],
+    )?;
+    let pinged = pktgen_summary(&mut ping, Duration::from_secs(60))?;
+    assert_eq!(field(&pinged, "ping_timeouts"), 0, "{pinged}");
+    // Each side learned the other's MAC on its tunnel port, and its tunnel
+    // learned which VTEP it is behind; unicast was flooded only until then.
+    ensure!(fdb_has(da, &pong_mac, "vale0:vx")?, "A did not learn pong");
+    ensure!(fdb_has(db, &ping_mac, "vale0:vx")?, "B did not learn ping");
+    for d in [da, db] {
+        let info = tunnel_info(d, "vale0:vx")?;
+        ensure!(info["learned"].as_u64() >= Some(1), "{info}");
+    }
+    let flooded = vx(da)?["encap_flooded"] - flooded_before;
+    assert!(flooded < 10, "{flooded} of 200 pings flooded");
+    pong.kill(libc::SIGTERM)?;
+    pong.wait_timeout(Duration::from_secs(10))?;
+
+    // Malformed and foreign datagrams from B's side of the underlay.
+    let target = format!("{}:4789", underlay_addr(1));
+    let b_ns = &p._hosts[1];
+    b_ns.run_in(|| -> Result<()> {
+        let s = UdpSocket::bind(format!("{}:0", underlay_addr(2)))?;
+        let mut frame = vec![0u8; 8 + 60];
+        frame[8..14].fill(0xff);
+        frame[0] = 0x08;
+        frame[6] = VNI as u8;
+        s.send_to(&frame[..12], &target)?; // short
+        let mut no_flag = frame.clone();
+        no_flag[0] = 0;
+        s.send_to(&no_flag, &target)?; // bad header
+        let mut other = frame.clone();
+        other[6] = VNI as u8 + 1;
+        s.send_to(&other, &target)?; // another VNI
+        Ok(())
+    })??;
+    wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+        vx(da).is_ok_and(|c| {
+            c["decap_short"] == 1 && c["decap_bad_header"] == 1 && c["decap_wrong_vni"] == 1
+        })
+    })
+    .with_context(|| format!("bad datagrams not counted: {:?}", vx(da)))?;
+
+    // Frames too long for a 1500-byte underlay are dropped, not sent.
+    let mut big = da.pktgen_tx("vale0:big", &["--count", "5", "--size", "1500"])?;
+    pktgen_summary(&mut big, Duration::from_secs(30))?;
+    wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+        vx(da).is_ok_and(|c| c["encap_oversize"] == 5)
+    })
+    .with_context(|| format!("oversize frames not counted: {:?}", vx(da)))?;
+    assert_eq!(da.counters("vale0:vx")?.drop_too_long, 5);
+    Ok(())
+}
+
+/// The MAC pktgen uses on `port` (derived from the port's name as
+/// `switch_user::pktgen::mac_for_port` does).
+fn switch_mac(port: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in port.bytes() {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    switch_port::mac::MacAddr::local(h).to_string()
+}
