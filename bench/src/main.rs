@@ -27,6 +27,7 @@ mod switch_core;
 mod switch_e2e;
 mod veth_pair;
 mod vm_scale;
+mod vxlan_tunnel;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};

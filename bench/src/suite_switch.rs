@@ -11,6 +11,9 @@
 //!   shared memory, beside the best socket path Linux gives an application
 //!   over a veth pair (AF_PACKET with a PACKET_MMAP TX ring or sendmmsg, and
 //!   a PACKET_MMAP RX ring). Different paths: reported, not divided.
+//! - **VXLAN** ([`crate::vxlan_tunnel`]): the shared-memory path through
+//!   two daemons joined by a tunnel over a veth underlay (encap + decap),
+//!   beside plain forwarding, and Linux's vxlan devices on bridges.
 //! - The copy loop (memory ceiling).
 
 use std::path::PathBuf;
@@ -129,6 +132,15 @@ pub fn run(args: &SwitchArgs) -> Result<()> {
         args.threads,
         repeats,
         &mut report,
+    )?;
+    crate::vxlan_tunnel::run(
+        &args.bin_dir,
+        &args.sizes,
+        duration,
+        repeats,
+        E2E,
+        &mut report,
+        &mut notes,
     )?;
     let bed = VethPair::new()?;
     let path = PairPath {

@@ -18,8 +18,8 @@ pub use testbed::{bin_dir, guest_image, run_bounded, vswitch_bin};
 
 pub mod access;
 pub mod nic;
-pub mod udp_echo;
 pub mod tunnel;
+pub mod udp_echo;
 
 /// A daemon started for one test: testbed's launcher (its socket, log, CLI
 /// and PID are reached through `Deref`) plus the switch's own queries.
