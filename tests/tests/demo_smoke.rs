@@ -1,6 +1,7 @@
 //! `cargo xtask demo`, the README's first command, runs to the end with one
 //! second of traffic per step, and every step shows what it should: pktgen
-//! summaries, the guests' result lines, the ping across the NIC port.
+//! summaries, the guests' result lines, the ping across the NIC port, the
+//! ping-pong across the VXLAN tunnel to a second host's switch.
 
 use std::path::Path;
 use std::process::Command;
@@ -44,6 +45,10 @@ fn cargo_xtask_demo_runs_to_the_end() -> Result<()> {
         "5 packets transmitted, 5 received",
         "attached nic0 as vale0:nic0",
         "detached nic0 from vale0",
+        // Step 5: the second host's switch answers across the tunnel.
+        "added tunnel port vale0:vx (VNI 42)",
+        "1000 packets of 60 bytes",
+        "0 timeouts",
         "demo finished",
     ] {
         assert!(stdout.contains(needle), "no {needle:?} in:\n{stdout}");

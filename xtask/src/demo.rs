@@ -2,7 +2,9 @@
 //! daemon in a network namespace of its own and shows, step by step, traffic
 //! across it: pktgen processes, two VMs running the guest image, and a NIC
 //! port on a veth pair whose other end sits in a second namespace, with the
-//! host stack's port. Everything it creates is removed at the end.
+//! host stack's port; then a second "host" (a namespace with a daemon of its
+//! own) joined by a veth underlay and a VXLAN tunnel between the two
+//! switches. Everything it creates is removed at the end.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -166,6 +168,97 @@ fn summary(line: &str) -> String {
         parts.push(format!("RTT us {}", v["rtt_us"]));
     }
     parts.join(", ")
+}
+
+/// Step 5: a second host (namespace `host2` with its own daemon) joined
+/// to the switch's namespace `sw` by a veth underlay, a VXLAN tunnel port
+/// on each switch, and pktgen ping-pong across it.
+fn tunnel_step(socket: &Path, dir: &Path, sw: &str, host2: &str) -> Result<()> {
+    println!("\n=== 5. two hosts: {host2} runs a second daemon; a veth underlay (192.168.99.1 in {sw}, .2 in {host2}) and a VXLAN tunnel (VNI 42) join the two switches");
+    ip(&[
+        "-n", sw, "link", "add", "ul0", "type", "veth", "peer", "name", "ul0", "netns", host2,
+    ])?;
+    for (ns, addr) in [(sw, "192.168.99.1/24"), (host2, "192.168.99.2/24")] {
+        ip(&["-n", ns, "addr", "add", addr, "dev", "ul0"])?;
+        ip(&["-n", ns, "link", "set", "ul0", "up"])?;
+    }
+    let socket2 = dir.join("vswitch2.sock");
+    let _daemon2 = Started(
+        Command::new("ip")
+            .args(["netns", "exec", host2])
+            .arg(release_dir().join("vswitch"))
+            .arg("daemon")
+            .arg("--socket")
+            .arg(&socket2)
+            .args(["--state", "none"])
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting the second daemon")?,
+    );
+    wait_for("the second daemon", Duration::from_secs(10), || {
+        socket2.exists()
+    })?;
+    for (sock, local, remote) in [
+        (socket, "192.168.99.1", "192.168.99.2"),
+        (socket2.as_path(), "192.168.99.2", "192.168.99.1"),
+    ] {
+        let args = [
+            "tunnel", "add", "vale0", "vx", "--vni", "42", "--local", local, "--remote", remote,
+        ];
+        show(&format!("vswitch {}", args.join(" ")), vswitch(sock, &args))?;
+    }
+    let _pong = Started(
+        vswitch(
+            &socket2,
+            &[
+                "pktgen",
+                "vale0:pong",
+                "--mode",
+                "pong",
+                "--src-mac",
+                "02:00:00:00:00:0c",
+                "--idle-timeout",
+                "2",
+                "-q",
+            ],
+        )
+        .stdout(Stdio::null())
+        .spawn()?,
+    );
+    wait_for("the pong port", Duration::from_secs(10), || {
+        vswitch(&socket2, &["list"])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("vale0:pong"))
+    })?;
+    show(
+        "pktgen ping on host 1 -> tunnel -> pktgen pong on host 2 (1000 round trips)",
+        vswitch(
+            socket,
+            &[
+                "pktgen",
+                "vale0:ping",
+                "--mode",
+                "ping",
+                "--count",
+                "1000",
+                "--dst-mac",
+                "02:00:00:00:00:0c",
+            ],
+        ),
+    )?;
+    show(
+        "vswitch tunnel list (host 1)",
+        vswitch(socket, &["tunnel", "list"]),
+    )?;
+    show(
+        "vswitch fdb vale0 (host 1)",
+        vswitch(socket, &["fdb", "vale0"]),
+    )?;
+    show(
+        "vswitch stats vale0:vx (host 1)",
+        vswitch(socket, &["stats", "vale0:vx"]),
+    )?;
+    Ok(())
 }
 
 /// Runs the demo.
@@ -338,6 +431,9 @@ pub fn run_demo(args: &DemoArgs) -> Result<()> {
         "vswitch detach vale0 nic0",
         vswitch(&socket, &["detach", "vale0", "nic0"]),
     )?;
+    let host2 = format!("vswdemo-{tag}-h2");
+    namespaces.add(&host2)?;
+    tunnel_step(&socket, &dir, &sw, &host2)?;
     drop(daemon);
     drop(namespaces);
     let _ = std::fs::remove_dir_all(&dir);

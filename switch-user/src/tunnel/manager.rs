@@ -208,6 +208,34 @@ mod tests {
     }
 
     #[test]
+    fn adding_and_deleting_tunnels_needs_an_admin() {
+        use crate::access::AccessPolicy;
+        use crate::control::authorize;
+        use crate::peer::PeerCred;
+        let nobody = AccessPolicy::default().caller(
+            &PeerCred {
+                pid: 1,
+                uid: 65534,
+                gid: 65534,
+                groups: vec![],
+            },
+            None,
+        );
+        let port: PortName = "vale0:vx".parse().unwrap();
+        let add = Request::TunnelAdd {
+            port: port.clone(),
+            tunnel: spec(),
+        };
+        assert_eq!(
+            authorize(&add, &nobody).unwrap_err().to_string(),
+            "permission denied: uid 65534 may not add tunnel vale0:vx (needs root)"
+        );
+        assert!(authorize(&Request::TunnelDel { port }, &nobody).is_err());
+        assert!(authorize(&Request::TunnelList {}, &nobody).is_ok());
+        assert!(authorize(&add, &Caller::root()).is_ok());
+    }
+
+    #[test]
     fn settings_are_checked() {
         assert!(check_spec(&spec()).is_ok());
         type Change = fn(&mut TunnelSpec);
