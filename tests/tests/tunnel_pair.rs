@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use e2e_tests::nic::extra_counters;
-use e2e_tests::tunnel::{add_tunnel, tunnel_info, underlay, underlay_addr};
+use e2e_tests::tunnel::{add_tunnel, cli, tunnel_info, underlay, underlay_addr};
 use e2e_tests::{field, pktgen_summary, Daemon, Vm};
 use testbed::{wait_until, Netns};
 
@@ -28,6 +28,12 @@ struct Pair {
 }
 
 fn pair() -> Result<Pair> {
+    pair_with(&[])
+}
+
+/// Like [`pair`], with `extra` options on both `tunnel add`s (and no
+/// `--remote` when `extra` names a `--group`).
+fn pair_with(extra: &[&str]) -> Result<Pair> {
     let a = Netns::new(testbed::DEFAULT_PREFIX)?;
     let b = Netns::new(testbed::DEFAULT_PREFIX)?;
     for ns in [&a, &b] {
@@ -36,8 +42,20 @@ fn pair() -> Result<Pair> {
     underlay(&a, &b)?;
     let da = Daemon::start_in(&a, &[])?;
     let db = Daemon::start_in(&b, &[])?;
-    add_tunnel(&da, "vx", VNI, &underlay_addr(1), &underlay_addr(2), &[])?;
-    add_tunnel(&db, "vx", VNI, &underlay_addr(2), &underlay_addr(1), &[])?;
+    for (d, local, remote) in [(&da, 1, 2), (&db, 2, 1)] {
+        if extra.contains(&"--group") {
+            let vni = VNI.to_string();
+            let local = underlay_addr(local);
+            let mut args = vec![
+                "tunnel", "add", "vale0", "vx", "--vni", &vni, "--local", &local,
+            ];
+            args.extend_from_slice(extra);
+            cli(d, &args)?;
+        } else {
+            let (local, remote) = (underlay_addr(local), underlay_addr(remote));
+            add_tunnel(d, "vx", VNI, &local, &remote, extra)?;
+        }
+    }
     Ok(Pair {
         daemons: [da, db],
         _hosts: [a, b],
@@ -181,6 +199,68 @@ fn switch_mac(port: &str) -> String {
         h = (h ^ b as u32).wrapping_mul(0x0100_0193);
     }
     switch_port::mac::MacAddr::local(h).to_string()
+}
+
+/// With a multicast group instead of remotes: broadcast goes to the group,
+/// both sides learn each other's unicast VTEP from it, and pings then
+/// travel unicast.
+#[test]
+fn a_multicast_group_carries_the_flooding() -> Result<()> {
+    let p = pair_with(&["--group", "239.1.1.42"])?;
+    let [da, db] = &p.daemons;
+    let mut rx = db.pktgen_rx("vale0:rx", &["--idle-timeout", "2", "--duration", "60"])?;
+    let mut tx = da.pktgen_tx("vale0:tx", &["--count", "1000", "--rate", "5000"])?;
+    let sent = pktgen_summary(&mut tx, Duration::from_secs(60))?;
+    let got = pktgen_summary(&mut rx, Duration::from_secs(60))?;
+    assert_eq!(field(&sent, "packets"), 1000, "{sent}");
+    assert_eq!(
+        field(&got, "packets"),
+        1000,
+        "{got}\nA {:?}\nB {:?}",
+        vx(da)?,
+        vx(db)?
+    );
+    let info = tunnel_info(da, "vale0:vx")?;
+    assert_eq!(info["spec"]["group"], "239.1.1.42", "{info}");
+    // B learned tx's MAC behind A's unicast address: a ping answered by
+    // B's pong port reaches A unicast.
+    let pong_mac = switch_mac("vale0:pong");
+    let _pong = db.spawn(
+        "pong",
+        &[
+            "pktgen",
+            "vale0:pong",
+            "--mode",
+            "pong",
+            "--json",
+            "-q",
+            "--idle-timeout",
+            "5",
+            "--duration",
+            "60",
+        ],
+    )?;
+    db.wait_port("vale0:pong", true)?;
+    let mut ping = da.spawn(
+        "ping",
+        &[
+            "pktgen",
+            "vale0:ping",
+            "--mode",
+            "ping",
+            "--count",
+            "100",
+            "--dst-mac",
+            &pong_mac,
+            "--json",
+            "-q",
+        ],
+    )?;
+    let pinged = pktgen_summary(&mut ping, Duration::from_secs(60))?;
+    assert_eq!(field(&pinged, "ping_timeouts"), 0, "{pinged}");
+    assert!(tunnel_info(da, "vale0:vx")?["learned"].as_u64() >= Some(1));
+    assert_eq!(vx(db)?["encap_flooded"], 0, "B flooded its pongs");
+    Ok(())
 }
 
 /// A VM on each host (the guest image): the sender's frames cross the

@@ -106,7 +106,7 @@ pub fn run(socket: &Path, command: TunnelCommand) -> Result<ExitCode> {
             }
             println!(
                 "{:<20} {:>8} {:<15} {:>5} {:>5} {:>7}  remotes",
-                "PORT", "VNI", "LOCAL", "PORT", "MTU", "LEARNED"
+                "PORT", "VNI", "LOCAL", "UDP", "MTU", "LEARNED"
             );
             for t in tunnels {
                 let mut remotes: Vec<String> =
