@@ -381,7 +381,8 @@ impl Server {
 
     /// Saves what the answered `request` of `caller` changed; a save that
     /// fails turns the answer into an error. Detaching an interface that is
-    /// saved but not attached (it vanished) forgets it.
+    /// saved but not attached (it vanished), or deleting a saved tunnel that
+    /// could not be restored, forgets it.
     fn save(&self, request: &Request, caller: &Caller, response: Response) -> Response {
         if let Response::Error { code, .. } = &response {
             match request {
@@ -392,6 +393,11 @@ impl Server {
                     log::info!(
                         "forgetting the saved attachment of {iface} to {switch} (not in effect)"
                     );
+                }
+                Request::TunnelDel { port }
+                    if *code == ErrorCode::NoSuchPort && self.state.has_tunnel(port) =>
+                {
+                    log::info!("forgetting the saved tunnel {port} (not in effect)");
                 }
                 _ => return response,
             }

@@ -1,7 +1,8 @@
 //! Tunnel ports as configuration: only admins add and delete them, bad
 //! settings are refused with the flag named, a tunnel is saved in the state
 //! file, comes back after the daemon is killed, and `show-config` prints
-//! the command that recreates it.
+//! the command that recreates it; one that cannot come back (its address is
+//! gone) stays saved until `tunnel del`.
 
 use std::fs::Permissions;
 use std::os::unix::fs::PermissionsExt;
@@ -137,5 +138,26 @@ fn tunnels_are_admin_only_checked_saved_and_restored() -> Result<()> {
     ensure!(cli(&daemon, &["show-config"])?.trim().is_empty());
     // The socket is free again.
     cli(&daemon, ADD)?;
+
+    // A tunnel whose local address is gone is not restored but stays
+    // saved, until `tunnel del` forgets it.
+    let mut daemon = daemon;
+    daemon.proc_mut().kill(libc::SIGKILL)?;
+    daemon.proc_mut().wait_timeout(Duration::from_secs(10))?;
+    drop(daemon);
+    a.ip(["addr", "del", "192.168.77.1/24", "dev", "ul0"])?;
+    let daemon = start(&a, &state)?;
+    let list = daemon.cli_json(&["tunnel", "list", "--json"])?;
+    ensure!(list.as_array().is_some_and(Vec::is_empty), "{list}");
+    ensure!(
+        daemon.log().contains("could not restore tunnel vale0:vx"),
+        "{}",
+        daemon.log()
+    );
+    let saved: Value = serde_json::from_slice(&std::fs::read(&state)?)?;
+    assert_eq!(saved["tunnels"][0]["port"], "vale0:vx", "{saved}");
+    cli(&daemon, &["tunnel", "del", "vale0", "vx"])?;
+    let saved: Value = serde_json::from_slice(&std::fs::read(&state)?)?;
+    ensure!(saved.get("tunnels").is_none(), "{saved}");
     Ok(())
 }

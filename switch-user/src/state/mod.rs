@@ -15,7 +15,7 @@ pub mod snapshot;
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
-use switch_port::names::SwitchName;
+use switch_port::names::{PortName, SwitchName};
 use switch_port::protocol::Request;
 
 use crate::access::Owner;
@@ -74,6 +74,11 @@ impl StateStore {
         }
         *state = next;
         Ok(())
+    }
+
+    /// Whether tunnel `port` is saved.
+    pub fn has_tunnel(&self, port: &PortName) -> bool {
+        self.state.lock().tunnels.iter().any(|t| t.port == *port)
     }
 
     /// Whether `iface` is saved as attached to `switch`.
