@@ -412,3 +412,112 @@ impl PortIo for TunnelPort {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn spec(local: [u8; 4], remote: [u8; 4], vni: u32, port: u16) -> TunnelSpec {
+        TunnelSpec {
+            vni,
+            local: Ipv4Addr::from(local),
+            remotes: vec![Ipv4Addr::from(remote)],
+            group: None,
+            dst_port: port,
+            underlay_mtu: 1500,
+        }
+    }
+
+    fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
+        let mut f = vec![0x5a; len];
+        f[..6].copy_from_slice(&dst);
+        f[6..12].copy_from_slice(&src);
+        f
+    }
+
+    fn send(port: &TunnelPort, frames: &[Vec<u8>]) -> (usize, PortCounters) {
+        let refs: Vec<FrameRef> = frames
+            .iter()
+            .map(|f| FrameRef {
+                ptr: f.as_ptr(),
+                len: f.len() as u32,
+                readable: f.len() as u32,
+            })
+            .collect();
+        let which: Vec<u16> = (0..refs.len() as u16).collect();
+        let counters = PortCounters::default();
+        let n = port.deliver(&refs, &which, &counters);
+        (n, counters)
+    }
+
+    /// Receives until `want` frames arrived (or 5 s passed); their bytes.
+    fn receive(port: &TunnelPort, want: usize) -> Vec<Vec<u8>> {
+        let counters = PortCounters::default();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < want && Instant::now() < deadline {
+            let mut batch = Vec::new();
+            port.receive(&mut batch, 64, &counters);
+            for f in &batch {
+                // SAFETY: the frames stay valid until the next receive.
+                got.push(unsafe { std::slice::from_raw_parts(f.ptr, f.len as usize) }.to_vec());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        got
+    }
+
+    fn extra(port: &TunnelPort, key: &str) -> u64 {
+        port.extra_stats()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .unwrap()
+    }
+
+    /// Two tunnels on loopback addresses: flooding, learning, unicast back,
+    /// a foreign VNI and an oversize frame.
+    #[test]
+    fn two_tunnels_on_loopback_flood_learn_and_drop_by_reason() {
+        let udp = 20000 + (std::process::id() % 20000) as u16;
+        let clock = Clock::new();
+        let a =
+            TunnelPort::open(spec([127, 0, 0, 1], [127, 0, 0, 2], 5, udp), clock, 16, 300).unwrap();
+        let b =
+            TunnelPort::open(spec([127, 0, 0, 2], [127, 0, 0, 1], 5, udp), clock, 16, 300).unwrap();
+        const MA: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+        const MB: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
+        // Unknown destination: flooded to the remote.
+        let (sent, _) = send(&a, &[frame(MB, MA, 60)]);
+        assert_eq!(sent, 1);
+        assert_eq!(receive(&b, 1), [frame(MB, MA, 60)]);
+        assert_eq!(b.learned(), 1);
+        // Back to a learned address: unicast to its VTEP.
+        let (sent, _) = send(&b, &[frame(MA, MB, 100)]);
+        assert_eq!(sent, 1);
+        assert_eq!(receive(&a, 1), [frame(MA, MB, 100)]);
+        assert_eq!(extra(&b, "encap_flooded"), 0);
+        assert_eq!(extra(&a, "encap_flooded"), 1);
+        // Too long for a 1500-byte underlay: dropped and counted.
+        let (sent, counters) = send(&a, &[frame(MB, MA, 1465), frame(MB, MA, 1464)]);
+        assert_eq!(sent, 1);
+        assert_eq!(counters.snapshot().drop_too_long, 1);
+        assert_eq!(extra(&a, "encap_oversize"), 1);
+        assert_eq!(receive(&b, 1).len(), 1);
+        // Another VNI on the same address and port is not ours.
+        drop(b);
+        let other =
+            TunnelPort::open(spec([127, 0, 0, 2], [127, 0, 0, 1], 6, udp), clock, 16, 300).unwrap();
+        send(&other, &[frame(MA, MB, 60)]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while extra(&a, "decap_wrong_vni") == 0 && Instant::now() < deadline {
+            let mut batch = Vec::new();
+            a.receive(&mut batch, 64, &PortCounters::default());
+            assert!(batch.is_empty());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(extra(&a, "decap_wrong_vni"), 1);
+    }
+}
