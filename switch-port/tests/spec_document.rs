@@ -62,10 +62,13 @@ fn request_name(r: &Request) -> &'static str {
         Request::MirrorAdd { .. } => "mirror_add",
         Request::MirrorDel { .. } => "mirror_del",
         Request::MirrorList {} => "mirror_list",
+        Request::TunnelAdd { .. } => "tunnel_add",
+        Request::TunnelDel { .. } => "tunnel_del",
+        Request::TunnelList {} => "tunnel_list",
     }
 }
 
-const REQUESTS: usize = 14;
+const REQUESTS: usize = 17;
 
 fn response_name(r: &Response) -> &'static str {
     match r {
@@ -77,13 +80,14 @@ fn response_name(r: &Response) -> &'static str {
         Response::Status { .. } => "status",
         Response::Attached { .. } => "attached",
         Response::Config { .. } => "config",
+        Response::Tunnels { .. } => "tunnels",
         Response::Error { .. } => "error",
         Response::CaptureStarted { .. } => "capture_started",
         Response::Mirrors { .. } => "mirrors",
     }
 }
 
-const RESPONSES: usize = 11;
+const RESPONSES: usize = 12;
 
 /// Every error code (a new one fails to compile here until it is listed,
 /// and then fails the test until the spec's table has it).
