@@ -5,7 +5,8 @@
 //! veth to host C (10.9.0.2). H and C ping each other and move 50 MB over
 //! TCP each way, every byte checked; each side learns the other's MAC
 //! behind the other's VTEP; a frame too large for the underlay is dropped
-//! and counted, not fragmented.
+//! and counted, not fragmented. Then both sides flood through a multicast
+//! group instead.
 
 use std::time::Duration;
 
@@ -25,16 +26,18 @@ struct LinuxSide {
     vtep: Netns,
 }
 
-fn linux_side(switch: &Netns) -> Result<LinuxSide> {
+/// Builds the Linux side; `flood` is how its vxlan device reaches us:
+/// `["remote", IP]` or `["group", MCAST_IP]`.
+fn linux_side(switch: &Netns, flood: [&str; 2]) -> Result<LinuxSide> {
     let vtep = Netns::new(testbed::DEFAULT_PREFIX)?;
     vtep.disable_ipv6()?;
     let host = Netns::new(testbed::DEFAULT_PREFIX)?;
     host.disable_ipv6()?;
     underlay(switch, &vtep)?;
     let vni = VNI.to_string();
-    let (local, remote) = (underlay_addr(2), underlay_addr(1));
+    let local = underlay_addr(2);
     vtep.ip([
-        "link", "add", "vx0", "type", "vxlan", "id", &vni, "local", &local, "remote", &remote,
+        "link", "add", "vx0", "type", "vxlan", "id", &vni, "local", &local, flood[0], flood[1],
         "dstport", "4789", "dev", "ul0",
     ])?;
     // The stack on this side never sends partial checksums into the tunnel.
@@ -88,7 +91,7 @@ fn ping_size(ns: &Netns, target: &str, size: usize) -> Result<bool> {
 fn our_tunnel_and_linux_vxlan_ping_learn_and_move_50_mb_each_way() -> Result<()> {
     let bed = NicBed::new(&["h0"], None)?;
     let h = &bed.hosts[0];
-    let linux = linux_side(&bed.switch)?;
+    let linux = linux_side(&bed.switch, ["remote", &underlay_addr(1)])?;
     bed.attach("h0", &[])?;
     add_tunnel(
         &bed.daemon,
@@ -177,5 +180,46 @@ fn our_tunnel_and_linux_vxlan_ping_learn_and_move_50_mb_each_way() -> Result<()>
         assert_eq!(extra[key], 0, "{key}: {extra:?}");
     }
     assert!(counters.rx_packets >= TRANSFER_BYTES / 1410, "{counters:?}");
+    Ok(())
+}
+
+/// Both sides flood through a multicast group instead of listing each
+/// other: pings cross both ways and each side learns the other's unicast
+/// VTEP.
+#[test]
+fn our_tunnel_and_linux_vxlan_meet_in_a_multicast_group() -> Result<()> {
+    const GROUP: &str = "239.1.1.42";
+    let bed = NicBed::new(&["h0"], None)?;
+    let h = &bed.hosts[0];
+    let linux = linux_side(&bed.switch, ["group", GROUP])?;
+    bed.attach("h0", &[])?;
+    let vni = VNI.to_string();
+    let local = underlay_addr(1);
+    e2e_tests::tunnel::cli(
+        &bed.daemon,
+        &[
+            "tunnel", "add", "vale0", "vx", "--vni", &vni, "--local", &local, "--group", GROUP,
+        ],
+    )?;
+    bed.daemon.wait_port("vale0:vx", true)?;
+    ensure!(
+        h.ping("10.9.0.2", 3)?,
+        "H -> C through the group failed\ndaemon log:\n{}",
+        bed.daemon.log()
+    );
+    ensure!(
+        ping_from(&linux.host, &h.addr, 3)?,
+        "C -> H through the group failed"
+    );
+    let linux_fdb = linux.vtep.run("bridge", ["fdb", "show", "dev", "vx0"])?;
+    let h_mac = h.mac.to_string();
+    ensure!(
+        linux_fdb
+            .lines()
+            .any(|l| l.starts_with(&h_mac) && l.contains(&format!("dst {local}"))),
+        "vx0 did not learn {h_mac} behind {local}: {linux_fdb}"
+    );
+    let info = tunnel_info(&bed.daemon, "vale0:vx")?;
+    ensure!(info["learned"].as_u64() >= Some(1), "{info}");
     Ok(())
 }
