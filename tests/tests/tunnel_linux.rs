@@ -128,6 +128,14 @@ fn our_tunnel_and_linux_vxlan_ping_learn_and_move_50_mb_each_way() -> Result<()>
     let info = tunnel_info(&bed.daemon, "vale0:vx")?;
     ensure!(info["learned"].as_u64() >= Some(1), "{info}");
     ensure!(info["hashed_source_port"] == true, "{info}");
+    let c_mac = C_MAC.to_string();
+    ensure!(
+        info["vteps"].as_array().is_some_and(|v| v
+            .iter()
+            .any(|e| e["mac"] == c_mac.as_str() && e["vtep"] == underlay_addr(2).as_str())),
+        "the tunnel did not learn {c_mac} behind {}: {info}",
+        underlay_addr(2)
+    );
     // Learning, Linux's side: H's MAC behind our VTEP.
     let linux_fdb = linux.vtep.run("bridge", ["fdb", "show", "dev", "vx0"])?;
     let h_mac = h.mac.to_string();

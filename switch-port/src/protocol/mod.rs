@@ -61,7 +61,7 @@ pub use header::{
     Header, HeaderError, DIR_REQUEST, DIR_RESPONSE, HEADER_LEN, MAGIC, MAX_REQUEST, MAX_RESPONSE,
     PORT_FDS, VERSION,
 };
-pub use tunnel::{TunnelInfo, TunnelSpec, DEFAULT_UNDERLAY_MTU, MAX_VNI, VXLAN_PORT};
+pub use tunnel::{TunnelInfo, TunnelSpec, VtepRow, DEFAULT_UNDERLAY_MTU, MAX_VNI, VXLAN_PORT};
 
 /// A request from a client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::mac::MacAddr;
 use crate::names::PortName;
 
 /// The IANA-assigned VXLAN UDP port (RFC 7348).
@@ -60,4 +61,19 @@ pub struct TunnelInfo {
     /// Whether sending uses a raw socket (UDP source port from the inner
     /// flow's hash) or, lacking CAP_NET_RAW, the UDP socket itself.
     pub hashed_source_port: bool,
+    /// The learned addresses and their VTEPs, sorted by address (for
+    /// admins; empty for other callers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vteps: Vec<VtepRow>,
+}
+
+/// An address learned behind a remote VTEP.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VtepRow {
+    /// The inner source address.
+    pub mac: MacAddr,
+    /// The VTEP it was last seen behind.
+    pub vtep: Ipv4Addr,
+    /// Seconds since then.
+    pub age_secs: u32,
 }

@@ -128,6 +128,14 @@ pub fn run(socket: &Path, command: TunnelCommand) -> Result<ExitCode> {
                         remotes.join(",")
                     }
                 );
+                for v in &t.vteps {
+                    println!(
+                        "    {}  behind {:<15}  {:>4} s",
+                        v.mac,
+                        v.vtep.to_string(),
+                        v.age_secs
+                    );
+                }
             }
         }
     }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use switch_port::error_chain::Chain;
+use switch_port::mac::MacAddr;
 use switch_port::names::PortName;
 use switch_port::protocol::{
-    ErrorCode, PortKind, Request, Response, TunnelInfo, TunnelSpec, MAX_VNI,
+    ErrorCode, PortKind, Request, Response, TunnelInfo, TunnelSpec, VtepRow, MAX_VNI,
 };
 use thiserror::Error;
 
@@ -160,8 +161,8 @@ impl TunnelManager {
         Ok(Response::Done)
     }
 
-    /// Every tunnel.
-    pub fn list(&self) -> Response {
+    /// Every tunnel; with the learned addresses when `admin`.
+    pub fn list(&self, admin: bool) -> Response {
         let tunnels = self.tunnels.lock();
         Response::Tunnels {
             tunnels: tunnels
@@ -171,6 +172,18 @@ impl TunnelManager {
                     spec: io.spec().clone(),
                     learned: io.learned() as u32,
                     hashed_source_port: io.hashed_source_port(),
+                    vteps: if admin {
+                        io.vteps()
+                            .into_iter()
+                            .map(|(mac, vtep, age_secs)| VtepRow {
+                                mac: MacAddr(mac),
+                                vtep,
+                                age_secs,
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
                 })
                 .collect(),
         }
@@ -182,7 +195,7 @@ impl ExtraHandler for TunnelManager {
         let result = match request {
             Request::TunnelAdd { port, tunnel } => self.add(port, tunnel, caller.owner()),
             Request::TunnelDel { port } => self.del(port),
-            Request::TunnelList {} => Ok(self.list()),
+            Request::TunnelList {} => Ok(self.list(caller.is_admin())),
             _ => return None,
         };
         Some(result.unwrap_or_else(|e| Response::Error {

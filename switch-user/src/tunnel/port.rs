@@ -191,6 +191,11 @@ impl TunnelPort {
         self.vteps.read().len()
     }
 
+    /// The learned addresses: MAC, VTEP and seconds since last seen.
+    pub fn vteps(&self) -> Vec<([u8; 6], Ipv4Addr, u32)> {
+        self.vteps.read().entries(self.clock.secs())
+    }
+
     /// Whether datagrams carry per-flow UDP source ports (a raw socket).
     pub fn hashed_source_port(&self) -> bool {
         matches!(self.sender, Sender::Raw(_))

@@ -94,6 +94,18 @@ impl VtepTable {
         self.stats.aged += (before - self.entries.len()) as u64;
     }
 
+    /// The live entries at `now`: address, VTEP and age, sorted by address.
+    pub fn entries(&self, now: u32) -> Vec<([u8; 6], Ipv4Addr, u32)> {
+        let mut out: Vec<_> = self
+            .entries
+            .iter()
+            .map(|(mac, (vtep, seen))| (*mac, *vtep, now.saturating_sub(*seen)))
+            .filter(|(_, _, age)| *age <= self.max_age)
+            .collect();
+        out.sort_unstable_by_key(|(mac, _, _)| *mac);
+        out
+    }
+
     /// Entries in use.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -134,6 +146,7 @@ mod tests {
         assert_eq!(t.get(&A, 16), None, "too old");
         t.learn(B, ip(1), 16);
         assert_eq!(t.get(&B, 16), Some(ip(1)), "the old entry made room");
+        assert_eq!(t.entries(20), [(B, ip(1), 4)]);
         // Multicast and zero sources are never learned.
         t.learn([1, 0, 0x5e, 0, 0, 1], ip(3), 16);
         t.learn([0; 6], ip(3), 16);
