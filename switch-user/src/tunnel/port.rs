@@ -207,7 +207,12 @@ impl TunnelPort {
     }
 
     fn learn(&self, src: [u8; 6], vtep: Ipv4Addr, now: u32) {
-        if src[0] & 1 != 0 || self.vteps.read().is_current(&src, vtep, now) {
+        // Our own address (a datagram that looped back, or a forged
+        // source) is never a remote VTEP: sending there would loop.
+        if src[0] & 1 != 0
+            || vtep == self.spec.local
+            || self.vteps.read().is_current(&src, vtep, now)
+        {
             return;
         }
         self.vteps.write().learn(src, vtep, now);
