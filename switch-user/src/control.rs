@@ -218,6 +218,23 @@ impl Server {
         }
     }
 
+    /// The answer to a stats request: the counters of `port` (or of every
+    /// port `caller` may inspect), every switch's forwarding table and
+    /// every forwarding thread. `vswitch stats` and the metrics endpoint
+    /// both show this.
+    pub fn stats(&self, port: Option<&PortName>, caller: &Caller) -> Response {
+        match self.registry.stats(port, caller) {
+            Ok(ports) => Response::Stats {
+                uptime_secs: self.started.elapsed().as_secs_f64(),
+                ports,
+                access: self.access_counters(),
+                switches: self.registry.switch_stats(),
+                threads: self.registry.engine().thread_stats(),
+            },
+            Err(e) => e.into(),
+        }
+    }
+
     /// Periodic work: closes connections past their deadline.
     pub fn housekeeping(&self) {
         let reaped = self.deadlines.reap(Instant::now());
@@ -495,14 +512,7 @@ impl Server {
             Request::List {} => Response::List {
                 switches: reg.list(),
             },
-            Request::Stats { port } => match reg.stats(port.as_ref(), caller) {
-                Ok(ports) => Response::Stats {
-                    uptime_secs: self.started.elapsed().as_secs_f64(),
-                    ports,
-                    access: self.access_counters(),
-                },
-                Err(e) => e.into(),
-            },
+            Request::Stats { port } => self.stats(port.as_ref(), caller),
             Request::Fdb { switch } => match reg.fdb(switch, caller) {
                 Ok((entries, stats)) => Response::Fdb {
                     switch: switch.clone(),

@@ -27,6 +27,7 @@ use anyhow::{bail, Context, Result};
 use crate::clock::Clock;
 use crate::control::{ExtraHandler, Server, ServerConfig};
 use crate::engine::Engine;
+use crate::metrics::serve::MetricsEndpoint;
 use crate::quota::UserLimits;
 use crate::registry::{Registry, SwitchConfig};
 use crate::sd_notify;
@@ -57,6 +58,8 @@ pub struct DaemonConfig {
     pub limits: UserLimits,
     /// The state file (`None`: the configuration is not saved).
     pub state: Option<PathBuf>,
+    /// Where to serve Prometheus metrics (`--metrics-listen`), if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Holds the lock file that makes a daemon the socket's only owner.
@@ -238,6 +241,15 @@ pub fn run(
         handlers,
         state,
     ));
+    let metrics = match config.metrics_listen {
+        Some(addr) => {
+            let endpoint = MetricsEndpoint::start(addr, server.clone())
+                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            log::info!("metrics on http://{}/metrics", endpoint.addr());
+            Some(endpoint)
+        }
+        None => None,
+    };
     let report = server.restore();
     if !report.restored.is_empty() || !report.failed.is_empty() {
         log::info!(
@@ -311,6 +323,9 @@ pub fn run(
         }
     }
     let _ = fs::remove_file(&config.socket);
+    if let Some(endpoint) = metrics {
+        endpoint.stop();
+    }
     registry.shutdown();
     drop(lock);
     log::info!("vswitch daemon stopped");

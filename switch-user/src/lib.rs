@@ -15,6 +15,8 @@
 //! - [`counters`]: per-port counters, reported as
 //!   `switch_port::protocol::CounterSnapshot`;
 //! - [`capture`]: captures and mirrors of ports' traffic;
+//! - [`metrics`]: the counters in the Prometheus text format, and the
+//!   `--metrics-listen` endpoint;
 //! - [`nic`]: NIC ports over AF_XDP and the host port;
 //! - [`tunnel`]: VXLAN tunnel ports;
 //! - [`pktgen`]: the packet generator behind `vswitch pktgen`;
@@ -31,6 +33,7 @@ pub mod daemon;
 pub mod deadlines;
 pub mod engine;
 pub mod epoll;
+pub mod metrics;
 pub mod nic;
 pub mod peer;
 pub mod pktgen;

@@ -17,7 +17,7 @@ use switch_port::mac::MacAddr;
 use switch_port::names::{PortName, SwitchName};
 use switch_port::protocol::{
     ErrorCode, FdbRow, LookupStats, MirrorInfo, PortInfo, PortKind, PortStats, SwitchInfo,
-    TapDirection,
+    SwitchStats, TapDirection,
 };
 use switch_port::region::{Region, RegionError};
 use thiserror::Error;
@@ -820,6 +820,18 @@ impl Registry {
             })
             .collect();
         Ok((rows, entry.switch.lookup().stats()))
+    }
+
+    /// Every switch's forwarding-table counters, in name order.
+    pub fn switch_stats(&self) -> Vec<SwitchStats> {
+        self.switches
+            .lock()
+            .iter()
+            .map(|(name, entry)| SwitchStats {
+                switch: name.clone(),
+                fdb: entry.switch.lookup().stats(),
+            })
+            .collect()
     }
 
     /// Periodic work: ages forwarding tables and removes failed ports.

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::names::SwitchName;
+
 /// A copy of a port's counters at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CounterSnapshot {
@@ -103,4 +105,28 @@ pub struct AccessCounters {
     /// Connections closed because a request did not arrive (or its
     /// response was not read) within the control timeout.
     pub timed_out: u64,
+}
+
+/// A switch's counters in a stats answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchStats {
+    /// The switch.
+    pub switch: SwitchName,
+    /// Its forwarding table's counters.
+    pub fdb: LookupStats,
+}
+
+/// A forwarding thread's counters in a stats answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadStats {
+    /// The thread's index (`forward-N`).
+    pub thread: u32,
+    /// Nanoseconds spent in poll rounds that moved frames.
+    pub busy_ns: u64,
+    /// Frames read from its ports.
+    pub frames: u64,
+    /// Poll rounds that moved frames.
+    pub batches: u64,
+    /// Times it slept waiting for a kick.
+    pub sleeps: u64,
 }

@@ -56,7 +56,7 @@ mod counters;
 mod header;
 mod tunnel;
 
-pub use counters::{AccessCounters, CounterSnapshot, LookupStats};
+pub use counters::{AccessCounters, CounterSnapshot, LookupStats, SwitchStats, ThreadStats};
 pub use header::{
     Header, HeaderError, DIR_REQUEST, DIR_RESPONSE, HEADER_LEN, MAGIC, MAX_REQUEST, MAX_RESPONSE,
     PORT_FDS, VERSION,
@@ -432,6 +432,12 @@ pub enum Response {
         /// Control-socket refusals since the daemon started.
         #[serde(default)]
         access: AccessCounters,
+        /// Every switch's forwarding-table counters.
+        #[serde(default)]
+        switches: Vec<SwitchStats>,
+        /// Every forwarding thread's counters.
+        #[serde(default)]
+        threads: Vec<ThreadStats>,
     },
     /// A forwarding table.
     Fdb {

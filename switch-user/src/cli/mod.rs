@@ -151,6 +151,10 @@ struct DaemonArgs {
     /// saved in and restored from at start; `none` for no file.
     #[arg(long, value_name = "FILE|none", default_value = switch_user::state::DEFAULT_STATE_PATH)]
     state: PathBuf,
+    /// Serve Prometheus metrics over HTTP at ADDR:PORT/metrics (e.g.
+    /// 127.0.0.1:9469); see docs/observability.md.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -222,6 +226,7 @@ pub fn run() -> Result<ExitCode> {
                         max_port_memory: args.max_port_memory_per_user.saturating_mul(1 << 20),
                     },
                     state: (args.state.as_os_str() != "none").then_some(args.state),
+                    metrics_listen: args.metrics_listen,
                 },
                 |registry| {
                     vec![

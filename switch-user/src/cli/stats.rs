@@ -5,33 +5,49 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use switch_port::control::client::Connection;
 use switch_port::names::PortName;
 use switch_port::protocol::{AccessCounters, CounterSnapshot, PortStats, Request, Response};
+use switch_user::metrics::render::{render, Scrape};
 
 /// Arguments of `vswitch stats`.
 #[derive(clap::Args)]
 pub struct StatsArgs {
     /// One port (SWITCH:PORT); every port when absent.
     port: Option<PortName>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
+    /// Output format: a table, JSON (every counter, as the daemon reports
+    /// them), or the Prometheus text format (what `daemon --metrics-listen`
+    /// serves; not with --watch).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
     json: bool,
     /// Repeat every SECS seconds, with rates since the previous sample (Ctrl-C stops).
     #[arg(long, value_name = "SECS")]
     watch: Option<f64>,
 }
 
-fn fetch(
-    conn: &mut Connection,
-    port: &Option<PortName>,
-) -> Result<(Vec<PortStats>, AccessCounters)> {
-    match conn.call(&Request::Stats { port: port.clone() })? {
-        (Response::Stats { ports, access, .. }, _) => Ok((ports, access)),
-        _ => anyhow::bail!("unexpected answer to stats"),
+/// How `vswitch stats` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A table.
+    Table,
+    /// JSON.
+    Json,
+    /// The Prometheus text format.
+    Prometheus,
+}
+
+/// The daemon's stats answer for `port` (or every port).
+pub fn fetch(conn: &mut Connection, port: &Option<PortName>) -> Result<Scrape> {
+    let (response, _) = conn.call(&Request::Stats { port: port.clone() })?;
+    if let Response::Error { message, .. } = &response {
+        anyhow::bail!("{message}");
     }
+    Scrape::from_response(response).context("unexpected answer to stats")
 }
 
 fn print_table(ports: &[PortStats]) {
@@ -85,19 +101,31 @@ fn rate(now: u64, before: u64, secs: f64) -> f64 {
 }
 
 pub fn run(socket: &Path, args: StatsArgs) -> Result<ExitCode> {
+    let format = if args.json { Format::Json } else { args.format };
+    if format == Format::Prometheus && args.watch.is_some() {
+        anyhow::bail!(
+            "--format prometheus prints once: scrape `daemon --metrics-listen` to follow"
+        );
+    }
     let mut conn = Connection::connect(socket)?;
     let Some(every) = args.watch else {
-        let (ports, access) = fetch(&mut conn, &args.port)?;
-        if args.json {
+        let scrape = fetch(&mut conn, &args.port)?;
+        if format == Format::Prometheus {
+            print!("{}", render(&scrape));
+        } else if format == Format::Json {
             println!(
                 "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({ "ports": ports, "access": access })
-                )?
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "uptime_secs": scrape.uptime_secs,
+                    "ports": scrape.ports,
+                    "access": scrape.access,
+                    "switches": scrape.switches,
+                    "threads": scrape.threads,
+                }))?
             );
         } else {
-            print_table(&ports);
-            let a = access;
+            print_table(&scrape.ports);
+            let a = scrape.access;
             if a != AccessCounters::default() {
                 println!(
                     "control socket: {} refused (permission), {} refused (limits), {} connections refused, {} timed out",
@@ -111,7 +139,7 @@ pub fn run(socket: &Path, args: StatsArgs) -> Result<ExitCode> {
     let mut previous: HashMap<PortName, CounterSnapshot> = HashMap::new();
     let mut last = Instant::now();
     loop {
-        let (ports, _) = fetch(&mut conn, &args.port)?;
+        let ports = fetch(&mut conn, &args.port)?.ports;
         let secs = last.elapsed().as_secs_f64().max(1e-6);
         last = Instant::now();
         let mut rows = Vec::new();
@@ -129,7 +157,7 @@ pub fn run(socket: &Path, args: StatsArgs) -> Result<ExitCode> {
             }));
             previous.insert(p.name.clone(), p.counters);
         }
-        if args.json {
+        if format == Format::Json {
             println!(
                 "{}",
                 serde_json::json!({ "interval_secs": secs, "ports": rows })

@@ -1,0 +1,294 @@
+//! The daemon's Prometheus endpoint (`daemon --metrics-listen`), `stats
+//! --format prometheus` and `vswitch top` against a real daemon with real
+//! traffic: promtool accepts the text, its counters equal `stats --json`
+//! once the traffic stopped, bad requests get an error status and the
+//! endpoint keeps serving.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use e2e_tests::{field, pktgen_summary, Daemon};
+use serde_json::Value;
+use testbed::{skip_or_fail, wait_for};
+
+const FRAMES: u64 = 20_000;
+
+/// The address the daemon's metrics endpoint listens on (from its log:
+/// it was started on port 0, so the kernel chose a free one).
+fn metrics_addr(daemon: &Daemon) -> Result<SocketAddr> {
+    let addr = wait_for(Duration::from_secs(10), Duration::from_millis(20), || {
+        let log = daemon.log();
+        let rest = log.split("metrics on http://").nth(1)?;
+        rest.split("/metrics").next()?.parse().ok()
+    })
+    .context("the daemon did not log its metrics address")?;
+    Ok(addr)
+}
+
+/// Sends `request` and returns the status code and the body.
+fn http(addr: SocketAddr, request: &[u8]) -> Result<(u16, String, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    // The server may answer (and close) before it read everything sent.
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    let answer = String::from_utf8(answer)?;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("no HTTP head in {answer:?}"))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("no status in {head:?}"))?;
+    Ok((status, head.to_owned(), body.to_owned()))
+}
+
+fn get_metrics(addr: SocketAddr) -> Result<String> {
+    let (status, head, body) = http(addr, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")?;
+    ensure!(status == 200, "GET /metrics: {head}");
+    ensure!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    Ok(body)
+}
+
+/// Runs `promtool check metrics` on `text`; `Ok(false)` when promtool is
+/// not installed (and this is not CI).
+fn promtool_accepts(text: &str) -> Result<bool> {
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            skip_or_fail("promtool is not installed (Debian: prometheus)");
+            return Ok(false);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    child
+        .stdin
+        .take()
+        .context("promtool stdin")?
+        .write_all(text.as_bytes())?;
+    let out = child.wait_with_output()?;
+    ensure!(
+        out.status.success(),
+        "promtool check metrics: {}\n{}{}\n--- text ---\n{text}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(true)
+}
+
+/// The samples of a scrape: `name{labels}` to value.
+fn samples(text: &str) -> Result<BTreeMap<String, f64>> {
+    let mut out = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (key, value) = line
+            .rsplit_once(' ')
+            .with_context(|| format!("bad sample line {line:?}"))?;
+        let value: f64 = value
+            .parse()
+            .with_context(|| format!("bad value in {line:?}"))?;
+        ensure!(out.insert(key.to_owned(), value).is_none(), "{key} twice");
+    }
+    Ok(out)
+}
+
+fn sample(samples: &BTreeMap<String, f64>, key: &str) -> Result<f64> {
+    samples
+        .get(key)
+        .copied()
+        .with_context(|| format!("no sample {key}"))
+}
+
+/// Sends `FRAMES` frames from `vale0:tx` to `vale0:rx` (both persistent, so
+/// their counters stay after the clients leave) and waits until both
+/// pktgens ended.
+fn traffic(daemon: &Daemon) -> Result<()> {
+    for port in ["vale0:tx", "vale0:rx"] {
+        let out = daemon.cli(&["create", port])?;
+        ensure!(out.status.success(), "create {port}: {out:?}");
+    }
+    let mut rx = daemon.pktgen_rx("vale0:rx", &["--idle-timeout", "1"])?;
+    let count = FRAMES.to_string();
+    let mut tx = daemon.pktgen_tx("vale0:tx", &["--count", &count, "--rate", "200000"])?;
+    let tx_sum = pktgen_summary(&mut tx, Duration::from_secs(60))?;
+    ensure!(field(&tx_sum, "packets") == FRAMES, "{tx_sum}");
+    daemon.settled_counters("vale0:rx", FRAMES)?;
+    pktgen_summary(&mut rx, Duration::from_secs(30))?;
+    Ok(())
+}
+
+/// Drops the lines that change between two reads of an idle daemon.
+fn steady(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            !l.starts_with("vswitch_uptime_seconds ")
+                && !l.starts_with("vswitch_thread_sleeps_total{")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn metrics_agree_with_stats_json_and_promtool_accepts_them() -> Result<()> {
+    let daemon = Daemon::start(&["--metrics-listen", "127.0.0.1:0"])?;
+    let addr = metrics_addr(&daemon)?;
+    traffic(&daemon)?;
+
+    let scraped = get_metrics(addr)?;
+    let json = daemon.cli_json(&["stats", "--json"])?;
+    let out = daemon.cli(&["stats", "--format", "prometheus"])?;
+    ensure!(out.status.success(), "stats --format prometheus: {out:?}");
+    let printed = String::from_utf8(out.stdout)?;
+    assert_eq!(
+        steady(&scraped),
+        steady(&printed),
+        "endpoint and CLI differ"
+    );
+    if !promtool_accepts(&scraped)? {
+        return Ok(());
+    }
+    promtool_accepts(&printed)?;
+
+    let s = samples(&scraped)?;
+    let ports = json["ports"].as_array().context("ports")?;
+    ensure!(ports.len() == 2, "{json}");
+    for p in ports {
+        let name = p["name"].as_str().context("name")?;
+        let (switch, port) = name.split_once(':').context("port name")?;
+        let labels = format!("switch=\"{switch}\",port=\"{port}\",kind=\"shm\"");
+        let c = &p["counters"];
+        for (metric, key) in [
+            ("rx_packets", "rx_packets"),
+            ("rx_bytes", "rx_bytes"),
+            ("tx_packets", "tx_packets"),
+            ("tx_bytes", "tx_bytes"),
+            ("kicks_sent", "kicks_sent"),
+            ("kicks_suppressed", "kicks_suppressed"),
+            ("bad_indices", "bad_index"),
+        ] {
+            let got = sample(&s, &format!("vswitch_port_{metric}_total{{{labels}}}"))?;
+            assert_eq!(got, field(c, key) as f64, "{name} {metric}");
+        }
+        for (reason, key) in [
+            ("runt", "drop_runt"),
+            ("bad_slot", "drop_bad_slot"),
+            ("too_long", "drop_too_long"),
+            ("ring_full", "drop_ring_full"),
+            ("same_port", "drop_same_port"),
+            ("filtered", "drop_filtered"),
+            ("no_destination", "drop_no_destination"),
+            ("no_client", "drop_no_client"),
+            ("spoofed", "spoofed"),
+            ("storm", "drop_storm"),
+        ] {
+            let got = sample(
+                &s,
+                &format!("vswitch_port_drops_total{{{labels},reason=\"{reason}\"}}"),
+            )?;
+            assert_eq!(got, field(c, key) as f64, "{name} drops {reason}");
+        }
+    }
+    // The traffic is in it: every frame the sender sent was received.
+    let tx_rx = sample(
+        &s,
+        "vswitch_port_rx_packets_total{switch=\"vale0\",port=\"tx\",kind=\"shm\"}",
+    )?;
+    assert_eq!(tx_rx, FRAMES as f64);
+
+    let switches = json["switches"].as_array().context("switches")?;
+    ensure!(switches.len() == 1, "{json}");
+    let fdb = &switches[0]["fdb"];
+    for (metric, key) in [
+        ("vswitch_fdb_entries", "entries"),
+        ("vswitch_fdb_capacity", "capacity"),
+        ("vswitch_fdb_learned_total", "learned"),
+        ("vswitch_fdb_moves_total", "moved"),
+        ("vswitch_fdb_aged_total", "aged"),
+    ] {
+        let got = sample(&s, &format!("{metric}{{switch=\"vale0\"}}"))?;
+        assert_eq!(got, field(fdb, key) as f64, "{metric}");
+    }
+    let full = sample(
+        &s,
+        "vswitch_fdb_refusals_total{switch=\"vale0\",reason=\"table_full\"}",
+    )?;
+    assert_eq!(full, field(fdb, "refused") as f64);
+    assert!(field(fdb, "learned") >= 1, "{fdb}");
+
+    let threads = json["threads"].as_array().context("threads")?;
+    ensure!(threads.len() == 1, "{json}");
+    let t = &threads[0];
+    let frames = sample(&s, "vswitch_thread_frames_total{thread=\"0\"}")?;
+    assert_eq!(frames, field(t, "frames") as f64);
+    assert!(field(t, "frames") >= FRAMES, "{t}");
+    let busy = sample(&s, "vswitch_thread_busy_seconds_total{thread=\"0\"}")?;
+    assert_eq!(busy, field(t, "busy_ns") as f64 / 1e9);
+    assert!(busy > 0.0, "no busy time after {FRAMES} frames");
+    Ok(())
+}
+
+#[test]
+fn bad_requests_get_an_error_and_the_endpoint_keeps_serving() -> Result<()> {
+    let daemon = Daemon::start(&["--metrics-listen", "127.0.0.1:0"])?;
+    let addr = metrics_addr(&daemon)?;
+    let oversize = vec![b'a'; 64 * 1024];
+    let cases: [(&[u8], u16); 5] = [
+        (
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n",
+            400,
+        ),
+        (b"GET /metrics\r\n\r\n", 400),
+        (&oversize, 431),
+        (b"GET /secret HTTP/1.1\r\n\r\n", 404),
+        (b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 405),
+    ];
+    for (request, status) in cases {
+        let (got, head, _) = http(addr, request)?;
+        assert_eq!(got, status, "{head}");
+    }
+    // A client that connects and leaves without a word.
+    drop(TcpStream::connect(addr)?);
+    let body = get_metrics(addr)?;
+    assert!(body.contains("# TYPE vswitch_port_rx_packets_total counter"));
+    let out = daemon.cli(&["stats", "--json"])?;
+    ensure!(
+        out.status.success(),
+        "the daemon stopped answering: {out:?}"
+    );
+    if daemon.log().contains("panicked") {
+        bail!("the daemon panicked:\n{}", daemon.log());
+    }
+    Ok(())
+}
+
+#[test]
+fn stats_prometheus_refuses_watch() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    let out = daemon.cli(&["stats", "--format", "prometheus", "--watch", "1"])?;
+    assert!(!out.status.success());
+    let json: Value = daemon.cli_json(&["stats", "--json"])?;
+    assert!(
+        json["threads"].is_array() && json["switches"].is_array(),
+        "{json}"
+    );
+    Ok(())
+}
