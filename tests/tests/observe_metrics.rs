@@ -292,3 +292,46 @@ fn stats_prometheus_refuses_watch() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn top_without_a_terminal_prints_rates_and_stops_after_count() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    let mut rx = daemon.pktgen_rx("vale0:rx", &["--idle-timeout", "1"])?;
+    // About four seconds of traffic: top samples it twice, half a second apart.
+    let mut tx = daemon.pktgen_tx("vale0:tx", &["--count", "400000", "--rate", "100000"])?;
+    daemon.wait_port("vale0:tx", true)?;
+    let out = daemon.cli(&["top", "--count", "2", "--interval", "0.5"])?;
+    ensure!(out.status.success(), "top: {out:?}");
+    let text = String::from_utf8(out.stdout)?;
+    let blocks: Vec<&str> = text
+        .split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .collect();
+    assert_eq!(blocks.len(), 2, "two refreshes:\n{text}");
+    let mut sending = 0.0f64;
+    for block in &blocks {
+        let mut lines = block.lines();
+        let summary = lines.next().unwrap_or("");
+        assert!(
+            summary.contains("port(s)") && summary.contains("forward-0"),
+            "{block}"
+        );
+        let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+        assert_eq!(
+            header,
+            ["port", "kind", "rx_pps", "tx_pps", "rx_bps", "tx_bps", "drops_ps"],
+            "{block}"
+        );
+        for line in lines {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            ensure!(cols.len() == 7, "bad line {line:?}");
+            if cols[0] == "vale0:tx" {
+                sending = sending.max(cols[2].parse()?);
+            }
+        }
+    }
+    assert!(sending > 0.0, "no rate for the sender:\n{text}");
+    pktgen_summary(&mut tx, Duration::from_secs(60))?;
+    pktgen_summary(&mut rx, Duration::from_secs(30))?;
+    Ok(())
+}

@@ -6,6 +6,7 @@ mod generate;
 mod nic;
 mod pktgen_cmd;
 mod stats;
+mod top;
 mod tunnel;
 
 use std::path::PathBuf;
@@ -41,7 +42,7 @@ use switch_user::users;
     vswitch create vale0:p1                  a persistent port\n  \
     vswitch pktgen vale0:a --mode rx &       receive and verify\n  \
     vswitch pktgen vale0:b --mode tx --count 1000000\n  \
-    vswitch list; vswitch stats --watch 1; vswitch fdb vale0\n  \
+    vswitch list; vswitch stats --watch 1; vswitch top; vswitch fdb vale0\n  \
     vswitch attach vale0 eth0 --host          a NIC, and the host stack as a port\n\n\
     The control socket is --socket, else $VSWITCH_SOCKET, else /run/vswitch/vswitch.sock.")]
 struct Cli {
@@ -64,6 +65,9 @@ enum Command {
     List(admin::ListArgs),
     /// Show port counters, once or every few seconds with rates.
     Stats(stats::StatsArgs),
+    /// Show ports sorted by rate, refreshed every second (full screen on a
+    /// terminal: q quits; plain lines otherwise).
+    Top(top::TopArgs),
     /// Show the learned addresses (forwarding database) of a switch.
     Fdb(admin::FdbArgs),
     /// Generate, receive, or ping-pong test traffic on a port (like netmap's pkt-gen).
@@ -241,6 +245,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Delete(args) => admin::delete(&socket, args),
         Command::List(args) => admin::list(&socket, args),
         Command::Stats(args) => stats::run(&socket, args),
+        Command::Top(args) => top::run(&socket, args),
         Command::Fdb(args) => admin::fdb(&socket, args),
         Command::Pktgen(args) => pktgen_cmd::run(&socket, args),
         Command::Attach(args) => nic::attach(&socket, args),
