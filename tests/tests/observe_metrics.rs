@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use e2e_tests::{field, pktgen_summary, Daemon};
+use e2e_tests::{field, pktgen_summary, Daemon, Vm};
 use serde_json::Value;
 use testbed::{skip_or_fail, wait_for};
 
@@ -333,5 +333,64 @@ fn top_without_a_terminal_prints_rates_and_stops_after_count() -> Result<()> {
     assert!(sending > 0.0, "no rate for the sender:\n{text}");
     pktgen_summary(&mut tx, Duration::from_secs(60))?;
     pktgen_summary(&mut rx, Duration::from_secs(30))?;
+    Ok(())
+}
+
+#[test]
+fn the_vmm_serves_its_counters_from_inside_its_sandbox() -> Result<()> {
+    const COUNT: u64 = 30_000;
+    let daemon = Daemon::start(&[])?;
+    let mac = "52:54:00:00:13:01";
+    let mut vm = Vm::start(
+        &daemon,
+        "vm-metrics",
+        "vale0:vm1",
+        mac,
+        &["--metrics-listen", "127.0.0.1:0", "--seccomp", "kill"],
+        &format!("rx count={COUNT} size=60"),
+    )?;
+    vm.wait_for_serial("guest: rx", Duration::from_secs(30))?;
+    let addr: SocketAddr = wait_for(Duration::from_secs(10), Duration::from_millis(20), || {
+        let log = vm.vm.proc_mut().read_stderr().ok()?;
+        let rest = log.split("vmm: metrics on http://").nth(1)?;
+        rest.split("/metrics").next()?.parse().ok()
+    })
+    .context("the vmm did not print its metrics address")?;
+    // Three seconds of traffic towards the guest, scraped meanwhile.
+    let count = COUNT.to_string();
+    let mut tx = daemon.pktgen_tx(
+        "vale0:gen",
+        &["--count", &count, "--rate", "10000", "--dst-mac", mac],
+    )?;
+    let scraped = wait_for(Duration::from_secs(30), Duration::from_millis(100), || {
+        let text = get_metrics(addr).ok()?;
+        let rx = samples(&text).ok()?.get("vmm_rx_packets_total").copied()?;
+        (rx > 0.0).then_some(text)
+    })
+    .context("the vmm's metrics never showed a received frame")?;
+    let s = samples(&scraped)?;
+    assert!(sample(&s, "vmm_exits_total")? > 0.0);
+    assert!(sample(&s, "vmm_interrupts_injected_total")? > 0.0);
+    assert!(scraped.contains("# TYPE vmm_exits_mmio_total counter"));
+    // A bad request in the sandbox: refused, and the endpoint still serves.
+    let (status, head, _) = http(addr, b"BREW /pot HTTP/1.1\r\n\r\n")?;
+    assert_eq!(status, 405, "{head}");
+    let (status, head, _) = http(addr, &vec![b'x'; 32 * 1024])?;
+    assert_eq!(status, 431, "{head}");
+    let again = samples(&get_metrics(addr)?)?;
+    assert!(sample(&again, "vmm_rx_packets_total")? >= sample(&s, "vmm_rx_packets_total")?);
+    let promtool = promtool_accepts(&scraped)?;
+
+    pktgen_summary(&mut tx, Duration::from_secs(60))?;
+    // The guest ends once it has every frame (or the vmm was killed by
+    // its seccomp filter: finish reports that).
+    let (_result, stats) = vm.finish(Duration::from_secs(60))?;
+    assert!(
+        stats["rx"]["packets"].as_f64().unwrap_or(0.0) >= sample(&again, "vmm_rx_packets_total")?,
+        "{stats}"
+    );
+    if !promtool {
+        eprintln!("promtool missing: the text format was not checked");
+    }
     Ok(())
 }

@@ -9,6 +9,8 @@
 //!   [`devices`], [`irq`]: the machine;
 //! - [`io_thread`], [`timer`], [`stop_signal`], [`stats`], [`stats_file`]:
 //!   threads, timers and accounting;
+//! - [`metrics`]: the counters in the Prometheus text format, served by
+//!   `--metrics-listen`;
 //! - [`sandbox`]: per-thread seccomp filters and the drop to an
 //!   unprivileged user, entered before the guest runs.
 //!
@@ -25,6 +27,7 @@ pub mod e1000;
 pub mod io_thread;
 pub mod irq;
 pub mod memory;
+pub mod metrics;
 pub mod net;
 pub mod platform;
 pub mod sandbox;

@@ -115,6 +115,12 @@ struct Cli {
     #[arg(long)]
     seccomp_selftest: bool,
 
+    /// Serve the counters in the Prometheus text format over HTTP at
+    /// ADDR:PORT/metrics (port 0: a free one, printed on stderr); see
+    /// docs/observability.md.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
+
     /// Guest arguments (the PVH command line).
     #[arg(last = true, value_name = "GUEST ARGS")]
     guest_args: Vec<String>,
@@ -134,6 +140,9 @@ fn main() -> ExitCode {
         Ok(vm) => vm,
         Err(e) => return fail(e.into()),
     };
+    if let Some(addr) = vm.metrics_addr() {
+        eprintln!("vmm: metrics on http://{addr}/metrics");
+    }
     let stats = std::sync::Arc::clone(vm.stats());
     let outcome = match vm.run() {
         Ok(outcome) => outcome,
@@ -175,6 +184,7 @@ fn build_config(cli: &Cli) -> anyhow::Result<VmConfig> {
             },
             selftest: cli.seccomp_selftest,
         },
+        metrics_listen: cli.metrics_listen,
     })
 }
 

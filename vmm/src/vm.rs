@@ -3,6 +3,7 @@
 //! backend and the I/O thread.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::devices::serial::SerialPort;
 use crate::io_thread::{extra_stats, IoSources, IoThread};
 use crate::irq::{IrqLine, IrqMode};
 use crate::memory::{GuestRam, MemoryError};
+use crate::metrics::endpoint::{MetricsEndpoint, MetricsListener};
 use crate::net::backend::BackendSpec;
 use crate::net::link::{LinkTarget, LinkWatch};
 use crate::net::{NetConfig, NetDevice, NetError};
@@ -64,6 +66,8 @@ pub struct VmConfig {
     pub halt_poll: std::time::Duration,
     /// The seccomp filters and the user to become before the guest runs.
     pub sandbox: SandboxConfig,
+    /// Where to serve Prometheus metrics (`--metrics-listen`), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Why the VM could not be built.
@@ -120,6 +124,18 @@ pub enum VmError {
     /// The sandbox could not be entered.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// The `--metrics-listen` address could not be bound.
+    #[error("cannot serve metrics on {addr}")]
+    MetricsListen {
+        /// The address given.
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The metrics thread could not start.
+    #[error("cannot start the metrics thread")]
+    Metrics(#[source] std::io::Error),
 }
 
 fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmError {
@@ -142,6 +158,7 @@ pub struct Vm {
     link_target: Option<LinkTarget>,
     halt_poll: std::time::Duration,
     sandbox: SandboxConfig,
+    metrics: Option<MetricsListener>,
 }
 
 /// How a run ended, and the VMM's exit status for it.
@@ -167,6 +184,13 @@ impl Vm {
                     source,
                 }
             })?)),
+            None => None,
+        };
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(
+                MetricsListener::bind(addr)
+                    .map_err(|source| VmError::MetricsListen { addr, source })?,
+            ),
             None => None,
         };
         let stats = Arc::new(Stats::new());
@@ -261,12 +285,18 @@ impl Vm {
             }),
             halt_poll: config.halt_poll,
             sandbox: config.sandbox.clone(),
+            metrics,
         })
     }
 
     /// The guest command line as written to start_info.
     pub fn cmdline(&self) -> &str {
         &self.cmdline
+    }
+
+    /// The address the metrics endpoint listens on, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|m| m.local_addr().ok())
     }
 
     /// The VM's counters.
@@ -318,6 +348,7 @@ impl Vm {
         let vcpu_filter = sandbox::compile(ThreadKind::Vcpu, mode, &context)?;
         let io_filter = sandbox::compile(ThreadKind::Io, mode, &context)?;
         let link_filter = sandbox::compile(ThreadKind::Link, mode, &context)?;
+        let metrics_filter = sandbox::compile(ThreadKind::Metrics, mode, &context)?;
         if let Some(user) = &self.sandbox.user {
             user.drop_privileges().map_err(SandboxError::from)?;
             log::info!(
@@ -339,9 +370,20 @@ impl Vm {
             Ok(_) => self.spawn_link_watch(link_filter),
             Err(_) => Ok(None),
         };
+        let metrics = match (&io_thread, self.metrics.take()) {
+            (Ok(_), Some(listener)) => MetricsEndpoint::spawn_sandboxed(
+                listener,
+                Arc::clone(&self.stats),
+                self.net.clone(),
+                metrics_filter,
+            )
+            .map(Some),
+            _ => Ok(None),
+        };
         stop_signal::block_in_this_thread(false);
         let io_thread = io_thread.map_err(VmError::IoThread)?;
         let link_watch = link_watch.map_err(VmError::LinkWatch)?;
+        let metrics = metrics.map_err(VmError::Metrics)?;
         if let Some(program) = &vcpu_filter {
             sandbox::install(ThreadKind::Vcpu, program)?;
         }
@@ -356,6 +398,9 @@ impl Vm {
         );
         if let Some(watch) = link_watch {
             watch.stop();
+        }
+        if let Some(endpoint) = metrics {
+            endpoint.stop();
         }
         io_thread.stop();
         self.platform.flush();

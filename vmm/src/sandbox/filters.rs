@@ -225,6 +225,28 @@ pub fn link_rules(context: &FilterContext) -> Result<Rules, BackendError> {
     Ok(rules)
 }
 
+/// The metrics endpoint: [`common`], `poll` on its listener, its stop
+/// eventfd and its connection, and serving one TCP connection on the
+/// listener bound at set-up: `accept4`, `ioctl(FIONBIO)` (only that
+/// request: the connection is made non-blocking), `recvfrom`, `sendto`,
+/// `shutdown`. It creates no socket, opens no file and makes no KVM ioctl.
+pub fn metrics_rules(context: &FilterContext) -> Result<Rules, BackendError> {
+    let mut rules = common(context)?;
+    for sysno in [
+        libc::SYS_poll,
+        libc::SYS_ppoll,
+        libc::SYS_accept,
+        libc::SYS_accept4,
+        libc::SYS_recvfrom,
+        libc::SYS_sendto,
+        libc::SYS_shutdown,
+    ] {
+        rules.insert(sysno, vec![]);
+    }
+    rules.insert(libc::SYS_ioctl, vec![rule(vec![eq64(1, libc::FIONBIO)?])?]);
+    Ok(rules)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +291,24 @@ mod tests {
         }
         for forbidden in [libc::SYS_execve, libc::SYS_clone, libc::SYS_openat] {
             assert!(!link.contains_key(&forbidden), "link allows {forbidden}");
+        }
+        let metrics = metrics_rules(&context(None)).unwrap();
+        assert_eq!(metrics[&libc::SYS_ioctl].len(), 1, "FIONBIO only");
+        for allowed in [libc::SYS_accept4, libc::SYS_recvfrom, libc::SYS_sendto] {
+            assert!(metrics.contains_key(&allowed), "metrics lacks {allowed}");
+        }
+        for forbidden in [
+            libc::SYS_socket,
+            libc::SYS_connect,
+            libc::SYS_bind,
+            libc::SYS_execve,
+            libc::SYS_clone,
+            libc::SYS_openat,
+        ] {
+            assert!(
+                !metrics.contains_key(&forbidden),
+                "metrics allows {forbidden}"
+            );
         }
         let with_stats = io_rules(&context(Some(7))).unwrap();
         assert!(with_stats.contains_key(&libc::SYS_openat));
@@ -333,9 +373,10 @@ mod tests {
 
     #[test]
     fn arguments_are_checked() {
-        use super::super::ThreadKind::{self, Io, Link, Vcpu};
+        use super::super::ThreadKind::{self, Io, Link, Metrics, Vcpu};
         // The context's descriptors: vCPU 10, VM 11, stats directory 7.
-        let allowed: [(ThreadKind, fn()); 6] = [
+        let allowed: [(ThreadKind, fn()); 7] = [
+            (Metrics, || ioctl(10, libc::FIONBIO)),
             (Vcpu, || ioctl(10, kvm_requests::KVM_RUN())),
             (Io, || ioctl(11, kvm_requests::KVM_IOEVENTFD())),
             (Io, || mmap(RW, ANON, -1)),
@@ -346,7 +387,10 @@ mod tests {
         for (thread, call) in allowed {
             assert_eq!(killed_by(thread, call), None, "{thread:?}");
         }
-        let forbidden: [(ThreadKind, fn()); 10] = [
+        let forbidden: [(ThreadKind, fn()); 12] = [
+            // The metrics thread: no KVM ioctl, no new socket.
+            (Metrics, || ioctl(11, kvm_requests::KVM_IOEVENTFD())),
+            (Metrics, unix_socket),
             // KVM_RUN on another descriptor (the VM's).
             (Vcpu, || ioctl(11, kvm_requests::KVM_RUN())),
             // A vCPU ioctl on the I/O thread.
@@ -377,7 +421,12 @@ mod tests {
     #[test]
     fn filters_compile_for_every_mode() {
         use super::super::{compile, SeccompMode, ThreadKind};
-        for thread in [ThreadKind::Vcpu, ThreadKind::Io, ThreadKind::Link] {
+        for thread in [
+            ThreadKind::Vcpu,
+            ThreadKind::Io,
+            ThreadKind::Link,
+            ThreadKind::Metrics,
+        ] {
             assert!(compile(thread, SeccompMode::Off, &context(None))
                 .unwrap()
                 .is_none());

@@ -58,6 +58,8 @@ pub enum ThreadKind {
     /// The link watcher, which re-opens the switch port after a daemon
     /// restart ([`crate::net::link`]).
     Link,
+    /// The `--metrics-listen` endpoint ([`crate::metrics::endpoint`]).
+    Metrics,
 }
 
 impl ThreadKind {
@@ -66,6 +68,7 @@ impl ThreadKind {
             ThreadKind::Vcpu => "vCPU",
             ThreadKind::Io => "I/O",
             ThreadKind::Link => "link",
+            ThreadKind::Metrics => "metrics",
         }
     }
 }
@@ -131,6 +134,7 @@ pub fn compile(
         ThreadKind::Vcpu => filters::vcpu_rules(context),
         ThreadKind::Io => filters::io_rules(context),
         ThreadKind::Link => filters::link_rules(context),
+        ThreadKind::Metrics => filters::metrics_rules(context),
     }
     .map_err(build)?;
     let filter =
