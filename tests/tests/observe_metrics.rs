@@ -11,9 +11,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
+use e2e_tests::nic::{send_test_frames, NicBed, HOST_IF};
 use e2e_tests::{field, pktgen_summary, Daemon, Vm};
 use serde_json::Value;
-use testbed::{skip_or_fail, wait_for};
+use testbed::{skip_or_fail, wait_for, wait_until, Mac};
 
 const FRAMES: u64 = 20_000;
 
@@ -267,7 +268,18 @@ fn bad_requests_get_an_error_and_the_endpoint_keeps_serving() -> Result<()> {
     }
     // A client that connects and leaves without a word.
     drop(TcpStream::connect(addr)?);
+    // A client that starts a request and stalls: it holds the endpoint
+    // until its deadline (408), never the control socket, and the next
+    // scrape is answered after it.
+    let mut stalled = TcpStream::connect(addr)?;
+    stalled.write_all(b"GET /metr")?;
+    let out = daemon.cli(&["stats", "--json"])?;
+    ensure!(out.status.success(), "stats while a scrape stalls: {out:?}");
     let body = get_metrics(addr)?;
+    let mut answer = String::new();
+    stalled.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stalled.read_to_string(&mut answer)?;
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
     assert!(body.contains("# TYPE vswitch_port_rx_packets_total counter"));
     let out = daemon.cli(&["stats", "--json"])?;
     ensure!(
@@ -392,5 +404,67 @@ fn the_vmm_serves_its_counters_from_inside_its_sandbox() -> Result<()> {
     if !promtool {
         eprintln!("promtool missing: the text format was not checked");
     }
+    Ok(())
+}
+
+#[test]
+fn nic_and_host_port_counters_are_metrics_too() -> Result<()> {
+    let bed = NicBed::with_daemon(&["m0"], None, |ns| {
+        Daemon::start_in(ns, &["--metrics-listen", "127.0.0.1:0"])
+    })?;
+    bed.attach("m0", &["--host"])?;
+    bed.daemon.wait_port("vale0:m0-host", true)?;
+    let h = &bed.hosts[0];
+    let dst = Mac([0x02, 0x76, 0x73, 0x6e, 0xff, 0x13]);
+    let sent = send_test_frames(&h.ns, HOST_IF, h.mac, dst, 0..200, 60, None)?;
+    // Wait until the switch took them all, and its counters rest (the
+    // host's own stack may send a frame now and then: read twice, equal).
+    wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        bed.extra_counters("vale0:m0")
+            .map(|c| c.get("xsk_rx").copied().unwrap_or(0) >= sent)
+            .unwrap_or(false)
+    })
+    .context("the NIC port did not receive the frames")?;
+    let (scraped, json) = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+        let before = bed.daemon.cli_json(&["stats", "--json"]).ok()?;
+        let addr = metrics_addr(&bed.daemon).ok()?;
+        // The endpoint listens in the daemon's namespace.
+        let scraped = bed.switch.run_in(move || get_metrics(addr)).ok()?.ok()?;
+        let after = bed.daemon.cli_json(&["stats", "--json"]).ok()?;
+        (before["ports"] == after["ports"]).then_some((scraped, after))
+    })
+    .context("the counters never rested")?;
+    if !promtool_accepts(&scraped)? {
+        return Ok(());
+    }
+    let s = samples(&scraped)?;
+    let mut checked = 0;
+    for p in json["ports"].as_array().context("ports")? {
+        let name = p["name"].as_str().context("name")?;
+        let kind = p["kind"].as_str().context("kind")?;
+        let (switch, port) = name.split_once(':').context("port name")?;
+        let labels = format!("switch=\"{switch}\",port=\"{port}\",kind=\"{kind}\"");
+        for pair in p["extra"].as_array().context("extra")? {
+            let counter = pair[0].as_str().context("extra name")?;
+            let value = pair[1].as_u64().context("extra value")?;
+            let suffix = if counter.ends_with("_queues") {
+                ""
+            } else {
+                "_total"
+            };
+            let metric = format!("vswitch_{kind}_{counter}{suffix}{{{labels}}}");
+            assert_eq!(sample(&s, &metric)?, value as f64, "{metric}");
+            checked += 1;
+        }
+        let rx = sample(&s, &format!("vswitch_port_rx_packets_total{{{labels}}}"))?;
+        assert_eq!(rx, field(&p["counters"], "rx_packets") as f64, "{name}");
+    }
+    assert!(checked > 10, "only {checked} NIC and host counters");
+    assert!(
+        sample(
+            &s,
+            "vswitch_nic_xsk_queues{switch=\"vale0\",port=\"m0\",kind=\"nic\"}"
+        )? >= 1.0
+    );
     Ok(())
 }
