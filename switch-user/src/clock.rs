@@ -1,26 +1,31 @@
 //! The daemon's clocks: a coarse one in seconds since it started, for
 //! aging, and monotonic nanoseconds for storm control and pktgen's stamps.
 
-use std::time::Instant;
-
 /// Seconds since a fixed start.
 #[derive(Clone, Copy, Debug)]
 pub struct Clock {
-    start: Instant,
+    start_ns: u64,
 }
 
 impl Clock {
     /// A clock starting now.
     pub fn new() -> Clock {
         Clock {
-            start: Instant::now(),
+            start_ns: monotonic_ns(),
         }
     }
 
     /// Whole seconds since the start.
     #[inline]
     pub fn secs(&self) -> u32 {
-        self.start.elapsed().as_secs() as u32
+        self.secs_at(monotonic_ns())
+    }
+
+    /// Whole seconds from the start to `ns` (a [`monotonic_ns`] reading
+    /// the caller already has).
+    #[inline]
+    pub fn secs_at(&self, ns: u64) -> u32 {
+        (ns.saturating_sub(self.start_ns) / 1_000_000_000) as u32
     }
 }
 
