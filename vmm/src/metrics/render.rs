@@ -6,11 +6,31 @@
 //! `vmm_exits_mmio_total{register}`, `vmm_exits_other_total{reason}`),
 //! the e1000 model's error counters are `vmm_e1000_errors_total{kind}`, and
 //! every other section's counter is `vmm_<section>_<counter>_total` (e.g.
-//! `vmm_tx_packets_total`, `vmm_kicks_to_switch_total`). docs/observability.md
+//! `vmm_tx_packets_total`, `vmm_kicks_to_switch_total`; the sections are
+//! listed in [`COUNTER_SECTIONS`]). docs/observability.md
 //! lists them.
 
 use metrics_text::writer::{sanitize_name, Kind, Writer};
 use serde_json::{Map, Value};
+
+/// The sections of the stats JSON whose every field is a counter, rendered
+/// as `vmm_<section>_<field>_total`. A new section must be added here (or
+/// to [`OTHER_KEYS`]): the tests check that none is forgotten.
+pub const COUNTER_SECTIONS: [&str; 8] = [
+    "interrupts",
+    "kicks",
+    "tx",
+    "rx",
+    "guest_errors",
+    "io_thread",
+    "csb_worker",
+    "link",
+];
+
+/// The other top-level keys of the stats JSON: rendered with labels
+/// (`exits`, `e1000`), as a gauge (`seconds`), or not at all (`exit_code`,
+/// which only the final document has).
+pub const OTHER_KEYS: [&str; 4] = ["seconds", "exit_code", "exits", "e1000"];
 
 /// Renders the stats document `doc` in the text format.
 pub fn render(doc: &Value) -> String {
@@ -61,14 +81,8 @@ pub fn render(doc: &Value) -> String {
         "Guest errors and refused operations the e1000 model counted.",
         doc["e1000"]["errors"].as_object(),
     );
-    let Some(sections) = doc.as_object() else {
-        return w.finish();
-    };
-    for (section, value) in sections {
-        if matches!(section.as_str(), "exits" | "e1000") {
-            continue;
-        }
-        let Some(counters) = value.as_object() else {
+    for section in COUNTER_SECTIONS {
+        let Some(counters) = doc[section].as_object() else {
             continue;
         };
         for (name, value) in counters {
@@ -133,5 +147,12 @@ mod tests {
         }
         assert!(text.contains("# TYPE vmm_uptime_seconds gauge"));
         assert!(!text.contains("exit_code"), "{text}");
+        let doc = stats.to_json(Some(0), json!({"e1000": {"errors": {}}}));
+        for key in doc.as_object().unwrap().keys() {
+            assert!(
+                COUNTER_SECTIONS.contains(&key.as_str()) || OTHER_KEYS.contains(&key.as_str()),
+                "the stats JSON's {key:?} is not rendered: add it to COUNTER_SECTIONS or OTHER_KEYS"
+            );
+        }
     }
 }
