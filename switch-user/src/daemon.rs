@@ -11,7 +11,9 @@
 //!
 //! The saved configuration (`--state`) is loaded before the socket is
 //! bound (a corrupt file stops the daemon there) and restored before the
-//! first connection is served.
+//! first connection is served. The metrics address (`--metrics-listen`) is
+//! bound before the control socket too, so an address in use stops the
+//! daemon before it creates anything.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -27,7 +29,7 @@ use anyhow::{bail, Context, Result};
 use crate::clock::Clock;
 use crate::control::{ExtraHandler, Server, ServerConfig};
 use crate::engine::Engine;
-use crate::metrics::serve::MetricsEndpoint;
+use crate::metrics::serve::{MetricsEndpoint, MetricsListener};
 use crate::quota::UserLimits;
 use crate::registry::{Registry, SwitchConfig};
 use crate::sd_notify;
@@ -199,6 +201,13 @@ pub fn run(
         }
     }
     let lock = SocketLock::acquire(&config.socket)?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            MetricsListener::bind(addr)
+                .with_context(|| format!("cannot serve metrics on {addr}"))?,
+        ),
+        None => None,
+    };
     let state = Arc::new(
         StateStore::open(config.state.clone())
             .context("cannot use the saved state (--state FILE or --state none to choose)")?,
@@ -241,10 +250,10 @@ pub fn run(
         handlers,
         state,
     ));
-    let metrics = match config.metrics_listen {
-        Some(addr) => {
-            let endpoint = MetricsEndpoint::start(addr, server.clone())
-                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+    let metrics = match metrics_listener {
+        Some(listener) => {
+            let endpoint = MetricsEndpoint::start(listener, server.clone())
+                .context("cannot start the metrics thread")?;
             log::info!("metrics on http://{}/metrics", endpoint.addr());
             Some(endpoint)
         }

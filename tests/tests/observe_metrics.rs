@@ -293,6 +293,31 @@ fn bad_requests_get_an_error_and_the_endpoint_keeps_serving() -> Result<()> {
 }
 
 #[test]
+fn a_metrics_address_in_use_stops_the_daemon_before_it_creates_its_socket() -> Result<()> {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = taken.local_addr()?.to_string();
+    let dir = testbed::unique_temp_dir("metrics-in-use")?;
+    let socket = dir.path().join("vswitch.sock");
+    let mut command = Command::new(testbed::vswitch_bin());
+    command.arg("--socket").arg(&socket).args([
+        "daemon",
+        "--state",
+        "none",
+        "--metrics-listen",
+        &addr,
+    ]);
+    let out = testbed::run_bounded(command, Duration::from_secs(30))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot serve metrics on {addr}")),
+        "{stderr}"
+    );
+    assert!(!socket.exists(), "the control socket was created");
+    Ok(())
+}
+
+#[test]
 fn stats_prometheus_refuses_watch() -> Result<()> {
     let daemon = Daemon::start(&[])?;
     let out = daemon.cli(&["stats", "--format", "prometheus", "--watch", "1"])?;

@@ -16,6 +16,21 @@ use super::render::{render, Scrape};
 use crate::access::Caller;
 use crate::control;
 
+/// A bound, not yet serving, metrics listener (bound early, so that an
+/// address in use stops the daemon before it creates anything).
+pub struct MetricsListener {
+    http: Server,
+}
+
+impl MetricsListener {
+    /// Listens on `addr` (port 0: a free port).
+    pub fn bind(addr: SocketAddr) -> io::Result<MetricsListener> {
+        Ok(MetricsListener {
+            http: Server::bind(addr, Limits::default())?,
+        })
+    }
+}
+
 /// The running endpoint; stopped on [`MetricsEndpoint::stop`] or drop.
 pub struct MetricsEndpoint {
     addr: SocketAddr,
@@ -24,9 +39,12 @@ pub struct MetricsEndpoint {
 }
 
 impl MetricsEndpoint {
-    /// Listens on `addr` and serves the counters of `server`.
-    pub fn start(addr: SocketAddr, server: Arc<control::Server>) -> io::Result<MetricsEndpoint> {
-        let http = Server::bind(addr, Limits::default())?;
+    /// Serves the counters of `server` on `listener`.
+    pub fn start(
+        listener: MetricsListener,
+        server: Arc<control::Server>,
+    ) -> io::Result<MetricsEndpoint> {
+        let http = listener.http;
         let addr = http.local_addr()?;
         let stop = Arc::new(EventFd::new()?);
         let stop_fd = stop.clone();
