@@ -1,12 +1,24 @@
-//! The L2 learning table: a set-associative hash of MAC addresses to ports,
-//! with aging and a size limit, lock-free so that several forwarding threads
-//! learn and look up at once.
+//! The L2 learning table: a bucketized cuckoo hash of MAC addresses to
+//! ports, with aging and a size limit, that several forwarding threads look
+//! up at once without locks.
 //!
 //! Each bucket holds four entries in one cache line. An entry is one atomic
 //! word `valid | port << 48 | mac`, so an address and its port always change
 //! together; the last-seen time sits beside it and is only written when the
-//! second changes. Races between threads learning the same address settle on
-//! one of the writers, which is what a hardware bridge does too.
+//! second changes. Every address has two candidate buckets, both from one
+//! keyed hash (a random key per table, so a tenant cannot pick addresses
+//! that crowd a bucket). It is placed in its first bucket when that has
+//! room, so a lookup usually reads one cache line; otherwise in its second,
+//! and when both are full, entries are moved to their other bucket along the
+//! shortest path to a free way (cuckoo displacement). The table has twice as
+//! many ways as its capacity, so any set of addresses up to the capacity
+//! fits, whatever its pattern (sequential, one OUI, random).
+//!
+//! Lookups and refreshes of a known address (the per-frame work) take no
+//! lock. Changes of the address words (new addresses, moves, pins, removal)
+//! are made under one writer lock; a displacement is bracketed by a sequence
+//! counter, and a lookup that misses while one ran looks again, so a moved
+//! address is never reported unknown.
 //!
 //! Port security lives here too. A *pinned* address (a port created or
 //! opened with `--mac`) belongs to its port: it is never aged, moved or
@@ -15,11 +27,11 @@
 //! addresses (`--max-macs`), so one port's flood of new source addresses
 //! cannot fill the table that every port shares. Only one forwarding thread
 //! reads a given port (see the engine), so a port's count never overshoots
-//! its limit. Buckets are chosen by a keyed hash (a random key per table), so
-//! a port cannot pick addresses that crowd another's bucket.
+//! its limit.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
+use parking_lot::Mutex;
 use switch_port::mac::MacAddr;
 use switch_port::protocol::LookupStats;
 
@@ -34,6 +46,11 @@ const PORT_SHIFT: u32 = 48;
 const PORT_MASK: u64 = 0x3FFF;
 /// Ports whose addresses the table counts (at least the switch's limit).
 const COUNTED_PORTS: usize = MAX_PORTS_LIMIT;
+/// Buckets a displacement search visits at most.
+const MAX_SEARCH: usize = 256;
+/// Buckets removed under one hold of the writer lock (aging a large table
+/// must not hold up learning for long).
+const REMOVE_CHUNK: usize = 1024;
 
 /// Default number of addresses the table holds.
 pub const DEFAULT_CAPACITY: usize = 4096;
@@ -51,13 +68,35 @@ struct Bucket {
     seen: [AtomicU32; WAYS],
 }
 
+/// An entry's place: bucket number and way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Place {
+    bucket: usize,
+    way: usize,
+}
+
+/// One bucket visited by a displacement search: reached by moving the entry
+/// in `way` of node `parent`'s bucket to its other bucket, this one.
+#[derive(Clone, Copy)]
+struct Node {
+    bucket: usize,
+    parent: usize,
+    way: usize,
+}
+
+const ROOT: usize = usize::MAX;
+
 /// The learning bridge's forwarding table.
 pub struct LearningTable {
     buckets: Box<[Bucket]>,
     mask: usize,
-    key: u64,
+    hash_key: [u64; 4],
     capacity: usize,
     max_age: u32,
+    /// Held by whoever changes an address word.
+    writer: Mutex<()>,
+    /// Odd while a displacement moves entries between buckets.
+    moving: AtomicU64,
     /// Learned (not pinned) addresses per port.
     per_port: Box<[AtomicU32]>,
     /// Limit of learned addresses per port.
@@ -79,18 +118,42 @@ pub enum Learned {
     Spoofed,
 }
 
-/// A random key for the bucket hash (from the kernel's generator; a clock
-/// reading if that fails).
-fn random_key() -> u64 {
-    let mut key = 0u64;
-    // SAFETY: getrandom writes at most 8 bytes into `key`.
-    let n = unsafe { libc::getrandom((&raw mut key).cast(), 8, libc::GRND_NONBLOCK) };
-    if n != 8 {
-        key = std::time::SystemTime::now()
+/// A random key for the bucket hash (from the kernel's generator; derived
+/// from a clock reading if that fails).
+fn random_key() -> [u64; 4] {
+    let mut key = [0u64; 4];
+    // SAFETY: getrandom writes at most 32 bytes into the 32-byte `key`.
+    let n = unsafe { libc::getrandom(key.as_mut_ptr().cast(), 32, libc::GRND_NONBLOCK) };
+    if n != 32 {
+        let mut seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0x5eed, |d| d.as_nanos() as u64);
+        for k in &mut key {
+            seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            *k = fold_mul(seed, 0xBF58_476D_1CE4_E5B9) ^ seed;
+        }
     }
-    key | 1
+    key
+}
+
+/// The two halves of a 128-bit product folded together: every output bit
+/// depends on every input bit of both factors.
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = a as u128 * b as u128;
+    p as u64 ^ (p >> 64) as u64
+}
+
+/// Prefetches the cache line at `p` (a hint; never faults).
+#[inline]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 impl LearningTable {
@@ -98,15 +161,22 @@ impl LearningTable {
     /// `max_age_secs` after it was last seen; ports have no limit of their
     /// own until [`Lookup::set_port_limit`].
     pub fn new(capacity: usize, max_age_secs: u32) -> LearningTable {
+        Self::with_key(capacity, max_age_secs, random_key())
+    }
+
+    fn with_key(capacity: usize, max_age_secs: u32, hash_key: [u64; 4]) -> LearningTable {
         let capacity = capacity.max(WAYS);
-        // Twice as many slots as the limit keeps bucket collisions rare.
-        let buckets = (capacity * 2).div_ceil(WAYS).next_power_of_two();
+        // Twice as many ways as addresses: at that load nearly every address
+        // sits in its first bucket and displacement paths are short.
+        let buckets = (capacity * 2).div_ceil(WAYS).next_power_of_two().max(2);
         LearningTable {
             buckets: (0..buckets).map(|_| Bucket::default()).collect(),
             mask: buckets - 1,
-            key: random_key(),
+            hash_key,
             capacity,
             max_age: max_age_secs,
+            writer: Mutex::new(()),
+            moving: AtomicU64::new(0),
             per_port: (0..COUNTED_PORTS).map(|_| AtomicU32::new(0)).collect(),
             limits: (0..COUNTED_PORTS)
                 .map(|_| AtomicU32::new(UNLIMITED))
@@ -120,13 +190,35 @@ impl LearningTable {
         }
     }
 
+    /// The two candidate buckets of `mac` (different from each other).
     #[inline]
-    fn bucket(&self, mac: u64) -> &Bucket {
-        let mut x = (mac ^ self.key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        x ^= x >> 29;
-        x = x.wrapping_mul(self.key.rotate_left(17) | 1);
-        let hash = x >> 32;
-        &self.buckets[hash as usize & self.mask]
+    fn candidates(&self, mac: u64) -> (usize, usize) {
+        let [k0, k1, k2, k3] = self.hash_key;
+        let h = fold_mul(fold_mul(mac ^ k0, k1 | 1) ^ k2, k3 | 1);
+        let first = h as usize & self.mask;
+        let mut second = (h >> 32) as usize & self.mask;
+        if second == first {
+            second ^= 1;
+        }
+        (first, second)
+    }
+
+    /// The candidate bucket of the address in `key` other than `bucket`.
+    #[inline]
+    fn other_bucket(&self, key: u64, bucket: usize) -> usize {
+        let (first, second) = self.candidates(key & MAC_MASK);
+        if first == bucket {
+            second
+        } else {
+            first
+        }
+    }
+
+    /// Starts loading the first bucket of `mac` into the cache.
+    #[inline]
+    pub fn prefetch(&self, mac: MacAddr) {
+        let (first, _) = self.candidates(mac.to_u64());
+        prefetch((&raw const self.buckets[first]).cast());
     }
 
     #[inline]
@@ -172,22 +264,60 @@ impl LearningTable {
         now.wrapping_sub(seen) > self.max_age
     }
 
-    /// The port `mac` was last seen on, if it is known and fresh.
+    /// The way of `bucket` holding `mac`, and its word.
     #[inline]
-    pub fn find(&self, mac: MacAddr, now: u32) -> Option<PortId> {
-        let mac = mac.to_u64();
-        let bucket = self.bucket(mac);
+    fn scan(&self, bucket: usize, mac: u64) -> Option<(Place, u64)> {
+        let b = &self.buckets[bucket];
         for way in 0..WAYS {
-            let key = bucket.keys[way].load(Ordering::Acquire);
+            let key = b.keys[way].load(Ordering::Acquire);
             if key & VALID != 0 && key & MAC_MASK == mac {
-                if key & PINNED == 0 && self.expired(bucket.seen[way].load(Ordering::Relaxed), now)
-                {
-                    return None;
-                }
-                return Some(Self::owner(key));
+                return Some((Place { bucket, way }, key));
             }
         }
         None
+    }
+
+    /// Where `mac` is, and its word: its first bucket, then its second.
+    #[inline]
+    fn locate(&self, mac: u64) -> Option<(Place, u64)> {
+        let (first, second) = self.candidates(mac);
+        self.scan(first, mac)
+            .or_else(|| self.scan(second, mac))
+            .or_else(|| self.locate_again(mac, first, second))
+    }
+
+    /// A miss, confirmed: looks again until no displacement ran meanwhile
+    /// (an entry being moved may have been missed in both buckets).
+    #[cold]
+    fn locate_again(&self, mac: u64, first: usize, second: usize) -> Option<(Place, u64)> {
+        for _ in 0..1024 {
+            let before = self.moving.load(Ordering::Acquire);
+            if before & 1 != 0 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let found = self.scan(first, mac).or_else(|| self.scan(second, mac));
+            fence(Ordering::Acquire);
+            if self.moving.load(Ordering::Relaxed) == before {
+                return found;
+            }
+        }
+        None
+    }
+
+    /// The port `mac` was last seen on, if it is known and fresh.
+    #[inline]
+    pub fn find(&self, mac: MacAddr, now: u32) -> Option<PortId> {
+        let (place, key) = self.locate(mac.to_u64())?;
+        if key & PINNED == 0
+            && self.expired(
+                self.buckets[place.bucket].seen[place.way].load(Ordering::Relaxed),
+                now,
+            )
+        {
+            return None;
+        }
+        Some(Self::owner(key))
     }
 
     /// Records that `mac` was seen on `port` at `now`.
@@ -198,173 +328,311 @@ impl LearningTable {
         }
         let mac = mac.to_u64();
         let wanted = VALID | (port as u64 & PORT_MASK) << PORT_SHIFT | mac;
-        let bucket = self.bucket(mac);
-        for way in 0..WAYS {
-            let key = bucket.keys[way].load(Ordering::Acquire);
-            if key & VALID != 0 && key & MAC_MASK == mac {
-                if key & PINNED != 0 {
-                    return if Self::owner(key) == port {
-                        Learned::Ok
-                    } else {
-                        Learned::Spoofed
-                    };
+        match self.locate(mac) {
+            Some((_, key)) if key & PINNED != 0 => {
+                if Self::owner(key) == port {
+                    Learned::Ok
+                } else {
+                    Learned::Spoofed
                 }
-                if key != wanted {
-                    // A move: the new port must have room; otherwise the
-                    // address stays where it was.
-                    if !self.has_room(port) {
-                        return Learned::Ok;
-                    }
-                    if bucket.keys[way]
-                        .compare_exchange(key, wanted, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_ok()
-                    {
-                        self.count(Self::owner(key), false);
-                        self.count(port, true);
-                        self.moved.fetch_add(1, Ordering::Relaxed);
-                    }
+            }
+            Some((place, key)) if key == wanted => {
+                let seen = &self.buckets[place.bucket].seen[place.way];
+                if seen.load(Ordering::Relaxed) != now {
+                    seen.store(now, Ordering::Relaxed);
                 }
-                if bucket.seen[way].load(Ordering::Relaxed) != now {
-                    bucket.seen[way].store(now, Ordering::Relaxed);
+                Learned::Ok
+            }
+            // A move, or a new address: the port must have room; otherwise
+            // the address stays where it was (or unknown).
+            _ => {
+                if self.has_room(port) {
+                    self.learn_locked(mac, wanted, now);
                 }
-                return Learned::Ok;
+                Learned::Ok
             }
         }
-        if self.has_room(port) {
-            self.insert(bucket, wanted, now);
-        }
-        Learned::Ok
     }
 
+    /// Moves `mac` to the port in `wanted`, or adds it, under the writer lock.
     #[cold]
-    fn insert(&self, bucket: &Bucket, wanted: u64, now: u32) {
-        for way in 0..WAYS {
-            let key = bucket.keys[way].load(Ordering::Acquire);
-            let free = key & VALID == 0;
-            let stale = !free
-                && key & PINNED == 0
-                && self.expired(bucket.seen[way].load(Ordering::Relaxed), now);
-            if !free && !stale {
-                continue;
-            }
-            if free && self.live.load(Ordering::Relaxed) >= self.capacity as u64 {
-                break;
-            }
-            // Publish the time first so a racing reader never sees the new
-            // key with the old, expired time.
-            bucket.seen[way].store(now, Ordering::Relaxed);
-            if bucket.keys[way]
-                .compare_exchange(key, wanted, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                if free {
-                    self.live.fetch_add(1, Ordering::Relaxed);
-                } else {
+    fn learn_locked(&self, mac: u64, wanted: u64, now: u32) {
+        let _writer = self.writer.lock();
+        match self.locate(mac) {
+            Some((place, key)) => {
+                // Another thread may have moved or pinned it meanwhile.
+                if key & PINNED == 0 && key != wanted {
+                    let b = &self.buckets[place.bucket];
+                    b.seen[place.way].store(now, Ordering::Relaxed);
+                    b.keys[place.way].store(wanted, Ordering::Release);
                     self.count(Self::owner(key), false);
-                    self.aged.fetch_add(1, Ordering::Relaxed);
+                    self.count(Self::owner(wanted), true);
+                    self.moved.fetch_add(1, Ordering::Relaxed);
                 }
-                self.count(Self::owner(wanted), true);
-                self.learned.fetch_add(1, Ordering::Relaxed);
-                return;
+            }
+            None => {
+                // A free way while there is room, else an expired entry's.
+                let grow = self.live.load(Ordering::Relaxed) < self.capacity as u64;
+                if (grow && self.place(mac, wanted, now, None, true))
+                    || self.place(mac, wanted, now, Some(now), false)
+                {
+                    self.count(Self::owner(wanted), true);
+                    self.learned.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.refused.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
-        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether the way at `place` may take a new entry: it is free (and
+    /// `grow` allows one more entry), or holds a learned entry expired at
+    /// `now` (when given).
+    #[inline]
+    fn usable(&self, place: Place, grow: bool, now: Option<u32>) -> bool {
+        let b = &self.buckets[place.bucket];
+        let key = b.keys[place.way].load(Ordering::Relaxed);
+        if key & VALID == 0 {
+            return grow;
+        }
+        key & PINNED == 0
+            && now.is_some_and(|now| self.expired(b.seen[place.way].load(Ordering::Relaxed), now))
+    }
+
+    /// A usable way of `bucket` (see [`Self::usable`]).
+    fn usable_way(&self, bucket: usize, grow: bool, now: Option<u32>) -> Option<Place> {
+        (0..WAYS)
+            .map(|way| Place { bucket, way })
+            .find(|&p| self.usable(p, grow, now))
+    }
+
+    /// Puts `wanted` (the word of `mac`, not in the table) into one of its
+    /// buckets, displacing entries to their other bucket if both are full.
+    /// Counts the entry it adds or the expired entry it replaces. Under the
+    /// writer lock. False when no usable way is within reach.
+    fn place(&self, mac: u64, wanted: u64, seen: u32, now: Option<u32>, grow: bool) -> bool {
+        let (first, second) = self.candidates(mac);
+        let target = match self
+            .usable_way(first, grow, now)
+            .or_else(|| self.usable_way(second, grow, now))
+        {
+            Some(place) => place,
+            None => match self.displace(first, second, grow, now) {
+                Some(place) => place,
+                None => return false,
+            },
+        };
+        self.store(target, wanted, seen);
+        true
+    }
+
+    /// Writes `key` seen at `seen` into the way at `place`, counting the
+    /// entry it adds or the expired one it replaces. Under the writer lock.
+    fn store(&self, place: Place, key: u64, seen: u32) {
+        let b = &self.buckets[place.bucket];
+        let old = b.keys[place.way].load(Ordering::Relaxed);
+        if old & VALID == 0 {
+            self.live.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.count(Self::owner(old), false);
+            self.aged.fetch_add(1, Ordering::Relaxed);
+        }
+        // The time first, so a reader never sees the new key with the old,
+        // expired time.
+        b.seen[place.way].store(seen, Ordering::Relaxed);
+        b.keys[place.way].store(key, Ordering::Release);
+    }
+
+    /// Frees a way in bucket `first` or `second` (both full) by moving
+    /// entries to their other bucket, along the shortest path found (breadth
+    /// first) to a usable way. Returns the freed way. Under the writer lock.
+    #[cold]
+    fn displace(&self, first: usize, second: usize, grow: bool, now: Option<u32>) -> Option<Place> {
+        let mut nodes: Vec<Node> = Vec::with_capacity(MAX_SEARCH);
+        for bucket in [first, second] {
+            nodes.push(Node {
+                bucket,
+                parent: ROOT,
+                way: 0,
+            });
+        }
+        let on_path = |nodes: &[Node], mut n: usize, bucket: usize| {
+            while n != ROOT {
+                if nodes[n].bucket == bucket {
+                    return true;
+                }
+                n = nodes[n].parent;
+            }
+            false
+        };
+        let mut next = 0;
+        while next < nodes.len() {
+            let node = nodes[next];
+            for way in 0..WAYS {
+                let key = self.buckets[node.bucket].keys[way].load(Ordering::Relaxed);
+                if key & VALID == 0 {
+                    continue;
+                }
+                let other = self.other_bucket(key, node.bucket);
+                if on_path(&nodes, next, other) {
+                    continue;
+                }
+                if let Some(free) = self.usable_way(other, grow, now) {
+                    let from = Place {
+                        bucket: node.bucket,
+                        way,
+                    };
+                    return Some(self.shift(&nodes, next, from, free));
+                }
+                if nodes.len() < MAX_SEARCH {
+                    nodes.push(Node {
+                        bucket: other,
+                        parent: next,
+                        way,
+                    });
+                }
+            }
+            next += 1;
+        }
+        None
+    }
+
+    /// Moves the entry at `from` (in node `n`'s bucket) to `to`, then the
+    /// entry that led to node `n` into the way that freed, and so on up to a
+    /// root; returns the root's freed way. Readers that miss meanwhile look
+    /// again (see [`Self::locate_again`]).
+    fn shift(&self, nodes: &[Node], mut n: usize, mut from: Place, mut to: Place) -> Place {
+        let version = self.moving.load(Ordering::Relaxed);
+        self.moving.store(version + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        loop {
+            let (src, dst) = (&self.buckets[from.bucket], &self.buckets[to.bucket]);
+            let replaced = dst.keys[to.way].load(Ordering::Relaxed);
+            if replaced & VALID != 0 {
+                // The path's end held an expired learned entry.
+                self.live.fetch_sub(1, Ordering::Relaxed);
+                self.count(Self::owner(replaced), false);
+                self.aged.fetch_add(1, Ordering::Relaxed);
+            }
+            // Copied first, then cleared: for a moment it is in both places.
+            let seen = src.seen[from.way].load(Ordering::Relaxed);
+            dst.seen[to.way].store(seen, Ordering::Relaxed);
+            dst.keys[to.way].store(
+                src.keys[from.way].load(Ordering::Relaxed),
+                Ordering::Release,
+            );
+            src.keys[from.way].store(0, Ordering::Release);
+            to = from;
+            let node = nodes[n];
+            if node.parent == ROOT {
+                break;
+            }
+            from = Place {
+                bucket: nodes[node.parent].bucket,
+                way: node.way,
+            };
+            n = node.parent;
+        }
+        self.moving.store(version + 2, Ordering::Release);
+        to
     }
 
     /// Pins `mac` to `port`: it is never aged, moved or evicted, and frames
     /// from other ports with it as source are [`Destination::Spoofed`]. Takes
-    /// the place of a learned entry of the address, or of a learned entry of
-    /// its bucket when the bucket is full; fails (false) when the address is
-    /// pinned to another port or its bucket holds only pinned addresses.
+    /// the place of a learned entry of the address, or a free way (even when
+    /// the table is full), or else the way of a learned address of its
+    /// buckets; fails (false) when the address is pinned to another port or
+    /// its buckets hold only pinned addresses.
     pub fn pin(&self, mac: MacAddr, port: PortId) -> bool {
         if mac.is_multicast() || mac.is_zero() {
             return false;
         }
         let mac = mac.to_u64();
         let wanted = VALID | PINNED | (port as u64 & PORT_MASK) << PORT_SHIFT | mac;
-        let bucket = self.bucket(mac);
-        // The address itself first, then a free way, then a learned one;
-        // retried when a forwarding thread changes the way meanwhile.
-        for _ in 0..8 {
-            let mut choice = None;
-            for way in 0..WAYS {
-                let key = bucket.keys[way].load(Ordering::Acquire);
-                if key & VALID != 0 && key & MAC_MASK == mac {
-                    if key & PINNED != 0 && Self::owner(key) != port {
-                        return false;
-                    }
-                    choice = Some((way, key));
-                    break;
-                }
-                let better = match choice {
-                    None => key & PINNED == 0,
-                    Some((_, chosen)) => chosen & VALID != 0 && key & VALID == 0,
-                };
-                if better {
-                    choice = Some((way, key));
-                }
+        let _writer = self.writer.lock();
+        if let Some((place, key)) = self.locate(mac) {
+            if key & PINNED != 0 {
+                return Self::owner(key) == port;
             }
-            let Some((way, key)) = choice else {
-                return false;
-            };
-            if bucket.keys[way]
-                .compare_exchange(key, wanted, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-            {
-                continue;
-            }
-            if key & VALID == 0 {
-                self.live.fetch_add(1, Ordering::Relaxed);
-            } else if key & PINNED == 0 {
-                self.count(Self::owner(key), false);
-            }
-            // A thread may have learned the address in another way meanwhile.
-            for other in (0..WAYS).filter(|&w| w != way) {
-                let key = bucket.keys[other].load(Ordering::Acquire);
-                if key & VALID != 0
-                    && key & PINNED == 0
-                    && key & MAC_MASK == mac
-                    && bucket.keys[other]
-                        .compare_exchange(key, 0, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    self.live.fetch_sub(1, Ordering::Relaxed);
-                    self.count(Self::owner(key), false);
-                }
-            }
+            self.count(Self::owner(key), false);
+            self.buckets[place.bucket].keys[place.way].store(wanted, Ordering::Release);
             return true;
         }
-        false
+        if self.place(mac, wanted, 0, None, true) {
+            return true;
+        }
+        // Both buckets are full and nothing could move: evict a learned entry.
+        let (first, second) = self.candidates(mac);
+        let victim = [first, second]
+            .into_iter()
+            .flat_map(|bucket| (0..WAYS).map(move |way| Place { bucket, way }))
+            .find(|p| self.buckets[p.bucket].keys[p.way].load(Ordering::Relaxed) & PINNED == 0);
+        let Some(place) = victim else {
+            return false;
+        };
+        let b = &self.buckets[place.bucket];
+        self.count(
+            Self::owner(b.keys[place.way].load(Ordering::Relaxed)),
+            false,
+        );
+        b.keys[place.way].store(wanted, Ordering::Release);
+        true
     }
 
     /// Removes the pin of `mac` to `port`, if it has one.
     pub fn unpin(&self, mac: MacAddr, port: PortId) {
         let mac = mac.to_u64();
-        self.remove_where(|key, _| {
-            key & PINNED != 0 && key & MAC_MASK == mac && Self::owner(key) == port
-        });
+        let _writer = self.writer.lock();
+        if let Some((place, key)) = self.locate(mac) {
+            if key & PINNED != 0 && Self::owner(key) == port {
+                self.buckets[place.bucket].keys[place.way].store(0, Ordering::Release);
+                self.live.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
     }
 
+    /// Removes every entry for which `condition(word, seen)` holds; returns
+    /// how many. Takes the writer lock for a chunk of buckets at a time.
     fn remove_where(&self, mut condition: impl FnMut(u64, u32) -> bool) -> u64 {
         let mut removed = 0;
-        for bucket in self.buckets.iter() {
-            for way in 0..WAYS {
-                let key = bucket.keys[way].load(Ordering::Acquire);
-                if key & VALID != 0
-                    && condition(key, bucket.seen[way].load(Ordering::Relaxed))
-                    && bucket.keys[way]
-                        .compare_exchange(key, 0, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    self.live.fetch_sub(1, Ordering::Relaxed);
-                    if key & PINNED == 0 {
-                        self.count(Self::owner(key), false);
+        for chunk in self.buckets.chunks(REMOVE_CHUNK) {
+            let _writer = self.writer.lock();
+            for bucket in chunk {
+                for way in 0..WAYS {
+                    let key = bucket.keys[way].load(Ordering::Relaxed);
+                    if key & VALID != 0 && condition(key, bucket.seen[way].load(Ordering::Relaxed))
+                    {
+                        bucket.keys[way].store(0, Ordering::Release);
+                        self.live.fetch_sub(1, Ordering::Relaxed);
+                        if key & PINNED == 0 {
+                            self.count(Self::owner(key), false);
+                        }
+                        removed += 1;
                     }
-                    removed += 1;
                 }
             }
         }
         removed
+    }
+
+    /// Share of the entries that sit in their first bucket (what a lookup
+    /// reads first), in [0, 1]; 1 for an empty table.
+    pub fn first_bucket_share(&self) -> f64 {
+        let (mut first, mut all) = (0u64, 0u64);
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            for way in 0..WAYS {
+                let key = bucket.keys[way].load(Ordering::Relaxed);
+                if key & VALID != 0 {
+                    all += 1;
+                    first += u64::from(self.candidates(key & MAC_MASK).0 == i);
+                }
+            }
+        }
+        if all == 0 {
+            1.0
+        } else {
+            first as f64 / all as f64
+        }
     }
 }
 
@@ -381,6 +649,11 @@ impl Lookup for LearningTable {
             Some(port) => Destination::Port(port),
             None => Destination::Flood,
         }
+    }
+
+    #[inline]
+    fn prefetch(&self, header: &EthHeader) {
+        LearningTable::prefetch(self, header.dst);
     }
 
     fn forget_port(&self, port: PortId) {
@@ -429,6 +702,8 @@ impl Lookup for LearningTable {
             }
         }
         out.sort_by_key(|e| e.mac);
+        // An entry being moved to its other bucket may be seen twice.
+        out.dedup_by_key(|e| e.mac);
         out
     }
 
@@ -590,5 +865,406 @@ mod tests {
         assert_eq!((t.learned_by(1), t.learned_by(2)), (0, 1));
         t.forget_port(2);
         assert_eq!((t.learned_by(2), t.stats().entries), (0, 0));
+    }
+}
+
+#[cfg(test)]
+mod fill_tests {
+    //! Filling the table with address patterns, and a seeded random sequence
+    //! of operations checked against a plain map.
+
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// A small deterministic generator (splitmix64).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn unicast(value: u64) -> MacAddr {
+        // Clear the group bit of the first byte.
+        MacAddr::from_u64(value & MAC_MASK & !(1 << 40))
+    }
+
+    /// `n` distinct unicast addresses of a pattern.
+    fn pattern(name: &str, n: usize, seed: u64) -> Vec<MacAddr> {
+        let mut rng = Rng(seed);
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(n);
+        let mut i = 0u64;
+        while out.len() < n {
+            let mac = match name {
+                // As VMs are usually numbered: 02:56:00:00:00:01, ...:02, ...
+                "sequential" => MacAddr::local(i as u32 + 1),
+                "random" => unicast(rng.next()),
+                // One vendor's prefix, the rest random.
+                "one oui" => MacAddr::from_u64(0x0016_3E00_0000 | (rng.next() & 0xFF_FFFF)),
+                // Counting in the high bytes, the low bytes fixed.
+                "high bytes" => unicast(0x0200_0000_0042 | (i + 1) << 16),
+                // Successive addresses differ in one byte (a Gray-like walk
+                // over the low three bytes).
+                "one byte apart" => {
+                    let g = i ^ (i >> 1);
+                    MacAddr::from_u64(0x0256_0000_0000 | g)
+                }
+                other => panic!("no pattern {other}"),
+            };
+            i += 1;
+            if !mac.is_zero() && seen.insert(mac) {
+                out.push(mac);
+            }
+        }
+        out
+    }
+
+    const PATTERNS: [&str; 5] = [
+        "sequential",
+        "random",
+        "one oui",
+        "high bytes",
+        "one byte apart",
+    ];
+
+    #[test]
+    fn every_pattern_fills_the_table_to_its_capacity_without_refusal() {
+        // Powers of two are the worst case: exactly half the ways are used.
+        for capacity in [16, 1000, 4096, 65_536] {
+            for name in PATTERNS {
+                for seed in [1, 2] {
+                    let t = LearningTable::new(capacity, 300);
+                    let macs = pattern(name, capacity, seed);
+                    for (i, &mac) in macs.iter().enumerate() {
+                        t.learn(mac, (i % 200) as PortId, 0);
+                        if (i + 1) * 100 == capacity * 95 {
+                            assert_eq!(t.stats().refused, 0, "{name} {capacity}: refused at 95%");
+                        }
+                    }
+                    let s = t.stats();
+                    assert_eq!(
+                        (s.entries, s.refused),
+                        (capacity as u64, 0),
+                        "{name}, capacity {capacity}"
+                    );
+                    for (i, &mac) in macs.iter().enumerate() {
+                        assert_eq!(t.find(mac, 0), Some((i % 200) as PortId), "{name} {mac}");
+                    }
+                    // Past the capacity, addresses are refused and counted.
+                    let more = pattern("random", 10, seed + 100);
+                    for &mac in more.iter().filter(|m| !macs.contains(m)) {
+                        t.learn(mac, 1, 0);
+                    }
+                    assert_eq!(t.stats().entries, capacity as u64);
+                    assert!(t.stats().refused > 0);
+                    assert_eq!(t.entries(0).len(), capacity);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_table_answers_from_the_first_bucket_mostly() {
+        for name in PATTERNS {
+            let t = LearningTable::new(65_536, 300);
+            for mac in pattern(name, 65_536, 3) {
+                t.learn(mac, 1, 0);
+            }
+            let share = t.first_bucket_share();
+            assert!(share > 0.9, "{name}: {share}");
+        }
+    }
+
+    #[test]
+    fn expired_entries_make_room_in_a_full_table() {
+        let t = LearningTable::new(1024, 10);
+        for mac in pattern("sequential", 1024, 0) {
+            t.learn(mac, 1, 0);
+        }
+        // Before aging runs, new addresses take the places of expired ones
+        // within reach of their buckets (nearly all); the others are refused.
+        let fresh = pattern("random", 512, 9);
+        for &mac in &fresh {
+            t.learn(mac, 2, 100);
+        }
+        let s = t.stats();
+        assert_eq!(s.entries, 1024);
+        assert!(s.refused < 512 / 10, "{s:?}");
+        assert_eq!(t.learned_by(2) as u64 + s.refused, 512);
+        assert_eq!(s.aged, 512 - s.refused);
+        // After aging, every one is learned.
+        t.age(100);
+        for &mac in &fresh {
+            t.learn(mac, 2, 100);
+        }
+        assert!(fresh.iter().all(|&m| t.find(m, 100) == Some(2)));
+        assert_eq!((t.learned_by(1), t.learned_by(2)), (0, 512));
+    }
+
+    #[test]
+    fn lookups_never_miss_while_other_threads_displace_entries() {
+        let t = LearningTable::new(8192, 300);
+        let stable = pattern("random", 2048, 5);
+        for (i, &mac) in stable.iter().enumerate() {
+            t.learn(mac, (i % 7) as PortId, 0);
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for mac in pattern("sequential", 6000, 0) {
+                    t.learn(mac, 9, 0);
+                }
+            });
+            for _ in 0..20 {
+                for (i, &mac) in stable.iter().enumerate() {
+                    assert_eq!(t.find(mac, 0), Some((i % 7) as PortId));
+                }
+            }
+        });
+        assert_eq!(t.stats().refused, 0);
+    }
+
+    /// What the table should hold: address -> (port, last seen, pinned).
+    #[derive(Default)]
+    struct Model {
+        entries: HashMap<MacAddr, (PortId, u32, bool)>,
+        limits: HashMap<PortId, u32>,
+        capacity: usize,
+        max_age: u32,
+        learned: u64,
+        moved: u64,
+        refused: u64,
+        port_limited: u64,
+        aged: u64,
+    }
+
+    impl Model {
+        fn expired(&self, seen: u32, now: u32) -> bool {
+            now.wrapping_sub(seen) > self.max_age
+        }
+
+        fn learned_by(&self, port: PortId) -> u32 {
+            self.entries
+                .values()
+                .filter(|&&(p, _, pinned)| p == port && !pinned)
+                .count() as u32
+        }
+
+        fn has_room(&mut self, port: PortId) -> bool {
+            let limit = self.limits.get(&port).copied().unwrap_or(UNLIMITED);
+            let room = self.learned_by(port) < limit;
+            if !room {
+                self.port_limited += 1;
+            }
+            room
+        }
+
+        fn find(&self, mac: MacAddr, now: u32) -> Option<PortId> {
+            let &(port, seen, pinned) = self.entries.get(&mac)?;
+            (pinned || !self.expired(seen, now)).then_some(port)
+        }
+
+        /// Learns; `stale_taken` says which expired entry the table gave up
+        /// for a new address when full (it picks by bucket), if any.
+        fn learn(
+            &mut self,
+            mac: MacAddr,
+            port: PortId,
+            now: u32,
+            stale_taken: impl FnOnce(&Self) -> Option<MacAddr>,
+        ) -> Learned {
+            if mac.is_multicast() || mac.is_zero() {
+                return Learned::Ok;
+            }
+            match self.entries.get(&mac).copied() {
+                Some((owner, _, true)) => {
+                    return if owner == port {
+                        Learned::Ok
+                    } else {
+                        Learned::Spoofed
+                    }
+                }
+                Some((owner, _, false)) if owner == port => {
+                    self.entries.insert(mac, (port, now, false));
+                }
+                Some(_) => {
+                    if self.has_room(port) {
+                        self.entries.insert(mac, (port, now, false));
+                        self.moved += 1;
+                    }
+                }
+                None => {
+                    if !self.has_room(port) {
+                        return Learned::Ok;
+                    }
+                    if self.entries.len() < self.capacity {
+                        self.entries.insert(mac, (port, now, false));
+                        self.learned += 1;
+                    } else if let Some(old) = stale_taken(self) {
+                        let (_, seen, pinned) = self.entries[&old];
+                        assert!(!pinned && self.expired(seen, now), "took a live entry");
+                        self.entries.remove(&old);
+                        self.entries.insert(mac, (port, now, false));
+                        self.learned += 1;
+                        self.aged += 1;
+                    } else {
+                        self.refused += 1;
+                    }
+                }
+            }
+            Learned::Ok
+        }
+
+        fn pin(&mut self, mac: MacAddr, port: PortId) -> bool {
+            if mac.is_multicast() || mac.is_zero() {
+                return false;
+            }
+            match self.entries.get(&mac) {
+                Some(&(owner, _, true)) => owner == port,
+                _ => {
+                    self.entries.insert(mac, (port, 0, true));
+                    true
+                }
+            }
+        }
+
+        fn unpin(&mut self, mac: MacAddr, port: PortId) {
+            if self.entries.get(&mac) == Some(&(port, 0, true))
+                || matches!(self.entries.get(&mac), Some(&(p, _, true)) if p == port)
+            {
+                self.entries.remove(&mac);
+            }
+        }
+
+        fn forget_port(&mut self, port: PortId) {
+            self.entries.retain(|_, &mut (p, _, _)| p != port);
+            self.limits.remove(&port);
+        }
+
+        fn age(&mut self, now: u32) {
+            let before = self.entries.len();
+            let max_age = self.max_age;
+            self.entries
+                .retain(|_, &mut (_, seen, pinned)| pinned || now.wrapping_sub(seen) <= max_age);
+            self.aged += (before - self.entries.len()) as u64;
+        }
+    }
+
+    fn check(t: &LearningTable, m: &Model, universe: &[MacAddr], now: u32, step: usize) {
+        for &mac in universe {
+            assert_eq!(t.find(mac, now), m.find(mac, now), "step {step}: {mac}");
+        }
+        let s = t.stats();
+        assert_eq!(
+            (
+                s.entries,
+                s.learned,
+                s.moved,
+                s.refused,
+                s.port_limited,
+                s.aged
+            ),
+            (
+                m.entries.len() as u64,
+                m.learned,
+                m.moved,
+                m.refused,
+                m.port_limited,
+                m.aged
+            ),
+            "step {step}: counters"
+        );
+        for port in 0..6 {
+            assert_eq!(
+                t.learned_by(port),
+                m.learned_by(port),
+                "step {step}: port {port}"
+            );
+        }
+    }
+
+    #[test]
+    fn random_operations_agree_with_a_map() {
+        for seed in 0..8u64 {
+            let mut rng = Rng(seed);
+            let capacity = [32, 64, 200, 1000][seed as usize % 4];
+            let t = LearningTable::new(capacity, 10);
+            let mut m = Model {
+                capacity,
+                max_age: 10,
+                ..Model::default()
+            };
+            // Addresses: sequential, random, a multicast one and zero.
+            let mut universe = pattern("sequential", 150, seed);
+            universe.extend(pattern("random", 150, seed));
+            universe.push("01:00:5e:00:00:01".parse().unwrap());
+            universe.push(MacAddr([0; 6]));
+            let mut now = 1000u32;
+            for step in 0..3000 {
+                let mac = universe[rng.below(universe.len() as u64) as usize];
+                let port = rng.below(6) as PortId;
+                match rng.below(100) {
+                    0..=69 => {
+                        let got = t.learn(mac, port, now);
+                        let want = m.learn(mac, port, now, |m| {
+                            // The expired entry the table replaced, if any:
+                            // the one the model holds and the table lost.
+                            let lost: Vec<MacAddr> = m
+                                .entries
+                                .keys()
+                                .copied()
+                                .filter(|&k| t.locate(k.to_u64()).is_none())
+                                .collect();
+                            assert!(lost.len() <= 1, "step {step}: lost {lost:?}");
+                            lost.first().copied()
+                        });
+                        assert_eq!(got, want, "step {step}: learn {mac} on {port}");
+                    }
+                    70..=79 => now += rng.below(5) as u32,
+                    80..=83 => {
+                        t.age(now);
+                        m.age(now);
+                    }
+                    84..=85 => {
+                        t.forget_port(port);
+                        m.forget_port(port);
+                    }
+                    86..=89 => {
+                        let limit = 1 + rng.below(40) as u32;
+                        t.set_port_limit(port, limit);
+                        m.limits.insert(port, limit);
+                    }
+                    90..=94 => {
+                        assert_eq!(t.pin(mac, port), m.pin(mac, port), "step {step}: pin");
+                    }
+                    _ => {
+                        t.unpin(mac, port);
+                        m.unpin(mac, port);
+                    }
+                }
+                check(&t, &m, &universe, now, step);
+            }
+            // `vswitch fdb` lists what the model holds, fresh or pinned.
+            let listed: Vec<(MacAddr, PortId)> =
+                t.entries(now).iter().map(|e| (e.mac, e.port)).collect();
+            let mut want: Vec<(MacAddr, PortId)> = m
+                .entries
+                .iter()
+                .filter(|(_, &(_, seen, pinned))| pinned || !m.expired(seen, now))
+                .map(|(&mac, &(port, _, _))| (mac, port))
+                .collect();
+            want.sort();
+            assert_eq!(listed, want, "seed {seed}");
+        }
     }
 }

@@ -77,6 +77,11 @@ pub trait Lookup: Send + Sync {
     /// Decides where a frame from port `source` goes, learning from it if the
     /// function learns. `now` is the daemon's clock in seconds.
     fn lookup(&self, header: &EthHeader, source: PortId, now: u32) -> Destination;
+    /// A hint that [`Lookup::lookup`] will soon be asked about `header`:
+    /// start loading what it will read (the bridge calls it a few frames
+    /// ahead). Changes nothing.
+    #[inline]
+    fn prefetch(&self, _header: &EthHeader) {}
     /// Forgets everything about `port` (it was removed or has a new
     /// client), its pinned addresses and its limit too.
     fn forget_port(&self, port: PortId);
