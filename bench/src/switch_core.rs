@@ -237,6 +237,7 @@ pub fn run(
             dst: MacAddr::BROADCAST,
             src: dest_host(j),
             ethertype: 0x88b5,
+            vlan: 0,
         };
         let port = &ports[sources + j % dests];
         switch.lookup().lookup(&header, port.port.id, 0);

@@ -493,6 +493,7 @@ impl Server {
                 mac,
                 max_macs,
                 storm_pps,
+                vlan,
             } => reg
                 .create_port(
                     port,
@@ -503,6 +504,7 @@ impl Server {
                         max_macs: *max_macs,
                         storm_pps: *storm_pps,
                     },
+                    vlan.as_ref(),
                     caller,
                 )
                 .map_or_else(Into::into, |_| Response::Done),

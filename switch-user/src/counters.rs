@@ -35,6 +35,8 @@ pub enum DropReason {
     Spoofed,
     /// It would have been flooded past the port's storm-control cap.
     Storm,
+    /// Its VLAN is not one the port carries (see [`crate::bridge::vlan`]).
+    Vlan,
 }
 
 /// The counters of one port.
@@ -54,6 +56,7 @@ pub struct PortCounters {
     drop_no_client: AtomicU64,
     spoofed: AtomicU64,
     drop_storm: AtomicU64,
+    drop_vlan: AtomicU64,
     bad_index: AtomicU64,
     kicks_sent: AtomicU64,
     kicks_suppressed: AtomicU64,
@@ -95,6 +98,7 @@ impl PortCounters {
             DropReason::NoClient => &self.drop_no_client,
             DropReason::Spoofed => &self.spoofed,
             DropReason::Storm => &self.drop_storm,
+            DropReason::Vlan => &self.drop_vlan,
         };
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -134,6 +138,7 @@ impl PortCounters {
             drop_no_client: c(snapshot.drop_no_client),
             spoofed: c(snapshot.spoofed),
             drop_storm: c(snapshot.drop_storm),
+            drop_vlan: c(snapshot.drop_vlan),
             bad_index: c(snapshot.bad_index),
             kicks_sent: c(snapshot.kicks_sent),
             kicks_suppressed: c(snapshot.kicks_suppressed),
@@ -158,6 +163,7 @@ impl PortCounters {
             drop_no_client: r(&self.drop_no_client),
             spoofed: r(&self.spoofed),
             drop_storm: r(&self.drop_storm),
+            drop_vlan: r(&self.drop_vlan),
             bad_index: r(&self.bad_index),
             kicks_sent: r(&self.kicks_sent),
             kicks_suppressed: r(&self.kicks_suppressed),

@@ -17,7 +17,7 @@ use switch_port::mac::MacAddr;
 use switch_port::names::{PortName, SwitchName};
 use switch_port::protocol::{
     ErrorCode, FdbRow, LookupStats, MirrorInfo, PortInfo, PortKind, PortStats, SwitchInfo,
-    SwitchStats, TapDirection,
+    SwitchStats, TapDirection, VlanError, VlanMode,
 };
 use switch_port::region::{Region, RegionError};
 use thiserror::Error;
@@ -162,6 +162,9 @@ pub enum ControlError {
         /// Its address.
         mac: MacAddr,
     },
+    /// The VLAN mode is not valid.
+    #[error("bad VLAN mode")]
+    BadVlan(#[from] VlanError),
 }
 
 impl ControlError {
@@ -178,7 +181,8 @@ impl ControlError {
             | ControlError::MacInUse { .. }
             | ControlError::MacNotUnicast(_)
             | ControlError::MacMismatch { .. }
-            | ControlError::Mirror(_) => ErrorCode::BadConfig,
+            | ControlError::Mirror(_)
+            | ControlError::BadVlan(_) => ErrorCode::BadConfig,
             ControlError::WrongKind(..) => ErrorCode::WrongPortKind,
             ControlError::Resources(..) => ErrorCode::Internal,
             ControlError::Denied(_) => ErrorCode::PermissionDenied,
@@ -275,14 +279,25 @@ impl Registry {
         switch.lookup().set_port_limit(port.id, max_macs);
         port.security
             .set_storm_pps(settings.storm_pps.unwrap_or(self.config.storm_pps));
+        // The address is pinned in every VLAN the port carries.
+        let vlans = port.vlan.vlans();
         if let Some(old) = port.security.mac() {
             if Some(old) != mac {
-                switch.lookup().unpin(old, port.id);
+                for &v in &vlans {
+                    switch.lookup().unpin(old, v, port.id);
+                }
             }
         }
         port.security.set_mac(mac);
         if let Some(mac) = mac {
-            if !switch.lookup().pin(mac, port.id) {
+            let pinned = vlans
+                .iter()
+                .take_while(|&&v| switch.lookup().pin(mac, v, port.id))
+                .count();
+            if pinned < vlans.len() {
+                for &v in &vlans[..pinned] {
+                    switch.lookup().unpin(mac, v, port.id);
+                }
                 port.security.set_mac(None);
                 // The table pins unicast addresses only.
                 if mac.is_multicast() || mac.is_zero() {
@@ -297,13 +312,15 @@ impl Registry {
         Ok(())
     }
 
-    /// Adds a port with I/O `io` to its switch (creating the switch).
+    /// Adds a port with I/O `io` and VLAN mode `vlan` to its switch
+    /// (creating the switch).
     fn attach(
         &self,
         switches: &mut BTreeMap<SwitchName, SwitchEntry>,
         name: &PortName,
         kind: PortKind,
         io: Box<dyn PortIo>,
+        vlan: Option<&VlanMode>,
     ) -> Result<Arc<Port>, ControlError> {
         let switch_name = name.switch();
         let entry = switches
@@ -319,9 +336,16 @@ impl Registry {
                 )),
                 ports: BTreeMap::new(),
             });
-        let added = entry
-            .switch
-            .add_port(|id| Port::new(name.clone(), id, kind, io));
+        if vlan.is_some() {
+            // Before the port forwards: the switch must not treat it as
+            // untagged for a moment.
+            entry.switch.set_vlan_aware(true);
+        }
+        let added = entry.switch.add_port(|id| {
+            let port = Port::new(name.clone(), id, kind, io);
+            port.vlan.set(vlan);
+            port
+        });
         match added {
             Ok(port) => {
                 self.retap(entry);
@@ -330,6 +354,7 @@ impl Registry {
                 Ok(port)
             }
             Err(full) => {
+                entry.switch.set_vlan_aware(false);
                 if entry.ports.is_empty() {
                     switches.remove(&switch_name);
                 }
@@ -347,6 +372,7 @@ impl Registry {
             entry.switch.remove_port(p.port.id);
             self.taps.lock().port_removed(name);
             self.retap(entry);
+            entry.switch.set_vlan_aware(false);
             self.engine.remove(&p.port);
             p.port.io.shutdown();
             log::info!("port {name} removed");
@@ -366,6 +392,7 @@ impl Registry {
         name: &PortName,
         layout: Layout,
         creation: Creation,
+        vlan: Option<&VlanMode>,
         caller: &Caller,
     ) -> Result<Arc<ShmPort>, ControlError> {
         // A persistent port is created without a client, any other by its
@@ -386,7 +413,7 @@ impl Registry {
         }
         let shm = Self::new_shm_port(name, layout)?;
         shm.set_client(clients > 0);
-        let port = self.attach(switches, name, PortKind::Shm, Box::new(shm.clone()))?;
+        let port = self.attach(switches, name, PortKind::Shm, Box::new(shm.clone()), vlan)?;
         let Some(entry) = switches.get_mut(&name.switch()) else {
             return Err(ControlError::NoSuchSwitch(name.switch()));
         };
@@ -474,6 +501,7 @@ impl Registry {
             name,
             layout_of(ring_size, buf_size)?,
             Creation::ForClient(mac),
+            None,
             caller,
         )?;
         Ok(OpenedPort { shm, created: true })
@@ -553,15 +581,20 @@ impl Registry {
         }
     }
 
-    /// Creates a persistent client port owned by `caller`.
+    /// Creates a persistent client port owned by `caller`, in VLAN mode
+    /// `vlan` (none when absent).
     pub fn create_port(
         &self,
         name: &PortName,
         ring_size: Option<u32>,
         buf_size: Option<u32>,
         settings: PortSettings,
+        vlan: Option<&VlanMode>,
         caller: &Caller,
     ) -> Result<(), ControlError> {
+        if let Some(v) = vlan {
+            v.validate()?;
+        }
         let mut switches = self.switches.lock();
         if switches
             .get(&name.switch())
@@ -574,6 +607,7 @@ impl Registry {
             name,
             layout_of(ring_size, buf_size)?,
             Creation::Persistent(settings),
+            vlan,
             caller,
         )?;
         Ok(())
@@ -597,15 +631,19 @@ impl Registry {
         Ok(())
     }
 
-    /// Adds a port of another kind (NIC, host) with its own I/O, owned by
-    /// `owner` (who attached it).
+    /// Adds a port of another kind (NIC, host) with its own I/O and VLAN
+    /// mode, owned by `owner` (who attached it).
     pub fn add_port(
         &self,
         name: &PortName,
         kind: PortKind,
         io: Box<dyn PortIo>,
+        vlan: Option<&VlanMode>,
         owner: &Owner,
     ) -> Result<Arc<Port>, ControlError> {
+        if let Some(v) = vlan {
+            v.validate()?;
+        }
         let mut switches = self.switches.lock();
         if switches
             .get(&name.switch())
@@ -613,7 +651,7 @@ impl Registry {
         {
             return Err(ControlError::PortExists(name.clone()));
         }
-        let port = self.attach(&mut switches, name, kind, io)?;
+        let port = self.attach(&mut switches, name, kind, io, vlan)?;
         if let Some(entry) = switches.get_mut(&name.switch()) {
             entry.ports.insert(
                 name.clone(),
@@ -672,6 +710,7 @@ impl Registry {
                                 mac: p.port.security.mac(),
                                 max_macs: p.settings.max_macs.unwrap_or(self.config.max_macs),
                                 storm_pps: p.port.security.storm_pps(),
+                                vlan: p.port.vlan.mode(),
                             }
                         })
                         .collect();
@@ -814,6 +853,7 @@ impl Registry {
                     .is_some_and(|p| caller.may_use(&p.owner));
                 visible.then(|| FdbRow {
                     mac: e.mac,
+                    vlan: e.vlan,
                     port: port.name.clone(),
                     age_secs: e.age_secs,
                 })
@@ -952,7 +992,7 @@ mod tests {
         let reg = registry();
         let (owner, other) = (user(1000), user(1001));
         let name = PortName::parse("vale0:p").unwrap();
-        reg.create_port(&name, Some(64), None, PortSettings::default(), &owner)
+        reg.create_port(&name, Some(64), None, PortSettings::default(), None, &owner)
             .unwrap();
         let first = reg.open_port(&name, None, None, None, &owner).unwrap().shm;
         assert!(first.has_client());
@@ -993,7 +1033,8 @@ mod tests {
             mac: Some(mac),
             ..PortSettings::default()
         };
-        reg.create_port(&p, None, None, locked, &root).unwrap();
+        reg.create_port(&p, None, None, locked, None, &root)
+            .unwrap();
         assert!(matches!(
             reg.open_port(&p, None, None, Some(other), &root),
             Err(ControlError::MacMismatch { .. })
@@ -1003,7 +1044,7 @@ mod tests {
             Err(ControlError::MacInUse { .. })
         ));
         assert!(matches!(
-            reg.create_port(&q, None, None, locked, &root),
+            reg.create_port(&q, None, None, locked, None, &root),
             Err(ControlError::MacInUse { .. })
         ));
         // A client's own address is its port's while it has the port.
@@ -1035,7 +1076,7 @@ mod tests {
                 ..PortSettings::default()
             };
             assert!(matches!(
-                reg.create_port(&p, None, None, settings, &root),
+                reg.create_port(&p, None, None, settings, None, &root),
                 Err(ControlError::MacNotUnicast(m)) if m == bad
             ));
             assert!(matches!(

@@ -47,6 +47,11 @@ pub struct CounterSnapshot {
     /// storm-control cap (`--storm-pps`).
     #[serde(default)]
     pub drop_storm: u64,
+    /// Frames from the port in a VLAN it does not carry (a tagged frame on
+    /// an access port, a VLAN not in a trunk's list, an untagged frame on a
+    /// trunk without a native VLAN).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drop_vlan: u64,
     /// Ring or buffer indices the client wrote out of range (each batch
     /// or slot counts once).
     pub bad_index: u64,
@@ -69,7 +74,12 @@ impl CounterSnapshot {
             + self.drop_no_client
             + self.spoofed
             + self.drop_storm
+            + self.drop_vlan
     }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Counters of a switch's forwarding table.

@@ -55,6 +55,7 @@ pub mod capture;
 mod counters;
 mod header;
 mod tunnel;
+mod vlan;
 
 pub use counters::{AccessCounters, CounterSnapshot, LookupStats, SwitchStats, ThreadStats};
 pub use header::{
@@ -62,6 +63,7 @@ pub use header::{
     PORT_FDS, VERSION,
 };
 pub use tunnel::{TunnelInfo, TunnelSpec, VtepRow, DEFAULT_UNDERLAY_MTU, MAX_VNI, VXLAN_PORT};
+pub use vlan::{check_vid, Vid, VlanError, VlanMode, MAX_VID, MIN_VID};
 
 /// A request from a client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -105,6 +107,9 @@ pub enum Request {
         /// unknown unicast); 0: no cap (default: the daemon's `--storm-pps`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         storm_pps: Option<u64>,
+        /// The port's VLAN mode (absent: no VLAN, untagged as always).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vlan: Option<VlanMode>,
     },
     /// Deletes a persistent port that has no client.
     DeletePort {
@@ -155,6 +160,12 @@ pub enum Request {
         /// Partial TCP/UDP checksums: `auto` (absent), `complete` or `trust`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         checksum: Option<String>,
+        /// The NIC port's VLAN mode (absent: no VLAN).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vlan: Option<VlanMode>,
+        /// The host port's VLAN mode (absent: no VLAN).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host_vlan: Option<VlanMode>,
     },
     /// Detaches a NIC (and its host port) from a switch.
     Detach {
@@ -361,6 +372,9 @@ pub struct PortInfo {
     /// Most frames a second the port may flood (0: no cap).
     #[serde(default)]
     pub storm_pps: u64,
+    /// The port's VLAN mode (absent: no VLAN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<VlanMode>,
 }
 
 /// A switch in a listing.
@@ -397,6 +411,13 @@ pub struct FdbRow {
     pub port: PortName,
     /// Seconds since last seen.
     pub age_secs: u32,
+    /// The VLAN it was learned in (0, or absent: no VLAN).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub vlan: u16,
+}
+
+fn is_zero(v: &u16) -> bool {
+    *v == 0
 }
 
 /// A response from the daemon.

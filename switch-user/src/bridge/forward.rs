@@ -23,6 +23,7 @@ pub struct Scratch {
     frames: Vec<FrameRef>,
     per_destination: Vec<Vec<u16>>,
     touched: Vec<PortId>,
+    vlan: super::vlan::VlanScratch,
 }
 
 impl Scratch {
@@ -32,6 +33,7 @@ impl Scratch {
             frames: Vec::with_capacity(MAX_BATCH),
             per_destination: Vec::new(),
             touched: Vec::new(),
+            vlan: Default::default(),
         }
     }
 
@@ -53,6 +55,9 @@ impl Scratch {
 /// Forwards one batch from `source`, a port of `switch`. Returns the number
 /// of frames read from the source (0 when it had none).
 pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now: u32) -> usize {
+    if switch.vlan_aware() {
+        return super::vlan::forward_batch(switch, source, &mut scratch.vlan, now);
+    }
     scratch.frames.clear();
     let n = source
         .io
@@ -466,6 +471,7 @@ mod tests {
         let b = add(&sw, "vale0:b", 64, 2048);
         let (m1, m2, mb) = (MacAddr::local(1), MacAddr::local(2), MacAddr::local(3));
         let h = |dst: MacAddr, src: MacAddr, ethertype: u16| EthHeader {
+            vlan: 0,
             dst,
             src,
             ethertype,
@@ -514,7 +520,7 @@ mod tests {
         let other = add(&sw, "vale0:other", 64, 2048);
         let (mv, mt) = (MacAddr::local(1), MacAddr::local(2));
         victim.port.security.set_mac(Some(mv));
-        assert!(sw.lookup().pin(mv, victim.port.id));
+        assert!(sw.lookup().pin(mv, 0, victim.port.id));
         let mut scratch = Scratch::new();
         // The victim sending as another address is dropped.
         send(&mut victim, MacAddr::BROADCAST, mt, 60, None);

@@ -1,11 +1,15 @@
-//! The L2 learning table: a bucketized cuckoo hash of MAC addresses to
-//! ports, with aging and a size limit, that several forwarding threads look
-//! up at once without locks.
+//! The L2 learning table: a bucketized cuckoo hash of (VLAN, MAC address)
+//! pairs to ports, with aging and a size limit, that several forwarding
+//! threads look up at once without locks.
 //!
 //! Each bucket holds four entries in one cache line. An entry is one atomic
 //! word `valid | port << 48 | mac`, so an address and its port always change
-//! together; the last-seen time sits beside it and is only written when the
-//! second changes. Every address has two candidate buckets, both from one
+//! together; the entry's VLAN (0: none) and last-seen time sit beside it,
+//! the time only written when the second changes. A way's VLAN changes only
+//! while its word is cleared, and a reader checks the word again after the
+//! VLAN, so it never pairs an address with another entry's VLAN. The same
+//! address in two VLANs is two entries. Every address has two candidate
+//! buckets, both from one
 //! keyed hash (a random key per table, so a tenant cannot pick addresses
 //! that crowd a bucket). It is placed in its first bucket when that has
 //! room, so a lookup usually reads one cache line; otherwise in its second,
@@ -29,7 +33,7 @@
 //! reads a given port (see the engine), so a port's count never overshoots
 //! its limit.
 
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use switch_port::mac::MacAddr;
@@ -66,6 +70,7 @@ pub const UNLIMITED: u32 = u32::MAX;
 struct Bucket {
     keys: [AtomicU64; WAYS],
     seen: [AtomicU32; WAYS],
+    vlans: [AtomicU16; WAYS],
 }
 
 /// An entry's place: bucket number and way.
@@ -144,6 +149,12 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     p as u64 ^ (p >> 64) as u64
 }
 
+/// What the bucket hash takes: the address and its VLAN in one word.
+#[inline]
+fn ident(mac: u64, vlan: u16) -> u64 {
+    mac | u64::from(vlan) << 48
+}
+
 /// Prefetches the cache line at `p` (a hint; never faults).
 #[inline]
 fn prefetch(p: *const u8) {
@@ -190,11 +201,12 @@ impl LearningTable {
         }
     }
 
-    /// The two candidate buckets of `mac` (different from each other).
+    /// The two candidate buckets of an address in a VLAN ([`ident`]),
+    /// different from each other.
     #[inline]
-    fn candidates(&self, mac: u64) -> (usize, usize) {
+    fn candidates(&self, ident: u64) -> (usize, usize) {
         let [k0, k1, k2, k3] = self.hash_key;
-        let h = fold_mul(fold_mul(mac ^ k0, k1 | 1) ^ k2, k3 | 1);
+        let h = fold_mul(fold_mul(ident ^ k0, k1 | 1) ^ k2, k3 | 1);
         let first = h as usize & self.mask;
         let mut second = (h >> 32) as usize & self.mask;
         if second == first {
@@ -203,10 +215,11 @@ impl LearningTable {
         (first, second)
     }
 
-    /// The candidate bucket of the address in `key` other than `bucket`.
+    /// The candidate bucket of the address in `key` (of VLAN `vlan`) other
+    /// than `bucket`.
     #[inline]
-    fn other_bucket(&self, key: u64, bucket: usize) -> usize {
-        let (first, second) = self.candidates(key & MAC_MASK);
+    fn other_bucket(&self, key: u64, vlan: u16, bucket: usize) -> usize {
+        let (first, second) = self.candidates(ident(key & MAC_MASK, vlan));
         if first == bucket {
             second
         } else {
@@ -214,10 +227,10 @@ impl LearningTable {
         }
     }
 
-    /// Starts loading the first bucket of `mac` into the cache.
+    /// Starts loading the first bucket of `mac` in `vlan` into the cache.
     #[inline]
-    pub fn prefetch(&self, mac: MacAddr) {
-        let (first, _) = self.candidates(mac.to_u64());
+    pub fn prefetch(&self, mac: MacAddr, vlan: u16) {
+        let (first, _) = self.candidates(ident(mac.to_u64(), vlan));
         prefetch((&raw const self.buckets[first]).cast());
     }
 
@@ -264,39 +277,54 @@ impl LearningTable {
         now.wrapping_sub(seen) > self.max_age
     }
 
-    /// The way of `bucket` holding `mac`, and its word.
+    /// The way of `bucket` holding `mac` in `vlan`, and its word.
     #[inline]
-    fn scan(&self, bucket: usize, mac: u64) -> Option<(Place, u64)> {
+    fn scan(&self, bucket: usize, mac: u64, vlan: u16) -> Option<(Place, u64)> {
         let b = &self.buckets[bucket];
         for way in 0..WAYS {
             let key = b.keys[way].load(Ordering::Acquire);
-            if key & VALID != 0 && key & MAC_MASK == mac {
+            // The word again after the VLAN: unchanged, the pair is one
+            // entry's (a writer clears the word before changing the VLAN).
+            if key & VALID != 0
+                && key & MAC_MASK == mac
+                && b.vlans[way].load(Ordering::Acquire) == vlan
+                && b.keys[way].load(Ordering::Relaxed) == key
+            {
                 return Some((Place { bucket, way }, key));
             }
         }
         None
     }
 
-    /// Where `mac` is, and its word: its first bucket, then its second.
+    /// Where `mac` in `vlan` is, and its word: its first bucket, then its
+    /// second.
     #[inline]
-    fn locate(&self, mac: u64) -> Option<(Place, u64)> {
-        let (first, second) = self.candidates(mac);
-        self.scan(first, mac)
-            .or_else(|| self.scan(second, mac))
-            .or_else(|| self.locate_again(mac, first, second))
+    fn locate(&self, mac: u64, vlan: u16) -> Option<(Place, u64)> {
+        let (first, second) = self.candidates(ident(mac, vlan));
+        self.scan(first, mac, vlan)
+            .or_else(|| self.scan(second, mac, vlan))
+            .or_else(|| self.locate_again(mac, vlan, first, second))
     }
 
     /// A miss, confirmed: looks again until no displacement ran meanwhile
     /// (an entry being moved may have been missed in both buckets).
     #[cold]
-    fn locate_again(&self, mac: u64, first: usize, second: usize) -> Option<(Place, u64)> {
+    fn locate_again(
+        &self,
+        mac: u64,
+        vlan: u16,
+        first: usize,
+        second: usize,
+    ) -> Option<(Place, u64)> {
         for _ in 0..1024 {
             let before = self.moving.load(Ordering::Acquire);
             if before & 1 != 0 {
                 std::hint::spin_loop();
                 continue;
             }
-            let found = self.scan(first, mac).or_else(|| self.scan(second, mac));
+            let found = self
+                .scan(first, mac, vlan)
+                .or_else(|| self.scan(second, mac, vlan));
             fence(Ordering::Acquire);
             if self.moving.load(Ordering::Relaxed) == before {
                 return found;
@@ -305,10 +333,17 @@ impl LearningTable {
         None
     }
 
-    /// The port `mac` was last seen on, if it is known and fresh.
+    /// The port `mac` (without VLAN) was last seen on, if it is known and
+    /// fresh.
     #[inline]
     pub fn find(&self, mac: MacAddr, now: u32) -> Option<PortId> {
-        let (place, key) = self.locate(mac.to_u64())?;
+        self.find_in(0, mac, now)
+    }
+
+    /// The port `mac` was last seen on in `vlan`, if it is known and fresh.
+    #[inline]
+    pub fn find_in(&self, vlan: u16, mac: MacAddr, now: u32) -> Option<PortId> {
+        let (place, key) = self.locate(mac.to_u64(), vlan)?;
         if key & PINNED == 0
             && self.expired(
                 self.buckets[place.bucket].seen[place.way].load(Ordering::Relaxed),
@@ -320,15 +355,21 @@ impl LearningTable {
         Some(Self::owner(key))
     }
 
-    /// Records that `mac` was seen on `port` at `now`.
+    /// Records that `mac` (without VLAN) was seen on `port` at `now`.
     #[inline]
     pub fn learn(&self, mac: MacAddr, port: PortId, now: u32) -> Learned {
+        self.learn_in(0, mac, port, now)
+    }
+
+    /// Records that `mac` was seen in `vlan` on `port` at `now`.
+    #[inline]
+    pub fn learn_in(&self, vlan: u16, mac: MacAddr, port: PortId, now: u32) -> Learned {
         if mac.is_multicast() || mac.is_zero() {
             return Learned::Ok;
         }
         let mac = mac.to_u64();
         let wanted = VALID | (port as u64 & PORT_MASK) << PORT_SHIFT | mac;
-        match self.locate(mac) {
+        match self.locate(mac, vlan) {
             Some((_, key)) if key & PINNED != 0 => {
                 if Self::owner(key) == port {
                     Learned::Ok
@@ -347,7 +388,7 @@ impl LearningTable {
             // the address stays where it was (or unknown).
             _ => {
                 if self.has_room(port) {
-                    self.learn_locked(mac, wanted, now);
+                    self.learn_locked(mac, vlan, wanted, now);
                 }
                 Learned::Ok
             }
@@ -356,9 +397,9 @@ impl LearningTable {
 
     /// Moves `mac` to the port in `wanted`, or adds it, under the writer lock.
     #[cold]
-    fn learn_locked(&self, mac: u64, wanted: u64, now: u32) {
+    fn learn_locked(&self, mac: u64, vlan: u16, wanted: u64, now: u32) {
         let _writer = self.writer.lock();
-        match self.locate(mac) {
+        match self.locate(mac, vlan) {
             Some((place, key)) => {
                 // Another thread may have moved or pinned it meanwhile.
                 if key & PINNED == 0 && key != wanted {
@@ -373,8 +414,8 @@ impl LearningTable {
             None => {
                 // A free way while there is room, else an expired entry's.
                 let grow = self.live.load(Ordering::Relaxed) < self.capacity as u64;
-                if (grow && self.place(mac, wanted, now, None, true))
-                    || self.place(mac, wanted, now, Some(now), false)
+                if (grow && self.place(mac, vlan, wanted, now, None, true))
+                    || self.place(mac, vlan, wanted, now, Some(now), false)
                 {
                     self.count(Self::owner(wanted), true);
                     self.learned.fetch_add(1, Ordering::Relaxed);
@@ -406,12 +447,20 @@ impl LearningTable {
             .find(|&p| self.usable(p, grow, now))
     }
 
-    /// Puts `wanted` (the word of `mac`, not in the table) into one of its
-    /// buckets, displacing entries to their other bucket if both are full.
-    /// Counts the entry it adds or the expired entry it replaces. Under the
-    /// writer lock. False when no usable way is within reach.
-    fn place(&self, mac: u64, wanted: u64, seen: u32, now: Option<u32>, grow: bool) -> bool {
-        let (first, second) = self.candidates(mac);
+    /// Puts `wanted` (the word of `mac` in `vlan`, not in the table) into
+    /// one of its buckets, displacing entries to their other bucket if both
+    /// are full. Counts the entry it adds or the expired entry it replaces.
+    /// Under the writer lock. False when no usable way is within reach.
+    fn place(
+        &self,
+        mac: u64,
+        vlan: u16,
+        wanted: u64,
+        seen: u32,
+        now: Option<u32>,
+        grow: bool,
+    ) -> bool {
+        let (first, second) = self.candidates(ident(mac, vlan));
         let target = match self
             .usable_way(first, grow, now)
             .or_else(|| self.usable_way(second, grow, now))
@@ -422,23 +471,36 @@ impl LearningTable {
                 None => return false,
             },
         };
-        self.store(target, wanted, seen);
+        self.store(target, wanted, vlan, seen);
         true
     }
 
-    /// Writes `key` seen at `seen` into the way at `place`, counting the
-    /// entry it adds or the expired one it replaces. Under the writer lock.
-    fn store(&self, place: Place, key: u64, seen: u32) {
-        let b = &self.buckets[place.bucket];
-        let old = b.keys[place.way].load(Ordering::Relaxed);
+    /// Writes `key` of `vlan` seen at `seen` into the way at `place`,
+    /// counting the entry it adds or the expired one it replaces. Under the
+    /// writer lock.
+    fn store(&self, place: Place, key: u64, vlan: u16, seen: u32) {
+        let old = self.buckets[place.bucket].keys[place.way].load(Ordering::Relaxed);
         if old & VALID == 0 {
             self.live.fetch_add(1, Ordering::Relaxed);
         } else {
             self.count(Self::owner(old), false);
             self.aged.fetch_add(1, Ordering::Relaxed);
         }
-        // The time first, so a reader never sees the new key with the old,
-        // expired time.
+        self.write_way(place, key, vlan, seen);
+    }
+
+    /// Writes an entry into the way at `place` (no counting). The time
+    /// first, so a reader never sees the new word with the old, expired
+    /// time; a VLAN change only while the word is cleared (see
+    /// [`Self::scan`]). Under the writer lock.
+    #[inline]
+    fn write_way(&self, place: Place, key: u64, vlan: u16, seen: u32) {
+        let b = &self.buckets[place.bucket];
+        if b.vlans[place.way].load(Ordering::Relaxed) != vlan {
+            b.keys[place.way].store(0, Ordering::Relaxed);
+            // Release: a reader that sees the new VLAN sees the cleared word.
+            b.vlans[place.way].store(vlan, Ordering::Release);
+        }
         b.seen[place.way].store(seen, Ordering::Relaxed);
         b.keys[place.way].store(key, Ordering::Release);
     }
@@ -473,7 +535,8 @@ impl LearningTable {
                 if key & VALID == 0 {
                     continue;
                 }
-                let other = self.other_bucket(key, node.bucket);
+                let vlan = self.buckets[node.bucket].vlans[way].load(Ordering::Relaxed);
+                let other = self.other_bucket(key, vlan, node.bucket);
                 if on_path(&nodes, next, other) {
                     continue;
                 }
@@ -515,11 +578,11 @@ impl LearningTable {
                 self.aged.fetch_add(1, Ordering::Relaxed);
             }
             // Copied first, then cleared: for a moment it is in both places.
-            let seen = src.seen[from.way].load(Ordering::Relaxed);
-            dst.seen[to.way].store(seen, Ordering::Relaxed);
-            dst.keys[to.way].store(
+            self.write_way(
+                to,
                 src.keys[from.way].load(Ordering::Relaxed),
-                Ordering::Release,
+                src.vlans[from.way].load(Ordering::Relaxed),
+                src.seen[from.way].load(Ordering::Relaxed),
             );
             src.keys[from.way].store(0, Ordering::Release);
             to = from;
@@ -543,14 +606,17 @@ impl LearningTable {
     /// the table is full), or else the way of a learned address of its
     /// buckets; fails (false) when the address is pinned to another port or
     /// its buckets hold only pinned addresses.
-    pub fn pin(&self, mac: MacAddr, port: PortId) -> bool {
+    ///
+    /// The pin is for `vlan` (0: none): the same address in another VLAN is
+    /// another entry.
+    pub fn pin(&self, mac: MacAddr, vlan: u16, port: PortId) -> bool {
         if mac.is_multicast() || mac.is_zero() {
             return false;
         }
         let mac = mac.to_u64();
         let wanted = VALID | PINNED | (port as u64 & PORT_MASK) << PORT_SHIFT | mac;
         let _writer = self.writer.lock();
-        if let Some((place, key)) = self.locate(mac) {
+        if let Some((place, key)) = self.locate(mac, vlan) {
             if key & PINNED != 0 {
                 return Self::owner(key) == port;
             }
@@ -558,11 +624,11 @@ impl LearningTable {
             self.buckets[place.bucket].keys[place.way].store(wanted, Ordering::Release);
             return true;
         }
-        if self.place(mac, wanted, 0, None, true) {
+        if self.place(mac, vlan, wanted, 0, None, true) {
             return true;
         }
         // Both buckets are full and nothing could move: evict a learned entry.
-        let (first, second) = self.candidates(mac);
+        let (first, second) = self.candidates(ident(mac, vlan));
         let victim = [first, second]
             .into_iter()
             .flat_map(|bucket| (0..WAYS).map(move |way| Place { bucket, way }))
@@ -575,15 +641,15 @@ impl LearningTable {
             Self::owner(b.keys[place.way].load(Ordering::Relaxed)),
             false,
         );
-        b.keys[place.way].store(wanted, Ordering::Release);
+        self.write_way(place, wanted, vlan, 0);
         true
     }
 
-    /// Removes the pin of `mac` to `port`, if it has one.
-    pub fn unpin(&self, mac: MacAddr, port: PortId) {
+    /// Removes the pin of `mac` in `vlan` to `port`, if it has one.
+    pub fn unpin(&self, mac: MacAddr, vlan: u16, port: PortId) {
         let mac = mac.to_u64();
         let _writer = self.writer.lock();
-        if let Some((place, key)) = self.locate(mac) {
+        if let Some((place, key)) = self.locate(mac, vlan) {
             if key & PINNED != 0 && Self::owner(key) == port {
                 self.buckets[place.bucket].keys[place.way].store(0, Ordering::Release);
                 self.live.fetch_sub(1, Ordering::Relaxed);
@@ -624,7 +690,8 @@ impl LearningTable {
                 let key = bucket.keys[way].load(Ordering::Relaxed);
                 if key & VALID != 0 {
                     all += 1;
-                    first += u64::from(self.candidates(key & MAC_MASK).0 == i);
+                    let vlan = bucket.vlans[way].load(Ordering::Relaxed);
+                    first += u64::from(self.candidates(ident(key & MAC_MASK, vlan)).0 == i);
                 }
             }
         }
@@ -639,13 +706,13 @@ impl LearningTable {
 impl Lookup for LearningTable {
     #[inline]
     fn lookup(&self, header: &EthHeader, source: PortId, now: u32) -> Destination {
-        if self.learn(header.src, source, now) == Learned::Spoofed {
+        if self.learn_in(header.vlan, header.src, source, now) == Learned::Spoofed {
             return Destination::Spoofed;
         }
         if header.dst.is_multicast() {
             return Destination::Flood;
         }
-        match self.find(header.dst, now) {
+        match self.find_in(header.vlan, header.dst, now) {
             Some(port) => Destination::Port(port),
             None => Destination::Flood,
         }
@@ -653,7 +720,7 @@ impl Lookup for LearningTable {
 
     #[inline]
     fn prefetch(&self, header: &EthHeader) {
-        LearningTable::prefetch(self, header.dst);
+        LearningTable::prefetch(self, header.dst, header.vlan);
     }
 
     fn forget_port(&self, port: PortId) {
@@ -669,12 +736,12 @@ impl Lookup for LearningTable {
         }
     }
 
-    fn pin(&self, mac: MacAddr, port: PortId) -> bool {
-        LearningTable::pin(self, mac, port)
+    fn pin(&self, mac: MacAddr, vlan: u16, port: PortId) -> bool {
+        LearningTable::pin(self, mac, vlan, port)
     }
 
-    fn unpin(&self, mac: MacAddr, port: PortId) {
-        LearningTable::unpin(self, mac, port)
+    fn unpin(&self, mac: MacAddr, vlan: u16, port: PortId) {
+        LearningTable::unpin(self, mac, vlan, port)
     }
 
     fn age(&self, now: u32) {
@@ -688,9 +755,11 @@ impl Lookup for LearningTable {
             for way in 0..WAYS {
                 let key = bucket.keys[way].load(Ordering::Acquire);
                 let seen = bucket.seen[way].load(Ordering::Relaxed);
+                let vlan = bucket.vlans[way].load(Ordering::Acquire);
                 if key & VALID != 0 && (key & PINNED != 0 || !self.expired(seen, now)) {
                     out.push(FdbEntry {
                         mac: MacAddr::from_u64(key & MAC_MASK),
+                        vlan,
                         port: Self::owner(key),
                         age_secs: if key & PINNED != 0 {
                             0
@@ -701,9 +770,9 @@ impl Lookup for LearningTable {
                 }
             }
         }
-        out.sort_by_key(|e| e.mac);
+        out.sort_by_key(|e| (e.vlan, e.mac));
         // An entry being moved to its other bucket may be seen twice.
-        out.dedup_by_key(|e| e.mac);
+        out.dedup_by_key(|e| (e.vlan, e.mac));
         out
     }
 
@@ -733,6 +802,7 @@ mod tests {
             dst,
             src,
             ethertype: 0x0800,
+            vlan: 0,
         }
     }
 
@@ -798,8 +868,8 @@ mod tests {
     #[test]
     fn a_pinned_address_stays_with_its_port() {
         let t = LearningTable::new(64, 10);
-        assert!(t.pin(mac(1), 1));
-        assert!(!t.pin(mac(1), 2), "pinned to another port");
+        assert!(t.pin(mac(1), 0, 1));
+        assert!(!t.pin(mac(1), 0, 2), "pinned to another port");
         // Another port sending with it as source is a spoofer; nothing moves.
         assert_eq!(
             t.lookup(&hdr(MacAddr::BROADCAST, mac(1)), 2, 0),
@@ -815,7 +885,7 @@ mod tests {
         t.age(1000);
         assert_eq!(t.find(mac(1), 1000), Some(1));
         assert_eq!(t.entries(1000).len(), 1);
-        t.unpin(mac(1), 1);
+        t.unpin(mac(1), 0, 1);
         assert_eq!(t.find(mac(1), 1000), None);
         assert_eq!(t.stats().entries, 0);
     }
@@ -825,7 +895,7 @@ mod tests {
         let t = LearningTable::new(64, 300);
         t.learn(mac(1), 2, 0);
         assert_eq!(t.learned_by(2), 1);
-        assert!(t.pin(mac(1), 1));
+        assert!(t.pin(mac(1), 0, 1));
         assert_eq!(t.find(mac(1), 0), Some(1));
         assert_eq!((t.learned_by(2), t.stats().entries), (0, 1));
         t.forget_port(1);
@@ -855,6 +925,48 @@ mod tests {
         assert_eq!((t.learned_by(1), t.learned_by(2)), (0, 0));
         t.learn(mac(7), 1, 1000);
         assert_eq!(t.learned_by(1), 1);
+    }
+
+    #[test]
+    fn one_address_in_two_vlans_is_two_entries() {
+        let t = LearningTable::new(64, 300);
+        let vhdr = |dst, src, vlan| EthHeader {
+            vlan,
+            ..hdr(dst, src)
+        };
+        t.learn_in(10, mac(1), 1, 0);
+        t.learn_in(20, mac(1), 2, 0);
+        assert_eq!(t.find_in(10, mac(1), 0), Some(1));
+        assert_eq!(t.find_in(20, mac(1), 0), Some(2));
+        assert_eq!(t.find(mac(1), 0), None, "not learned without a VLAN");
+        assert_eq!((t.stats().moved, t.stats().entries), (0, 2));
+        // Lookups see the frame's VLAN only.
+        assert_eq!(
+            t.lookup(&vhdr(mac(1), mac(9), 20), 3, 0),
+            Destination::Port(2)
+        );
+        assert_eq!(
+            t.lookup(&vhdr(mac(1), mac(9), 30), 3, 0),
+            Destination::Flood
+        );
+        // A pin holds in its VLAN; the address is free in another.
+        assert!(t.pin(mac(5), 10, 4));
+        assert_eq!(
+            t.lookup(&vhdr(MacAddr::BROADCAST, mac(5), 10), 3, 0),
+            Destination::Spoofed
+        );
+        assert_eq!(
+            t.lookup(&vhdr(MacAddr::BROADCAST, mac(5), 20), 3, 0),
+            Destination::Flood
+        );
+        let listed: Vec<(u16, MacAddr, PortId)> = t
+            .entries(0)
+            .iter()
+            .map(|e| (e.vlan, e.mac, e.port))
+            .collect();
+        assert!(listed.contains(&(10, mac(5), 4)) && listed.contains(&(20, mac(5), 3)));
+        t.unpin(mac(5), 10, 4);
+        assert_eq!(t.find_in(10, mac(5), 0), None);
     }
 
     #[test]
@@ -1034,10 +1146,14 @@ mod fill_tests {
         assert_eq!(t.stats().refused, 0);
     }
 
-    /// What the table should hold: address -> (port, last seen, pinned).
+    /// An address in a VLAN (0: none).
+    type Key = (u16, MacAddr);
+
+    /// What the table should hold: (VLAN, address) -> (port, last seen,
+    /// pinned).
     #[derive(Default)]
     struct Model {
-        entries: HashMap<MacAddr, (PortId, u32, bool)>,
+        entries: HashMap<Key, (PortId, u32, bool)>,
         limits: HashMap<PortId, u32>,
         capacity: usize,
         max_age: u32,
@@ -1069,7 +1185,7 @@ mod fill_tests {
             room
         }
 
-        fn find(&self, mac: MacAddr, now: u32) -> Option<PortId> {
+        fn find(&self, mac: Key, now: u32) -> Option<PortId> {
             let &(port, seen, pinned) = self.entries.get(&mac)?;
             (pinned || !self.expired(seen, now)).then_some(port)
         }
@@ -1078,12 +1194,12 @@ mod fill_tests {
         /// for a new address when full (it picks by bucket), if any.
         fn learn(
             &mut self,
-            mac: MacAddr,
+            mac: Key,
             port: PortId,
             now: u32,
-            stale_taken: impl FnOnce(&Self) -> Option<MacAddr>,
+            stale_taken: impl FnOnce(&Self) -> Option<Key>,
         ) -> Learned {
-            if mac.is_multicast() || mac.is_zero() {
+            if mac.1.is_multicast() || mac.1.is_zero() {
                 return Learned::Ok;
             }
             match self.entries.get(&mac).copied() {
@@ -1125,8 +1241,8 @@ mod fill_tests {
             Learned::Ok
         }
 
-        fn pin(&mut self, mac: MacAddr, port: PortId) -> bool {
-            if mac.is_multicast() || mac.is_zero() {
+        fn pin(&mut self, mac: Key, port: PortId) -> bool {
+            if mac.1.is_multicast() || mac.1.is_zero() {
                 return false;
             }
             match self.entries.get(&mac) {
@@ -1138,7 +1254,7 @@ mod fill_tests {
             }
         }
 
-        fn unpin(&mut self, mac: MacAddr, port: PortId) {
+        fn unpin(&mut self, mac: Key, port: PortId) {
             if self.entries.get(&mac) == Some(&(port, 0, true))
                 || matches!(self.entries.get(&mac), Some(&(p, _, true)) if p == port)
             {
@@ -1160,9 +1276,13 @@ mod fill_tests {
         }
     }
 
-    fn check(t: &LearningTable, m: &Model, universe: &[MacAddr], now: u32, step: usize) {
-        for &mac in universe {
-            assert_eq!(t.find(mac, now), m.find(mac, now), "step {step}: {mac}");
+    fn check(t: &LearningTable, m: &Model, universe: &[Key], now: u32, step: usize) {
+        for &(vlan, mac) in universe {
+            assert_eq!(
+                t.find_in(vlan, mac, now),
+                m.find((vlan, mac), now),
+                "step {step}: {mac} in VLAN {vlan}"
+            );
         }
         let s = t.stats();
         assert_eq!(
@@ -1204,31 +1324,36 @@ mod fill_tests {
                 max_age: 10,
                 ..Model::default()
             };
-            // Addresses: sequential, random, a multicast one and zero.
-            let mut universe = pattern("sequential", 150, seed);
-            universe.extend(pattern("random", 150, seed));
-            universe.push("01:00:5e:00:00:01".parse().unwrap());
-            universe.push(MacAddr([0; 6]));
+            // Addresses: sequential, random, a multicast one and zero;
+            // without a VLAN, and some of them in VLANs 10 and 4094 too.
+            let mut macs = pattern("sequential", 150, seed);
+            macs.extend(pattern("random", 150, seed));
+            macs.push("01:00:5e:00:00:01".parse().unwrap());
+            macs.push(MacAddr([0; 6]));
+            let mut universe: Vec<Key> = macs.iter().map(|&m| (0, m)).collect();
+            universe.extend(macs.iter().step_by(3).map(|&m| (10, m)));
+            universe.extend(macs.iter().step_by(7).map(|&m| (4094, m)));
             let mut now = 1000u32;
             for step in 0..3000 {
-                let mac = universe[rng.below(universe.len() as u64) as usize];
+                let key = universe[rng.below(universe.len() as u64) as usize];
+                let (vlan, mac) = key;
                 let port = rng.below(6) as PortId;
                 match rng.below(100) {
                     0..=69 => {
-                        let got = t.learn(mac, port, now);
-                        let want = m.learn(mac, port, now, |m| {
+                        let got = t.learn_in(vlan, mac, port, now);
+                        let want = m.learn(key, port, now, |m| {
                             // The expired entry the table replaced, if any:
                             // the one the model holds and the table lost.
-                            let lost: Vec<MacAddr> = m
+                            let lost: Vec<Key> = m
                                 .entries
                                 .keys()
                                 .copied()
-                                .filter(|&k| t.locate(k.to_u64()).is_none())
+                                .filter(|&(v, k)| t.locate(k.to_u64(), v).is_none())
                                 .collect();
                             assert!(lost.len() <= 1, "step {step}: lost {lost:?}");
                             lost.first().copied()
                         });
-                        assert_eq!(got, want, "step {step}: learn {mac} on {port}");
+                        assert_eq!(got, want, "step {step}: learn {key:?} on {port}");
                     }
                     70..=79 => now += rng.below(5) as u32,
                     80..=83 => {
@@ -1245,19 +1370,22 @@ mod fill_tests {
                         m.limits.insert(port, limit);
                     }
                     90..=94 => {
-                        assert_eq!(t.pin(mac, port), m.pin(mac, port), "step {step}: pin");
+                        assert_eq!(t.pin(mac, vlan, port), m.pin(key, port), "step {step}: pin");
                     }
                     _ => {
-                        t.unpin(mac, port);
-                        m.unpin(mac, port);
+                        t.unpin(mac, vlan, port);
+                        m.unpin(key, port);
                     }
                 }
                 check(&t, &m, &universe, now, step);
             }
             // `vswitch fdb` lists what the model holds, fresh or pinned.
-            let listed: Vec<(MacAddr, PortId)> =
-                t.entries(now).iter().map(|e| (e.mac, e.port)).collect();
-            let mut want: Vec<(MacAddr, PortId)> = m
+            let listed: Vec<(Key, PortId)> = t
+                .entries(now)
+                .iter()
+                .map(|e| ((e.vlan, e.mac), e.port))
+                .collect();
+            let mut want: Vec<(Key, PortId)> = m
                 .entries
                 .iter()
                 .filter(|(_, &(_, seen, pinned))| pinned || !m.expired(seen, now))

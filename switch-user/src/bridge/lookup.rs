@@ -18,6 +18,9 @@ pub struct EthHeader {
     pub src: MacAddr,
     /// EtherType (or length), as on the wire.
     pub ethertype: u16,
+    /// The VLAN the frame belongs to inside the switch (0: none); set by
+    /// the bridge from the source port's mode (see [`super::vlan`]).
+    pub vlan: u16,
 }
 
 impl EthHeader {
@@ -32,6 +35,7 @@ impl EthHeader {
             dst: MacAddr(dst),
             src: MacAddr(src),
             ethertype: u16::from_be_bytes([bytes[12], bytes[13]]),
+            vlan: 0,
         }
     }
 }
@@ -54,6 +58,8 @@ pub enum Destination {
 pub struct FdbEntry {
     /// The address.
     pub mac: MacAddr,
+    /// Its VLAN (0: none).
+    pub vlan: u16,
     /// The port it was seen on.
     pub port: PortId,
     /// Seconds since it was last seen.
@@ -88,14 +94,15 @@ pub trait Lookup: Send + Sync {
     /// Limits how many addresses `port` may have learned at once (functions
     /// that do not learn ignore it).
     fn set_port_limit(&self, _port: PortId, _max: u32) {}
-    /// Reserves `mac` for `port`: frames from other ports with it as source
-    /// are [`Destination::Spoofed`]. False if it cannot (the address belongs
-    /// to another port, or there is no room).
-    fn pin(&self, _mac: MacAddr, _port: PortId) -> bool {
+    /// Reserves `mac` in `vlan` (0: none) for `port`: frames from other
+    /// ports in that VLAN with it as source are [`Destination::Spoofed`].
+    /// False if it cannot (the address belongs to another port, or there is
+    /// no room).
+    fn pin(&self, _mac: MacAddr, _vlan: u16, _port: PortId) -> bool {
         false
     }
     /// Releases a reservation made with [`Lookup::pin`].
-    fn unpin(&self, _mac: MacAddr, _port: PortId) {}
+    fn unpin(&self, _mac: MacAddr, _vlan: u16, _port: PortId) {}
     /// Removes expired entries; called about once a second.
     fn age(&self, now: u32);
     /// The current entries, for `vswitch fdb`.

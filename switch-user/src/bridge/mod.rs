@@ -10,3 +10,4 @@ pub mod port;
 pub mod port_security;
 pub mod shm_port;
 pub mod switch;
+pub mod vlan;

@@ -9,6 +9,7 @@ use switch_port::protocol::PortKind;
 
 use super::lookup::PortId;
 use super::port_security::PortSecurity;
+use super::vlan::PortVlan;
 use crate::counters::PortCounters;
 
 /// Smallest frame the switch forwards: an Ethernet header. Every port's
@@ -95,6 +96,8 @@ pub struct Port {
     pub counters: PortCounters,
     /// Source-address lock and storm control.
     pub security: PortSecurity,
+    /// The 802.1Q VLAN mode.
+    pub vlan: PortVlan,
     /// The I/O.
     pub io: Box<dyn PortIo>,
 }
@@ -108,20 +111,24 @@ impl Port {
             kind,
             counters: PortCounters::default(),
             security: PortSecurity::default(),
+            vlan: PortVlan::default(),
             io,
         }
     }
 
     /// A port taking the place of `previous` (same name, number and kind)
-    /// with new I/O; the counters carry on from the previous port's, the
-    /// security settings start unset.
+    /// with new I/O; the counters and the VLAN mode carry on from the
+    /// previous port's, the security settings start unset.
     pub fn succeed(previous: &Port, io: Box<dyn PortIo>) -> Port {
+        let vlan = PortVlan::default();
+        vlan.set(previous.vlan.mode().as_ref());
         Port {
             name: previous.name.clone(),
             id: previous.id,
             kind: previous.kind,
             counters: PortCounters::starting_at(&previous.counters.snapshot()),
             security: PortSecurity::default(),
+            vlan,
             io,
         }
     }

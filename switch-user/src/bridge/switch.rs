@@ -1,6 +1,7 @@
 //! A named switch: its port table (published to the forwarding threads as an
 //! immutable snapshot) and its forwarding function.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -50,6 +51,8 @@ pub struct Switch {
     lookup: Box<dyn Lookup>,
     max_ports: usize,
     taps: SwitchTaps,
+    /// Some port has a VLAN mode: forward with [`super::vlan`].
+    vlan_aware: AtomicBool,
 }
 
 impl Switch {
@@ -61,7 +64,21 @@ impl Switch {
             lookup,
             max_ports: max_ports.clamp(1, MAX_PORTS_LIMIT),
             taps: SwitchTaps::default(),
+            vlan_aware: AtomicBool::new(false),
         }
+    }
+
+    /// Whether frames take the VLAN path ([`super::vlan::forward_batch`]).
+    #[inline]
+    pub fn vlan_aware(&self) -> bool {
+        self.vlan_aware.load(Ordering::Acquire)
+    }
+
+    /// Turns the VLAN path on (before a port gets a VLAN mode), or off
+    /// when no port has one (after the last loses it or leaves).
+    pub fn set_vlan_aware(&self, on: bool) {
+        let on = on || self.ports().active.iter().any(|p| p.vlan.configured());
+        self.vlan_aware.store(on, Ordering::Release);
     }
 
     /// The switch's name.

@@ -8,7 +8,7 @@ use anyhow::Result;
 use switch_port::control::client::Connection;
 use switch_port::mac::MacAddr;
 use switch_port::names::{PortName, SwitchName};
-use switch_port::protocol::{Request, Response};
+use switch_port::protocol::{Request, Response, Vid, VlanMode};
 
 /// Arguments of `vswitch create`.
 #[derive(clap::Args)]
@@ -32,6 +32,19 @@ pub struct CreateArgs {
     /// unknown unicast); 0 for no cap (default: the daemon's --storm-pps).
     #[arg(long, value_name = "PPS")]
     storm_pps: Option<u64>,
+    /// Make it an access port of this VLAN (1..4094): untagged on the port,
+    /// tagged inside the switch.
+    #[arg(long, value_name = "VID", conflicts_with = "trunk")]
+    vlan: Option<Vid>,
+    /// Make it a trunk carrying these VLANs tagged, and untagged frames in
+    /// the native one if given: 10,20[,native=1].
+    #[arg(long, value_name = "VIDS", value_parser = VlanMode::parse_trunk)]
+    trunk: Option<VlanMode>,
+}
+
+/// The VLAN mode of `--vlan` or `--trunk`.
+pub fn vlan_mode(vlan: Option<Vid>, trunk: Option<VlanMode>) -> Option<VlanMode> {
+    vlan.map(|Vid(vlan)| VlanMode::Access { vlan }).or(trunk)
 }
 
 /// Arguments of `vswitch delete`.
@@ -68,6 +81,7 @@ pub fn create(socket: &Path, args: CreateArgs) -> Result<ExitCode> {
         mac: args.mac,
         max_macs: args.max_macs,
         storm_pps: args.storm_pps,
+        vlan: vlan_mode(args.vlan, args.trunk),
     })?;
     println!("created persistent port {}", args.port);
     Ok(ExitCode::SUCCESS)
@@ -100,7 +114,7 @@ pub fn list(socket: &Path, args: ListArgs) -> Result<ExitCode> {
     for s in switches {
         println!("{} ({} of {} ports)", s.name, s.ports.len(), s.max_ports);
         println!(
-            "  {:>4}  {:<24} {:<5} {:<16} {:>7} {:<10} {:>5} {:>6}  {:<17} {:>8} {:>9}  state",
+            "  {:>4}  {:<24} {:<5} {:<16} {:>7} {:<10} {:>5} {:>6}  {:<17} {:>8} {:>9}  {:<14}  state",
             "id",
             "port",
             "kind",
@@ -111,7 +125,8 @@ pub fn list(socket: &Path, args: ListArgs) -> Result<ExitCode> {
             "buf",
             "mac",
             "max-macs",
-            "storm-pps"
+            "storm-pps",
+            "vlan"
         );
         for p in s.ports {
             let owner = match &p.owner_name {
@@ -119,7 +134,7 @@ pub fn list(socket: &Path, args: ListArgs) -> Result<ExitCode> {
                 None => p.owner_uid.to_string(),
             };
             println!(
-                "  {:>4}  {:<24} {:<5} {:<16} {:>7} {:<10} {:>5} {:>6}  {:<17} {:>8} {:>9}  {}",
+                "  {:>4}  {:<24} {:<5} {:<16} {:>7} {:<10} {:>5} {:>6}  {:<17} {:>8} {:>9}  {:<14}  {}",
                 p.id,
                 p.name.as_str(),
                 format!("{:?}", p.kind).to_lowercase(),
@@ -134,6 +149,11 @@ pub fn list(socket: &Path, args: ListArgs) -> Result<ExitCode> {
                     "-".to_owned()
                 } else {
                     p.storm_pps.to_string()
+                },
+                match &p.vlan {
+                    None => "-".to_owned(),
+                    Some(VlanMode::Access { vlan }) => format!("access {vlan}"),
+                    Some(trunk) => format!("trunk {trunk}"),
                 },
                 if p.errored {
                     "client wrote bad ring entries"
@@ -176,10 +196,15 @@ pub fn fdb(socket: &Path, args: FdbArgs) -> Result<ExitCode> {
         stats.port_limited,
         stats.aged
     );
-    println!("  {:<17}  {:<24}  age (s)", "mac", "port");
+    println!("  {:>4}  {:<17}  {:<24}  age (s)", "vlan", "mac", "port");
     for e in entries {
         println!(
-            "  {:<17}  {:<24} {:>8}",
+            "  {:>4}  {:<17}  {:<24} {:>8}",
+            if e.vlan == 0 {
+                "-".to_owned()
+            } else {
+                e.vlan.to_string()
+            },
             e.mac.to_string(),
             e.port.as_str(),
             e.age_secs

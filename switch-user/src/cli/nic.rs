@@ -7,7 +7,9 @@ use anyhow::Result;
 
 use switch_port::control::client::Connection;
 use switch_port::names::SwitchName;
-use switch_port::protocol::{Request, Response};
+use switch_port::protocol::{Request, Response, Vid, VlanMode};
+
+use super::admin::vlan_mode;
 
 /// Arguments of `vswitch attach`.
 #[derive(clap::Args)]
@@ -36,6 +38,23 @@ pub struct AttachArgs {
     /// switch: an EtherType (0x0806) or a destination MAC. Repeatable.
     #[arg(long, value_name = "ETHERTYPE|MAC")]
     pass: Vec<String>,
+    /// Make the NIC an access port of this VLAN (1..4094).
+    #[arg(long, value_name = "VID", conflicts_with = "trunk")]
+    vlan: Option<Vid>,
+    /// Make the NIC a trunk: 10,20[,native=1] (tagged on the wire).
+    #[arg(long, value_name = "VIDS", value_parser = VlanMode::parse_trunk)]
+    trunk: Option<VlanMode>,
+    /// Make the host port an access port of this VLAN.
+    #[arg(
+        long,
+        value_name = "VID",
+        requires = "host",
+        conflicts_with = "host_trunk"
+    )]
+    host_vlan: Option<Vid>,
+    /// Make the host port a trunk: 10,20[,native=1].
+    #[arg(long, value_name = "VIDS", requires = "host", value_parser = VlanMode::parse_trunk)]
+    host_trunk: Option<VlanMode>,
     /// Partial TCP/UDP checksums (a veth peer's local stack leaves them
     /// unfinished for the "hardware"): `complete` finishes them in
     /// software, `trust` forwards frames as they are, `auto` completes on
@@ -88,6 +107,8 @@ pub fn attach(socket: &Path, args: AttachArgs) -> Result<ExitCode> {
             ChecksumArg::Complete => Some("complete".into()),
             ChecksumArg::Trust => Some("trust".into()),
         },
+        vlan: vlan_mode(args.vlan, args.trunk),
+        host_vlan: vlan_mode(args.host_vlan, args.host_trunk),
     })?;
     if let Response::Attached {
         nic_port,

@@ -80,6 +80,7 @@ fn print_table(ports: &[PortStats]) {
             ("no client", c.drop_no_client),
             ("spoofed", c.spoofed),
             ("storm", c.drop_storm),
+            ("vlan", c.drop_vlan),
             ("bad index", c.bad_index),
         ];
         let nonzero: Vec<String> = reasons

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use switch_port::error_chain::Chain;
 use switch_port::mac::MacAddr;
 use switch_port::names::{PortName, SwitchName};
-use switch_port::protocol::{ErrorCode, PortKind, Request, Response};
+use switch_port::protocol::{ErrorCode, PortKind, Request, Response, VlanMode};
 use switch_xdp::{
     iface, AttachPolicy, NoSocketAction, PassList, Promiscuous, SteeringConfig, SteeringError, Tap,
     XdpSteering, XskConfig, XskError, XskQueue,
@@ -219,7 +219,8 @@ impl NicManager {
         });
     }
 
-    /// Attaches `iface` to `switch`; its ports are `owner`'s.
+    /// Attaches `iface` to `switch`; its ports are `owner`'s, in the VLAN
+    /// modes `vlans` (the NIC's, the host port's).
     #[allow(clippy::too_many_arguments)]
     pub fn attach(
         &self,
@@ -231,6 +232,7 @@ impl NicManager {
         host_name: Option<&str>,
         pass: &[String],
         checksum: Option<&str>,
+        vlans: [Option<&VlanMode>; 2],
         owner: &Owner,
     ) -> Result<Response, NicError> {
         check_ifname(iface_name)?;
@@ -239,6 +241,9 @@ impl NicManager {
             .transpose()
             .map_err(NicError::BadChecksum)?
             .unwrap_or_default();
+        for v in vlans.iter().flatten() {
+            v.validate().map_err(ControlError::from)?;
+        }
         let nic_port = PortName::join(switch, iface_name)
             .map_err(|_| NicError::BadName(iface_name.to_owned()))?;
         let host_tap = host.then(|| {
@@ -324,20 +329,22 @@ impl NicManager {
             .map_err(|e| NicError::Interface(format!("epoll: {e}")))?
             .with_checksum_completion(complete);
         self.registry
-            .add_port(&nic_port, PortKind::Nic, Box::new(port), owner)?;
+            .add_port(&nic_port, PortKind::Nic, Box::new(port), vlans[0], owner)?;
         log::info!(
             "attached {iface_name} to {switch} ({count} queue(s), XDP {mode} mode, {})",
             if zc_used { "zero-copy" } else { "copy" }
         );
         let host_port = match host_tap {
             None => None,
-            Some(tap_name) => match self.attach_host(switch, &tap_name, iface_name, owner) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    let _ = self.registry.remove_port(&nic_port);
-                    return Err(e);
+            Some(tap_name) => {
+                match self.attach_host(switch, &tap_name, iface_name, vlans[1], owner) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        let _ = self.registry.remove_port(&nic_port);
+                        return Err(e);
+                    }
                 }
-            },
+            }
         };
         attached.insert(
             iface_name.to_owned(),
@@ -366,6 +373,7 @@ impl NicManager {
         switch: &SwitchName,
         tap_name: &str,
         nic: &str,
+        vlan: Option<&VlanMode>,
         owner: &Owner,
     ) -> Result<PortName, NicError> {
         let nic_index = iface::ifindex(nic).map_err(|_| NicError::NoInterface(nic.to_owned()))?;
@@ -381,7 +389,7 @@ impl NicManager {
         })?;
         let host = HostPort::new(tap, (nic.to_owned(), nic_index));
         self.registry
-            .add_port(&name, PortKind::Host, Box::new(host), owner)?;
+            .add_port(&name, PortKind::Host, Box::new(host), vlan, owner)?;
         log::info!("host port {name} is TAP {tap_name}");
         Ok(name)
     }
@@ -422,6 +430,8 @@ impl ExtraHandler for NicManager {
                 host_name,
                 pass,
                 checksum,
+                vlan,
+                host_vlan,
             } => self.attach(
                 switch,
                 iface,
@@ -431,6 +441,7 @@ impl ExtraHandler for NicManager {
                 host_name.as_deref(),
                 pass,
                 checksum.as_deref(),
+                [vlan.as_ref(), host_vlan.as_ref()],
                 caller.owner(),
             ),
             Request::Detach { switch, iface } => self.detach(switch, iface),

@@ -106,6 +106,7 @@ mod tests {
             mac: None,
             max_macs: None,
             storm_pps: None,
+            vlan: None,
         };
         store.record(&create, &Owner::root()).unwrap();
         let on_disk = file::read(&path).unwrap().unwrap();
@@ -143,6 +144,8 @@ mod tests {
             host_name: None,
             pass: vec![],
             checksum: None,
+            vlan: None,
+            host_vlan: None,
         };
         store.record(&attach, &Owner::root()).unwrap();
         assert!(store.has_attachment(&"vale0".parse().unwrap(), "eth0"));

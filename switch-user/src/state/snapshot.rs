@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use switch_port::mac::MacAddr;
 use switch_port::names::{PortName, SwitchName};
-use switch_port::protocol::{Request, TapDirection, TunnelSpec};
+use switch_port::protocol::{Request, TapDirection, TunnelSpec, VlanMode};
 
 use crate::access::Owner;
 
@@ -56,6 +56,9 @@ pub struct SavedPort {
     /// Its own flood cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storm_pps: Option<u64>,
+    /// Its VLAN mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<VlanMode>,
     /// Who created it.
     pub owner: SavedOwner,
 }
@@ -86,6 +89,12 @@ pub struct SavedAttachment {
     /// The checksum mode, if given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+    /// The NIC port's VLAN mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<VlanMode>,
+    /// The host port's VLAN mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_vlan: Option<VlanMode>,
     /// Who attached it.
     pub owner: SavedOwner,
 }
@@ -190,6 +199,7 @@ impl SavedState {
                 mac,
                 max_macs,
                 storm_pps,
+                vlan,
             } => {
                 self.ports.retain(|p| p.name != *port);
                 self.ports.push(SavedPort {
@@ -199,6 +209,7 @@ impl SavedState {
                     mac: *mac,
                     max_macs: *max_macs,
                     storm_pps: *storm_pps,
+                    vlan: vlan.clone(),
                     owner: owner.into(),
                 });
                 self.ports.sort_by(|a, b| a.name.cmp(&b.name));
@@ -218,6 +229,8 @@ impl SavedState {
                 host_name,
                 pass,
                 checksum,
+                vlan,
+                host_vlan,
             } => {
                 self.attachments.retain(|a| a.iface != *iface);
                 self.attachments.push(SavedAttachment {
@@ -229,6 +242,8 @@ impl SavedState {
                     host_name: host_name.clone(),
                     pass: pass.clone(),
                     checksum: checksum.clone(),
+                    vlan: vlan.clone(),
+                    host_vlan: host_vlan.clone(),
                     owner: owner.into(),
                 });
                 self.attachments.sort_by(|a, b| a.iface.cmp(&b.iface));
@@ -314,6 +329,7 @@ impl SavedState {
                 mac: p.mac,
                 max_macs: p.max_macs,
                 storm_pps: p.storm_pps,
+                vlan: p.vlan.clone(),
             },
             owner: p.owner.clone(),
         });
@@ -328,6 +344,8 @@ impl SavedState {
                 host_name: a.host_name.clone(),
                 pass: a.pass.clone(),
                 checksum: a.checksum.clone(),
+                vlan: a.vlan.clone(),
+                host_vlan: a.host_vlan.clone(),
             },
             owner: a.owner.clone(),
         });
@@ -370,6 +388,7 @@ impl SavedState {
             opt(&mut c, "--mac", p.mac);
             opt(&mut c, "--max-macs", p.max_macs);
             opt(&mut c, "--storm-pps", p.storm_pps);
+            c.extend(p.vlan.iter().map(|v| v.options("")));
             out.push(line(c, &p.owner));
         }
         for a in &self.attachments {
@@ -393,6 +412,8 @@ impl SavedState {
                 c.push("--pass".into());
                 c.push(quote(entry));
             }
+            c.extend(a.vlan.iter().map(|v| v.options("")));
+            c.extend(a.host_vlan.iter().map(|v| v.options("host-")));
             out.push(line(c, &a.owner));
         }
         for t in &self.tunnels {
@@ -502,6 +523,10 @@ pub(crate) mod tests {
                 mac: Some("02:00:00:00:00:01".parse().unwrap()),
                 max_macs: Some(4),
                 storm_pps: Some(100),
+                vlan: Some(VlanMode::Trunk {
+                    vlans: vec![10, 20],
+                    native: Some(1),
+                }),
             },
             &alice(),
         );
@@ -515,6 +540,8 @@ pub(crate) mod tests {
                 host_name: Some("h0".into()),
                 pass: vec!["0x0806".into()],
                 checksum: None,
+                vlan: Some(VlanMode::Access { vlan: 10 }),
+                host_vlan: Some(VlanMode::Access { vlan: 20 }),
             },
             &Owner::root(),
         );
@@ -615,6 +642,14 @@ pub(crate) mod tests {
       "mac": "02:00:00:00:00:01",
       "max_macs": 4,
       "storm_pps": 100,
+      "vlan": {
+        "mode": "trunk",
+        "vlans": [
+          10,
+          20
+        ],
+        "native": 1
+      },
       "owner": {
         "uid": 1000,
         "name": "alice"
@@ -632,6 +667,14 @@ pub(crate) mod tests {
       "pass": [
         "0x0806"
       ],
+      "vlan": {
+        "mode": "access",
+        "vlan": 10
+      },
+      "host_vlan": {
+        "mode": "access",
+        "vlan": 20
+      },
       "owner": {
         "uid": 0,
         "name": "root"
@@ -684,8 +727,8 @@ pub(crate) mod tests {
         assert_eq!(
             s.commands(),
             [
-                "vswitch create vale0:p1 --ring-size 256 --mac 02:00:00:00:00:01 --max-macs 4 --storm-pps 100  # owner uid 1000 (alice)",
-                "vswitch attach vale0 eth0 --queues 1 --copy --host --host-name h0 --pass 0x0806 --pass 'it'\\''s'",
+                "vswitch create vale0:p1 --ring-size 256 --mac 02:00:00:00:00:01 --max-macs 4 --storm-pps 100 --trunk 10,20,native=1  # owner uid 1000 (alice)",
+                "vswitch attach vale0 eth0 --queues 1 --copy --host --host-name h0 --pass 0x0806 --pass 'it'\\''s' --vlan 10 --host-vlan 20",
             ]
         );
     }

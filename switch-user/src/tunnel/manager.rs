@@ -129,7 +129,7 @@ impl TunnelManager {
             .map_err(|e| TunnelError::Open(port.clone(), e))?,
         );
         self.registry
-            .add_port(port, PortKind::Tunnel, Box::new(io.clone()), owner)?;
+            .add_port(port, PortKind::Tunnel, Box::new(io.clone()), None, owner)?;
         log::info!(
             "tunnel {port}: VNI {} from {}:{} to {} remote(s){}, inner frames up to {} bytes{}",
             spec.vni,
