@@ -28,6 +28,7 @@ mod switch_e2e;
 mod veth_pair;
 mod vm_scale;
 mod vxlan_tunnel;
+mod vlan_core;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};

@@ -101,6 +101,14 @@ pub fn run(args: &SwitchArgs) -> Result<()> {
         report.push(repeat(repeats, || {
             core_case(Pattern::Unicast1to1, Traffic::OneFlow, size, duration)
         })?);
+        for direction in [
+            crate::vlan_core::Direction::Push,
+            crate::vlan_core::Direction::Pop,
+        ] {
+            report.push(repeat(repeats, || {
+                crate::vlan_core::run(direction, size, duration)
+            })?);
+        }
     }
 
     equal_path::run(

@@ -216,7 +216,7 @@ fn a_corrupt_state_file_stops_the_daemon() -> Result<()> {
         (b"{\"ports\": []}", "is corrupt: no \"version\" field"),
         (
             b"{\"version\": 7, \"ports\": []}",
-            "has version 7, this vswitch reads version 1",
+            "has version 7, this vswitch reads version 2",
         ),
     ] {
         std::fs::write(&state, contents)?;

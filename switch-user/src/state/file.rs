@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use super::snapshot::{SavedState, FORMAT_VERSION};
+use super::snapshot::{SavedState, BASE_VERSION, FORMAT_VERSION};
 
 /// The state file could not be read or written.
 #[derive(Debug, Error)]
@@ -83,7 +83,7 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<SavedState, StateFileError> {
             found: version,
         });
     }
-    if version != FORMAT_VERSION {
+    if version < BASE_VERSION {
         return Err(corrupt(format!("unknown version {version}")));
     }
     serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
@@ -220,10 +220,10 @@ mod tests {
 
     #[test]
     fn a_future_version_is_refused() {
-        let e = parse(Path::new("s.json"), b"{\"version\": 2, \"whatever\": true}").unwrap_err();
+        let e = parse(Path::new("s.json"), b"{\"version\": 3, \"whatever\": true}").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "the state file s.json has version 2, this vswitch reads version 1 (written by a newer vswitch?)"
+            "the state file s.json has version 3, this vswitch reads version 2 (written by a newer vswitch?)"
         );
     }
 }

@@ -1,4 +1,5 @@
-//! What the state file holds (format version 1, see `docs/state.md`): the
+//! What the state file holds (format version 1, or 2 with VLAN modes; see
+//! `docs/state.md`): the
 //! configuration that outlives clients, i.e. persistent ports with their
 //! sizes, port-security settings and owners, and NIC attachments with
 //! their options and owners. It is changed by the requests that change
@@ -12,8 +13,12 @@ use switch_port::protocol::{Request, TapDirection, TunnelSpec, VlanMode};
 
 use crate::access::Owner;
 
-/// The version of the format this vswitch reads and writes.
-pub const FORMAT_VERSION: u64 = 1;
+/// The newest version of the format, which this vswitch reads and writes
+/// when a VLAN mode is saved (version 2 added them).
+pub const FORMAT_VERSION: u64 = 2;
+/// The version written when no VLAN mode is saved, so that a vswitch from
+/// before VLANs still reads the file.
+pub const BASE_VERSION: u64 = 1;
 
 /// Who made a saved port or attachment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,7 +138,7 @@ pub struct SavedTunnel {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SavedState {
-    /// Always [`FORMAT_VERSION`] when written.
+    /// [`BASE_VERSION`], or [`FORMAT_VERSION`] when a VLAN mode is saved.
     pub version: u64,
     /// Persistent ports, by name.
     #[serde(default)]
@@ -152,7 +157,7 @@ pub struct SavedState {
 impl Default for SavedState {
     fn default() -> Self {
         SavedState {
-            version: FORMAT_VERSION,
+            version: BASE_VERSION,
             ports: Vec::new(),
             attachments: Vec::new(),
             mirrors: Vec::new(),
@@ -191,6 +196,17 @@ impl SavedState {
     /// Records what the successful `request` of `owner` changed; whether
     /// anything did.
     pub fn apply(&mut self, request: &Request, owner: &Owner) -> bool {
+        let changed = self.apply_request(request, owner);
+        let vlans = self.ports.iter().any(|p| p.vlan.is_some())
+            || self
+                .attachments
+                .iter()
+                .any(|a| a.vlan.is_some() || a.host_vlan.is_some());
+        self.version = if vlans { FORMAT_VERSION } else { BASE_VERSION };
+        changed
+    }
+
+    fn apply_request(&mut self, request: &Request, owner: &Owner) -> bool {
         match request {
             Request::CreatePort {
                 port,
@@ -634,7 +650,7 @@ pub(crate) mod tests {
     fn the_format_is_stable() {
         let text = serde_json::to_string_pretty(&sample()).unwrap();
         let expected = r#"{
-  "version": 1,
+  "version": 2,
   "ports": [
     {
       "name": "vale0:p1",
