@@ -4,7 +4,8 @@
 //! VLAN 10 ping each other while a sniffer in the VLAN-20 namespace sees
 //! none of it, and a trunk towards a namespace that sends and receives
 //! tagged frames (a raw socket; `tcpdump -e` shows the tags) reaches both
-//! VLANs' hosts.
+//! VLANs' hosts, and a host port in VLAN 10 is reached from VLAN 10 only.
+//! VLAN modes survive a daemon restart (the state file).
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,8 @@ use switch_port::protocol::CounterSnapshot;
 use testbed::{Capture, Mac, PacketSocket, Proc, Protocol};
 
 const TPID: [u8; 2] = [0x81, 0x00];
+/// The host stack's address on its port (in VLAN 10).
+const HOST_ADDR: &str = "10.9.0.254";
 
 /// A 60-byte broadcast-or-unicast frame from `src` to `dst`, untagged, or
 /// tagged with control word `tci` (then 64 bytes).
@@ -249,6 +252,55 @@ fn pktgen_traffic_stays_in_its_vlan() -> Result<()> {
     Ok(())
 }
 
+/// The VLAN mode of every port in `list --json`, by name.
+fn vlan_modes(daemon: &Daemon) -> Result<Vec<(String, String)>> {
+    let list = daemon.cli_json(&["list", "--json"])?;
+    let mut out = Vec::new();
+    for sw in list["switches"].as_array().context("switches")? {
+        for p in sw["ports"].as_array().context("ports")? {
+            out.push((p["name"].to_string(), p["vlan"].to_string()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[test]
+fn vlan_modes_are_saved_and_restored() -> Result<()> {
+    let dir = testbed::unique_temp_dir("vlan-state")?;
+    let state = dir.path().join("state.json");
+    let start = || -> Result<Daemon> {
+        Ok(Daemon::wrap(
+            testbed::Daemon::builder()
+                .state(&state)
+                .env("RUST_LOG", "info")
+                .start()?,
+        ))
+    };
+    let daemon = start()?;
+    create(&daemon, "vale0:a10", &["--vlan", "10"])?;
+    create(&daemon, "vale0:t", &["--trunk", "10,20,native=1"])?;
+    create(&daemon, "vale0:u", &[])?;
+    let before = vlan_modes(&daemon)?;
+    ensure!(
+        before.iter().any(|(_, v)| v.contains("trunk")),
+        "{before:?}"
+    );
+    drop(daemon);
+    let saved = std::fs::read_to_string(&state)?;
+    ensure!(saved.contains("\"version\": 2"), "{saved}");
+    let daemon = start()?;
+    assert_eq!(vlan_modes(&daemon)?, before);
+    // And they work: untagged from the access port leaves the trunk tagged.
+    let (mut a, mut t) = (daemon.open("vale0:a10")?, daemon.open("vale0:t")?);
+    send(&daemon, &mut a, &[frame(BROADCAST, mac(1), None)])?;
+    assert_eq!(
+        received(&mut t, 1),
+        vec![frame(BROADCAST, mac(1), Some(10))]
+    );
+    Ok(())
+}
+
 /// An ARP request from `src` (`src_ip`) for `target_ip`, tagged with VLAN
 /// `vid`, padded to 64 bytes.
 fn tagged_arp(src: Mac, src_ip: [u8; 4], target_ip: [u8; 4], vid: u16) -> Vec<u8> {
@@ -292,7 +344,20 @@ fn nic_ports_keep_vlans_apart_and_a_trunk_reaches_both() -> Result<()> {
         .context("sniffer did not start")?;
     bed.attach("a0", &["--vlan", "10"])?;
     bed.attach("b0", &["--vlan", "10"])?;
-    bed.attach("c0", &["--vlan", "20"])?;
+    // c0 brings the host stack along, as a port of VLAN 10.
+    bed.attach(
+        "c0",
+        &[
+            "--vlan",
+            "20",
+            "--host",
+            "--host-name",
+            "hostv0",
+            "--host-vlan",
+            "10",
+        ],
+    )?;
+    bed.switch.add_addr("hostv0", &format!("{HOST_ADDR}/24"))?;
     bed.attach("t0", &["--trunk", "10,20"])?;
 
     // VLAN 10 works (ARP broadcasts and unicast).
@@ -303,6 +368,12 @@ fn nic_ports_keep_vlans_apart_and_a_trunk_reaches_both() -> Result<()> {
     );
     // VLAN 10 cannot reach VLAN 20.
     ensure!(!h1.ping(&h3.addr, 1)?, "h1 reached VLAN 20");
+    // The host port is in VLAN 10: h1 reaches it, h3 does not.
+    ensure!(h1.ping(HOST_ADDR, 2)?, "h1 -> host port failed");
+    ensure!(
+        !h3.ping(HOST_ADDR, 1)?,
+        "h3 reached the host port of VLAN 10"
+    );
 
     // The trunk host speaks tagged frames: tcpdump on its veth shows the
     // tags of the replies (the requests go out past the capture: the raw
