@@ -234,6 +234,8 @@ pub struct VlanScratch {
     ingress: Vec<Ingress>,
     /// Per frame read: the index of its other form in `frames`, if built.
     alt: Vec<u16>,
+    /// Per frame read: where it goes (`None`: dropped for its VLAN).
+    decided: Vec<Option<Destination>>,
     /// Memory of the other forms (kept across batches).
     buffers: Vec<Vec<u8>>,
     per_destination: Vec<Vec<u16>>,
@@ -294,6 +296,7 @@ pub fn forward_batch(switch: &Switch, source: &Port, s: &mut VlanScratch, now: u
     s.frames.clear();
     s.ingress.clear();
     s.alt.clear();
+    s.decided.clear();
     let n = source
         .io
         .receive(&mut s.frames, MAX_BATCH, &source.counters);
@@ -308,7 +311,6 @@ pub fn forward_batch(switch: &Switch, source: &Port, s: &mut VlanScratch, now: u
     let locked = source.security.mac();
     let storm_limited = source.security.storm_limited();
     let mut flood_clock: Option<u64> = None;
-    let mut decided: Vec<Option<Destination>> = Vec::with_capacity(n);
     // Classify every frame first: `form` appends to `frames` later.
     for i in 0..n {
         let frame = s.frames[i];
@@ -323,19 +325,20 @@ pub fn forward_batch(switch: &Switch, source: &Port, s: &mut VlanScratch, now: u
         s.alt.push(NO_ALT);
         let Some(ingress) = ingress else {
             wrong_vlan += 1;
-            decided.push(None);
+            s.decided.push(None);
             continue;
         };
         let mut header = EthHeader::parse(h[..14].try_into().unwrap_or(&[0; 14]));
         header.vlan = ingress.vlan;
-        decided.push(Some(if locked.is_some_and(|mac| mac != header.src) {
-            Destination::Spoofed
-        } else {
-            lookup.lookup(&header, source.id, now)
-        }));
+        s.decided
+            .push(Some(if locked.is_some_and(|mac| mac != header.src) {
+                Destination::Spoofed
+            } else {
+                lookup.lookup(&header, source.id, now)
+            }));
     }
-    for (i, destination) in decided.into_iter().enumerate() {
-        let Some(destination) = destination else {
+    for i in 0..n {
+        let Some(destination) = s.decided[i] else {
             continue;
         };
         let vlan = s.ingress[i].vlan;
