@@ -53,7 +53,8 @@ impl Scratch {
 }
 
 /// Forwards one batch from `source`, a port of `switch`. Returns the number
-/// of frames read from the source (0 when it had none).
+/// of frames read from the source (0 when it had none). A switch with VLAN
+/// ports forwards with [`super::vlan::forward_batch`] instead.
 pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now: u32) -> usize {
     if switch.vlan_aware() {
         return super::vlan::forward_batch(switch, source, &mut scratch.vlan, now);

@@ -78,7 +78,8 @@ pub struct FdbEntry {
 /// frame order, and an answer must depend only on the header, the source
 /// port, `now` and the function's state (not on how many frames carry it).
 /// The one exception: a frame from a port locked to another source address
-/// is dropped as spoofed before any lookup.
+/// is dropped as spoofed before any lookup. (On a switch with VLAN ports,
+/// [`super::vlan`] asks about every frame, with the header's `vlan` set.)
 pub trait Lookup: Send + Sync {
     /// Decides where a frame from port `source` goes, learning from it if the
     /// function learns. `now` is the daemon's clock in seconds.
