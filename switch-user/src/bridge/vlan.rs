@@ -226,6 +226,10 @@ pub fn pop_tag(frame: &[u8], out: &mut Vec<u8>) {
 
 const NO_ALT: u16 = u16::MAX;
 
+/// The previous frame of a batch: its first bytes (and how many), how it
+/// came in and where it went.
+type Seen = ([u8; 18], usize, Option<Ingress>, Option<Destination>);
+
 /// Per-thread buffers of the VLAN batch.
 #[derive(Default)]
 pub struct VlanScratch {
@@ -311,7 +315,10 @@ pub fn forward_batch(switch: &Switch, source: &Port, s: &mut VlanScratch, now: u
     let locked = source.security.mac();
     let storm_limited = source.security.storm_limited();
     let mut flood_clock: Option<u64> = None;
-    // Classify every frame first: `form` appends to `frames` later.
+    // Classify every frame first: `form` appends to `frames` later. A frame
+    // whose first 18 bytes equal the previous frame's goes where that one
+    // went (as in the plain batch: learning it again would change nothing).
+    let mut previous: Option<Seen> = None;
     for i in 0..n {
         let frame = s.frames[i];
         let mut h = [0u8; 18];
@@ -319,23 +326,32 @@ pub fn forward_batch(switch: &Switch, source: &Port, s: &mut VlanScratch, now: u
         // SAFETY: PortIo::receive returns frames readable for `len >= 14`
         // bytes until release.
         unsafe { std::ptr::copy_nonoverlapping(frame.ptr, h.as_mut_ptr(), len) };
-        let ingress = source.vlan.ingress(&h[..len]);
+        let (ingress, decided) = match previous {
+            Some((seen, seen_len, ingress, decided)) if seen_len == len && seen == h => {
+                (ingress, decided)
+            }
+            _ => {
+                let ingress = source.vlan.ingress(&h[..len]);
+                let decided = ingress.map(|ingress| {
+                    let mut header = EthHeader::parse(h[..14].try_into().unwrap_or(&[0; 14]));
+                    header.vlan = ingress.vlan;
+                    if locked.is_some_and(|mac| mac != header.src) {
+                        Destination::Spoofed
+                    } else {
+                        lookup.lookup(&header, source.id, now)
+                    }
+                });
+                previous = Some((h, len, ingress, decided));
+                (ingress, decided)
+            }
+        };
+        if ingress.is_none() {
+            wrong_vlan += 1;
+        }
         s.ingress
             .push(ingress.unwrap_or(Ingress { vlan: 0, tci: None }));
         s.alt.push(NO_ALT);
-        let Some(ingress) = ingress else {
-            wrong_vlan += 1;
-            s.decided.push(None);
-            continue;
-        };
-        let mut header = EthHeader::parse(h[..14].try_into().unwrap_or(&[0; 14]));
-        header.vlan = ingress.vlan;
-        s.decided
-            .push(Some(if locked.is_some_and(|mac| mac != header.src) {
-                Destination::Spoofed
-            } else {
-                lookup.lookup(&header, source.id, now)
-            }));
+        s.decided.push(decided);
     }
     for i in 0..n {
         let Some(destination) = s.decided[i] else {
