@@ -504,6 +504,146 @@ mod tests {
         assert_eq!(none.mode(), None);
     }
 
+    mod batch {
+        use std::sync::atomic::Ordering;
+        use std::sync::Arc;
+
+        use switch_port::eventfd::EventFd;
+        use switch_port::layout::Layout;
+        use switch_port::names::{PortName, SwitchName};
+        use switch_port::protocol::PortKind;
+        use switch_port::region::Region;
+        use switch_port::ring::Slot;
+
+        use super::*;
+        use crate::bridge::learning::LearningTable;
+        use crate::bridge::shm_port::ShmPort;
+
+        struct TestPort {
+            port: Arc<Port>,
+            region: Arc<Region>,
+            next_tx: u32,
+        }
+
+        fn add(sw: &Switch, name: &str, mode: Option<VlanMode>) -> TestPort {
+            let region = Arc::new(Region::create(name, Layout::new(64, 2048).unwrap()).unwrap());
+            let shm = Arc::new(ShmPort::new(
+                region.clone(),
+                EventFd::new().unwrap(),
+                EventFd::new().unwrap(),
+            ));
+            shm.set_client(true);
+            if mode.is_some() {
+                sw.set_vlan_aware(true);
+            }
+            let name = PortName::parse(name).unwrap();
+            let port = sw
+                .add_port(|id| {
+                    let p = Port::new(name, id, PortKind::Shm, Box::new(shm));
+                    p.vlan.set(mode.as_ref());
+                    p
+                })
+                .unwrap();
+            TestPort {
+                port,
+                region,
+                next_tx: 0,
+            }
+        }
+
+        fn send(p: &mut TestPort, bytes: &[u8]) {
+            let ring = p.region.tx_ring();
+            let i = p.next_tx;
+            let buf = p.region.buffer(i).unwrap();
+            // SAFETY: buffer i of the test's own region holds 2048 bytes.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.as_ptr(), bytes.len()) };
+            ring.write_slot(
+                i,
+                Slot {
+                    buf: i,
+                    len: bytes.len() as u16,
+                    flags: 0,
+                },
+            );
+            p.next_tx = ring.advance(i, 1);
+            ring.head().store(p.next_tx, Ordering::Release);
+        }
+
+        /// Takes every frame waiting in `p`'s RX ring.
+        fn take(p: &TestPort) -> Vec<Vec<u8>> {
+            let ring = p.region.rx_ring();
+            let mut head = ring.head().load(Ordering::Relaxed);
+            let tail = ring.tail().load(Ordering::Acquire);
+            let mut out = Vec::new();
+            while head != tail {
+                let slot = ring.read_slot(head);
+                let buf = p.region.buffer(slot.buf).unwrap();
+                // SAFETY: the switch wrote `len` bytes into this buffer.
+                out.push(unsafe {
+                    std::slice::from_raw_parts(buf.as_ptr(), slot.len as usize).to_vec()
+                });
+                head = ring.advance(head, 1);
+            }
+            ring.head().store(head, Ordering::Release);
+            out
+        }
+
+        #[test]
+        fn one_batch_of_mixed_vlans_goes_each_its_way() {
+            let sw = Switch::new(
+                SwitchName::parse("vale0").unwrap(),
+                Box::new(LearningTable::new(64, 300)),
+                8,
+            );
+            let mut t = add(
+                &sw,
+                "vale0:vt",
+                Some(VlanMode::parse_trunk("10,20,native=1").unwrap()),
+            );
+            let a = add(&sw, "vale0:va", Some(VlanMode::Access { vlan: 10 }));
+            let c = add(&sw, "vale0:vc", Some(VlanMode::Access { vlan: 20 }));
+            let n = add(&sw, "vale0:vn", Some(VlanMode::Access { vlan: 1 }));
+            let u = add(&sw, "vale0:vu", None);
+            // One batch: two identical VLAN-10 frames (the second reuses
+            // the first's lookup), VLAN 20, native, an unknown VID.
+            let frames = [
+                frame(Some(10)),
+                frame(Some(10)),
+                frame(Some(2 << 13 | 20)),
+                frame(None),
+                frame(Some(30)),
+            ];
+            for f in &frames {
+                send(&mut t, f);
+            }
+            let mut scratch = VlanScratch::default();
+            assert_eq!(forward_batch(&sw, &t.port, &mut scratch, 0), 5);
+            assert_eq!(take(&a), vec![frame(None), frame(None)]);
+            assert_eq!(take(&c), vec![frame(None)]);
+            assert_eq!(take(&n), vec![frame(None)]);
+            assert!(take(&u).is_empty());
+            let ct = t.port.counters.snapshot();
+            assert_eq!((ct.rx_packets, ct.drop_vlan), (5, 1));
+            // The VLAN-less port is alone: its frame goes nowhere, tags and
+            // all, and a frame too short for its tag is dropped on a trunk.
+            let mut u = u;
+            send(&mut u, &frame(Some(10)));
+            forward_batch(&sw, &u.port, &mut scratch, 0);
+            assert_eq!(u.port.counters.snapshot().drop_no_destination, 1);
+            send(&mut t, &frame(Some(10))[..16]);
+            forward_batch(&sw, &t.port, &mut scratch, 0);
+            assert_eq!(t.port.counters.snapshot().drop_vlan, 2);
+            assert!(take(&a).is_empty());
+            // Once the last VLAN port is gone the switch takes the plain
+            // path again.
+            for p in [&t, &a, &c, &n] {
+                sw.remove_port(p.port.id);
+            }
+            sw.set_vlan_aware(false);
+            assert!(!sw.vlan_aware());
+        }
+    }
+
     #[test]
     fn bad_vlan_ids_are_refused() {
         for bad in ["0", "4095", "5000", "x", "native=0", ""] {
