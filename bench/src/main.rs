@@ -26,9 +26,9 @@ mod switch_capture;
 mod switch_core;
 mod switch_e2e;
 mod veth_pair;
+mod vlan_core;
 mod vm_scale;
 mod vxlan_tunnel;
-mod vlan_core;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};

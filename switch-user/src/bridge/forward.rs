@@ -131,6 +131,7 @@ pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now:
             switch,
             source,
             &scratch.frames,
+            scratch.frames.len(),
             &scratch.touched,
             &scratch.per_destination,
         );

@@ -396,6 +396,16 @@ pub fn forward_batch(switch: &Switch, source: &Port, s: &mut VlanScratch, now: u
             }
         }
     }
+    if switch.taps().active() {
+        crate::capture::taps::tap_batch(
+            switch,
+            source,
+            &s.frames,
+            n,
+            &s.touched,
+            &s.per_destination,
+        );
+    }
     for t in 0..s.touched.len() {
         let dest = s.touched[t];
         let list = &mut s.per_destination[dest as usize];

@@ -119,8 +119,9 @@ pub fn realtime_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Hands one batch to the switch's taps: `frames` were received from
-/// `source`; `per_destination[d]` for `d` in `touched` are about to be
+/// Hands one batch to the switch's taps: the first `received` of `frames`
+/// were received from `source` (the VLAN batch appends re-tagged copies
+/// after them); `per_destination[d]` for `d` in `touched` are about to be
 /// delivered to port `d`. A mirror never sends a frame back to the port it
 /// came from; its copies are captured as frames delivered to its
 /// destination.
@@ -128,6 +129,7 @@ pub fn tap_batch(
     switch: &Switch,
     source: &Port,
     frames: &[FrameRef],
+    received: usize,
     touched: &[PortId],
     per_destination: &[Vec<u16>],
 ) {
@@ -150,7 +152,7 @@ pub fn tap_batch(
         }
     };
     if let Some(taps) = table.get(source.id) {
-        let all = &ALL[..frames.len().min(MAX_BATCH)];
+        let all = &ALL[..received.min(frames.len()).min(MAX_BATCH)];
         for tap in &taps.rx {
             match tap {
                 Tap::Capture(sink) => sink.push(DIR_RX, ts, frames, all),

@@ -61,7 +61,7 @@ pub fn kind_name(kind: PortKind) -> &'static str {
 }
 
 /// The drop reasons of a port's counters: (`reason` label, count).
-pub fn drop_reasons(c: &CounterSnapshot) -> [(&'static str, u64); 10] {
+pub fn drop_reasons(c: &CounterSnapshot) -> [(&'static str, u64); 11] {
     [
         ("runt", c.drop_runt),
         ("bad_slot", c.drop_bad_slot),
@@ -73,6 +73,7 @@ pub fn drop_reasons(c: &CounterSnapshot) -> [(&'static str, u64); 10] {
         ("no_client", c.drop_no_client),
         ("spoofed", c.spoofed),
         ("storm", c.drop_storm),
+        ("vlan", c.drop_vlan),
     ]
 }
 
