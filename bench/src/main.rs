@@ -25,6 +25,7 @@ mod suite_vm;
 mod switch_capture;
 mod switch_core;
 mod switch_e2e;
+mod switch_scale;
 mod veth_pair;
 mod vlan_core;
 mod vm_scale;

@@ -15,6 +15,13 @@
 //!   two daemons joined by a tunnel over a veth underlay (encap + decap),
 //!   beside plain forwarding, and Linux's vxlan devices on bridges.
 //! - The copy loop (memory ceiling).
+//! - **Scaling** ([`crate::switch_scale`]): the core with 1 source and
+//!   {1, 8, 64, 254} destination ports x {1, 1,000, 100,000, the table's
+//!   size} destination addresses, as a table, JSON cases (`core_scale`) and
+//!   an SVG plot per frame size (`switch-scale-<frames>.svg` beside the
+//!   JSON). `--sweep quick` runs it at 64 bytes, `full` also at 1514 bytes
+//!   and IMIX; `--sweep-only` skips the other cases but the single-pair core
+//!   case, kept for continuity.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,10 +33,12 @@ use crate::copy_ceiling;
 use crate::cpu_cost::CpuWindow;
 use crate::equal_path;
 use crate::peer_case::{af_packet_case, PairPath};
+use crate::plot::{self, Series};
 use crate::repeat::repeat;
 use crate::report::{Case, Report};
 use crate::switch_core::{self, Pattern, Traffic};
 use crate::switch_e2e;
+use crate::switch_scale::{self, Frames, ScaleCase};
 use crate::veth_pair::{VethPair, PEER_IF, SWITCH_IF};
 
 /// The shared-memory application path.
@@ -60,9 +69,139 @@ pub struct SwitchArgs {
     /// Where the vswitch binary is.
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
-    /// The JSON output.
+    /// The JSON output (the sweep's plots are written beside it).
     #[arg(long, default_value = "target/bench/switch.json")]
     out: PathBuf,
+    /// The core's scaling sweep: `quick` (64-byte frames), `full` (64, 1514
+    /// and IMIX) or `none`.
+    #[arg(long, value_enum, default_value_t = Sweep::Quick)]
+    sweep: Sweep,
+    /// Run only the sweep and the single-pair core case.
+    #[arg(long)]
+    sweep_only: bool,
+    /// Addresses the learning table holds in the sweep (its last address
+    /// count fills it).
+    #[arg(long, default_value_t = 1_000_000)]
+    fdb_size: usize,
+}
+
+/// How much of the scaling sweep to run.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sweep {
+    /// No sweep.
+    None,
+    /// 64-byte frames only.
+    Quick,
+    /// 64 and 1514 bytes and IMIX.
+    Full,
+}
+
+/// Destination ports of the sweep.
+const SWEEP_DESTINATIONS: [usize; 4] = [1, 8, 64, 254];
+
+/// Destination address counts of the sweep for a table of `fdb_size`: the
+/// last fills the table (one entry is the source's).
+fn sweep_addresses(fdb_size: usize) -> Vec<usize> {
+    let mut counts: Vec<usize> = [1, 1000, 100_000, fdb_size.saturating_sub(1)]
+        .into_iter()
+        .filter(|&m| m >= 1 && m < fdb_size)
+        .collect();
+    counts.dedup();
+    counts
+}
+
+/// Runs the sweep for each frame mix: cases into `report`, a table into
+/// `notes`, a plot beside `out`.
+fn sweep(
+    args: &SwitchArgs,
+    duration: Duration,
+    repeats: usize,
+    report: &mut Report,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let mixes = match args.sweep {
+        Sweep::None => return Ok(()),
+        Sweep::Quick => vec![Frames::Fixed(64)],
+        Sweep::Full => vec![Frames::Fixed(64), Frames::Fixed(1514), Frames::Imix],
+    };
+    let addresses = sweep_addresses(args.fdb_size);
+    for frames in mixes {
+        let mut table = vec![vec![0.0; SWEEP_DESTINATIONS.len()]; addresses.len()];
+        for (a, &m) in addresses.iter().enumerate() {
+            for (d, &destinations) in SWEEP_DESTINATIONS.iter().enumerate() {
+                let case = ScaleCase {
+                    destinations,
+                    addresses: m,
+                    fdb_size: args.fdb_size,
+                    frames,
+                };
+                let c = repeat(repeats, || {
+                    let r = switch_scale::run(case, duration)?;
+                    Ok(Case::new(
+                        format!("scale {destinations} dst x {m} addr {}", frames.name()),
+                        "core_scale",
+                        frames.mean_size(),
+                        r.core.input_mpps * 1e6,
+                    )
+                    .with_cpu(r.core.cpu_ns_per_packet)
+                    .with("frames", frames.name())
+                    .with("destinations", destinations)
+                    .with("addresses", m)
+                    .with("fdb_size", args.fdb_size)
+                    .with("refused", r.refused)
+                    .with("flooded", r.flooded)
+                    .with("threads", 1))
+                })?;
+                table[a][d] = c.mpps;
+                report.push(c);
+            }
+        }
+        notes.push(format!(
+            "scaling, {} frames, Mpps (1 source, 1 core; rows: destination addresses, \
+             columns: destination ports; table of {} addresses):",
+            frames.name(),
+            args.fdb_size
+        ));
+        let mut head = format!("{:>12}", "addresses");
+        for d in SWEEP_DESTINATIONS {
+            head.push_str(&format!(" {d:>8}"));
+        }
+        notes.push(head);
+        for (a, &m) in addresses.iter().enumerate() {
+            let mut line = format!("{m:>12}");
+            for v in &table[a] {
+                line.push_str(&format!(" {v:>8.2}"));
+            }
+            notes.push(line);
+        }
+        let series: Vec<Series> = addresses
+            .iter()
+            .zip(&table)
+            .map(|(&m, row)| Series {
+                label: format!("{m} addresses"),
+                points: SWEEP_DESTINATIONS
+                    .iter()
+                    .zip(row)
+                    .map(|(&d, &v)| (d as f64, v))
+                    .collect(),
+            })
+            .collect();
+        let path = args
+            .out
+            .with_file_name(format!("switch-scale-{}.svg", frames.name()));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        plot::line_chart(
+            &path,
+            &format!("Forwarding core, one source, {} frames", frames.name()),
+            "destination ports",
+            "Mpps (one core)",
+            &series,
+        )?;
+        notes.push(format!("plot: {}", path.display()));
+    }
+    Ok(())
 }
 
 fn core_case(pattern: Pattern, traffic: Traffic, size: usize, duration: Duration) -> Result<Case> {
@@ -87,6 +226,16 @@ pub fn run(args: &SwitchArgs) -> Result<()> {
     let mut report = Report::default();
     let mut notes = Vec::new();
     let mixed = Traffic::Mixed { hosts: args.hosts };
+    anyhow::ensure!(args.fdb_size >= 4, "--fdb-size must be at least 4");
+    if args.sweep_only {
+        for &size in &args.sizes {
+            report.push(repeat(repeats, || {
+                core_case(Pattern::Unicast1to1, Traffic::OneFlow, size, duration)
+            })?);
+        }
+        sweep(args, duration, repeats, &mut report, &mut notes)?;
+        return report.finish(&args.out, &notes, repeats);
+    }
     for &size in &args.sizes {
         for pattern in [
             Pattern::Unicast1to1,
@@ -180,6 +329,8 @@ pub fn run(args: &SwitchArgs) -> Result<()> {
                 .with("threads", 1))
         })?);
     }
+
+    sweep(args, duration, repeats, &mut report, &mut notes)?;
 
     for &size in &args.sizes {
         let best_socket = [SOCKET_TX_RING, SOCKET_SENDMMSG]

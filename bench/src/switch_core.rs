@@ -106,15 +106,16 @@ pub struct CoreResult {
     pub seconds: f64,
 }
 
-struct BenchPort {
-    port: Arc<Port>,
-    shm: Arc<ShmPort>,
+/// A port of the benchmark's switch, whose client the benchmark plays.
+pub(crate) struct BenchPort {
+    pub(crate) port: Arc<Port>,
+    pub(crate) shm: Arc<ShmPort>,
 }
 
 impl BenchPort {
     /// The port's TX ring (the bench plays its client).
     #[inline]
-    fn tx(&self) -> RingView<'_> {
+    pub(crate) fn tx(&self) -> RingView<'_> {
         self.shm.region().tx_ring()
     }
 
@@ -125,7 +126,8 @@ impl BenchPort {
     }
 }
 
-fn make_port(switch: &Switch, name: &str) -> Result<BenchPort> {
+/// Adds a shared-memory port of default layout named `name` to `switch`.
+pub(crate) fn make_port(switch: &Switch, name: &str) -> Result<BenchPort> {
     let layout = Layout::new(DEFAULT_RING_SIZE, DEFAULT_BUF_SIZE)?;
     let pname = PortName::parse(name)?;
     let region = Arc::new(Region::create(name, layout)?);
@@ -139,21 +141,22 @@ fn make_port(switch: &Switch, name: &str) -> Result<BenchPort> {
 }
 
 /// Source host `i`.
-fn source_host(i: usize) -> MacAddr {
+pub(crate) fn source_host(i: usize) -> MacAddr {
     MacAddr::local(0x0001_0000 + i as u32)
 }
 
 /// Destination host `j`.
-fn dest_host(j: usize) -> MacAddr {
+pub(crate) fn dest_host(j: usize) -> MacAddr {
     MacAddr::local(0x0002_0000 + j as u32)
 }
 
 /// A small deterministic generator (splitmix64), so every run sends the
 /// same mixed order.
-struct Mix(u64);
+pub(crate) struct Mix(pub(crate) u64);
 
 impl Mix {
-    fn next(&mut self, below: usize) -> usize {
+    /// The next number below `below`.
+    pub(crate) fn next(&mut self, below: usize) -> usize {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -163,12 +166,17 @@ impl Mix {
     }
 }
 
-/// Writes a `size`-byte frame into every TX buffer of `port`, the
-/// addresses of slot i from `addresses(i)` (destination, source).
-fn fill_tx(port: &BenchPort, size: usize, mut addresses: impl FnMut(u32) -> (MacAddr, MacAddr)) {
+/// Writes a frame into every TX buffer of `port`, the size of slot i from
+/// `sizes(i)`, its addresses from `addresses(i)` (destination, source).
+pub(crate) fn fill_tx(
+    port: &BenchPort,
+    mut sizes: impl FnMut(u32) -> usize,
+    mut addresses: impl FnMut(u32) -> (MacAddr, MacAddr),
+) {
     let region = port.shm.region();
     let layout = *region.layout();
     for i in 0..layout.ring_size {
+        let size = sizes(i);
         let buf = region.buffer(i).expect("in range");
         // SAFETY: buffer i lies inside the region and holds buf_size >= size bytes.
         let frame = unsafe { std::slice::from_raw_parts_mut(buf.as_ptr(), size) };
@@ -190,7 +198,7 @@ fn fill_tx(port: &BenchPort, size: usize, mut addresses: impl FnMut(u32) -> (Mac
 
 /// Publishes as many TX slots as are free (the buffers already hold frames).
 #[inline]
-fn refill(port: &BenchPort) {
+pub(crate) fn refill(port: &BenchPort) {
     let tx = port.tx();
     let head = tx.head().load(Ordering::Relaxed);
     let tail = tx.tail().load(Ordering::Acquire);
@@ -201,7 +209,7 @@ fn refill(port: &BenchPort) {
 
 /// Returns every received slot.
 #[inline]
-fn drain(port: &BenchPort) {
+pub(crate) fn drain(port: &BenchPort) {
     let rx = port.rx();
     let tail = rx.tail().load(Ordering::Acquire);
     rx.head().store(tail, Ordering::Release);
@@ -246,17 +254,21 @@ pub fn run(
     for (k, p) in ports.iter().take(sources).enumerate() {
         // Source hosts of port k: k, k + sources, k + 2 * sources, ...
         let own = (source_hosts - k).div_ceil(sources);
-        fill_tx(p, size, |_| {
-            let (src, dst) = match traffic {
-                Traffic::OneFlow => (k, k % dests),
-                Traffic::Mixed { .. } => (k + sources * mix.next(own), mix.next(dest_hosts)),
-            };
-            let dst = match pattern {
-                Pattern::Broadcast1to4 => MacAddr::BROADCAST,
-                _ => dest_host(dst),
-            };
-            (dst, source_host(src))
-        });
+        fill_tx(
+            p,
+            |_| size,
+            |_| {
+                let (src, dst) = match traffic {
+                    Traffic::OneFlow => (k, k % dests),
+                    Traffic::Mixed { .. } => (k + sources * mix.next(own), mix.next(dest_hosts)),
+                };
+                let dst = match pattern {
+                    Pattern::Broadcast1to4 => MacAddr::BROADCAST,
+                    _ => dest_host(dst),
+                };
+                (dst, source_host(src))
+            },
+        );
     }
     let mut scratch = Scratch::new();
     let before: u64 = ports
