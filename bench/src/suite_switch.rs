@@ -127,6 +127,7 @@ fn sweep(
     let addresses = sweep_addresses(args.fdb_size);
     for frames in mixes {
         let mut table = vec![vec![0.0; SWEEP_DESTINATIONS.len()]; addresses.len()];
+        let mut per_core = table.clone();
         for (a, &m) in addresses.iter().enumerate() {
             for (d, &destinations) in SWEEP_DESTINATIONS.iter().enumerate() {
                 let case = ScaleCase {
@@ -150,29 +151,36 @@ fn sweep(
                     .with("fdb_size", args.fdb_size)
                     .with("refused", r.refused)
                     .with("flooded", r.flooded)
+                    .with("mpps_per_core", r.mpps_per_core)
                     .with("threads", 1))
                 })?;
                 table[a][d] = c.mpps;
+                per_core[a][d] = c.extra["mpps_per_core"].as_f64().unwrap_or(0.0);
                 report.push(c);
             }
         }
-        notes.push(format!(
-            "scaling, {} frames, Mpps (1 source, 1 core; rows: destination addresses, \
-             columns: destination ports; table of {} addresses):",
-            frames.name(),
-            args.fdb_size
-        ));
-        let mut head = format!("{:>12}", "addresses");
-        for d in SWEEP_DESTINATIONS {
-            head.push_str(&format!(" {d:>8}"));
-        }
-        notes.push(head);
-        for (a, &m) in addresses.iter().enumerate() {
-            let mut line = format!("{m:>12}");
-            for v in &table[a] {
-                line.push_str(&format!(" {v:>8.2}"));
+        for (what, values) in [
+            ("Mpps", &table),
+            ("Mpps per core-second of the forwarding thread", &per_core),
+        ] {
+            notes.push(format!(
+                "scaling, {} frames, {what} (1 source, 1 core; rows: destination addresses, \
+                 columns: destination ports; table of {} addresses):",
+                frames.name(),
+                args.fdb_size
+            ));
+            let mut head = format!("{:>12}", "addresses");
+            for d in SWEEP_DESTINATIONS {
+                head.push_str(&format!(" {d:>8}"));
             }
-            notes.push(line);
+            notes.push(head);
+            for (a, &m) in addresses.iter().enumerate() {
+                let mut line = format!("{m:>12}");
+                for v in &values[a] {
+                    line.push_str(&format!(" {v:>8.2}"));
+                }
+                notes.push(line);
+            }
         }
         let series: Vec<Series> = addresses
             .iter()

@@ -88,6 +88,21 @@ pub struct ScaleResult {
     pub refused: u64,
     /// Frames flooded (to an unknown destination) during the measurement.
     pub flooded: u64,
+    /// Frames per second of the forwarding thread's own CPU time, millions:
+    /// the rate of one core that has nothing else to do (the wall-clock rate
+    /// falls when other work shares the machine; this one much less).
+    pub mpps_per_core: f64,
+}
+
+/// CPU seconds the calling thread has used.
+fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
 /// How many destination addresses the benchmark cycles through: at least
@@ -162,6 +177,7 @@ pub fn run(case: ScaleCase, duration: Duration) -> Result<ScaleResult> {
         .sum();
     let mut input = 0u64;
     let cpu = CpuWindow::start();
+    let thread_start = thread_cpu_seconds();
     let start = Instant::now();
     let mut rounds = 0u64;
     loop {
@@ -178,6 +194,7 @@ pub fn run(case: ScaleCase, duration: Duration) -> Result<ScaleResult> {
         }
     }
     let seconds = start.elapsed().as_secs_f64();
+    let thread_seconds = (thread_cpu_seconds() - thread_start).max(1e-9);
     let cpu_ns_per_packet = cpu.ns_per_packet(input);
     let snapshots: Vec<_> = ports.iter().map(|p| p.port.counters.snapshot()).collect();
     let after: u64 = snapshots.iter().map(|c| c.tx_packets).sum();
@@ -208,6 +225,7 @@ pub fn run(case: ScaleCase, duration: Duration) -> Result<ScaleResult> {
         },
         refused,
         flooded,
+        mpps_per_core: input as f64 / thread_seconds / 1e6,
     })
 }
 
