@@ -83,6 +83,13 @@ pub struct SwitchArgs {
     /// count fills it).
     #[arg(long, default_value_t = 1_000_000)]
     fdb_size: usize,
+    /// Destination ports of the sweep.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64,254")]
+    sweep_destinations: Vec<usize>,
+    /// Destination address counts of the sweep (`fill` = the table's size
+    /// less the source's entry).
+    #[arg(long, value_delimiter = ',', default_value = "1,1000,100000,fill")]
+    sweep_addresses: Vec<String>,
 }
 
 /// How much of the scaling sweep to run.
@@ -96,18 +103,26 @@ pub enum Sweep {
     Full,
 }
 
-/// Destination ports of the sweep.
-const SWEEP_DESTINATIONS: [usize; 4] = [1, 8, 64, 254];
-
-/// Destination address counts of the sweep for a table of `fdb_size`: the
-/// last fills the table (one entry is the source's).
-fn sweep_addresses(fdb_size: usize) -> Vec<usize> {
-    let mut counts: Vec<usize> = [1, 1000, 100_000, fdb_size.saturating_sub(1)]
-        .into_iter()
-        .filter(|&m| m >= 1 && m < fdb_size)
-        .collect();
-    counts.dedup();
-    counts
+/// Destination address counts of the sweep from `--sweep-addresses` for a
+/// table of `fdb_size`: `fill` fills the table (one entry is the source's).
+fn sweep_addresses(given: &[String], fdb_size: usize) -> Result<Vec<usize>> {
+    let mut counts = Vec::new();
+    for m in given {
+        let m = match m.as_str() {
+            "fill" => fdb_size.saturating_sub(1),
+            n => n.parse().map_err(|_| {
+                anyhow::anyhow!("--sweep-addresses: {n:?} is not a count or `fill`")
+            })?,
+        };
+        anyhow::ensure!(
+            m >= 1 && m < fdb_size,
+            "--sweep-addresses: {m} must be in 1..{fdb_size} (--fdb-size)"
+        );
+        if !counts.contains(&m) {
+            counts.push(m);
+        }
+    }
+    Ok(counts)
 }
 
 /// Runs the sweep for each frame mix: cases into `report`, a table into
@@ -124,12 +139,17 @@ fn sweep(
         Sweep::Quick => vec![Frames::Fixed(64)],
         Sweep::Full => vec![Frames::Fixed(64), Frames::Fixed(1514), Frames::Imix],
     };
-    let addresses = sweep_addresses(args.fdb_size);
+    let addresses = sweep_addresses(&args.sweep_addresses, args.fdb_size)?;
+    let destinations = &args.sweep_destinations;
+    anyhow::ensure!(
+        destinations.iter().all(|d| (1..=1000).contains(d)),
+        "--sweep-destinations must be in 1..=1000"
+    );
     for frames in mixes {
-        let mut table = vec![vec![0.0; SWEEP_DESTINATIONS.len()]; addresses.len()];
+        let mut table = vec![vec![0.0; destinations.len()]; addresses.len()];
         let mut per_core = table.clone();
         for (a, &m) in addresses.iter().enumerate() {
-            for (d, &destinations) in SWEEP_DESTINATIONS.iter().enumerate() {
+            for (d, &destinations) in destinations.iter().enumerate() {
                 let case = ScaleCase {
                     destinations,
                     addresses: m,
@@ -170,7 +190,7 @@ fn sweep(
                 args.fdb_size
             ));
             let mut head = format!("{:>12}", "addresses");
-            for d in SWEEP_DESTINATIONS {
+            for d in destinations {
                 head.push_str(&format!(" {d:>8}"));
             }
             notes.push(head);
@@ -187,7 +207,7 @@ fn sweep(
             .zip(&table)
             .map(|(&m, row)| Series {
                 label: format!("{m} addresses"),
-                points: SWEEP_DESTINATIONS
+                points: destinations
                     .iter()
                     .zip(row)
                     .map(|(&d, &v)| (d as f64, v))
