@@ -8,22 +8,34 @@
 //! pinned to another port is dropped as `spoofed` (and never learned), and a
 //! frame to be flooded past the port's storm cap is dropped as `drop_storm`.
 
-use super::lookup::{Destination, EthHeader, PortId};
+use std::sync::atomic::{fence, Ordering};
+
+use super::lookup::{Destination, EthHeader, Lookup, PortId};
 use super::port::{FrameRef, Port};
-use super::switch::Switch;
+use super::switch::{PortTable, Switch};
 use crate::clock::monotonic_ns;
 use crate::counters::DropReason;
 
 /// Most frames read from a source at once.
 pub const MAX_BATCH: usize = 512;
+/// How many frames ahead of the one looked up the forwarding function is
+/// asked to prefetch (see [`Lookup::prefetch`]): enough to cover a miss to
+/// memory, few enough that the lines are still cached when used.
+const PREFETCH_AHEAD: usize = 8;
+/// How many destinations ahead of the one delivered to are prepared (see
+/// [`super::port::PortIo::prepare`]).
+const PREPARE_AHEAD: usize = 4;
 
 /// Per-thread buffers reused across batches.
 #[derive(Default)]
 pub struct Scratch {
     frames: Vec<FrameRef>,
     per_destination: Vec<Vec<u16>>,
+    /// Destinations of this batch, in the order first seen.
     touched: Vec<PortId>,
     vlan: super::vlan::VlanScratch,
+    /// Destinations published that still need their kick decision.
+    to_kick: Vec<PortId>,
 }
 
 impl Scratch {
@@ -34,6 +46,18 @@ impl Scratch {
             per_destination: Vec::new(),
             touched: Vec::new(),
             vlan: Default::default(),
+            to_kick: Vec::new(),
+        }
+    }
+
+    /// Asks the `t`-th destination of the batch, if any, to prepare for its
+    /// frames.
+    #[inline]
+    fn prepare(&self, table: &PortTable, t: usize) {
+        if let Some(&dest) = self.touched.get(t) {
+            if let Some(port) = table.get(dest) {
+                port.io.prepare(self.per_destination[dest as usize].len());
+            }
         }
     }
 
@@ -49,6 +73,30 @@ impl Scratch {
             self.touched.push(dest);
         }
         list.push(frame);
+    }
+}
+
+/// Asks the forwarding function to prefetch what it will read for frames
+/// a few ahead of the one being looked up; a frame with the same header as
+/// the one before it is skipped (its lookup will be reused).
+#[derive(Default)]
+struct Ahead {
+    last: Option<[u8; 14]>,
+}
+
+impl Ahead {
+    #[inline]
+    fn prefetch(&mut self, lookup: &dyn Lookup, frames: &[FrameRef], i: usize) {
+        let Some(frame) = frames.get(i) else {
+            return;
+        };
+        // SAFETY: PortIo::receive only returns frames of at least 14 bytes
+        // readable until release.
+        let bytes = unsafe { frame.header() };
+        if self.last != Some(bytes) {
+            self.last = Some(bytes);
+            lookup.prefetch(&EthHeader::parse(&bytes));
+        }
     }
 }
 
@@ -81,7 +129,12 @@ pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now:
     // change nothing). Any other frame is looked up: a new source is learned
     // even when its destination repeats the previous frame's.
     let mut previous: Option<([u8; 14], Destination)> = None;
+    let mut ahead = Ahead::default();
+    for i in 0..PREFETCH_AHEAD {
+        ahead.prefetch(lookup, &scratch.frames, i);
+    }
     for i in 0..scratch.frames.len() {
+        ahead.prefetch(lookup, &scratch.frames, i + PREFETCH_AHEAD);
         let frame = scratch.frames[i];
         // SAFETY: PortIo::receive only returns frames of at least 14 bytes
         // readable until release.
@@ -136,15 +189,35 @@ pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now:
             &scratch.per_destination,
         );
     }
+    // Each destination is asked to prepare (prefetch where its frames go) a
+    // few destinations before its turn, so the misses overlap; each is
+    // published without a fence, then one fence serves every kick decision.
+    for t in 0..PREPARE_AHEAD {
+        scratch.prepare(&table, t);
+    }
     for t in 0..scratch.touched.len() {
+        scratch.prepare(&table, t + PREPARE_AHEAD);
         let dest = scratch.touched[t];
         let list = &mut scratch.per_destination[dest as usize];
         if let Some(port) = table.get(dest) {
-            port.io.deliver(&scratch.frames, list, &port.counters);
+            if port
+                .io
+                .deliver_unkicked(&scratch.frames, list, &port.counters)
+            {
+                scratch.to_kick.push(dest);
+            }
         }
         list.clear();
     }
     scratch.touched.clear();
+    if !scratch.to_kick.is_empty() {
+        fence(Ordering::SeqCst);
+        for dest in scratch.to_kick.drain(..) {
+            if let Some(port) = table.get(dest) {
+                port.io.kick_if_waiting(&port.counters);
+            }
+        }
+    }
     source.io.release(&source.counters);
     source.counters.add_drops(DropReason::SamePort, same_port);
     source.counters.add_drops(DropReason::Filtered, filtered);

@@ -40,6 +40,7 @@ use switch_port::mac::MacAddr;
 use switch_port::protocol::LookupStats;
 
 use super::lookup::{Destination, EthHeader, FdbEntry, Lookup, PortId};
+use super::prefetch;
 use super::switch::MAX_PORTS_LIMIT;
 
 const WAYS: usize = 4;
@@ -155,18 +156,6 @@ fn ident(mac: u64, vlan: u16) -> u64 {
     mac | u64::from(vlan) << 48
 }
 
-/// Prefetches the cache line at `p` (a hint; never faults).
-#[inline]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint that never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 impl LearningTable {
     /// A table for `capacity` addresses (at least 4) that forgets an address
     /// `max_age_secs` after it was last seen; ports have no limit of their
@@ -231,7 +220,7 @@ impl LearningTable {
     #[inline]
     pub fn prefetch(&self, mac: MacAddr, vlan: u16) {
         let (first, _) = self.candidates(ident(mac.to_u64(), vlan));
-        prefetch((&raw const self.buckets[first]).cast());
+        prefetch::read((&raw const self.buckets[first]).cast());
     }
 
     #[inline]

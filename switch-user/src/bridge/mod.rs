@@ -8,6 +8,7 @@ pub mod learning;
 pub mod lookup;
 pub mod port;
 pub mod port_security;
+pub mod prefetch;
 pub mod shm_port;
 pub mod switch;
 pub mod vlan;

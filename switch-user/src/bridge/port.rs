@@ -60,6 +60,25 @@ pub trait PortIo: Send + Sync {
     /// Copies the frames `frames[i]` for `i` in `which` to the port; counts
     /// what it delivered and what it dropped; returns frames delivered.
     fn deliver(&self, frames: &[FrameRef], which: &[u16], counters: &PortCounters) -> usize;
+    /// A hint that `count` frames will shortly be delivered: start loading
+    /// where they will be written. Changes nothing.
+    fn prepare(&self, _count: usize) {}
+    /// [`PortIo::deliver`] without the decision whether to wake the client:
+    /// when it returns true, the caller must issue a `SeqCst` fence after it
+    /// (one fence may serve several ports) and then call
+    /// [`PortIo::kick_if_waiting`]. So a batch to many ports pays one fence.
+    fn deliver_unkicked(
+        &self,
+        frames: &[FrameRef],
+        which: &[u16],
+        counters: &PortCounters,
+    ) -> bool {
+        self.deliver(frames, which, counters);
+        false
+    }
+    /// Wakes the client if it asked to be (after [`PortIo::deliver_unkicked`]
+    /// and a fence).
+    fn kick_if_waiting(&self, _counters: &PortCounters) {}
     /// An fd that becomes readable when frames may be waiting after
     /// [`PortIo::arm`] (for the forwarder's epoll), if any.
     fn wake_fd(&self) -> Option<RawFd>;
@@ -159,6 +178,20 @@ impl<T: PortIo + ?Sized> PortIo for std::sync::Arc<T> {
     }
     fn deliver(&self, frames: &[FrameRef], which: &[u16], counters: &PortCounters) -> usize {
         (**self).deliver(frames, which, counters)
+    }
+    fn prepare(&self, count: usize) {
+        (**self).prepare(count)
+    }
+    fn deliver_unkicked(
+        &self,
+        frames: &[FrameRef],
+        which: &[u16],
+        counters: &PortCounters,
+    ) -> bool {
+        (**self).deliver_unkicked(frames, which, counters)
+    }
+    fn kick_if_waiting(&self, counters: &PortCounters) {
+        (**self).kick_if_waiting(counters)
     }
     fn wake_fd(&self) -> Option<RawFd> {
         (**self).wake_fd()

@@ -20,7 +20,11 @@ use switch_port::ring::{RingView, Slot};
 
 use super::frame_copy::copy_frame;
 use super::port::{FrameRef, PortIo, MIN_FRAME};
+use super::prefetch;
 use crate::counters::{DropReason, PortCounters};
+
+/// Most frames of a delivery whose destination buffers are prefetched.
+const PREPARE_MAX: usize = 8;
 
 #[derive(Default)]
 struct SourceState {
@@ -118,6 +122,89 @@ impl ShmPort {
         }
     }
 
+    /// Copies the frames `frames[i]` for `i` in `which` into the RX ring and
+    /// publishes them, leaving the decision to kick to the caller; returns
+    /// the frames delivered and whether any were published.
+    fn publish(
+        &self,
+        frames: &[FrameRef],
+        which: &[u16],
+        counters: &PortCounters,
+    ) -> (usize, bool) {
+        let region = &*self.region;
+        let rx = region.rx_ring();
+        let mut st = self.sink.lock();
+        if !self.client.load(Ordering::Relaxed) {
+            drop(st);
+            counters.add_drops(DropReason::NoClient, which.len() as u64);
+            return (0, false);
+        }
+        let head = self.client_head(rx, counters);
+        // The switch may fill up to the slot before the client's head.
+        let mut free = head.map_or(0, |h| rx.distance(st.tail, h.wrapping_sub(1)));
+        let buf_size = self.layout.buf_size;
+        let (mut delivered, mut bytes, mut too_long, mut full) = (0usize, 0u64, 0u64, 0u64);
+        for &i in which {
+            let Some(frame) = frames.get(i as usize) else {
+                continue;
+            };
+            if frame.len > buf_size {
+                too_long += 1;
+                continue;
+            }
+            if free == 0 {
+                full += 1;
+                continue;
+            }
+            let slot = rx.read_slot(st.tail);
+            let (buf, buffer) = match region.buffer(slot.buf) {
+                Some(b) => (slot.buf, b),
+                None => {
+                    // The client put a bad buffer index in its slot: use the
+                    // slot's own buffer instead and count the client's error.
+                    counters.add_bad_index();
+                    let home = self.layout.ring_size + (st.tail & (rx.size() - 1));
+                    match region.buffer(home) {
+                        Some(b) => (home, b),
+                        None => continue,
+                    }
+                }
+            };
+            // SAFETY: the source is readable for `len` bytes (a frame of a
+            // live source port, see FrameRef); the destination buffer holds
+            // `buf_size >= len` bytes inside this port's region; the two are
+            // in different ports' memory, so they do not overlap.
+            unsafe {
+                copy_frame(
+                    buffer.as_ptr(),
+                    frame.ptr,
+                    frame.len as usize,
+                    buf_size as usize,
+                )
+            };
+            rx.write_slot(
+                st.tail,
+                Slot {
+                    buf,
+                    len: frame.len as u16,
+                    flags: 0,
+                },
+            );
+            st.tail = rx.advance(st.tail, 1);
+            free -= 1;
+            delivered += 1;
+            bytes += frame.len as u64;
+        }
+        if delivered > 0 {
+            rx.tail().store(st.tail, Ordering::Release);
+        }
+        drop(st);
+        counters.add_tx(delivered as u64, bytes);
+        counters.add_drops(DropReason::TooLong, too_long);
+        counters.add_drops(DropReason::RingFull, full);
+        (delivered, delivered > 0)
+    }
+
     #[inline]
     fn kick_client_if(&self, flag_set: bool, counters: &PortCounters) {
         if flag_set {
@@ -185,81 +272,43 @@ impl PortIo for ShmPort {
     }
 
     fn deliver(&self, frames: &[FrameRef], which: &[u16], counters: &PortCounters) -> usize {
-        let region = &*self.region;
-        let rx = region.rx_ring();
-        let mut st = self.sink.lock();
-        if !self.client.load(Ordering::Relaxed) {
-            drop(st);
-            counters.add_drops(DropReason::NoClient, which.len() as u64);
-            return 0;
-        }
-        let head = self.client_head(rx, counters);
-        // The switch may fill up to the slot before the client's head.
-        let mut free = head.map_or(0, |h| rx.distance(st.tail, h.wrapping_sub(1)));
-        let buf_size = self.layout.buf_size;
-        let (mut delivered, mut bytes, mut too_long, mut full) = (0usize, 0u64, 0u64, 0u64);
-        for &i in which {
-            let Some(frame) = frames.get(i as usize) else {
-                continue;
-            };
-            if frame.len > buf_size {
-                too_long += 1;
-                continue;
-            }
-            if free == 0 {
-                full += 1;
-                continue;
-            }
-            let slot = rx.read_slot(st.tail);
-            let (buf, buffer) = match region.buffer(slot.buf) {
-                Some(b) => (slot.buf, b),
-                None => {
-                    // The client put a bad buffer index in its slot: use the
-                    // slot's own buffer instead and count the client's error.
-                    counters.add_bad_index();
-                    let home = self.layout.ring_size + (st.tail & (rx.size() - 1));
-                    match region.buffer(home) {
-                        Some(b) => (home, b),
-                        None => continue,
-                    }
-                }
-            };
-            // SAFETY: the source is readable for `len` bytes (a frame of a
-            // live source port, see FrameRef); the destination buffer holds
-            // `buf_size >= len` bytes inside this port's region; the two are
-            // in different ports' memory, so they do not overlap.
-            unsafe {
-                copy_frame(
-                    buffer.as_ptr(),
-                    frame.ptr,
-                    frame.len as usize,
-                    buf_size as usize,
-                )
-            };
-            rx.write_slot(
-                st.tail,
-                Slot {
-                    buf,
-                    len: frame.len as u16,
-                    flags: 0,
-                },
-            );
-            st.tail = rx.advance(st.tail, 1);
-            free -= 1;
-            delivered += 1;
-            bytes += frame.len as u64;
-        }
-        if delivered > 0 {
-            rx.tail().store(st.tail, Ordering::Release);
+        let (delivered, published) = self.publish(frames, which, counters);
+        if published {
             fence(Ordering::SeqCst);
-            let waiting = rx.consumer_needs_kick().load(Ordering::Relaxed) != 0;
-            self.kick_client_if(waiting, counters);
+            self.kick_if_waiting(counters);
         }
-        drop(st);
-        counters.add_tx(delivered as u64, bytes);
-        counters.add_drops(DropReason::TooLong, too_long);
-        counters.add_drops(DropReason::RingFull, full);
         delivered
+    }
+
+    fn prepare(&self, count: usize) {
+        // The published tail is where the next frames go (another thread
+        // delivering meanwhile only makes the hint wrong).
+        let rx = self.region.rx_ring();
+        let mut index = rx.tail().load(Ordering::Relaxed);
+        if index >= rx.size() {
+            return;
+        }
+        for _ in 0..count.min(PREPARE_MAX) {
+            if let Some(buffer) = self.region.buffer(rx.read_slot(index).buf) {
+                prefetch::write(buffer.as_ptr());
+            }
+            index = rx.advance(index, 1);
+        }
+    }
+
+    fn deliver_unkicked(
+        &self,
+        frames: &[FrameRef],
+        which: &[u16],
+        counters: &PortCounters,
+    ) -> bool {
+        self.publish(frames, which, counters).1
+    }
+
+    fn kick_if_waiting(&self, counters: &PortCounters) {
+        let rx = self.region.rx_ring();
+        let waiting = rx.consumer_needs_kick().load(Ordering::Relaxed) != 0;
+        self.kick_client_if(waiting, counters);
     }
 
     fn wake_fd(&self) -> Option<RawFd> {
