@@ -1,7 +1,15 @@
 //! The forwarding batch: read up to [`MAX_BATCH`] frames from one source port,
 //! look every frame up, group the frames per destination, then deliver each
-//! group with one call (one lock, one publish, at most one kick per
-//! destination), and finally give the source its slots back.
+//! group with one call (one lock, one publish per destination), decide the
+//! kicks of all destinations after one fence, and finally give the source
+//! its slots back.
+//!
+//! Memory latency is what grows with the number of addresses and ports, so
+//! the batch hides it: the forwarding function prefetches the table entries
+//! of the frame a few frames ahead of the one looked up, and a
+//! destination prepares (prefetches the buffers its frames will fill)
+//! a few destinations before its turn. Only ports that receive
+//! frames of the batch are touched.
 //!
 //! Port security is applied here, before a frame is looked up: a frame whose
 //! source address is not its port's locked one ([`Port::security`]) or is
