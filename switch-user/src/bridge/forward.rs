@@ -20,6 +20,7 @@ use std::sync::atomic::{fence, Ordering};
 
 use super::lookup::{Destination, EthHeader, Lookup, PortId};
 use super::port::{FrameRef, Port};
+use super::prefetch;
 use super::switch::{PortTable, Switch};
 use crate::clock::monotonic_ns;
 use crate::counters::DropReason;
@@ -64,6 +65,7 @@ impl Scratch {
     fn prepare(&self, table: &PortTable, t: usize) {
         if let Some(&dest) = self.touched.get(t) {
             if let Some(port) = table.get(dest) {
+                prefetch::write((&raw const port.counters).cast());
                 port.io.prepare(self.per_destination[dest as usize].len());
             }
         }

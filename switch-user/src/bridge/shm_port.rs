@@ -284,6 +284,12 @@ impl PortIo for ShmPort {
         // The published tail is where the next frames go (another thread
         // delivering meanwhile only makes the hint wrong).
         let rx = self.region.rx_ring();
+        // What the delivery reads and writes besides the buffers, first (a
+        // prefetch does not wait; the loads below do).
+        prefetch::write((&raw const self.sink).cast());
+        prefetch::read(rx.head().as_ptr().cast_const().cast());
+        prefetch::write(rx.tail().as_ptr().cast_const().cast());
+        prefetch::read(rx.consumer_needs_kick().as_ptr().cast_const().cast());
         let mut index = rx.tail().load(Ordering::Relaxed);
         if index >= rx.size() {
             return;
