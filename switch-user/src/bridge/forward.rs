@@ -89,15 +89,16 @@ impl Scratch {
 /// Asks the forwarding function to prefetch what it will read for frames
 /// a few ahead of the one being looked up; a frame with the same header as
 /// the one before it is skipped (its lookup will be reused).
-#[derive(Default)]
 struct Ahead {
+    /// Whether the forwarding function wants the hints at all.
+    on: bool,
     last: Option<[u8; 14]>,
 }
 
 impl Ahead {
     #[inline]
     fn prefetch(&mut self, lookup: &dyn Lookup, frames: &[FrameRef], i: usize) {
-        let Some(frame) = frames.get(i) else {
+        let Some(frame) = frames.get(i).filter(|_| self.on) else {
             return;
         };
         // SAFETY: PortIo::receive only returns frames of at least 14 bytes
@@ -139,7 +140,10 @@ pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now:
     // change nothing). Any other frame is looked up: a new source is learned
     // even when its destination repeats the previous frame's.
     let mut previous: Option<([u8; 14], Destination)> = None;
-    let mut ahead = Ahead::default();
+    let mut ahead = Ahead {
+        on: lookup.prefetch_useful(),
+        last: None,
+    };
     for i in 0..PREFETCH_AHEAD {
         ahead.prefetch(lookup, &scratch.frames, i);
     }
@@ -398,6 +402,58 @@ mod tests {
         send(&mut a, mb, ma, 60, None);
         forward_batch(&sw, &a.port, &mut scratch, 0);
         assert_eq!((received(&b), received(&small)), (4, 2));
+    }
+
+    #[test]
+    fn a_batch_to_many_ports_kicks_exactly_the_waiting_clients() {
+        let sw = switch();
+        let mut a = add(&sw, "vale0:a", 64, 2048);
+        let mut dests: Vec<TestPort> = (0..5)
+            .map(|i| add(&sw, &format!("vale0:d{i}"), 64, 2048))
+            .collect();
+        let mut scratch = Scratch::new();
+        // Clients 1 and 3 sleep waiting for frames.
+        for i in [1, 3] {
+            dests[i]
+                .region
+                .rx_ring()
+                .consumer_needs_kick()
+                .store(1, Ordering::Relaxed);
+        }
+        // Each destination learns its address, then a sends to all of them,
+        // interleaved, in one batch.
+        for (i, d) in dests.iter_mut().enumerate() {
+            send(
+                d,
+                MacAddr::BROADCAST,
+                MacAddr::local(10 + i as u32),
+                60,
+                None,
+            );
+            forward_batch(&sw, &d.port, &mut scratch, 0);
+        }
+        let before: Vec<u64> = dests
+            .iter()
+            .map(|d| d.port.counters.snapshot().kicks_sent)
+            .collect();
+        for round in 0..3 {
+            for i in 0..5 {
+                send(
+                    &mut a,
+                    MacAddr::local(10 + i),
+                    MacAddr::local(1),
+                    60 + round,
+                    None,
+                );
+            }
+        }
+        assert_eq!(forward_batch(&sw, &a.port, &mut scratch, 0), 15);
+        for (i, d) in dests.iter().enumerate() {
+            let kicks = d.port.counters.snapshot().kicks_sent - before[i];
+            assert_eq!(kicks, u64::from(i == 1 || i == 3), "port d{i}");
+            // The four others' broadcasts, then three frames of the batch.
+            assert_eq!(d.port.counters.snapshot().tx_packets, 7, "d{i}");
+        }
     }
 
     #[test]

@@ -57,6 +57,10 @@ const MAX_SEARCH: usize = 256;
 /// must not hold up learning for long).
 const REMOVE_CHUNK: usize = 1024;
 
+/// Entries from which lookups prefetch their buckets: below, the buckets
+/// in use (at most one cache line each) fit in a core's cache.
+const PREFETCH_MIN_ENTRIES: u64 = 8192;
+
 /// Default number of addresses the table holds.
 pub const DEFAULT_CAPACITY: usize = 4096;
 /// Default time after which an address not seen again is forgotten.
@@ -710,6 +714,11 @@ impl Lookup for LearningTable {
     #[inline]
     fn prefetch(&self, header: &EthHeader) {
         LearningTable::prefetch(self, header.dst, header.vlan);
+    }
+
+    #[inline]
+    fn prefetch_useful(&self) -> bool {
+        self.live.load(Ordering::Relaxed) >= PREFETCH_MIN_ENTRIES
     }
 
     fn forget_port(&self, port: PortId) {

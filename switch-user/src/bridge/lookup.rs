@@ -89,6 +89,12 @@ pub trait Lookup: Send + Sync {
     /// ahead). Changes nothing.
     #[inline]
     fn prefetch(&self, _header: &EthHeader) {}
+    /// Whether [`Lookup::prefetch`] is worth its cost now (asked once per
+    /// batch): a small table stays in the cache anyway.
+    #[inline]
+    fn prefetch_useful(&self) -> bool {
+        false
+    }
     /// Forgets everything about `port` (it was removed or has a new
     /// client), its pinned addresses and its limit too.
     fn forget_port(&self, port: PortId);
