@@ -33,7 +33,7 @@ pub const MAX_BATCH: usize = 512;
 const PREFETCH_AHEAD: usize = 8;
 /// How many destinations ahead of the one delivered to are prepared (see
 /// [`super::port::PortIo::prepare`]).
-const PREPARE_AHEAD: usize = 4;
+const PREPARE_AHEAD: usize = 8;
 
 /// Per-thread buffers reused across batches.
 #[derive(Default)]

@@ -24,7 +24,7 @@ use super::prefetch;
 use crate::counters::{DropReason, PortCounters};
 
 /// Most frames of a delivery whose destination buffers are prefetched.
-const PREPARE_MAX: usize = 8;
+const PREPARE_MAX: usize = 16;
 
 #[derive(Default)]
 struct SourceState {
