@@ -198,6 +198,8 @@ impl LearningTable {
     /// different from each other.
     #[inline]
     fn candidates(&self, ident: u64) -> (usize, usize) {
+        // Two rounds: one leaves addresses that count in their high bytes
+        // clustered (the low bits of the product do not change).
         let [k0, k1, k2, k3] = self.hash_key;
         let h = fold_mul(fold_mul(ident ^ k0, k1 | 1) ^ k2, k3 | 1);
         let first = h as usize & self.mask;
