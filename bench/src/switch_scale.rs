@@ -169,6 +169,7 @@ pub fn run(case: ScaleCase, duration: Duration) -> Result<ScaleResult> {
             dst: MacAddr::BROADCAST,
             src: dest_host(j),
             ethertype: 0x88b5,
+            vlan: 0,
         };
         switch.lookup().lookup(&header, ports[j % dests].port.id, 0);
     }
