@@ -11,6 +11,8 @@
 
 use core::fmt;
 
+use crate::inet_checksum::ones_sum;
+
 /// Ethernet header length.
 const ETH_LEN: usize = 14;
 /// The Ethernet minimum without FCS; shorter replies are zero-padded.
@@ -276,36 +278,16 @@ fn ipv4_reply(
     Ok((answer, len.max(MIN_FRAME)))
 }
 
-/// Ones' complement sum of big-endian 16-bit words (odd tail zero-padded)
-/// plus `initial`, folded, not inverted.
-fn ones_sum(bytes: &[u8], initial: u32) -> u16 {
-    let mut sum = initial as u64;
-    let mut words = bytes.chunks_exact(2);
-    for word in &mut words {
-        sum += u16::from_be_bytes([word[0], word[1]]) as u64;
-    }
-    if let [last] = words.remainder() {
-        sum += (*last as u64) << 8;
-    }
-    while sum > 0xFFFF {
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    }
-    sum as u16
-}
-
 /// The Internet checksum of `bytes` (0 when `bytes` holds a valid one).
 fn internet_checksum(bytes: &[u8]) -> u16 {
-    !ones_sum(bytes, 0)
+    !(ones_sum(bytes, 0) as u16)
 }
 
 /// The UDP checksum over the pseudo-header and `datagram` (0 when the
 /// datagram holds a valid one).
 fn udp_checksum(src: &[u8], dst: &[u8], datagram: &[u8]) -> u16 {
-    let pseudo = ones_sum(src, 0) as u32
-        + ones_sum(dst, 0) as u32
-        + IP_PROTO_UDP as u32
-        + datagram.len() as u32;
-    !ones_sum(datagram, pseudo)
+    let pseudo = ones_sum(src, 0) + ones_sum(dst, 0) + IP_PROTO_UDP as u32 + datagram.len() as u32;
+    !(ones_sum(datagram, pseudo) as u16)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod cell;
 pub mod counters;
 pub mod driver;
 pub mod e1000;
+pub mod inet_checksum;
 pub mod ipv4_echo;
 pub mod irq;
 pub mod irq_nesting;

@@ -7,6 +7,7 @@
 //! padded to 60 bytes (or to the length the peer chose for a filter frame).
 
 use crate::e1000::desc::TxDesc;
+use crate::inet_checksum::ones_sum;
 use e1000_spec::desc::{ext, tx::cmd};
 
 /// EtherType of the control frames (IEEE local experimental).
@@ -70,22 +71,6 @@ pub fn parse_control(frame: &[u8]) -> Option<Control> {
 pub fn mta_index(dst: [u8; 6], mo: u32) -> u16 {
     let shift = [4, 3, 2, 0][(mo & 3) as usize];
     (((dst[5] as u16) << 8 | dst[4] as u16) >> shift) & 0xFFF
-}
-
-/// Internet checksum sum (not complemented, folded) of `data`, continuing
-/// from `sum`.
-pub fn ones_sum(data: &[u8], mut sum: u32) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for pair in &mut chunks {
-        sum += u16::from_be_bytes([pair[0], pair[1]]) as u32;
-    }
-    if let [last] = chunks.remainder() {
-        sum += (*last as u32) << 8;
-    }
-    while sum > 0xFFFF {
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    }
-    sum
 }
 
 /// IPv4 addresses of the offload frames.
