@@ -1,5 +1,6 @@
 //! The daemon's clocks: a coarse one in seconds since it started, for
-//! aging, and monotonic nanoseconds for storm control and pktgen's stamps.
+//! aging, monotonic nanoseconds for storm control and pktgen's stamps, and
+//! wall-clock nanoseconds for capture timestamps.
 
 /// Seconds since a fixed start.
 #[derive(Clone, Copy, Debug)]
@@ -39,11 +40,22 @@ impl Default for Clock {
 /// timestamps pktgen writes into frames.
 #[inline]
 pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// Wall-clock nanoseconds (`CLOCK_REALTIME`), the capture timestamps.
+pub fn realtime_ns() -> u64 {
+    clock_ns(libc::CLOCK_REALTIME)
+}
+
+/// Nanoseconds of the clock `id`.
+#[inline]
+fn clock_ns(id: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes into a valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { libc::clock_gettime(id, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

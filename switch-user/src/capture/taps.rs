@@ -21,6 +21,7 @@ use crate::bridge::forward::MAX_BATCH;
 use crate::bridge::lookup::PortId;
 use crate::bridge::port::{FrameRef, Port};
 use crate::bridge::switch::Switch;
+use crate::clock::realtime_ns;
 
 /// Where a port's frames also go.
 #[derive(Clone)]
@@ -107,17 +108,6 @@ static ALL: [u16; MAX_BATCH] = {
     }
     all
 };
-
-/// Wall-clock nanoseconds (`CLOCK_REALTIME`), the capture timestamps.
-pub fn realtime_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into a valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
 
 /// Hands one batch to the switch's taps: the first `received` of `frames`
 /// were received from `source` (the VLAN batch appends re-tagged copies
