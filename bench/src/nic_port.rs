@@ -133,6 +133,20 @@ pub struct NicResult {
     pub nic_counters: BTreeMap<String, u64>,
 }
 
+/// What a pktgen tx run reported, with the CPU it and the daemon used.
+struct PktgenTx {
+    /// pktgen's JSON summary.
+    tx: Value,
+    /// Frames it sent.
+    sent: u64,
+    /// Seconds it sent for.
+    tx_secs: f64,
+    /// Average cores of the daemon and pktgen.
+    cores: f64,
+    /// Busy CPU seconds of the machine meanwhile.
+    busy: Option<f64>,
+}
+
 fn summary(proc: &mut Proc, timeout: Duration) -> Result<Value> {
     proc.wait_timeout(timeout)?
         .with_context(|| format!("{} did not finish", proc.label()))?;
@@ -192,33 +206,13 @@ impl NicSwitch {
             },
         )?;
         let before = self.counters(&self.nic_port)?;
-        let size = frame_len.to_string();
-        let secs = seconds.to_string();
-        let dst_s = dst.to_string();
-        let mut gen = self.spawn(
-            "gen",
-            &[
-                "pktgen",
-                GEN_PORT,
-                "--mode",
-                "tx",
-                "--size",
-                &size,
-                "--duration",
-                &secs,
-                "--dst-mac",
-                &dst_s,
-                "--json",
-                "-q",
-            ],
-        )?;
-        let meter = CpuMeter::start(&[self.daemon.pid(), gen.pid()]);
-        let cpu = CpuWindow::start();
-        let tx = summary(&mut gen, Duration::from_secs_f64(seconds + 30.0))?;
-        let cores = meter.cores();
-        let busy = cpu.busy_seconds();
-        let sent = tx["packets"].as_u64().unwrap_or(0);
-        let tx_secs = tx["seconds"].as_f64().unwrap_or(0.0);
+        let PktgenTx {
+            tx,
+            sent,
+            tx_secs,
+            cores,
+            busy,
+        } = self.pktgen_tx(dst, frame_len, seconds)?;
         let _ = wait_until(Duration::from_secs(1), Duration::from_millis(5), || {
             receiver.packets() >= sent
         });
@@ -241,19 +235,9 @@ impl NicSwitch {
         })
     }
 
-    /// pktgen tx -> switch -> NIC port -> veth -> a counter at the far end
-    /// (`received()`: frames counted so far, such as an XDP sink's), frames
-    /// addressed to `dst`, for `seconds`. The counter does not verify
-    /// frames: `corrupt` stays 0.
-    pub fn measure_tx_counted(
-        &self,
-        dst: Mac,
-        frame_len: usize,
-        seconds: f64,
-        received: impl Fn() -> Result<u64>,
-    ) -> Result<NicResult> {
-        let before = self.counters(&self.nic_port)?;
-        let start_count = received()?;
+    /// Runs pktgen tx on [`GEN_PORT`] for `seconds` (frames of
+    /// `frame_len` bytes to `dst`), metering the CPU of it and the daemon.
+    fn pktgen_tx(&self, dst: Mac, frame_len: usize, seconds: f64) -> Result<PktgenTx> {
         let size = frame_len.to_string();
         let secs = seconds.to_string();
         let dst_s = dst.to_string();
@@ -281,6 +265,35 @@ impl NicSwitch {
         let busy = cpu.busy_seconds();
         let sent = tx["packets"].as_u64().unwrap_or(0);
         let tx_secs = tx["seconds"].as_f64().unwrap_or(0.0);
+        Ok(PktgenTx {
+            tx,
+            sent,
+            tx_secs,
+            cores,
+            busy,
+        })
+    }
+
+    /// pktgen tx -> switch -> NIC port -> veth -> a counter at the far end
+    /// (`received()`: frames counted so far, such as an XDP sink's), frames
+    /// addressed to `dst`, for `seconds`. The counter does not verify
+    /// frames: `corrupt` stays 0.
+    pub fn measure_tx_counted(
+        &self,
+        dst: Mac,
+        frame_len: usize,
+        seconds: f64,
+        received: impl Fn() -> Result<u64>,
+    ) -> Result<NicResult> {
+        let before = self.counters(&self.nic_port)?;
+        let start_count = received()?;
+        let PktgenTx {
+            tx,
+            sent,
+            tx_secs,
+            cores,
+            busy,
+        } = self.pktgen_tx(dst, frame_len, seconds)?;
         let count = || received().map(|n| n.saturating_sub(start_count));
         let _ = wait_until(Duration::from_secs(1), Duration::from_millis(5), || {
             count().unwrap_or(0) >= sent
