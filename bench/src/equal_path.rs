@@ -61,28 +61,7 @@ pub fn run(
     for &size in sizes {
         report.push(measure(BRIDGE, "linux_bridge", size)?.with("path", BRIDGE_PATH));
     }
-    topology.remove_bridge()?;
-    let switch = NicSwitch::start(bin_dir, &topology.bridge, "tx0p")?;
-    switch.attach("rx0p")?;
-    // The receiver never sends: one frame from it teaches the switch where
-    // it is (the bridge had a static entry), so neither floods.
-    af_packet::send_in(
-        &topology.rx,
-        &SenderConfig {
-            ifname: "rx0".into(),
-            frame_len: 64,
-            src: RX_MAC,
-            dst: TX_MAC,
-            batch: 1,
-            duration: Duration::from_secs(1),
-            max_packets: 1,
-            method: TxMethod::Sendmmsg,
-        },
-    )?;
-    testbed::wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
-        switch.learned(RX_MAC).unwrap_or(false)
-    })
-    .context("the switch did not learn the receiver's address")?;
+    let switch = switch_in_place_of_bridge(bin_dir, &topology)?;
     for &size in sizes {
         report.push(measure(SWITCH, "nic_port", size)?.with("path", SWITCH_PATH));
     }
@@ -111,4 +90,33 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+/// Deletes the topology's bridge and starts, in the middle namespace, a
+/// switch with `tx0p` and `rx0p` as NIC ports that has learned the
+/// receiver's address.
+pub fn switch_in_place_of_bridge(bin_dir: &Path, topology: &BridgeTopology) -> Result<NicSwitch> {
+    topology.remove_bridge()?;
+    let switch = NicSwitch::start(bin_dir, &topology.bridge, "tx0p")?;
+    switch.attach("rx0p")?;
+    // The receiver never sends: one frame from it teaches the switch where
+    // it is (the bridge had a static entry), so neither floods.
+    af_packet::send_in(
+        &topology.rx,
+        &SenderConfig {
+            ifname: "rx0".into(),
+            frame_len: 64,
+            src: RX_MAC,
+            dst: TX_MAC,
+            batch: 1,
+            duration: Duration::from_secs(1),
+            max_packets: 1,
+            method: TxMethod::Sendmmsg,
+        },
+    )?;
+    testbed::wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+        switch.learned(RX_MAC).unwrap_or(false)
+    })
+    .context("the switch did not learn the receiver's address")?;
+    Ok(switch)
 }

@@ -30,8 +30,8 @@ use bench::line_source::{FrameSpec, LineSource, Mechanism, SendStats};
 use bench::xdp_sink::{SinkVerdict, XdpSink};
 use testbed::{Mac, Netns};
 
-use crate::af_packet::{self, SenderConfig, TxMethod};
 use crate::cpu_cost::CpuWindow;
+use crate::equal_path::switch_in_place_of_bridge;
 use crate::linux_bridge::{BridgeTopology, RX_MAC, TX_MAC};
 use crate::nic_port::{NicResult, NicSwitch};
 use crate::raw_afxdp;
@@ -260,28 +260,7 @@ pub fn equal_paths(
         report.push(measure(BRIDGE, "linux_bridge", size)?);
     }
     drop(pass);
-    topology.remove_bridge()?;
-    let switch = NicSwitch::start(bin_dir, &topology.bridge, "tx0p")?;
-    switch.attach("rx0p")?;
-    // The receiver never sends: one frame from it teaches the switch where
-    // it is (the bridge had a static entry), so neither floods.
-    af_packet::send_in(
-        &topology.rx,
-        &SenderConfig {
-            ifname: "rx0".into(),
-            frame_len: 64,
-            src: RX_MAC,
-            dst: TX_MAC,
-            batch: 1,
-            duration: Duration::from_secs(1),
-            max_packets: 1,
-            method: TxMethod::Sendmmsg,
-        },
-    )?;
-    testbed::wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
-        switch.learned(RX_MAC).unwrap_or(false)
-    })
-    .context("the switch did not learn the receiver's address")?;
+    let switch = switch_in_place_of_bridge(bin_dir, &topology)?;
     for &size in sizes {
         report.push(measure(SWITCH, "nic_port", size)?);
     }
