@@ -33,7 +33,7 @@ use testbed::{Mac, Netns};
 use crate::cpu_cost::CpuWindow;
 use crate::equal_path::switch_in_place_of_bridge;
 use crate::linux_bridge::{BridgeTopology, RX_MAC, TX_MAC};
-use crate::nic_port::{NicResult, NicSwitch};
+use crate::nic_port::{nic_case, NicSwitch};
 use crate::raw_afxdp;
 use crate::repeat::repeat;
 use crate::report::{Case, Report};
@@ -158,23 +158,6 @@ fn raw_tx(bed: &VethPair, size: usize, d: Duration) -> Result<Case> {
         Ok((tx.packets, tx.seconds))
     })
     .map(|c| c.with("direction", "tx"))
-}
-
-fn nic_case(name: &str, direction: &str, size: usize, r: &NicResult) -> Case {
-    let mut case = Case::new(name, "nic_port", size, r.pps)
-        .with_cpu(r.cpu_ns_per_packet)
-        .with("direction", direction)
-        .with("tx_mpps", r.offered_pps / 1e6)
-        .with("port_mpps", r.port_pps / 1e6)
-        .with("lost", r.lost)
-        .with("corrupt", r.corrupt)
-        .with("cores_used", r.cores);
-    for (k, v) in &r.nic_counters {
-        if *v > 0 {
-            case = case.with(k, v);
-        }
-    }
-    case
 }
 
 /// The bare-veth cases (source ceiling, raw AF_XDP both ways), then the

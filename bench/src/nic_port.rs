@@ -20,6 +20,7 @@ use testbed::{wait_until, Daemon, Mac, Netns, Proc};
 use crate::af_packet::{self, ReceiverConfig, SenderConfig, TxMethod};
 use crate::cpu_cost::CpuWindow;
 use crate::procs::CpuMeter;
+use crate::report::Case;
 
 /// The switch port pktgen sends from.
 const GEN_PORT: &str = "vale0:gen";
@@ -131,6 +132,25 @@ pub struct NicResult {
     pub cpu_ns_per_packet: Option<f64>,
     /// Counter changes of the NIC port (drops, kernel socket drops).
     pub nic_counters: BTreeMap<String, u64>,
+}
+
+/// The report case of a NIC-port run `r` (frame `size`, `direction` rx
+/// or tx), its non-zero NIC counters included.
+pub fn nic_case(name: &str, direction: &str, size: usize, r: &NicResult) -> Case {
+    let mut case = Case::new(name, "nic_port", size, r.pps)
+        .with_cpu(r.cpu_ns_per_packet)
+        .with("direction", direction)
+        .with("tx_mpps", r.offered_pps / 1e6)
+        .with("port_mpps", r.port_pps / 1e6)
+        .with("lost", r.lost)
+        .with("corrupt", r.corrupt)
+        .with("cores_used", r.cores);
+    for (k, v) in &r.nic_counters {
+        if *v > 0 {
+            case = case.with(k, v);
+        }
+    }
+    case
 }
 
 /// What a pktgen tx run reported, with the CPU it and the daemon used.

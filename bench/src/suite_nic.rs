@@ -32,7 +32,7 @@ use crate::af_packet::{self, PeerConfig, SenderConfig, TxMethod};
 use crate::cpu_cost::CpuWindow;
 use crate::equal_path;
 use crate::nic_line_rate as line;
-use crate::nic_port::{NicResult, NicSwitch};
+use crate::nic_port::{nic_case, NicSwitch};
 use crate::peer_case::{af_packet_case, PairPath};
 use crate::raw_afxdp;
 use crate::repeat::repeat;
@@ -154,23 +154,6 @@ fn raw_tx(bed: &VethPair, size: usize, duration: Duration) -> Result<Case> {
         .with("lost", tx.packets.saturating_sub(rx.packets))
         .with("corrupt", rx.corrupt)
         .with("unfinished", tx.unfinished))
-}
-
-fn nic_case(name: &str, direction: &str, size: usize, r: &NicResult) -> Case {
-    let mut case = Case::new(name, "nic_port", size, r.pps)
-        .with_cpu(r.cpu_ns_per_packet)
-        .with("direction", direction)
-        .with("tx_mpps", r.offered_pps / 1e6)
-        .with("port_mpps", r.port_pps / 1e6)
-        .with("lost", r.lost)
-        .with("corrupt", r.corrupt)
-        .with("cores_used", r.cores);
-    for (k, v) in &r.nic_counters {
-        if *v > 0 {
-            case = case.with(k, v);
-        }
-    }
-    case
 }
 
 /// ", the port itself N% of it": the NIC port's own rate (frames moved
