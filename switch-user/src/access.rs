@@ -111,6 +111,20 @@ impl Caller {
         }
     }
 
+    /// `nobody` (uid 65534) under the default policy, for tests.
+    #[cfg(test)]
+    pub fn nobody() -> Caller {
+        AccessPolicy::default().caller(
+            &PeerCred {
+                pid: 1,
+                uid: 65534,
+                gid: 65534,
+                groups: vec![],
+            },
+            None,
+        )
+    }
+
     /// The daemon itself acting for `owner` (restoring saved state): an
     /// admin whose ports are `owner`'s.
     pub fn on_behalf_of(owner: Owner) -> Caller {

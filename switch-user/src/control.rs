@@ -604,7 +604,6 @@ impl Server {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::PeerCred;
 
     #[test]
     fn another_version_gets_a_typed_error_naming_both() {
@@ -629,15 +628,7 @@ mod tests {
 
     #[test]
     fn attach_and_detach_need_an_admin() {
-        let nobody = AccessPolicy::default().caller(
-            &PeerCred {
-                pid: 1,
-                uid: 65534,
-                gid: 65534,
-                groups: vec![],
-            },
-            None,
-        );
+        let nobody = Caller::nobody();
         let attach: Request =
             serde_json::from_str(r#"{"request":"attach","switch":"vale0","iface":"eth0"}"#)
                 .unwrap();
@@ -656,15 +647,7 @@ mod tests {
 
     #[test]
     fn mirrors_need_an_admin_and_captures_the_ports_owner() {
-        let nobody = AccessPolicy::default().caller(
-            &PeerCred {
-                pid: 1,
-                uid: 65534,
-                gid: 65534,
-                groups: vec![],
-            },
-            None,
-        );
+        let nobody = Caller::nobody();
         let add: Request = serde_json::from_str(
             r#"{"request":"mirror_add","switch":"vale0","name":"m","src":["vale0:a"],"dst":"vale0:b"}"#,
         )

@@ -222,18 +222,9 @@ mod tests {
 
     #[test]
     fn adding_and_deleting_tunnels_needs_an_admin() {
-        use crate::access::AccessPolicy;
+        use crate::access::Caller;
         use crate::control::authorize;
-        use crate::peer::PeerCred;
-        let nobody = AccessPolicy::default().caller(
-            &PeerCred {
-                pid: 1,
-                uid: 65534,
-                gid: 65534,
-                groups: vec![],
-            },
-            None,
-        );
+        let nobody = Caller::nobody();
         let port: PortName = "vale0:vx".parse().unwrap();
         let add = Request::TunnelAdd {
             port: port.clone(),
