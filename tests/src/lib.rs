@@ -18,6 +18,7 @@ pub use testbed::{bin_dir, guest_image, run_bounded, vswitch_bin};
 
 pub mod access;
 pub mod nic;
+pub mod tcp_transfer;
 pub mod tunnel;
 pub mod udp_echo;
 

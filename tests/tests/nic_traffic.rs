@@ -4,12 +4,11 @@
 //! broadcasts; a two-queue veth attached with `--queues all` carries
 //! traffic on both queues.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use e2e_tests::nic::{fdb, send_test_frames, NicBed, HOST_IF};
+use e2e_tests::tcp_transfer::tcp_transfer;
 use e2e_tests::{field, pktgen_summary};
 use testbed::{Mac, Queues};
 
@@ -19,89 +18,6 @@ const TRANSFER_BYTES: u64 = 100 * 1000 * 1000;
 const TCP_PORT: u16 = 5001;
 /// Longest a TCP read or write may block.
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// splitmix64: the transfer's content is word `k` = splitmix64(k), little-endian.
-fn splitmix64(k: u64) -> u64 {
-    let mut z = k
-        .wrapping_add(0x9E37_79B9_7F4A_7C15)
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Fills `out` with the bytes of the transfer at `offset..`.
-fn pattern(offset: u64, out: &mut [u8]) {
-    let mut pos = offset;
-    let mut i = 0;
-    while i < out.len() {
-        let word = splitmix64(pos / 8).to_le_bytes();
-        let start = (pos % 8) as usize;
-        let n = (8 - start).min(out.len() - i);
-        out[i..i + n].copy_from_slice(&word[start..start + n]);
-        i += n;
-        pos += n as u64;
-    }
-}
-
-/// Accepts one connection (waiting at most `IO_TIMEOUT`) and checks that
-/// it carries exactly the pattern's first `TRANSFER_BYTES` bytes.
-fn serve_and_verify(listener: TcpListener) -> Result<u64> {
-    listener.set_nonblocking(true)?;
-    let deadline = Instant::now() + IO_TIMEOUT;
-    let mut stream = loop {
-        match listener.accept() {
-            Ok((stream, _)) => break stream,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                ensure!(
-                    Instant::now() < deadline,
-                    "no connection within {IO_TIMEOUT:?}"
-                );
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut expected = vec![0u8; buf.len()];
-    let mut offset = 0u64;
-    loop {
-        let n = stream
-            .read(&mut buf)
-            .with_context(|| format!("reading at offset {offset}"))?;
-        if n == 0 {
-            return Ok(offset);
-        }
-        ensure!(
-            offset + n as u64 <= TRANSFER_BYTES,
-            "more than {TRANSFER_BYTES} bytes arrived"
-        );
-        pattern(offset, &mut expected[..n]);
-        if let Some(bad) = (0..n).find(|&i| buf[i] != expected[i]) {
-            bail!("byte {} differs from what was sent", offset + bad as u64);
-        }
-        offset += n as u64;
-    }
-}
-
-/// Sends the pattern's first `TRANSFER_BYTES` bytes on `stream`.
-fn send_pattern(mut stream: TcpStream) -> Result<()> {
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut chunk = vec![0u8; 256 * 1024];
-    let mut offset = 0u64;
-    while offset < TRANSFER_BYTES {
-        let n = (TRANSFER_BYTES - offset).min(chunk.len() as u64) as usize;
-        pattern(offset, &mut chunk[..n]);
-        stream
-            .write_all(&chunk[..n])
-            .with_context(|| format!("writing at offset {offset}"))?;
-        offset += n as u64;
-    }
-    stream.shutdown(std::net::Shutdown::Write)?;
-    Ok(())
-}
 
 #[test]
 fn two_namespaces_ping_arp_and_move_100_mb_through_nic_ports() -> Result<()> {
@@ -157,23 +73,17 @@ fn two_namespaces_ping_arp_and_move_100_mb_through_nic_ports() -> Result<()> {
     }
 
     // 100 MB over TCP, every byte checked.
-    let server_addr: SocketAddr = format!("{}:{TCP_PORT}", h2.addr).parse()?;
-    let listener = h2.ns.run_in(|| TcpListener::bind(server_addr))??;
-    let server = std::thread::spawn(move || serve_and_verify(listener));
-    let start = Instant::now();
-    let stream = h1
-        .ns
-        .run_in(|| TcpStream::connect_timeout(&server_addr, Duration::from_secs(5)))??;
-    let sent = send_pattern(stream);
-    let received = server
-        .join()
-        .map_err(|_| anyhow::anyhow!("server thread panicked"))?;
-    sent.context("sending")?;
-    let received = received.context("receiving")?;
-    assert_eq!(received, TRANSFER_BYTES);
+    let took = tcp_transfer(
+        &h1.ns,
+        &h2.ns,
+        &h2.addr,
+        TCP_PORT,
+        TRANSFER_BYTES,
+        IO_TIMEOUT,
+    )?;
     eprintln!(
         "100 MB over TCP through two NIC ports in {:.2} s",
-        start.elapsed().as_secs_f64()
+        took.as_secs_f64()
     );
 
     // The pktgen port saw the ARP broadcasts (not test frames: foreign),

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use e2e_tests::nic::{extra_counters, fdb, ping_from, NicBed, HOST_IF};
-use e2e_tests::tunnel::{add_tunnel, tcp_transfer, tunnel_info, underlay, underlay_addr};
+use e2e_tests::tcp_transfer::tcp_transfer;
+use e2e_tests::tunnel::{add_tunnel, tunnel_info, underlay, underlay_addr};
 use testbed::{wait_until, Mac, Netns};
 
 const VNI: u32 = 42;
