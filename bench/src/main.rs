@@ -13,6 +13,7 @@ mod linux_bridge;
 mod nic_line_rate;
 mod nic_port;
 mod peer_case;
+mod pktgen_summary;
 mod plot;
 mod procs;
 mod raw_afxdp;

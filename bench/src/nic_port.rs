@@ -19,6 +19,7 @@ use testbed::{wait_until, Daemon, Mac, Netns, Proc};
 
 use crate::af_packet::{self, ReceiverConfig, SenderConfig, TxMethod};
 use crate::cpu_cost::CpuWindow;
+use crate::pktgen_summary::summary;
 use crate::procs::CpuMeter;
 use crate::report::Case;
 
@@ -165,19 +166,6 @@ struct PktgenTx {
     cores: f64,
     /// Busy CPU seconds of the machine meanwhile.
     busy: Option<f64>,
-}
-
-fn summary(proc: &mut Proc, timeout: Duration) -> Result<Value> {
-    proc.wait_timeout(timeout)?
-        .with_context(|| format!("{} did not finish", proc.label()))?;
-    let out = proc.read_stdout()?;
-    serde_json::from_str(out.lines().last().unwrap_or("")).with_context(|| {
-        format!(
-            "{} printed no summary: {out:?} {}",
-            proc.label(),
-            proc.read_stderr().unwrap_or_default()
-        )
-    })
 }
 
 fn delta(

@@ -9,6 +9,7 @@ use serde_json::Value;
 use testbed::{wait_until, Daemon, Proc};
 
 use crate::cpu_cost::CpuWindow;
+use crate::pktgen_summary::summary;
 use crate::procs::CpuMeter;
 
 /// What an end-to-end run measured.
@@ -29,14 +30,6 @@ pub struct E2eResult {
     pub cpu_ns_per_packet: Option<f64>,
     /// What the process started beside wrote to stderr.
     pub beside_stderr: String,
-}
-
-fn summary(proc: &mut Proc, timeout: Duration) -> Result<Value> {
-    proc.wait_timeout(timeout)?
-        .context("pktgen did not finish")?;
-    let out = proc.read_stdout()?;
-    serde_json::from_str(out.lines().last().unwrap_or(""))
-        .with_context(|| format!("no summary in {out:?}"))
 }
 
 /// Runs `seconds` of `size`-byte frames through a daemon with `threads`

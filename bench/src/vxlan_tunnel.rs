@@ -15,12 +15,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde_json::Value;
-use testbed::{wait_until, Daemon, Netns, Proc};
+use testbed::{wait_until, Daemon, Netns};
 
 use crate::af_packet::{self, PeerConfig};
 use crate::cpu_cost::CpuWindow;
 use crate::peer_case::{af_packet_case, PairPath};
+use crate::pktgen_summary::summary;
 use crate::procs::CpuMeter;
 use crate::repeat::repeat;
 use crate::report::{Case, Report};
@@ -63,14 +63,6 @@ struct TunnelResult {
     corrupt: u64,
     cores_used: f64,
     cpu_ns_per_packet: Option<f64>,
-}
-
-fn summary(proc: &mut Proc, timeout: Duration) -> Result<Value> {
-    proc.wait_timeout(timeout)?
-        .context("pktgen did not finish")?;
-    let out = proc.read_stdout()?;
-    serde_json::from_str(out.lines().last().unwrap_or(""))
-        .with_context(|| format!("no summary in {out:?}"))
 }
 
 fn ours(bin_dir: &Path, size: usize, seconds: f64) -> Result<TunnelResult> {
