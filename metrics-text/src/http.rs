@@ -91,7 +91,7 @@ impl Server {
             let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, 1000) };
             if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
                 // Nothing sensible to do but retry a little later.
-                std::thread::sleep(Duration::from_millis(100));
+                back_off(stop);
                 continue;
             }
             if fds[1].revents != 0 {
@@ -106,8 +106,10 @@ impl Server {
                     log(&peer, outcome);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // Out of descriptors and the like: do not spin.
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                // Out of descriptors, a network error pending on the new
+                // connection (Linux reports those from accept) and the
+                // like: do not spin.
+                Err(_) => back_off(stop),
             }
         }
     }
@@ -155,6 +157,19 @@ impl Server {
             Err(_) => Outcome::Abandoned,
         }
     }
+}
+
+/// Waits 100 ms, or less if `stop` becomes readable. A `poll` rather than
+/// a sleep: the server's system calls stay the few the module names (a
+/// seccomp filter may allow only those).
+fn back_off(stop: RawFd) {
+    let mut pfd = libc::pollfd {
+        fd: stop,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut pfd, 1, 100) };
 }
 
 enum HeadError {
