@@ -19,6 +19,8 @@ pub const PASS_ETHERTYPES_MAP: &str = "PASS_ETHERTYPES";
 /// Name of the hash map of destination MACs passed to the kernel stack
 /// (key: [`MacKey`], value: [`PASS`]).
 pub const PASS_MACS_MAP: &str = "PASS_MACS";
+/// The `log` target of the program's aya-log lines.
+pub const LOG_TARGET: &str = "xdp";
 /// Name of the XDP program inside the object file.
 pub const PROGRAM_NAME: &str = "switch_steer";
 

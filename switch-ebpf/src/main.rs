@@ -10,18 +10,30 @@
 //!
 //! Every outcome is counted per receive queue in a per-CPU array. Map names,
 //! configuration slots and the counter layout live in `switch-ebpf-common`.
-//! No logging: nothing slows the fast path.
+//!
+//! Rare events are logged through aya-log (target `xdp`), at most once a
+//! second per kind and CPU with the number of events left out since: a frame
+//! for a queue without a socket or beyond the XSKMAP (warn) and, when the
+//! daemon logs at debug level, a pass-list hit (debug). The redirect path
+//! logs nothing and reads nothing more; at the default level a pass-list hit
+//! pays one read of the (load-time constant) log level.
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
     bindings::xdp_action,
+    helpers::bpf_ktime_get_ns,
     macros::{map, xdp},
     maps::{Array, HashMap, PerCpuArray, XskMap},
     programs::XdpContext,
 };
+use aya_log_ebpf::{
+    debug,
+    macro_support::{level_enabled, Level},
+    warn,
+};
 use switch_ebpf_common::{
-    action, config, pass_flags, MacKey, QueueCounters, MAX_PASS_ENTRIES, MAX_QUEUES,
+    action, config, pass_flags, MacKey, QueueCounters, LOG_TARGET, MAX_PASS_ENTRIES, MAX_QUEUES,
 };
 
 /// AF_XDP sockets by receive queue (`switch_ebpf_common::XSK_MAP`).
@@ -45,6 +57,33 @@ static PASS_ETHERTYPES: HashMap<u16, u8> = HashMap::with_max_entries(MAX_PASS_EN
 #[map(name = "PASS_MACS")]
 static PASS_MACS: HashMap<MacKey, u8> = HashMap::with_max_entries(MAX_PASS_ENTRIES, 0);
 
+/// When one kind of event was last logged on this CPU, and how many events
+/// of that kind were left out since.
+#[repr(C)]
+struct LogState {
+    last_ns: u64,
+    suppressed: u64,
+}
+
+/// The kinds of logged events (slots of `LOG_STATE`).
+mod log_kind {
+    /// A frame for a queue whose XSKMAP slot is empty.
+    pub const NO_SOCKET: u32 = 0;
+    /// A frame for a queue beyond the XSKMAP: the redirect cannot succeed.
+    pub const BEYOND_MAP: u32 = 1;
+    /// A frame passed to the kernel stack by the pass list.
+    pub const PASS_LIST: u32 = 2;
+    /// Number of kinds.
+    pub const LEN: u32 = 3;
+}
+
+/// Rate limit of the log lines: per kind and CPU.
+#[map(name = "LOG_STATE")]
+static LOG_STATE: PerCpuArray<LogState> = PerCpuArray::with_max_entries(log_kind::LEN, 0);
+
+/// At most one line per kind and CPU in this many nanoseconds.
+const LOG_INTERVAL_NS: u64 = 1_000_000_000;
+
 /// Length of the Ethernet header: destination, source, EtherType.
 const ETH_HEADER_LEN: usize = 14;
 
@@ -56,6 +95,20 @@ pub fn switch_steer(ctx: XdpContext) -> u32 {
 
     if matches_pass_list(&ctx) {
         count(counters, |c| c.passed += 1);
+        // The log level is a load-time constant in read-only data: below
+        // debug the verifier sees the branch is dead.
+        if level_enabled(Level::Debug) {
+            if let Some(left_out) = may_log(log_kind::PASS_LIST) {
+                debug!(
+                    &ctx,
+                    target: LOG_TARGET,
+                    "XDP on ifindex {}: queue {}: frame passed to the kernel stack by the pass list ({} more since the last line)",
+                    ctx.ingress_ifindex(),
+                    queue,
+                    left_out
+                );
+            }
+        }
         return xdp_action::XDP_PASS;
     }
 
@@ -73,9 +126,65 @@ pub fn switch_steer(ctx: XdpContext) -> u32 {
                     c.dropped += 1;
                 }
             });
+            log_no_socket(&ctx, queue, fallback);
             fallback
         }
     }
+}
+
+/// Logs (rate-limited) a frame that found no socket: its queue's slot is
+/// empty, or the queue lies beyond the XSKMAP.
+#[inline(always)]
+fn log_no_socket(ctx: &XdpContext, queue: u32, fallback: u32) {
+    let verdict = if fallback == action::PASS {
+        "passed to the kernel stack"
+    } else {
+        "dropped"
+    };
+    if queue >= MAX_QUEUES {
+        if let Some(left_out) = may_log(log_kind::BEYOND_MAP) {
+            warn!(
+                ctx,
+                target: LOG_TARGET,
+                "XDP on ifindex {}: queue {} is beyond the XSKMAP ({} slots): frame {} ({} more since the last line)",
+                ctx.ingress_ifindex(),
+                queue,
+                MAX_QUEUES,
+                verdict,
+                left_out
+            );
+        }
+    } else if let Some(left_out) = may_log(log_kind::NO_SOCKET) {
+        warn!(
+            ctx,
+            target: LOG_TARGET,
+            "XDP on ifindex {}: queue {} has no AF_XDP socket: frame {} ({} more since the last line)",
+            ctx.ingress_ifindex(),
+            queue,
+            verdict,
+            left_out
+        );
+    }
+}
+
+/// Whether an event of `kind` may be logged now on this CPU; if so, how many
+/// were left out since the last line (and the count restarts).
+#[inline(always)]
+fn may_log(kind: u32) -> Option<u64> {
+    let state = LOG_STATE.get_ptr_mut(kind)?;
+    // SAFETY: a helper without arguments or preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: the pointer comes from a per-CPU array lookup: valid for the
+    // whole program run, and only this CPU touches this copy.
+    let state = unsafe { &mut *state };
+    if state.last_ns != 0 && now.wrapping_sub(state.last_ns) < LOG_INTERVAL_NS {
+        state.suppressed += 1;
+        return None;
+    }
+    let left_out = state.suppressed;
+    state.last_ns = now;
+    state.suppressed = 0;
+    Some(left_out)
 }
 
 /// The action for frames of a queue without a socket: PASS or DROP.

@@ -4,7 +4,8 @@
 //!   build time, see [`program`]) with aya and attaches it to an interface
 //!   through a bpf_link this process owns: frames go to the AF_XDP socket of
 //!   their receive queue, a pass list goes to the kernel stack, and per-queue
-//!   counters say what happened.
+//!   counters say what happened. The program's rare events (aya-log,
+//!   target `xdp`) reach this process's `log` logger.
 //! - [`XskQueue`] is one AF_XDP socket on one (interface, queue) with its
 //!   UMEM, behind a safe batch API (`receive`, `transmit`, `fd`, `stats`).
 //! - [`iface`] has the interface helpers (queues, MTU, promiscuous mode) and
@@ -16,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod iface;
+mod log_reader;
 mod maps;
 pub mod program;
 mod steering;
@@ -24,6 +26,7 @@ mod umem_rings;
 mod xsk;
 
 pub use iface::{IfaceError, Promiscuous};
+pub use log_reader::LogReaderError;
 pub use steering::{
     AttachMode, AttachPolicy, NoSocketAction, PassList, SteeringConfig, SteeringError, XdpSteering,
 };

@@ -6,13 +6,14 @@
 //! The link is a file descriptor: when the process exits, even killed, the
 //! kernel closes it and the program leaves the interface. Dropping an
 //! `XdpSteering` detaches it at once.
+use crate::log_reader::{self, LogReader};
 use crate::maps::{PodCounters, PodMacKey};
 use crate::program;
 use crate::xsk::XskQueue;
 use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, XskMap};
 use aya::programs::links::FdLink;
 use aya::programs::{ProgramError, Xdp, XdpMode};
-use aya::Ebpf;
+use aya::{Ebpf, EbpfLoader};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::os::fd::AsRawFd;
@@ -172,6 +173,8 @@ pub struct XdpSteering {
     maps: Maps,
     pass_list: PassList,
     no_socket_action: NoSocketAction,
+    // Stopped after the link is gone, so that it forwards the last lines.
+    _log_reader: Option<LogReader>,
     _ebpf: Ebpf,
 }
 
@@ -194,7 +197,20 @@ impl XdpSteering {
         if crate::iface::ifindex(iface).is_err() {
             return Err(SteeringError::UnknownInterface(iface.to_string()));
         }
-        let mut ebpf = Ebpf::load(object).map_err(|e| SteeringError::Load(Box::new(e)))?;
+        let level = log_reader::program_level();
+        let mut ebpf = EbpfLoader::new()
+            .override_global(log_reader::LEVEL_GLOBAL, &level, false)
+            .load(object)
+            .map_err(|e| SteeringError::Load(Box::new(e)))?;
+        // The log is a convenience: a program without one still steers.
+        let log_reader = LogReader::start(&mut ebpf, iface)
+            .inspect_err(|e| {
+                log::warn!(
+                    "{iface}: XDP program log unavailable: {}",
+                    log_reader::chain(e)
+                )
+            })
+            .ok();
         let maps = Maps::take(&mut ebpf)?;
         let mut steering_maps = maps;
         steering_maps.write_no_socket_action(config.no_socket_action)?;
@@ -220,6 +236,7 @@ impl XdpSteering {
             maps: steering_maps,
             pass_list: config.pass_list.clone(),
             no_socket_action: config.no_socket_action,
+            _log_reader: log_reader,
             _ebpf: ebpf,
         })
     }
