@@ -18,11 +18,18 @@ pub struct LiveFrames {
 /// Whether this kernel (and its security policy) lets the calling process
 /// run XDP programs with live frames: runs a program that drops one frame.
 pub fn permitted() -> bool {
-    let Ok(drop) = bpf_syscall::load_xdp("linerate_probe", &[insn::mov_imm(0, 1), insn::exit()])
-    else {
-        return false;
-    };
-    bpf_syscall::test_run_live(&drop, &[0u8; 64], 1, 0).is_ok()
+    probe().is_ok()
+}
+
+/// Runs a program that drops one live frame; the kernel's error where it
+/// refuses. A refusal by policy shows as `EPERM` raised before the kernel
+/// validates the run's parameters (a batch size over its limit of 256, which
+/// upstream Linux rejects with `E2BIG`, is refused with `EPERM` too): the
+/// request itself is well formed, as the same run without live frames
+/// succeeds.
+pub fn probe() -> Result<(), BpfError> {
+    let drop = bpf_syscall::load_xdp("linerate_probe", &[insn::mov_imm(0, 1), insn::exit()])?;
+    bpf_syscall::test_run_live(&drop, &[0u8; 64], 1, 0)
 }
 
 impl LiveFrames {

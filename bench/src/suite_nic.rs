@@ -85,12 +85,18 @@ pub enum SourceArg {
 }
 
 impl SourceArg {
-    fn mechanism(self) -> Mechanism {
+    /// The mechanism and, where `auto` fell back, the kernel's refusal.
+    fn mechanism(self) -> (Mechanism, Option<String>) {
         match self {
-            SourceArg::Live => Mechanism::LiveFrames,
-            SourceArg::Clone => Mechanism::TcClone,
-            SourceArg::Auto if bench::live_source::permitted() => Mechanism::LiveFrames,
-            SourceArg::Auto => Mechanism::TcClone,
+            SourceArg::Live => (Mechanism::LiveFrames, None),
+            SourceArg::Clone => (Mechanism::TcClone, None),
+            SourceArg::Auto => match bench::live_source::probe() {
+                Ok(()) => (Mechanism::LiveFrames, None),
+                Err(e) => (
+                    Mechanism::TcClone,
+                    Some(switch_port::error_chain::Chain(&e).to_string()),
+                ),
+            },
         }
     }
 }
@@ -181,16 +187,14 @@ pub fn run(args: &NicArgs) -> Result<()> {
     let repeats = args.repeats.max(1);
     let mut report = Report::default();
     let mut notes = Vec::new();
-    let mechanism = args.source.mechanism();
-    notes.push(format!(
-        "line-rate source: {} (XDP live frames {})",
-        mechanism.name(),
-        if mechanism == Mechanism::LiveFrames {
-            "in use"
-        } else {
-            "refused or not chosen on this kernel"
-        }
-    ));
+    let (mechanism, refusal) = args.source.mechanism();
+    notes.push(match refusal {
+        None => format!("line-rate source: {}", mechanism.name()),
+        Some(why) => format!(
+            "line-rate source: {} (the kernel refuses XDP live frames: {why})",
+            mechanism.name()
+        ),
+    });
     let socket = !args.skip_socket_driven;
     let bed = VethPair::new()?;
     let path = PairPath {

@@ -64,8 +64,11 @@ fn tc_clone_frames_reach_the_peers_xdp_sink() {
 fn live_frames_reach_the_peers_xdp_sink() {
     // A kernel policy, not a missing package: some sandboxes refuse live
     // frames (EPERM) and the source falls back to tc clones there.
-    if !live_source::permitted() {
-        eprintln!("skipped: this kernel refuses BPF_F_TEST_XDP_LIVE_FRAMES");
+    if let Err(e) = live_source::probe() {
+        eprintln!(
+            "skipped: this kernel refuses BPF_F_TEST_XDP_LIVE_FRAMES: {}",
+            switch_port::error_chain::Chain(&e)
+        );
         return;
     }
     deliver(Mechanism::LiveFrames, 64);
