@@ -115,8 +115,14 @@ pub fn spawn_receiver(ns: &Netns, iface: &str) -> Result<XskReceiver> {
 fn open_receiver(iface: &str) -> Result<(XdpSteering, XskQueue)> {
     let mut steering = XdpSteering::attach(iface, &SteeringConfig::default())
         .with_context(|| format!("attaching XDP to {iface}"))?;
-    let xsk = XskQueue::open(iface, 0, &XskConfig::default())
-        .with_context(|| format!("AF_XDP socket on {iface}"))?;
+    // As many receive frames as a NIC port's queue, so that the ceiling
+    // and the port fall behind the source the same way.
+    let config = XskConfig {
+        rx_frames: switch_user::nic::manager::NIC_RX_FRAMES,
+        ..XskConfig::default()
+    };
+    let xsk =
+        XskQueue::open(iface, 0, &config).with_context(|| format!("AF_XDP socket on {iface}"))?;
     steering.register_socket(&xsk)?;
     Ok((steering, xsk))
 }
