@@ -410,6 +410,22 @@ pub fn test_run_live(
     bpf(BPF_PROG_TEST_RUN, "PROG_TEST_RUN", &mut attr).map(|_| ())
 }
 
+/// Runs the XDP program `prog` once over `frame` without live frames (the
+/// verdict is returned, not acted on): the same request as
+/// [`test_run_live`] but for the flag, which tells a kernel's refusal of
+/// live frames from a malformed request.
+pub fn test_run_once(prog: &OwnedFd, frame: &[u8]) -> Result<u32, BpfError> {
+    let mut attr = TestRunAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        data_size_in: frame.len() as u32,
+        data_in: frame.as_ptr() as u64,
+        repeat: 1,
+        ..Default::default()
+    };
+    bpf(BPF_PROG_TEST_RUN, "PROG_TEST_RUN", &mut attr)?;
+    Ok(attr.retval)
+}
+
 /// The index of interface `name` in the calling thread's namespace.
 pub fn ifindex(name: &str) -> Result<u32, BpfError> {
     let c = CString::new(name).map_err(|_| BpfError::NoInterface(name.to_owned()))?;

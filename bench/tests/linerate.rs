@@ -74,3 +74,30 @@ fn live_frames_reach_the_peers_xdp_sink() {
     deliver(Mechanism::LiveFrames, 64);
     deliver(Mechanism::LiveFrames, 1514);
 }
+
+#[test]
+fn a_live_frames_refusal_is_the_kernels_policy_not_a_malformed_request() {
+    let Err(refusal) = live_source::probe() else {
+        return; // permitted: nothing to explain
+    };
+    // The same request without the live-frames flag runs: the program
+    // drops the frame (XDP_DROP = 1).
+    let drop = bench::bpf_syscall::load_xdp(
+        "linerate_probe",
+        &[
+            bench::bpf_syscall::insn::mov_imm(0, 1),
+            bench::bpf_syscall::insn::exit(),
+        ],
+    )
+    .expect("load");
+    assert_eq!(
+        bench::bpf_syscall::test_run_once(&drop, &[0u8; 64]).expect("run without live frames"),
+        1
+    );
+    // The kernel refused the run itself (EPERM by policy; EINVAL before
+    // Linux 5.18), not the program.
+    assert!(
+        matches!(refusal, bench::bpf_syscall::BpfError::Syscall { .. }),
+        "{refusal:?}"
+    );
+}
