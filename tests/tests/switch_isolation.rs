@@ -15,7 +15,7 @@ use switch_port::mac::MacAddr;
 use switch_port::protocol::{Request, Response};
 use switch_port::region::Region;
 use switch_port::ring::Slot;
-use testbed::wait_until;
+use testbed::{wait_for, wait_until};
 use testframe::{FrameTemplate, Kind};
 
 /// Sends one frame of `len` bytes (a test frame for 60 and more) from `port`,
@@ -144,7 +144,15 @@ fn a_spoofer_never_receives_the_victims_unicast() -> Result<()> {
         COUNT,
         "{victim_counters:?}"
     );
-    let thief_counters = daemon.counters("vale0:thief")?;
+    // The thief's last frames may still be in a forwarding batch: read its
+    // counters once every frame it sent is accounted for (bounded).
+    let thief_counters = wait_for(Duration::from_secs(10), Duration::from_millis(5), || {
+        daemon
+            .counters("vale0:thief")
+            .ok()
+            .filter(|c| c.rx_packets >= seq && c.drops() >= c.rx_packets)
+    })
+    .or_else(|_| daemon.counters("vale0:thief"))?;
     assert_eq!(thief_counters.spoofed, seq, "{thief_counters:?}");
     assert_eq!(thief_counters.rx_packets, seq, "{thief_counters:?}");
     assert_eq!(
