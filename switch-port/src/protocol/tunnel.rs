@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
+use super::vlan::VlanMode;
 use crate::mac::MacAddr;
 use crate::names::PortName;
 
@@ -39,6 +40,11 @@ pub struct TunnelSpec {
     /// 36 bytes (outer IPv4, UDP and VXLAN headers) are dropped.
     #[serde(default = "default_underlay_mtu")]
     pub underlay_mtu: u16,
+    /// The tunnel port's VLAN mode (absent: no VLAN, the VNI maps to the
+    /// whole switch). An access VLAN maps the VNI to that VLAN of the
+    /// switch: decapsulated frames enter it, its frames leave untagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<VlanMode>,
 }
 
 fn default_dst_port() -> u16 {

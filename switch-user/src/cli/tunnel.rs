@@ -8,7 +8,11 @@ use anyhow::{Context, Result};
 
 use switch_port::control::client::Connection;
 use switch_port::names::{PortName, SwitchName};
-use switch_port::protocol::{Request, Response, TunnelSpec, DEFAULT_UNDERLAY_MTU, VXLAN_PORT};
+use switch_port::protocol::{
+    Request, Response, TunnelSpec, Vid, VlanMode, DEFAULT_UNDERLAY_MTU, VXLAN_PORT,
+};
+
+use super::admin::vlan_mode;
 
 /// The `tunnel` subcommands.
 #[derive(clap::Subcommand)]
@@ -49,6 +53,14 @@ pub struct AddArgs {
     /// dropped (inner IP MTU: this minus 50).
     #[arg(long, default_value_t = DEFAULT_UNDERLAY_MTU)]
     underlay_mtu: u16,
+    /// Map the VNI to this VLAN of the switch (1..4094): the tunnel port is
+    /// an access port of it (frames leave untagged inside the VNI).
+    #[arg(long, value_name = "VID", conflicts_with = "trunk")]
+    vlan: Option<Vid>,
+    /// Make the tunnel port a trunk: these VLANs travel tagged inside the
+    /// VNI, untagged frames in the native one if given: 10,20[,native=1].
+    #[arg(long, value_name = "VIDS", value_parser = VlanMode::parse_trunk)]
+    trunk: Option<VlanMode>,
 }
 
 /// Arguments of `vswitch tunnel del`.
@@ -86,6 +98,7 @@ pub fn run(socket: &Path, command: TunnelCommand) -> Result<ExitCode> {
                     group: a.group,
                     dst_port: a.dst_port,
                     underlay_mtu: a.underlay_mtu,
+                    vlan: vlan_mode(a.vlan, a.trunk),
                 },
             })?;
             println!("added tunnel port {port} (VNI {})", a.vni);
@@ -105,8 +118,8 @@ pub fn run(socket: &Path, command: TunnelCommand) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
-                "{:<20} {:>8} {:<15} {:>5} {:>5} {:>7}  remotes",
-                "PORT", "VNI", "LOCAL", "UDP", "MTU", "LEARNED"
+                "{:<20} {:>8} {:<12} {:<15} {:>5} {:>5} {:>7}  remotes",
+                "PORT", "VNI", "VLAN", "LOCAL", "UDP", "MTU", "LEARNED"
             );
             for t in tunnels {
                 let mut remotes: Vec<String> =
@@ -115,9 +128,14 @@ pub fn run(socket: &Path, command: TunnelCommand) -> Result<ExitCode> {
                     remotes.push(format!("group {g}"));
                 }
                 println!(
-                    "{:<20} {:>8} {:<15} {:>5} {:>5} {:>7}  {}",
+                    "{:<20} {:>8} {:<12} {:<15} {:>5} {:>5} {:>7}  {}",
                     t.port.to_string(),
                     t.spec.vni,
+                    match &t.spec.vlan {
+                        None => "-".to_owned(),
+                        Some(VlanMode::Access { vlan }) => format!("access {vlan}"),
+                        Some(trunk) => format!("trunk {trunk}"),
+                    },
                     t.spec.local.to_string(),
                     t.spec.dst_port,
                     t.spec.underlay_mtu,

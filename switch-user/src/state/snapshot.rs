@@ -201,7 +201,8 @@ impl SavedState {
             || self
                 .attachments
                 .iter()
-                .any(|a| a.vlan.is_some() || a.host_vlan.is_some());
+                .any(|a| a.vlan.is_some() || a.host_vlan.is_some())
+            || self.tunnels.iter().any(|t| t.tunnel.vlan.is_some());
         self.version = if vlans { FORMAT_VERSION } else { BASE_VERSION };
         changed
     }
@@ -480,6 +481,7 @@ pub fn tunnel_command(port: &PortName, spec: &TunnelSpec) -> Vec<String> {
     if spec.underlay_mtu != switch_port::protocol::DEFAULT_UNDERLAY_MTU {
         opt(&mut c, "--underlay-mtu", Some(spec.underlay_mtu));
     }
+    c.extend(spec.vlan.iter().map(|v| v.options("")));
     c
 }
 
@@ -711,6 +713,7 @@ pub(crate) mod tests {
             group: None,
             dst_port: 4789,
             underlay_mtu: 9000,
+            vlan: None,
         };
         let add = Request::TunnelAdd {
             port: name("vale0:vx"),
@@ -734,6 +737,43 @@ pub(crate) mod tests {
         assert_eq!(s, SavedState::default());
         // A file without tunnels has no `tunnels` field (as before them).
         assert!(!serde_json::to_string(&s).unwrap().contains("tunnels"));
+    }
+
+    #[test]
+    fn a_tunnel_in_a_vlan_is_saved_in_version_2() {
+        let mut s = SavedState::default();
+        let add = Request::TunnelAdd {
+            port: name("vale0:t10"),
+            tunnel: TunnelSpec {
+                vni: 10,
+                local: "10.0.0.1".parse().unwrap(),
+                remotes: vec!["10.0.0.2".parse().unwrap()],
+                group: None,
+                dst_port: 4789,
+                underlay_mtu: 1500,
+                vlan: Some(VlanMode::Access { vlan: 10 }),
+            },
+        };
+        assert!(s.apply(&add, &Owner::root()));
+        assert_eq!(s.version, FORMAT_VERSION);
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(
+            text.contains(r#""vlan":{"mode":"access","vlan":10}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<SavedState>(&text).unwrap(), s);
+        assert_eq!(s.replays()[0].request, add);
+        assert_eq!(
+            s.commands(),
+            ["vswitch tunnel add vale0 t10 --vni 10 --local 10.0.0.1 --remote 10.0.0.2 --vlan 10"]
+        );
+        assert!(s.apply(
+            &Request::TunnelDel {
+                port: name("vale0:t10")
+            },
+            &Owner::root()
+        ));
+        assert_eq!(s.version, BASE_VERSION);
     }
 
     #[test]

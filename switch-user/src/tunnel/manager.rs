@@ -82,6 +82,11 @@ pub fn check_spec(spec: &TunnelSpec) -> Result<(), TunnelError> {
     if spec.dst_port == 0 {
         return bad("--dst-port 0: a UDP port is 1 to 65535".into());
     }
+    if let Some(v) = &spec.vlan {
+        if let Err(e) = v.validate() {
+            return bad(format!("{}: {e}", v.options("")));
+        }
+    }
     let most = (TUNNEL_MAX_FRAME + super::header::IP_OVERHEAD) as u16;
     if !(MIN_UNDERLAY_MTU..=most).contains(&spec.underlay_mtu) {
         return bad(format!(
@@ -128,11 +133,20 @@ impl TunnelManager {
             )
             .map_err(|e| TunnelError::Open(port.clone(), e))?,
         );
-        self.registry
-            .add_port(port, PortKind::Tunnel, Box::new(io.clone()), None, owner)?;
+        self.registry.add_port(
+            port,
+            PortKind::Tunnel,
+            Box::new(io.clone()),
+            spec.vlan.as_ref(),
+            owner,
+        )?;
         log::info!(
-            "tunnel {port}: VNI {} from {}:{} to {} remote(s){}, inner frames up to {} bytes{}",
+            "tunnel {port}: VNI {}{} from {}:{} to {} remote(s){}, inner frames up to {} bytes{}",
             spec.vni,
+            spec.vlan
+                .as_ref()
+                .map(|v| format!(" ({})", v.options("")))
+                .unwrap_or_default(),
             spec.local,
             spec.dst_port,
             spec.remotes.len(),
@@ -207,6 +221,8 @@ impl ExtraHandler for TunnelManager {
 
 #[cfg(test)]
 mod tests {
+    use switch_port::protocol::VlanMode;
+
     use super::*;
 
     fn spec() -> TunnelSpec {
@@ -217,6 +233,7 @@ mod tests {
             group: None,
             dst_port: 4789,
             underlay_mtu: 1500,
+            vlan: None,
         }
     }
 
@@ -243,13 +260,23 @@ mod tests {
     fn settings_are_checked() {
         assert!(check_spec(&spec()).is_ok());
         type Change = fn(&mut TunnelSpec);
-        let cases: [(Change, &str); 6] = [
+        let cases: [(Change, &str); 8] = [
             (|s| s.vni = 1 << 24, "--vni"),
             (|s| s.local = Ipv4Addr::UNSPECIFIED, "--local"),
             (|s| s.remotes.push(Ipv4Addr::new(239, 1, 1, 1)), "--remote"),
             (|s| s.group = Some(Ipv4Addr::new(10, 1, 1, 1)), "--group"),
             (|s| s.dst_port = 0, "--dst-port"),
             (|s| s.underlay_mtu = 100, "--underlay-mtu"),
+            (|s| s.vlan = Some(VlanMode::Access { vlan: 4095 }), "--vlan"),
+            (
+                |s| {
+                    s.vlan = Some(VlanMode::Trunk {
+                        vlans: vec![0],
+                        native: None,
+                    })
+                },
+                "--trunk",
+            ),
         ];
         for (change, flag) in cases {
             let mut s = spec();
@@ -257,5 +284,13 @@ mod tests {
             let e = check_spec(&s).unwrap_err();
             assert!(e.to_string().starts_with(flag), "{e}");
         }
+        let mut s = spec();
+        s.vlan = Some(VlanMode::Access { vlan: 5000 });
+        assert_eq!(
+            check_spec(&s).unwrap_err().to_string(),
+            "--vlan 5000: VLAN id 5000 is out of range (1..=4094)"
+        );
+        s.vlan = Some(VlanMode::Access { vlan: 4094 });
+        assert!(check_spec(&s).is_ok());
     }
 }

@@ -437,6 +437,7 @@ mod tests {
             group: None,
             dst_port: port,
             underlay_mtu: 1500,
+            vlan: None,
         }
     }
 
