@@ -91,7 +91,15 @@ fn tunnels_are_admin_only_checked_saved_and_restored() -> Result<()> {
     let mut same_socket = ADD.to_vec();
     same_socket[2] = "vale1";
     let e = refused(&daemon, &same_socket)?;
-    ensure!(e.contains("cannot bind UDP 192.168.77.1:8472"), "{e}");
+    ensure!(
+        e.contains("VNI 100 on 192.168.77.1:8472 is already tunnel vale0:vx's"),
+        "{e}"
+    );
+    // Another VNI shares the address and port.
+    same_socket[5] = "101";
+    cli(&daemon, &same_socket)?;
+    cli(&daemon, &["tunnel", "del", "vale1", "vx"])?;
+    daemon.wait_port("vale1:vx", false)?;
     let mut not_here = ADD.to_vec();
     not_here[3] = "vz";
     not_here[7] = "192.168.99.1";

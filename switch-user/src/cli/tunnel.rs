@@ -35,8 +35,8 @@ pub struct AddArgs {
     /// The VXLAN network identifier (0 to 16777215).
     #[arg(long)]
     vni: u32,
-    /// The local VTEP address (the UDP socket binds to it; one tunnel per
-    /// address and port).
+    /// The local VTEP address (the UDP socket binds to it; tunnels of
+    /// different VNIs share one address and port).
     #[arg(long, value_name = "IP")]
     local: Ipv4Addr,
     /// A remote VTEP: broadcast, multicast and unknown unicast go to every

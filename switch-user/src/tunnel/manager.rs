@@ -14,6 +14,7 @@ use switch_port::protocol::{
 };
 use thiserror::Error;
 
+use super::demux::SocketTable;
 use super::port::{OpenError, TunnelPort, TUNNEL_MAX_FRAME};
 use super::vteps;
 use crate::access::{Caller, Owner};
@@ -45,6 +46,7 @@ impl TunnelError {
     fn code(&self) -> ErrorCode {
         match self {
             TunnelError::BadSpec(_) => ErrorCode::BadConfig,
+            TunnelError::Open(_, OpenError::VniInUse { .. }) => ErrorCode::PortExists,
             TunnelError::Open(..) => ErrorCode::BadInterface,
             TunnelError::NoTunnel(_) => ErrorCode::NoSuchPort,
             TunnelError::Control(e) => e.code(),
@@ -101,6 +103,9 @@ pub fn check_spec(spec: &TunnelSpec) -> Result<(), TunnelError> {
 pub struct TunnelManager {
     registry: Arc<Registry>,
     tunnels: Mutex<BTreeMap<PortName, Arc<TunnelPort>>>,
+    /// The receiving sockets, shared by the tunnels (of different VNIs)
+    /// on one address and port.
+    sockets: SocketTable,
 }
 
 impl TunnelManager {
@@ -109,6 +114,7 @@ impl TunnelManager {
         TunnelManager {
             registry,
             tunnels: Mutex::new(BTreeMap::new()),
+            sockets: SocketTable::new(),
         }
     }
 
@@ -126,7 +132,9 @@ impl TunnelManager {
         }
         let io = Arc::new(
             TunnelPort::open(
+                port,
                 spec.clone(),
+                &self.sockets,
                 self.registry.clock(),
                 vteps::DEFAULT_CAPACITY,
                 DEFAULT_MAX_AGE_SECS,

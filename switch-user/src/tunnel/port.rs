@@ -4,15 +4,20 @@
 //! multicast and unknown unicast, to every listed remote and the group
 //! (head-end replication). Datagrams arriving for its VNI are
 //! decapsulated into the switch; their inner source MAC is learned against
-//! the sending VTEP (the switch learns it against this port).
+//! the sending VTEP (the switch learns it against this port). Its
+//! receiving sockets may be shared with tunnels of other VNIs on the same
+//! address and port ([`super::demux`]).
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
+use switch_port::names::PortName;
 use switch_port::protocol::TunnelSpec;
 
+use super::demux::{Inbox, Parked, SharedSocket, SocketKey, SocketTable, INBOX_CAPACITY};
 use super::flow_hash;
 use super::header::{self, DecapError, IP_OVERHEAD, VXLAN_HEADER};
 use super::socket::{self, Outgoing, RecvBatch};
@@ -41,6 +46,8 @@ struct TunnelCounters {
     encap_oversize: AtomicU64,
     tx_failed: AtomicU64,
     tx_would_block: AtomicU64,
+    /// Datagrams read for another tunnel on a shared socket, passed on.
+    rx_passed_on: AtomicU64,
     /// The kernel's drop count of each receiving socket (unicast, group).
     socket_dropped: [AtomicU64; 2],
 }
@@ -63,6 +70,16 @@ struct TxScratch {
     out: Vec<Outgoing>,
 }
 
+/// What a receive lends to the forwarding batch until the next one.
+struct RxState {
+    /// Datagrams read from the sockets.
+    batch: RecvBatch,
+    /// Datagrams other tunnels read for this one.
+    parked: Vec<Parked>,
+    /// The inbox's drop count already added to the port's drops.
+    full_reported: u64,
+}
+
 // SAFETY: the raw frame pointers in `out` are only used during the
 // `deliver` call that wrote them, under the mutex.
 unsafe impl Send for TxScratch {}
@@ -70,11 +87,12 @@ unsafe impl Send for TxScratch {}
 /// The I/O of a tunnel port.
 pub struct TunnelPort {
     spec: TunnelSpec,
-    unicast: OwnedFd,
-    group: Option<OwnedFd>,
+    unicast: Arc<SharedSocket>,
+    group: Option<Arc<SharedSocket>>,
+    inbox: Arc<Inbox>,
     sender: Sender,
     wake: Epoll,
-    rx: Mutex<RecvBatch>,
+    rx: Mutex<RxState>,
     tx: Mutex<TxScratch>,
     vteps: RwLock<VtepTable>,
     flood: Vec<libc::sockaddr_in>,
@@ -106,39 +124,85 @@ pub enum OpenError {
         /// Why.
         source: std::io::Error,
     },
+    /// Another tunnel has the VNI on the same address and port.
+    #[error("VNI {vni} on {addr}:{port} is already tunnel {holder}'s")]
+    VniInUse {
+        /// The VNI.
+        vni: u32,
+        /// The address (local or group).
+        addr: Ipv4Addr,
+        /// The UDP port.
+        port: u16,
+        /// The tunnel that has it.
+        holder: PortName,
+    },
     /// Another socket error.
     #[error("tunnel socket set-up")]
     Socket(#[from] std::io::Error),
 }
 
 impl TunnelPort {
-    /// Opens the sockets of a tunnel with `spec`; learned addresses are
-    /// kept `max_age` seconds, at most `capacity` of them.
+    /// Opens tunnel `name` with `spec`, on the receiving sockets of
+    /// `sockets` (shared with the tunnels of other VNIs on the same
+    /// address and port); learned addresses are kept `max_age` seconds,
+    /// at most `capacity` of them.
     pub fn open(
+        name: &PortName,
         spec: TunnelSpec,
+        sockets: &SocketTable,
         clock: Clock,
         capacity: usize,
         max_age: u32,
     ) -> Result<TunnelPort, OpenError> {
-        let unicast = socket::bind_udp(spec.local, spec.dst_port, None).map_err(|source| {
-            OpenError::Bind {
+        let unicast_key = SocketKey {
+            addr: spec.local,
+            port: spec.dst_port,
+            group_on: None,
+        };
+        let unicast = sockets
+            .get_or_open(unicast_key)
+            .map_err(|source| OpenError::Bind {
                 addr: spec.local,
                 port: spec.dst_port,
                 source,
-            }
-        })?;
+            })?;
         let group = spec
             .group
             .map(|g| {
-                socket::bind_udp(g, spec.dst_port, Some(spec.local)).map_err(|source| {
-                    OpenError::Group {
-                        group: g,
-                        local: spec.local,
-                        source,
-                    }
+                let key = SocketKey {
+                    addr: g,
+                    port: spec.dst_port,
+                    group_on: Some(spec.local),
+                };
+                sockets.get_or_open(key).map_err(|source| OpenError::Group {
+                    group: g,
+                    local: spec.local,
+                    source,
                 })
             })
             .transpose()?;
+        let inbox = Arc::new(Inbox::new(INBOX_CAPACITY)?);
+        let joined: Vec<&Arc<SharedSocket>> = std::iter::once(&unicast).chain(&group).collect();
+        for (k, s) in joined.iter().enumerate() {
+            if let Err(holder) = s.join(spec.vni, name, &inbox) {
+                for earlier in &joined[..k] {
+                    earlier.leave(spec.vni, &inbox);
+                }
+                let key = s.key();
+                return Err(OpenError::VniInUse {
+                    vni: spec.vni,
+                    addr: key.addr,
+                    port: key.port,
+                    holder,
+                });
+            }
+        }
+        // From here on, dropping the port leaves the sockets.
+        let mut leave = LeaveOnError {
+            sockets: joined.iter().map(|s| (*s).clone()).collect(),
+            vni: spec.vni,
+            inbox: inbox.clone(),
+        };
         let sender = match socket::raw_sender(spec.local) {
             Ok(fd) => Sender::Raw(fd),
             Err(e) => {
@@ -147,15 +211,18 @@ impl TunnelPort {
                     spec.local,
                     spec.dst_port
                 );
-                socket::udp_sender(unicast.as_raw_fd(), spec.local)?;
+                socket::udp_sender(unicast.fd(), spec.local)?;
                 Sender::Udp
             }
         };
         let wake = Epoll::new()?;
-        wake.add(unicast.as_raw_fd(), 0)?;
+        wake.add(unicast.fd(), 0)?;
         if let Some(g) = &group {
-            wake.add(g.as_raw_fd(), 1)?;
+            wake.add(g.fd(), 1)?;
         }
+        wake.add(inbox.wake_fd(), 2)?;
+        // Opened: the port's own drop leaves from now on.
+        leave.sockets.clear();
         let flood = spec
             .remotes
             .iter()
@@ -167,8 +234,13 @@ impl TunnelPort {
             unicast,
             group,
             sender,
+            inbox,
             wake,
-            rx: Mutex::new(RecvBatch::new(RX_BATCH, TUNNEL_MAX_FRAME)),
+            rx: Mutex::new(RxState {
+                batch: RecvBatch::new(RX_BATCH, TUNNEL_MAX_FRAME),
+                parked: Vec::with_capacity(RX_BATCH),
+                full_reported: 0,
+            }),
             tx: Mutex::new(TxScratch {
                 out: Vec::with_capacity(MAX_BATCH),
             }),
@@ -218,72 +290,140 @@ impl TunnelPort {
         self.vteps.write().learn(src, vtep, now);
     }
 
-    fn sockets(&self) -> impl Iterator<Item = RawFd> + '_ {
-        std::iter::once(self.unicast.as_raw_fd()).chain(self.group.iter().map(|g| g.as_raw_fd()))
+    fn sockets(&self) -> impl Iterator<Item = &Arc<SharedSocket>> + '_ {
+        std::iter::once(&self.unicast).chain(self.group.iter())
+    }
+
+    /// Leaves the shared sockets: datagrams for the VNI are no longer
+    /// passed to this port (and the VNI is free for another tunnel).
+    fn leave(&self) {
+        for s in self.sockets() {
+            s.leave(self.spec.vni, &self.inbox);
+        }
+    }
+}
+
+impl Drop for TunnelPort {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+/// Undoes the joins of a tunnel whose opening failed half-way.
+struct LeaveOnError {
+    sockets: Vec<Arc<SharedSocket>>,
+    vni: u32,
+    inbox: Arc<Inbox>,
+}
+
+impl Drop for LeaveOnError {
+    fn drop(&mut self) {
+        for s in &self.sockets {
+            s.leave(self.vni, &self.inbox);
+        }
     }
 }
 
 impl PortIo for TunnelPort {
     fn receive(&self, batch: &mut Vec<FrameRef>, max: usize, counters: &PortCounters) -> usize {
-        let mut rx = self.rx.lock();
-        rx.clear();
+        let mut guard = self.rx.lock();
+        let rx = &mut *guard;
+        rx.batch.clear();
+        self.inbox.recycle(&mut rx.parked);
         let limit = max.min(RX_BATCH);
-        for (k, fd) in self.sockets().enumerate() {
-            let room = limit - rx.len();
-            if room == 0 {
-                break;
+        let now = self.clock.secs();
+        let (mut taken, mut bytes) = (0usize, 0u64);
+        let (mut short, mut bad, mut unknown, mut oversize, mut passed) =
+            (0u64, 0u64, 0u64, 0u64, 0u64);
+        for (k, shared) in self.sockets().enumerate() {
+            let reading = shared.try_read();
+            // What other tunnels read for this VNI: before reading, so that
+            // nothing read below is older than something still parked.
+            let first_parked = rx.parked.len();
+            let room = limit.saturating_sub(rx.parked.len() + rx.batch.len());
+            self.inbox.take(&mut rx.parked, room);
+            for p in &rx.parked[first_parked..] {
+                let mut src = [0u8; 6];
+                src.copy_from_slice(&p.frame[6..12]);
+                self.learn(src, p.from, now);
+                batch.push(FrameRef {
+                    ptr: p.frame.as_ptr(),
+                    len: p.frame.len() as u32,
+                    readable: p.frame.len() as u32,
+                });
+                taken += 1;
+                bytes += p.frame.len() as u64;
             }
-            match rx.receive(fd, room) {
+            let room = limit.saturating_sub(rx.parked.len() + rx.batch.len());
+            if reading.is_none() || room == 0 {
+                continue;
+            }
+            let first = rx.batch.len();
+            match rx.batch.receive(shared.fd(), room) {
                 Ok((_, Some(dropped))) => {
                     self.counters.socket_dropped[k].store(dropped as u64, Ordering::Relaxed)
                 }
                 Ok((_, None)) => {}
                 Err(e) => log::debug!("tunnel receive: {e}"),
             }
-        }
-        let now = self.clock.secs();
-        let readable = rx.slot_size() as u32;
-        let (mut taken, mut bytes) = (0usize, 0u64);
-        let (mut short, mut bad, mut wrong, mut oversize) = (0u64, 0u64, 0u64, 0u64);
-        for i in 0..rx.len() {
-            let d = rx.get(i);
-            if d.truncated {
-                oversize += 1;
+            if rx.batch.len() == first {
                 continue;
             }
-            match header::check(d.header, d.len, self.spec.vni) {
-                Ok(()) => {}
-                Err(DecapError::Short) => {
-                    short += 1;
+            let members = shared.members();
+            let readable = rx.batch.slot_size() as u32;
+            for i in first..rx.batch.len() {
+                let d = rx.batch.get(i);
+                if d.truncated {
+                    oversize += 1;
                     continue;
                 }
-                Err(DecapError::BadHeader) => {
-                    bad += 1;
+                let vni = match header::vni_of(d.header, d.len) {
+                    Ok(vni) => vni,
+                    Err(DecapError::Short) => {
+                        short += 1;
+                        continue;
+                    }
+                    Err(DecapError::BadHeader) => {
+                        bad += 1;
+                        continue;
+                    }
+                };
+                let len = d.len - VXLAN_HEADER;
+                if vni != self.spec.vni {
+                    match members.inbox(vni) {
+                        Some(inbox) => {
+                            // SAFETY: the slot holds the frame's `len` bytes.
+                            let frame = unsafe { std::slice::from_raw_parts(d.frame, len) };
+                            inbox.park(frame, d.from);
+                            passed += 1;
+                        }
+                        None => unknown += 1,
+                    }
                     continue;
                 }
-                Err(DecapError::WrongVni(_)) => {
-                    wrong += 1;
-                    continue;
-                }
+                let mut src = [0u8; 6];
+                // SAFETY: the slot holds `len` >= 14 bytes of the frame.
+                unsafe { std::ptr::copy_nonoverlapping(d.frame.add(6), src.as_mut_ptr(), 6) };
+                self.learn(src, d.from, now);
+                batch.push(FrameRef {
+                    ptr: d.frame,
+                    len: len as u32,
+                    readable,
+                });
+                taken += 1;
+                bytes += len as u64;
             }
-            let len = d.len - VXLAN_HEADER;
-            let mut src = [0u8; 6];
-            // SAFETY: the slot holds `len` >= 14 bytes of the frame.
-            unsafe { std::ptr::copy_nonoverlapping(d.frame.add(6), src.as_mut_ptr(), 6) };
-            self.learn(src, d.from, now);
-            batch.push(FrameRef {
-                ptr: d.frame,
-                len: len as u32,
-                readable,
-            });
-            taken += 1;
-            bytes += len as u64;
         }
+        let full = self.inbox.full_drops();
+        counters.add_drops(DropReason::RingFull, full - rx.full_reported);
+        rx.full_reported = full;
+        drop(guard);
         let c = &self.counters;
         add(&c.decap_short, short);
         add(&c.decap_bad_header, bad);
-        add(&c.decap_wrong_vni, wrong);
+        add(&c.decap_wrong_vni, unknown);
         add(&c.decap_oversize, oversize);
+        add(&c.rx_passed_on, passed);
         counters.add_rx(taken as u64, bytes);
         counters.add_drops(DropReason::Runt, short);
         taken
@@ -351,7 +491,7 @@ impl PortIo for TunnelPort {
         }
         let fd = match &self.sender {
             Sender::Raw(fd) => fd.as_raw_fd(),
-            Sender::Udp => self.unicast.as_raw_fd(),
+            Sender::Udp => self.unicast.fd(),
         };
         // SAFETY: every frame is readable for its length until the batch
         // ends, after this call.
@@ -379,10 +519,13 @@ impl PortIo for TunnelPort {
     }
 
     fn arm(&self) -> bool {
+        if self.inbox.is_pending() {
+            return true;
+        }
         let mut pfds: Vec<libc::pollfd> = self
             .sockets()
-            .map(|fd| libc::pollfd {
-                fd,
+            .map(|s| libc::pollfd {
+                fd: s.fd(),
                 events: libc::POLLIN,
                 revents: 0,
             })
@@ -392,6 +535,14 @@ impl PortIo for TunnelPort {
     }
 
     fn disarm(&self) {}
+
+    fn on_wake(&self) {
+        self.inbox.drain_wake();
+    }
+
+    fn shutdown(&self) {
+        self.leave();
+    }
 
     fn extra_stats(&self) -> Vec<(String, u64)> {
         let c = &self.counters;
@@ -410,6 +561,8 @@ impl PortIo for TunnelPort {
             ("encap_oversize".into(), get(&c.encap_oversize)),
             ("tx_failed".into(), get(&c.tx_failed)),
             ("tx_would_block".into(), get(&c.tx_would_block)),
+            ("rx_passed_on".into(), get(&c.rx_passed_on)),
+            ("rx_inbox_full".into(), self.inbox.full_drops()),
             (
                 "rx_socket_dropped".into(),
                 c.socket_dropped.iter().map(get).sum(),
@@ -439,6 +592,10 @@ mod tests {
             underlay_mtu: 1500,
             vlan: None,
         }
+    }
+
+    fn open(name: &str, spec: TunnelSpec, sockets: &SocketTable) -> TunnelPort {
+        TunnelPort::open(&name.parse().unwrap(), spec, sockets, Clock::new(), 16, 300).unwrap()
     }
 
     fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
@@ -493,11 +650,17 @@ mod tests {
     #[test]
     fn two_tunnels_on_loopback_flood_learn_and_drop_by_reason() {
         let udp = 20000 + (std::process::id() % 20000) as u16;
-        let clock = Clock::new();
-        let a =
-            TunnelPort::open(spec([127, 0, 0, 1], [127, 0, 0, 2], 5, udp), clock, 16, 300).unwrap();
-        let b =
-            TunnelPort::open(spec([127, 0, 0, 2], [127, 0, 0, 1], 5, udp), clock, 16, 300).unwrap();
+        let sockets = SocketTable::new();
+        let a = open(
+            "vale0:a",
+            spec([127, 0, 0, 1], [127, 0, 0, 2], 5, udp),
+            &sockets,
+        );
+        let b = open(
+            "vale1:b",
+            spec([127, 0, 0, 2], [127, 0, 0, 1], 5, udp),
+            &sockets,
+        );
         const MA: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
         const MB: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
         // Unknown destination: flooded to the remote.
@@ -517,10 +680,13 @@ mod tests {
         assert_eq!(counters.snapshot().drop_too_long, 1);
         assert_eq!(extra(&a, "encap_oversize"), 1);
         assert_eq!(receive(&b, 1).len(), 1);
-        // Another VNI on the same address and port is not ours.
+        // A VNI no tunnel on the address and port has is dropped, counted.
         drop(b);
-        let other =
-            TunnelPort::open(spec([127, 0, 0, 2], [127, 0, 0, 1], 6, udp), clock, 16, 300).unwrap();
+        let other = open(
+            "vale1:o",
+            spec([127, 0, 0, 2], [127, 0, 0, 1], 6, udp),
+            &sockets,
+        );
         send(&other, &[frame(MA, MB, 60)]);
         let deadline = Instant::now() + Duration::from_secs(5);
         while extra(&a, "decap_wrong_vni") == 0 && Instant::now() < deadline {
@@ -530,5 +696,94 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(extra(&a, "decap_wrong_vni"), 1);
+    }
+
+    /// Two VNIs on one address and port share its socket: whichever
+    /// tunnel reads a datagram, it reaches the tunnel of its VNI, in order;
+    /// a third VNI is dropped and counted; a VNI is one tunnel's.
+    #[test]
+    fn two_vnis_share_one_address_and_port() {
+        let udp = 20000 + ((std::process::id() + 7) % 20000) as u16;
+        let sockets = SocketTable::new();
+        let t10 = open(
+            "vale0:t10",
+            spec([127, 0, 0, 3], [127, 0, 0, 4], 10, udp),
+            &sockets,
+        );
+        let t20 = open(
+            "vale0:t20",
+            spec([127, 0, 0, 3], [127, 0, 0, 4], 20, udp),
+            &sockets,
+        );
+        assert_eq!(sockets.len(), 1, "one socket for both");
+        let e = TunnelPort::open(
+            &"vale1:again".parse().unwrap(),
+            spec([127, 0, 0, 3], [127, 0, 0, 4], 10, udp),
+            &sockets,
+            Clock::new(),
+            16,
+            300,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            e.to_string(),
+            format!("VNI 10 on 127.0.0.3:{udp} is already tunnel vale0:t10's")
+        );
+        // The far side: one tunnel per VNI, on their own sockets.
+        let far = SocketTable::new();
+        let f10 = open(
+            "vale9:f10",
+            spec([127, 0, 0, 4], [127, 0, 0, 3], 10, udp),
+            &far,
+        );
+        let f20 = open(
+            "vale9:f20",
+            spec([127, 0, 0, 4], [127, 0, 0, 3], 20, udp),
+            &far,
+        );
+        let f30 = open(
+            "vale9:f30",
+            spec([127, 0, 0, 4], [127, 0, 0, 3], 30, udp),
+            &far,
+        );
+        const M1: [u8; 6] = [2, 0, 0, 0, 0, 1];
+        let numbered = |n: u8, vni: u8| {
+            let mut f = frame([0xff; 6], M1, 60);
+            f[14] = vni;
+            f[15] = n;
+            f
+        };
+        let tens: Vec<Vec<u8>> = (0..40).map(|n| numbered(n, 10)).collect();
+        let twenties: Vec<Vec<u8>> = (0..40).map(|n| numbered(n, 20)).collect();
+        assert_eq!(send(&f10, &tens).0, 40);
+        assert_eq!(send(&f20, &twenties).0, 40);
+        assert_eq!(send(&f30, &[numbered(0, 30)]).0, 1);
+        // Only t10 reads: it passes VNI 20's datagrams on to t20.
+        assert_eq!(receive(&t10, 40), tens);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while extra(&t10, "rx_passed_on") + extra(&t10, "decap_wrong_vni") < 41
+            && Instant::now() < deadline
+        {
+            let mut batch = Vec::new();
+            t10.receive(&mut batch, 64, &PortCounters::default());
+            assert!(batch.is_empty());
+        }
+        assert_eq!(extra(&t10, "rx_passed_on"), 40);
+        assert_eq!(extra(&t10, "decap_wrong_vni"), 1);
+        assert!(t20.arm(), "datagrams wait in t20's inbox");
+        assert_eq!(receive(&t20, 40), twenties);
+        assert!(!t20.arm());
+        assert_eq!(t20.learned(), 1);
+        // Deleting a tunnel frees its VNI; the socket stays for the other.
+        drop(t10);
+        let again = open(
+            "vale1:again",
+            spec([127, 0, 0, 3], [127, 0, 0, 4], 10, udp),
+            &sockets,
+        );
+        assert_eq!(sockets.len(), 1);
+        drop((again, t20));
+        assert!(sockets.is_empty());
     }
 }
