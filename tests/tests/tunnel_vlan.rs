@@ -24,11 +24,15 @@ use testbed::{unique_temp_dir, wait_until, Netns, PacketSocket, Protocol};
 /// The VLANs (and VNIs: VNI n carries VLAN n).
 const VLANS: [u16; 2] = [10, 20];
 
+/// A daemon in `ns` with state file `state` and two forwarding threads:
+/// the two tunnels of a host are the sources of different threads, which
+/// read their shared socket concurrently.
 fn start(ns: &Netns, state: &Path) -> Result<Daemon> {
     Ok(Daemon::wrap(
         testbed::Daemon::builder()
             .netns(ns)
             .state(state)
+            .args(["--threads", "2"])
             .env("RUST_LOG", "info")
             .start()?,
     ))
