@@ -182,12 +182,14 @@ impl TunnelPort {
             })
             .transpose()?;
         let inbox = Arc::new(Inbox::new(INBOX_CAPACITY)?);
-        let joined: Vec<&Arc<SharedSocket>> = std::iter::once(&unicast).chain(&group).collect();
-        for (k, s) in joined.iter().enumerate() {
+        // Until the port is built, a failure leaves the sockets joined.
+        let mut joined = LeaveOnError {
+            sockets: Vec::new(),
+            vni: spec.vni,
+            inbox: inbox.clone(),
+        };
+        for s in std::iter::once(&unicast).chain(&group) {
             if let Err(holder) = s.join(spec.vni, name, &inbox) {
-                for earlier in &joined[..k] {
-                    earlier.leave(spec.vni, &inbox);
-                }
                 let key = s.key();
                 return Err(OpenError::VniInUse {
                     vni: spec.vni,
@@ -196,13 +198,8 @@ impl TunnelPort {
                     holder,
                 });
             }
+            joined.sockets.push(s.clone());
         }
-        // From here on, dropping the port leaves the sockets.
-        let mut leave = LeaveOnError {
-            sockets: joined.iter().map(|s| (*s).clone()).collect(),
-            vni: spec.vni,
-            inbox: inbox.clone(),
-        };
         let sender = match socket::raw_sender(spec.local) {
             Ok(fd) => Sender::Raw(fd),
             Err(e) => {
@@ -222,7 +219,7 @@ impl TunnelPort {
         }
         wake.add(inbox.wake_fd(), 2)?;
         // Opened: the port's own drop leaves from now on.
-        leave.sockets.clear();
+        joined.sockets.clear();
         let flood = spec
             .remotes
             .iter()
