@@ -196,7 +196,7 @@ impl LearningTable {
 
     /// The two candidate buckets of an address in a VLAN ([`ident`]),
     /// different from each other.
-    #[inline]
+    #[inline(always)]
     fn candidates(&self, ident: u64) -> (usize, usize) {
         // Two rounds: one leaves addresses that count in their high bytes
         // clustered (the low bits of the product do not change).
@@ -273,7 +273,7 @@ impl LearningTable {
     }
 
     /// The way of `bucket` holding `mac` in `vlan`, and its word.
-    #[inline]
+    #[inline(always)]
     fn scan(&self, bucket: usize, mac: u64, vlan: u16) -> Option<(Place, u64)> {
         let b = &self.buckets[bucket];
         for way in 0..WAYS {
@@ -292,8 +292,10 @@ impl LearningTable {
     }
 
     /// Where `mac` in `vlan` is, and its word: its first bucket, then its
-    /// second.
-    #[inline]
+    /// second. Always inlined (with [`Self::scan`] and
+    /// [`Self::candidates`]): left to the compiler it became a call per
+    /// table operation, two per frame, returning through memory.
+    #[inline(always)]
     fn locate(&self, mac: u64, vlan: u16) -> Option<(Place, u64)> {
         let (first, second) = self.candidates(ident(mac, vlan));
         self.scan(first, mac, vlan)
