@@ -586,6 +586,9 @@ mod tests {
         fn forget_port(&self, port: PortId) {
             self.inner.forget_port(port)
         }
+        fn forget_learned(&self, port: PortId) {
+            self.inner.forget_learned(port)
+        }
         fn age(&self, now: u32) {
             self.inner.age(now)
         }
@@ -678,6 +681,49 @@ mod tests {
         send(&mut thief, mv, mt, 60, None);
         forward_batch(&sw, &thief.port, &mut scratch, 0);
         assert_eq!((received(&victim), received(&other)), (1, 1));
+    }
+
+    #[test]
+    fn a_pinned_address_stays_pinned_while_its_port_is_renewed() {
+        let sw = switch();
+        let victim = add(&sw, "vale0:victim", 64, 2048);
+        let mut thief = add(&sw, "vale0:thief", 64, 2048);
+        let other = add(&sw, "vale0:other", 64, 2048);
+        let mv = MacAddr::local(1);
+        victim.port.security.set_mac(Some(mv));
+        assert!(sw.lookup().pin(mv, 0, victim.port.id));
+        let learned = MacAddr::local(9);
+        sw.lookup().lookup(
+            &EthHeader::parse(&{
+                let mut h = [0u8; 14];
+                h[..6].copy_from_slice(&MacAddr::BROADCAST.0);
+                h[6..12].copy_from_slice(&learned.0);
+                h
+            }),
+            victim.port.id,
+            0,
+        );
+        // The victim's client left: the port gets new memory (same number),
+        // and nothing is pinned again yet.
+        let fresh = add(&switch(), "vale0:fresh", 64, 2048);
+        let renewed = sw
+            .replace_port(victim.port.id, |_| {
+                Port::succeed(&victim.port, Box::new(fresh.shm.clone()))
+            })
+            .unwrap();
+        assert_eq!(renewed.id, victim.port.id);
+        // What the old port learned is forgotten; its pinned address is not,
+        // so the thief cannot take it in the meantime.
+        let entries = sw.lookup().entries(0);
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert_eq!((entries[0].mac, entries[0].port), (mv, victim.port.id));
+        let mut scratch = Scratch::new();
+        send(&mut thief, MacAddr::BROADCAST, mv, 60, None);
+        send(&mut thief, mv, mv, 60, None);
+        forward_batch(&sw, &thief.port, &mut scratch, 0);
+        let c = thief.port.counters.snapshot();
+        assert_eq!((c.spoofed, c.drop_same_port), (2, 0), "{c:?}");
+        assert_eq!(received(&other), 0);
     }
 
     #[test]

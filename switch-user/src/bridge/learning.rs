@@ -732,6 +732,10 @@ impl Lookup for LearningTable {
         }
     }
 
+    fn forget_learned(&self, port: PortId) {
+        self.remove_where(|key, _| key & PINNED == 0 && Self::owner(key) == port);
+    }
+
     fn set_port_limit(&self, port: PortId, max: u32) {
         if let Some(limit) = self.limits.get(port as usize) {
             limit.store(max, Ordering::Relaxed);
@@ -865,6 +869,24 @@ mod tests {
         assert_eq!(t.find(mac(1), 0), None);
         assert_eq!(t.find(mac(2), 0), Some(2));
         assert_eq!(t.stats().entries, 1);
+    }
+
+    #[test]
+    fn forget_learned_keeps_the_ports_pins_and_limit() {
+        let t = LearningTable::new(64, 300);
+        assert!(t.pin(mac(1), 0, 1));
+        t.set_port_limit(1, 2);
+        t.learn(mac(2), 1, 0);
+        t.learn(mac(3), 2, 0);
+        t.forget_learned(1);
+        assert_eq!(t.find(mac(1), 0), Some(1));
+        assert_eq!(t.find(mac(2), 0), None);
+        assert_eq!(t.find(mac(3), 0), Some(2));
+        assert_eq!((t.learned_by(1), t.stats().entries), (0, 2));
+        t.learn(mac(4), 1, 0);
+        t.learn(mac(5), 1, 0);
+        t.learn(mac(6), 1, 0);
+        assert_eq!(t.learned_by(1), 2, "the limit still holds");
     }
 
     #[test]

@@ -98,6 +98,13 @@ pub trait Lookup: Send + Sync {
     /// Forgets everything about `port` (it was removed or has a new
     /// client), its pinned addresses and its limit too.
     fn forget_port(&self, port: PortId);
+    /// Forgets the addresses `port` learned, keeping its pinned addresses
+    /// and its limit: the port continues under the same number with the
+    /// same settings (a persistent port whose client left). Functions that
+    /// do not pin forget everything.
+    fn forget_learned(&self, port: PortId) {
+        self.forget_port(port);
+    }
     /// Limits how many addresses `port` may have learned at once (functions
     /// that do not learn ignore it).
     fn set_port_limit(&self, _port: PortId, _max: u32) {}

@@ -130,7 +130,8 @@ impl Switch {
     }
 
     /// Puts the port built by `make` in place of port `id` (same number) and
-    /// forgets the addresses learned on the old one; returns the new port, or
+    /// forgets the addresses learned on the old one, keeping those pinned to
+    /// it (no other port may take them meanwhile); returns the new port, or
     /// `None` when there is no port `id`. Callers serialise changes.
     pub fn replace_port(&self, id: PortId, make: impl FnOnce(PortId) -> Port) -> Option<Arc<Port>> {
         let old = self.table.load_full();
@@ -139,7 +140,7 @@ impl Switch {
         let port = Arc::new(make(id));
         *slot = Some(port.clone());
         self.publish(by_id);
-        self.lookup.forget_port(id);
+        self.lookup.forget_learned(id);
         Some(port)
     }
 
