@@ -23,6 +23,9 @@ pub const PASS_MACS_MAP: &str = "PASS_MACS";
 pub const LOG_TARGET: &str = "xdp";
 /// Name of the XDP program inside the object file.
 pub const PROGRAM_NAME: &str = "switch_steer";
+/// Name of the same program loaded with multi-buffer support (section
+/// `xdp.frags`, `BPF_F_XDP_HAS_FRAGS`), for MTUs beyond one page.
+pub const PROGRAM_FRAGS_NAME: &str = "switch_steer_frags";
 
 /// Number of receive queues the maps cover (XSKMAP and counters).
 pub const MAX_QUEUES: u32 = 256;

@@ -8,6 +8,9 @@
 //! 3. a queue without a socket gets the configured fallback action (pass or
 //!    drop, `XDP_DROP` until the daemon says otherwise).
 //!
+//! Two entry points share the body: `switch_steer` and, for MTUs beyond one
+//! page (multi-buffer frames), `switch_steer_frags`.
+//!
 //! Every outcome is counted per receive queue in a per-CPU array. Map names,
 //! configuration slots and the counter layout live in `switch-ebpf-common`.
 //!
@@ -90,6 +93,23 @@ const ETH_HEADER_LEN: usize = 14;
 /// The program's entry point (`switch_ebpf_common::PROGRAM_NAME`).
 #[xdp]
 pub fn switch_steer(ctx: XdpContext) -> u32 {
+    steer(ctx)
+}
+
+/// The same program for multi-buffer frames (`xdp.frags`,
+/// `switch_ebpf_common::PROGRAM_FRAGS_NAME`): loaded when the MTU exceeds
+/// one page. `data..data_end` then covers the first buffer only; the
+/// program reads the 14 header bytes and nothing else, checked against
+/// `data_end` (a frame whose first buffer is shorter never matches the pass
+/// list), and the redirect hands every buffer to the socket.
+#[xdp(frags)]
+pub fn switch_steer_frags(ctx: XdpContext) -> u32 {
+    steer(ctx)
+}
+
+/// Steers one frame (both entry points).
+#[inline(always)]
+fn steer(ctx: XdpContext) -> u32 {
     let queue = ctx.rx_queue_index();
     let counters = counters_of(queue);
 
@@ -134,36 +154,58 @@ pub fn switch_steer(ctx: XdpContext) -> u32 {
 
 /// Logs (rate-limited) a frame that found no socket: its queue's slot is
 /// empty, or the queue lies beyond the XSKMAP.
+///
+/// Each verdict has its own line with a literal string: a string chosen at
+/// run time compiles to a pointer and a length selected apart, which the
+/// verifier may pair wrongly (one string's pointer with the other's length)
+/// and refuse.
 #[inline(always)]
 fn log_no_socket(ctx: &XdpContext, queue: u32, fallback: u32) {
-    let verdict = if fallback == action::PASS {
-        "passed to the kernel stack"
-    } else {
-        "dropped"
-    };
+    let pass = fallback == action::PASS;
     if queue >= MAX_QUEUES {
         if let Some(left_out) = may_log(log_kind::BEYOND_MAP) {
+            if pass {
+                warn!(
+                    ctx,
+                    target: LOG_TARGET,
+                    "XDP on ifindex {}: queue {} is beyond the XSKMAP ({} slots): frame passed to the kernel stack ({} more since the last line)",
+                    ctx.ingress_ifindex(),
+                    queue,
+                    MAX_QUEUES,
+                    left_out
+                );
+            } else {
+                warn!(
+                    ctx,
+                    target: LOG_TARGET,
+                    "XDP on ifindex {}: queue {} is beyond the XSKMAP ({} slots): frame dropped ({} more since the last line)",
+                    ctx.ingress_ifindex(),
+                    queue,
+                    MAX_QUEUES,
+                    left_out
+                );
+            }
+        }
+    } else if let Some(left_out) = may_log(log_kind::NO_SOCKET) {
+        if pass {
             warn!(
                 ctx,
                 target: LOG_TARGET,
-                "XDP on ifindex {}: queue {} is beyond the XSKMAP ({} slots): frame {} ({} more since the last line)",
+                "XDP on ifindex {}: queue {} has no AF_XDP socket: frame passed to the kernel stack ({} more since the last line)",
                 ctx.ingress_ifindex(),
                 queue,
-                MAX_QUEUES,
-                verdict,
+                left_out
+            );
+        } else {
+            warn!(
+                ctx,
+                target: LOG_TARGET,
+                "XDP on ifindex {}: queue {} has no AF_XDP socket: frame dropped ({} more since the last line)",
+                ctx.ingress_ifindex(),
+                queue,
                 left_out
             );
         }
-    } else if let Some(left_out) = may_log(log_kind::NO_SOCKET) {
-        warn!(
-            ctx,
-            target: LOG_TARGET,
-            "XDP on ifindex {}: queue {} has no AF_XDP socket: frame {} ({} more since the last line)",
-            ctx.ingress_ifindex(),
-            queue,
-            verdict,
-            left_out
-        );
     }
 }
 

@@ -16,6 +16,7 @@
 
 #![deny(missing_docs)]
 
+mod gather;
 pub mod iface;
 mod log_reader;
 mod maps;
@@ -32,4 +33,4 @@ pub use steering::{
 };
 pub use switch_ebpf_common::{QueueCounters, MAX_QUEUES};
 pub use tap::{Tap, TapError, TapStats};
-pub use xsk::{XskConfig, XskError, XskQueue, XskStats};
+pub use xsk::{XskConfig, XskError, XskQueue, XskStats, MAX_PIECES};

@@ -19,7 +19,8 @@ use std::fmt;
 use std::os::fd::AsRawFd;
 use switch_ebpf_common::{
     action, config, pass_flags, QueueCounters, CONFIG_MAP, COUNTERS_MAP, MAX_PASS_ENTRIES,
-    MAX_QUEUES, PASS, PASS_ETHERTYPES_MAP, PASS_MACS_MAP, PROGRAM_NAME, XSK_MAP,
+    MAX_QUEUES, PASS, PASS_ETHERTYPES_MAP, PASS_MACS_MAP, PROGRAM_FRAGS_NAME, PROGRAM_NAME,
+    XSK_MAP,
 };
 
 /// Errors of loading, attaching and driving the steering program.
@@ -153,6 +154,10 @@ pub struct SteeringConfig {
     pub no_socket_action: NoSocketAction,
     /// The initial pass list.
     pub pass_list: PassList,
+    /// Load the multi-buffer variant of the program (`xdp.frags`), which
+    /// drivers such as veth require for an MTU beyond one page, and which
+    /// passes multi-buffer frames on to sockets bound with `XDP_USE_SG`.
+    pub frags: bool,
 }
 
 /// The maps of the program, taken out of the `Ebpf` so that they are owned.
@@ -217,9 +222,14 @@ impl XdpSteering {
         let empty = PassList::default();
         steering_maps.write_pass_list(&empty, &config.pass_list)?;
 
+        let name = if config.frags {
+            PROGRAM_FRAGS_NAME
+        } else {
+            PROGRAM_NAME
+        };
         let program: &mut Xdp = ebpf
-            .program_mut(PROGRAM_NAME)
-            .ok_or_else(|| SteeringError::MissingPart(format!("program {PROGRAM_NAME}")))?
+            .program_mut(name)
+            .ok_or_else(|| SteeringError::MissingPart(format!("program {name}")))?
             .try_into()
             .map_err(program_error)?;
         program.load().map_err(program_error)?;
@@ -513,7 +523,7 @@ fn mtu_hint(error: &ProgramError) -> &'static str {
         ProgramError::SyscallError(e) if e.io_error.raw_os_error() == Some(libc::ERANGE)
     );
     if is_erange {
-        " (the MTU is too large for native XDP on this driver; veth allows about 3.5 KB)"
+        " (the MTU is too large for native XDP on this driver without multi-buffer; veth allows about 3.5 KB)"
     } else {
         ""
     }

@@ -14,6 +14,13 @@
 //! Every address the kernel hands back is checked against that table and
 //! the UMEM bounds before a slice is made of it; a descriptor that fails is
 //! counted and skipped, never dereferenced.
+//!
+//! With multi-buffer (`XDP_USE_SG`, `max_packet` beyond one frame) a packet
+//! may span several descriptors chained by `XDP_PKT_CONTD`: received chains
+//! are copied into a reassembly buffer ([`Gather`]) and their frames refilled
+//! at once; a long packet to send is split over as many TX frames, each but
+//! the last flagged `XDP_PKT_CONTD`.
+use crate::gather::{Fault, Gather, Step, XDP_PKT_CONTD};
 use std::io::Write;
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
 
@@ -37,6 +44,11 @@ pub(crate) struct Received {
     pub bytes: usize,
     /// Descriptors rejected (not ours, or out of bounds).
     pub invalid: usize,
+    /// Multi-buffer packets dropped: longer than the largest packet.
+    pub too_long: usize,
+    /// Multi-buffer packets dropped: a descriptor of theirs was rejected,
+    /// or no reassembly buffer was free.
+    pub broken: usize,
 }
 
 /// What one `transmit` call did.
@@ -44,12 +56,24 @@ pub(crate) struct Received {
 pub(crate) struct Transmitted {
     /// Frames taken from the caller's iterator.
     pub taken: usize,
-    /// Frames put on the TX ring.
+    /// Frames (packets) put on the TX ring.
     pub queued: usize,
     /// Their bytes.
     pub bytes: usize,
-    /// Frames refused: empty or longer than a UMEM frame holds.
+    /// Frames refused: empty or longer than the largest packet.
     pub rejected: usize,
+}
+
+/// At most this many reassembled packets are lent at once (more than a
+/// forwarding batch takes between two releases).
+const MAX_GATHER_BUFFERS: usize = 1024;
+
+/// The frame index of `addr` if `addr..addr + len` lies inside one of
+/// `frame_count` frames of `frame_size` bytes.
+fn frame_index(addr: usize, len: usize, frame_size: usize, frame_count: usize) -> Option<usize> {
+    let index = addr / frame_size;
+    let offset = addr % frame_size;
+    (index < frame_count && len <= frame_size - offset).then_some(index)
 }
 
 /// The UMEM, its rings and the ownership of its frames.
@@ -77,15 +101,21 @@ pub(crate) struct UmemRings {
     tx_in_flight: usize,
     /// Where packet data starts inside a frame (the XDP headroom).
     data_offset: usize,
+    /// The longest packet received or sent (beyond one frame: multi-buffer).
+    max_packet: usize,
+    /// Reassembly of multi-buffer packets.
+    gather: Gather,
 }
 
 impl UmemRings {
     /// Takes the rings of a freshly created socket and the frames of its
     /// UMEM; the first `rx_frames` are for receiving, the rest for sending.
+    /// `max_packet` is the longest packet: 0 for what one frame holds, more
+    /// only on a socket bound with `XDP_USE_SG`.
     pub(crate) fn new(
         umem: Umem,
         frames: Vec<FrameDesc>,
-        frame_size: usize,
+        (frame_size, max_packet): (usize, usize),
         rx_frames: usize,
         rings: (RxQueue, TxQueue, FillQueue, CompQueue),
     ) -> Self {
@@ -95,6 +125,7 @@ impl UmemRings {
         let tx_free = frames.split_off(rx_frames.min(frame_count));
         let scratch_len = frame_count.max(1);
         let data_offset = frames.first().map_or(0, |d| d.addr() % frame_size);
+        let max_packet = max_packet.max(frame_size - data_offset);
         Self {
             rx,
             tx,
@@ -110,6 +141,8 @@ impl UmemRings {
             staged: Vec::with_capacity(scratch_len),
             tx_in_flight: 0,
             data_offset,
+            max_packet,
+            gather: Gather::new(max_packet, MAX_GATHER_BUFFERS),
         }
     }
 
@@ -118,107 +151,128 @@ impl UmemRings {
         self.rx.fd()
     }
 
-    /// The longest frame a TX frame holds.
+    /// The longest packet received or sent (one frame, or a chain of them).
     pub(crate) fn max_frame_len(&self) -> usize {
+        self.max_packet
+    }
+
+    /// What one UMEM frame holds.
+    fn chunk_len(&self) -> usize {
         self.frame_size - self.data_offset
     }
 
     /// The frame index of `addr` if `addr..addr + len` lies inside one frame
     /// of this UMEM.
     fn frame_index(&self, addr: usize, len: usize) -> Option<usize> {
-        let index = addr / self.frame_size;
-        let offset = addr % self.frame_size;
-        (index < self.owners.len() && offset + len <= self.frame_size).then_some(index)
+        frame_index(addr, len, self.frame_size, self.owners.len())
     }
 
-    /// Takes up to `max` frames from the RX ring, lends each to `deliver`,
-    /// then gives them all back to the fill ring (what does not fit waits
-    /// for the next call).
+    /// Takes up to `max` descriptors from the RX ring, lends each packet
+    /// to `deliver`, then gives them all back to the fill ring (what does
+    /// not fit waits for the next call).
     pub(crate) fn receive(&mut self, max: usize, mut deliver: impl FnMut(&[u8])) -> Received {
-        let want = max.min(self.scratch.len());
-        // SAFETY: the RX ring belongs to a socket created on `self.umem`, so
-        // the descriptors it yields describe frames of that UMEM; they are
-        // checked against the ownership table below before any access.
-        let count = unsafe { self.rx.consume(&mut self.scratch[..want]) };
-        let mut received = Received::default();
-        for desc in &self.scratch[..count] {
-            let len = desc.lengths().data();
-            let index = match self.frame_index(desc.addr(), len) {
-                Some(index) if self.owners[index] == Owner::KernelRx => index,
-                _ => {
-                    received.invalid += 1;
-                    continue;
-                }
-            };
-            self.owners[index] = Owner::User;
-            // SAFETY: the frame is this UMEM's, lies within bounds (checked
-            // above), and the kernel has handed it back through the RX ring:
-            // nothing writes it until it is produced to the fill ring again,
-            // which happens after `deliver` returns.
-            let data = unsafe { self.umem.data(desc) };
-            deliver(data.contents());
-            received.frames += 1;
-            received.bytes += len;
-            self.fill_pending.push(*desc);
-        }
-        self.refill();
+        let received = self.receive_held(max, |ptr, len, _room| {
+            // SAFETY: `receive_held` lends `len` bytes at `ptr` to us until
+            // `release_held`, below.
+            deliver(unsafe { std::slice::from_raw_parts(ptr, len) })
+        });
+        self.release_held();
         received
     }
 
-    /// Like `receive`, but the frames stay with the caller after `deliver`
-    /// returns: `deliver(data, len, room)` gets a pointer to the frame's
-    /// bytes (which the caller may also change in place), its length and the bytes readable from the pointer to the end
-    /// of its UMEM frame. The frames are marked as owned by userspace, so
-    /// nothing writes them until `release_held` gives them back to the fill
-    /// ring.
+    /// Like `receive`, but the packets stay with the caller after `deliver`
+    /// returns: `deliver(data, len, room)` gets a pointer to the packet's
+    /// bytes (which the caller may also change in place), its length and the
+    /// bytes readable from the pointer (to the end of its UMEM frame or
+    /// reassembly buffer). A packet in one frame is lent in place: the frame
+    /// is marked as owned by userspace, so nothing writes it until
+    /// `release_held` gives it back to the fill ring. A packet in a chain of
+    /// frames is copied into a reassembly buffer, lent until `release_held`.
+    /// `max` bounds the descriptors taken.
     pub(crate) fn receive_held(
         &mut self,
         max: usize,
         mut deliver: impl FnMut(*mut u8, usize, usize),
     ) -> Received {
         let want = max.min(self.scratch.len());
-        // SAFETY: as in `receive`: descriptors of this UMEM, checked against
-        // the ownership table before any access.
+        // SAFETY: the RX ring belongs to a socket created on `self.umem`, so
+        // the descriptors it yields describe frames of that UMEM; they are
+        // checked against the ownership table below before any access.
         let count = unsafe { self.rx.consume(&mut self.scratch[..want]) };
         let mut received = Received::default();
-        for desc in &self.scratch[..count] {
+        for i in 0..count {
+            let desc = self.scratch[i];
             let len = desc.lengths().data();
+            let more = desc.options() & XDP_PKT_CONTD != 0;
             let index = match self.frame_index(desc.addr(), len) {
-                Some(index) if self.owners[index] == Owner::KernelRx => index,
+                Some(index) if self.owners[index] == Owner::KernelRx => {
+                    self.owners[index] = Owner::User;
+                    Some(index)
+                }
                 _ => {
                     received.invalid += 1;
-                    continue;
+                    None
                 }
             };
-            self.owners[index] = Owner::User;
-            let mut writable = *desc;
-            // SAFETY: the frame is this UMEM's, within bounds, and owned by
-            // userspace until `release_held`, so the pointer stays valid (the
-            // UMEM lives as long as `self`) and nothing else reads or writes
-            // the bytes meanwhile: the caller alone may (its contract).
-            let mut data = unsafe { self.umem.data_mut(&mut writable) };
-            let ptr = data.contents_mut().as_mut_ptr();
-            let room = self.frame_size - desc.addr() % self.frame_size;
-            deliver(ptr, len, room);
-            received.frames += 1;
-            received.bytes += len;
-            self.held.push(*desc);
+            if !more && !self.gather.active() {
+                // A packet in one frame: lent in place.
+                if index.is_none() {
+                    continue;
+                }
+                let mut writable = desc;
+                // SAFETY: the frame is this UMEM's, within bounds, and owned
+                // by userspace until `release_held`, so the pointer stays
+                // valid (the UMEM lives as long as `self`) and nothing else
+                // reads or writes the bytes meanwhile: the caller alone may
+                // (its contract).
+                let mut data = unsafe { self.umem.data_mut(&mut writable) };
+                let ptr = data.contents_mut().as_mut_ptr();
+                let room = self.frame_size - desc.addr() % self.frame_size;
+                deliver(ptr, len, room);
+                received.frames += 1;
+                received.bytes += len;
+                self.held.push(desc);
+                continue;
+            }
+            // A piece of a multi-buffer packet: copied, and its frame refilled.
+            let step = match index {
+                Some(_) => {
+                    // SAFETY: the frame is this UMEM's, within bounds and
+                    // owned by userspace (checked and recorded above); it
+                    // goes back to the fill ring only after the copy.
+                    let data = unsafe { self.umem.data(&desc) };
+                    self.gather.push(Some(data.contents()), more)
+                }
+                None => self.gather.push(None, more),
+            };
+            if index.is_some() {
+                self.fill_pending.push(desc);
+            }
+            match step {
+                Step::Pending => {}
+                Step::Complete { ptr, len, room } => {
+                    deliver(ptr, len, room);
+                    received.frames += 1;
+                    received.bytes += len;
+                }
+                Step::Dropped(Fault::TooLong) => received.too_long += 1,
+                Step::Dropped(Fault::Invalid | Fault::NoBuffer) => received.broken += 1,
+            }
         }
         received
     }
 
-    /// Gives every frame taken by `receive_held` back to the fill ring.
+    /// Gives every frame taken by `receive_held` back to the fill ring, and
+    /// takes the reassembly buffers back.
     pub(crate) fn release_held(&mut self) {
-        if self.held.is_empty() {
-            return;
-        }
+        self.gather.release();
         self.fill_pending.append(&mut self.held);
         self.refill();
     }
 
-    /// Frames the caller holds now.
+    /// Packets the caller holds now.
     pub(crate) fn held(&self) -> usize {
-        self.held.len()
+        self.held.len() + self.gather.lent()
     }
 
     /// Moves waiting frames into the fill ring, as many as it has room for.
@@ -256,38 +310,55 @@ impl UmemRings {
     }
 
     /// Copies frames from `frames` into free TX frames and puts them on the
-    /// TX ring. Pulls from the iterator only as many frames as there is room
-    /// for, so a caller passing `iter.by_ref()` keeps the rest.
-    pub(crate) fn transmit<'a>(&mut self, frames: impl Iterator<Item = &'a [u8]>) -> Transmitted {
+    /// TX ring; a frame longer than one UMEM frame (multi-buffer sockets)
+    /// takes several, chained with `XDP_PKT_CONTD`. Pulls from the iterator
+    /// only as many frames as there is room for, so a caller passing
+    /// `iter.by_ref()` keeps the rest.
+    pub(crate) fn transmit<'a>(
+        &mut self,
+        mut frames: impl Iterator<Item = &'a [u8]>,
+    ) -> Transmitted {
         let mut done = Transmitted::default();
         let free = self.tx_free.len();
         if free == 0 {
             return done;
         }
-        let room = (self.tx.nb_free(free as u32) as usize).min(free);
+        let chunk = self.chunk_len();
+        // Room for the longest packet before each frame is pulled.
+        let per_packet = self.max_packet.div_ceil(chunk);
+        let mut room = (self.tx.nb_free(free as u32) as usize).min(free);
         self.staged.clear();
-        for frame in frames.take(room) {
-            done.taken += 1;
-            let Some(mut desc) = self.tx_free.pop() else {
+        while room >= per_packet {
+            let Some(frame) = frames.next() else {
                 break;
             };
-            let capacity = self.frame_size - desc.addr() % self.frame_size;
-            if frame.is_empty() || frame.len() > capacity {
+            done.taken += 1;
+            if frame.is_empty() || frame.len() > self.max_packet {
                 done.rejected += 1;
-                self.tx_free.push(desc);
                 continue;
             }
-            {
-                // SAFETY: `desc` came from `tx_free`, so the table says User:
-                // neither the kernel nor any other slice touches this frame.
-                let mut data = unsafe { self.umem.data_mut(&mut desc) };
-                let mut cursor = data.cursor();
-                cursor.set_pos(0);
-                // Cannot fail: the frame fits (checked above).
-                let _ = cursor.write_all(frame);
+            let pieces = frame.len().div_ceil(chunk);
+            for (k, piece) in frame.chunks(chunk).enumerate() {
+                // Cannot fail: `room <= tx_free.len()` frames are reserved.
+                let Some(mut desc) = self.tx_free.pop() else {
+                    break;
+                };
+                {
+                    // SAFETY: `desc` came from `tx_free`, so the table says
+                    // User: neither the kernel nor any other slice touches
+                    // this frame.
+                    let mut data = unsafe { self.umem.data_mut(&mut desc) };
+                    let mut cursor = data.cursor();
+                    cursor.set_pos(0);
+                    // Cannot fail: a piece fits in a frame (`chunks(chunk)`).
+                    let _ = cursor.write_all(piece);
+                }
+                desc.set_options(if k + 1 < pieces { XDP_PKT_CONTD } else { 0 });
+                self.staged.push(desc);
             }
+            room -= pieces;
+            done.queued += 1;
             done.bytes += frame.len();
-            self.staged.push(desc);
         }
         if self.staged.is_empty() {
             return done;
@@ -299,13 +370,14 @@ impl UmemRings {
             self.owners[desc.addr() / self.frame_size] = Owner::KernelTx;
         }
         self.tx_in_flight += produced;
-        // Room was reserved above, so this is not expected; keep the frames
-        // if the ring refused them anyway.
-        for desc in &self.staged[produced..] {
-            done.bytes -= desc.lengths().data();
-            self.tx_free.push(*desc);
+        // The ring reserves all or nothing and room was reserved above, so
+        // this is not expected; keep the frames if it refused them anyway.
+        if produced < self.staged.len() {
+            self.tx_free.extend_from_slice(&self.staged[produced..]);
+            done.rejected += done.queued;
+            done.queued = 0;
+            done.bytes = 0;
         }
-        done.queued = produced;
         done
     }
 
@@ -327,7 +399,9 @@ impl UmemRings {
                 Some(index) if self.owners[index] == Owner::KernelTx => {
                     self.owners[index] = Owner::User;
                     self.tx_in_flight -= 1;
-                    self.tx_free.push(*desc);
+                    let mut desc = *desc;
+                    desc.set_options(0);
+                    self.tx_free.push(desc);
                 }
                 _ => invalid += 1,
             }
@@ -343,5 +417,27 @@ impl UmemRings {
     /// Frames on the TX side not yet completed by the kernel.
     pub(crate) fn tx_in_flight(&self) -> usize {
         self.tx_in_flight
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::frame_index;
+
+    #[test]
+    fn descriptors_must_lie_inside_one_frame_of_the_umem() {
+        // Four frames of 4096 bytes, data at offset 256.
+        let at = |addr, len| frame_index(addr, len, 4096, 4);
+        assert_eq!(at(256, 3840), Some(0));
+        assert_eq!(at(4096 + 256, 100), Some(1));
+        assert_eq!(at(3 * 4096 + 256, 3840), Some(3));
+        // Crossing into the next frame.
+        assert_eq!(at(256, 3841), None);
+        assert_eq!(at(4095, 2), None);
+        // Beyond the UMEM.
+        assert_eq!(at(4 * 4096, 0), None);
+        assert_eq!(at(usize::MAX, 1), None);
+        // A huge length does not overflow.
+        assert_eq!(at(256, usize::MAX), None);
     }
 }

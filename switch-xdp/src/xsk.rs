@@ -100,7 +100,17 @@ pub struct XskConfig {
     /// Bind in zero-copy mode (fails with [`XskError::ZeroCopyUnsupported`]
     /// where the driver cannot); copy mode otherwise.
     pub zero_copy: bool,
+    /// The longest packet received and sent, for jumbo frames: 0 (or
+    /// anything up to what one UMEM frame holds) keeps one frame per packet;
+    /// more binds with `XDP_USE_SG` (multi-buffer, Linux 6.6+) and chains
+    /// up to [`MAX_PIECES`] frames per packet. The XDP program must then be
+    /// the multi-buffer one (`SteeringConfig::frags`).
+    pub max_packet: u32,
 }
+
+/// The most UMEM frames one packet may span (the kernel sends at most
+/// `MAX_SKB_FRAGS + 1` = 18 in copy mode).
+pub const MAX_PIECES: u32 = 16;
 
 impl Default for XskConfig {
     fn default() -> Self {
@@ -109,6 +119,7 @@ impl Default for XskConfig {
             rx_frames: 2048,
             tx_frames: 2048,
             zero_copy: false,
+            max_packet: 0,
         }
     }
 }
@@ -126,10 +137,15 @@ pub struct XskStats {
     pub tx_bytes: u64,
     /// TX frames the kernel completed (taken back from the completion ring).
     pub tx_completed: u64,
-    /// Frames refused by `transmit`: empty or longer than a UMEM frame.
+    /// Frames refused by `transmit`: empty or longer than the largest packet.
     pub tx_rejected: u64,
     /// Descriptors from the kernel that were not ours or out of bounds.
     pub invalid_descs: u64,
+    /// Multi-buffer packets dropped as longer than the largest packet.
+    pub rx_too_long: u64,
+    /// Multi-buffer packets dropped because a descriptor of theirs was
+    /// rejected or no reassembly buffer was free.
+    pub rx_broken: u64,
     /// `sendto`/`poll` wakeups that failed.
     pub wakeup_errors: u64,
     /// Kernel: frames dropped for other reasons (e.g. too large for a frame).
@@ -183,6 +199,9 @@ impl XskQueue {
                 source,
             })?;
         let mut bind = BindFlags::XDP_USE_NEED_WAKEUP;
+        if sizes.multi_buffer {
+            bind |= BindFlags::XDP_USE_SG;
+        }
         bind |= if config.zero_copy {
             BindFlags::XDP_ZEROCOPY
         } else {
@@ -238,7 +257,7 @@ impl XskQueue {
         let mut rings = UmemRings::new(
             umem,
             frames,
-            config.frame_size as usize,
+            (config.frame_size as usize, config.max_packet as usize),
             config.rx_frames as usize,
             (rx, tx, fill, completion),
         );
@@ -269,7 +288,8 @@ impl XskQueue {
         self.zero_copy
     }
 
-    /// The longest frame `transmit` accepts (and the kernel can receive).
+    /// The longest frame `transmit` accepts (and the kernel can receive):
+    /// what one UMEM frame holds, or `max_packet` on a multi-buffer socket.
     pub fn max_frame_len(&self) -> usize {
         self.rings.max_frame_len()
     }
@@ -279,18 +299,18 @@ impl XskQueue {
     /// Returns the number of frames delivered.
     pub fn receive(&mut self, max: usize, deliver: impl FnMut(&[u8])) -> usize {
         let got = self.rings.receive(max, deliver);
-        self.stats.rx_packets += got.frames as u64;
-        self.stats.rx_bytes += got.bytes as u64;
-        self.stats.invalid_descs += got.invalid as u64;
+        self.count_received(&got);
         if self.rings.fill_needs_wakeup() && self.rings.wake_fill().is_err() {
             self.stats.wakeup_errors += 1;
         }
         got.frames
     }
 
-    /// Receives up to `max` frames and keeps them (no copy): `deliver(data,
-    /// len, room)` gets a pointer to each frame, its length and the bytes
-    /// readable from the pointer (to the end of its UMEM frame). The bytes
+    /// Receives up to `max` frames and keeps them (no copy for a frame in
+    /// one UMEM frame; a multi-buffer one is reassembled into a buffer of
+    /// the socket's): `deliver(data, len, room)` gets a pointer to each
+    /// frame, its length and the bytes readable from the pointer (to the end
+    /// of its UMEM frame or buffer). The bytes
     /// stay valid, and the caller's alone (it may change the frame's `len`
     /// bytes in place), until [`XskQueue::release_held`], which the
     /// caller must call before the next `receive_held` on a full ring runs
@@ -301,10 +321,16 @@ impl XskQueue {
         deliver: impl FnMut(*mut u8, usize, usize),
     ) -> usize {
         let got = self.rings.receive_held(max, deliver);
+        self.count_received(&got);
+        got.frames
+    }
+
+    fn count_received(&mut self, got: &crate::umem_rings::Received) {
         self.stats.rx_packets += got.frames as u64;
         self.stats.rx_bytes += got.bytes as u64;
         self.stats.invalid_descs += got.invalid as u64;
-        got.frames
+        self.stats.rx_too_long += got.too_long as u64;
+        self.stats.rx_broken += got.broken as u64;
     }
 
     /// Gives the frames of [`XskQueue::receive_held`] back to the kernel.
@@ -492,9 +518,14 @@ fn is_unsupported(errno: i32) -> bool {
     matches!(errno, libc::EOPNOTSUPP | libc::EPROTONOSUPPORT)
 }
 
+/// Bytes at the start of each UMEM frame the kernel keeps for XDP
+/// (`XDP_PACKET_HEADROOM`; xsk-rs adds no frame headroom of its own).
+const XDP_HEADROOM: u32 = 256;
+
 /// The validated sizes of the UMEM and its rings.
 struct RingSizes {
     umem: UmemConfig,
+    multi_buffer: bool,
     frame_count: NonZeroU32,
     rx_ring: QueueSize,
     tx_ring: QueueSize,
@@ -530,6 +561,14 @@ impl RingSizes {
             .comp_queue_size(tx_ring)
             .build()
             .map_err(|e| invalid(format!("UMEM: {e}")))?;
+        let chunk = config.frame_size - XDP_HEADROOM;
+        let multi_buffer = config.max_packet > chunk;
+        if config.max_packet > chunk * MAX_PIECES {
+            return Err(invalid(format!(
+                "max_packet {} (at most {MAX_PIECES} frames of {chunk} bytes)",
+                config.max_packet
+            )));
+        }
         let frame_count = config
             .rx_frames
             .checked_add(config.tx_frames)
@@ -537,6 +576,7 @@ impl RingSizes {
             .ok_or_else(|| invalid("too many frames".into()))?;
         Ok(Self {
             umem,
+            multi_buffer,
             frame_count,
             rx_ring,
             tx_ring,
@@ -575,6 +615,23 @@ mod tests {
             tx_frames: 64,
             ..base
         }));
+    }
+
+    #[test]
+    fn a_packet_beyond_one_frame_means_multi_buffer() {
+        let sizes = |max_packet| {
+            RingSizes::from_config(&XskConfig {
+                frame_size: 4096,
+                max_packet,
+                ..XskConfig::default()
+            })
+        };
+        assert!(!sizes(0).unwrap().multi_buffer);
+        assert!(!sizes(3840).unwrap().multi_buffer);
+        assert!(sizes(3841).unwrap().multi_buffer);
+        assert!(sizes(9018).unwrap().multi_buffer);
+        assert!(sizes(16 * 3840).is_ok());
+        assert!(sizes(16 * 3840 + 1).is_err());
     }
 }
 

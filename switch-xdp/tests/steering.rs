@@ -260,6 +260,16 @@ fn native_xdp_mtu_limit_falls_back_to_skb_mode() {
 
         let steering = XdpSteering::attach(XDP_IF, &SteeringConfig::default()).unwrap();
         assert_eq!(steering.mode(), AttachMode::Skb);
+        steering.detach();
+
+        // The multi-buffer program is allowed at that MTU in driver mode.
+        let frags = SteeringConfig {
+            policy: AttachPolicy::Driver,
+            frags: true,
+            ..Default::default()
+        };
+        let steering = XdpSteering::attach(XDP_IF, &frags).unwrap();
+        assert_eq!(steering.mode(), AttachMode::Driver);
     });
 }
 
@@ -278,4 +288,35 @@ fn socket_of_another_interface_is_refused() {
         let err = steering.register_socket(&other).unwrap_err();
         assert!(matches!(err, SteeringError::WrongInterface { .. }), "{err}");
     });
+}
+
+/// Both programs pass the verifier with every log line live (the log level
+/// is a load-time constant: below debug the verifier skips those paths).
+#[test]
+fn both_programs_load_with_logging_at_debug() {
+    log::set_max_level(log::LevelFilter::Debug);
+    let pair = VethPair::new();
+    inside(&pair.xdp, || {
+        for frags in [false, true] {
+            let config = SteeringConfig {
+                frags,
+                ..Default::default()
+            };
+            let steering = XdpSteering::attach(XDP_IF, &config)
+                .unwrap_or_else(|e| panic!("frags {frags}: {}", chain(&e)));
+            steering.detach();
+        }
+    });
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        out.push_str(": ");
+        out.push_str(&text[text.len().saturating_sub(600)..]);
+        source = s.source();
+    }
+    out
 }

@@ -284,6 +284,7 @@ impl NicManager {
                 policy: AttachPolicy::DriverOrSkb,
                 no_socket_action: NoSocketAction::Drop,
                 pass_list,
+                frags: false,
             },
         )
         .map_err(|source| NicError::Steering {
