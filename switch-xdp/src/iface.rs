@@ -122,6 +122,19 @@ pub fn mtu(name: &str) -> Result<u32, IfaceError> {
     Ok(unsafe { request.ifr_ifru.ifru_mtu } as u32)
 }
 
+/// Sets the MTU of `name`.
+pub fn set_mtu(name: &str, mtu: u32) -> Result<(), IfaceError> {
+    let socket = control_socket(name)?;
+    let mut request = ifreq_for(name)?;
+    request.ifr_ifru.ifru_mtu = libc::c_int::try_from(mtu).unwrap_or(libc::c_int::MAX);
+    // SAFETY: SIOCSIFMTU reads `ifru_mtu` of the ifreq we pass.
+    let ret = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFMTU, &mut request) };
+    if ret < 0 {
+        return Err(io_error("SIOCSIFMTU", name));
+    }
+    Ok(())
+}
+
 /// Checks that every frame `name` can receive at its MTU fits in an AF_XDP
 /// frame of `max_frame_len` bytes ([`crate::XskQueue::max_frame_len`]).
 /// Returns the MTU. (Native XDP on veth has its own limit, about 3.5 KB,

@@ -44,6 +44,8 @@ pub(crate) struct Received {
     pub bytes: usize,
     /// Descriptors rejected (not ours, or out of bounds).
     pub invalid: usize,
+    /// Of the frames, those reassembled from several UMEM frames.
+    pub chained: usize,
     /// Multi-buffer packets dropped: longer than the largest packet.
     pub too_long: usize,
     /// Multi-buffer packets dropped: a descriptor of theirs was rejected,
@@ -62,6 +64,8 @@ pub(crate) struct Transmitted {
     pub bytes: usize,
     /// Frames refused: empty or longer than the largest packet.
     pub rejected: usize,
+    /// Of the queued frames, those split over several UMEM frames.
+    pub chained: usize,
 }
 
 /// At most this many reassembled packets are lent at once (more than a
@@ -253,6 +257,7 @@ impl UmemRings {
                 Step::Complete { ptr, len, room } => {
                     deliver(ptr, len, room);
                     received.frames += 1;
+                    received.chained += 1;
                     received.bytes += len;
                 }
                 Step::Dropped(Fault::TooLong) => received.too_long += 1,
@@ -358,6 +363,7 @@ impl UmemRings {
             }
             room -= pieces;
             done.queued += 1;
+            done.chained += usize::from(pieces > 1);
             done.bytes += frame.len();
         }
         if self.staged.is_empty() {
@@ -376,6 +382,7 @@ impl UmemRings {
             self.tx_free.extend_from_slice(&self.staged[produced..]);
             done.rejected += done.queued;
             done.queued = 0;
+            done.chained = 0;
             done.bytes = 0;
         }
         done

@@ -141,6 +141,10 @@ pub struct XskStats {
     pub tx_rejected: u64,
     /// Descriptors from the kernel that were not ours or out of bounds.
     pub invalid_descs: u64,
+    /// Frames received in several UMEM frames (multi-buffer), reassembled.
+    pub rx_multi_buffer: u64,
+    /// Frames sent in several UMEM frames (multi-buffer).
+    pub tx_multi_buffer: u64,
     /// Multi-buffer packets dropped as longer than the largest packet.
     pub rx_too_long: u64,
     /// Multi-buffer packets dropped because a descriptor of theirs was
@@ -330,6 +334,7 @@ impl XskQueue {
         self.stats.rx_bytes += got.bytes as u64;
         self.stats.invalid_descs += got.invalid as u64;
         self.stats.rx_too_long += got.too_long as u64;
+        self.stats.rx_multi_buffer += got.chained as u64;
         self.stats.rx_broken += got.broken as u64;
     }
 
@@ -358,6 +363,7 @@ impl XskQueue {
         self.stats.tx_packets += sent.queued as u64;
         self.stats.tx_bytes += sent.bytes as u64;
         self.stats.tx_rejected += sent.rejected as u64;
+        self.stats.tx_multi_buffer += sent.chained as u64;
         if sent.queued > 0 && self.rings.tx_needs_wakeup() {
             self.kick_tx();
         }
@@ -437,6 +443,11 @@ impl XskQueue {
             });
         }
         Ok(ret > 0 && pollfd.revents & libc::POLLIN != 0)
+    }
+
+    /// Our counters only (no system call; the kernel's read zero).
+    pub fn local_stats(&self) -> XskStats {
+        self.stats
     }
 
     /// Our counters and the kernel's.

@@ -472,11 +472,8 @@ fn nic_and_host_port_counters_are_metrics_too() -> Result<()> {
         for pair in p["extra"].as_array().context("extra")? {
             let counter = pair[0].as_str().context("extra name")?;
             let value = pair[1].as_u64().context("extra value")?;
-            let suffix = if counter.ends_with("_queues") {
-                ""
-            } else {
-                "_total"
-            };
+            let gauge = counter.ends_with("_queues") || counter.ends_with("_max_frame");
+            let suffix = if gauge { "" } else { "_total" };
             let metric = format!("vswitch_{kind}_{counter}{suffix}{{{labels}}}");
             assert_eq!(sample(&s, &metric)?, value as f64, "{metric}");
             checked += 1;

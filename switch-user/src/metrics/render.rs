@@ -321,7 +321,10 @@ fn render_extra(w: &mut Writer, ports: &[(String, &str, &str, &PortStats)]) {
 /// Whether an extra counter is a gauge (a current value, not a count of
 /// events): a NIC's queue counts, a tunnel's VNI and its learned VTEP entries.
 fn is_gauge(name: &str) -> bool {
-    name.ends_with("_queues") || name == "vxlan_vni" || name == "vteps_learned"
+    name.ends_with("_queues")
+        || name.ends_with("_max_frame")
+        || name == "vxlan_vni"
+        || name == "vteps_learned"
 }
 
 #[cfg(test)]

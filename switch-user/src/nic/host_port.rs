@@ -13,25 +13,30 @@ use crate::bridge::port::MIN_FRAME;
 use crate::bridge::port::{FrameRef, PortIo};
 use crate::counters::{DropReason, PortCounters};
 
-/// Largest frame the host port carries.
+/// Largest frame the host port carries at least (more when the NIC's MTU
+/// asks for it): a 9000-byte MTU with room to spare.
 pub const HOST_MAX_FRAME: usize = 9216;
 
 /// The I/O of a host port.
 pub struct HostPort {
     tap: Mutex<Tap>,
     staging: Mutex<Staging>,
+    /// The longest frame carried either way; longer ones are dropped as too long.
+    max_frame: usize,
     fd: RawFd,
     /// The NIC this host port belongs to: it goes when the NIC goes.
     nic: (String, u32),
 }
 
 impl HostPort {
-    /// Wraps a TAP serving the host side of NIC `nic` (name, ifindex).
-    pub fn new(tap: Tap, nic: (String, u32)) -> HostPort {
+    /// Wraps a TAP serving the host side of NIC `nic` (name, ifindex),
+    /// carrying frames up to `max_frame` bytes.
+    pub fn new(tap: Tap, nic: (String, u32), max_frame: usize) -> HostPort {
         let fd = tap.as_raw_fd();
         HostPort {
             tap: Mutex::new(tap),
-            staging: Mutex::new(Staging::new(MAX_BATCH.min(64), HOST_MAX_FRAME)),
+            staging: Mutex::new(Staging::new(MAX_BATCH.min(64), max_frame)),
+            max_frame,
             fd,
             nic,
         }
@@ -63,7 +68,7 @@ impl PortIo for HostPort {
         }
         counters.add_rx(taken as u64, bytes);
         counters.add_drops(DropReason::Runt, runts);
-        counters.add_drops(DropReason::BadSlot, too_long);
+        counters.add_drops(DropReason::TooLong, too_long);
         taken
     }
 
@@ -71,13 +76,19 @@ impl PortIo for HostPort {
 
     fn deliver(&self, frames: &[FrameRef], which: &[u16], counters: &PortCounters) -> usize {
         let mut slices: Vec<&[u8]> = Vec::with_capacity(which.len());
+        let mut too_long = 0u64;
         for &i in which {
             if let Some(f) = frames.get(i as usize) {
+                if f.len as usize > self.max_frame {
+                    too_long += 1;
+                    continue;
+                }
                 // SAFETY: a batch frame is readable for `len` bytes until the
                 // batch ends, which outlives this call.
                 slices.push(unsafe { std::slice::from_raw_parts(f.ptr, f.len as usize) });
             }
         }
+        counters.add_drops(DropReason::TooLong, too_long);
         let mut tap = self.tap.lock();
         let before = tap.stats();
         let mut iter = slices.iter().copied();

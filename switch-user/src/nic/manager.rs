@@ -17,7 +17,8 @@ use switch_xdp::{
 use thiserror::Error;
 
 use super::checksum::ChecksumMode;
-use super::host_port::HostPort;
+use super::frame_plan::{self, NIC_MAX_FRAME};
+use super::host_port::{HostPort, HOST_MAX_FRAME};
 use super::nic_port::NicPort;
 use crate::access::{Caller, Owner};
 use crate::control::ExtraHandler;
@@ -27,7 +28,8 @@ use crate::registry::{ControlError, Registry};
 /// as large). A socket receives into a frame only while the fill ring holds
 /// one: the frames are the time the daemon may fall behind (a busy core, a
 /// preemption) before the kernel drops at line rate; 8192 frames of 2 KiB
-/// (16 MiB of UMEM per queue) are 5 ms at 1.6 Mpps.
+/// (16 MiB of UMEM per queue) are 5 ms at 1.6 Mpps. Jumbo MTUs use frames
+/// of 4 KiB (32 MiB, see [`super::frame_plan`]).
 pub const NIC_RX_FRAMES: u32 = 8192;
 
 /// Why an attach or detach failed.
@@ -278,13 +280,19 @@ impl NicManager {
             });
         }
         let pass_list = parse_pass_list(pass)?;
+        let mtu = iface::mtu(iface_name).map_err(|e| NicError::Interface(Chain(&e).to_string()))?;
+        let plan = frame_plan::plan(mtu).map_err(|frame| {
+            NicError::Interface(format!(
+                "{iface_name} has MTU {mtu}: frames up to {frame} bytes, but NIC ports carry at most {NIC_MAX_FRAME}; lower the MTU"
+            ))
+        })?;
         let mut steering = XdpSteering::attach(
             iface_name,
             &SteeringConfig {
                 policy: AttachPolicy::DriverOrSkb,
                 no_socket_action: NoSocketAction::Drop,
                 pass_list,
-                frags: false,
+                frags: plan.frags,
             },
         )
         .map_err(|source| NicError::Steering {
@@ -298,6 +306,8 @@ impl NicManager {
                 &XskConfig {
                     zero_copy: zc,
                     rx_frames: NIC_RX_FRAMES,
+                    frame_size: plan.frame_size,
+                    max_packet: plan.max_packet,
                     ..XskConfig::default()
                 },
             )
@@ -340,13 +350,14 @@ impl NicManager {
         self.registry
             .add_port(&nic_port, PortKind::Nic, Box::new(port), vlans[0], owner)?;
         log::info!(
-            "attached {iface_name} to {switch} ({count} queue(s), XDP {mode} mode, {})",
-            if zc_used { "zero-copy" } else { "copy" }
+            "attached {iface_name} to {switch} ({count} queue(s), XDP {mode} mode, {}, MTU {mtu}{})",
+            if zc_used { "zero-copy" } else { "copy" },
+            if plan.frags { ", multi-buffer" } else { "" }
         );
         let host_port = match host_tap {
             None => None,
             Some(tap_name) => {
-                match self.attach_host(switch, &tap_name, iface_name, vlans[1], owner) {
+                match self.attach_host(switch, &tap_name, (iface_name, mtu), vlans[1], owner) {
                     Ok(p) => Some(p),
                     Err(e) => {
                         let _ = self.registry.remove_port(&nic_port);
@@ -381,7 +392,7 @@ impl NicManager {
         &self,
         switch: &SwitchName,
         tap_name: &str,
-        nic: &str,
+        (nic, mtu): (&str, u32),
         vlan: Option<&VlanMode>,
         owner: &Owner,
     ) -> Result<PortName, NicError> {
@@ -392,11 +403,15 @@ impl NicManager {
             name: tap_name.to_owned(),
             reason: Chain(&e).to_string(),
         })?;
-        iface::set_link_up(tap_name).map_err(|e| NicError::Tap {
-            name: tap_name.to_owned(),
-            reason: Chain(&e).to_string(),
-        })?;
-        let host = HostPort::new(tap, (nic.to_owned(), nic_index));
+        // The host stack sends and receives what the NIC carries.
+        iface::set_mtu(tap_name, mtu)
+            .and_then(|()| iface::set_link_up(tap_name))
+            .map_err(|e| NicError::Tap {
+                name: tap_name.to_owned(),
+                reason: Chain(&e).to_string(),
+            })?;
+        let max_frame = HOST_MAX_FRAME.max((mtu + iface::FRAME_OVERHEAD) as usize);
+        let host = HostPort::new(tap, (nic.to_owned(), nic_index), max_frame);
         self.registry
             .add_port(&name, PortKind::Host, Box::new(host), vlan, owner)?;
         log::info!("host port {name} is TAP {tap_name}");

@@ -105,6 +105,7 @@ impl PortIo for NicPort {
         let nq = self.queues.len();
         let max = max.min(MAX_BATCH);
         let (mut taken, mut bytes, mut runts, mut completed) = (0usize, 0u64, 0u64, 0u64);
+        let mut too_long = 0u64;
         let complete = self.complete_checksums;
         for k in 0..nq {
             if taken >= max {
@@ -112,6 +113,7 @@ impl PortIo for NicPort {
             }
             let index = (*next_queue + k) % nq;
             let mut queue = self.queues[index].lock();
+            let too_long_before = queue.local_stats().rx_too_long;
             let got = queue.receive_held(max - taken, |ptr, len, room| {
                 if len < MIN_FRAME as usize {
                     runts += 1;
@@ -132,6 +134,7 @@ impl PortIo for NicPort {
                 taken += 1;
                 bytes += len as u64;
             });
+            too_long += queue.local_stats().rx_too_long - too_long_before;
             if got > 0 {
                 holding.push(index);
             }
@@ -139,6 +142,7 @@ impl PortIo for NicPort {
         *next_queue = (*next_queue + 1) % nq.max(1);
         counters.add_rx(taken as u64, bytes);
         counters.add_drops(DropReason::Runt, runts);
+        counters.add_drops(DropReason::TooLong, too_long);
         if completed > 0 {
             self.checksums_completed
                 .fetch_add(completed, Ordering::Relaxed);
@@ -221,6 +225,10 @@ impl PortIo for NicPort {
                 sum.tx_completed += s.tx_completed;
                 sum.tx_rejected += s.tx_rejected;
                 sum.invalid_descs += s.invalid_descs;
+                sum.rx_multi_buffer += s.rx_multi_buffer;
+                sum.tx_multi_buffer += s.tx_multi_buffer;
+                sum.rx_too_long += s.rx_too_long;
+                sum.rx_broken += s.rx_broken;
                 sum.rx_dropped += s.rx_dropped;
                 sum.rx_ring_full += s.rx_ring_full;
                 sum.rx_fill_ring_empty += s.rx_fill_ring_empty;
@@ -243,6 +251,11 @@ impl PortIo for NicPort {
                 sum.invalid_descs + sum.rx_invalid_descs + sum.tx_invalid_descs,
             ),
             ("xsk_tx_rejected".to_owned(), sum.tx_rejected),
+            ("xsk_max_frame".to_owned(), self.max_frame as u64),
+            ("xsk_rx_multi_buffer".to_owned(), sum.rx_multi_buffer),
+            ("xsk_tx_multi_buffer".to_owned(), sum.tx_multi_buffer),
+            ("xsk_rx_too_long".to_owned(), sum.rx_too_long),
+            ("xsk_rx_broken".to_owned(), sum.rx_broken),
             (
                 "checksums_completed".to_owned(),
                 self.checksums_completed.load(Ordering::Relaxed),
