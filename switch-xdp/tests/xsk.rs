@@ -8,7 +8,10 @@ use common::{
     XDP_IF,
 };
 use std::time::Duration;
-use switch_xdp::{iface, Promiscuous, SteeringConfig, XdpSteering, XskConfig, XskError, XskQueue};
+use switch_xdp::{
+    iface, AttachMode, AttachPolicy, Promiscuous, SteeringConfig, XdpSteering, XskConfig, XskError,
+    XskQueue,
+};
 
 /// Receives test frames from `xsk` until `want` arrived or 5 s passed.
 fn receive_seqs(xsk: &mut XskQueue, want: usize) -> Vec<u64> {
@@ -267,6 +270,16 @@ fn promiscuous_mode_lasts_as_long_as_its_guard() {
 /// `XDP_USE_SG`, packets of up to 9014 bytes both ways, intact and in order.
 #[test]
 fn jumbo_frames_cross_a_multi_buffer_socket_both_ways() {
+    jumbo_round_trip(AttachPolicy::Driver, AttachMode::Driver);
+}
+
+/// The same in generic (skb) XDP, where drivers without native XDP land.
+#[test]
+fn jumbo_frames_cross_a_multi_buffer_socket_in_skb_mode() {
+    jumbo_round_trip(AttachPolicy::Skb, AttachMode::Skb);
+}
+
+fn jumbo_round_trip(policy: AttachPolicy, mode: AttachMode) {
     let pair = VethPair::new();
     for (ns, ifname) in [(&pair.xdp, XDP_IF), (&pair.peer, PEER_IF)] {
         ns.ip(["link", "set", ifname, "mtu", "9000"]).unwrap();
@@ -277,10 +290,11 @@ fn jumbo_frames_cross_a_multi_buffer_socket_both_ways() {
     inside(&pair.xdp, || {
         let steering_config = SteeringConfig {
             frags: true,
+            policy,
             ..Default::default()
         };
         let mut steering = XdpSteering::attach(XDP_IF, &steering_config).unwrap();
-        assert_eq!(steering.mode(), switch_xdp::AttachMode::Driver);
+        assert_eq!(steering.mode(), mode);
         let config = XskConfig {
             frame_size: 4096,
             rx_frames: 256,
@@ -319,6 +333,8 @@ fn jumbo_frames_cross_a_multi_buffer_socket_both_ways() {
         assert_eq!(got, want, "every jumbo frame, intact and in order");
         let stats = xsk.stats().unwrap();
         assert_eq!(stats.invalid_descs + stats.rx_broken + stats.rx_too_long, 0);
+        // Five sizes of eight are longer than one 4 KiB UMEM frame holds.
+        assert_eq!(stats.rx_multi_buffer, 50);
 
         // Transmit: every size to the peer.
         let frames: Vec<Vec<u8>> = (0..80u64)
@@ -353,6 +369,7 @@ fn jumbo_frames_cross_a_multi_buffer_socket_both_ways() {
         }));
         let stats = xsk.stats().unwrap();
         assert_eq!(stats.tx_packets, 80);
+        assert_eq!(stats.tx_multi_buffer, 50);
         assert_eq!(stats.tx_invalid_descs + stats.tx_rejected, 0);
         assert_eq!(xsk.tx_free(), 64);
         // Beyond the largest packet: refused and counted.
