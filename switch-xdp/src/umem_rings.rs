@@ -204,6 +204,7 @@ impl UmemRings {
         // checked against the ownership table below before any access.
         let count = unsafe { self.rx.consume(&mut self.scratch[..want]) };
         let mut received = Received::default();
+        let mut copied = false;
         for i in 0..count {
             let desc = self.scratch[i];
             let len = desc.lengths().data();
@@ -251,6 +252,7 @@ impl UmemRings {
             };
             if index.is_some() {
                 self.fill_pending.push(desc);
+                copied = true;
             }
             match step {
                 Step::Pending => {}
@@ -263,6 +265,11 @@ impl UmemRings {
                 Step::Dropped(Fault::TooLong) => received.too_long += 1,
                 Step::Dropped(Fault::Invalid | Fault::NoBuffer) => received.broken += 1,
             }
+        }
+        if copied {
+            // Copied pieces need not wait for `release_held` (which a caller
+            // that got no complete packet may not call soon).
+            self.refill();
         }
         received
     }

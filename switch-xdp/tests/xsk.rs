@@ -378,3 +378,49 @@ fn jumbo_round_trip(policy: AttachPolicy, mode: AttachMode) {
         assert_eq!(xsk.stats().unwrap().tx_rejected, 1);
     });
 }
+
+/// A multi-buffer packet longer than the socket's largest is dropped whole
+/// and counted; the packets around it arrive intact.
+#[test]
+fn a_chain_beyond_the_largest_packet_is_dropped_and_counted() {
+    let pair = VethPair::new();
+    for (ns, ifname) in [(&pair.xdp, XDP_IF), (&pair.peer, PEER_IF)] {
+        ns.ip(["link", "set", ifname, "mtu", "9000"]).unwrap();
+    }
+    let (xdp_mac, peer_mac) = (pair.xdp_mac(), pair.peer_mac());
+    inside(&pair.xdp, || {
+        let steering_config = SteeringConfig {
+            frags: true,
+            ..Default::default()
+        };
+        let mut steering = XdpSteering::attach(XDP_IF, &steering_config).unwrap();
+        let config = XskConfig {
+            frame_size: 4096,
+            rx_frames: 64,
+            tx_frames: 64,
+            max_packet: 5000,
+            ..Default::default()
+        };
+        let mut xsk = XskQueue::open(XDP_IF, 0, &config).unwrap();
+        steering.register_socket(&xsk).unwrap();
+        let frames: Vec<Vec<u8>> = [4000, 9014, 5000, 5001, 100]
+            .iter()
+            .enumerate()
+            .map(|(seq, &len)| test_frame(xdp_mac, peer_mac, seq as u64, len))
+            .collect();
+        inside(&pair.peer, || {
+            let sender = PacketSocket::open(PEER_IF, Protocol::All).unwrap();
+            assert_eq!(sender.send_batch(&frames).unwrap(), frames.len());
+        });
+        let mut got = Vec::new();
+        eventually(Duration::from_secs(5), || {
+            let _ = xsk.wait_readable(Duration::from_millis(20));
+            xsk.receive(64, |frame| got.push(test_frame_seq(frame)));
+            got.len() >= 3
+        });
+        assert_eq!(got, [Some(0), Some(2), Some(4)]);
+        let stats = xsk.stats().unwrap();
+        assert_eq!(stats.rx_too_long, 2);
+        assert_eq!(stats.rx_broken + stats.invalid_descs, 0);
+    });
+}
