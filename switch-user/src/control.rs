@@ -350,6 +350,10 @@ impl Server {
         let why = match end {
             Ok(StreamEnd::ClientLeft) => "the client left".to_owned(),
             Ok(StreamEnd::PortGone) => "the port went away".to_owned(),
+            Ok(StreamEnd::ClientStalled) => format!(
+                "the client read nothing for {} s",
+                stream::STALL_LIMIT.as_secs()
+            ),
             Err(e) => format!("writing failed: {e}"),
         };
         log::info!(
