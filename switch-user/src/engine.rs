@@ -1,5 +1,9 @@
 //! The forwarding threads. Every port is a source for exactly one thread
-//! (assigned when the port is added, to the thread with the fewest ports);
+//! (assigned when the port is added, to the thread with the fewest sources),
+//! except a port with several receive lanes (a NIC's queues,
+//! [`crate::bridge::port::PortIo::lanes`]): each lane is a source of its own, placed the same
+//! way, so with enough threads a NIC's queues are served by different
+//! threads (a queue always by one);
 //! a thread forwards from its sources into any port of the same switch, so
 //! destinations are shared and locked per destination, as in VALE.
 //!
@@ -36,8 +40,8 @@ use parking_lot::Mutex;
 use switch_port::eventfd::EventFd;
 use switch_port::protocol::ThreadStats;
 
-use crate::bridge::forward::{forward_batch, Scratch};
-use crate::bridge::port::Port;
+use crate::bridge::forward::{forward_lane, Scratch};
+use crate::bridge::port::{Lane, Port};
 use crate::bridge::switch::Switch;
 use crate::clock::{monotonic_ns, Clock};
 use crate::epoll::Epoll;
@@ -46,13 +50,31 @@ use crate::epoll::Epoll;
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 const WAKE_TOKEN: u64 = u64::MAX;
 
-/// A port and the switch it forwards into.
+/// A port (or one lane of it) and the switch it forwards into.
 #[derive(Clone)]
 pub struct Source {
     /// The switch.
     pub switch: Arc<Switch>,
     /// The port.
     pub port: Arc<Port>,
+    /// The part of the port this source reads.
+    pub lane: Lane,
+}
+
+impl Source {
+    fn wake_fd(&self) -> Option<i32> {
+        match self.lane {
+            Lane::All => self.port.io.wake_fd(),
+            Lane::One(l) => self.port.io.lane_wake_fd(l),
+        }
+    }
+
+    fn arm(&self) -> bool {
+        match self.lane {
+            Lane::All => self.port.io.arm(),
+            Lane::One(l) => self.port.io.arm_lane(l),
+        }
+    }
 }
 
 /// Counters of one forwarding thread.
@@ -118,8 +140,28 @@ impl Engine {
         self.workers.len()
     }
 
-    /// Starts forwarding from `port` (on the least loaded thread).
+    /// Starts forwarding from `port` (on the least loaded thread; each
+    /// lane of a port with several on the least loaded thread in turn).
     pub fn add(&self, switch: Arc<Switch>, port: Arc<Port>) {
+        let lanes = port.io.lanes();
+        if lanes <= 1 {
+            self.add_source(Source {
+                switch,
+                port,
+                lane: Lane::All,
+            });
+            return;
+        }
+        for lane in 0..lanes {
+            self.add_source(Source {
+                switch: switch.clone(),
+                port: port.clone(),
+                lane: Lane::One(lane),
+            });
+        }
+    }
+
+    fn add_source(&self, source: Source) {
         let Some(worker) = self
             .workers
             .iter()
@@ -128,7 +170,7 @@ impl Engine {
             return;
         };
         let mut list = (**worker.sources.load()).clone();
-        list.push(Source { switch, port });
+        list.push(source);
         worker.load.store(list.len(), Ordering::Relaxed);
         worker.sources.store(Arc::new(list));
         worker.version.fetch_add(1, Ordering::Release);
@@ -218,7 +260,7 @@ impl Registrations {
         self.sources = worker.sources.load_full();
         self.version = version;
         for (i, source) in self.sources.iter().enumerate() {
-            if let Some(fd) = source.port.io.wake_fd() {
+            if let Some(fd) = source.wake_fd() {
                 if let Err(e) = epoll.add(fd, i as u64) {
                     log::warn!("forwarder cannot watch {}: {e}", source.port.name);
                 } else {
@@ -251,7 +293,7 @@ fn run_worker(worker: &Worker, spin: Duration, clock: Clock) {
         let now = clock.secs_at(round_start);
         let mut moved = 0usize;
         for source in regs.sources.iter() {
-            moved += forward_batch(&source.switch, &source.port, &mut scratch, now);
+            moved += forward_lane(&source.switch, &source.port, source.lane, &mut scratch, now);
         }
         if moved > 0 {
             worker.stats.busy_ns.fetch_add(
@@ -274,7 +316,7 @@ fn run_worker(worker: &Worker, spin: Duration, clock: Clock) {
         // Nothing for a while: ask to be kicked, re-check, then sleep.
         let mut pending = false;
         for source in regs.sources.iter() {
-            pending |= source.port.io.arm();
+            pending |= source.arm();
         }
         if !pending && !worker.stop.load(Ordering::Acquire) {
             worker.stats.sleeps.fetch_add(1, Ordering::Relaxed);
@@ -297,5 +339,157 @@ fn run_worker(worker: &Worker, spin: Duration, clock: Clock) {
     }
     for fd in regs.fds.values() {
         epoll.remove(*fd);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::os::fd::RawFd;
+    use std::sync::atomic::AtomicUsize;
+
+    use switch_port::names::{PortName, SwitchName};
+    use switch_port::protocol::PortKind;
+
+    use super::*;
+    use crate::bridge::learning::LearningTable;
+    use crate::bridge::port::{FrameRef, PortIo};
+    use crate::counters::PortCounters;
+
+    /// A broadcast frame every lane lends out.
+    static FRAME: [u8; 60] = {
+        let mut f = [0u8; 60];
+        let mut i = 0;
+        while i < 6 {
+            f[i] = 0xff;
+            i += 1;
+        }
+        f[6] = 0x02;
+        f[12] = 0x88;
+        f[13] = 0xb5;
+        f
+    };
+
+    /// A port with `pending.len()` lanes, each lending `pending[lane]`
+    /// frames and remembering which threads read it.
+    struct LanePort {
+        pending: Vec<AtomicUsize>,
+        readers: Vec<Mutex<BTreeSet<String>>>,
+    }
+
+    impl LanePort {
+        fn new(lanes: usize, frames: usize) -> LanePort {
+            LanePort {
+                pending: (0..lanes).map(|_| AtomicUsize::new(frames)).collect(),
+                readers: (0..lanes).map(|_| Mutex::new(BTreeSet::new())).collect(),
+            }
+        }
+    }
+
+    impl PortIo for LanePort {
+        fn receive(&self, batch: &mut Vec<FrameRef>, max: usize, c: &PortCounters) -> usize {
+            (0..self.pending.len())
+                .map(|lane| self.receive_lane(lane, batch, max, c))
+                .sum()
+        }
+        fn release(&self, _: &PortCounters) {}
+        fn lanes(&self) -> usize {
+            self.pending.len()
+        }
+        fn receive_lane(
+            &self,
+            lane: usize,
+            batch: &mut Vec<FrameRef>,
+            max: usize,
+            _: &PortCounters,
+        ) -> usize {
+            let left = self.pending[lane].load(Ordering::Acquire);
+            let n = left.min(max);
+            if n == 0 {
+                return 0;
+            }
+            let name = std::thread::current().name().unwrap_or("?").to_owned();
+            self.readers[lane].lock().insert(name);
+            for _ in 0..n {
+                batch.push(FrameRef {
+                    ptr: FRAME.as_ptr(),
+                    len: FRAME.len() as u32,
+                    readable: FRAME.len() as u32,
+                });
+            }
+            self.pending[lane].fetch_sub(n, Ordering::AcqRel);
+            n
+        }
+        fn deliver(&self, _: &[FrameRef], which: &[u16], _: &PortCounters) -> usize {
+            which.len()
+        }
+        fn wake_fd(&self) -> Option<RawFd> {
+            None
+        }
+        fn arm(&self) -> bool {
+            self.pending.iter().any(|p| p.load(Ordering::Acquire) > 0)
+        }
+        fn arm_lane(&self, lane: usize) -> bool {
+            self.pending[lane].load(Ordering::Acquire) > 0
+        }
+        fn disarm(&self) {}
+    }
+
+    #[test]
+    fn each_lane_of_a_port_is_served_by_its_own_thread() {
+        let engine = Engine::start(2, Duration::from_millis(1), Clock::new()).unwrap();
+        let switch = Arc::new(Switch::new(
+            SwitchName::parse("vale0").unwrap(),
+            Box::new(LearningTable::new(64, 300)),
+            8,
+        ));
+        let io = Arc::new(LanePort::new(2, 5000));
+        let name = PortName::parse("vale0:nic").unwrap();
+        let port = switch
+            .add_port(|id| Port::new(name, id, PortKind::Nic, Box::new(io.clone())))
+            .unwrap();
+        engine.add(switch.clone(), port.clone());
+        let loads: Vec<usize> = engine
+            .workers
+            .iter()
+            .map(|w| w.sources.load().len())
+            .collect();
+        assert_eq!(loads, [1, 1], "one lane per thread");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while io.pending.iter().any(|p| p.load(Ordering::Acquire) > 0) {
+            assert!(Instant::now() < deadline, "lanes not drained");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let readers: Vec<BTreeSet<String>> = io.readers.iter().map(|r| r.lock().clone()).collect();
+        assert_eq!(readers[0].len(), 1, "{readers:?}");
+        assert_eq!(readers[1].len(), 1, "{readers:?}");
+        assert_ne!(readers[0], readers[1], "both lanes on one thread");
+        let threads = engine.thread_stats();
+        assert!(threads.iter().all(|t| t.frames > 0), "{threads:?}");
+        engine.remove(&port);
+        assert!(engine.workers.iter().all(|w| w.sources.load().is_empty()));
+        engine.stop();
+    }
+
+    #[test]
+    fn a_one_lane_port_is_one_source_reading_the_whole_port() {
+        let engine = Engine::start(2, DEFAULT_SPIN, Clock::new()).unwrap();
+        let switch = Arc::new(Switch::new(
+            SwitchName::parse("vale0").unwrap(),
+            Box::new(LearningTable::new(64, 300)),
+            8,
+        ));
+        let name = PortName::parse("vale0:one").unwrap();
+        let port = switch
+            .add_port(|id| Port::new(name, id, PortKind::Shm, Box::new(LanePort::new(1, 0))))
+            .unwrap();
+        engine.add(switch, port);
+        let lanes: Vec<Lane> = engine
+            .workers
+            .iter()
+            .flat_map(|w| w.sources.load().iter().map(|s| s.lane).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(lanes, [Lane::All]);
+        engine.stop();
     }
 }

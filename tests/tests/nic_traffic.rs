@@ -2,14 +2,15 @@
 //! `vale0` ping each other (ARP resolved through the switch), move 100 MB
 //! over TCP intact, and a pktgen port on the same switch gets the flooded
 //! broadcasts; a two-queue veth attached with `--queues all` carries
-//! traffic on both queues.
+//! traffic on both queues, and with `--threads 2` each queue is served by
+//! its own forwarding thread.
 
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use e2e_tests::nic::{fdb, send_test_frames, NicBed, HOST_IF};
 use e2e_tests::tcp_transfer::tcp_transfer;
-use e2e_tests::{field, pktgen_summary};
+use e2e_tests::{field, pktgen_summary, Daemon};
 use testbed::{Mac, Queues};
 
 /// Bytes the TCP test moves.
@@ -122,11 +123,51 @@ fn redirects_per_queue(bed: &NicBed, iface: &str, queues: usize) -> Result<Vec<u
         .collect()
 }
 
+/// Frames sent on each queue of a two-queue veth.
+const PER_QUEUE: u64 = 2000;
+
 #[test]
 fn a_two_queue_veth_carries_traffic_on_both_queues() -> Result<()> {
-    const PER_QUEUE: u64 = 2000;
     let bed = NicBed::new(&["a0"], Some(Queues { rx: 2, tx: 2 }))?;
+    two_queue_traffic(&bed)
+}
+
+#[test]
+fn two_queues_on_two_threads_are_served_one_queue_per_thread() -> Result<()> {
+    let bed = NicBed::with_daemon(&["q2t"], Some(Queues { rx: 2, tx: 2 }), |ns| {
+        Daemon::start_in(ns, &["--threads", "2"])
+    })?;
+    let before = thread_frames(&bed)?;
+    ensure!(before.len() == 2, "not two threads: {before:?}");
+    two_queue_traffic(&bed)?;
+    let after = thread_frames(&bed)?;
+    // The pktgen port (first added) sits on one thread, the queues then
+    // go one to each thread: each thread read exactly one queue's frames.
+    for t in 0..2 {
+        assert_eq!(
+            after[t] - before[t],
+            PER_QUEUE,
+            "thread {t}: before {before:?} after {after:?}"
+        );
+    }
+    Ok(())
+}
+
+/// Frames each forwarding thread read, in thread order.
+fn thread_frames(bed: &NicBed) -> Result<Vec<u64>> {
+    let stats = bed.daemon.cli_json(&["stats", "--json"])?;
+    let threads = stats["threads"]
+        .as_array()
+        .with_context(|| format!("no threads in {stats}"))?;
+    Ok(threads.iter().map(|t| field(t, "frames")).collect())
+}
+
+/// Attaches the first host's two-queue veth with `--queues all` and sends
+/// `PER_QUEUE` test frames into each queue: all arrive at a pktgen port
+/// intact and in order, each queue redirected its share.
+fn two_queue_traffic(bed: &NicBed) -> Result<()> {
     let host = &bed.hosts[0];
+    let port = format!("vale0:{}", host.port_if);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     ensure!(cpus >= 2, "this test needs two CPUs to reach two queues");
     let mut rx = bed.daemon.spawn(
@@ -145,10 +186,10 @@ fn a_two_queue_veth_carries_traffic_on_both_queues() -> Result<()> {
         ],
     )?;
     bed.daemon.wait_port("vale0:rx", true)?;
-    bed.attach("a0", &["--queues", "all"])?;
-    let extra = bed.extra_counters("vale0:a0")?;
+    bed.attach(&host.port_if, &["--queues", "all"])?;
+    let extra = bed.extra_counters(&port)?;
     assert_eq!(extra["xsk_queues"], 2, "{extra:?}");
-    let before = redirects_per_queue(&bed, "a0", 2)?;
+    let before = redirects_per_queue(bed, &host.port_if, 2)?;
 
     // One sender per CPU, each with its own source MAC (its own sequence):
     // the host's veth transmits on queue `cpu`, the switch's end receives
@@ -167,8 +208,8 @@ fn a_two_queue_veth_carries_traffic_on_both_queues() -> Result<()> {
         assert_eq!(sent, PER_QUEUE);
     }
     let summary = pktgen_summary(&mut rx, Duration::from_secs(90))?;
-    let after = redirects_per_queue(&bed, "a0", 2)?;
-    let extra = bed.extra_counters("vale0:a0")?;
+    let after = redirects_per_queue(bed, &host.port_if, 2)?;
+    let extra = bed.extra_counters(&port)?;
     for q in 0..2 {
         assert_eq!(
             after[q] - before[q],

@@ -19,7 +19,7 @@
 use std::sync::atomic::{fence, Ordering};
 
 use super::lookup::{Destination, EthHeader, Lookup, PortId};
-use super::port::{FrameRef, Port};
+use super::port::{FrameRef, Lane, Port};
 use super::prefetch;
 use super::switch::{PortTable, Switch};
 use crate::clock::monotonic_ns;
@@ -115,15 +115,25 @@ impl Ahead {
 /// of frames read from the source (0 when it had none). A switch with VLAN
 /// ports forwards with [`super::vlan::forward_batch`] instead.
 pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now: u32) -> usize {
+    forward_lane(switch, source, Lane::All, scratch, now)
+}
+
+/// [`forward_batch`] from one receive lane of `source` (a NIC queue: see
+/// [`super::port::PortIo::lanes`]).
+pub fn forward_lane(
+    switch: &Switch,
+    source: &Port,
+    lane: Lane,
+    scratch: &mut Scratch,
+    now: u32,
+) -> usize {
     if switch.vlan_aware() {
-        return super::vlan::forward_batch(switch, source, &mut scratch.vlan, now);
+        return super::vlan::forward_lane(switch, source, lane, &mut scratch.vlan, now);
     }
     scratch.frames.clear();
-    let n = source
-        .io
-        .receive(&mut scratch.frames, MAX_BATCH, &source.counters);
+    let n = source.receive_from(lane, &mut scratch.frames, MAX_BATCH);
     if n == 0 {
-        source.io.release(&source.counters);
+        source.release_from(lane);
         return 0;
     }
     let table = switch.ports();
@@ -232,7 +242,7 @@ pub fn forward_batch(switch: &Switch, source: &Port, scratch: &mut Scratch, now:
             }
         }
     }
-    source.io.release(&source.counters);
+    source.release_from(lane);
     source.counters.add_drops(DropReason::SamePort, same_port);
     source.counters.add_drops(DropReason::Filtered, filtered);
     source

@@ -48,15 +48,37 @@ impl FrameRef {
 /// The I/O of a port, called by the forwarding threads.
 ///
 /// One thread at a time calls `receive`/`release` for a given port (its
-/// source side); several may call `deliver` at once (its destination side),
-/// so implementations lock their producer state there. Nothing here may
-/// block: a full destination drops and counts.
+/// source side), or for a given lane of a port with several receive lanes
+/// ([`PortIo::lanes`], a NIC's queues: each lane is a source of its own
+/// forwarding thread); several may call `deliver` at once (its destination
+/// side), so implementations lock their producer state there. Nothing here
+/// may block: a full destination drops and counts.
 pub trait PortIo: Send + Sync {
     /// Gathers up to `max` frames from the port into `batch` (appending),
     /// dropping and counting invalid ones; returns how many were appended.
     fn receive(&self, batch: &mut Vec<FrameRef>, max: usize, counters: &PortCounters) -> usize;
     /// Gives back the frames of the last `receive` (they have been copied).
     fn release(&self, counters: &PortCounters);
+    /// Independent receive lanes (a NIC's queues): the engine makes each a
+    /// source of its own, so different threads may serve them. 1 for most
+    /// ports, whose lane 0 is the whole port.
+    fn lanes(&self) -> usize {
+        1
+    }
+    /// [`PortIo::receive`] from lane `lane` (below [`PortIo::lanes`]) only.
+    fn receive_lane(
+        &self,
+        _lane: usize,
+        batch: &mut Vec<FrameRef>,
+        max: usize,
+        counters: &PortCounters,
+    ) -> usize {
+        self.receive(batch, max, counters)
+    }
+    /// [`PortIo::release`] of the frames of the last `receive_lane(lane)`.
+    fn release_lane(&self, _lane: usize, counters: &PortCounters) {
+        self.release(counters)
+    }
     /// Copies the frames `frames[i]` for `i` in `which` to the port; counts
     /// what it delivered and what it dropped; returns frames delivered.
     fn deliver(&self, frames: &[FrameRef], which: &[u16], counters: &PortCounters) -> usize;
@@ -82,9 +104,18 @@ pub trait PortIo: Send + Sync {
     /// An fd that becomes readable when frames may be waiting after
     /// [`PortIo::arm`] (for the forwarder's epoll), if any.
     fn wake_fd(&self) -> Option<RawFd>;
+    /// [`PortIo::wake_fd`] of lane `lane` only.
+    fn lane_wake_fd(&self, _lane: usize) -> Option<RawFd> {
+        self.wake_fd()
+    }
     /// Asks to be woken through `wake_fd` when frames arrive. Returns true if
     /// frames are already waiting (the caller must not sleep).
     fn arm(&self) -> bool;
+    /// [`PortIo::arm`] for lane `lane` only (woken through its
+    /// [`PortIo::lane_wake_fd`]).
+    fn arm_lane(&self, _lane: usize) -> bool {
+        self.arm()
+    }
     /// The forwarder is polling again: wake-ups are not needed.
     fn disarm(&self);
     /// Called by the forwarder after `wake_fd` was readable (e.g. drain it).
@@ -101,6 +132,16 @@ pub trait PortIo: Send + Sync {
     /// Releases what must not outlive a detach (e.g. the XDP program) now,
     /// even if forwarding threads still hold the port for a moment.
     fn shutdown(&self) {}
+}
+
+/// The receive side a forwarding batch reads: the whole port, or one lane
+/// of it (see [`PortIo::lanes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// Every lane ([`PortIo::receive`]).
+    All,
+    /// One lane ([`PortIo::receive_lane`]).
+    One(usize),
 }
 
 /// A port of a switch.
@@ -152,6 +193,25 @@ impl Port {
         }
     }
 
+    /// Receives up to `max` frames from `lane` into `batch` (see
+    /// [`PortIo::receive`]).
+    #[inline]
+    pub fn receive_from(&self, lane: Lane, batch: &mut Vec<FrameRef>, max: usize) -> usize {
+        match lane {
+            Lane::All => self.io.receive(batch, max, &self.counters),
+            Lane::One(l) => self.io.receive_lane(l, batch, max, &self.counters),
+        }
+    }
+
+    /// Gives back the frames of the last [`Port::receive_from`] of `lane`.
+    #[inline]
+    pub fn release_from(&self, lane: Lane) {
+        match lane {
+            Lane::All => self.io.release(&self.counters),
+            Lane::One(l) => self.io.release_lane(l, &self.counters),
+        }
+    }
+
     /// True once the client wrote something invalid into its rings.
     pub fn errored(&self) -> bool {
         let c = self.counters.snapshot();
@@ -176,6 +236,21 @@ impl<T: PortIo + ?Sized> PortIo for std::sync::Arc<T> {
     fn release(&self, counters: &PortCounters) {
         (**self).release(counters)
     }
+    fn lanes(&self) -> usize {
+        (**self).lanes()
+    }
+    fn receive_lane(
+        &self,
+        lane: usize,
+        batch: &mut Vec<FrameRef>,
+        max: usize,
+        counters: &PortCounters,
+    ) -> usize {
+        (**self).receive_lane(lane, batch, max, counters)
+    }
+    fn release_lane(&self, lane: usize, counters: &PortCounters) {
+        (**self).release_lane(lane, counters)
+    }
     fn deliver(&self, frames: &[FrameRef], which: &[u16], counters: &PortCounters) -> usize {
         (**self).deliver(frames, which, counters)
     }
@@ -196,8 +271,14 @@ impl<T: PortIo + ?Sized> PortIo for std::sync::Arc<T> {
     fn wake_fd(&self) -> Option<RawFd> {
         (**self).wake_fd()
     }
+    fn lane_wake_fd(&self, lane: usize) -> Option<RawFd> {
+        (**self).lane_wake_fd(lane)
+    }
     fn arm(&self) -> bool {
         (**self).arm()
+    }
+    fn arm_lane(&self, lane: usize) -> bool {
+        (**self).arm_lane(lane)
     }
     fn disarm(&self) {
         (**self).disarm()

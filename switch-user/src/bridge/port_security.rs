@@ -78,8 +78,9 @@ impl PortSecurity {
     }
 
     /// Takes a token for one flooded frame at monotonic time `now_ns`;
-    /// false when the port is over its cap. Called by the port's one
-    /// forwarding thread.
+    /// false when the port is over its cap. Called by the port's forwarding
+    /// thread (by one thread per queue of a multi-queue NIC port, whose
+    /// unsynchronised updates make its cap approximate, never unsafe).
     #[inline]
     pub fn admit_flood(&self, now_ns: u64) -> bool {
         let pps = self.storm_pps.load(Ordering::Relaxed);

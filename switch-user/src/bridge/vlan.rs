@@ -28,7 +28,7 @@ use switch_port::protocol::VlanMode;
 
 use super::forward::MAX_BATCH;
 use super::lookup::{Destination, EthHeader, PortId};
-use super::port::{FrameRef, Port};
+use super::port::{FrameRef, Lane, Port};
 use super::switch::Switch;
 use crate::clock::monotonic_ns;
 use crate::counters::DropReason;
@@ -297,15 +297,25 @@ impl VlanScratch {
 /// module doc); otherwise as [`super::forward::forward_batch`]. Returns the
 /// number of frames read.
 pub fn forward_batch(switch: &Switch, source: &Port, s: &mut VlanScratch, now: u32) -> usize {
+    forward_lane(switch, source, Lane::All, s, now)
+}
+
+/// [`forward_batch`] from one receive lane of `source` (see
+/// [`super::port::PortIo::lanes`]).
+pub fn forward_lane(
+    switch: &Switch,
+    source: &Port,
+    lane: Lane,
+    s: &mut VlanScratch,
+    now: u32,
+) -> usize {
     s.frames.clear();
     s.ingress.clear();
     s.alt.clear();
     s.decided.clear();
-    let n = source
-        .io
-        .receive(&mut s.frames, MAX_BATCH, &source.counters);
+    let n = source.receive_from(lane, &mut s.frames, MAX_BATCH);
     if n == 0 {
-        source.io.release(&source.counters);
+        source.release_from(lane);
         return 0;
     }
     let table = switch.ports();
@@ -415,7 +425,7 @@ pub fn forward_batch(switch: &Switch, source: &Port, s: &mut VlanScratch, now: u
         list.clear();
     }
     s.touched.clear();
-    source.io.release(&source.counters);
+    source.release_from(lane);
     let c = &source.counters;
     c.add_drops(DropReason::SamePort, same_port);
     c.add_drops(DropReason::Filtered, filtered);

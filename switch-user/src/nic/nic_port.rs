@@ -3,6 +3,8 @@
 //! the guests' MACs reach us. Received frames are lent to the forwarding
 //! batch straight from the sockets' UMEM and returned to the fill ring when
 //! the batch is done; on the way out frames are copied into free UMEM frames.
+//! Each queue is a receive lane of its own ([`PortIo::lanes`]), so the
+//! engine may serve the queues from different forwarding threads.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,6 +97,75 @@ impl NicPort {
     }
 }
 
+impl NicPort {
+    /// Takes up to `max` frames from queue `index` into `batch` (holding
+    /// them until that queue's `release_held`); returns (frames, bytes,
+    /// runts dropped).
+    fn take_from(&self, index: usize, batch: &mut Vec<FrameRef>, max: usize) -> Taken {
+        let (mut taken, mut bytes, mut runts, mut completed) = (0usize, 0u64, 0u64, 0u64);
+        let complete = self.complete_checksums;
+        let mut queue = self.queues[index].lock();
+        let too_long_before = queue.local_stats().rx_too_long;
+        queue.receive_held(max, |ptr, len, room| {
+            if len < MIN_FRAME as usize {
+                runts += 1;
+                return;
+            }
+            if complete {
+                // SAFETY: the frame's `len` bytes are ours alone until
+                // `release_held` (XskQueue::receive_held's contract), and
+                // no other reference to them exists yet.
+                let frame = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+                completed += u64::from(checksum::complete_partial(frame));
+            }
+            batch.push(FrameRef {
+                ptr,
+                len: len as u32,
+                readable: room as u32,
+            });
+            taken += 1;
+            bytes += len as u64;
+        });
+        let too_long = queue.local_stats().rx_too_long - too_long_before;
+        if completed > 0 {
+            self.checksums_completed
+                .fetch_add(completed, Ordering::Relaxed);
+        }
+        Taken {
+            frames: taken,
+            bytes,
+            runts,
+            too_long,
+        }
+    }
+}
+
+/// What [`NicPort::take_from`] took from one queue.
+struct Taken {
+    /// Frames put into the batch.
+    frames: usize,
+    /// Their bytes.
+    bytes: u64,
+    /// Frames too short for an Ethernet header, dropped.
+    runts: u64,
+    /// Multi-buffer packets beyond the port's largest frame, dropped.
+    too_long: u64,
+}
+
+impl Taken {
+    /// Whether anything was taken off the queue (held until release).
+    fn any(&self) -> bool {
+        self.frames > 0 || self.runts > 0 || self.too_long > 0
+    }
+
+    /// Adds the counts to the port's counters.
+    fn count(&self, counters: &PortCounters) {
+        counters.add_rx(self.frames as u64, self.bytes);
+        counters.add_drops(DropReason::Runt, self.runts);
+        counters.add_drops(DropReason::TooLong, self.too_long);
+    }
+}
+
 impl PortIo for NicPort {
     fn receive(&self, batch: &mut Vec<FrameRef>, max: usize, counters: &PortCounters) -> usize {
         let mut source = self.source.lock();
@@ -104,49 +175,20 @@ impl PortIo for NicPort {
         } = &mut *source;
         let nq = self.queues.len();
         let max = max.min(MAX_BATCH);
-        let (mut taken, mut bytes, mut runts, mut completed) = (0usize, 0u64, 0u64, 0u64);
-        let mut too_long = 0u64;
-        let complete = self.complete_checksums;
+        let mut taken = 0;
         for k in 0..nq {
             if taken >= max {
                 break;
             }
             let index = (*next_queue + k) % nq;
-            let mut queue = self.queues[index].lock();
-            let too_long_before = queue.local_stats().rx_too_long;
-            let got = queue.receive_held(max - taken, |ptr, len, room| {
-                if len < MIN_FRAME as usize {
-                    runts += 1;
-                    return;
-                }
-                if complete {
-                    // SAFETY: the frame's `len` bytes are ours alone until
-                    // `release_held` (XskQueue::receive_held's contract), and
-                    // no other reference to them exists yet.
-                    let frame = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
-                    completed += u64::from(checksum::complete_partial(frame));
-                }
-                batch.push(FrameRef {
-                    ptr,
-                    len: len as u32,
-                    readable: room as u32,
-                });
-                taken += 1;
-                bytes += len as u64;
-            });
-            too_long += queue.local_stats().rx_too_long - too_long_before;
-            if got > 0 {
+            let got = self.take_from(index, batch, max - taken);
+            if got.any() {
                 holding.push(index);
             }
+            got.count(counters);
+            taken += got.frames;
         }
         *next_queue = (*next_queue + 1) % nq.max(1);
-        counters.add_rx(taken as u64, bytes);
-        counters.add_drops(DropReason::Runt, runts);
-        counters.add_drops(DropReason::TooLong, too_long);
-        if completed > 0 {
-            self.checksums_completed
-                .fetch_add(completed, Ordering::Relaxed);
-        }
         taken
     }
 
@@ -154,6 +196,34 @@ impl PortIo for NicPort {
         let mut source = self.source.lock();
         for index in source.holding.drain(..) {
             self.queues[index].lock().release_held();
+        }
+    }
+
+    fn lanes(&self) -> usize {
+        self.queues.len()
+    }
+
+    fn receive_lane(
+        &self,
+        lane: usize,
+        batch: &mut Vec<FrameRef>,
+        max: usize,
+        counters: &PortCounters,
+    ) -> usize {
+        if lane >= self.queues.len() {
+            return 0;
+        }
+        let got = self.take_from(lane, batch, max.min(MAX_BATCH));
+        got.count(counters);
+        got.frames
+    }
+
+    fn release_lane(&self, lane: usize, _counters: &PortCounters) {
+        if let Some(queue) = self.queues.get(lane) {
+            let mut queue = queue.lock();
+            if queue.held() > 0 {
+                queue.release_held();
+            }
         }
     }
 
@@ -199,6 +269,16 @@ impl PortIo for NicPort {
         self.queues
             .iter()
             .any(|q| q.lock().wait_readable(Duration::ZERO).unwrap_or(false))
+    }
+
+    fn lane_wake_fd(&self, lane: usize) -> Option<RawFd> {
+        self.queues.get(lane).map(|q| q.lock().as_raw_fd())
+    }
+
+    fn arm_lane(&self, lane: usize) -> bool {
+        self.queues
+            .get(lane)
+            .is_some_and(|q| q.lock().wait_readable(Duration::ZERO).unwrap_or(false))
     }
 
     fn disarm(&self) {}
