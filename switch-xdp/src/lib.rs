@@ -8,6 +8,7 @@
 //!   target `xdp`) reach this process's `log` logger.
 //! - [`XskQueue`] is one AF_XDP socket on one (interface, queue) with its
 //!   UMEM, behind a safe batch API (`receive`, `transmit`, `fd`, `stats`).
+//! - [`busy_poll`] turns on busy polling of a socket and drives it.
 //! - [`iface`] has the interface helpers (queues, MTU, promiscuous mode) and
 //!   [`Tap`] the host port's TAP.
 //!
@@ -16,6 +17,7 @@
 
 #![deny(missing_docs)]
 
+pub mod busy_poll;
 mod gather;
 pub mod iface;
 mod log_reader;

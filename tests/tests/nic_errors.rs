@@ -3,6 +3,8 @@
 
 use anyhow::Result;
 use e2e_tests::nic::NicBed;
+use switch_port::control::client::ClientError;
+use switch_port::protocol::{ErrorCode, Request};
 
 /// Runs `vswitch attach vale0 IFACE EXTRA...`, which must fail with a
 /// message containing `needle`.
@@ -45,6 +47,29 @@ fn bad_attaches_fail_clearly_and_leave_nothing_behind() -> Result<()> {
         "a0 has 1 receive queues, 2 asked for",
     )?;
     attach_fails(&bed, "a0", &["--pass", "0x0001"], "bad --pass entry")?;
+    attach_fails(&bed, "a0", &["--busy-poll", "0"], "--busy-poll")?;
+    attach_fails(&bed, "a0", &["--busy-poll", "65536"], "--busy-poll")?;
+    // The daemon checks the budget itself (another client may send any).
+    let refused = bed.daemon.connect()?.call(&Request::Attach {
+        switch: "vale0".parse()?,
+        iface: "a0".into(),
+        queues: None,
+        zero_copy: None,
+        host: false,
+        host_name: None,
+        pass: vec![],
+        checksum: None,
+        vlan: None,
+        host_vlan: None,
+        busy_poll: Some(0),
+    });
+    match refused {
+        Err(ClientError::Refused { code, message }) => {
+            assert_eq!(code, ErrorCode::BadRequest, "{message}");
+            assert!(message.contains("bad --busy-poll 0"), "{message}");
+        }
+        other => panic!("busy_poll 0 was not refused: {other:?}"),
+    }
     attach_fails(
         &bed,
         "a0",

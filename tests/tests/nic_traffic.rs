@@ -106,6 +106,38 @@ fn two_namespaces_ping_arp_and_move_100_mb_through_nic_ports() -> Result<()> {
     Ok(())
 }
 
+#[test]
+fn busy_polled_nic_ports_carry_ping_and_tcp() -> Result<()> {
+    let bed = NicBed::new(&["bp0", "bp1"], None)?;
+    let (h1, h2) = (&bed.hosts[0], &bed.hosts[1]);
+    bed.attach("bp0", &["--busy-poll", "64"])?;
+    bed.attach("bp1", &["--busy-poll", "8"])?;
+    ensure!(
+        h1.ping(&h2.addr, 3)?,
+        "h1 -> h2 ping failed: {}",
+        bed.daemon.log()
+    );
+    ensure!(h2.ping(&h1.addr, 3)?, "h2 -> h1 ping failed");
+    tcp_transfer(
+        &h1.ns,
+        &h2.ns,
+        &h2.addr,
+        TCP_PORT,
+        10 * 1000 * 1000,
+        IO_TIMEOUT,
+    )?;
+    for port in ["vale0:bp0", "vale0:bp1"] {
+        let extra = bed.extra_counters(port)?;
+        assert_eq!(extra["busy_poll_errors"], 0, "{port}: {extra:?}");
+        assert!(extra["xsk_rx"] > 0, "{port}: {extra:?}");
+    }
+    assert!(bed
+        .daemon
+        .log()
+        .contains("busy polling with a budget of 64"));
+    Ok(())
+}
+
 /// Per-queue XDP redirect counts of `iface` in the switch namespace, from
 /// the veth driver's statistics.
 fn redirects_per_queue(bed: &NicBed, iface: &str, queues: usize) -> Result<Vec<u64>> {

@@ -166,6 +166,10 @@ pub enum Request {
         /// The host port's VLAN mode (absent: no VLAN).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         host_vlan: Option<VlanMode>,
+        /// Busy-poll the NIC's sockets with this NAPI budget (1..65535
+        /// frames) instead of waiting for its interrupts (absent: off).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        busy_poll: Option<u32>,
     },
     /// Detaches a NIC (and its host port) from a switch.
     Detach {

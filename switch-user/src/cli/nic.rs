@@ -61,6 +61,13 @@ pub struct AttachArgs {
     /// a veth and trusts other NICs.
     #[arg(long, value_enum, default_value_t = ChecksumArg::Auto)]
     checksum: ChecksumArg,
+    /// Busy-poll the NIC's queues from the forwarding threads with this
+    /// NAPI budget (frames per poll, 1..65535): sets SO_PREFER_BUSY_POLL,
+    /// SO_BUSY_POLL and SO_BUSY_POLL_BUDGET on its sockets. It replaces
+    /// interrupts only where the device defers them (`napi_defer_hard_irqs`,
+    /// `gro_flush_timeout` in /sys/class/net/IFACE/), which is left to you.
+    #[arg(long, value_name = "BUDGET", value_parser = clap::value_parser!(u32).range(1..=65535))]
+    busy_poll: Option<u32>,
 }
 
 /// `--checksum`.
@@ -109,6 +116,7 @@ pub fn attach(socket: &Path, args: AttachArgs) -> Result<ExitCode> {
         },
         vlan: vlan_mode(args.vlan, args.trunk),
         host_vlan: vlan_mode(args.host_vlan, args.host_trunk),
+        busy_poll: args.busy_poll,
     })?;
     if let Response::Attached {
         nic_port,

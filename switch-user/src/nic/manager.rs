@@ -11,8 +11,8 @@ use switch_port::mac::MacAddr;
 use switch_port::names::{PortName, SwitchName};
 use switch_port::protocol::{ErrorCode, PortKind, Request, Response, VlanMode};
 use switch_xdp::{
-    iface, AttachPolicy, NoSocketAction, PassList, Promiscuous, SteeringConfig, SteeringError, Tap,
-    XdpSteering, XskConfig, XskError, XskQueue,
+    busy_poll, iface, AttachPolicy, NoSocketAction, PassList, Promiscuous, SteeringConfig,
+    SteeringError, Tap, XdpSteering, XskConfig, XskError, XskQueue,
 };
 use thiserror::Error;
 
@@ -65,6 +65,19 @@ pub enum NicError {
     /// `--checksum` names no mode.
     #[error("{0}")]
     BadChecksum(String),
+    /// `--busy-poll` is out of range.
+    #[error("bad --busy-poll {0}: a NAPI budget of 1 to 65535 frames")]
+    BadBusyPoll(u32),
+    /// A socket refused busy polling.
+    #[error("cannot busy-poll {iface} queue {queue}")]
+    BusyPoll {
+        /// The interface.
+        iface: String,
+        /// The queue.
+        queue: u32,
+        /// Why.
+        source: switch_xdp::busy_poll::BusyPollError,
+    },
     /// A pass-list entry is neither an EtherType nor a MAC.
     #[error("bad --pass entry {0:?}: an EtherType (0x0806) or a MAC (aa:bb:cc:dd:ee:ff)")]
     BadPass(String),
@@ -105,15 +118,17 @@ pub enum NicError {
 impl NicError {
     fn code(&self) -> ErrorCode {
         match self {
-            NicError::BadName(_) | NicError::BadPass(_) | NicError::BadChecksum(_) => {
-                ErrorCode::BadRequest
-            }
+            NicError::BadName(_)
+            | NicError::BadPass(_)
+            | NicError::BadChecksum(_)
+            | NicError::BadBusyPoll(_) => ErrorCode::BadRequest,
             NicError::NoInterface(_) | NicError::Interface(_) | NicError::Queues { .. } => {
                 ErrorCode::BadInterface
             }
-            NicError::Steering { .. } | NicError::Socket { .. } | NicError::Tap { .. } => {
-                ErrorCode::Unsupported
-            }
+            NicError::Steering { .. }
+            | NicError::Socket { .. }
+            | NicError::BusyPoll { .. }
+            | NicError::Tap { .. } => ErrorCode::Unsupported,
             NicError::NotAttached { .. } => ErrorCode::NoSuchPort,
             NicError::AlreadyAttached(_) => ErrorCode::PortExists,
             NicError::Control(e) => e.code(),
@@ -229,7 +244,8 @@ impl NicManager {
     }
 
     /// Attaches `iface` to `switch`; its ports are `owner`'s, in the VLAN
-    /// modes `vlans` (the NIC's, the host port's).
+    /// modes `vlans` (the NIC's, the host port's); its sockets busy-poll
+    /// with the budget `busy_poll` when given.
     #[allow(clippy::too_many_arguments)]
     pub fn attach(
         &self,
@@ -242,9 +258,13 @@ impl NicManager {
         pass: &[String],
         checksum: Option<&str>,
         vlans: [Option<&VlanMode>; 2],
+        busy_poll: Option<u32>,
         owner: &Owner,
     ) -> Result<Response, NicError> {
         check_ifname(iface_name)?;
+        if let Some(budget) = busy_poll.filter(|b| !(1..=busy_poll::MAX_BUDGET).contains(b)) {
+            return Err(NicError::BadBusyPoll(budget));
+        }
         let checksum_mode = checksum
             .map(str::parse::<ChecksumMode>)
             .transpose()
@@ -328,6 +348,13 @@ impl NicManager {
                 source,
             })?;
             zc_used = socket.is_zero_copy();
+            if let Some(budget) = busy_poll {
+                busy_poll::enable(socket.fd(), budget).map_err(|source| NicError::BusyPoll {
+                    iface: iface_name.to_owned(),
+                    queue,
+                    source,
+                })?;
+            }
             steering
                 .register_socket(&socket)
                 .map_err(|source| NicError::Steering {
@@ -346,7 +373,8 @@ impl NicManager {
         let complete = completes_checksums(iface_name, checksum_mode);
         let port = NicPort::new(iface_name, sockets, steering, Some(promiscuous))
             .map_err(|e| NicError::Interface(format!("epoll: {e}")))?
-            .with_checksum_completion(complete);
+            .with_checksum_completion(complete)
+            .with_busy_poll(busy_poll.is_some());
         self.registry
             .add_port(&nic_port, PortKind::Nic, Box::new(port), vlans[0], owner)?;
         log::info!(
@@ -373,6 +401,13 @@ impl NicManager {
                 host_port: host_port.clone(),
             },
         );
+        if let Some(budget) = busy_poll {
+            log::info!(
+                "{iface_name}: busy polling with a budget of {budget} from the forwarding threads; \
+                 it replaces interrupts only if the device defers them \
+                 (/sys/class/net/{iface_name}/napi_defer_hard_irqs and gro_flush_timeout)"
+            );
+        }
         if count < available {
             log::warn!(
                 "{iface_name} has {available} receive queues and {count} get a socket: frames on the others are dropped (shrink the NIC's channels with `ethtool -L {iface_name} combined {count}`)"
@@ -456,6 +491,7 @@ impl ExtraHandler for NicManager {
                 checksum,
                 vlan,
                 host_vlan,
+                busy_poll,
             } => self.attach(
                 switch,
                 iface,
@@ -466,6 +502,7 @@ impl ExtraHandler for NicManager {
                 pass,
                 checksum.as_deref(),
                 [vlan.as_ref(), host_vlan.as_ref()],
+                *busy_poll,
                 caller.owner(),
             ),
             Request::Detach { switch, iface } => self.detach(switch, iface),

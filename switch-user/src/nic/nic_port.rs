@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use switch_port::error_chain::Chain;
-use switch_xdp::{iface, Promiscuous, XdpSteering, XskQueue};
+use switch_xdp::{busy_poll, iface, Promiscuous, XdpSteering, XskQueue};
 
 use super::checksum;
 use crate::bridge::forward::MAX_BATCH;
@@ -41,6 +41,11 @@ pub struct NicPort {
     complete_checksums: bool,
     /// Frames whose checksum was completed.
     checksums_completed: AtomicU64,
+    /// Busy-poll each queue before taking its frames (the sockets have
+    /// `SO_PREFER_BUSY_POLL` set: see [`switch_xdp::busy_poll`]).
+    busy_poll: bool,
+    /// Busy polls that failed.
+    busy_poll_errors: AtomicU64,
 }
 
 impl NicPort {
@@ -76,6 +81,8 @@ impl NicPort {
             max_frame,
             complete_checksums: false,
             checksums_completed: AtomicU64::new(0),
+            busy_poll: false,
+            busy_poll_errors: AtomicU64::new(0),
         })
     }
 
@@ -83,6 +90,14 @@ impl NicPort {
     /// (see [`super::checksum`]).
     pub fn with_checksum_completion(mut self, on: bool) -> NicPort {
         self.complete_checksums = on;
+        self
+    }
+
+    /// Busy-polls each queue once per receive batch when `on` (the
+    /// sockets must have busy polling enabled, see
+    /// [`switch_xdp::busy_poll::enable`]).
+    pub fn with_busy_poll(mut self, on: bool) -> NicPort {
+        self.busy_poll = on;
         self
     }
 
@@ -105,6 +120,9 @@ impl NicPort {
         let (mut taken, mut bytes, mut runts, mut completed) = (0usize, 0u64, 0u64, 0u64);
         let complete = self.complete_checksums;
         let mut queue = self.queues[index].lock();
+        if self.busy_poll && busy_poll::drive(queue.fd()).is_err() {
+            self.busy_poll_errors.fetch_add(1, Ordering::Relaxed);
+        }
         let too_long_before = queue.local_stats().rx_too_long;
         queue.receive_held(max, |ptr, len, room| {
             if len < MIN_FRAME as usize {
@@ -341,6 +359,12 @@ impl PortIo for NicPort {
                 self.checksums_completed.load(Ordering::Relaxed),
             ),
         ]);
+        if self.busy_poll {
+            out.push((
+                "busy_poll_errors".to_owned(),
+                self.busy_poll_errors.load(Ordering::Relaxed),
+            ));
+        }
         out
     }
 

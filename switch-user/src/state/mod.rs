@@ -146,6 +146,7 @@ mod tests {
             checksum: None,
             vlan: None,
             host_vlan: None,
+            busy_poll: None,
         };
         store.record(&attach, &Owner::root()).unwrap();
         assert!(store.has_attachment(&"vale0".parse().unwrap(), "eth0"));

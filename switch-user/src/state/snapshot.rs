@@ -100,6 +100,9 @@ pub struct SavedAttachment {
     /// The host port's VLAN mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_vlan: Option<VlanMode>,
+    /// The busy-poll budget (`--busy-poll`; absent: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy_poll: Option<u32>,
     /// Who attached it.
     pub owner: SavedOwner,
 }
@@ -248,6 +251,7 @@ impl SavedState {
                 checksum,
                 vlan,
                 host_vlan,
+                busy_poll,
             } => {
                 self.attachments.retain(|a| a.iface != *iface);
                 self.attachments.push(SavedAttachment {
@@ -261,6 +265,7 @@ impl SavedState {
                     checksum: checksum.clone(),
                     vlan: vlan.clone(),
                     host_vlan: host_vlan.clone(),
+                    busy_poll: *busy_poll,
                     owner: owner.into(),
                 });
                 self.attachments.sort_by(|a, b| a.iface.cmp(&b.iface));
@@ -363,6 +368,7 @@ impl SavedState {
                 checksum: a.checksum.clone(),
                 vlan: a.vlan.clone(),
                 host_vlan: a.host_vlan.clone(),
+                busy_poll: a.busy_poll,
             },
             owner: a.owner.clone(),
         });
@@ -431,6 +437,7 @@ impl SavedState {
             }
             c.extend(a.vlan.iter().map(|v| v.options("")));
             c.extend(a.host_vlan.iter().map(|v| v.options("host-")));
+            opt(&mut c, "--busy-poll", a.busy_poll);
             out.push(line(c, &a.owner));
         }
         for t in &self.tunnels {
@@ -560,6 +567,7 @@ pub(crate) mod tests {
                 checksum: None,
                 vlan: Some(VlanMode::Access { vlan: 10 }),
                 host_vlan: Some(VlanMode::Access { vlan: 20 }),
+                busy_poll: Some(64),
             },
             &Owner::root(),
         );
@@ -693,6 +701,7 @@ pub(crate) mod tests {
         "mode": "access",
         "vlan": 20
       },
+      "busy_poll": 64,
       "owner": {
         "uid": 0,
         "name": "root"
@@ -784,7 +793,7 @@ pub(crate) mod tests {
             s.commands(),
             [
                 "vswitch create vale0:p1 --ring-size 256 --mac 02:00:00:00:00:01 --max-macs 4 --storm-pps 100 --trunk 10,20,native=1  # owner uid 1000 (alice)",
-                "vswitch attach vale0 eth0 --queues 1 --copy --host --host-name h0 --pass 0x0806 --pass 'it'\\''s' --vlan 10 --host-vlan 20",
+                "vswitch attach vale0 eth0 --queues 1 --copy --host --host-name h0 --pass 0x0806 --pass 'it'\\''s' --vlan 10 --host-vlan 20 --busy-poll 64",
             ]
         );
     }
