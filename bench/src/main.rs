@@ -12,6 +12,7 @@ mod latency_breakdown;
 mod linux_bridge;
 mod nic_line_rate;
 mod nic_port;
+mod nic_rx_variants;
 mod peer_case;
 mod pktgen_summary;
 mod plot;

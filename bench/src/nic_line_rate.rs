@@ -68,9 +68,22 @@ fn send_in(
     mechanism: Mechanism,
     duration: Duration,
 ) -> Result<SendStats> {
+    send_on(ns, ifname, spec, mechanism, duration, SOURCE_CPU)
+}
+
+/// Runs the source on `ifname` in `ns` for `duration`, from a thread
+/// pinned to `cpu`.
+pub fn send_on(
+    ns: &Netns,
+    ifname: &str,
+    spec: FrameSpec,
+    mechanism: Mechanism,
+    duration: Duration,
+    cpu: usize,
+) -> Result<SendStats> {
     let ifname = ifname.to_owned();
     ns.run_in(move || -> Result<SendStats> {
-        testbed::pin_to_cpu(SOURCE_CPU)?;
+        testbed::pin_to_cpu(cpu)?;
         let mut source = LineSource::open(&ifname, &spec, Some(mechanism))
             .with_context(|| format!("line-rate source on {ifname}"))?;
         Ok(source.send_for(duration)?)
@@ -83,7 +96,8 @@ fn attach_sink(ns: &Netns, ifname: &str, verdict: SinkVerdict) -> Result<XdpSink
         .map_err(|e| anyhow!(e).context("attaching the XDP counting sink"))
 }
 
-fn spec(size: usize, src: Mac, dst: Mac) -> FrameSpec {
+/// The source's frames: `size` bytes from `src` (spread over the flows) to `dst`.
+pub fn spec(size: usize, src: Mac, dst: Mac) -> FrameSpec {
     FrameSpec {
         size,
         dst: dst.0,

@@ -37,21 +37,41 @@ pub struct NicSwitch {
 impl NicSwitch {
     /// Starts the daemon from `bin_dir` inside `ns` and attaches `iface`.
     pub fn start(bin_dir: &Path, ns: &Netns, iface: &str) -> Result<NicSwitch> {
+        NicSwitch::start_with(bin_dir, ns, iface, &[], &[])
+    }
+
+    /// [`NicSwitch::start`] with `daemon_args` for the daemon and
+    /// `attach_args` after `attach vale0 IFACE`.
+    pub fn start_with(
+        bin_dir: &Path,
+        ns: &Netns,
+        iface: &str,
+        daemon_args: &[&str],
+        attach_args: &[&str],
+    ) -> Result<NicSwitch> {
         let daemon = Daemon::builder()
             .binary(bin_dir.join("vswitch"))
             .netns(ns)
+            .args(daemon_args)
             .start()?;
         let switch = NicSwitch {
             daemon,
             nic_port: format!("vale0:{iface}"),
         };
-        switch.attach(iface)?;
+        switch.attach_with(iface, attach_args)?;
         Ok(switch)
     }
 
     /// Attaches one more interface of the daemon's namespace to `vale0`.
     pub fn attach(&self, iface: &str) -> Result<()> {
-        let out = self.run(&["attach", "vale0", iface])?;
+        self.attach_with(iface, &[])
+    }
+
+    /// [`NicSwitch::attach`] with `extra` options.
+    pub fn attach_with(&self, iface: &str, extra: &[&str]) -> Result<()> {
+        let mut args = vec!["attach", "vale0", iface];
+        args.extend_from_slice(extra);
+        let out = self.run(&args)?;
         ensure!(
             out.status.success(),
             "attach {iface}: {}",

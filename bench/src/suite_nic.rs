@@ -5,7 +5,8 @@
 //!
 //! The line-rate cases ([`crate::nic_line_rate`]) drive every receive case
 //! with the eBPF line-rate source and count every transmit case with an XDP
-//! sink. The socket-driven cases below (AF_PACKET at both ends, kept for
+//! sink; the receive variants ([`crate::nic_rx_variants`]: one queue on one
+//! thread against two queues on two threads) follow them. The socket-driven cases below (AF_PACKET at both ends, kept for
 //! continuity) follow unless `--skip-socket-driven`:
 //!
 //! ```text
@@ -33,6 +34,7 @@ use crate::cpu_cost::CpuWindow;
 use crate::equal_path;
 use crate::nic_line_rate as line;
 use crate::nic_port::{nic_case, NicSwitch};
+use crate::nic_rx_variants::{self as variants, rx_variants};
 use crate::peer_case::{af_packet_case, PairPath};
 use crate::raw_afxdp;
 use crate::repeat::repeat;
@@ -180,6 +182,21 @@ fn port_share(report: &Report, nic: &str, raw: &str, size: usize) -> String {
     }
 }
 
+/// ", at N% of its CPU per packet": `a`'s CPU ns per packet against `b`'s.
+fn cpu_ratio(report: &Report, a: &str, b: &str, size: usize) -> String {
+    let cpu = |name: &str| {
+        report
+            .cases
+            .iter()
+            .find(|c| c.name == name && c.frame_size == size)
+            .and_then(|c| c.cpu_ns_per_packet)
+    };
+    match (cpu(a), cpu(b)) {
+        (Some(a), Some(b)) => format!(", at {:.0}% of its CPU per packet", 100.0 * a / b.max(1e-9)),
+        _ => String::new(),
+    }
+}
+
 /// Runs the suite.
 pub fn run(args: &NicArgs) -> Result<()> {
     let duration = crate::suite_args::duration(args.seconds)?;
@@ -248,6 +265,15 @@ pub fn run(args: &NicArgs) -> Result<()> {
     switch.stop()?;
     drop(bed);
 
+    rx_variants(
+        &args.bin_dir,
+        &args.sizes,
+        duration,
+        repeats,
+        mechanism,
+        &mut report,
+    )?;
+
     line::equal_paths(
         &args.bin_dir,
         &args.sizes,
@@ -295,6 +321,27 @@ pub fn run(args: &NicArgs) -> Result<()> {
                  the Linux bridge (target >= 3x)",
                 r / 100.0
             ));
+        }
+        if let Some(r) = ratio(variants::TWO_QUEUES, variants::ONE_QUEUE) {
+            notes.push(format!(
+                "{size} B, two sources: NIC port rx on 2 queues / 2 threads delivers {:.2}x \
+                 1 queue / 1 thread{}",
+                r / 100.0,
+                cpu_ratio(&report, variants::TWO_QUEUES, variants::ONE_QUEUE, size)
+            ));
+        }
+        for busy in [
+            variants::DEFERRED,
+            variants::BUSY_POLL,
+            variants::BUSY_POLL_DEFERRED,
+        ] {
+            if let Some(r) = ratio(busy, variants::ONE_QUEUE) {
+                notes.push(format!(
+                    "{size} B, two sources: {busy} delivers {:.2}x 1 queue / 1 thread{}",
+                    r / 100.0,
+                    cpu_ratio(&report, busy, variants::ONE_QUEUE, size)
+                ));
+            }
         }
         if let Some(r) = ratio(line::RAW_RX, line::SOURCE) {
             notes.push(format!(

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use testbed::{Mac, Netns};
+use testbed::{Mac, Netns, Queues};
 
 /// The switch namespace's end of the veth (attached, or driven raw).
 pub const SWITCH_IF: &str = "n0";
@@ -26,6 +26,12 @@ pub struct VethPair {
 impl VethPair {
     /// Creates both namespaces and the veth, up, with MTU 1500.
     pub fn new() -> Result<VethPair> {
+        VethPair::with_queues(None)
+    }
+
+    /// [`VethPair::new`] with `queues` on both ends (the kernel's default,
+    /// one of each, when `None`).
+    pub fn with_queues(queues: Option<Queues>) -> Result<VethPair> {
         let bed = VethPair {
             switch: Netns::new(testbed::DEFAULT_PREFIX)?,
             peer: Netns::new(testbed::DEFAULT_PREFIX)?,
@@ -34,7 +40,7 @@ impl VethPair {
             ns.disable_ipv6()?;
         }
         bed.switch
-            .add_veth(SWITCH_IF, PEER_IF, Some(&bed.peer), None)?;
+            .add_veth(SWITCH_IF, PEER_IF, Some(&bed.peer), queues)?;
         bed.switch.set_mac(SWITCH_IF, SWITCH_MAC)?;
         bed.peer.set_mac(PEER_IF, PEER_MAC)?;
         bed.switch.set_up(SWITCH_IF)?;
