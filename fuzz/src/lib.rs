@@ -11,7 +11,9 @@
 //!   through the real bridge while the clients rewrite their rings;
 //! - [`control`]: the daemon's control socket over a socket pair, and a
 //!   hostile daemon's answers and regions as a client sees them;
-//! - [`pvh_elf`]: the PVH/ELF kernel-image loader.
+//! - [`pvh_elf`]: the PVH/ELF kernel-image loader;
+//! - [`vxlan`]: datagrams from remote hosts into a VXLAN tunnel's receive
+//!   step (header checks, VNI demultiplexing, VTEP learning).
 
 pub mod control;
 pub mod csb;
@@ -21,3 +23,4 @@ pub mod input;
 pub mod port_rings;
 pub mod pvh_elf;
 pub mod seeds;
+pub mod vxlan;

@@ -26,6 +26,9 @@ pub fn all() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     for (name, bytes) in pvh_elf() {
         out.push(("pvh_elf", name, bytes));
     }
+    for (name, bytes) in vxlan() {
+        out.push(("vxlan", name, bytes));
+    }
     out
 }
 
@@ -437,6 +440,34 @@ fn pvh_elf() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+fn vxlan() -> Vec<(&'static str, Vec<u8>)> {
+    use crate::vxlan::op;
+    let mut seeds = Vec::new();
+    // Our VNI from two remotes (learned), the neighbour's VNI (parked and
+    // taken), an unknown VNI, a header without the flag, a runt, a
+    // datagram past the slot, one from our own address; a tick between.
+    let mut e = Encoder::new();
+    e.u8(1).u8(3).u8(4).u8(1);
+    let datagram = |e: &mut Encoder, from: u8, vni: u8, body: &[u8]| {
+        e.u8(op::DATAGRAM).u8(from).u8(vni + 1).run(body);
+    };
+    datagram(&mut e, 2, 1, &frame([0xFF; 6], 60));
+    datagram(&mut e, 3, 1, &frame([0x02, 0, 0, 0, 0, 9], 100));
+    datagram(&mut e, 2, 2, &frame([0x02, 0, 0, 0, 0, 1], 60));
+    datagram(&mut e, 2, 3, &frame([0xFF; 6], 60));
+    e.u8(op::RECEIVE);
+    e.u8(op::TICK).u8(5);
+    let mut bad = switch_user::tunnel::header::encode(1).to_vec();
+    bad[0] = 0;
+    bad.extend_from_slice(&frame([0xFF; 6], 60));
+    e.u8(op::DATAGRAM).u8(2).u8(0).run(&bad);
+    datagram(&mut e, 2, 1, &[0x02, 0, 0]);
+    datagram(&mut e, 2, 1, &frame([0xFF; 6], 200));
+    datagram(&mut e, 1, 1, &frame([0xFF; 6], 64));
+    seeds.push(("tunnel", e.bytes));
+    seeds
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -465,7 +496,8 @@ mod tests {
                 "csb" => crate::csb::run(&bytes),
                 "port_rings" => crate::port_rings::run(&bytes),
                 "control" => crate::control::run(&bytes),
-                _ => crate::pvh_elf::run(&bytes),
+                "pvh_elf" => crate::pvh_elf::run(&bytes),
+                _ => crate::vxlan::run(&bytes),
             }
         }
     }

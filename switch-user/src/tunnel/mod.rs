@@ -6,11 +6,14 @@
 //! - [`flow_hash`]: the outer UDP source port from the inner flow;
 //! - [`vteps`]: which remote VTEP each learned MAC is behind;
 //! - [`socket`]: the UDP and raw sockets, `recvmmsg` and `sendmmsg`;
+//! - [`decap`]: one received datagram: header checks, VNI demultiplexing,
+//!   learning and counting;
 //! - [`demux`]: one receiving socket per address and port, shared by the
 //!   tunnels of different VNIs;
 //! - [`port`]: the tunnel as a switch port ([`crate::bridge::port::PortIo`]);
 //! - [`manager`]: `tunnel add`, `del` and `list`.
 
+pub mod decap;
 pub mod demux;
 pub mod flow_hash;
 pub mod header;

@@ -17,9 +17,10 @@ use parking_lot::{Mutex, RwLock};
 use switch_port::names::PortName;
 use switch_port::protocol::TunnelSpec;
 
+use super::decap::{Decap, RxTally};
 use super::demux::{Inbox, Parked, SharedSocket, SocketKey, SocketTable, INBOX_CAPACITY};
 use super::flow_hash;
-use super::header::{self, DecapError, IP_OVERHEAD, VXLAN_HEADER};
+use super::header::{self, IP_OVERHEAD, VXLAN_HEADER};
 use super::socket::{self, Outgoing, RecvBatch};
 use super::vteps::VtepTable;
 use crate::bridge::forward::MAX_BATCH;
@@ -275,16 +276,14 @@ impl TunnelPort {
         self.max_inner
     }
 
-    fn learn(&self, src: [u8; 6], vtep: Ipv4Addr, now: u32) {
-        // Our own address (a datagram that looped back, or a forged
-        // source) is never a remote VTEP: sending there would loop.
-        if src[0] & 1 != 0
-            || vtep == self.spec.local
-            || self.vteps.read().is_current(&src, vtep, now)
-        {
-            return;
+    /// The per-datagram receive step at `now`.
+    fn decap(&self, now: u32) -> Decap<'_> {
+        Decap {
+            vni: self.spec.vni,
+            local: self.spec.local,
+            vteps: &self.vteps,
+            now,
         }
-        self.vteps.write().learn(src, vtep, now);
     }
 
     fn sockets(&self) -> impl Iterator<Item = &Arc<SharedSocket>> + '_ {
@@ -328,10 +327,8 @@ impl PortIo for TunnelPort {
         rx.batch.clear();
         self.inbox.recycle(&mut rx.parked);
         let limit = max.min(RX_BATCH);
-        let now = self.clock.secs();
-        let (mut taken, mut bytes) = (0usize, 0u64);
-        let (mut short, mut bad, mut unknown, mut oversize, mut passed) =
-            (0u64, 0u64, 0u64, 0u64, 0u64);
+        let decap = self.decap(self.clock.secs());
+        let mut tally = RxTally::default();
         for (k, shared) in self.sockets().enumerate() {
             let reading = shared.try_read();
             // What other tunnels read for this VNI: before reading, so that
@@ -340,16 +337,7 @@ impl PortIo for TunnelPort {
             let room = limit.saturating_sub(rx.parked.len() + rx.batch.len());
             self.inbox.take(&mut rx.parked, room);
             for p in &rx.parked[first_parked..] {
-                let mut src = [0u8; 6];
-                src.copy_from_slice(&p.frame[6..12]);
-                self.learn(src, p.from, now);
-                batch.push(FrameRef {
-                    ptr: p.frame.as_ptr(),
-                    len: p.frame.len() as u32,
-                    readable: p.frame.len() as u32,
-                });
-                taken += 1;
-                bytes += p.frame.len() as u64;
+                decap.parked(p, batch, &mut tally);
             }
             let room = limit.saturating_sub(rx.parked.len() + rx.batch.len());
             if reading.is_none() || room == 0 {
@@ -369,46 +357,17 @@ impl PortIo for TunnelPort {
             let members = shared.members();
             let readable = rx.batch.slot_size() as u32;
             for i in first..rx.batch.len() {
-                let d = rx.batch.get(i);
-                if d.truncated {
-                    oversize += 1;
-                    continue;
-                }
-                let vni = match header::vni_of(d.header, d.len) {
-                    Ok(vni) => vni,
-                    Err(DecapError::Short) => {
-                        short += 1;
-                        continue;
-                    }
-                    Err(DecapError::BadHeader) => {
-                        bad += 1;
-                        continue;
-                    }
+                // SAFETY: a datagram recvmmsg wrote into the batch's slot
+                // of `readable` bytes, which stays until the next receive.
+                unsafe {
+                    decap.datagram(
+                        &rx.batch.get(i),
+                        readable,
+                        |vni| members.inbox(vni),
+                        batch,
+                        &mut tally,
+                    )
                 };
-                let len = d.len - VXLAN_HEADER;
-                if vni != self.spec.vni {
-                    match members.inbox(vni) {
-                        Some(inbox) => {
-                            // SAFETY: the slot holds the frame's `len` bytes.
-                            let frame = unsafe { std::slice::from_raw_parts(d.frame, len) };
-                            inbox.park(frame, d.from);
-                            passed += 1;
-                        }
-                        None => unknown += 1,
-                    }
-                    continue;
-                }
-                let mut src = [0u8; 6];
-                // SAFETY: the slot holds `len` >= 14 bytes of the frame.
-                unsafe { std::ptr::copy_nonoverlapping(d.frame.add(6), src.as_mut_ptr(), 6) };
-                self.learn(src, d.from, now);
-                batch.push(FrameRef {
-                    ptr: d.frame,
-                    len: len as u32,
-                    readable,
-                });
-                taken += 1;
-                bytes += len as u64;
             }
         }
         let full = self.inbox.full_drops();
@@ -416,14 +375,14 @@ impl PortIo for TunnelPort {
         rx.full_reported = full;
         drop(guard);
         let c = &self.counters;
-        add(&c.decap_short, short);
-        add(&c.decap_bad_header, bad);
-        add(&c.decap_wrong_vni, unknown);
-        add(&c.decap_oversize, oversize);
-        add(&c.rx_passed_on, passed);
-        counters.add_rx(taken as u64, bytes);
-        counters.add_drops(DropReason::Runt, short);
-        taken
+        add(&c.decap_short, tally.short);
+        add(&c.decap_bad_header, tally.bad);
+        add(&c.decap_wrong_vni, tally.unknown);
+        add(&c.decap_oversize, tally.oversize);
+        add(&c.rx_passed_on, tally.passed);
+        counters.add_rx(tally.taken, tally.bytes);
+        counters.add_drops(DropReason::Runt, tally.short);
+        tally.taken as usize
     }
 
     fn release(&self, _counters: &PortCounters) {}

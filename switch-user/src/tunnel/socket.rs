@@ -403,6 +403,31 @@ impl RecvBatch {
         Ok((r, dropped))
     }
 
+    /// Puts `datagram` from `from` into the next free slot as `recvmmsg`
+    /// would (the first 8 bytes to the header, the rest to the slot, cut
+    /// and flagged truncated past it); false when no slot is free. For
+    /// tests and fuzzing the receive step without a socket.
+    pub fn push(&mut self, datagram: &[u8], from: Ipv4Addr) -> bool {
+        if self.room() == 0 {
+            return false;
+        }
+        let i = self.used;
+        let head = datagram.len().min(8);
+        self.headers[i][..head].copy_from_slice(&datagram[..head]);
+        let rest = &datagram[head..];
+        let kept = rest.len().min(self.slot_size);
+        let memory = self.memory.as_mut_ptr().cast::<u8>();
+        // SAFETY: slot i lies inside `memory` and `kept` <= slot_size.
+        unsafe {
+            std::ptr::copy_nonoverlapping(rest.as_ptr(), memory.add(i * self.slot_size), kept)
+        };
+        self.lens[i] = head + kept;
+        self.truncated[i] = rest.len() > self.slot_size;
+        self.addrs[i] = sockaddr(from, 0);
+        self.used += 1;
+        true
+    }
+
     /// Datagram `i` (below [`RecvBatch::len`]).
     pub fn get(&self, i: usize) -> Datagram<'_> {
         let memory = self.memory.as_ptr().cast::<u8>();
