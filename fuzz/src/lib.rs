@@ -12,12 +12,15 @@
 //! - [`control`]: the daemon's control socket over a socket pair, and a
 //!   hostile daemon's answers and regions as a client sees them;
 //! - [`pvh_elf`]: the PVH/ELF kernel-image loader;
+//! - [`frames`]: arbitrary frames through a VLAN-aware switch of access,
+//!   trunk and untagged ports;
 //! - [`vxlan`]: datagrams from remote hosts into a VXLAN tunnel's receive
 //!   step (header checks, VNI demultiplexing, VTEP learning).
 
 pub mod control;
 pub mod csb;
 pub mod e1000;
+pub mod frames;
 pub mod guest_memory;
 pub mod input;
 pub mod port_rings;

@@ -29,6 +29,9 @@ pub fn all() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     for (name, bytes) in vxlan() {
         out.push(("vxlan", name, bytes));
     }
+    for (name, bytes) in frames() {
+        out.push(("frames", name, bytes));
+    }
     out
 }
 
@@ -468,6 +471,55 @@ fn vxlan() -> Vec<(&'static str, Vec<u8>)> {
     seeds
 }
 
+fn frames() -> Vec<(&'static str, Vec<u8>)> {
+    use crate::frames::op;
+    let mut seeds = Vec::new();
+    // Each port broadcasts (everyone learns), then unicasts: untagged from
+    // the access ports, tagged 10 / 20 / priority-tagged / unknown VID and
+    // native from the trunk, QinQ, a tag cut short, a runt, a frame of the
+    // whole buffer.
+    let mut e = Encoder::new();
+    let built = |e: &mut Encoder, kind: u8, dst: u8, tags: &[u16], payload: &[u8]| {
+        e.u8(kind | ((tags.len() as u8) << 3)).u8(dst);
+        for &t in tags {
+            e.bool(false).u16(t);
+        }
+        e.u16(0x0800).run(payload);
+    };
+    for port in 0..6u8 {
+        e.u8(op::SEND).u8(port).u8(0);
+        built(&mut e, 1, 0, &[], &[1, 2, 3]);
+        e.u8(op::FORWARD).u8(port);
+    }
+    e.u8(op::SEND).u8(0).u8(1);
+    built(&mut e, 1, 4, &[], &[0x45; 46]);
+    built(&mut e, 1, 0, &[10], &[0x45; 46]);
+    e.u8(op::FORWARD).u8(0);
+    e.u8(op::SEND).u8(2).u8(8);
+    built(&mut e, 1, 1, &[10], &[0x45; 46]);
+    built(&mut e, 1, 2, &[0x2000 | 20], &[0x45; 46]);
+    built(&mut e, 1, 0, &[0], &[0x45; 46]);
+    built(&mut e, 1, 0, &[4095], &[0x45; 46]);
+    built(&mut e, 1, 0, &[30], &[0x45; 46]);
+    built(&mut e, 1, 6, &[], &[0x45; 46]);
+    built(&mut e, 1, 0, &[10, 20], &[0x45; 46]);
+    e.u8(0x21 | 1 << 3)
+        .u8(0)
+        .bool(false)
+        .u16(10)
+        .u16(0x0800)
+        .run(&[])
+        .u8(16);
+    e.u8(0).run(&[0xff; 10]);
+    e.u8(op::FORWARD).u8(2);
+    e.u8(op::SEND).u8(3).u8(0);
+    e.u8(0).run(&frame([0xFF; 6], 2048));
+    e.u8(op::TICK).u8(10);
+    e.u8(op::FORWARD).u8(4);
+    seeds.push(("vlans", e.bytes));
+    seeds
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -497,7 +549,8 @@ mod tests {
                 "port_rings" => crate::port_rings::run(&bytes),
                 "control" => crate::control::run(&bytes),
                 "pvh_elf" => crate::pvh_elf::run(&bytes),
-                _ => crate::vxlan::run(&bytes),
+                "vxlan" => crate::vxlan::run(&bytes),
+                _ => crate::frames::run(&bytes),
             }
         }
     }

@@ -16,7 +16,15 @@ use anyhow::{bail, Context, Result};
 use crate::cargo::{cargo, root, run};
 
 /// Every fuzz target, in the order they run.
-pub const TARGETS: &[&str] = &["e1000", "csb", "port_rings", "control", "pvh_elf", "vxlan"];
+pub const TARGETS: &[&str] = &[
+    "e1000",
+    "csb",
+    "port_rings",
+    "control",
+    "pvh_elf",
+    "vxlan",
+    "frames",
+];
 
 /// Options of `cargo xtask fuzz`.
 #[derive(clap::Args)]
