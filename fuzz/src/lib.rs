@@ -14,6 +14,8 @@
 //! - [`pvh_elf`]: the PVH/ELF kernel-image loader;
 //! - [`frames`]: arbitrary frames through a VLAN-aware switch of access,
 //!   trunk and untagged ports;
+//! - [`nic_checksum`]: frames from a NIC's peer into the NIC port's
+//!   software checksum completion;
 //! - [`vxlan`]: datagrams from remote hosts into a VXLAN tunnel's receive
 //!   step (header checks, VNI demultiplexing, VTEP learning).
 
@@ -23,6 +25,7 @@ pub mod e1000;
 pub mod frames;
 pub mod guest_memory;
 pub mod input;
+pub mod nic_checksum;
 pub mod port_rings;
 pub mod pvh_elf;
 pub mod seeds;

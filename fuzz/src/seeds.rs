@@ -32,6 +32,9 @@ pub fn all() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     for (name, bytes) in frames() {
         out.push(("frames", name, bytes));
     }
+    for (name, bytes) in nic_checksum() {
+        out.push(("nic_checksum", name, bytes));
+    }
     out
 }
 
@@ -520,6 +523,45 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
     seeds
 }
 
+fn nic_checksum() -> Vec<(&'static str, Vec<u8>)> {
+    // Partial TCP and UDP over IPv4 and IPv6 (one tagged), finished ones,
+    // one cut short, a raw TCP frame.
+    let mut e = Encoder::new();
+    let addrs4 = [10, 0, 0, 1, 10, 0, 0, 2];
+    let mut addrs6 = [0u8; 32];
+    addrs6[0] = 0xfd;
+    addrs6[15] = 1;
+    addrs6[16] = 0xfd;
+    addrs6[31] = 2;
+    let ports = [
+        0x30, 0x39, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff,
+    ];
+    for (kind, addrs) in [
+        (0x04u8, &addrs4[..]),
+        (0x06, &addrs4[..]),
+        (0x05, &addrs6[..]),
+        (0x07, &addrs6[..]),
+        (0x0c, &addrs4[..]),
+        (0x24, &addrs4[..]),
+        (0x27, &addrs6[..]),
+    ] {
+        e.u8(kind).run(&[0x61; 100]).raw(addrs);
+        if kind & 2 == 0 {
+            e.raw(&ports).raw(&[0; 4]);
+        } else {
+            e.raw(&ports[..8]);
+        }
+    }
+    e.u8(0x44)
+        .run(&[0x62; 40])
+        .raw(&addrs4)
+        .raw(&ports)
+        .raw(&[0; 4])
+        .u16(60);
+    e.u8(0).run(&tcp_frame(200));
+    vec![("checksums", e.bytes)]
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -550,7 +592,8 @@ mod tests {
                 "control" => crate::control::run(&bytes),
                 "pvh_elf" => crate::pvh_elf::run(&bytes),
                 "vxlan" => crate::vxlan::run(&bytes),
-                _ => crate::frames::run(&bytes),
+                "frames" => crate::frames::run(&bytes),
+                _ => crate::nic_checksum::run(&bytes),
             }
         }
     }

@@ -24,6 +24,7 @@ pub const TARGETS: &[&str] = &[
     "pvh_elf",
     "vxlan",
     "frames",
+    "nic_checksum",
 ];
 
 /// Options of `cargo xtask fuzz`.
