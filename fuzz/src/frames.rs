@@ -6,10 +6,11 @@
 //! learning table).
 //!
 //! Checked after every batch, against a model of the VLAN rules (which
-//! VLAN a frame enters, in which form it leaves each port): every frame a
-//! port received is a frame of the batch in that port's form (untagged on
-//! an access port and for a trunk's native VLAN, tagged with its VLAN
-//! otherwise, as it came on a port in no VLAN) of a VLAN the port carries;
+//! VLAN a frame enters, in which form it leaves each port): the frames a
+//! port received are frames of the batch, in batch order, each in that
+//! port's form (untagged on an access port and for a trunk's native VLAN,
+//! tagged with its VLAN otherwise, as it came on a port in no VLAN) and of
+//! a VLAN the port carries;
 //! every frame read is delivered somewhere or counted as a drop by the
 //! source (or by a destination too small for it), runts are counted as
 //! runts; the bytes after a frame in the receiver's buffer are zeros or what
@@ -292,26 +293,29 @@ impl Harness {
                 assert!(got.is_empty(), "a frame went back to its source");
                 continue;
             }
+            // A port gets its frames in batch order: each is the next frame
+            // of the batch that has this form for it. Identical frames of a
+            // batch go the same way until learning (of the source's own
+            // addresses, on the source) turns the later ones into same-port
+            // drops, so the earliest match is the frame delivered.
+            let mut next = 0;
             for bytes in got {
-                let mut matched = false;
-                for (i, f) in read.iter().enumerate() {
-                    let Some((vlan, tagged)) = entered[i] else {
-                        continue;
-                    };
-                    let Some(out) = egress(&c.mode, vlan) else {
-                        continue;
-                    };
-                    if form(f, vlan, tagged, out) == bytes {
-                        delivered[i] = true;
-                        matched = true;
-                    }
-                }
-                assert!(
-                    matched,
-                    "port {r} ({:?}) got {bytes:02x?}, not a frame of the batch in its form \
-                     for a VLAN it carries; batch from port {s} ({source_mode:?}): {read:02x?}",
-                    c.mode
-                );
+                let found = (next..read.len()).find(|&i| {
+                    entered[i].is_some_and(|(vlan, tagged)| {
+                        egress(&c.mode, vlan)
+                            .is_some_and(|out| form(read[i], vlan, tagged, out) == bytes)
+                    })
+                });
+                let Some(i) = found else {
+                    panic!(
+                        "port {r} ({:?}) got {bytes:02x?}, not the next frame of the batch in \
+                         its form for a VLAN it carries; batch from port {s} \
+                         ({source_mode:?}): {read:02x?}",
+                        c.mode
+                    );
+                };
+                delivered[i] = true;
+                next = i + 1;
             }
         }
         let (b, a) = (&before[s], &after[s]);
