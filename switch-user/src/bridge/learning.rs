@@ -29,9 +29,9 @@
 //! evicted, and a frame from another port with it as source is reported as
 //! [`Destination::Spoofed`]. Each port may hold at most its limit of learned
 //! addresses (`--max-macs`), so one port's flood of new source addresses
-//! cannot fill the table that every port shares. Only one forwarding thread
-//! reads a given port (see the engine), so a port's count never overshoots
-//! its limit.
+//! cannot fill the table that every port shares. The limit is checked again
+//! under the writer lock, so it holds even for a port that several
+//! forwarding threads read at once (a NIC with a thread per queue).
 
 use std::sync::atomic::{fence, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
@@ -396,6 +396,11 @@ impl LearningTable {
     #[cold]
     fn learn_locked(&self, mac: u64, vlan: u16, wanted: u64, now: u32) {
         let _writer = self.writer.lock();
+        // Counts change only under this lock: checked here, the limit is
+        // exact even when other threads learn for the same port.
+        if !self.has_room(Self::owner(wanted)) {
+            return;
+        }
         match self.locate(mac, vlan) {
             Some((place, key)) => {
                 // Another thread may have moved or pinned it meanwhile.
@@ -869,6 +874,24 @@ mod tests {
         assert_eq!(t.find(mac(1), 0), None);
         assert_eq!(t.find(mac(2), 0), Some(2));
         assert_eq!(t.stats().entries, 1);
+    }
+
+    #[test]
+    fn the_port_limit_holds_with_two_threads_learning_for_one_port() {
+        let t = LearningTable::new(4096, 300);
+        t.set_port_limit(1, 10);
+        std::thread::scope(|scope| {
+            for half in 0..2u32 {
+                let t = &t;
+                scope.spawn(move || {
+                    for n in 0..1000 {
+                        t.learn(mac(half * 1000 + n + 1), 1, 0);
+                    }
+                });
+            }
+        });
+        assert_eq!(t.learned_by(1), 10);
+        assert_eq!(t.stats().entries, 10);
     }
 
     #[test]
