@@ -13,6 +13,7 @@ mod linux_bridge;
 mod nic_line_rate;
 mod nic_port;
 mod nic_rx_variants;
+mod nic_vm;
 mod peer_case;
 mod pktgen_summary;
 mod plot;

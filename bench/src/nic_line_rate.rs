@@ -90,7 +90,8 @@ pub fn send_on(
     })?
 }
 
-fn attach_sink(ns: &Netns, ifname: &str, verdict: SinkVerdict) -> Result<XdpSink> {
+/// Attaches a counting XDP sink to `ifname` in `ns`.
+pub fn attach_sink(ns: &Netns, ifname: &str, verdict: SinkVerdict) -> Result<XdpSink> {
     let ifname = ifname.to_owned();
     ns.run_in(move || XdpSink::attach(&ifname, verdict))?
         .map_err(|e| anyhow!(e).context("attaching the XDP counting sink"))

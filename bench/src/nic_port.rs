@@ -96,8 +96,18 @@ impl NicSwitch {
         Ok(self.daemon.spawn(label, args)?)
     }
 
+    /// The daemon's control socket (for VMMs that connect to `vale0`).
+    pub fn socket(&self) -> &Path {
+        self.daemon.socket()
+    }
+
+    /// The NIC's port name (`vale0:IFACE`).
+    pub fn nic_port(&self) -> &str {
+        &self.nic_port
+    }
+
     /// The counters and extra counters of `port`, flattened into one map.
-    fn counters(&self, port: &str) -> Result<BTreeMap<String, u64>> {
+    pub fn counters(&self, port: &str) -> Result<BTreeMap<String, u64>> {
         let out = self.run(&["stats", port, "--json"])?;
         let stats: Value = serde_json::from_slice(&out.stdout)
             .with_context(|| format!("stats {port}: {}", String::from_utf8_lossy(&out.stderr)))?;

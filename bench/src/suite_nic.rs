@@ -5,8 +5,11 @@
 //!
 //! The line-rate cases ([`crate::nic_line_rate`]) drive every receive case
 //! with the eBPF line-rate source and count every transmit case with an XDP
-//! sink; the receive variants ([`crate::nic_rx_variants`]: one queue on one
-//! thread against two queues on two threads) follow them. The socket-driven cases below (AF_PACKET at both ends, kept for
+//! sink; with the NIC port attached, the VM cases ([`crate::nic_vm`]: NIC ->
+//! VM and VM -> NIC with a CSB guest on the same switch) follow unless
+//! `--skip-vm`, and the receive variants ([`crate::nic_rx_variants`]: one
+//! queue on one thread against two queues on two threads) come later. The
+//! socket-driven cases below (AF_PACKET at both ends, kept for
 //! continuity) follow unless `--skip-socket-driven`:
 //!
 //! ```text
@@ -35,6 +38,7 @@ use crate::equal_path;
 use crate::nic_line_rate as line;
 use crate::nic_port::{nic_case, NicSwitch};
 use crate::nic_rx_variants::{self as variants, rx_variants};
+use crate::nic_vm;
 use crate::peer_case::{af_packet_case, PairPath};
 use crate::raw_afxdp;
 use crate::repeat::repeat;
@@ -73,6 +77,9 @@ pub struct NicArgs {
     /// Leave out the socket-driven (AF_PACKET) cases.
     #[arg(long)]
     skip_socket_driven: bool,
+    /// Leave out the VM cases (NIC -> VM, VM -> NIC).
+    #[arg(long)]
+    skip_vm: bool,
 }
 
 /// `--source`.
@@ -246,6 +253,21 @@ pub fn run(args: &NicArgs) -> Result<()> {
         mechanism,
         &mut report,
     )?;
+    if !args.skip_vm {
+        match nic_vm::unavailable(&args.bin_dir) {
+            None => nic_vm::vm_cases(
+                &switch,
+                &bed,
+                &args.bin_dir,
+                &args.sizes,
+                duration,
+                repeats,
+                mechanism,
+                &mut report,
+            )?,
+            Some(why) => notes.push(format!("VM cases skipped: {why}")),
+        }
+    }
     for &size in args.sizes.iter().filter(|_| socket) {
         report.push(
             repeat(repeats, || {
@@ -315,6 +337,7 @@ pub fn run(args: &NicArgs) -> Result<()> {
                 port_share(&report, line::NIC_TX, line::RAW_TX, size)
             ));
         }
+        nic_vm::limit_notes(&report, size, &mut notes);
         if let Some(r) = ratio(line::SWITCH, line::BRIDGE) {
             notes.push(format!(
                 "{size} B, line rate, same veths: vswitch with two NIC ports forwards {:.2}x \
