@@ -264,7 +264,8 @@ pub fn run(args: &NicArgs) -> Result<()> {
                 repeats,
                 mechanism,
                 &mut report,
-            )?,
+                &mut notes,
+            ),
             Some(why) => notes.push(format!("VM cases skipped: {why}")),
         }
     }
