@@ -91,6 +91,16 @@ pub enum Error {
         /// What the guest printed.
         serial: String,
     },
+    /// A VM's monitor exited before its guest printed an expected text.
+    #[error("{what} exited before printing {needle:?}; serial:\n{serial}")]
+    ExitedBeforeSerial {
+        /// The VM.
+        what: String,
+        /// The text waited for.
+        needle: String,
+        /// What the guest printed.
+        serial: String,
+    },
     /// A file the test bed needs (a binary, a guest image) is not there.
     #[error("no {what} at {} ({hint})", path.display())]
     Missing {

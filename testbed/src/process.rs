@@ -119,6 +119,26 @@ impl Proc {
         Ok(())
     }
 
+    /// Whether the child has exited, without reaping it (its status stays
+    /// for [`Proc::try_wait`]).
+    pub fn has_exited(&self) -> bool {
+        if self.exit.is_some() {
+            return true;
+        }
+        // SAFETY: waitid writes only into `info`, a zeroed siginfo_t we own;
+        // WNOWAIT leaves the child waitable, so its PID is not released.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let rc = libc::waitid(
+                libc::P_PID,
+                self.child.id(),
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            rc == 0 && info.si_pid() != 0
+        }
+    }
+
     /// Returns the exit status if the child has exited (reaping it).
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
         if self.exit.is_none() {
@@ -282,6 +302,25 @@ mod tests {
         assert_eq!(proc.read_stderr().unwrap(), "err\n");
         // Signalling an exited child is a no-op, not a stray kill.
         proc.kill(libc::SIGTERM).unwrap();
+    }
+
+    #[test]
+    fn has_exited_leaves_the_status_to_try_wait() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "exit 4"]);
+        let mut proc = Proc::spawn("quick", cmd, Capture::Null).unwrap();
+        crate::wait_until(Duration::from_secs(5), Duration::from_millis(5), || {
+            proc.has_exited()
+        })
+        .unwrap();
+        assert!(proc.has_exited(), "asking twice reaps nothing");
+        let status = proc.try_wait().unwrap().unwrap();
+        assert_eq!(status.code(), Some(4));
+        assert!(proc.has_exited());
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let running = Proc::spawn("sleeper", cmd, Capture::Null).unwrap();
+        assert!(!running.has_exited());
     }
 
     #[test]

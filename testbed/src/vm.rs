@@ -352,17 +352,30 @@ impl Vm {
         std::fs::read_to_string(&self.serial).unwrap_or_default()
     }
 
-    /// Waits until the guest has printed `needle`, at most `timeout`.
+    /// Waits until the guest has printed `needle`, at most `timeout`; fails
+    /// at once when the monitor exits without it.
     pub fn wait_for_serial(&self, needle: &str, timeout: Duration) -> Result<()> {
+        let mut exited = false;
         wait_until(timeout, Duration::from_millis(20), || {
-            self.serial().contains(needle)
+            // Read the serial after the exit check: what the guest printed
+            // before its monitor exited is all there.
+            exited = self.proc.has_exited();
+            self.serial().contains(needle) || exited
         })
         .map_err(|_| Error::SerialTimeout {
             what: self.label.clone(),
             needle: needle.to_string(),
             timeout,
             serial: self.serial(),
-        })
+        })?;
+        if exited && !self.serial().contains(needle) {
+            return Err(Error::ExitedBeforeSerial {
+                what: self.label.clone(),
+                needle: needle.to_string(),
+                serial: self.serial(),
+            });
+        }
+        Ok(())
     }
 
     /// Waits at most `timeout` for the VM to end (ending it past that) and
