@@ -75,13 +75,7 @@ pub fn run(
                 ours / bridge.max(1e-9)
             ));
         }
-        let cpu = |name: &str| {
-            report
-                .cases
-                .iter()
-                .find(|c| c.name == name && c.frame_size == size)
-                .and_then(|c| c.cpu_ns_per_packet)
-        };
+        let cpu = |name: &str| report.cpu_ns_per_packet(name, size);
         if let (Some(ours), Some(bridge)) = (cpu(SWITCH), cpu(BRIDGE)) {
             notes.push(format!(
                 "{size} B, same path: CPU per frame {ours:.0} ns (vswitch) against {bridge:.0} ns \

@@ -280,12 +280,7 @@ pub fn vm_cases(
 /// side when the NIC port moved more than the VM took (or the VM's port
 /// dropped for a full ring), the NIC side otherwise.
 pub fn limit_notes(report: &Report, size: usize, notes: &mut Vec<String>) {
-    let find = |name: &str| {
-        report
-            .cases
-            .iter()
-            .find(|c| c.name == name && c.frame_size == size)
-    };
+    let find = |name: &str| report.case(name, size);
     let extra = |c: &Case, k: &str| c.extra.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
     if let Some(c) = find(NIC_TO_VM) {
         let port = extra(c, "port_mpps");

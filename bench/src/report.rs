@@ -123,12 +123,21 @@ impl Report {
         Ok(())
     }
 
-    /// The rate of the first case with this name and size.
-    pub fn mpps(&self, name: &str, size: usize) -> Option<f64> {
+    /// The first case with this name and size.
+    pub fn case(&self, name: &str, size: usize) -> Option<&Case> {
         self.cases
             .iter()
             .find(|c| c.name == name && c.frame_size == size)
-            .map(|c| c.mpps)
+    }
+
+    /// The rate of the first case with this name and size.
+    pub fn mpps(&self, name: &str, size: usize) -> Option<f64> {
+        self.case(name, size).map(|c| c.mpps)
+    }
+
+    /// The CPU ns per packet of the first case with this name and size.
+    pub fn cpu_ns_per_packet(&self, name: &str, size: usize) -> Option<f64> {
+        self.case(name, size).and_then(|c| c.cpu_ns_per_packet)
     }
 }
 

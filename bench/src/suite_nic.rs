@@ -175,9 +175,7 @@ fn raw_tx(bed: &VethPair, size: usize, duration: Duration) -> Result<Case> {
 /// between its sockets and the switch) against the raw case.
 fn port_share(report: &Report, nic: &str, raw: &str, size: usize) -> String {
     let port = report
-        .cases
-        .iter()
-        .find(|c| c.name == nic && c.frame_size == size)
+        .case(nic, size)
         .and_then(|c| c.extra.get("port_mpps"))
         .and_then(|v| v.as_f64());
     match (port, report.mpps(raw, size)) {
@@ -191,13 +189,7 @@ fn port_share(report: &Report, nic: &str, raw: &str, size: usize) -> String {
 
 /// ", at N% of its CPU per packet": `a`'s CPU ns per packet against `b`'s.
 fn cpu_ratio(report: &Report, a: &str, b: &str, size: usize) -> String {
-    let cpu = |name: &str| {
-        report
-            .cases
-            .iter()
-            .find(|c| c.name == name && c.frame_size == size)
-            .and_then(|c| c.cpu_ns_per_packet)
-    };
+    let cpu = |name: &str| report.cpu_ns_per_packet(name, size);
     match (cpu(a), cpu(b)) {
         (Some(a), Some(b)) => format!(", at {:.0}% of its CPU per packet", 100.0 * a / b.max(1e-9)),
         _ => String::new(),
