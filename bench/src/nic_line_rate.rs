@@ -119,15 +119,7 @@ fn counted_case(
     let cpu = CpuWindow::start();
     let (sent, seconds) = run()?;
     let busy = cpu.busy_seconds();
-    let count = || {
-        sink.packets()
-            .map(|n| n.saturating_sub(before))
-            .unwrap_or(0)
-    };
-    let _ = testbed::wait_until(Duration::from_secs(1), Duration::from_millis(5), || {
-        count() >= sent
-    });
-    let got = count();
+    let got = sink.arrived_since(before, sent);
     Ok(Case::new(name, kind, size, got as f64 / seconds.max(1e-9))
         .with_cpu(busy.map(|b| b * 1e9 / got.max(1) as f64))
         .with("tx_mpps", sent as f64 / seconds.max(1e-9) / 1e6)

@@ -214,15 +214,7 @@ fn vm_to_nic(vb: &VmBed, size: usize, d: Duration, m: Mechanism) -> Result<Case>
     let busy = cpu.busy_seconds();
     let sent = out.result["frames"].as_u64().unwrap_or(0);
     let seconds = out.result["seconds"].as_f64().unwrap_or(0.0);
-    let count = || {
-        sink.packets()
-            .map(|n| n.saturating_sub(before))
-            .unwrap_or(0)
-    };
-    let _ = testbed::wait_until(Duration::from_secs(1), Duration::from_millis(5), || {
-        count() >= sent
-    });
-    let got = count();
+    let got = sink.arrived_since(before, sent);
     let port_tx = vb
         .counter(nic_port, "tx_packets")
         .saturating_sub(port_before);

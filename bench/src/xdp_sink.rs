@@ -4,6 +4,7 @@
 //! bridge case). Attached through a bpf_link: dropping the sink detaches it.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
 
 use crate::bpf_syscall::{self, helper, insn, BpfError};
 
@@ -61,5 +62,20 @@ impl XdpSink {
     /// Frames counted so far.
     pub fn packets(&self) -> Result<u64, BpfError> {
         bpf_syscall::percpu_u64_sum(&self.map, 0)
+    }
+
+    /// Frames counted since the reading `before`, once `expected` of them
+    /// have arrived or a second has passed (frames still in flight when
+    /// their sender stopped).
+    pub fn arrived_since(&self, before: u64, expected: u64) -> u64 {
+        let count = || {
+            self.packets()
+                .map(|n| n.saturating_sub(before))
+                .unwrap_or(0)
+        };
+        let _ = testbed::wait_until(Duration::from_secs(1), Duration::from_millis(5), || {
+            count() >= expected
+        });
+        count()
     }
 }
