@@ -133,17 +133,8 @@ fn pin_transmit_queues(bed: &VethPair, queues: u16) -> Result<()> {
 /// Frames each receive queue of `SWITCH_IF` redirected to its socket so far.
 fn redirected_per_queue(bed: &VethPair, queues: u16) -> Result<Vec<u64>> {
     let text = bed.switch.run("ethtool", ["-S", SWITCH_IF])?;
-    (0..queues)
-        .map(|q| {
-            let key = format!("rx_queue_{q}_xdp_redirect:");
-            let mut words = text.split_whitespace();
-            words
-                .find(|w| *w == key)
-                .and_then(|_| words.next())
-                .and_then(|v| v.parse().ok())
-                .with_context(|| format!("no {key} in ethtool -S {SWITCH_IF}"))
-        })
-        .collect()
+    testbed::link::queue_stat(&text, "xdp_redirect", queues.into())
+        .with_context(|| format!("no rx_queue_N_xdp_redirect in ethtool -S {SWITCH_IF}"))
 }
 
 /// The two sources at once, each for `d`: frames sent and the longer

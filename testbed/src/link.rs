@@ -335,6 +335,22 @@ pub fn has_xdp(ns: Option<&str>, ifname: &str) -> Result<bool> {
     Ok(text_has_xdp(&show_details(ns, ifname)?))
 }
 
+/// The per-queue counter `rx_queue_N_<stat>` for queues `0..queues`, from
+/// the text `ethtool -S` printed (the veth driver's `xdp_redirect`, for
+/// instance); `None` when one of them is missing.
+pub fn queue_stat(ethtool_stats: &str, stat: &str, queues: usize) -> Option<Vec<u64>> {
+    (0..queues)
+        .map(|q| {
+            let key = format!("rx_queue_{q}_{stat}:");
+            let mut words = ethtool_stats.split_whitespace();
+            words
+                .find(|w| *w == key)
+                .and_then(|_| words.next())
+                .and_then(|v| v.parse().ok())
+        })
+        .collect()
+}
+
 fn text_has_xdp(text: &str) -> bool {
     text.split_whitespace().any(|word| {
         matches!(
@@ -455,6 +471,15 @@ mod tests {
         assert!("02:00:0a:ff:00:01:02".parse::<Mac>().is_err());
         assert!("02:00:0a:ff:00:zz".parse::<Mac>().is_err());
         assert!("2:00:0a:ff:00:01".parse::<Mac>().is_err());
+    }
+
+    #[test]
+    fn per_queue_stats_are_read_from_ethtool_output() {
+        let text =
+            "NIC statistics:\n     rx_queue_0_xdp_redirect: 17\n     rx_queue_1_xdp_redirect: 4\n";
+        assert_eq!(queue_stat(text, "xdp_redirect", 2), Some(vec![17, 4]));
+        assert_eq!(queue_stat(text, "xdp_redirect", 3), None);
+        assert_eq!(queue_stat(text, "xdp_drops", 1), None);
     }
 
     #[test]

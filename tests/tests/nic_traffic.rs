@@ -142,17 +142,8 @@ fn busy_polled_nic_ports_carry_ping_and_tcp() -> Result<()> {
 /// the veth driver's statistics.
 fn redirects_per_queue(bed: &NicBed, iface: &str, queues: usize) -> Result<Vec<u64>> {
     let text = bed.switch.run("ethtool", ["-S", iface])?;
-    (0..queues)
-        .map(|q| {
-            let key = format!("rx_queue_{q}_xdp_redirect:");
-            let mut words = text.split_whitespace();
-            words
-                .find(|w| *w == key)
-                .and_then(|_| words.next())
-                .and_then(|v| v.parse().ok())
-                .with_context(|| format!("no {key} in {text}"))
-        })
-        .collect()
+    testbed::link::queue_stat(&text, "xdp_redirect", queues)
+        .with_context(|| format!("no rx_queue_N_xdp_redirect in {text}"))
 }
 
 /// Frames sent on each queue of a two-queue veth.
