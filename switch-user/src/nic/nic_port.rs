@@ -21,17 +21,10 @@ use crate::bridge::port::{FrameRef, PortIo};
 use crate::counters::{DropReason, PortCounters};
 use crate::epoll::Epoll;
 
-struct Source {
-    /// Queues whose frames the current batch holds.
-    holding: Vec<usize>,
-    next_queue: usize,
-}
-
 /// The I/O of a NIC port.
 pub struct NicPort {
     iface: String,
     queues: Vec<Mutex<XskQueue>>,
-    source: Mutex<Source>,
     steering: Mutex<Option<XdpSteering>>,
     promiscuous: Mutex<Option<Promiscuous>>,
     wake: Epoll,
@@ -70,10 +63,6 @@ impl NicPort {
         Ok(NicPort {
             iface: iface.to_owned(),
             ifindex,
-            source: Mutex::new(Source {
-                holding: Vec::new(),
-                next_queue: 0,
-            }),
             queues: queues.into_iter().map(Mutex::new).collect(),
             steering: Mutex::new(Some(steering)),
             promiscuous: Mutex::new(promiscuous),
@@ -114,8 +103,8 @@ impl NicPort {
 
 impl NicPort {
     /// Takes up to `max` frames from queue `index` into `batch` (holding
-    /// them until that queue's `release_held`); returns (frames, bytes,
-    /// runts dropped).
+    /// them until that queue's `release_held`), busy-polling it first when
+    /// asked; returns what it took and dropped.
     fn take_from(&self, index: usize, batch: &mut Vec<FrameRef>, max: usize) -> Taken {
         let (mut taken, mut bytes, mut runts, mut completed) = (0usize, 0u64, 0u64, 0u64);
         let complete = self.complete_checksums;
@@ -171,11 +160,6 @@ struct Taken {
 }
 
 impl Taken {
-    /// Whether anything was taken off the queue (held until release).
-    fn any(&self) -> bool {
-        self.frames > 0 || self.runts > 0 || self.too_long > 0
-    }
-
     /// Adds the counts to the port's counters.
     fn count(&self, counters: &PortCounters) {
         counters.add_rx(self.frames as u64, self.bytes);
@@ -185,35 +169,26 @@ impl Taken {
 }
 
 impl PortIo for NicPort {
+    // The whole port as one source: what the engine uses for a NIC with
+    // one queue (a NIC with several gets a source per queue, the lanes
+    // below), and what tests that forward one batch call.
     fn receive(&self, batch: &mut Vec<FrameRef>, max: usize, counters: &PortCounters) -> usize {
-        let mut source = self.source.lock();
-        let Source {
-            holding,
-            next_queue,
-        } = &mut *source;
-        let nq = self.queues.len();
         let max = max.min(MAX_BATCH);
         let mut taken = 0;
-        for k in 0..nq {
+        for index in 0..self.queues.len() {
             if taken >= max {
                 break;
             }
-            let index = (*next_queue + k) % nq;
             let got = self.take_from(index, batch, max - taken);
-            if got.any() {
-                holding.push(index);
-            }
             got.count(counters);
             taken += got.frames;
         }
-        *next_queue = (*next_queue + 1) % nq.max(1);
         taken
     }
 
-    fn release(&self, _counters: &PortCounters) {
-        let mut source = self.source.lock();
-        for index in source.holding.drain(..) {
-            self.queues[index].lock().release_held();
+    fn release(&self, counters: &PortCounters) {
+        for lane in 0..self.queues.len() {
+            self.release_lane(lane, counters);
         }
     }
 
