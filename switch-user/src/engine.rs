@@ -61,22 +61,6 @@ pub struct Source {
     pub lane: Lane,
 }
 
-impl Source {
-    fn wake_fd(&self) -> Option<i32> {
-        match self.lane {
-            Lane::All => self.port.io.wake_fd(),
-            Lane::One(l) => self.port.io.lane_wake_fd(l),
-        }
-    }
-
-    fn arm(&self) -> bool {
-        match self.lane {
-            Lane::All => self.port.io.arm(),
-            Lane::One(l) => self.port.io.arm_lane(l),
-        }
-    }
-}
-
 /// Counters of one forwarding thread.
 #[derive(Debug, Default)]
 pub struct WorkerStats {
@@ -260,7 +244,7 @@ impl Registrations {
         self.sources = worker.sources.load_full();
         self.version = version;
         for (i, source) in self.sources.iter().enumerate() {
-            if let Some(fd) = source.wake_fd() {
+            if let Some(fd) = source.port.wake_fd_of(source.lane) {
                 if let Err(e) = epoll.add(fd, i as u64) {
                     log::warn!("forwarder cannot watch {}: {e}", source.port.name);
                 } else {
@@ -316,7 +300,7 @@ fn run_worker(worker: &Worker, spin: Duration, clock: Clock) {
         // Nothing for a while: ask to be kicked, re-check, then sleep.
         let mut pending = false;
         for source in regs.sources.iter() {
-            pending |= source.arm();
+            pending |= source.port.arm_lane_of(source.lane);
         }
         if !pending && !worker.stop.load(Ordering::Acquire) {
             worker.stats.sleeps.fetch_add(1, Ordering::Relaxed);

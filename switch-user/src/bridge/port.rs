@@ -212,6 +212,22 @@ impl Port {
         }
     }
 
+    /// The descriptor that becomes readable when `lane` has work.
+    pub fn wake_fd_of(&self, lane: Lane) -> Option<RawFd> {
+        match lane {
+            Lane::All => self.io.wake_fd(),
+            Lane::One(l) => self.io.lane_wake_fd(l),
+        }
+    }
+
+    /// Asks `lane`'s producer for a kick; true if work is already there.
+    pub fn arm_lane_of(&self, lane: Lane) -> bool {
+        match lane {
+            Lane::All => self.io.arm(),
+            Lane::One(l) => self.io.arm_lane(l),
+        }
+    }
+
     /// True once the client wrote something invalid into its rings.
     pub fn errored(&self) -> bool {
         let c = self.counters.snapshot();
