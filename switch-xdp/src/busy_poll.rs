@@ -42,25 +42,13 @@ fn set(
     name: i32,
     value: u32,
 ) -> Result<(), BusyPollError> {
-    let value = value as libc::c_int;
-    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from `value`,
-    // which lives across the call; `fd` is an open socket.
-    let ret = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if ret != 0 {
-        return Err(BusyPollError::Option {
-            option,
-            source: io::Error::last_os_error(),
-        });
-    }
-    Ok(())
+    crate::sockopt::set(
+        fd.as_raw_fd(),
+        libc::SOL_SOCKET,
+        name,
+        &(value as libc::c_int),
+    )
+    .map_err(|source| BusyPollError::Option { option, source })
 }
 
 /// Prefers busy polling on `fd` with `budget` frames per poll.

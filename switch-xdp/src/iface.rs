@@ -200,20 +200,17 @@ impl Promiscuous {
             mr_alen: 0,
             mr_address: [0; 8],
         };
-        // SAFETY: setsockopt reads one packet_mreq from `request`, which
-        // lives across the call.
-        let ret = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_ADD_MEMBERSHIP,
-                (&request as *const libc::packet_mreq).cast(),
-                std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
-            )
-        };
-        if ret < 0 {
-            return Err(io_error("PACKET_ADD_MEMBERSHIP(PROMISC)", name));
-        }
+        crate::sockopt::set(
+            socket.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            &request,
+        )
+        .map_err(|source| IfaceError::Io {
+            what: "PACKET_ADD_MEMBERSHIP(PROMISC)",
+            iface: name.to_string(),
+            source,
+        })?;
         Ok(Self {
             socket,
             iface: name.to_string(),

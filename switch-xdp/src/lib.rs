@@ -23,6 +23,7 @@ pub mod iface;
 mod log_reader;
 mod maps;
 pub mod program;
+mod sockopt;
 mod steering;
 mod tap;
 mod umem_rings;

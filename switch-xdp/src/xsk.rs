@@ -480,23 +480,17 @@ impl XskQueue {
     /// older kernels keep their budget of 32 and `kick_tx` loops.
     fn raise_tx_budget(&self, budget: u32) {
         let value: libc::c_uint = budget;
-        // SAFETY: setsockopt reads `size_of::<c_uint>()` bytes from `value`,
-        // which lives across the call.
-        let ret = unsafe {
-            libc::setsockopt(
-                self.as_raw_fd(),
-                libc::SOL_XDP,
-                XDP_MAX_TX_SKB_BUDGET,
-                (&value as *const libc::c_uint).cast(),
-                std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
-            )
-        };
-        if ret != 0 {
+        if let Err(e) = crate::sockopt::set(
+            self.as_raw_fd(),
+            libc::SOL_XDP,
+            XDP_MAX_TX_SKB_BUDGET,
+            &value,
+        ) {
             log::debug!(
                 "{} queue {}: XDP_MAX_TX_SKB_BUDGET not set ({}); sendto sends 32 at a time",
                 self.iface,
                 self.queue,
-                io::Error::last_os_error()
+                e
             );
         }
     }
