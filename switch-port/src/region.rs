@@ -60,6 +60,27 @@ unsafe impl Send for Region {}
 // buffer pointers.
 unsafe impl Sync for Region {}
 
+/// Regions of at least this size ask for transparent huge pages.
+const HUGE_PAGE_MIN: usize = 2 << 20;
+
+/// Faults in a fresh mapping of `len` bytes at `ptr`, on huge pages where
+/// the kernel gives them to shared memory (`shmem_enabled` set to `advise`
+/// or `always` in `/sys/kernel/mm/transparent_hugepage`): a switch that
+/// writes into many ports' buffers otherwise pays a TLB miss for nearly
+/// every port it delivers to. The advice must come before the first touch,
+/// which decides the page size. Both calls are hints: a kernel that refuses
+/// them leaves 4 KiB pages that fault in on first use.
+fn populate(ptr: *mut libc::c_void, len: usize) {
+    if len >= HUGE_PAGE_MIN {
+        // SAFETY: advice on our own fresh mapping of `len` bytes; it changes
+        // no contents.
+        unsafe { libc::madvise(ptr, len, libc::MADV_HUGEPAGE) };
+    }
+    // SAFETY: as above; populating writes nothing a reader could see (the
+    // pages read as they were).
+    unsafe { libc::madvise(ptr, len, libc::MADV_POPULATE_WRITE) };
+}
+
 impl Region {
     /// Creates a sealed memfd of the layout's size, maps it and writes the
     /// header and the initial slot-to-buffer assignment.
@@ -151,7 +172,7 @@ impl Region {
                 std::ptr::null_mut(),
                 layout.region_len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
+                libc::MAP_SHARED,
                 fd.as_raw_fd(),
                 0,
             )
@@ -159,6 +180,7 @@ impl Region {
         if ptr == libc::MAP_FAILED {
             return Err(os("mmap port memfd")(io::Error::last_os_error()));
         }
+        populate(ptr, layout.region_len);
         let base = NonNull::new(ptr.cast::<u8>()).ok_or(RegionError::NotSealed)?;
         // SAFETY: both ring offsets lie inside the mapping, as the layout
         // guarantees (and `from_header` checked against the memfd's size).
