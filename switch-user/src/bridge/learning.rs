@@ -42,6 +42,7 @@ use switch_port::protocol::LookupStats;
 use super::lookup::{Destination, EthHeader, FdbEntry, Lookup, PortId};
 use super::prefetch;
 use super::switch::MAX_PORTS_LIMIT;
+use super::zeroed_array::{Zeroable, ZeroedArray};
 
 const WAYS: usize = 4;
 const VALID: u64 = 1 << 63;
@@ -71,12 +72,15 @@ pub const DEFAULT_MAX_MACS: u32 = 64;
 pub const UNLIMITED: u32 = u32::MAX;
 
 #[repr(align(64))]
-#[derive(Default)]
 struct Bucket {
     keys: [AtomicU64; WAYS],
     seen: [AtomicU32; WAYS],
     vlans: [AtomicU16; WAYS],
 }
+
+// SAFETY: a bucket is atomics only: all zero is an empty bucket, and none
+// has a Drop.
+unsafe impl Zeroable for Bucket {}
 
 /// An entry's place: bucket number and way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,7 +102,7 @@ const ROOT: usize = usize::MAX;
 
 /// The learning bridge's forwarding table.
 pub struct LearningTable {
-    buckets: Box<[Bucket]>,
+    buckets: ZeroedArray<Bucket>,
     mask: usize,
     hash_key: [u64; 4],
     capacity: usize,
@@ -174,7 +178,7 @@ impl LearningTable {
         // sits in its first bucket and displacement paths are short.
         let buckets = (capacity * 2).div_ceil(WAYS).next_power_of_two().max(2);
         LearningTable {
-            buckets: (0..buckets).map(|_| Bucket::default()).collect(),
+            buckets: ZeroedArray::new(buckets),
             mask: buckets - 1,
             hash_key,
             capacity,

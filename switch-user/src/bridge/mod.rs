@@ -12,3 +12,4 @@ pub mod prefetch;
 pub mod shm_port;
 pub mod switch;
 pub mod vlan;
+pub mod zeroed_array;
