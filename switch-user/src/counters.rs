@@ -81,6 +81,22 @@ impl PortCounters {
         }
     }
 
+    /// [`PortCounters::add_tx`] for a port whose deliveries are serialized:
+    /// the caller holds the lock under which every transmit count of this
+    /// port is made, so a plain read and write (no locked instruction, which
+    /// a switch delivering to many ports pays per port and batch) loses
+    /// nothing. Readers see each counter whole, as with `add_tx`.
+    #[inline]
+    pub fn add_tx_serialized(&self, packets: u64, bytes: u64) {
+        if packets != 0 {
+            let add = |counter: &AtomicU64, n: u64| {
+                counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed)
+            };
+            add(&self.tx_packets, packets);
+            add(&self.tx_bytes, bytes);
+        }
+    }
+
     /// Counts `n` drops for `reason`.
     #[inline]
     pub fn add_drops(&self, reason: DropReason, n: u64) {

@@ -198,8 +198,9 @@ impl ShmPort {
         if delivered > 0 {
             rx.tail().store(st.tail, Ordering::Release);
         }
+        // Every transmit count of this port is made here, under the sink lock.
+        counters.add_tx_serialized(delivered as u64, bytes);
         drop(st);
-        counters.add_tx(delivered as u64, bytes);
         counters.add_drops(DropReason::TooLong, too_long);
         counters.add_drops(DropReason::RingFull, full);
         (delivered, delivered > 0)
