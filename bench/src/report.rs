@@ -183,6 +183,9 @@ pub fn machine(repeats: usize) -> Value {
             .trim()
             .to_owned()
     };
+    let thp = |setting: &str| {
+        switch_port::region::transparent_huge_page_mode(setting).unwrap_or_default()
+    };
     let cpu_model = read("/proc/cpuinfo")
         .lines()
         .find(|l| l.starts_with("model name"))
@@ -199,6 +202,9 @@ pub fn machine(repeats: usize) -> Value {
         "cpu_model": cpu_model,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "kernel": read("/proc/sys/kernel/osrelease"),
+        // Huge pages change the rates of many ports and large tables.
+        "thp_enabled": thp("enabled"),
+        "thp_shmem": thp("shmem_enabled"),
         "date_utc": date,
         "repeats": repeats,
     })

@@ -63,6 +63,29 @@ unsafe impl Sync for Region {}
 /// Regions of at least this size ask for transparent huge pages.
 const HUGE_PAGE_MIN: usize = 2 << 20;
 
+/// The kernel's transparent huge page mode for shared memory (the selected
+/// word of `/sys/kernel/mm/transparent_hugepage/shmem_enabled`): port memory
+/// gets huge pages under `advise`, `within_size`, `always` and `force`, not
+/// under `never` or `deny`. `None` when the kernel has no such setting.
+pub fn shmem_huge_page_mode() -> Option<String> {
+    transparent_huge_page_mode("shmem_enabled")
+}
+
+/// The selected word of `/sys/kernel/mm/transparent_hugepage/<setting>`
+/// (`enabled` for private memory such as the learning table,
+/// `shmem_enabled` for port memory).
+pub fn transparent_huge_page_mode(setting: &str) -> Option<String> {
+    let path = format!("/sys/kernel/mm/transparent_hugepage/{setting}");
+    selected_mode(&std::fs::read_to_string(path).ok()?)
+}
+
+/// The bracketed word of a sysfs choice list (`a [b] c` gives `b`).
+fn selected_mode(text: &str) -> Option<String> {
+    let start = text.find('[')? + 1;
+    let len = text[start..].find(']')?;
+    Some(text[start..start + len].to_owned())
+}
+
 /// Faults in a fresh mapping of `len` bytes at `ptr`, on huge pages where
 /// the kernel gives them to shared memory (`shmem_enabled` set to `advise`
 /// or `always` in `/sys/kernel/mm/transparent_hugepage`): a switch that
@@ -265,6 +288,14 @@ impl Drop for Region {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_selected_huge_page_mode_is_the_bracketed_word() {
+        let text = "always within_size advise [never] deny force\n";
+        assert_eq!(selected_mode(text).as_deref(), Some("never"));
+        assert_eq!(selected_mode("[advise] never").as_deref(), Some("advise"));
+        assert_eq!(selected_mode("always never"), None);
+    }
 
     /// A copy of a valid region's memfd with only `seals` added.
     fn memfd_with_seals(seals: libc::c_int) -> OwnedFd {

@@ -259,6 +259,14 @@ pub fn run(
         }
         None => None,
     };
+    match switch_port::region::shmem_huge_page_mode().as_deref() {
+        Some("never" | "deny") | None => log::info!(
+            "port memory is on 4 KiB pages (transparent huge pages for shared memory are off): \
+             `echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled` speeds up \
+             switches with many ports (docs/tuning.md)"
+        ),
+        Some(mode) => log::info!("port memory asks for huge pages (shmem_enabled: {mode})"),
+    }
     let report = server.restore();
     if !report.restored.is_empty() || !report.failed.is_empty() {
         log::info!(
