@@ -31,6 +31,7 @@ mod switch_e2e;
 mod switch_scale;
 mod veth_pair;
 mod vlan_core;
+mod vm_idle;
 mod vm_scale;
 mod vxlan_tunnel;
 

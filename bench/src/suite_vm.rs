@@ -60,6 +60,10 @@ pub struct VmArgs {
     /// ping-pongs use the same e1000 options with `burst=1`).
     #[arg(long, default_value = "csb+batch")]
     pub(crate) scale_config: String,
+    /// Seconds over which an idle pair of guests is measured (cores used by
+    /// their monitors and the switch); 0 skips it.
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) idle_seconds: f64,
     /// Where the vswitch and vmm binaries are.
     #[arg(long, default_value = "target/release")]
     pub(crate) bin_dir: PathBuf,
@@ -157,8 +161,10 @@ pub(crate) const CONFIGS: &[Config] = &[
     },
 ];
 
-const RX_MAC: &str = "52:54:00:00:0b:01";
-const TX_MAC: &str = "52:54:00:00:0b:02";
+/// The receiving guest's MAC.
+pub(crate) const RX_MAC: &str = "52:54:00:00:0b:01";
+/// The sending guest's MAC.
+pub(crate) const TX_MAC: &str = "52:54:00:00:0b:02";
 
 /// Where the guests of one configuration run.
 pub(crate) enum Host {
@@ -180,7 +186,8 @@ pub(crate) struct Bed {
 }
 
 impl Bed {
-    fn start(
+    /// Starts a guest of `config` (see [`Bed::start_traced`]).
+    pub(crate) fn start(
         &self,
         config: &Config,
         label: &str,
@@ -700,6 +707,15 @@ pub fn run(args: &VmArgs) -> Result<()> {
             tsc_khz: tsc,
         };
         let kind = if config.qemu { "qemu" } else { "ours" };
+        if args.idle_seconds > 0.0 {
+            match crate::vm_idle::measure(&bed, config, args.idle_seconds) {
+                Ok(idle) => {
+                    notes.push(idle.summary(config, kind));
+                    report.push(idle.case(config, kind, args.idle_seconds));
+                }
+                Err(e) => notes.push(format!("{kind} {}: idle pair failed: {e:#}", config.name)),
+            }
+        }
         let rtt = match ping_pong(&bed, config, args.pings, !args.no_trace) {
             Ok(pp) => {
                 if let Some(hops) = &pp.hops {
