@@ -1,4 +1,5 @@
-//! What the state file holds (format version 1, or 2 with VLAN modes; see
+//! What the state file holds (format version 1, or 2 with VLAN modes,
+//! mirrors or tunnels; see
 //! `docs/state.md`): the
 //! configuration that outlives clients, i.e. persistent ports with their
 //! sizes, port-security settings and owners, and NIC attachments with
@@ -14,10 +15,11 @@ use switch_port::protocol::{Request, TapDirection, TunnelSpec, VlanMode};
 use crate::access::Owner;
 
 /// The newest version of the format, which this vswitch reads and writes
-/// when a VLAN mode is saved (version 2 added them).
+/// when a VLAN mode, a mirror or a tunnel is saved (version 2 is the first
+/// that announces them).
 pub const FORMAT_VERSION: u64 = 2;
-/// The version written when no VLAN mode is saved, so that a vswitch from
-/// before VLANs still reads the file.
+/// The version written when none of those is saved, so that a vswitch
+/// from before them still reads the file.
 pub const BASE_VERSION: u64 = 1;
 
 /// Who made a saved port or attachment.
@@ -141,7 +143,8 @@ pub struct SavedTunnel {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SavedState {
-    /// [`BASE_VERSION`], or [`FORMAT_VERSION`] when a VLAN mode is saved.
+    /// [`BASE_VERSION`], or [`FORMAT_VERSION`] when a VLAN mode, a mirror
+    /// or a tunnel is saved.
     pub version: u64,
     /// Persistent ports, by name.
     #[serde(default)]
@@ -200,14 +203,26 @@ impl SavedState {
     /// anything did.
     pub fn apply(&mut self, request: &Request, owner: &Owner) -> bool {
         let changed = self.apply_request(request, owner);
-        let vlans = self.ports.iter().any(|p| p.vlan.is_some())
+        self.version = if self.needs_format_version() {
+            FORMAT_VERSION
+        } else {
+            BASE_VERSION
+        };
+        changed
+    }
+
+    /// Whether the file holds anything a vswitch reading only version 1
+    /// would not understand: a VLAN mode, a mirror or a tunnel (all came
+    /// after version 1). Such a vswitch then refuses the file for its
+    /// version, instead of calling it corrupt.
+    fn needs_format_version(&self) -> bool {
+        !self.mirrors.is_empty()
+            || !self.tunnels.is_empty()
+            || self.ports.iter().any(|p| p.vlan.is_some())
             || self
                 .attachments
                 .iter()
                 .any(|a| a.vlan.is_some() || a.host_vlan.is_some())
-            || self.tunnels.iter().any(|t| t.tunnel.vlan.is_some());
-        self.version = if vlans { FORMAT_VERSION } else { BASE_VERSION };
-        changed
     }
 
     fn apply_request(&mut self, request: &Request, owner: &Owner) -> bool {
@@ -640,6 +655,10 @@ pub(crate) mod tests {
         assert!(is_change(&add));
         assert!(s.apply(&add, &Owner::root()));
         assert_eq!(
+            s.version, FORMAT_VERSION,
+            "a mirror is announced by version 2"
+        );
+        assert_eq!(
             s.commands(),
             ["vswitch mirror add vale0 m1 --src vale0:a,vale0:b --dir rx --dst vale0:eth0"]
         );
@@ -730,6 +749,10 @@ pub(crate) mod tests {
         };
         assert!(is_change(&add));
         assert!(s.apply(&add, &Owner::root()));
+        assert_eq!(
+            s.version, FORMAT_VERSION,
+            "a tunnel is announced by version 2"
+        );
         let text = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<SavedState>(&text).unwrap(), s);
         assert_eq!(s.replays()[0].request, add);
