@@ -261,7 +261,8 @@ impl Registry {
 
     /// Applies port-security settings to `port` of `switch`, locked to
     /// `mac` (the port's own, or its client's). Fails when `mac` is locked
-    /// to another port; the port is then unlocked.
+    /// to another port; the port then keeps its previous address, pins and
+    /// limits.
     fn secure(
         &self,
         switch: &Switch,
@@ -276,29 +277,24 @@ impl Registry {
                 (self.config.fdb_capacity / 2).max(1) as u32
             }
         };
-        switch.lookup().set_port_limit(port.id, max_macs);
-        port.security
-            .set_storm_pps(settings.storm_pps.unwrap_or(self.config.storm_pps));
-        // The address is pinned in every VLAN the port carries.
+        // The address is pinned in every VLAN the port carries. The new
+        // pins are made first: a request that fails changes nothing (the
+        // port keeps its old address, pinned, and its old limits).
         let vlans = port.vlan.vlans();
-        if let Some(old) = port.security.mac() {
-            if Some(old) != mac {
-                for &v in &vlans {
-                    switch.lookup().unpin(old, v, port.id);
-                }
-            }
-        }
-        port.security.set_mac(mac);
+        let old = port.security.mac();
         if let Some(mac) = mac {
+            // Pinning the port's own address again changes nothing where it
+            // is pinned already (and pins it in VLANs the port has gained).
             let pinned = vlans
                 .iter()
                 .take_while(|&&v| switch.lookup().pin(mac, v, port.id))
                 .count();
             if pinned < vlans.len() {
-                for &v in &vlans[..pinned] {
-                    switch.lookup().unpin(mac, v, port.id);
+                if Some(mac) != old {
+                    for &v in &vlans[..pinned] {
+                        switch.lookup().unpin(mac, v, port.id);
+                    }
                 }
-                port.security.set_mac(None);
                 // The table pins unicast addresses only.
                 if mac.is_multicast() || mac.is_zero() {
                     return Err(ControlError::MacNotUnicast(mac));
@@ -309,6 +305,15 @@ impl Registry {
                 });
             }
         }
+        if let Some(old) = old.filter(|&o| Some(o) != mac) {
+            for &v in &vlans {
+                switch.lookup().unpin(old, v, port.id);
+            }
+        }
+        port.security.set_mac(mac);
+        switch.lookup().set_port_limit(port.id, max_macs);
+        port.security
+            .set_storm_pps(settings.storm_pps.unwrap_or(self.config.storm_pps));
         Ok(())
     }
 
@@ -1058,6 +1063,60 @@ mod tests {
         let info = reg.list()[0].ports.clone();
         assert_eq!(info.iter().find(|i| i.name == p).unwrap().mac, Some(mac));
         assert_eq!(info[0].max_macs, DEFAULT_MAX_MACS);
+        reg.shutdown();
+    }
+
+    #[test]
+    fn a_lock_that_fails_leaves_the_port_as_it_was() {
+        let reg = registry();
+        let root = Caller::root();
+        let (p, q) = (
+            PortName::parse("vale0:p").unwrap(),
+            PortName::parse("vale0:q").unwrap(),
+        );
+        let (mine, theirs): (MacAddr, MacAddr) = (
+            "02:00:00:00:00:01".parse().unwrap(),
+            "02:00:00:00:00:02".parse().unwrap(),
+        );
+        let limited = PortSettings {
+            max_macs: Some(3),
+            storm_pps: Some(50),
+            ..PortSettings::default()
+        };
+        reg.create_port(&p, None, None, limited, None, &root)
+            .unwrap();
+        reg.open_port(&p, None, None, Some(mine), &root).unwrap();
+        reg.open_port(&q, None, None, Some(theirs), &root).unwrap();
+        let (switch, port) = {
+            let switches = reg.switches.lock();
+            let entry = &switches[&p.switch()];
+            (entry.switch.clone(), entry.ports[&p].port.clone())
+        };
+        // Locking p to q's address fails, with other limits asked for.
+        let other = PortSettings {
+            max_macs: Some(7),
+            storm_pps: Some(9),
+            ..PortSettings::default()
+        };
+        assert!(matches!(
+            reg.secure(&switch, &port, &other, Some(theirs)),
+            Err(ControlError::MacInUse { .. })
+        ));
+        // p keeps its address, pinned, and its limits; q keeps its own.
+        assert_eq!(port.security.mac(), Some(mine));
+        let pinned_to = |mac: MacAddr| {
+            switch
+                .lookup()
+                .entries(0)
+                .iter()
+                .find(|e| e.mac == mac)
+                .map(|e| e.port)
+        };
+        assert_eq!(pinned_to(mine), Some(port.id));
+        assert_ne!(pinned_to(theirs), Some(port.id));
+        let info = reg.list()[0].ports.clone();
+        let p_info = info.iter().find(|i| i.name == p).unwrap();
+        assert_eq!((p_info.max_macs, p_info.mac), (3, Some(mine)));
         reg.shutdown();
     }
 
