@@ -13,6 +13,7 @@
 //! checksum is right is never changed, and the full sum is computed only
 //! for frames whose field looks partial (a cheap test first).
 
+use inet_checksum::{accumulate, fold};
 use std::fmt;
 use std::str::FromStr;
 
@@ -68,34 +69,6 @@ const ETHERTYPE_VLAN: u16 = 0x8100;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 
-/// One's-complement sum of `data` as big-endian 16-bit words (an odd last
-/// byte padded with zero), added to `sum`.
-fn add_words(mut sum: u64, data: &[u8]) -> u64 {
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        sum += u64::from(u16::from_be_bytes([c[0], c[1]]))
-            + u64::from(u16::from_be_bytes([c[2], c[3]]))
-            + u64::from(u16::from_be_bytes([c[4], c[5]]))
-            + u64::from(u16::from_be_bytes([c[6], c[7]]));
-    }
-    let mut words = chunks.remainder().chunks_exact(2);
-    for w in &mut words {
-        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [last] = words.remainder() {
-        sum += u64::from(*last) << 8;
-    }
-    sum
-}
-
-/// Folds a sum into 16 bits (end-around carry).
-fn fold(mut sum: u64) -> u16 {
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
-
 /// Where a frame's L4 segment is and its pseudo-header sum.
 struct L4 {
     /// Offset of the TCP/UDP header in the frame.
@@ -133,7 +106,7 @@ fn locate(frame: &[u8]) -> Option<L4> {
             }
             let proto = ip[9];
             let len = (end - start) as u64;
-            let pseudo = add_words(0, &ip[12..20]) + u64::from(proto) + len;
+            let pseudo = accumulate(0, &ip[12..20]) + u64::from(proto) + len;
             Some(L4 {
                 start,
                 end,
@@ -152,7 +125,7 @@ fn locate(frame: &[u8]) -> Option<L4> {
                 return None;
             }
             let proto = ip[6];
-            let pseudo = add_words(0, &ip[8..40]) + u64::from(proto) + payload as u64;
+            let pseudo = accumulate(0, &ip[8..40]) + u64::from(proto) + payload as u64;
             Some(L4 {
                 start,
                 end,
@@ -182,14 +155,15 @@ pub fn complete_partial(frame: &mut [u8]) -> bool {
     }
     // Over the whole segment, stored field included: a finished checksum
     // sums to 0xffff with the pseudo header.
-    let sum = add_words(l4.pseudo, &frame[l4.start..l4.end]);
+    let sum = accumulate(l4.pseudo, &frame[l4.start..l4.end]);
     if fold(sum) == 0xffff {
         return false;
     }
     // The field currently contributes `stored`; the checksum over the
     // segment with the field zero is the sum without it.
-    let without_field =
-        add_words(0, &frame[l4.start..field]) + add_words(0, &frame[field + 2..l4.end]) + l4.pseudo;
+    let without_field = accumulate(0, &frame[l4.start..field])
+        + accumulate(0, &frame[field + 2..l4.end])
+        + l4.pseudo;
     let mut check = !fold(without_field);
     if l4.proto == PROTO_UDP && check == 0 {
         // UDP sends a computed zero as all ones (zero means "none").
@@ -218,7 +192,7 @@ mod tests {
         f[46] = 0x50;
         f[54..].copy_from_slice(payload);
         let l4 = locate(&f).unwrap();
-        let check = !fold(add_words(l4.pseudo, &f[34..]));
+        let check = !fold(accumulate(l4.pseudo, &f[34..]));
         f[50..52].copy_from_slice(&check.to_be_bytes());
         f
     }
@@ -236,7 +210,7 @@ mod tests {
         f[58..60].copy_from_slice(&len.to_be_bytes());
         f[62..].copy_from_slice(payload);
         let l4 = locate(&f).unwrap();
-        let check = !fold(add_words(l4.pseudo, &f[54..]));
+        let check = !fold(accumulate(l4.pseudo, &f[54..]));
         f[60..62].copy_from_slice(&check.to_be_bytes());
         f
     }
