@@ -4,7 +4,8 @@
 //!
 //! Both threads share [`common`]: memory management for the allocator and
 //! thread stacks (never executable), futexes, `read`/`write` on descriptors
-//! they already hold, timers, signal return and masks, thread and process
+//! they already hold, `fcntl(F_GETFD)` (std's debug check when a descriptor
+//! is dropped), timers, signal return and masks, thread and process
 //! exit, abort, and the `--stats-json` file (created only in its directory).
 //! The vCPU thread adds its KVM ioctls, each only on its own descriptor
 //! with its request number; the I/O thread adds `epoll_wait` and the one
@@ -52,6 +53,11 @@ fn clear(arg: u8, mask: u64) -> Result<SeccompCondition, BackendError> {
 
 fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, BackendError> {
     SeccompRule::new(conditions)
+}
+
+/// `fcntl(fd, F_GETFD)`, on any descriptor.
+fn fcntl_getfd() -> Result<SeccompRule, BackendError> {
+    rule(vec![eq32(1, libc::F_GETFD as u64)?])
 }
 
 /// Descriptors are non-negative `int`s.
@@ -107,6 +113,11 @@ fn common(context: &FilterContext) -> Result<Rules, BackendError> {
     )?;
     rules.insert(libc::SYS_mmap, vec![rule(vec![no_exec()?, anonymous])?]);
     rules.insert(libc::SYS_mprotect, vec![rule(vec![no_exec()?])?]);
+    // Debug builds of std check, when an OwnedFd (a File, a socket, an
+    // eventfd) is dropped, that the descriptor is still open with
+    // `fcntl(fd, F_GETFD)` before closing it. F_GETFD only reads the
+    // close-on-exec flag; every other `fcntl` command stays forbidden.
+    rules.insert(libc::SYS_fcntl, vec![fcntl_getfd()?]);
     // abort(): SIGABRT to this process only, and back to the default action.
     rules.insert(
         libc::SYS_tgkill,
@@ -208,10 +219,10 @@ pub fn link_rules(context: &FilterContext) -> Result<Rules, BackendError> {
         libc::SYS_socket,
         vec![rule(vec![eq32(0, libc::AF_UNIX as u64)?])?],
     );
-    rules.insert(
-        libc::SYS_fcntl,
-        vec![rule(vec![eq32(1, libc::F_GET_SEALS as u64)?])?],
-    );
+    rules
+        .entry(libc::SYS_fcntl)
+        .or_default()
+        .push(rule(vec![eq32(1, libc::F_GET_SEALS as u64)?])?);
     let shared = SeccompCondition::new(
         3,
         SeccompCmpArgLen::Dword,
@@ -368,6 +379,11 @@ mod tests {
         // SAFETY: constant arguments; the descriptor is left to the child's exit.
         unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
     }
+    fn fcntl(fd: i32, command: i32) {
+        // SAFETY: F_GETFD, F_GET_SEALS and F_SETFL with no flags take no
+        // pointer; the descriptor is not open.
+        unsafe { libc::fcntl(fd, command, 0) };
+    }
     const RW: i32 = libc::PROT_READ | libc::PROT_WRITE;
     const ANON: i32 = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
 
@@ -375,7 +391,13 @@ mod tests {
     fn arguments_are_checked() {
         use super::super::ThreadKind::{self, Io, Link, Metrics, Vcpu};
         // The context's descriptors: vCPU 10, VM 11, stats directory 7.
-        let allowed: [(ThreadKind, fn()); 7] = [
+        let allowed: [(ThreadKind, fn()); 12] = [
+            // std's debug check when a descriptor is dropped, on every thread.
+            (Vcpu, || fcntl(10, libc::F_GETFD)),
+            (Io, || fcntl(10, libc::F_GETFD)),
+            (Metrics, || fcntl(10, libc::F_GETFD)),
+            (Link, || fcntl(10, libc::F_GETFD)),
+            (Link, || fcntl(10, libc::F_GET_SEALS)),
             (Metrics, || ioctl(10, libc::FIONBIO)),
             (Vcpu, || ioctl(10, kvm_requests::KVM_RUN())),
             (Io, || ioctl(11, kvm_requests::KVM_IOEVENTFD())),
@@ -387,7 +409,11 @@ mod tests {
         for (thread, call) in allowed {
             assert_eq!(killed_by(thread, call), None, "{thread:?}");
         }
-        let forbidden: [(ThreadKind, fn()); 12] = [
+        let forbidden: [(ThreadKind, fn()); 15] = [
+            // fcntl: F_GETFD everywhere, F_GET_SEALS on the link watcher, no more.
+            (Io, || fcntl(10, libc::F_SETFL)),
+            (Io, || fcntl(10, libc::F_GET_SEALS)),
+            (Link, || fcntl(10, libc::F_SETFD)),
             // The metrics thread: no KVM ioctl, no new socket.
             (Metrics, || ioctl(11, kvm_requests::KVM_IOEVENTFD())),
             (Metrics, unix_socket),
