@@ -139,10 +139,27 @@ pub struct PortClient {
 
 impl PortClient {
     /// Connects to the daemon at `socket` and opens `port` (e.g. `vale0:vm1`),
-    /// creating it if it does not exist.
+    /// creating it if it does not exist. Each read of the daemon's answer
+    /// waits at most [`DEFAULT_TIMEOUT`](crate::control::client::DEFAULT_TIMEOUT).
     pub fn open(socket: &Path, port: &str, config: PortConfig) -> Result<PortClient, OpenError> {
+        PortClient::open_with_timeout(
+            socket,
+            port,
+            config,
+            Some(crate::control::client::DEFAULT_TIMEOUT),
+        )
+    }
+
+    /// [`PortClient::open`], with each read of a control answer waiting at
+    /// most `timeout` (`None`: forever); see [`Connection::connect_with_timeout`].
+    pub fn open_with_timeout(
+        socket: &Path,
+        port: &str,
+        config: PortConfig,
+        timeout: Option<Duration>,
+    ) -> Result<PortClient, OpenError> {
         let name = PortName::parse(port)?;
-        let mut conn = Connection::connect(socket)?;
+        let mut conn = Connection::connect_with_timeout(socket, timeout)?;
         let (response, fds) = conn.call(&Request::OpenPort {
             port: name.clone(),
             ring_size: config.ring_size,

@@ -195,7 +195,8 @@ pub fn io_rules(context: &FilterContext) -> Result<Rules, BackendError> {
 /// The link watcher: [`common`], `poll` on its control connection, and what
 /// re-opening the switch port takes: a Unix socket (AF_UNIX only) connected
 /// to the daemon, the request and the answer with its descriptors
-/// (`sendmsg`/`recvmsg`), the port memfd's checks (`fcntl` for its seals,
+/// (`sendmsg`/`recvmsg`) with its read timeout (`setsockopt`, `SO_RCVTIMEO`
+/// only), the port memfd's checks (`fcntl` for its seals,
 /// `fstat`, `pread64` of its header) and its shared mapping (never
 /// executable), and an eventfd for the link-down port. No KVM ioctl: guest
 /// memory and the device's registrations do not change.
@@ -223,6 +224,15 @@ pub fn link_rules(context: &FilterContext) -> Result<Rules, BackendError> {
         .entry(libc::SYS_fcntl)
         .or_default()
         .push(rule(vec![eq32(1, libc::F_GET_SEALS as u64)?])?);
+    // The client library bounds its wait for the daemon's answer with
+    // SO_RCVTIMEO, set on each new control socket.
+    rules.insert(
+        libc::SYS_setsockopt,
+        vec![rule(vec![
+            eq32(1, libc::SOL_SOCKET as u64)?,
+            eq32(2, libc::SO_RCVTIMEO as u64)?,
+        ])?],
+    );
     let shared = SeccompCondition::new(
         3,
         SeccompCmpArgLen::Dword,
@@ -384,6 +394,22 @@ mod tests {
         // pointer; the descriptor is not open.
         unsafe { libc::fcntl(fd, command, 0) };
     }
+    fn setsockopt(option: i32) {
+        let timeout = libc::timeval {
+            tv_sec: 1,
+            tv_usec: 0,
+        };
+        // SAFETY: a valid timeval of the given size; the descriptor is not open.
+        unsafe {
+            libc::setsockopt(
+                10,
+                libc::SOL_SOCKET,
+                option,
+                (&timeout as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            )
+        };
+    }
     const RW: i32 = libc::PROT_READ | libc::PROT_WRITE;
     const ANON: i32 = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
 
@@ -391,13 +417,14 @@ mod tests {
     fn arguments_are_checked() {
         use super::super::ThreadKind::{self, Io, Link, Metrics, Vcpu};
         // The context's descriptors: vCPU 10, VM 11, stats directory 7.
-        let allowed: [(ThreadKind, fn()); 12] = [
+        let allowed: [(ThreadKind, fn()); 13] = [
             // std's debug check when a descriptor is dropped, on every thread.
             (Vcpu, || fcntl(10, libc::F_GETFD)),
             (Io, || fcntl(10, libc::F_GETFD)),
             (Metrics, || fcntl(10, libc::F_GETFD)),
             (Link, || fcntl(10, libc::F_GETFD)),
             (Link, || fcntl(10, libc::F_GET_SEALS)),
+            (Link, || setsockopt(libc::SO_RCVTIMEO)),
             (Metrics, || ioctl(10, libc::FIONBIO)),
             (Vcpu, || ioctl(10, kvm_requests::KVM_RUN())),
             (Io, || ioctl(11, kvm_requests::KVM_IOEVENTFD())),
@@ -409,11 +436,14 @@ mod tests {
         for (thread, call) in allowed {
             assert_eq!(killed_by(thread, call), None, "{thread:?}");
         }
-        let forbidden: [(ThreadKind, fn()); 15] = [
+        let forbidden: [(ThreadKind, fn()); 17] = [
             // fcntl: F_GETFD everywhere, F_GET_SEALS on the link watcher, no more.
             (Io, || fcntl(10, libc::F_SETFL)),
             (Io, || fcntl(10, libc::F_GET_SEALS)),
             (Link, || fcntl(10, libc::F_SETFD)),
+            // setsockopt: the link watcher's read timeout only.
+            (Link, || setsockopt(libc::SO_SNDTIMEO)),
+            (Io, || setsockopt(libc::SO_RCVTIMEO)),
             // The metrics thread: no KVM ioctl, no new socket.
             (Metrics, || ioctl(11, kvm_requests::KVM_IOEVENTFD())),
             (Metrics, unix_socket),
