@@ -1,6 +1,9 @@
-//! Where the project's binaries and the guest image are.
+//! Where the project's binaries and the guest image are, and whether the
+//! image is as new as the guest's sources.
 
 use std::path::{Path, PathBuf};
+
+use crate::{guest_staleness, Result};
 
 /// The workspace's `target` directory.
 fn target_dir() -> PathBuf {
@@ -31,6 +34,16 @@ pub fn vmm_bin() -> PathBuf {
     bin_dir().join("vmm")
 }
 
+/// Where `cargo xtask build-guest` puts the guest image.
+fn built_guest_image() -> PathBuf {
+    target_dir().join("guest/guest.elf")
+}
+
+/// The guest crate, the image's sources.
+fn guest_crate_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vmm/guest")
+}
+
 /// The guest image: `$E2E_GUEST_IMAGE`, else `$VMM_GUEST_IMAGE`, else
 /// `target/guest/guest.elf` (where `cargo xtask build-guest` puts it).
 pub fn guest_image() -> PathBuf {
@@ -38,7 +51,26 @@ pub fn guest_image() -> PathBuf {
         .iter()
         .find_map(std::env::var_os)
         .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("guest/guest.elf"))
+        .unwrap_or_else(built_guest_image)
+}
+
+/// Fails with [`crate::Error::StaleGuestImage`] when `image` is the image
+/// `cargo xtask build-guest` builds (target/guest/guest.elf) and a file of
+/// the guest's sources (`vmm/guest`: `src/`, `Cargo.toml`, `Cargo.lock`,
+/// `build.rs`, `link.ld`, `.cargo/`) was modified after it. Any other image,
+/// or one that does not exist, passes (the caller reports a missing one).
+pub fn check_guest_image(image: &Path) -> Result<()> {
+    let (Ok(image), Ok(built), Ok(guest_dir)) = (
+        image.canonicalize(),
+        built_guest_image().canonicalize(),
+        guest_crate_dir().canonicalize(),
+    ) else {
+        return Ok(());
+    };
+    if image != built {
+        return Ok(());
+    }
+    guest_staleness::check_fresh(&image, &guest_dir)
 }
 
 /// Whether this machine can run VMs (`/dev/kvm` opens read-write).

@@ -111,6 +111,14 @@ pub enum Error {
         /// How to make it.
         hint: &'static str,
     },
+    /// The guest image was built before a change to the guest's sources.
+    #[error("the guest image {} is older than {} (changed after the image was built): rebuild it with `cargo xtask build-guest`", image.display(), newest.display())]
+    StaleGuestImage {
+        /// The image.
+        image: PathBuf,
+        /// The most recently changed source file.
+        newest: PathBuf,
+    },
 }
 
 impl Error {

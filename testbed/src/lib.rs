@@ -14,7 +14,9 @@
 //! - [`Vm`]: a guest under the project's `vmm` or under QEMU, with its serial
 //!   console in a file and a [`VmOutcome`] when it ends.
 //! - [`PacketSocket`]: a raw AF_PACKET socket bound to one interface.
-//! - [`bin_dir`], [`guest_image`]: where the binaries and the guest image are.
+//! - [`bin_dir`], [`guest_image`]: where the binaries and the guest image are;
+//!   [`check_guest_image`] refuses an image older than the guest's sources
+//!   (every [`Vm`] start checks).
 //! - [`wait_until`] / [`wait_for`]: bounded polling.
 //! - [`unique_temp_dir`]: a fresh directory removed on drop.
 //! - [`procfs`]: open fd count and RSS of a process, for leak tests.
@@ -30,6 +32,7 @@ mod binaries;
 mod cpu;
 mod daemon;
 mod error;
+mod guest_staleness;
 pub mod link;
 mod netns;
 pub mod packet_socket;
@@ -41,7 +44,7 @@ mod tempdir;
 mod vm;
 mod wait;
 
-pub use binaries::{bin_dir, guest_image, have_kvm, vmm_bin, vswitch_bin};
+pub use binaries::{bin_dir, check_guest_image, guest_image, have_kvm, vmm_bin, vswitch_bin};
 pub use cpu::pin_to_cpu;
 pub use daemon::{Daemon, DaemonBuilder, SOCKET_NAME};
 pub use error::Error;

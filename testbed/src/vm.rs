@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-use crate::{unique_temp_dir, vmm_bin, wait_until, Capture, Error, Netns, Proc, Result, TempDir};
+use crate::{
+    check_guest_image, unique_temp_dir, vmm_bin, wait_until, Capture, Error, Netns, Proc, Result,
+    TempDir,
+};
 
 /// The QEMU binary [`Vm::qemu`] runs.
 pub const QEMU_BIN: &str = "qemu-system-x86_64";
@@ -141,6 +144,7 @@ impl<'a> VmBuilder<'a> {
                 hint: "`cargo xtask build-guest` builds the guest image",
             });
         }
+        check_guest_image(&self.kernel)?;
         let (temp, dir) = match self.dir.clone() {
             Some(dir) => (None, dir),
             None => {

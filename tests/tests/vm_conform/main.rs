@@ -58,6 +58,8 @@ fn run_ours() -> Result<Value> {
 }
 
 fn run_qemu(dir: &Path) -> Result<Value> {
+    // QEMU is started directly, not through testbed's Vm: check the image here.
+    testbed::check_guest_image(&guest_image())?;
     let peer_sock = dir.join("peer.sock");
     let qemu_sock = dir.join("qemu.sock");
     let socket = UnixDatagram::bind(&peer_sock)?;

@@ -101,13 +101,17 @@ pub fn write_image(dir: &Path, name: &str, image: &[u8]) -> String {
 /// The real guest image ([`testbed::guest_image`]: target/guest/guest.elf
 /// from `cargo xtask build-guest`, or `$E2E_GUEST_IMAGE` /
 /// `$VMM_GUEST_IMAGE`), or `None` (with a message) when it has not been
-/// built or there is no /dev/kvm.
+/// built or there is no /dev/kvm. Panics when the image is older than the
+/// guest's sources ([`testbed::check_guest_image`]).
 pub fn guest_image() -> Option<String> {
     let path = testbed::guest_image();
     if !have_kvm() {
         return None;
     }
     if path.exists() {
+        if let Err(e) = testbed::check_guest_image(&path) {
+            panic!("{e}");
+        }
         Some(path.to_string_lossy().into_owned())
     } else {
         testbed::skip_or_fail(format_args!(
