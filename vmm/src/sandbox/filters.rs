@@ -390,8 +390,8 @@ mod tests {
         unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
     }
     fn fcntl(fd: i32, command: i32) {
-        // SAFETY: F_GETFD, F_GET_SEALS and F_SETFL with no flags take no
-        // pointer; the descriptor is not open.
+        // SAFETY: the commands used (F_GETFD, F_GET_SEALS, F_SETFD, F_SETFL)
+        // take an integer or nothing, no pointer; the descriptor is not open.
         unsafe { libc::fcntl(fd, command, 0) };
     }
     fn setsockopt(option: i32) {
