@@ -21,13 +21,14 @@ const LAPIC_LVT_ERROR: usize = 0x370;
 const LAPIC_TIMER_INITIAL: usize = 0x380;
 const LAPIC_TIMER_DIVIDE: usize = 0x3E0;
 const LVT_MASKED: u32 = 1 << 16;
-const LVT_PERIODIC: u32 = 1 << 17;
 const SVR_ENABLE: u32 = 1 << 8;
 
 /// KVM's (and QEMU's) APIC timer runs at 1 GHz before the divider.
 pub const APIC_TIMER_HZ: u64 = 1_000_000_000;
 /// The divide configuration used (divide by 16).
 const DIVIDE_BY_16: u32 = 0x3;
+/// The timer's count rate after the divider.
+pub const TIMER_COUNT_HZ: u64 = APIC_TIMER_HZ / 16;
 
 fn lapic_write(reg: usize, value: u32) {
     // SAFETY: a register of the local APIC page, identity mapped uncached.
@@ -40,18 +41,23 @@ fn lapic_read(reg: usize) -> u32 {
 }
 
 /// Enables the local APIC with `spurious_vector`, masks LINT0/LINT1 (so the
-/// PIC's INTR can never reach the CPU) and the error LVT, and starts a
-/// periodic timer on `timer_vector` every `timer_period_us` microseconds.
-pub fn init_local(spurious_vector: u8, timer_vector: u8, timer_period_us: u64) {
+/// PIC's INTR can never reach the CPU) and the error LVT, and sets the timer
+/// to one-shot mode on `timer_vector`, stopped (see [`timer_oneshot`]).
+pub fn init_local(spurious_vector: u8, timer_vector: u8) {
     lapic_write(LAPIC_SVR, SVR_ENABLE | spurious_vector as u32);
     lapic_write(LAPIC_TPR, 0);
     lapic_write(LAPIC_LVT_LINT0, LVT_MASKED);
     lapic_write(LAPIC_LVT_LINT1, LVT_MASKED);
     lapic_write(LAPIC_LVT_ERROR, LVT_MASKED);
     lapic_write(LAPIC_TIMER_DIVIDE, DIVIDE_BY_16);
-    lapic_write(LAPIC_LVT_TIMER, LVT_PERIODIC | timer_vector as u32);
-    let count = APIC_TIMER_HZ / 16 * timer_period_us / 1_000_000;
-    lapic_write(LAPIC_TIMER_INITIAL, count.min(u32::MAX as u64) as u32);
+    lapic_write(LAPIC_LVT_TIMER, timer_vector as u32);
+    lapic_write(LAPIC_TIMER_INITIAL, 0);
+}
+
+/// (Re)starts the one-shot timer: one interrupt after `count` counts at
+/// [`TIMER_COUNT_HZ`]; a pending one is replaced (0 stops the timer).
+pub fn timer_oneshot(count: u32) {
+    lapic_write(LAPIC_TIMER_INITIAL, count);
 }
 
 /// Signals end of interrupt to the local APIC.

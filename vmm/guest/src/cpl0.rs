@@ -103,11 +103,7 @@ extern "C" fn cpl0_main(start_info: u64) -> ! {
             let value = apic::LAPIC_BASE as u64 | 0x900; // enabled, BSP
             asm!("wrmsr", in("ecx") 0x1Bu32, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nomem, nostack));
         }
-        apic::init_local(
-            irq::VECTOR_SPURIOUS,
-            irq::VECTOR_TIMER,
-            irq::TIMER_PERIOD_US,
-        );
+        apic::init_local(irq::VECTOR_SPURIOUS, irq::VECTOR_TIMER);
 
         // As if `user_main` had been called: RSP = 8 mod 16 at its entry.
         let user_stack_top = addr_of!(USER_STACK) as u64 + USER_STACK_SIZE as u64 - 8;

@@ -294,6 +294,14 @@ impl Driver {
         }
     }
 
+    /// The TSC value at which [`Driver::service_tx`] gives up on an
+    /// expected TX interrupt (combine mode), if one is expected: a waiting
+    /// loop must look again by then.
+    pub fn tx_watchdog_due(&self) -> Option<u64> {
+        self.tx_irq_pending
+            .then(|| self.tx_pending_since + tsc::ms_to_ticks(TX_WATCHDOG_MS) + 1)
+    }
+
     /// Reclaims completed TX descriptors, and in combine mode publishes
     /// frames whose TX interrupt is overdue ([`TX_WATCHDOG_MS`]).
     pub fn service_tx(&mut self) -> u32 {

@@ -15,6 +15,8 @@ use crate::apic;
 use crate::counters::COUNTERS;
 use crate::driver::Driver;
 use crate::irq_nesting::Nesting;
+use crate::tsc;
+use crate::wake_timer;
 use core::cell::UnsafeCell;
 use core::ptr::addr_of;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::SeqCst};
@@ -22,13 +24,19 @@ use e1000_spec::regs::ICR;
 
 /// The e1000's vector (IOAPIC pin from the PCI interrupt line).
 pub const VECTOR_NIC: u8 = 0x30;
-/// The LAPIC timer's vector (the idle backstop tick).
+/// The LAPIC timer's vector (the one-shot wake-up of idle waits, see
+/// `wake_timer`).
 pub const VECTOR_TIMER: u8 = 0x31;
 /// The LAPIC spurious vector.
 pub const VECTOR_SPURIOUS: u8 = 0xFF;
-/// Period of the LAPIC timer tick. It bounds how long an idle can last, so
-/// that deadlines are noticed; it costs about 100 interrupts a second.
-pub const TIMER_PERIOD_US: u64 = 10_000;
+/// How long an [`idle`] without a deadline lasts at most: its callers wait
+/// for an interrupt they asked for and look again (TX watchdog, drains)
+/// at least this often.
+pub const IDLE_BACKSTOP_US: u64 = 10_000;
+/// How long an [`idle_until`] lasts at most, whatever its deadline: a
+/// backstop against a wake-up that never comes (once a second costs
+/// nothing measurable).
+pub const IDLE_MAX_MS: u64 = 1_000;
 
 struct DriverSlot(UnsafeCell<Option<Driver>>);
 
@@ -145,6 +153,7 @@ pub fn dispatch(vector: u64, error: u64, frame: &mut TrapFrame) {
         }
         VECTOR_TIMER => {
             COUNTERS.timer_irqs.inc();
+            wake_timer::fired();
             GENERATION.fetch_add(1, SeqCst);
             skip_idle_if_pending(frame);
             apic::eoi();
@@ -229,14 +238,28 @@ pub fn idle_token() -> u32 {
     GENERATION.load(SeqCst)
 }
 
-/// Waits for the next interrupt, unless one arrived since `token` was taken.
-///
-/// Our VMM halts the vCPU on the idle-port write until an interrupt (the
-/// LAPIC tick bounds the wait). Under QEMU the write is only an exit that
-/// returns at once, so waiting loops spin through exits; that is still
-/// better than spinning natively there, because every exit lets the host
-/// run QEMU's I/O thread (measured: ping p50 120 us against ~1 ms).
+/// Waits for the next interrupt, unless one arrived since `token` was taken;
+/// at most [`IDLE_BACKSTOP_US`].
 pub fn idle(token: u32) {
+    idle_until(
+        token,
+        tsc::now().saturating_add(tsc::us_to_ticks(IDLE_BACKSTOP_US)),
+    );
+}
+
+/// Waits for the next interrupt, unless one arrived since `token` was taken;
+/// the LAPIC timer wakes it by the TSC value `wake` (at most [`IDLE_MAX_MS`]
+/// from now). Take `token` before arming anything: a timer interrupt that
+/// lands after it makes this return at once.
+///
+/// Our VMM halts the vCPU on the idle-port write until an interrupt. Under
+/// QEMU the write is only an exit that returns at once, so waiting loops
+/// spin through exits; that is still better than spinning natively there,
+/// because every exit lets the host run QEMU's I/O thread (measured: ping
+/// p50 120 us against ~1 ms).
+pub fn idle_until(token: u32, wake: u64) {
+    let latest = tsc::now().saturating_add(tsc::ms_to_ticks(IDLE_MAX_MS));
+    wake_timer::wake_by(wake.min(latest));
     COUNTERS.idle_exits.inc();
     // SAFETY: `guest_idle` compares the generation with `token` and writes
     // the idle port; it touches no memory besides reading `GENERATION`.

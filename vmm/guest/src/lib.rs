@@ -26,6 +26,7 @@ pub mod port;
 pub mod serial;
 pub mod stats;
 pub mod tsc;
+pub mod wake_timer;
 pub mod workload;
 
 /// Exit code: the workload succeeded.

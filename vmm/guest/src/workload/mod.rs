@@ -26,6 +26,7 @@ use crate::serial::Serial;
 use crate::tsc::{self, Deadline};
 use crate::{println, EXIT_SETUP};
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use e1000_spec::regs::icr::{LSC as INT_LSC, TXDW as INT_TXDW};
 
 /// Upper bound of any run whose `duration=` is not given.
@@ -239,12 +240,32 @@ pub fn run(config: &Config, info: &StartInfo) -> u8 {
     }
 }
 
+/// How long an RX wait idles at most before it looks again, now: starts at
+/// [`irq::IDLE_BACKSTOP_US`], doubles after every idle that brought no
+/// frame, up to [`irq::IDLE_MAX_MS`], and starts again at a frame. So while
+/// traffic flows a receiver looks at its ring at least every 10 ms, as it
+/// did with the periodic tick (under CPU load an RX interrupt can be late:
+/// with mitigation on, a receiver relying on it alone lost frames), and an
+/// idle one wakes about once a second.
+static RX_BACKSTOP_US: AtomicU64 = AtomicU64::new(irq::IDLE_BACKSTOP_US);
+
 /// Waits until a frame is in the RX ring (true) or `deadline` passes
 /// (false): polls for [`SPIN_US`] ([`CSB_RX_SPIN_US`] with the CSB); with
 /// the CSB then returns its buffers and asks the VMM to run the device's
 /// work (poll-port exits, [`irq::poll_exit`]) for up to [`CSB_POLL_US`];
-/// then asks for the RX interrupt and idles.
+/// then asks for the RX interrupt and idles until it comes, or until
+/// `deadline` or the combine-mode TX watchdog is due (no periodic tick:
+/// an idle receiver wakes only for those and [`RX_BACKSTOP_US`], see
+/// `wake_timer`).
 pub fn wait_for_rx(deadline: Deadline) -> bool {
+    let got = wait_for_rx_frame(deadline);
+    if got {
+        RX_BACKSTOP_US.store(irq::IDLE_BACKSTOP_US, Relaxed);
+    }
+    got
+}
+
+fn wait_for_rx_frame(deadline: Deadline) -> bool {
     // With the CSB, spinning only helps while the device's net worker
     // polls (host_need_txkick clear): it may fill the ring meanwhile. While
     // it sleeps, the cheapest way to get frames is this vCPU's own
@@ -290,17 +311,25 @@ pub fn wait_for_rx(deadline: Deadline) -> bool {
     }
     loop {
         let token = irq::idle_token();
-        if with_driver(|d| {
+        let (ready, watchdog) = with_driver(|d| {
             d.service_tx();
-            d.prepare_rx_sleep()
-        }) {
+            (d.prepare_rx_sleep(), d.tx_watchdog_due())
+        });
+        if ready {
             return true;
         }
         if deadline.passed() {
             with_driver(|d| d.end_rx_sleep());
             return false;
         }
-        irq::idle(token);
+        let backstop_us = RX_BACKSTOP_US.load(Relaxed);
+        let backstop = tsc::now().saturating_add(tsc::us_to_ticks(backstop_us));
+        let wake = deadline
+            .tsc()
+            .min(watchdog.unwrap_or(u64::MAX))
+            .min(backstop);
+        irq::idle_until(token, wake);
+        RX_BACKSTOP_US.store((backstop_us * 2).min(irq::IDLE_MAX_MS * 1000), Relaxed);
         with_driver(|d| d.end_rx_sleep());
     }
 }
@@ -343,16 +372,21 @@ pub fn wait_for_tx(token: u32, want_free: u32) {
     with_driver(|d| d.end_tx_sleep());
 }
 
-/// Busy-waits (no exits) until the TSC reaches `tsc`; idles if that is more
-/// than 10 ms away.
+/// How close to its target [`wait_until`] stops idling and busy-waits (a
+/// timer wake-up can come late by an exit or two).
+pub const WAIT_SPIN_MS: u64 = 10;
+
+/// Busy-waits (no exits) until the TSC reaches `tsc`; idles until
+/// [`WAIT_SPIN_MS`] before it if that is further away.
 pub fn wait_until(tsc_value: u64) {
     loop {
         let now = tsc::now();
         if now >= tsc_value {
             return;
         }
-        if tsc_value - now > tsc::ms_to_ticks(10) {
-            irq::idle(irq::idle_token());
+        let spin_from = tsc_value - tsc::ms_to_ticks(WAIT_SPIN_MS).min(tsc_value);
+        if now < spin_from {
+            irq::idle_until(irq::idle_token(), spin_from);
         } else {
             core::hint::spin_loop();
         }
