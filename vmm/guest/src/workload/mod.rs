@@ -241,8 +241,8 @@ pub fn run(config: &Config, info: &StartInfo) -> u8 {
 }
 
 /// How long an RX wait idles at most before it looks again, now: starts at
-/// [`irq::IDLE_BACKSTOP_US`], doubles after every idle that brought no
-/// frame, up to [`irq::IDLE_MAX_MS`], and starts again at a frame. So while
+/// [`irq::IDLE_BACKSTOP_US`], doubles after every such period that brought
+/// no frame, up to [`irq::IDLE_MAX_MS`], and starts again at a frame. So while
 /// traffic flows a receiver looks at its ring at least every 10 ms, as it
 /// did with the periodic tick (under CPU load an RX interrupt can be late:
 /// with mitigation on, a receiver relying on it alone lost frames), and an
@@ -329,7 +329,11 @@ fn wait_for_rx_frame(deadline: Deadline) -> bool {
             .min(watchdog.unwrap_or(u64::MAX))
             .min(backstop);
         irq::idle_until(token, wake);
-        RX_BACKSTOP_US.store((backstop_us * 2).min(irq::IDLE_MAX_MS * 1000), Relaxed);
+        if tsc::now() >= backstop {
+            // A whole backstop period without a frame (an idle can also end
+            // early: any interrupt, or our VMM's halt polling).
+            RX_BACKSTOP_US.store((backstop_us * 2).min(irq::IDLE_MAX_MS * 1000), Relaxed);
+        }
         with_driver(|d| d.end_rx_sleep());
     }
 }
