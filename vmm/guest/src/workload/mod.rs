@@ -323,15 +323,17 @@ fn wait_for_rx_frame(deadline: Deadline) -> bool {
             return false;
         }
         let backstop_us = RX_BACKSTOP_US.load(Relaxed);
-        let backstop = tsc::now().saturating_add(tsc::us_to_ticks(backstop_us));
+        let period = tsc::us_to_ticks(backstop_us);
+        let start = tsc::now();
         let wake = deadline
             .tsc()
             .min(watchdog.unwrap_or(u64::MAX))
-            .min(backstop);
+            .min(start.saturating_add(period));
         irq::idle_until(token, wake);
-        if tsc::now() >= backstop {
-            // A whole backstop period without a frame (an idle can also end
-            // early: any interrupt, or our VMM's halt polling).
+        if tsc::now() - start >= period / 2 {
+            // (About) a whole backstop period without a frame: an idle also
+            // ends early at any interrupt or our VMM's halt polling, and the
+            // timer may fire a little before the TSC gets there.
             RX_BACKSTOP_US.store((backstop_us * 2).min(irq::IDLE_MAX_MS * 1000), Relaxed);
         }
         with_driver(|d| d.end_rx_sleep());
