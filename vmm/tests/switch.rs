@@ -120,3 +120,37 @@ fn guest_to_guest_through_the_switch() {
     assert_eq!(code, Some(0), "pong VM: {log}");
     eprintln!("VM to VM: rtt {}", ping["rtt_us"]);
 }
+
+#[test]
+fn a_stopped_and_continued_vmm_keeps_running() {
+    let Some((image, vswitch)) = tools() else {
+        return;
+    };
+    let daemon = start_daemon(&vswitch);
+    let vm = start_vm(
+        &image,
+        &daemon,
+        "vale0:stopcont",
+        "52:54:00:00:0c:01",
+        &["tx", "duration=3", "size=60", "rate=10000"],
+    );
+    if let Err(e) = vm.wait_for_serial("guest: tx", Duration::from_secs(60)) {
+        let (_, _, log) = finish_vm(vm);
+        panic!("{e}\n{log}");
+    }
+    // Stopped and continued under the default seccomp filters (a shell's
+    // Ctrl-Z and fg, a debugger, a cgroup freezer): the timed waits it
+    // interrupted resume through restart_syscall.
+    let pid = libc::pid_t::try_from(vm.pid()).expect("a pid");
+    for _ in 0..5 {
+        // SAFETY: signals to the VMM this test started, by its PID.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, result, log) = finish_vm(vm);
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(result["result"], "tx", "{log}");
+}

@@ -92,6 +92,9 @@ fn common(context: &FilterContext) -> Result<Rules, BackendError> {
         libc::SYS_sigaltstack,
         libc::SYS_rt_sigprocmask,
         libc::SYS_rt_sigreturn,
+        // A stopped VMM (SIGSTOP/SIGCONT, a debugger, a cgroup freezer)
+        // resumes an interrupted timed wait (poll, nanosleep) with it.
+        libc::SYS_restart_syscall,
         libc::SYS_exit,
         libc::SYS_exit_group,
         // abort() (a panic while panicking) raises SIGABRT at itself.
