@@ -42,8 +42,17 @@ pub mod config {
     /// Which pass lists hold entries ([`super::pass_flags`]), so that the
     /// fast path skips hash lookups while the lists are empty.
     pub const PASS_LIST_FLAGS: u32 = 1;
+    /// UDP steering (a tunnel's underlay): the local IPv4 address as its
+    /// four wire bytes read as a little-endian `u32` (what the program
+    /// loads from the packet); 0 = off. When on, only IPv4 UDP datagrams
+    /// without options or fragmentation to this address and
+    /// [`UDP_STEER_PORT`] are redirected to the sockets; every other frame
+    /// goes to the kernel stack, and the pass lists are not consulted.
+    pub const UDP_STEER_ADDR: u32 = 2;
+    /// The UDP destination port of UDP steering, in host byte order.
+    pub const UDP_STEER_PORT: u32 = 3;
     /// Number of slots.
-    pub const LEN: u32 = 2;
+    pub const LEN: u32 = 4;
 }
 
 /// Bits of the [`config::PASS_LIST_FLAGS`] slot.

@@ -8,6 +8,11 @@
 //! 3. a queue without a socket gets the configured fallback action (pass or
 //!    drop, `XDP_DROP` until the daemon says otherwise).
 //!
+//! In UDP steering mode (a VXLAN tunnel's AF_XDP underlay, configured by
+//! `config::UDP_STEER_ADDR` and `UDP_STEER_PORT`) only IPv4 UDP datagrams
+//! to that address and port are redirected; everything else (ARP, ICMP,
+//! the host's other traffic) goes to the kernel stack.
+//!
 //! Two entry points share the body: `switch_steer` and, for MTUs beyond one
 //! page (multi-buffer frames), `switch_steer_frags`.
 //!
@@ -113,6 +118,15 @@ fn steer(ctx: XdpContext) -> u32 {
     let queue = ctx.rx_queue_index();
     let counters = counters_of(queue);
 
+    match udp_steering(&ctx) {
+        UdpSteering::Off => {}
+        UdpSteering::Other => {
+            count(counters, |c| c.passed += 1);
+            return xdp_action::XDP_PASS;
+        }
+        UdpSteering::Ours => return redirect(&ctx, queue, counters),
+    }
+
     if matches_pass_list(&ctx) {
         count(counters, |c| c.passed += 1);
         // The log level is a load-time constant in read-only data: below
@@ -132,6 +146,13 @@ fn steer(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     }
 
+    redirect(&ctx, queue, counters)
+}
+
+/// Redirects the frame to the socket of `queue`, or applies the no-socket
+/// action; counted either way.
+#[inline(always)]
+fn redirect(ctx: &XdpContext, queue: u32, counters: Option<*mut QueueCounters>) -> u32 {
     match XSKS.redirect(queue, u64::from(no_socket_action())) {
         Ok(verdict) => {
             count(counters, |c| c.redirected += 1);
@@ -146,7 +167,7 @@ fn steer(ctx: XdpContext) -> u32 {
                     c.dropped += 1;
                 }
             });
-            log_no_socket(&ctx, queue, fallback);
+            log_no_socket(ctx, queue, fallback);
             fallback
         }
     }
@@ -227,6 +248,63 @@ fn may_log(kind: u32) -> Option<u64> {
     state.last_ns = now;
     state.suppressed = 0;
     Some(left_out)
+}
+
+/// What UDP steering says about a frame.
+enum UdpSteering {
+    /// UDP steering is off: the pass lists decide.
+    Off,
+    /// An IPv4 UDP datagram to the steered address and port.
+    Ours,
+    /// Anything else: the kernel's.
+    Other,
+}
+
+/// Where the IPv4 header starts in an untagged Ethernet frame.
+const IPV4_AT: usize = ETH_HEADER_LEN;
+/// Bytes of an IPv4 header without options.
+const IPV4_HEADER_LEN: usize = 20;
+/// Bytes of a UDP header.
+const UDP_HEADER_LEN: usize = 8;
+
+/// Whether the frame is an IPv4 UDP datagram for the configured address
+/// and port (`config::UDP_STEER_ADDR`, `config::UDP_STEER_PORT`): IHL 5
+/// (a header with options goes to the kernel, whose socket still serves
+/// it), neither a fragment nor more fragments following.
+#[inline(always)]
+fn udp_steering(ctx: &XdpContext) -> UdpSteering {
+    let addr = match CONFIG.get(config::UDP_STEER_ADDR) {
+        Some(&addr) if addr != 0 => addr,
+        _ => return UdpSteering::Off,
+    };
+    let port = match CONFIG.get(config::UDP_STEER_PORT) {
+        Some(&port) => port,
+        None => return UdpSteering::Other,
+    };
+    let start = ctx.data();
+    if start + IPV4_AT + IPV4_HEADER_LEN + UDP_HEADER_LEN > ctx.data_end() {
+        return UdpSteering::Other;
+    }
+    let p = start as *const u8;
+    // SAFETY: the Ethernet, IPv4 (without options) and UDP headers lie
+    // inside the packet: checked above against data_end.
+    let ours = unsafe {
+        let ip = p.add(IPV4_AT);
+        let udp = ip.add(IPV4_HEADER_LEN);
+        *p.add(12) == 0x08
+            && *p.add(13) == 0x00
+            && *ip == 0x45
+            && *ip.add(9) == 17
+            && (*ip.add(6) & 0x3f) == 0
+            && *ip.add(7) == 0
+            && u32::from_le_bytes([*ip.add(16), *ip.add(17), *ip.add(18), *ip.add(19)]) == addr
+            && u32::from(u16::from_be_bytes([*udp.add(2), *udp.add(3)])) == port
+    };
+    if ours {
+        UdpSteering::Ours
+    } else {
+        UdpSteering::Other
+    }
 }
 
 /// The action for frames of a queue without a socket: PASS or DROP.

@@ -122,6 +122,57 @@ pub fn mtu(name: &str) -> Result<u32, IfaceError> {
     Ok(unsafe { request.ifr_ifru.ifru_mtu } as u32)
 }
 
+/// The Ethernet address of `name`.
+pub fn mac(name: &str) -> Result<[u8; 6], IfaceError> {
+    let socket = control_socket(name)?;
+    let mut request = ifreq_for(name)?;
+    // SAFETY: SIOCGIFHWADDR fills `ifru_hwaddr` of the ifreq we pass.
+    let ret = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFHWADDR, &mut request) };
+    if ret < 0 {
+        return Err(io_error("SIOCGIFHWADDR", name));
+    }
+    // SAFETY: the kernel has just written the `ifru_hwaddr` member.
+    let data = unsafe { request.ifr_ifru.ifru_hwaddr.sa_data };
+    let mut mac = [0u8; 6];
+    for (dst, src) in mac.iter_mut().zip(data.iter()) {
+        *dst = *src as u8;
+    }
+    Ok(mac)
+}
+
+/// The interface that holds IPv4 address `addr` (in this thread's
+/// network namespace), if one does.
+pub fn with_ipv4(addr: std::net::Ipv4Addr) -> io::Result<Option<String>> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head we free below.
+    if unsafe { libc::getifaddrs(&mut list) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut found = None;
+    let mut cursor = list;
+    while !cursor.is_null() {
+        // SAFETY: a node of the list getifaddrs returned, alive until
+        // freeifaddrs; its address, when not null, is a sockaddr of the
+        // family it names, and its name a NUL-terminated string.
+        unsafe {
+            let entry = &*cursor;
+            let sa = entry.ifa_addr;
+            if !sa.is_null() && i32::from((*sa).sa_family) == libc::AF_INET {
+                let sin = &*(sa as *const libc::sockaddr_in);
+                if u32::from_be(sin.sin_addr.s_addr) == u32::from(addr) {
+                    let name = std::ffi::CStr::from_ptr(entry.ifa_name);
+                    found = Some(name.to_string_lossy().into_owned());
+                    break;
+                }
+            }
+            cursor = entry.ifa_next;
+        }
+    }
+    // SAFETY: the list getifaddrs returned, freed once.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(found)
+}
+
 /// Sets the MTU of `name`.
 pub fn set_mtu(name: &str, mtu: u32) -> Result<(), IfaceError> {
     let socket = control_socket(name)?;
@@ -317,6 +368,19 @@ mod tests {
             mtu("a-name-far-too-long-for-linux"),
             Err(IfaceError::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn loopback_holds_127_0_0_1() {
+        assert_eq!(
+            with_ipv4(std::net::Ipv4Addr::LOCALHOST).unwrap().as_deref(),
+            Some("lo")
+        );
+        assert_eq!(
+            with_ipv4(std::net::Ipv4Addr::new(0, 0, 0, 1)).unwrap(),
+            None
+        );
+        assert_eq!(mac("lo").unwrap(), [0; 6]);
     }
 
     #[test]

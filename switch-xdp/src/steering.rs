@@ -299,6 +299,24 @@ impl XdpSteering {
         self.set_pass_list(&list)
     }
 
+    /// Turns UDP steering on: from now on only IPv4 UDP datagrams (without
+    /// options, not fragmented) to `addr:port` are redirected to the
+    /// sockets, and every other frame goes to the kernel stack (the pass
+    /// lists no longer matter). For a VXLAN tunnel's AF_XDP underlay.
+    pub fn steer_udp(&mut self, addr: std::net::Ipv4Addr, port: u16) -> Result<(), SteeringError> {
+        let map_err = |source| SteeringError::Map {
+            map: CONFIG_MAP,
+            source,
+        };
+        let maps = &mut self.maps;
+        maps.config
+            .set(config::UDP_STEER_PORT, u32::from(port), 0)
+            .map_err(map_err)?;
+        maps.config
+            .set(config::UDP_STEER_ADDR, u32::from_le_bytes(addr.octets()), 0)
+            .map_err(map_err)
+    }
+
     /// Puts `socket` in the XSKMAP at its queue: from now on the frames of
     /// that queue go to it.
     pub fn register_socket(&mut self, socket: &XskQueue) -> Result<(), SteeringError> {

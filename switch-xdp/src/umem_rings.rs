@@ -396,6 +396,68 @@ impl UmemRings {
     }
 
     /// Whether the TX ring asks for a `sendto` (always, in copy mode).
+    /// Like [`UmemRings::transmit`] for packets given in two parts (a
+    /// header and a body), copied one after the other into one UMEM frame;
+    /// a packet longer than one frame is refused.
+    pub(crate) fn transmit_parts<'a>(
+        &mut self,
+        mut packets: impl Iterator<Item = [&'a [u8]; 2]>,
+    ) -> Transmitted {
+        let mut done = Transmitted::default();
+        let chunk = self.chunk_len();
+        let free = self.tx_free.len();
+        let mut room = (self.tx.nb_free(free as u32) as usize).min(free);
+        self.staged.clear();
+        while room > 0 {
+            let Some([head, body]) = packets.next() else {
+                break;
+            };
+            done.taken += 1;
+            let len = head.len() + body.len();
+            if len == 0 || len > chunk {
+                done.rejected += 1;
+                continue;
+            }
+            // Cannot fail: `room <= tx_free.len()` frames are reserved.
+            let Some(mut desc) = self.tx_free.pop() else {
+                break;
+            };
+            {
+                // SAFETY: `desc` came from `tx_free`, so the table says
+                // User: neither the kernel nor any other slice touches
+                // this frame.
+                let mut data = unsafe { self.umem.data_mut(&mut desc) };
+                let mut cursor = data.cursor();
+                cursor.set_pos(0);
+                // Cannot fail: both parts fit in the frame (checked above).
+                let _ = cursor.write_all(head);
+                let _ = cursor.write_all(body);
+            }
+            desc.set_options(0);
+            self.staged.push(desc);
+            room -= 1;
+            done.queued += 1;
+            done.bytes += len;
+        }
+        if self.staged.is_empty() {
+            return done;
+        }
+        // SAFETY: the staged frames are owned by userspace, each once, and
+        // hold their data; the table records the kernel's ownership below.
+        let produced = unsafe { self.tx.produce(&self.staged) };
+        for desc in &self.staged[..produced] {
+            self.owners[desc.addr() / self.frame_size] = Owner::KernelTx;
+        }
+        self.tx_in_flight += produced;
+        if produced < self.staged.len() {
+            self.tx_free.extend_from_slice(&self.staged[produced..]);
+            done.rejected += done.queued;
+            done.queued = 0;
+            done.bytes = 0;
+        }
+        done
+    }
+
     pub(crate) fn tx_needs_wakeup(&self) -> bool {
         self.tx.needs_wakeup()
     }

@@ -371,6 +371,22 @@ impl XskQueue {
         sent.taken
     }
 
+    /// Like [`XskQueue::transmit`] for packets in two parts (a header and
+    /// a body) copied together into one UMEM frame each; a packet longer
+    /// than one frame is refused (counted in [`XskStats::tx_rejected`]).
+    pub fn transmit_parts<'a>(&mut self, packets: impl Iterator<Item = [&'a [u8]; 2]>) -> usize {
+        self.reclaim();
+        let sent = self.rings.transmit_parts(packets);
+        self.stats.tx_packets += sent.queued as u64;
+        self.stats.tx_bytes += sent.bytes as u64;
+        self.stats.tx_rejected += sent.rejected as u64;
+        if sent.queued > 0 && self.rings.tx_needs_wakeup() {
+            self.kick_tx();
+        }
+        self.reclaim();
+        sent.taken
+    }
+
     /// Takes finished TX frames back; returns how many.
     pub fn reclaim(&mut self) -> usize {
         let (completed, invalid) = self.rings.reclaim();
