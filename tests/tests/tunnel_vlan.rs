@@ -228,6 +228,7 @@ fn vnis_map_to_vlans_between_two_daemons_on_one_vtep_address_and_after_a_restart
                 dst_port: 4789,
                 underlay_mtu: 1500,
                 vlan: Some(VlanMode::Access { vlan: 5000 }),
+                underlay_xdp: false,
             },
         })
         .err()

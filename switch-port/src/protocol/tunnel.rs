@@ -45,6 +45,11 @@ pub struct TunnelSpec {
     /// switch: decapsulated frames enter it, its frames leave untagged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan: Option<VlanMode>,
+    /// Move the datagrams through AF_XDP sockets on the interface that
+    /// holds `local` instead of the kernel's UDP path (unicast remotes
+    /// only; absent: false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub underlay_xdp: bool,
 }
 
 fn default_dst_port() -> u16 {

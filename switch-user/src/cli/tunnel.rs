@@ -61,6 +61,11 @@ pub struct AddArgs {
     /// VNI, untagged frames in the native one if given: 10,20[,native=1].
     #[arg(long, value_name = "VIDS", value_parser = VlanMode::parse_trunk)]
     trunk: Option<VlanMode>,
+    /// Move the datagrams through AF_XDP sockets on the interface that
+    /// holds --local (an XDP program steers the tunnel's UDP datagrams to
+    /// them; the rest stays with the kernel). Unicast remotes only.
+    #[arg(long, conflicts_with = "group")]
+    underlay_xdp: bool,
 }
 
 /// Arguments of `vswitch tunnel del`.
@@ -99,6 +104,7 @@ pub fn run(socket: &Path, command: TunnelCommand) -> Result<ExitCode> {
                     dst_port: a.dst_port,
                     underlay_mtu: a.underlay_mtu,
                     vlan: vlan_mode(a.vlan, a.trunk),
+                    underlay_xdp: a.underlay_xdp,
                 },
             })?;
             println!("added tunnel port {port} (VNI {})", a.vni);
@@ -126,6 +132,9 @@ pub fn run(socket: &Path, command: TunnelCommand) -> Result<ExitCode> {
                     t.spec.remotes.iter().map(ToString::to_string).collect();
                 if let Some(g) = t.spec.group {
                     remotes.push(format!("group {g}"));
+                }
+                if t.spec.underlay_xdp {
+                    remotes.push("(AF_XDP underlay)".into());
                 }
                 println!(
                     "{:<20} {:>8} {:<12} {:<15} {:>5} {:>5} {:>7}  {}",

@@ -504,6 +504,9 @@ pub fn tunnel_command(port: &PortName, spec: &TunnelSpec) -> Vec<String> {
         opt(&mut c, "--underlay-mtu", Some(spec.underlay_mtu));
     }
     c.extend(spec.vlan.iter().map(|v| v.options("")));
+    if spec.underlay_xdp {
+        c.push("--underlay-xdp".into());
+    }
     c
 }
 
@@ -742,6 +745,7 @@ pub(crate) mod tests {
             dst_port: 4789,
             underlay_mtu: 9000,
             vlan: None,
+            underlay_xdp: true,
         };
         let add = Request::TunnelAdd {
             port: name("vale0:vx"),
@@ -758,7 +762,7 @@ pub(crate) mod tests {
         assert_eq!(s.replays()[0].request, add);
         assert_eq!(
             s.commands(),
-            ["vswitch tunnel add vale0 vx --vni 42 --local 10.0.0.1 --remote 10.0.0.2 --remote 10.0.0.3 --underlay-mtu 9000"]
+            ["vswitch tunnel add vale0 vx --vni 42 --local 10.0.0.1 --remote 10.0.0.2 --remote 10.0.0.3 --underlay-mtu 9000 --underlay-xdp"]
         );
         assert!(s.apply(
             &Request::TunnelDel {
@@ -784,6 +788,7 @@ pub(crate) mod tests {
                 dst_port: 4789,
                 underlay_mtu: 1500,
                 vlan: Some(VlanMode::Access { vlan: 10 }),
+                underlay_xdp: false,
             },
         };
         assert!(s.apply(&add, &Owner::root()));

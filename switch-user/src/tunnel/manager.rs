@@ -81,6 +81,9 @@ pub fn check_spec(spec: &TunnelSpec) -> Result<(), TunnelError> {
             return bad(format!("--group {g}: not a multicast address"));
         }
     }
+    if spec.underlay_xdp && spec.group.is_some() {
+        return bad("--underlay-xdp takes unicast remotes only, not --group".into());
+    }
     if spec.dst_port == 0 {
         return bad("--dst-port 0: a UDP port is 1 to 65535".into());
     }
@@ -168,6 +171,9 @@ impl TunnelManager {
                 " (one UDP source port: no CAP_NET_RAW)"
             }
         );
+        if let Some(iface) = io.xdp_interface() {
+            log::info!("tunnel {port}: AF_XDP underlay on {iface}");
+        }
         tunnels.insert(port.clone(), io);
         Ok(Response::Done)
     }
@@ -242,6 +248,7 @@ mod tests {
             dst_port: 4789,
             underlay_mtu: 1500,
             vlan: None,
+            underlay_xdp: false,
         }
     }
 
@@ -268,12 +275,19 @@ mod tests {
     fn settings_are_checked() {
         assert!(check_spec(&spec()).is_ok());
         type Change = fn(&mut TunnelSpec);
-        let cases: [(Change, &str); 8] = [
+        let cases: [(Change, &str); 9] = [
             (|s| s.vni = 1 << 24, "--vni"),
             (|s| s.local = Ipv4Addr::UNSPECIFIED, "--local"),
             (|s| s.remotes.push(Ipv4Addr::new(239, 1, 1, 1)), "--remote"),
             (|s| s.group = Some(Ipv4Addr::new(10, 1, 1, 1)), "--group"),
             (|s| s.dst_port = 0, "--dst-port"),
+            (
+                |s| {
+                    s.underlay_xdp = true;
+                    s.group = Some(Ipv4Addr::new(239, 1, 1, 1));
+                },
+                "--underlay-xdp",
+            ),
             (|s| s.underlay_mtu = 100, "--underlay-mtu"),
             (|s| s.vlan = Some(VlanMode::Access { vlan: 4095 }), "--vlan"),
             (

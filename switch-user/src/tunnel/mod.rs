@@ -10,6 +10,8 @@
 //!   learning and counting;
 //! - [`demux`]: one receiving socket per address and port, shared by the
 //!   tunnels of different VNIs;
+//! - [`outer`], [`neighbours`], [`xdp_underlay`]: the AF_XDP underlay
+//!   (`--underlay-xdp`): outer headers, next-hop MACs and the sockets;
 //! - [`port`]: the tunnel as a switch port ([`crate::bridge::port::PortIo`]);
 //! - [`manager`]: `tunnel add`, `del` and `list`.
 
@@ -18,6 +20,9 @@ pub mod demux;
 pub mod flow_hash;
 pub mod header;
 pub mod manager;
+pub mod neighbours;
+pub mod outer;
 pub mod port;
 pub mod socket;
 pub mod vteps;
+pub mod xdp_underlay;

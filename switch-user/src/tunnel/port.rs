@@ -23,6 +23,7 @@ use super::flow_hash;
 use super::header::{self, IP_OVERHEAD, VXLAN_HEADER};
 use super::socket::{self, Outgoing, RecvBatch};
 use super::vteps::VtepTable;
+use super::xdp_underlay::{XdpUnderlay, XdpUnderlayError, HEADROOM};
 use crate::bridge::forward::MAX_BATCH;
 use crate::bridge::port::{FrameRef, PortIo};
 use crate::clock::Clock;
@@ -69,6 +70,10 @@ enum Sender {
 
 struct TxScratch {
     out: Vec<Outgoing>,
+    /// Outer headers of the datagrams sent through AF_XDP.
+    heads: Vec<[u8; HEADROOM]>,
+    /// Datagrams AF_XDP could not send (next hop unknown): the socket's.
+    fallback: Vec<Outgoing>,
 }
 
 /// What a receive lends to the forwarding batch until the next one.
@@ -92,6 +97,8 @@ pub struct TunnelPort {
     group: Option<Arc<SharedSocket>>,
     inbox: Arc<Inbox>,
     sender: Sender,
+    /// The AF_XDP underlay (`--underlay-xdp`).
+    xdp: Option<XdpUnderlay>,
     wake: Epoll,
     rx: Mutex<RxState>,
     tx: Mutex<TxScratch>,
@@ -137,6 +144,13 @@ pub enum OpenError {
         /// The tunnel that has it.
         holder: PortName,
     },
+    /// The AF_XDP underlay could not be set up.
+    #[error(transparent)]
+    Xdp(Box<XdpUnderlayError>),
+    /// `--underlay-xdp` needs a raw socket for the datagrams whose next
+    /// hop is not known yet.
+    #[error("--underlay-xdp needs a raw socket (CAP_NET_RAW)")]
+    XdpNeedsRaw(#[source] std::io::Error),
     /// Another socket error.
     #[error("tunnel socket set-up")]
     Socket(#[from] std::io::Error),
@@ -203,6 +217,7 @@ impl TunnelPort {
         }
         let sender = match socket::raw_sender(spec.local) {
             Ok(fd) => Sender::Raw(fd),
+            Err(e) if spec.underlay_xdp => return Err(OpenError::XdpNeedsRaw(e)),
             Err(e) => {
                 log::warn!(
                     "tunnel on {}: no raw socket ({e}): sending from UDP port {} (no per-flow source ports)",
@@ -219,6 +234,17 @@ impl TunnelPort {
             wake.add(g.fd(), 1)?;
         }
         wake.add(inbox.wake_fd(), 2)?;
+        let xdp = if spec.underlay_xdp {
+            Some(
+                XdpUnderlay::open(spec.local, spec.dst_port, spec.underlay_mtu)
+                    .map_err(|e| OpenError::Xdp(Box::new(e)))?,
+            )
+        } else {
+            None
+        };
+        for (k, fd) in xdp.iter().flat_map(XdpUnderlay::fds).enumerate() {
+            wake.add(fd, 3 + k as u64)?;
+        }
         // Opened: the port's own drop leaves from now on.
         joined.sockets.clear();
         let flood = spec
@@ -232,6 +258,7 @@ impl TunnelPort {
             unicast,
             group,
             sender,
+            xdp,
             inbox,
             wake,
             rx: Mutex::new(RxState {
@@ -241,6 +268,8 @@ impl TunnelPort {
             }),
             tx: Mutex::new(TxScratch {
                 out: Vec::with_capacity(MAX_BATCH),
+                heads: Vec::with_capacity(MAX_BATCH),
+                fallback: Vec::with_capacity(MAX_BATCH),
             }),
             vteps: RwLock::new(VtepTable::new(capacity, max_age)),
             flood,
@@ -269,6 +298,11 @@ impl TunnelPort {
     /// Whether datagrams carry per-flow UDP source ports (a raw socket).
     pub fn hashed_source_port(&self) -> bool {
         matches!(self.sender, Sender::Raw(_))
+    }
+
+    /// The interface of the AF_XDP underlay, if the tunnel has one.
+    pub fn xdp_interface(&self) -> Option<&str> {
+        self.xdp.as_ref().map(XdpUnderlay::interface)
     }
 
     /// Largest inner frame sent (the underlay MTU less 36 bytes).
@@ -370,6 +404,17 @@ impl PortIo for TunnelPort {
                 };
             }
         }
+        if let Some(xdp) = &self.xdp {
+            let room = limit.saturating_sub(rx.parked.len() + rx.batch.len());
+            let members = self.unicast.members();
+            xdp.receive(room, |d, readable| {
+                // SAFETY: the datagram's frame lies in a UMEM frame held
+                // until `release`, readable for `readable` bytes, and its
+                // length is within VXLAN_HEADER + readable
+                // (XdpUnderlay::receive's guarantee).
+                unsafe { decap.datagram(d, readable, |vni| members.inbox(vni), batch, &mut tally) };
+            });
+        }
         let full = self.inbox.full_drops();
         counters.add_drops(DropReason::RingFull, full - rx.full_reported);
         rx.full_reported = full;
@@ -385,11 +430,16 @@ impl PortIo for TunnelPort {
         tally.taken as usize
     }
 
-    fn release(&self, _counters: &PortCounters) {}
+    fn release(&self, _counters: &PortCounters) {
+        if let Some(xdp) = &self.xdp {
+            xdp.release();
+        }
+    }
 
     fn deliver(&self, frames: &[FrameRef], which: &[u16], counters: &PortCounters) -> usize {
         let now = self.clock.secs();
-        let mut scratch = self.tx.lock();
+        let mut guard = self.tx.lock();
+        let scratch = &mut *guard;
         let out = &mut scratch.out;
         out.clear();
         let (mut too_long, mut flooded, mut replicas, mut no_remote) = (0u64, 0u64, 0u64, 0u64);
@@ -449,12 +499,30 @@ impl PortIo for TunnelPort {
             Sender::Raw(fd) => fd.as_raw_fd(),
             Sender::Udp => self.unicast.fd(),
         };
+        let mut via_xdp = super::xdp_underlay::XdpSent::default();
+        let to_socket = match &self.xdp {
+            Some(xdp) => {
+                scratch.fallback.clear();
+                // SAFETY: every frame is readable for its length until the
+                // batch ends, after this call.
+                via_xdp = unsafe { xdp.send(out, &mut scratch.heads, &mut scratch.fallback) };
+                &scratch.fallback
+            }
+            None => &scratch.out,
+        };
         // SAFETY: every frame is readable for its length until the batch
         // ends, after this call.
-        let outcome = unsafe { socket::send(fd, out, if raw { 16 } else { 8 }) };
-        let sent_bytes: u64 = out[..outcome.sent].iter().map(|o| o.len as u64).sum();
-        out.clear();
-        drop(scratch);
+        let mut outcome = unsafe { socket::send(fd, to_socket, if raw { 16 } else { 8 }) };
+        let sent_bytes: u64 = to_socket[..outcome.sent]
+            .iter()
+            .map(|o| o.len as u64)
+            .sum::<u64>()
+            + via_xdp.bytes;
+        outcome.sent += via_xdp.sent;
+        outcome.would_block += via_xdp.ring_full;
+        scratch.out.clear();
+        scratch.fallback.clear();
+        drop(guard);
         let c = &self.counters;
         add(&c.encap_oversize, too_long);
         add(&c.encap_flooded, flooded);
@@ -475,7 +543,7 @@ impl PortIo for TunnelPort {
     }
 
     fn arm(&self) -> bool {
-        if self.inbox.is_pending() {
+        if self.inbox.is_pending() || self.xdp.as_ref().is_some_and(XdpUnderlay::readable) {
             return true;
         }
         let mut pfds: Vec<libc::pollfd> = self
@@ -498,6 +566,9 @@ impl PortIo for TunnelPort {
 
     fn shutdown(&self) {
         self.leave();
+        if let Some(xdp) = &self.xdp {
+            xdp.shutdown();
+        }
     }
 
     fn extra_stats(&self) -> Vec<(String, u64)> {
@@ -505,7 +576,7 @@ impl PortIo for TunnelPort {
         let v = self.vteps.read();
         let s = v.stats();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        vec![
+        let mut out = vec![
             ("vxlan_vni".into(), self.spec.vni as u64),
             ("decap_wrong_vni".into(), get(&c.decap_wrong_vni)),
             ("decap_bad_header".into(), get(&c.decap_bad_header)),
@@ -528,7 +599,9 @@ impl PortIo for TunnelPort {
             ("vtep_learn_moved".into(), s.moved),
             ("vtep_learn_refused".into(), s.refused),
             ("vtep_learn_aged".into(), s.aged),
-        ]
+        ];
+        out.extend(self.xdp.iter().flat_map(XdpUnderlay::stats));
+        out
     }
 }
 
@@ -547,6 +620,7 @@ mod tests {
             dst_port: port,
             underlay_mtu: 1500,
             vlan: None,
+            underlay_xdp: false,
         }
     }
 

@@ -162,6 +162,7 @@ pub fn raw_sender(local: Ipv4Addr) -> io::Result<OwnedFd> {
 
 /// One datagram to send: `header` (its first `header_len` bytes), then
 /// `frame`, to `dest`.
+#[derive(Clone, Copy)]
 pub struct Outgoing {
     /// UDP and VXLAN headers (raw socket) or the VXLAN header alone.
     pub header: [u8; 16],
