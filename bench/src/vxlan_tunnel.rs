@@ -3,13 +3,16 @@
 //!
 //! - **Ours**: `pktgen tx -> daemon A -> tunnel port -> veth underlay ->
 //!   tunnel port -> daemon B -> pktgen rx`, the two daemons in two
-//!   namespaces (two "hosts"), shared-memory ports at both ends.
+//!   namespaces (two "hosts"), shared-memory ports at both ends; once with
+//!   the tunnels on the kernel's UDP path (sockets), once with
+//!   `--underlay-xdp` (AF_XDP sockets on the underlay veths, copy mode).
 //! - **Linux**: AF_PACKET sender -> veth -> bridge + `vxlan` device ->
 //!   the same underlay -> `vxlan` device + bridge -> veth -> AF_PACKET
 //!   receiver.
 //!
-//! The underlay's MTU is 9000 (and the tunnels' `--underlay-mtu`), so
-//! 1514-byte frames fit after the 50 bytes of VXLAN overhead.
+//! The underlay's MTU is 3000 (and the tunnels' `--underlay-mtu`), so
+//! 1514-byte frames fit after the 50 bytes of VXLAN overhead, and native
+//! XDP on the veths takes it (one page per frame).
 
 use std::path::Path;
 use std::time::Duration;
@@ -27,9 +30,12 @@ use crate::report::{Case, Report};
 
 /// Our tunnel between two daemons.
 pub const OURS: &str = "vxlan: pktgen > vswitch > tunnel > veth > tunnel > vswitch > pktgen";
+/// Our tunnel between two daemons with AF_XDP underlays.
+pub const OURS_XDP: &str =
+    "vxlan: pktgen > vswitch > tunnel (AF_XDP) > veth > tunnel (AF_XDP) > vswitch > pktgen";
 /// Linux's vxlan devices on bridges.
 pub const LINUX: &str = "vxlan: AF_PACKET > veth > br+vxlan > veth > vxlan+br > veth > AF_PACKET";
-const UNDERLAY_MTU: u32 = 9000;
+const UNDERLAY_MTU: u32 = 3000;
 const VNI: &str = "42";
 const ADDR: [&str; 2] = ["192.168.78.1", "192.168.78.2"];
 
@@ -65,7 +71,7 @@ struct TunnelResult {
     cpu_ns_per_packet: Option<f64>,
 }
 
-fn ours(bin_dir: &Path, size: usize, seconds: f64) -> Result<TunnelResult> {
+fn ours(bin_dir: &Path, size: usize, seconds: f64, xdp: bool) -> Result<TunnelResult> {
     let net = underlay()?;
     let mut daemons = Vec::new();
     for (i, ns) in net.hosts.iter().enumerate() {
@@ -74,7 +80,7 @@ fn ours(bin_dir: &Path, size: usize, seconds: f64) -> Result<TunnelResult> {
             .netns(ns)
             .start()?;
         let mtu = UNDERLAY_MTU.to_string();
-        let out = d.cli(&[
+        let mut args = vec![
             "tunnel",
             "add",
             "vale0",
@@ -87,7 +93,11 @@ fn ours(bin_dir: &Path, size: usize, seconds: f64) -> Result<TunnelResult> {
             ADDR[1 - i],
             "--underlay-mtu",
             &mtu,
-        ])?;
+        ];
+        if xdp {
+            args.push("--underlay-xdp");
+        }
+        let out = d.cli(&args)?;
         if !out.status.success() {
             bail!(
                 "tunnel add failed: {}",
@@ -238,16 +248,18 @@ pub fn run(
     notes: &mut Vec<String>,
 ) -> Result<()> {
     for &size in sizes {
-        report.push(repeat(repeats, || {
-            let r = ours(bin_dir, size, duration.as_secs_f64())?;
-            Ok(Case::new(OURS, "vxlan_shm", size, r.rx_pps)
-                .with_cpu(r.cpu_ns_per_packet)
-                .with("tx_mpps", r.tx_pps / 1e6)
-                .with("lost", r.lost)
-                .with("corrupt", r.corrupt)
-                .with("processes", 4)
-                .with("cores_used", r.cores_used))
-        })?);
+        for (name, id, xdp) in [(OURS, "vxlan_shm", false), (OURS_XDP, "vxlan_xdp", true)] {
+            report.push(repeat(repeats, || {
+                let r = ours(bin_dir, size, duration.as_secs_f64(), xdp)?;
+                Ok(Case::new(name, id, size, r.rx_pps)
+                    .with_cpu(r.cpu_ns_per_packet)
+                    .with("tx_mpps", r.tx_pps / 1e6)
+                    .with("lost", r.lost)
+                    .with("corrupt", r.corrupt)
+                    .with("processes", 4)
+                    .with("cores_used", r.cores_used))
+            })?);
+        }
         report.push(repeat(repeats, || {
             let path = linux_path(size)?;
             let case = af_packet_case(
@@ -271,6 +283,17 @@ pub fn run(
                  Linux's vxlan on bridges {:.3} Mpps",
                 100.0 * vxlan / plain.max(1e-9),
                 report.mpps(LINUX, size).unwrap_or(0.0)
+            ));
+        }
+        if let (Some(xdp), Some(socket), Some(linux)) = (
+            report.mpps(OURS_XDP, size),
+            report.mpps(OURS, size),
+            report.mpps(LINUX, size),
+        ) {
+            notes.push(format!(
+                "{size} B: VXLAN with AF_XDP underlays {xdp:.3} Mpps: {:.2}x Linux's vxlan                  ({linux:.3} Mpps), {:.2}x our tunnel on the UDP path ({socket:.3} Mpps)",
+                xdp / linux.max(1e-9),
+                xdp / socket.max(1e-9)
             ));
         }
     }
