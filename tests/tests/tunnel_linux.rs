@@ -90,6 +90,21 @@ fn ping_size(ns: &Netns, target: &str, size: usize) -> Result<bool> {
 
 #[test]
 fn our_tunnel_and_linux_vxlan_ping_learn_and_move_50_mb_each_way() -> Result<()> {
+    against_linux(&[])
+}
+
+/// The same with our tunnel on an AF_XDP underlay (`--underlay-xdp`): the
+/// Linux side sees the same wire format, and the datagrams go through the
+/// AF_XDP sockets.
+#[test]
+fn our_af_xdp_underlay_and_linux_vxlan_ping_learn_and_move_50_mb_each_way() -> Result<()> {
+    against_linux(&["--underlay-xdp"])
+}
+
+/// Pings, learning on both sides, 50 MB of TCP each way and the MTU limit
+/// between our tunnel (with `extra` options) and Linux's vxlan device.
+fn against_linux(extra: &[&str]) -> Result<()> {
+    let xdp = extra.contains(&"--underlay-xdp");
     let bed = NicBed::new(&["h0"], None)?;
     let h = &bed.hosts[0];
     let linux = linux_side(&bed.switch, ["remote", &underlay_addr(1)])?;
@@ -100,7 +115,7 @@ fn our_tunnel_and_linux_vxlan_ping_learn_and_move_50_mb_each_way() -> Result<()>
         VNI,
         &underlay_addr(1),
         &underlay_addr(2),
-        &[],
+        extra,
     )?;
 
     ensure!(
@@ -189,6 +204,20 @@ fn our_tunnel_and_linux_vxlan_ping_learn_and_move_50_mb_each_way() -> Result<()>
         assert_eq!(extra[key], 0, "{key}: {extra:?}");
     }
     assert!(counters.rx_packets >= TRANSFER_BYTES / 1410, "{counters:?}");
+    if xdp {
+        // The transfers went through the AF_XDP sockets, both ways.
+        ensure!(
+            extra["xdp_redirected"] >= TRANSFER_BYTES / 1410,
+            "few datagrams received through AF_XDP: {extra:?}"
+        );
+        ensure!(
+            extra["xdp_tx_neighbour_unknown"] < 100,
+            "few datagrams sent through AF_XDP: {extra:?}"
+        );
+        for key in ["xdp_rx_malformed", "xdp_rx_not_udp", "xdp_tx_ring_full"] {
+            assert_eq!(extra[key], 0, "{key}: {extra:?}");
+        }
+    }
     Ok(())
 }
 

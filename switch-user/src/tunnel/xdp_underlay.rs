@@ -128,6 +128,12 @@ impl XdpUnderlay {
         };
         let mac = iface::mac(&iface).map_err(|e| iface_err(&e))?;
         let queues = iface::rx_queue_count(&iface).map_err(|e| iface_err(&e))?;
+        if queues == 0 {
+            return Err(XdpUnderlayError::Interface {
+                iface,
+                message: "no receive queues".into(),
+            });
+        }
         let frame = usize::from(underlay_mtu) + 14;
         let frame_size = if frame <= 2048 - 256 {
             2048
@@ -241,10 +247,13 @@ impl XdpUnderlay {
                 let head = o.payload_len.min(VXLAN_HEADER);
                 header[..head].copy_from_slice(&frame[o.payload_at..o.payload_at + head]);
                 let at = o.payload_at + VXLAN_HEADER;
+                if at > room {
+                    return malformed += 1;
+                }
                 let d = Datagram {
                     header: &header,
-                    // SAFETY: `at` <= 50 lies inside the UMEM frame (room
-                    // >= len >= 42 and a frame holds at least 1792).
+                    // SAFETY: `at` <= `room`: inside (or at the end of) the
+                    // bytes readable from `ptr`.
                     frame: unsafe { ptr.add(at) },
                     len: o.payload_len,
                     truncated: false,
