@@ -291,9 +291,18 @@ pub fn run(
             report.mpps(LINUX, size),
         ) {
             notes.push(format!(
-                "{size} B: VXLAN with AF_XDP underlays {xdp:.3} Mpps: {:.2}x Linux's vxlan                  ({linux:.3} Mpps), {:.2}x our tunnel on the UDP path ({socket:.3} Mpps)",
+                "{size} B: VXLAN with AF_XDP underlays {xdp:.3} Mpps: {:.2}x Linux's vxlan \
+                 ({linux:.3} Mpps), {:.2}x our tunnel on the UDP path ({socket:.3} Mpps){}",
                 xdp / linux.max(1e-9),
-                xdp / socket.max(1e-9)
+                xdp / socket.max(1e-9),
+                report
+                    .mpps(crate::equal_path::SWITCH, size)
+                    .map(|l2| format!(
+                        ", {:.2}x plain L2 forwarding through two NIC ports on the same veths \
+                         ({l2:.3} Mpps)",
+                        xdp / l2.max(1e-9)
+                    ))
+                    .unwrap_or_default()
             ));
         }
     }
