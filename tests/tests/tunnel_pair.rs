@@ -185,7 +185,18 @@ fn an_af_xdp_underlay_carries_both_ways_and_leaves_arp_to_the_kernel() -> Result
 
 #[test]
 fn pings_teach_both_sides_and_bad_datagrams_are_counted_by_reason() -> Result<()> {
-    let p = pair()?;
+    pings_and_bad_datagrams(&[])
+}
+
+/// The same over AF_XDP underlays: the bad datagrams reach the receive
+/// step through the AF_XDP socket and are counted by the same reasons.
+#[test]
+fn over_af_xdp_pings_teach_both_sides_and_bad_datagrams_are_counted_by_reason() -> Result<()> {
+    pings_and_bad_datagrams(&["--underlay-xdp"])
+}
+
+fn pings_and_bad_datagrams(extra: &[&str]) -> Result<()> {
+    let p = pair_with(extra)?;
     let [da, db] = &p.daemons;
     let mut pong = db.spawn(
         "pong",
@@ -260,6 +271,11 @@ fn pings_teach_both_sides_and_bad_datagrams_are_counted_by_reason() -> Result<()
         })
     })
     .with_context(|| format!("bad datagrams not counted: {:?}", vx(da)))?;
+    if extra.contains(&"--underlay-xdp") {
+        // The pongs and the bad datagrams came through the AF_XDP socket.
+        let c = vx(da)?;
+        ensure!(c["xdp_redirected"] >= 200 + 3, "{c:?}");
+    }
 
     // Frames too long for a 1500-byte underlay are dropped, not sent.
     let mut big = da.pktgen_tx("vale0:big", &["--count", "5", "--size", "1500"])?;
