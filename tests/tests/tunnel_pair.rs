@@ -129,7 +129,8 @@ fn pktgen_across(from: &Daemon, to: &Daemon, tag: &str) -> Result<()> {
 /// sockets' UDP path sees none once the next hop is known), pktgen frames
 /// cross both ways, every one accounted for, and the kernel keeps the
 /// rest of the underlay's traffic: ARP and pings between the hosts'
-/// addresses work while the tunnels are up.
+/// addresses work while the tunnels are up. Deleting a tunnel takes its
+/// XDP program off the interface.
 #[test]
 fn an_af_xdp_underlay_carries_both_ways_and_leaves_arp_to_the_kernel() -> Result<()> {
     let p = pair_with(&["--underlay-xdp"])?;
@@ -180,6 +181,21 @@ fn an_af_xdp_underlay_carries_both_ways_and_leaves_arp_to_the_kernel() -> Result
         b.ping(&underlay_addr(1), 2, Duration::from_secs(2))?,
         "B cannot ping A's underlay address after a neighbour flush"
     );
+    // Deleting the tunnel takes the XDP program off the interface; adding
+    // it again puts it back, and frames cross as before.
+    ensure!(a.has_xdp("ul0")?, "no XDP program on A's underlay");
+    cli(da, &["tunnel", "del", "vale0", "vx"])?;
+    ensure!(!a.has_xdp("ul0")?, "the XDP program outlived the tunnel");
+    add_tunnel(
+        da,
+        "vx",
+        VNI,
+        &underlay_addr(1),
+        &underlay_addr(2),
+        &["--underlay-xdp"],
+    )?;
+    ensure!(a.has_xdp("ul0")?, "no XDP program after adding again");
+    pktgen_across(da, db, "again")?;
     Ok(())
 }
 
