@@ -228,4 +228,36 @@ mod tests {
             }
         }
     }
+
+    /// Random mutations of a good datagram: whatever is accepted has its
+    /// payload inside the frame, behind at least the three headers.
+    #[test]
+    fn an_accepted_payload_always_lies_inside_the_frame() {
+        let good = datagram(&[7; 64]);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut accepted = 0;
+        for _ in 0..100_000 {
+            let mut f = good.clone();
+            f.truncate(next() as usize % (good.len() + 1));
+            for _ in 0..next() % 4 {
+                if f.is_empty() {
+                    break;
+                }
+                let at = next() as usize % f.len().min(48);
+                f[at] = next() as u8;
+            }
+            if let Ok(o) = parse(&f, LOCAL, 4789) {
+                accepted += 1;
+                assert!(o.payload_at >= OUTER_HEADERS, "{o:?}");
+                assert!(o.payload_at + o.payload_len <= f.len(), "{o:?} in {f:?}");
+            }
+        }
+        assert!(accepted > 0);
+    }
 }
