@@ -110,11 +110,15 @@ fn pktgen_across(from: &Daemon, to: &Daemon, tag: &str) -> Result<()> {
     let rate = (FRAMES / 2).to_string();
     let mut tx = from.pktgen_tx(&tx_port, &["--count", &FRAMES.to_string(), "--rate", &rate])?;
     let sent = pktgen_summary(&mut tx, Duration::from_secs(60))?;
+    // The receiver's port (and its drops) while it is still open.
+    let receiver = to.counters(&rx_port);
     let got = pktgen_summary(&mut rx, Duration::from_secs(60))?;
     let summary = format!(
-        "{tag}: sent {sent}\nreceived {got}\nfrom {:?}\nto {:?}",
+        "{tag}: sent {sent}\nreceived {got}\nreceiver {receiver:?}\nfrom {:?} {:?}\nto {:?} {:?}",
+        from.counters("vale0:vx")?,
         vx(from)?,
-        vx(to)?
+        to.counters("vale0:vx")?,
+        vx(to)?,
     );
     assert_eq!(field(&sent, "packets"), FRAMES, "{summary}");
     assert_eq!(field(&got, "packets"), FRAMES, "{summary}");
@@ -180,6 +184,26 @@ fn an_af_xdp_underlay_carries_both_ways_and_leaves_arp_to_the_kernel() -> Result
     ensure!(
         b.ping(&underlay_addr(1), 2, Duration::from_secs(2))?,
         "B cannot ping A's underlay address after a neighbour flush"
+    );
+    // One AF_XDP underlay per interface: a second is refused, clearly.
+    let (local, remote) = (underlay_addr(1), underlay_addr(2));
+    let out = da.cli(&[
+        "tunnel",
+        "add",
+        "vale0",
+        "vx8",
+        "--vni",
+        "8",
+        "--local",
+        &local,
+        "--remote",
+        &remote,
+        "--underlay-xdp",
+    ])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success() && err.contains("XDP on ul0"),
+        "a second AF_XDP underlay on ul0: {err}"
     );
     // Deleting the tunnel takes the XDP program off the interface; adding
     // it again puts it back, and frames cross as before.
