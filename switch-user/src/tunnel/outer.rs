@@ -129,16 +129,10 @@ pub fn build(out: &mut [u8; 14 + 20], a: &Addresses, udp_len: u16) {
     ip[10..12].copy_from_slice(&sum.to_be_bytes());
 }
 
-/// The Internet checksum of an IPv4 header.
+/// The Internet checksum of an IPv4 header (0 when `header` holds a valid
+/// one).
 fn checksum(header: &[u8]) -> u16 {
-    let mut sum: u32 = header
-        .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    !inet_checksum::fold(inet_checksum::accumulate(0, header))
 }
 
 #[cfg(test)]
