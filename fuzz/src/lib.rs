@@ -17,7 +17,9 @@
 //! - [`nic_checksum`]: frames from a NIC's peer into the NIC port's
 //!   software checksum completion;
 //! - [`vxlan`]: datagrams from remote hosts into a VXLAN tunnel's receive
-//!   step (header checks, VNI demultiplexing, VTEP learning).
+//!   step (header checks, VNI demultiplexing, VTEP learning);
+//! - [`vxlan_outer`]: frames from the underlay into an AF_XDP tunnel's
+//!   outer Ethernet/IPv4/UDP header check.
 
 pub mod control;
 pub mod csb;
@@ -30,3 +32,4 @@ pub mod port_rings;
 pub mod pvh_elf;
 pub mod seeds;
 pub mod vxlan;
+pub mod vxlan_outer;

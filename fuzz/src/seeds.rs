@@ -35,6 +35,9 @@ pub fn all() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     for (name, bytes) in nic_checksum() {
         out.push(("nic_checksum", name, bytes));
     }
+    for (name, bytes) in vxlan_outer() {
+        out.push(("vxlan_outer", name, bytes));
+    }
     out
 }
 
@@ -562,6 +565,38 @@ fn nic_checksum() -> Vec<(&'static str, Vec<u8>)> {
     vec![("checksums", e.bytes)]
 }
 
+fn vxlan_outer() -> Vec<(&'static str, Vec<u8>)> {
+    // Built datagrams to us (left as built, then changed in the IP header
+    // length and the fragment bits), one to another port, one raw frame.
+    let mut e = Encoder::new();
+    let src = u32::from_be_bytes([192, 0, 2, 2]);
+    e.u8(1)
+        .u32(src)
+        .u8(0)
+        .u16(40000)
+        .bool(true)
+        .run(&[0x08, 0, 0, 0, 0, 0, 42, 0])
+        .u8(0);
+    e.u8(1)
+        .u32(src)
+        .u8(0)
+        .u16(40001)
+        .bool(true)
+        .run(&[0x61; 64])
+        .u8(2);
+    e.u16(14).u8(0x4f).u16(20).u8(0x20);
+    e.u8(1)
+        .u32(src)
+        .u8(0)
+        .u16(40002)
+        .bool(false)
+        .u16(53)
+        .run(&[0x62; 20])
+        .u8(0);
+    e.u8(0).run(&frame([2, 0, 0, 0, 0, 1], 60));
+    vec![("datagrams", e.bytes)]
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -593,6 +628,7 @@ mod tests {
                 "pvh_elf" => crate::pvh_elf::run(&bytes),
                 "vxlan" => crate::vxlan::run(&bytes),
                 "frames" => crate::frames::run(&bytes),
+                "vxlan_outer" => crate::vxlan_outer::run(&bytes),
                 _ => crate::nic_checksum::run(&bytes),
             }
         }

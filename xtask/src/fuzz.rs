@@ -25,6 +25,7 @@ pub const TARGETS: &[&str] = &[
     "vxlan",
     "frames",
     "nic_checksum",
+    "vxlan_outer",
 ];
 
 /// Options of `cargo xtask fuzz`.
