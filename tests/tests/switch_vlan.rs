@@ -245,7 +245,11 @@ fn pktgen_traffic_stays_in_its_vlan() -> Result<()> {
     let rx_sum = pktgen_summary(&mut rx, Duration::from_secs(30))?;
     assert_eq!(field(&tx_sum, "packets"), count);
     assert_eq!(field(&rx_sum, "corrupt"), 0, "{rx_sum}");
-    assert_eq!(field(&rx_sum, "packets"), rx_port.tx_packets);
+    assert_eq!(
+        field(&rx_sum, "packets"),
+        rx_port.tx_packets,
+        "{rx_sum} {rx_port:?}"
+    );
     assert_eq!(rx_port.tx_packets + rx_port.drop_ring_full, count);
     let other = daemon.counters("vale0:other")?;
     assert_eq!((other.tx_packets, other.drops()), (0, 0), "{other:?}");

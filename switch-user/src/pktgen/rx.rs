@@ -12,6 +12,10 @@ use super::seq::SeqTracker;
 use super::stop::Watch;
 use super::{should_stop, Config, PktgenError};
 
+/// How long a receiver asked to stop keeps reading the frames already
+/// delivered to it (its ring holds at most a few thousand).
+const DRAIN_AFTER_STOP: Duration = Duration::from_millis(50);
+
 /// Receives until the count, the duration or the idle timeout is reached.
 pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenError> {
     let mut senders: HashMap<[u8; 6], SeqTracker> = HashMap::new();
@@ -25,19 +29,25 @@ pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErro
     let mut last_frame = Instant::now();
     let (mut good, mut bytes) = (0u64, 0u64);
     let mut watch = Watch::default();
+    // When a stop was asked for (a signal, or the daemon gone): the frames
+    // already in the ring are still read, for at most DRAIN_AFTER_STOP.
+    let mut stopping: Option<Instant> = None;
     loop {
-        if should_stop(&mut watch, port, &mut summary, good)? {
-            break;
+        if stopping.is_none() && should_stop(&mut watch, port, &mut summary, good)? {
+            stopping = Some(Instant::now());
         }
         let now = Instant::now();
         if good >= total
             || config
                 .duration
                 .is_some_and(|d| now >= first.unwrap_or(opened) + d)
-            || (first.is_some() && now.duration_since(last_frame) >= config.idle_timeout)
+            || stopping.is_some_and(|at| now.duration_since(at) >= DRAIN_AFTER_STOP)
         {
             break;
         }
+        // Idle only if the ring is empty too: a receiver that was not
+        // scheduled for a while finds frames waiting, and reads them.
+        let idle = first.is_some() && now.duration_since(last_frame) >= config.idle_timeout;
         let (mut corrupt, mut foreign) = (0u64, 0u64);
         let n = port.recv(config.burst.max(1), |frame| match testframe::parse(frame) {
             Ok(header) => {
@@ -61,6 +71,9 @@ pub fn run(port: &mut PortClient, config: &Config) -> Result<Summary, PktgenErro
             first.get_or_insert(last_frame);
             rate_line.tick(good, bytes, "");
             continue;
+        }
+        if idle || stopping.is_some() {
+            break;
         }
         port.wait(Interest::RX, config.spin, Some(Duration::from_millis(100)))?;
     }
