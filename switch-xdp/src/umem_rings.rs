@@ -373,8 +373,17 @@ impl UmemRings {
             done.chained += usize::from(pieces > 1);
             done.bytes += frame.len();
         }
+        self.submit_staged(&mut done);
+        done
+    }
+
+    /// Hands the staged frames to the kernel's TX ring and records its
+    /// ownership. The ring reserves all or nothing and the callers reserved
+    /// room first, so a refusal is not expected; the frames are kept and
+    /// `done` counts them rejected if it happens anyway.
+    fn submit_staged(&mut self, done: &mut Transmitted) {
         if self.staged.is_empty() {
-            return done;
+            return;
         }
         // SAFETY: the staged frames are owned by userspace, each once, and
         // hold their data; the table records the kernel's ownership below.
@@ -383,8 +392,6 @@ impl UmemRings {
             self.owners[desc.addr() / self.frame_size] = Owner::KernelTx;
         }
         self.tx_in_flight += produced;
-        // The ring reserves all or nothing and room was reserved above, so
-        // this is not expected; keep the frames if it refused them anyway.
         if produced < self.staged.len() {
             self.tx_free.extend_from_slice(&self.staged[produced..]);
             done.rejected += done.queued;
@@ -392,10 +399,8 @@ impl UmemRings {
             done.chained = 0;
             done.bytes = 0;
         }
-        done
     }
 
-    /// Whether the TX ring asks for a `sendto` (always, in copy mode).
     /// Like [`UmemRings::transmit`] for packets given in two parts (a
     /// header and a body), copied one after the other into one UMEM frame;
     /// a packet longer than one frame is refused.
@@ -439,25 +444,11 @@ impl UmemRings {
             done.queued += 1;
             done.bytes += len;
         }
-        if self.staged.is_empty() {
-            return done;
-        }
-        // SAFETY: the staged frames are owned by userspace, each once, and
-        // hold their data; the table records the kernel's ownership below.
-        let produced = unsafe { self.tx.produce(&self.staged) };
-        for desc in &self.staged[..produced] {
-            self.owners[desc.addr() / self.frame_size] = Owner::KernelTx;
-        }
-        self.tx_in_flight += produced;
-        if produced < self.staged.len() {
-            self.tx_free.extend_from_slice(&self.staged[produced..]);
-            done.rejected += done.queued;
-            done.queued = 0;
-            done.bytes = 0;
-        }
+        self.submit_staged(&mut done);
         done
     }
 
+    /// Whether the TX ring asks for a `sendto` (always, in copy mode).
     pub(crate) fn tx_needs_wakeup(&self) -> bool {
         self.tx.needs_wakeup()
     }
