@@ -302,7 +302,6 @@ impl XdpUnderlay {
                 continue;
             };
             let mut h = [0u8; HEADROOM];
-            let mut eth_ip = [0u8; 34];
             let udp_len = (16 + o.len) as u16;
             let a = Addresses {
                 src_mac: self.mac,
@@ -310,8 +309,10 @@ impl XdpUnderlay {
                 src_ip: self.local,
                 dst_ip,
             };
-            outer::build(&mut eth_ip, &a, udp_len);
-            h[..34].copy_from_slice(&eth_ip);
+            // The Ethernet and IPv4 headers are written in place.
+            if let Some(eth_ip) = h.first_chunk_mut::<34>() {
+                outer::build(eth_ip, &a, udp_len);
+            }
             h[34..].copy_from_slice(&o.header);
             heads.push(h);
             // SAFETY: readable for `len` bytes (the caller's guarantee).
