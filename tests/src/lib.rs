@@ -96,7 +96,10 @@ impl Daemon {
         let mut args = vec!["pktgen", port, "--mode", "rx", "--json", "-q"];
         args.extend_from_slice(extra);
         let proc = self.spawn(&format!("rx-{}", port.replace(':', "-")), &args)?;
-        self.wait_port(port, true)?;
+        // Waiting for the port to exist is not enough: a persistent port
+        // exists before its client attaches, and frames sent to it until
+        // then are dropped as `drop_no_client`.
+        self.wait_client(port)?;
         Ok(proc)
     }
 
@@ -155,6 +158,25 @@ impl Daemon {
                 .collect()),
             other => bail!("unexpected list answer {other:?}"),
         }
+    }
+
+    /// Waits until `port` has a client attached.
+    pub fn wait_client(&self, port: &str) -> Result<()> {
+        let attached = || -> Result<bool> {
+            let mut conn = self.connect()?;
+            match conn.call(&Request::List {})? {
+                (Response::List { switches }, _) => Ok(switches
+                    .iter()
+                    .flat_map(|s| s.ports.iter())
+                    .any(|p| p.name.to_string() == port && p.clients > 0)),
+                other => bail!("unexpected list answer {other:?}"),
+            }
+        };
+        wait_until(Duration::from_secs(10), Duration::from_millis(5), || {
+            attached().unwrap_or(false)
+        })
+        .with_context(|| format!("no client attached to port {port}"))?;
+        Ok(())
     }
 
     /// Waits until `port` exists (or not, with `present = false`).

@@ -250,7 +250,11 @@ fn pktgen_traffic_stays_in_its_vlan() -> Result<()> {
         rx_port.tx_packets,
         "{rx_sum} {rx_port:?}"
     );
-    assert_eq!(rx_port.tx_packets + rx_port.drop_ring_full, count);
+    assert_eq!(
+        rx_port.tx_packets + rx_port.drop_ring_full,
+        count,
+        "{rx_port:?}"
+    );
     let other = daemon.counters("vale0:other")?;
     assert_eq!((other.tx_packets, other.drops()), (0, 0), "{other:?}");
     Ok(())
