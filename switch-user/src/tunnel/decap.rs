@@ -83,6 +83,8 @@ impl Decap<'_> {
     /// Decapsulates one datagram `d` whose frame slot holds `readable`
     /// bytes: to `batch` if it is for our VNI, to the inbox `inbox_of`
     /// gives for another, or dropped; counted in `tally` either way.
+    /// Returns whether it was taken or passed on (a well-formed VXLAN
+    /// datagram for a VNI of this host), not dropped.
     ///
     /// # Safety
     /// `d.frame` must be readable for `readable` bytes, `d.len` must not
@@ -95,35 +97,38 @@ impl Decap<'_> {
         inbox_of: impl FnOnce(u32) -> Option<&'i Inbox>,
         batch: &mut Vec<FrameRef>,
         tally: &mut RxTally,
-    ) {
+    ) -> bool {
         if d.truncated {
             tally.oversize += 1;
-            return;
+            return false;
         }
         let vni = match header::vni_of(d.header, d.len) {
             Ok(vni) => vni,
             Err(DecapError::Short) => {
                 tally.short += 1;
-                return;
+                return false;
             }
             Err(DecapError::BadHeader) => {
                 tally.bad += 1;
-                return;
+                return false;
             }
         };
         let len = d.len - VXLAN_HEADER;
         if vni != self.vni {
-            match inbox_of(vni) {
+            return match inbox_of(vni) {
                 Some(inbox) => {
                     // SAFETY: the slot holds the frame's `len` bytes (the
                     // caller's guarantee).
                     let frame = unsafe { std::slice::from_raw_parts(d.frame, len) };
                     inbox.park(frame, d.from);
                     tally.passed += 1;
+                    true
                 }
-                None => tally.unknown += 1,
-            }
-            return;
+                None => {
+                    tally.unknown += 1;
+                    false
+                }
+            };
         }
         let mut src = [0u8; 6];
         // SAFETY: the slot holds `len` >= 14 bytes of the frame.
@@ -136,6 +141,7 @@ impl Decap<'_> {
         });
         tally.taken += 1;
         tally.bytes += len as u64;
+        true
     }
 }
 
@@ -182,11 +188,20 @@ mod tests {
         }
         let mut batch = Vec::new();
         let mut tally = RxTally::default();
+        let mut accepted = Vec::new();
         for i in 0..rx.len() {
             let inbox_of = |vni| (vni == 6).then_some(&other);
             // SAFETY: a datagram of the batch, which outlives `batch`.
-            unsafe { decap.datagram(&rx.get(i), 128, inbox_of, &mut batch, &mut tally) };
+            accepted
+                .push(unsafe { decap.datagram(&rx.get(i), 128, inbox_of, &mut batch, &mut tally) });
         }
+        // Taken or passed on, not dropped: what the AF_XDP underlay may
+        // learn a next hop from.
+        assert_eq!(
+            accepted,
+            [true, false, false, true, false, false, true],
+            "{tally:?}"
+        );
         assert_eq!(
             tally,
             RxTally {

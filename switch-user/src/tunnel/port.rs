@@ -400,8 +400,8 @@ impl PortIo for TunnelPort {
                         |vni| members.inbox(vni),
                         batch,
                         &mut tally,
-                    )
-                };
+                    );
+                }
             }
         }
         if let Some(xdp) = &self.xdp {
@@ -412,7 +412,7 @@ impl PortIo for TunnelPort {
                 // until `release`, readable for `readable` bytes, and its
                 // length is within VXLAN_HEADER + readable
                 // (XdpUnderlay::receive's guarantee).
-                unsafe { decap.datagram(d, readable, |vni| members.inbox(vni), batch, &mut tally) };
+                unsafe { decap.datagram(d, readable, |vni| members.inbox(vni), batch, &mut tally) }
             });
         }
         let full = self.inbox.full_drops();

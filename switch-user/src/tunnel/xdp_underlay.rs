@@ -223,8 +223,12 @@ impl XdpUnderlay {
     /// Receives up to `max` frames and hands each datagram for our address
     /// and port to `each` with the bytes readable from its frame (the
     /// datagram stays in the UMEM until [`XdpUnderlay::release`]); other
-    /// frames are counted and dropped. Returns the frames taken.
-    pub fn receive(&self, max: usize, mut each: impl FnMut(&Datagram<'_>, u32)) -> usize {
+    /// frames are counted and dropped. `each` tells whether it accepted the
+    /// datagram (a VXLAN datagram for one of our VNIs); only then is its
+    /// outer source MAC learned as the sender's next hop, so UDP junk sent
+    /// to our port can neither fill the neighbour table nor redirect a
+    /// remote's traffic. Returns the frames taken.
+    pub fn receive(&self, max: usize, mut each: impl FnMut(&Datagram<'_>, u32) -> bool) -> usize {
         let (mut not_udp, mut malformed, mut not_ours) = (0u64, 0u64, 0u64);
         let mut taken = 0;
         for q in &self.queues {
@@ -242,7 +246,6 @@ impl XdpUnderlay {
                     Err(OuterError::Malformed) => return malformed += 1,
                     Err(OuterError::NotOurs) => return not_ours += 1,
                 };
-                self.neighbours.learn(o.src_ip, o.src_mac);
                 let mut header = [0u8; VXLAN_HEADER];
                 let head = o.payload_len.min(VXLAN_HEADER);
                 header[..head].copy_from_slice(&frame[o.payload_at..o.payload_at + head]);
@@ -259,7 +262,9 @@ impl XdpUnderlay {
                     truncated: false,
                     from: o.src_ip,
                 };
-                each(&d, room.saturating_sub(at) as u32);
+                if each(&d, room.saturating_sub(at) as u32) {
+                    self.neighbours.learn(o.src_ip, o.src_mac);
+                }
             });
         }
         let c = &self.counters;
