@@ -71,7 +71,7 @@ enum Sender {
 struct TxScratch {
     out: Vec<Outgoing>,
     /// Outer headers of the datagrams sent through AF_XDP.
-    heads: Vec<[u8; HEADROOM]>,
+    heads: Vec<([u8; HEADROOM], usize)>,
     /// Datagrams AF_XDP could not send (next hop unknown): the socket's.
     fallback: Vec<Outgoing>,
 }

@@ -286,20 +286,20 @@ impl XdpUnderlay {
 
     /// Sends the datagrams of `out` (whose headers hold the UDP and VXLAN
     /// headers, 16 bytes) whose next hop is known; those whose is not are
-    /// appended to `unknown` for the socket path. `heads` is scratch.
+    /// appended to `unknown` for the socket path. `heads` is scratch: the
+    /// outer headers built, each with the index in `out` of its datagram.
     ///
     /// # Safety
     /// Every `frame` of `out` must be readable for its `len` bytes.
     pub unsafe fn send(
         &self,
         out: &[Outgoing],
-        heads: &mut Vec<[u8; HEADROOM]>,
+        heads: &mut Vec<([u8; HEADROOM], usize)>,
         unknown: &mut Vec<Outgoing>,
     ) -> XdpSent {
         heads.clear();
-        let mut frames: Vec<&[u8]> = Vec::with_capacity(out.len());
         let mut missed = 0u64;
-        for o in out {
+        for (index, o) in out.iter().enumerate() {
             let dst_ip = socket::ipv4_of(&o.dest);
             let Some(dst_mac) = self.next_hop(dst_ip) else {
                 unknown.push(*o);
@@ -319,14 +319,12 @@ impl XdpUnderlay {
                 outer::build(eth_ip, &a, udp_len);
             }
             h[34..].copy_from_slice(&o.header);
-            heads.push(h);
-            // SAFETY: readable for `len` bytes (the caller's guarantee).
-            frames.push(unsafe { std::slice::from_raw_parts(o.frame, o.len) });
+            heads.push((h, index));
         }
         self.counters
             .tx_neighbour_unknown
             .fetch_add(missed, Ordering::Relaxed);
-        if frames.is_empty() {
+        if heads.is_empty() {
             return XdpSent::default();
         }
         let mut queue = self
@@ -335,17 +333,23 @@ impl XdpUnderlay {
             .find_map(|q| q.try_lock())
             .unwrap_or_else(|| self.queues[0].lock());
         let rejected_before = queue.local_stats().tx_rejected;
-        let taken = queue.transmit_parts(heads.iter().zip(&frames).map(|(h, f)| [&h[..], *f]));
+        let taken = queue.transmit_parts(heads.iter().map(|(h, index)| {
+            let o = &out[*index];
+            // SAFETY: readable for `len` bytes (the caller's guarantee).
+            [&h[..], unsafe {
+                std::slice::from_raw_parts(o.frame, o.len)
+            }]
+        }));
         let rejected = (queue.local_stats().tx_rejected - rejected_before) as usize;
         drop(queue);
         let sent = taken - rejected.min(taken);
-        let ring_full = frames.len() - taken;
+        let ring_full = heads.len() - taken;
         self.counters
             .tx_ring_full
             .fetch_add(ring_full as u64, Ordering::Relaxed);
         XdpSent {
             sent,
-            bytes: frames[..taken].iter().map(|f| f.len() as u64).sum(),
+            bytes: heads[..taken].iter().map(|(_, i)| out[*i].len as u64).sum(),
             ring_full,
         }
     }
