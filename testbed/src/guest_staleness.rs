@@ -1,7 +1,8 @@
 //! Refusing a guest image older than the guest's sources: a VM test run
-//! against an image that predates a change to `vmm/guest` waits out its
-//! timeouts instead of failing, so the test bed compares modification times
-//! up front and names the file that changed.
+//! against an image that predates a change to `vmm/guest` (or to a crate it
+//! depends on by path, such as the e1000 register definitions) waits out
+//! its timeouts instead of failing, so the test bed compares modification
+//! times up front and names the file that changed.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,18 +21,71 @@ const SOURCES: &[&str] = &[
     ".cargo",
 ];
 
+/// What a crate the guest depends on by path is built from, relative to its
+/// directory.
+const DEPENDENCY_SOURCES: &[&str] = &["src", "Cargo.toml", "build.rs"];
+
 /// How deep [`newest_source`] descends into the source directories.
 const MAX_DEPTH: usize = 16;
 
+/// How many crates deep [`newest_source`] follows path dependencies.
+const MAX_DEPENDENCY_DEPTH: usize = 8;
+
 /// The most recently modified file among the guest crate's [`SOURCES`] in
-/// `guest_dir`, with its modification time; `None` when there is none.
-/// Symbolic links are not followed.
+/// `guest_dir` and the [`DEPENDENCY_SOURCES`] of every crate it depends on
+/// by path (`name = { path = "..." }` in a manifest, followed through
+/// those crates' own manifests), with its modification time; `None` when
+/// there is none. Symbolic links are not followed.
 pub fn newest_source(guest_dir: &Path) -> Result<Option<(PathBuf, SystemTime)>> {
     let mut newest = None;
     for source in SOURCES {
         visit(&guest_dir.join(source), 0, &mut newest)?;
     }
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut pending: Vec<(PathBuf, usize)> = path_dependencies(guest_dir)?
+        .into_iter()
+        .map(|d| (d, 1))
+        .collect();
+    while let Some((dir, depth)) = pending.pop() {
+        let key = fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        for source in DEPENDENCY_SOURCES {
+            visit(&dir.join(source), 0, &mut newest)?;
+        }
+        if depth < MAX_DEPENDENCY_DEPTH {
+            pending.extend(path_dependencies(&dir)?.into_iter().map(|d| (d, depth + 1)));
+        }
+    }
     Ok(newest)
+}
+
+/// The directories of the crates `crate_dir`'s manifest depends on by path
+/// (inline tables only: `name = { path = "...", ... }`); none without a
+/// manifest.
+fn path_dependencies(crate_dir: &Path) -> Result<Vec<PathBuf>> {
+    let manifest = crate_dir.join("Cargo.toml");
+    let text = match fs::read_to_string(&manifest) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("reading {}", manifest.display()), e)),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|line| inline_path(line.split('#').next().unwrap_or("")))
+        .map(|path| crate_dir.join(path))
+        .collect())
+}
+
+/// The `path` value of a manifest line holding an inline table, if any.
+fn inline_path(line: &str) -> Option<&str> {
+    let table = &line[line.find('{')? + 1..];
+    let at = table.find("path")?;
+    let rest = table[at + "path".len()..].trim_start().strip_prefix('=')?;
+    let rest = rest.trim_start().strip_prefix('"')?;
+    Some(&rest[..rest.find('"')?])
 }
 
 fn visit(path: &Path, depth: usize, newest: &mut Option<(PathBuf, SystemTime)>) -> Result<()> {
@@ -131,6 +185,58 @@ mod tests {
             check_fresh(&image, &guest),
             Err(Error::StaleGuestImage { .. })
         ));
+    }
+
+    #[test]
+    fn a_crate_the_guest_depends_on_by_path_counts_too() {
+        let dir = unique_temp_dir("guest-staleness-deps").unwrap();
+        let guest = dir.path().join("vmm/guest");
+        let spec = dir.path().join("spec");
+        let leaf = dir.path().join("leaf");
+        let image = dir.path().join("guest.elf");
+        let t = |secs: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs);
+        write_at(&guest.join("src/main.rs"), t(0));
+        fs::write(
+            guest.join("Cargo.toml"),
+            "[[bin]]\npath = \"src/main.rs\"\n[dependencies]\n\
+             spec = { path = \"../../spec\" } # the registers\n",
+        )
+        .unwrap();
+        File::open(guest.join("Cargo.toml"))
+            .unwrap()
+            .set_modified(t(0))
+            .unwrap();
+        write_at(&spec.join("src/lib.rs"), t(0));
+        fs::write(
+            spec.join("Cargo.toml"),
+            "[dependencies]\nleaf = { version = \"1\", path = \"../leaf\" }\n",
+        )
+        .unwrap();
+        File::open(spec.join("Cargo.toml"))
+            .unwrap()
+            .set_modified(t(0))
+            .unwrap();
+        write_at(&leaf.join("src/lib.rs"), t(0));
+        write_at(&leaf.join("tests/other.rs"), t(90));
+        write_at(&image, t(10));
+        check_fresh(&image, &guest).unwrap();
+        // A change two path dependencies away.
+        write_at(&leaf.join("src/lib.rs"), t(20));
+        match check_fresh(&image, &guest) {
+            Err(Error::StaleGuestImage { newest, .. }) => {
+                assert_eq!(newest, guest.join("../../spec/../leaf/src/lib.rs"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn inline_tables_give_their_path() {
+        assert_eq!(inline_path(r#"a = { path = "../a" }"#), Some("../a"));
+        assert_eq!(inline_path(r#"a = {version="1",path="x/y"}"#), Some("x/y"));
+        assert_eq!(inline_path(r#"path = "src/lib.rs""#), None);
+        assert_eq!(inline_path(r#"a = { version = "1" }"#), None);
+        assert_eq!(inline_path(r#"a = { path = "unterminated }"#), None);
     }
 
     #[test]
