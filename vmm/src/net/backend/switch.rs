@@ -4,7 +4,10 @@
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
+use switch_port::client::OpenError;
+use switch_port::control::client::ClientError;
 use switch_port::mac::MacAddr;
+use switch_port::protocol::ErrorCode;
 use switch_port::{Interest, PortClient, PortConfig};
 
 use super::{BackendError, Port};
@@ -27,7 +30,13 @@ pub fn open(socket: &Path, port: &str, mac: [u8; 6]) -> Result<PortClient, Backe
         ..PortConfig::default()
     };
     PortClient::open(socket, port, wanted)
-        .or_else(|_| {
+        .or_else(|e| {
+            // Only a refusal of the sizes is worth a second request; a
+            // daemon that is absent, silent or refusing for another reason
+            // would only make the VMM wait twice before saying so.
+            if !is_config_refusal(&e) {
+                return Err(e);
+            }
             let as_it_is = PortConfig {
                 mac: Some(MacAddr(mac)),
                 ..PortConfig::default()
@@ -39,6 +48,18 @@ pub fn open(socket: &Path, port: &str, mac: [u8; 6]) -> Result<PortClient, Backe
             socket: socket.display().to_string(),
             source: Box::new(e),
         })
+}
+
+/// Whether the daemon refused the port's configuration (an existing port
+/// with other ring or buffer sizes).
+fn is_config_refusal(e: &OpenError) -> bool {
+    matches!(
+        e,
+        OpenError::Control(ClientError::Refused {
+            code: ErrorCode::BadConfig,
+            ..
+        })
+    )
 }
 
 impl Port for PortClient {
