@@ -1,6 +1,7 @@
 //! `cargo xtask test`: everything CI checks, in order: set-up, the eBPF and
 //! guest builds, formatting, clippy, then every test (unit tests in parallel,
-//! the seeded e1000 abuse test again with overflow checks, the guest crate's
+//! the seeded e1000 abuse test again with overflow checks, the VMM's sandbox
+//! test again in a debug build, the guest crate's
 //! own on the host target, end-to-end tests one at a time: they start
 //! daemons, namespaces and VMs on a 2-core machine), then every fuzz target
 //! briefly.
@@ -84,6 +85,13 @@ pub fn run_all(args: &TestArgs) -> Result<()> {
         run(
             cargo(&["test", "-p", "vmm", "--lib", "e1000::tests::fuzz"]),
             "the seeded e1000 abuse test with overflow checks (test profile)",
+        )?;
+        // Debug builds of std make system calls release builds do not (a
+        // descriptor check before close), which the VMM's seccomp filters
+        // must allow too.
+        run(
+            cargo(&["test", "-p", "vmm", "--test", "sandbox"]),
+            "the VMM's seccomp sandbox in a debug build (test profile)",
         )?;
     }
     guest::test(args.filter.as_deref())?;
