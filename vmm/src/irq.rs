@@ -3,10 +3,15 @@
 //!
 //! The device model computes its interrupt *level*; an [`IrqLine`] turns it
 //! into what the host's KVM can deliver:
-//! - [`IrqMode::Edge`]: a plain irqfd pulsed on each rising edge of the level.
-//!   On this machine's paravirtual KVM the hypervisor EOIs the local APIC at
-//!   delivery, so this is the mode that gives exactly one interrupt per cause
-//!   (docs/nested-kvm.md).
+//! - [`IrqMode::Edge`]: the GSI pulsed (KVM_IRQ_LINE 1 then 0) on each rising
+//!   edge of the level, by the thread that raised it. On this machine's
+//!   paravirtual KVM the hypervisor EOIs the local APIC at delivery, so this
+//!   is the mode that gives exactly one interrupt per cause
+//!   (docs/nested-kvm.md). Not an irqfd: KVM injects an irqfd write to an
+//!   IOAPIC pin later, from a kernel worker, and here that worker was seen to
+//!   run 5 to 700 ms late (with the e1000's moderation on, ~100 such delays
+//!   in 6 s of a 10 kpps receiver), so the one edge of a cause arrived long
+//!   after the guest had gone idle waiting for it.
 //! - [`IrqMode::Level`]: an irqfd with a resample fd, true level semantics:
 //!   KVM deasserts the line at the guest's EOI and signals the resample fd;
 //!   the line is asserted again if the device level is still high. Correct on
@@ -24,7 +29,7 @@ use crate::stats::Stats;
 /// How the INTx level reaches the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum IrqMode {
-    /// A plain irqfd pulsed on each rising edge (works on paravirtual KVM).
+    /// The GSI pulsed on each rising edge (works on paravirtual KVM).
     #[default]
     Edge,
     /// An irqfd with resample: level-triggered INTx (needs VT-x/AMD-V hosts).
@@ -37,7 +42,7 @@ pub enum IrqError {
     /// eventfd creation failed.
     #[error("cannot create an eventfd")]
     EventFd(#[source] std::io::Error),
-    /// KVM refused the irqfd.
+    /// KVM refused the irqfd (level mode).
     #[error("cannot register an irqfd on GSI {gsi}")]
     Register {
         /// The GSI.
@@ -55,8 +60,10 @@ pub enum IrqError {
 pub struct IrqLine {
     mode: IrqMode,
     gsi: u32,
-    irqfd: EventFd,
-    resample: Option<EventFd>,
+    /// The VM, for KVM_IRQ_LINE (edge mode).
+    vm: Arc<VmFd>,
+    /// The irqfd and its resample fd (level mode only).
+    irqfd: Option<(EventFd, EventFd)>,
     /// The device's current level.
     level: AtomicBool,
     /// PCI command register bit 10: the function must not assert INTx.
@@ -65,27 +72,29 @@ pub struct IrqLine {
 }
 
 impl IrqLine {
-    /// Creates the eventfd(s) and registers them with KVM for `gsi`.
-    pub fn new(vm: &VmFd, gsi: u32, mode: IrqMode, stats: Arc<Stats>) -> Result<IrqLine, IrqError> {
-        let irqfd = EventFd::new(EFD_NONBLOCK).map_err(IrqError::EventFd)?;
-        let resample = match mode {
-            IrqMode::Edge => {
-                vm.register_irqfd(&irqfd, gsi)
-                    .map_err(|source| IrqError::Register { gsi, source })?;
-                None
-            }
+    /// A line driving `gsi`; in level mode creates the irqfd and its
+    /// resample fd and registers them with KVM.
+    pub fn new(
+        vm: &Arc<VmFd>,
+        gsi: u32,
+        mode: IrqMode,
+        stats: Arc<Stats>,
+    ) -> Result<IrqLine, IrqError> {
+        let irqfd = match mode {
+            IrqMode::Edge => None,
             IrqMode::Level => {
+                let irqfd = EventFd::new(EFD_NONBLOCK).map_err(IrqError::EventFd)?;
                 let resample = EventFd::new(EFD_NONBLOCK).map_err(IrqError::EventFd)?;
                 vm.register_irqfd_with_resample(&irqfd, &resample, gsi)
                     .map_err(|source| IrqError::Register { gsi, source })?;
-                Some(resample)
+                Some((irqfd, resample))
             }
         };
         Ok(IrqLine {
             mode,
             gsi,
+            vm: Arc::clone(vm),
             irqfd,
-            resample,
             level: AtomicBool::new(false),
             disabled: AtomicBool::new(false),
             stats,
@@ -126,13 +135,13 @@ impl IrqLine {
 
     /// The resample eventfd (level mode only), for the I/O thread to watch.
     pub fn resample_fd(&self) -> Option<&EventFd> {
-        self.resample.as_ref()
+        self.irqfd.as_ref().map(|(_, resample)| resample)
     }
 
     /// Handles a resample notification: KVM deasserted the line at EOI;
     /// assert it again if the device still holds its level high.
     pub fn on_resample(&self) {
-        if let Some(resample) = &self.resample {
+        if let Some((_, resample)) = &self.irqfd {
             // Non-blocking read: a spurious wake-up finds nothing to drain.
             let _ = resample.read();
             self.stats.irq.resamples.inc();
@@ -143,11 +152,21 @@ impl IrqLine {
     }
 
     fn assert_line(&self) {
-        // An eventfd write only fails if the counter would overflow, which
-        // KVM's consumer prevents; count it if it ever happens.
-        match self.irqfd.write(1) {
-            Ok(()) => self.stats.irq.injected.inc(),
-            Err(_) => self.stats.irq.failed.inc(),
+        let injected = match &self.irqfd {
+            // An eventfd write only fails if the counter would overflow,
+            // which KVM's consumer prevents.
+            Some((irqfd, _)) => irqfd.write(1).is_ok(),
+            // An edge: the pin goes up and down again at once, injected
+            // before the ioctl returns.
+            None => {
+                self.vm.set_irq_line(self.gsi, true).is_ok()
+                    && self.vm.set_irq_line(self.gsi, false).is_ok()
+            }
+        };
+        if injected {
+            self.stats.irq.injected.inc();
+        } else {
+            self.stats.irq.failed.inc();
         }
     }
 }

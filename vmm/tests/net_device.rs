@@ -28,7 +28,7 @@ struct Rig {
     ram: Arc<GuestRam>,
     net: Arc<NetDevice>,
     stats: Arc<Stats>,
-    _vm: kvm_ioctls::VmFd,
+    _vm: Arc<kvm_ioctls::VmFd>,
 }
 
 fn rig(port: Box<dyn Port>, mitigation: bool) -> Option<Rig> {
@@ -36,7 +36,7 @@ fn rig(port: Box<dyn Port>, mitigation: bool) -> Option<Rig> {
         testbed::skip_or_fail("no /dev/kvm");
         return None;
     };
-    let vm = kvm.create_vm().unwrap();
+    let vm = Arc::new(kvm.create_vm().unwrap());
     vm.create_irq_chip().unwrap();
     let ram = Arc::new(GuestRam::new(4 << 20).unwrap());
     let stats = Arc::new(Stats::new());
@@ -237,12 +237,32 @@ fn sink_takes_a_full_ring_of_frames() {
 }
 
 #[test]
+fn edge_mode_pulses_the_gsi_once_per_rising_edge() {
+    let Ok(kvm) = Kvm::new() else {
+        testbed::skip_or_fail("no /dev/kvm");
+        return;
+    };
+    let vm = Arc::new(kvm.create_vm().unwrap());
+    vm.create_irq_chip().unwrap();
+    let stats = Arc::new(Stats::new());
+    let line = IrqLine::new(&vm, 11, IrqMode::Edge, Arc::clone(&stats)).unwrap();
+    assert!(line.resample_fd().is_none(), "no irqfd in edge mode");
+    line.set_level(true);
+    line.set_level(true);
+    assert_eq!(stats.irq.injected.get(), 1, "asserted once per rising edge");
+    line.set_level(false);
+    line.set_level(true);
+    assert_eq!(stats.irq.injected.get(), 2);
+    assert_eq!(stats.irq.failed.get(), 0, "KVM_IRQ_LINE accepted");
+}
+
+#[test]
 fn level_mode_registers_a_resample_irqfd() {
     let Ok(kvm) = Kvm::new() else {
         testbed::skip_or_fail("no /dev/kvm");
         return;
     };
-    let vm = kvm.create_vm().unwrap();
+    let vm = Arc::new(kvm.create_vm().unwrap());
     vm.create_irq_chip().unwrap();
     let stats = Arc::new(Stats::new());
     let line = IrqLine::new(&vm, 11, IrqMode::Level, Arc::clone(&stats)).unwrap();

@@ -8,8 +8,9 @@
 //! is dropped), timers, signal return and masks, thread and process
 //! exit, abort, and the `--stats-json` file (created only in its directory).
 //! The vCPU thread adds its KVM ioctls, each only on its own descriptor
-//! with its request number; the I/O thread adds `epoll_wait` and the one
-//! KVM ioctl it makes (KVM_IOEVENTFD on the VM).
+//! with its request number; the I/O thread adds `epoll_wait` and the
+//! KVM ioctls it makes (KVM_IOEVENTFD on the VM). Every thread that drives
+//! the e1000 model may pulse its interrupt line (KVM_IRQ_LINE on the VM).
 
 use std::collections::BTreeMap;
 
@@ -23,12 +24,13 @@ pub type Rules = BTreeMap<i64, Vec<SeccompRule>>;
 
 /// The KVM ioctl request numbers the VMM issues once the guest runs.
 pub mod kvm_requests {
-    use kvm_bindings::{kvm_ioeventfd, kvm_mp_state, kvm_regs, kvm_sregs, KVMIO};
+    use kvm_bindings::{kvm_ioeventfd, kvm_irq_level, kvm_mp_state, kvm_regs, kvm_sregs, KVMIO};
     vmm_sys_util::ioctl_io_nr!(KVM_RUN, KVMIO, 0x80);
     vmm_sys_util::ioctl_ior_nr!(KVM_GET_REGS, KVMIO, 0x81, kvm_regs);
     vmm_sys_util::ioctl_ior_nr!(KVM_GET_SREGS, KVMIO, 0x83, kvm_sregs);
     vmm_sys_util::ioctl_iow_nr!(KVM_SET_MP_STATE, KVMIO, 0x99, kvm_mp_state);
     vmm_sys_util::ioctl_iow_nr!(KVM_IOEVENTFD, KVMIO, 0x79, kvm_ioeventfd);
+    vmm_sys_util::ioctl_iow_nr!(KVM_IRQ_LINE, KVMIO, 0x61, kvm_irq_level);
 }
 
 /// Argument `arg` (32 bits) equals `value`.
@@ -169,8 +171,19 @@ pub fn vcpu_rules(context: &FilterContext) -> Result<Rules, BackendError> {
         ioctls.push(rule(vec![eq32(0, vcpu)?, eq64(1, request)?])?);
     }
     ioctls.push(ioeventfd_rule(context)?);
+    ioctls.push(irq_line_rule(context)?);
     rules.insert(libc::SYS_ioctl, ioctls);
     Ok(rules)
+}
+
+/// KVM_IRQ_LINE on the VM's descriptor: the e1000's interrupt edges
+/// (`irq::IrqLine`), raised by whichever thread drives the model (a register
+/// access, a port kick or the moderation timer, a link change).
+fn irq_line_rule(context: &FilterContext) -> Result<SeccompRule, BackendError> {
+    rule(vec![
+        eq32(0, fd_value(context.vm_fd))?,
+        eq64(1, kvm_requests::KVM_IRQ_LINE())?,
+    ])
 }
 
 /// KVM_IOEVENTFD on the VM's descriptor: the TDT ioeventfd follows the CSB
@@ -183,12 +196,15 @@ fn ioeventfd_rule(context: &FilterContext) -> Result<SeccompRule, BackendError> 
     ])
 }
 
-/// The I/O thread (and CSB net worker): [`common`], its epoll wait and the
-/// TDT ioeventfd, and `epoll_ctl` to follow the switch port's kick eventfd
-/// when the link watcher replaced the port.
+/// The I/O thread (and CSB net worker): [`common`], its epoll wait, the
+/// TDT ioeventfd and the e1000's interrupt line, and `epoll_ctl` to follow
+/// the switch port's kick eventfd when the link watcher replaced the port.
 pub fn io_rules(context: &FilterContext) -> Result<Rules, BackendError> {
     let mut rules = common(context)?;
-    rules.insert(libc::SYS_ioctl, vec![ioeventfd_rule(context)?]);
+    rules.insert(
+        libc::SYS_ioctl,
+        vec![ioeventfd_rule(context)?, irq_line_rule(context)?],
+    );
     rules.insert(libc::SYS_epoll_wait, vec![]);
     rules.insert(libc::SYS_epoll_pwait, vec![]);
     rules.insert(libc::SYS_epoll_ctl, vec![]);
@@ -201,10 +217,12 @@ pub fn io_rules(context: &FilterContext) -> Result<Rules, BackendError> {
 /// (`sendmsg`/`recvmsg`) with its read timeout (`setsockopt`, `SO_RCVTIMEO`
 /// only), the port memfd's checks (`fcntl` for its seals,
 /// `fstat`, `pread64` of its header) and its shared mapping (never
-/// executable), and an eventfd for the link-down port. No KVM ioctl: guest
-/// memory and the device's registrations do not change.
+/// executable), and an eventfd for the link-down port. One KVM ioctl:
+/// KVM_IRQ_LINE, for the e1000's link-change interrupt; guest memory and
+/// the device's registrations do not change.
 pub fn link_rules(context: &FilterContext) -> Result<Rules, BackendError> {
     let mut rules = common(context)?;
+    rules.insert(libc::SYS_ioctl, vec![irq_line_rule(context)?]);
     for sysno in [
         libc::SYS_poll,
         libc::SYS_ppoll,
@@ -288,8 +306,12 @@ mod tests {
     fn lists_differ_per_thread() {
         let vcpu = vcpu_rules(&context(None)).unwrap();
         let io = io_rules(&context(None)).unwrap();
-        assert_eq!(vcpu[&libc::SYS_ioctl].len(), 5);
-        assert_eq!(io[&libc::SYS_ioctl].len(), 1, "KVM_IOEVENTFD only");
+        assert_eq!(vcpu[&libc::SYS_ioctl].len(), 6);
+        assert_eq!(
+            io[&libc::SYS_ioctl].len(),
+            2,
+            "KVM_IOEVENTFD and KVM_IRQ_LINE only"
+        );
         assert!(io.contains_key(&libc::SYS_epoll_wait));
         assert!(!vcpu.contains_key(&libc::SYS_epoll_wait));
         for forbidden in [
@@ -309,7 +331,7 @@ mod tests {
             assert!(!io.contains_key(&forbidden), "I/O allows {forbidden}");
         }
         let link = link_rules(&context(None)).unwrap();
-        assert!(!link.contains_key(&libc::SYS_ioctl), "no KVM ioctl");
+        assert_eq!(link[&libc::SYS_ioctl].len(), 1, "KVM_IRQ_LINE only");
         for allowed in [libc::SYS_socket, libc::SYS_connect, libc::SYS_recvmsg] {
             assert!(link.contains_key(&allowed), "link lacks {allowed}");
         }
@@ -420,7 +442,7 @@ mod tests {
     fn arguments_are_checked() {
         use super::super::ThreadKind::{self, Io, Link, Metrics, Vcpu};
         // The context's descriptors: vCPU 10, VM 11, stats directory 7.
-        let allowed: [(ThreadKind, fn()); 13] = [
+        let allowed: [(ThreadKind, fn()); 16] = [
             // std's debug check when a descriptor is dropped, on every thread.
             (Vcpu, || fcntl(10, libc::F_GETFD)),
             (Io, || fcntl(10, libc::F_GETFD)),
@@ -431,6 +453,10 @@ mod tests {
             (Metrics, || ioctl(10, libc::FIONBIO)),
             (Vcpu, || ioctl(10, kvm_requests::KVM_RUN())),
             (Io, || ioctl(11, kvm_requests::KVM_IOEVENTFD())),
+            // The e1000's interrupt edges, from every thread that drives it.
+            (Vcpu, || ioctl(11, kvm_requests::KVM_IRQ_LINE())),
+            (Io, || ioctl(11, kvm_requests::KVM_IRQ_LINE())),
+            (Link, || ioctl(11, kvm_requests::KVM_IRQ_LINE())),
             (Io, || mmap(RW, ANON, -1)),
             (Io, || openat(7)),
             (Link, unix_socket),
@@ -439,7 +465,7 @@ mod tests {
         for (thread, call) in allowed {
             assert_eq!(killed_by(thread, call), None, "{thread:?}");
         }
-        let forbidden: [(ThreadKind, fn()); 17] = [
+        let forbidden: [(ThreadKind, fn()); 19] = [
             // fcntl: F_GETFD everywhere, F_GET_SEALS on the link watcher, no more.
             (Io, || fcntl(10, libc::F_SETFL)),
             (Io, || fcntl(10, libc::F_GET_SEALS)),
@@ -450,6 +476,9 @@ mod tests {
             // The metrics thread: no KVM ioctl, no new socket.
             (Metrics, || ioctl(11, kvm_requests::KVM_IOEVENTFD())),
             (Metrics, unix_socket),
+            (Metrics, || ioctl(11, kvm_requests::KVM_IRQ_LINE())),
+            // The link watcher: KVM_IRQ_LINE on the VM only.
+            (Link, || ioctl(11, kvm_requests::KVM_IOEVENTFD())),
             // KVM_RUN on another descriptor (the VM's).
             (Vcpu, || ioctl(11, kvm_requests::KVM_RUN())),
             // A vCPU ioctl on the I/O thread.
