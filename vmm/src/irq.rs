@@ -8,10 +8,9 @@
 //!   paravirtual KVM the hypervisor EOIs the local APIC at delivery, so this
 //!   is the mode that gives exactly one interrupt per cause
 //!   (docs/nested-kvm.md). Not an irqfd: KVM injects an irqfd write to an
-//!   IOAPIC pin later, from a kernel worker, and here that worker was seen to
-//!   run 5 to 700 ms late (with the e1000's moderation on, ~100 such delays
-//!   in 6 s of a 10 kpps receiver), so the one edge of a cause arrived long
-//!   after the guest had gone idle waiting for it.
+//!   IOAPIC pin later, from a kernel worker, and here that was seen to come
+//!   up to 700 ms late, so the one edge of a cause arrived long after the
+//!   guest had gone idle waiting for it (and woke on its backstop timer).
 //! - [`IrqMode::Level`]: an irqfd with a resample fd, true level semantics:
 //!   KVM deasserts the line at the guest's EOI and signals the resample fd;
 //!   the line is asserted again if the device level is still high. Correct on
@@ -29,7 +28,8 @@ use crate::stats::Stats;
 /// How the INTx level reaches the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum IrqMode {
-    /// The GSI pulsed on each rising edge (works on paravirtual KVM).
+    /// The GSI pulsed (KVM_IRQ_LINE) on each rising edge (works on
+    /// paravirtual KVM).
     #[default]
     Edge,
     /// An irqfd with resample: level-triggered INTx (needs VT-x/AMD-V hosts).

@@ -71,9 +71,10 @@ struct Cli {
     )]
     socket: PathBuf,
 
-    /// How the e1000 interrupt reaches the guest: `edge` pulses a plain irqfd
-    /// on each rising edge (needed on paravirtual KVM); `level` uses a
-    /// resample irqfd (level-triggered INTx, for VT-x/AMD-V hosts).
+    /// How the e1000 interrupt reaches the guest: `edge` pulses the GSI
+    /// (KVM_IRQ_LINE) on each rising edge (needed on paravirtual KVM);
+    /// `level` uses a resample irqfd (level-triggered INTx, for VT-x/AMD-V
+    /// hosts).
     #[arg(long, value_enum, value_name = "MODE", default_value_t = IrqMode::Edge)]
     irq: IrqMode,
 

@@ -101,13 +101,14 @@ impl Serialize for ExitCounts {
 /// Interrupt delivery counters.
 #[derive(Debug, Default, Serialize)]
 pub struct IrqCounters {
-    /// e1000 interrupts asserted towards the guest (irqfd writes).
+    /// e1000 interrupts asserted towards the guest (edges pulsed, or irqfd
+    /// writes in level mode).
     pub injected: Counter,
     /// Serial port (COM1) interrupts asserted towards the guest.
     pub serial: Counter,
     /// Resample notifications (level mode).
     pub resamples: Counter,
-    /// irqfd writes that failed.
+    /// e1000 assertions KVM refused (KVM_IRQ_LINE or irqfd write failed).
     pub failed: Counter,
 }
 

@@ -5,7 +5,7 @@ use super::moderation::Moderation;
 use e1000_spec::regs::icr;
 
 /// Receives the device's interrupt level (INTx); the VMM turns rising edges
-/// into interrupts (an irqfd pulse on hosts where level INTx is broken).
+/// into interrupts (a pulse of the GSI on hosts where level INTx is broken).
 pub trait Trigger {
     /// The level changed to `asserted`.
     fn set_level(&self, asserted: bool);
