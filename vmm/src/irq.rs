@@ -157,10 +157,12 @@ impl IrqLine {
             // which KVM's consumer prevents.
             Some((irqfd, _)) => irqfd.write(1).is_ok(),
             // An edge: the pin goes up and down again at once, injected
-            // before the ioctl returns.
+            // before the ioctl returns. Lowered even if raising failed, so
+            // that the next edge is one.
             None => {
-                self.vm.set_irq_line(self.gsi, true).is_ok()
-                    && self.vm.set_irq_line(self.gsi, false).is_ok()
+                let up = self.vm.set_irq_line(self.gsi, true).is_ok();
+                let down = self.vm.set_irq_line(self.gsi, false).is_ok();
+                up && down
             }
         };
         if injected {
