@@ -244,9 +244,11 @@ pub fn run(config: &Config, info: &StartInfo) -> u8 {
 /// [`irq::IDLE_BACKSTOP_US`], doubles after every such period that brought
 /// no frame, up to [`irq::IDLE_MAX_MS`], and starts again at a frame. So while
 /// traffic flows a receiver looks at its ring at least every 10 ms, as it
-/// did with the periodic tick (under CPU load an RX interrupt can be late:
-/// with mitigation on, a receiver relying on it alone lost frames), and an
-/// idle one wakes about once a second.
+/// did with the periodic tick (a backstop against an RX interrupt that
+/// comes late: a VMM that delivered edges through an irqfd was seen to
+/// have them injected up to 700 ms late on a nested host, and a receiver
+/// relying on them alone lost frames), and an idle one wakes about once a
+/// second.
 static RX_BACKSTOP_US: AtomicU64 = AtomicU64::new(irq::IDLE_BACKSTOP_US);
 
 /// Waits until a frame is in the RX ring (true) or `deadline` passes
