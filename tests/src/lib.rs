@@ -5,7 +5,7 @@
 //! dropped.
 
 use std::ops::{Deref, DerefMut};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -21,6 +21,10 @@ pub mod nic;
 pub mod tcp_transfer;
 pub mod tunnel;
 pub mod udp_echo;
+
+/// How long [`Daemon::settled_counters`] waits for a port's counters to
+/// account for every frame sent towards it.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A daemon started for one test: testbed's launcher (its socket, log, CLI
 /// and PID are reached through `Deref`) plus the switch's own queries.
@@ -136,13 +140,21 @@ impl Daemon {
     }
 
     /// Counters of `port` once every one of `total` frames sent towards it
-    /// has been delivered or dropped (or after 10 s: the last reading).
+    /// has been delivered or dropped; an error showing the last reading
+    /// when that has not happened within [`SETTLE_TIMEOUT`].
     pub fn settled_counters(&self, port: &str, total: u64) -> Result<CounterSnapshot> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
         loop {
             let c = self.counters(port)?;
-            if c.tx_packets + c.drops() >= total || std::time::Instant::now() > deadline {
+            if c.tx_packets + c.drops() >= total {
                 return Ok(c);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "port {port} accounted for {} of {total} frames (delivered + dropped) \
+                     within {SETTLE_TIMEOUT:?}: {c:?}",
+                    c.tx_packets + c.drops()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
