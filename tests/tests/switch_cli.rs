@@ -61,12 +61,11 @@ fn create_list_stats_fdb_delete() -> Result<()> {
             Some(Duration::from_secs(1)),
         )?;
     }
-    wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
-        daemon
-            .counters("vale0:gen")
-            .map(|c| c.rx_packets == 1000)
-            .unwrap_or(false)
-    })?;
+    // The source counts its frames when the switch takes them, before they
+    // are delivered (or dropped) at the destination: wait for the
+    // destination's account of all of them.
+    let p1 = daemon.settled_counters("vale0:p1", 1000)?;
+    assert_eq!(daemon.counters("vale0:gen")?.rx_packets, 1000, "{p1:?}");
     let stats = daemon.cli_json(&["stats", "vale0:p1", "--json"])?;
     let c = &stats["ports"][0]["counters"];
     assert_eq!(stats["ports"][0]["name"], "vale0:p1");
