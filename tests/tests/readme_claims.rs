@@ -124,7 +124,12 @@ fn pktgen_ping_pong_through_the_daemon() -> Result<()> {
     let pong_sum = pktgen_summary(&mut pong, Duration::from_secs(30))?;
     assert_eq!(field(&pong_sum, "packets"), PINGS, "{pong_sum}");
     assert_eq!(field(&pong_sum, "corrupt"), 0, "{pong_sum}");
-    // The JSON summary: every ping answered, ordered percentiles.
+    // The JSON summary: every ping answered, ordered percentiles. The same
+    // ports again: the daemon removes them once it has seen the first
+    // pair's clients leave (until then they are busy, and `wait_port`
+    // would find the old pong port).
+    daemon.wait_port("vale0:ping", false)?;
+    daemon.wait_port("vale0:pong", false)?;
     let mut pong = pktgen_on_own_port(&daemon, "pong2", "pong", PINGS, true)?;
     daemon.wait_port("vale0:pong", true)?;
     let mut ping = pktgen_on_own_port(&daemon, "ping2", "ping", PINGS, true)?;
