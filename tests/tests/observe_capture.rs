@@ -97,8 +97,11 @@ fn tcpdump_lines(file: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Sends `count` frames of 60 bytes from `vale0:a` to the locked `vale0:b`.
+/// Sends `count` frames of 60 bytes from `vale0:a` to the locked `vale0:b`
+/// and waits until `vale0:b` has accounted for them (pktgen may exit
+/// before the switch has forwarded its last frames).
 fn send(daemon: &Daemon, count: u64) -> Result<()> {
+    let before = daemon.counters("vale0:b")?;
     let count_arg = count.to_string();
     let mut tx = daemon.pktgen_tx(
         "vale0:a",
@@ -106,6 +109,7 @@ fn send(daemon: &Daemon, count: u64) -> Result<()> {
     )?;
     let sum = pktgen_summary(&mut tx, TIMEOUT)?;
     ensure!(field(&sum, "packets") == count, "{sum}");
+    daemon.settled_counters("vale0:b", before.tx_packets + before.drops() + count)?;
     Ok(())
 }
 
