@@ -170,7 +170,9 @@ fn a_capture_holds_every_frame_with_its_length_and_ethertype() -> Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     // Classic pcap, received frames only, a short snap length, on the
-    // sender's port (made persistent to exist before its client).
+    // sender's port (made persistent to exist before its client, once the
+    // daemon has removed the one of the last sender, who left).
+    daemon.wait_port("vale0:a", false)?;
     cli(&daemon, &["create", "vale0:a"])?;
     let pcap = daemon.dir().join("a.pcap");
     let pcap_arg = pcap.display().to_string();
