@@ -172,22 +172,37 @@ impl Daemon {
         }
     }
 
+    /// How many clients `port` has now (`None`: no such port).
+    fn clients(&self, port: &str) -> Result<Option<u32>> {
+        let mut conn = self.connect()?;
+        match conn.call(&Request::List {})? {
+            (Response::List { switches }, _) => Ok(switches
+                .iter()
+                .flat_map(|s| s.ports.iter())
+                .find(|p| p.name.to_string() == port)
+                .map(|p| p.clients)),
+            other => bail!("unexpected list answer {other:?}"),
+        }
+    }
+
     /// Waits until `port` has a client attached.
     pub fn wait_client(&self, port: &str) -> Result<()> {
-        let attached = || -> Result<bool> {
-            let mut conn = self.connect()?;
-            match conn.call(&Request::List {})? {
-                (Response::List { switches }, _) => Ok(switches
-                    .iter()
-                    .flat_map(|s| s.ports.iter())
-                    .any(|p| p.name.to_string() == port && p.clients > 0)),
-                other => bail!("unexpected list answer {other:?}"),
-            }
-        };
         wait_until(Duration::from_secs(10), Duration::from_millis(5), || {
-            attached().unwrap_or(false)
+            self.clients(port).is_ok_and(|c| c.unwrap_or(0) > 0)
         })
         .with_context(|| format!("no client attached to port {port}"))?;
+        Ok(())
+    }
+
+    /// Waits until `port` has no client (or does not exist): the daemon
+    /// has seen the last one leave. A client's process may exit well
+    /// before that; until then its port cannot be opened, created or
+    /// deleted.
+    pub fn wait_no_client(&self, port: &str) -> Result<()> {
+        wait_until(Duration::from_secs(10), Duration::from_millis(5), || {
+            self.clients(port).is_ok_and(|c| c.unwrap_or(0) == 0)
+        })
+        .with_context(|| format!("port {port} kept its client"))?;
         Ok(())
     }
 

@@ -101,6 +101,8 @@ fn tcpdump_lines(file: &Path) -> Result<Vec<String>> {
 /// and waits until `vale0:b` has accounted for them (pktgen may exit
 /// before the switch has forwarded its last frames).
 fn send(daemon: &Daemon, count: u64) -> Result<()> {
+    // The last sender's port is busy until the daemon has seen it leave.
+    daemon.wait_no_client("vale0:a")?;
     let before = daemon.counters("vale0:b")?;
     let count_arg = count.to_string();
     let mut tx = daemon.pktgen_tx(
@@ -293,6 +295,7 @@ fn send_and_sniff(bed: &NicBed, count: u64, window: Duration) -> Result<usize> {
         Ok(socket.collect(count as usize, window, |_| true)?.len())
     });
     let count_arg = count.to_string();
+    bed.daemon.wait_no_client("vale0:a")?;
     let mut tx = bed.daemon.pktgen_tx(
         "vale0:a",
         &["--count", &count_arg, "--dst-mac", RX_MAC, "--rate", "2000"],
