@@ -168,8 +168,12 @@ fn cross(from: &Daemon, to: &Daemon, counts: [u64; 2]) -> Result<()> {
         .sum::<Result<u64>>()?;
     ensure!(passed_on > 0, "no datagram passed between the tunnels");
     for v in VLANS {
-        cli(from, &["delete", &format!("vale0:s{v}")])?;
-        cli(to, &["delete", &format!("vale0:r{v}")])?;
+        // A port is in use until the daemon has seen its pktgen leave.
+        let (s, r) = (format!("vale0:s{v}"), format!("vale0:r{v}"));
+        from.wait_no_client(&s)?;
+        to.wait_no_client(&r)?;
+        cli(from, &["delete", &s])?;
+        cli(to, &["delete", &r])?;
     }
     Ok(())
 }
