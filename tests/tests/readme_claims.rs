@@ -276,6 +276,19 @@ fn check_cli_reaches_daemon(cli: impl Fn(&[&str]) -> Command) -> Result<()> {
     assert_eq!(field(&rx_sum, "packets"), 1000, "{rx_sum}");
     let stats: Value = serde_json::from_str(&run(&["stats", "vale0:rx", "--json"])?)?;
     ensure!(stats.to_string().contains("vale0:rx"), "{stats}");
+    // The port is in use until the daemon has seen the receiver leave.
+    wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
+        run(&["list", "--json"]).is_ok_and(|out| {
+            serde_json::from_str::<Value>(&out).is_ok_and(|list| {
+                list["switches"][0]["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p["name"] == "vale0:rx" && p["clients"].as_u64() == Some(0))
+            })
+        })
+    })
+    .context("the receiver never left vale0:rx")?;
     run(&["delete", "vale0:rx"])?;
     Ok(())
 }
