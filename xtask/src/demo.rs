@@ -112,6 +112,33 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Re
     Ok(())
 }
 
+/// Whether the daemon on `socket` lists `port`. A client's port is there
+/// from its open until the daemon has seen the client leave, which may be
+/// after its process ended: until then the name cannot be opened again.
+fn has_port(socket: &Path, port: &str) -> bool {
+    let Ok(out) = vswitch(socket, &["list", "--json"]).output() else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok_and(|list| {
+        list["switches"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["ports"].as_array())
+            .flatten()
+            .any(|p| p["name"] == port)
+    })
+}
+
+/// Waits until the daemon on `socket` lists `port` (`present`) or no
+/// longer does.
+fn wait_port(socket: &Path, port: &str, present: bool) -> Result<()> {
+    let what = format!("{port} to {}", if present { "appear" } else { "go" });
+    wait_for(&what, Duration::from_secs(10), || {
+        has_port(socket, port) == present
+    })
+}
+
 /// A VM running the guest image; its serial output goes to a file.
 fn vm(
     socket: &Path,
@@ -225,11 +252,7 @@ fn tunnel_step(socket: &Path, dir: &Path, sw: &str, host2: &str) -> Result<()> {
         .stdout(Stdio::null())
         .spawn()?,
     );
-    wait_for("the pong port", Duration::from_secs(10), || {
-        vswitch(&socket2, &["list"])
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("vale0:pong"))
-    })?;
+    wait_port(&socket2, "vale0:pong", true)?;
     show(
         "pktgen ping on host 1 -> tunnel -> pktgen pong on host 2 (1000 round trips)",
         vswitch(
@@ -317,7 +340,8 @@ pub fn run_demo(args: &DemoArgs) -> Result<()> {
             )
             .spawn()?,
         );
-        std::thread::sleep(Duration::from_millis(300));
+        // The receiver's port exists once it has opened it.
+        wait_port(&socket, "vale0:b", true)?;
         let status = vswitch(
             &socket,
             &[
@@ -338,6 +362,10 @@ pub fn run_demo(args: &DemoArgs) -> Result<()> {
             bail!("pktgen tx failed");
         }
         rx.wait(Duration::from_secs(10));
+        drop(rx);
+        // The next round opens the same ports.
+        wait_port(&socket, "vale0:a", false)?;
+        wait_port(&socket, "vale0:b", false)?;
     }
 
     for (mode, sender, receiver) in [
@@ -366,6 +394,10 @@ pub fn run_demo(args: &DemoArgs) -> Result<()> {
         rx_vm.wait(Duration::from_secs(30));
         println!("sender:   {}", summary(&result_line(&tx_serial)));
         println!("receiver: {}", summary(&result_line(&rx_serial)));
+        drop((tx_vm, rx_vm));
+        // The next round opens the same ports.
+        wait_port(&socket, "vale0:vm-tx", false)?;
+        wait_port(&socket, "vale0:vm-rx", false)?;
     }
 
     for (mode, args) in [("plain", "txmode=plain"), ("CSB", "txmode=csb")] {
@@ -390,6 +422,10 @@ pub fn run_demo(args: &DemoArgs) -> Result<()> {
         ping_vm.wait(Duration::from_secs(120));
         pong_vm.wait(Duration::from_secs(10));
         println!("ping: {}", summary(&result_line(&ping_serial)));
+        drop((ping_vm, pong_vm));
+        // The next round opens the same ports.
+        wait_port(&socket, "vale0:vm-ping", false)?;
+        wait_port(&socket, "vale0:vm-pong", false)?;
     }
 
     println!("\n=== 4. a NIC port: veth nic0 (in {sw}) attached to vale0, its peer in {host1}; the host stack's port is TAP nic0-host");
