@@ -53,7 +53,14 @@ fn the_chaos_guest_is_survived_and_others_keep_talking() -> Result<()> {
         );
     }
     eprintln!("chaos result: {chaos_result}");
-    // Meanwhile the other two VMs exchanged every ping.
-    assert_eq!(field(&ping_result, "lost"), 0, "{ping_result}");
+    // Meanwhile the other two VMs exchanged every ping (the pong VM
+    // answered all 3000, above): none vanished. One answered after the
+    // guest's 1 s timeout (three VMs on a loaded 2-core host can stall
+    // one for longer) counts as lost and as late, as in vm_traffic.
+    assert_eq!(
+        field(&ping_result, "lost"),
+        ping_result["errors"]["late"].as_u64().unwrap_or(0),
+        "{ping_result}"
+    );
     Ok(())
 }
