@@ -65,6 +65,13 @@ fn finish_vm(mut vm: Vm) -> (Option<i32>, serde_json::Value, String) {
     (outcome.code(), result, log)
 }
 
+/// Waits until `vm`'s guest printed `needle` (bounded).
+fn ready(vm: &Vm, needle: &str) {
+    if let Err(e) = vm.wait_for_serial(needle, Duration::from_secs(60)) {
+        panic!("VM {}: {e}", vm.label());
+    }
+}
+
 #[test]
 fn guest_to_guest_through_the_switch() {
     let Some((image, vswitch)) = tools() else {
@@ -80,7 +87,9 @@ fn guest_to_guest_through_the_switch() {
         "52:54:00:00:00:02",
         &["rx", "count=2000"],
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // The receiver is ready once its guest says so (its driver is up); a
+    // fixed sleep let a loaded machine start the sender's traffic first.
+    ready(&rx_vm, "guest: rx");
     let tx_vm = start_vm(
         &image,
         &daemon,
@@ -105,7 +114,7 @@ fn guest_to_guest_through_the_switch() {
         "52:54:00:00:00:04",
         &["pong", "count=200"],
     );
-    std::thread::sleep(Duration::from_millis(300));
+    ready(&pong_vm, "guest: pong");
     let ping_vm = start_vm(
         &image,
         &daemon,
