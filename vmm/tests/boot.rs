@@ -206,7 +206,14 @@ fn sigterm_stops_a_halted_guest_and_writes_stats() {
         stats.to_str().unwrap(),
     ]);
     let mut vmm = Proc::spawn("vmm", command, Capture::Files(dir.path().into())).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // The statistics are written once a second while the guest runs: the
+    // VMM is up (its handler in place) and the guest halted by then. A
+    // fixed sleep could signal a VMM that a loaded machine had not yet
+    // started, which then died of the signal.
+    testbed::wait_until(Duration::from_secs(30), Duration::from_millis(20), || {
+        stats.exists()
+    })
+    .unwrap_or_else(|e| panic!("no statistics from the vmm: {e}: {:?}", vmm.read_stderr()));
     vmm.kill(libc::SIGTERM).unwrap();
     let status = vmm
         .wait_timeout(Duration::from_secs(30))
