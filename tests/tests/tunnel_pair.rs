@@ -18,6 +18,10 @@ use testbed::{wait_until, Netns};
 
 const VNI: u32 = 7;
 const FRAMES: u64 = 20_000;
+/// The receivers' ring: 1.6 s of the tests' traffic, so a receiver that a
+/// loaded machine leaves without CPU for a while still loses nothing (the
+/// default 1024 slots are 0.1 s at 10,000 frames a second).
+const RX_RING: &str = "16384";
 
 /// Two hosts, each a namespace with a daemon and a tunnel port `vale0:vx`
 /// to the other. Daemons are declared first: stopped before the
@@ -77,7 +81,17 @@ fn vx(daemon: &Daemon) -> Result<BTreeMap<String, u64>> {
 fn pktgen_frames_cross_between_two_daemons_every_one_accounted_for() -> Result<()> {
     let p = pair()?;
     let [da, db] = &p.daemons;
-    let mut rx = db.pktgen_rx("vale0:rx", &["--idle-timeout", "3", "--duration", "60"])?;
+    let mut rx = db.pktgen_rx(
+        "vale0:rx",
+        &[
+            "--idle-timeout",
+            "3",
+            "--duration",
+            "60",
+            "--ring-size",
+            RX_RING,
+        ],
+    )?;
     let rate = (FRAMES / 2).to_string();
     let mut tx = da.pktgen_tx(
         "vale0:tx",
@@ -106,7 +120,17 @@ fn pktgen_frames_cross_between_two_daemons_every_one_accounted_for() -> Result<(
 /// tunnel; every one arrives once, in order, intact.
 fn pktgen_across(from: &Daemon, to: &Daemon, tag: &str) -> Result<()> {
     let (rx_port, tx_port) = (format!("vale0:rx{tag}"), format!("vale0:tx{tag}"));
-    let mut rx = to.pktgen_rx(&rx_port, &["--idle-timeout", "3", "--duration", "60"])?;
+    let mut rx = to.pktgen_rx(
+        &rx_port,
+        &[
+            "--idle-timeout",
+            "3",
+            "--duration",
+            "60",
+            "--ring-size",
+            RX_RING,
+        ],
+    )?;
     let rate = (FRAMES / 2).to_string();
     let mut tx = from.pktgen_tx(&tx_port, &["--count", &FRAMES.to_string(), "--rate", &rate])?;
     let sent = pktgen_summary(&mut tx, Duration::from_secs(60))?;
@@ -345,7 +369,17 @@ fn switch_mac(port: &str) -> String {
 fn a_multicast_group_carries_the_flooding() -> Result<()> {
     let p = pair_with(&["--group", "239.1.1.42"])?;
     let [da, db] = &p.daemons;
-    let mut rx = db.pktgen_rx("vale0:rx", &["--idle-timeout", "2", "--duration", "60"])?;
+    let mut rx = db.pktgen_rx(
+        "vale0:rx",
+        &[
+            "--idle-timeout",
+            "2",
+            "--duration",
+            "60",
+            "--ring-size",
+            RX_RING,
+        ],
+    )?;
     let mut tx = da.pktgen_tx("vale0:tx", &["--count", "1000", "--rate", "5000"])?;
     let sent = pktgen_summary(&mut tx, Duration::from_secs(60))?;
     let got = pktgen_summary(&mut rx, Duration::from_secs(60))?;
