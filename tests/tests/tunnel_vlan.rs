@@ -55,8 +55,21 @@ fn add_tunnels(daemon: &Daemon, local: &str, remote: &str) -> Result<()> {
     Ok(())
 }
 
+/// Creates `port` in `vlan`; its ring holds 16384 frames (over 3 s of
+/// [`cross`]'s traffic), so a receiver that a loaded machine leaves without
+/// CPU for a while still loses nothing.
 fn create(daemon: &Daemon, port: &str, vlan: u16) -> Result<()> {
-    cli(daemon, &["create", port, "--vlan", &vlan.to_string()])?;
+    cli(
+        daemon,
+        &[
+            "create",
+            port,
+            "--vlan",
+            &vlan.to_string(),
+            "--ring-size",
+            "16384",
+        ],
+    )?;
     Ok(())
 }
 
