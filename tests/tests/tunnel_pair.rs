@@ -77,6 +77,21 @@ fn vx(daemon: &Daemon) -> Result<BTreeMap<String, u64>> {
     extra_counters(daemon, "vale0:vx")
 }
 
+/// Both tunnel ports' counters and the ping and pong ports', for a failed
+/// ping-pong's message (a ping answered after pktgen's 1 s timeout and one
+/// dropped on the way look the same in the ping's summary).
+fn ping_pong_counters(da: &Daemon, db: &Daemon) -> String {
+    format!(
+        "A vx {:?} {:?}\nB vx {:?} {:?}\nA ping {:?}\nB pong {:?}",
+        da.counters("vale0:vx"),
+        vx(da),
+        db.counters("vale0:vx"),
+        vx(db),
+        da.counters("vale0:ping"),
+        db.counters("vale0:pong"),
+    )
+}
+
 #[test]
 fn pktgen_frames_cross_between_two_daemons_every_one_accounted_for() -> Result<()> {
     let p = pair()?;
@@ -297,7 +312,12 @@ fn pings_and_bad_datagrams(extra: &[&str]) -> Result<()> {
         ],
     )?;
     let pinged = pktgen_summary(&mut ping, Duration::from_secs(60))?;
-    assert_eq!(field(&pinged, "ping_timeouts"), 0, "{pinged}");
+    assert_eq!(
+        field(&pinged, "ping_timeouts"),
+        0,
+        "{pinged}\n{}",
+        ping_pong_counters(da, db)
+    );
     // Each side learned the other's MAC on its tunnel port, and its tunnel
     // learned which VTEP it is behind; unicast was flooded only until then.
     ensure!(fdb_has(da, &pong_mac, "vale0:vx")?, "A did not learn pong");
@@ -428,7 +448,12 @@ fn a_multicast_group_carries_the_flooding() -> Result<()> {
         ],
     )?;
     let pinged = pktgen_summary(&mut ping, Duration::from_secs(60))?;
-    assert_eq!(field(&pinged, "ping_timeouts"), 0, "{pinged}");
+    assert_eq!(
+        field(&pinged, "ping_timeouts"),
+        0,
+        "{pinged}\n{}",
+        ping_pong_counters(da, db)
+    );
     assert!(tunnel_info(da, "vale0:vx")?["learned"].as_u64() >= Some(1));
     assert_eq!(vx(db)?["encap_flooded"], 0, "B flooded its pongs");
     Ok(())
