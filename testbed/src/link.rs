@@ -324,6 +324,23 @@ pub fn is_lower_up(ns: Option<&str>, ifname: &str) -> Result<bool> {
     Ok(flags.split(',').any(|flag| flag == "LOWER_UP"))
 }
 
+/// Whether the kernel has put `ifname` into operation (`state UP`): its
+/// link watcher has seen the carrier come up, which is also when it gives
+/// the device its queueing discipline. Until then what the device sends
+/// is dropped (the placeholder discipline drops everything), so one end
+/// of a veth pair, brought up before its peer, has `LOWER_UP` a moment
+/// before it can send; the kernel's first ARP request lost there is
+/// retried only a second later.
+pub fn is_oper_up(ns: Option<&str>, ifname: &str) -> Result<bool> {
+    Ok(text_is_oper_up(&show(ns, ifname, false)?))
+}
+
+/// Whether an `ip -o link show` line says `state UP`.
+fn text_is_oper_up(text: &str) -> bool {
+    let mut words = text.split_whitespace();
+    words.any(|word| word == "state") && words.next() == Some("UP")
+}
+
 /// The `ip -d link show` text of `ifname` (several lines: flags, link
 /// layer, details, an attached XDP program).
 pub fn show_details(ns: Option<&str>, ifname: &str) -> Result<String> {
@@ -488,6 +505,17 @@ mod tests {
         assert!(text_has_xdp(attached));
         assert!(text_has_xdp("3: n0: <UP> mtu 1500 xdp qdisc"));
         assert!(!text_has_xdp("4: xdp0@if5: <UP> mtu 1500 qdisc noqueue"));
+    }
+
+    #[test]
+    fn the_operational_state_is_read_from_link_show() {
+        let up = "2: ul0@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT";
+        assert!(text_is_oper_up(up));
+        let pending = "2: ul0@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noop state DOWN mode DEFAULT";
+        assert!(!text_is_oper_up(pending));
+        assert!(!text_is_oper_up(
+            "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN"
+        ));
     }
 
     #[test]

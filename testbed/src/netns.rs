@@ -260,6 +260,12 @@ impl Netns {
         link::is_lower_up(Some(&self.name), ifname)
     }
 
+    /// Whether `ifname` is in operation (`state UP`): see
+    /// [`link::is_oper_up`].
+    pub fn is_oper_up(&self, ifname: &str) -> Result<bool> {
+        link::is_oper_up(Some(&self.name), ifname)
+    }
+
     /// The `ip -d link show` text of `ifname`.
     pub fn link_details(&self, ifname: &str) -> Result<String> {
         link::show_details(Some(&self.name), ifname)
