@@ -84,6 +84,20 @@ fn ip(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Whether `ifname` in namespace `ns` is in operation (`state UP`): the end
+/// of a veth pair brought up first drops what it sends until the kernel
+/// has seen its carrier, an ARP request too (asked again a second later).
+fn link_in_operation(ns: &str, ifname: &str) -> bool {
+    Command::new("ip")
+        .args(["-n", ns, "-o", "link", "show", "dev", ifname])
+        .output()
+        .is_ok_and(|out| {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut words = text.split_whitespace();
+            words.any(|w| w == "state") && words.next() == Some("UP")
+        })
+}
+
 fn vswitch(socket: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(release_dir().join("vswitch"));
     cmd.args(args).arg("--socket").arg(socket);
@@ -209,6 +223,9 @@ fn tunnel_step(socket: &Path, dir: &Path, sw: &str, host2: &str) -> Result<()> {
         ip(&["-n", ns, "addr", "add", addr, "dev", "ul0"])?;
         ip(&["-n", ns, "link", "set", "ul0", "up"])?;
     }
+    wait_for("the underlay", Duration::from_secs(10), || {
+        link_in_operation(sw, "ul0") && link_in_operation(host2, "ul0")
+    })?;
     let socket2 = dir.join("vswitch2.sock");
     let _daemon2 = Started(
         Command::new("ip")
@@ -435,6 +452,9 @@ pub fn run_demo(args: &DemoArgs) -> Result<()> {
     ip(&["-n", &sw, "link", "set", "nic0", "up"])?;
     ip(&["-n", &host1, "link", "set", "eth0", "up"])?;
     ip(&["-n", &host1, "addr", "add", "10.77.0.2/24", "dev", "eth0"])?;
+    wait_for("the veth", Duration::from_secs(10), || {
+        link_in_operation(&sw, "nic0") && link_in_operation(&host1, "eth0")
+    })?;
     show(
         "vswitch attach vale0 nic0 --host",
         vswitch(&socket, &["attach", "vale0", "nic0", "--host"]),
