@@ -148,6 +148,16 @@ impl<'a> RingView<'a> {
         self.field(ring_field::PRODUCER_NEEDS_KICK)
     }
 
+    /// The address of slot `index` (masked into range), for a prefetch hint.
+    #[inline]
+    pub fn slot_address(&self, index: u32) -> *const u8 {
+        let i = (index & (self.size - 1)) as usize;
+        self.base
+            .as_ptr()
+            .cast_const()
+            .wrapping_add(RING_HEADER_SIZE + i * SLOT_SIZE)
+    }
+
     /// Reads slot `index` (masked into range) with one volatile load.
     #[inline]
     pub fn read_slot(&self, index: u32) -> Slot {

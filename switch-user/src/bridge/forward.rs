@@ -7,9 +7,9 @@
 //! Memory latency is what grows with the number of addresses and ports, so
 //! the batch hides it: the forwarding function prefetches the table entries
 //! of the frame a few frames ahead of the one looked up, and a
-//! destination prepares (prefetches the buffers its frames will fill)
-//! a few destinations before its turn. Only ports that receive
-//! frames of the batch are touched.
+//! destination prepares (prefetches its ring's indices and slots, then the
+//! buffers its frames will fill) a few destinations before its turn. Only
+//! ports that receive frames of the batch are touched.
 //!
 //! Port security is applied here, before a frame is looked up: a frame whose
 //! source address is not its port's locked one ([`Port::security`]) or is
@@ -67,6 +67,18 @@ impl Scratch {
             if let Some(port) = table.get(dest) {
                 prefetch::write((&raw const port.counters).cast());
                 port.io.prepare(self.per_destination[dest as usize].len());
+            }
+        }
+    }
+
+    /// [`Scratch::prepare`]'s earlier step (see
+    /// [`super::port::PortIo::prepare_early`]).
+    #[inline]
+    fn prepare_early(&self, table: &PortTable, t: usize) {
+        if let Some(&dest) = self.touched.get(t) {
+            if let Some(port) = table.get(dest) {
+                port.io
+                    .prepare_early(self.per_destination[dest as usize].len());
             }
         }
     }
@@ -213,13 +225,19 @@ pub fn forward_lane(
             &scratch.per_destination,
         );
     }
-    // Each destination is asked to prepare (prefetch where its frames go) a
-    // few destinations before its turn, so the misses overlap; each is
-    // published without a fence, then one fence serves every kick decision.
+    // Each destination is asked to prepare in two steps before its turn, so
+    // the misses overlap: 16 destinations ahead it starts loading its ring's
+    // indices and next slots, 8 ahead it reads those (now cached) and starts
+    // loading the buffers its frames will fill. Each is published without a
+    // fence, then one fence serves every kick decision.
+    for t in 0..2 * PREPARE_AHEAD {
+        scratch.prepare_early(&table, t);
+    }
     for t in 0..PREPARE_AHEAD {
         scratch.prepare(&table, t);
     }
     for t in 0..scratch.touched.len() {
+        scratch.prepare_early(&table, t + 2 * PREPARE_AHEAD);
         scratch.prepare(&table, t + PREPARE_AHEAD);
         let dest = scratch.touched[t];
         let list = &mut scratch.per_destination[dest as usize];

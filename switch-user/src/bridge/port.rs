@@ -85,6 +85,9 @@ pub trait PortIo: Send + Sync {
     /// A hint that `count` frames will shortly be delivered: start loading
     /// where they will be written. Changes nothing.
     fn prepare(&self, _count: usize) {}
+    /// An earlier hint than [`PortIo::prepare`]: start loading what
+    /// `prepare` itself will read. Changes nothing.
+    fn prepare_early(&self, _count: usize) {}
     /// [`PortIo::deliver`] without the decision whether to wake the client:
     /// when it returns true, the caller must issue a `SeqCst` fence after it
     /// (one fence may serve several ports) and then call
@@ -272,6 +275,9 @@ impl<T: PortIo + ?Sized> PortIo for std::sync::Arc<T> {
     }
     fn prepare(&self, count: usize) {
         (**self).prepare(count)
+    }
+    fn prepare_early(&self, count: usize) {
+        (**self).prepare_early(count)
     }
     fn deliver_unkicked(
         &self,

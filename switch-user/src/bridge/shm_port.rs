@@ -9,12 +9,12 @@
 //! first, so the departed client's mapping sees nothing after that.
 
 use std::os::fd::RawFd;
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use switch_port::eventfd::EventFd;
-use switch_port::layout::Layout;
+use switch_port::layout::{Layout, CACHE_LINE, SLOT_SIZE};
 use switch_port::region::Region;
 use switch_port::ring::{RingView, Slot};
 
@@ -50,6 +50,9 @@ pub struct ShmPort {
     sink: Mutex<SinkState>,
     /// A client has the port open: changed only under both locks.
     client: AtomicBool,
+    /// The RX tail as last published, read without the lock by
+    /// [`PortIo::prepare_early`] to find the slots the next frames take.
+    tail_hint: AtomicU32,
 }
 
 impl ShmPort {
@@ -65,6 +68,7 @@ impl ShmPort {
             source: Mutex::new(SourceState::default()),
             sink: Mutex::new(SinkState::default()),
             client: AtomicBool::new(true),
+            tail_hint: AtomicU32::new(0),
         }
     }
 
@@ -108,6 +112,17 @@ impl ShmPort {
             return 0;
         }
         tx.distance(self.source.lock().next, head)
+    }
+
+    /// Starts loading what a delivery reads and writes besides the slots and
+    /// buffers: the sink lock and the RX ring's indices.
+    #[inline]
+    fn prefetch_header(&self) {
+        let rx = self.region.rx_ring();
+        prefetch::write((&raw const self.sink).cast());
+        prefetch::read(rx.head().as_ptr().cast_const().cast());
+        prefetch::write(rx.tail().as_ptr().cast_const().cast());
+        prefetch::read(rx.consumer_needs_kick().as_ptr().cast_const().cast());
     }
 
     /// Reads the client's `head` of `ring`; `None` (and counted) if out of range.
@@ -197,6 +212,7 @@ impl ShmPort {
         }
         if delivered > 0 {
             rx.tail().store(st.tail, Ordering::Release);
+            self.tail_hint.store(st.tail, Ordering::Relaxed);
         }
         // Every transmit count of this port is made here, under the sink lock.
         counters.add_tx_serialized(delivered as u64, bytes);
@@ -284,13 +300,9 @@ impl PortIo for ShmPort {
     fn prepare(&self, count: usize) {
         // The published tail is where the next frames go (another thread
         // delivering meanwhile only makes the hint wrong).
+        // The ring's indices and the first slots were asked for by
+        // `prepare_early`, a few destinations ago: these loads find them.
         let rx = self.region.rx_ring();
-        // What the delivery reads and writes besides the buffers, first (a
-        // prefetch does not wait; the loads below do).
-        prefetch::write((&raw const self.sink).cast());
-        prefetch::read(rx.head().as_ptr().cast_const().cast());
-        prefetch::write(rx.tail().as_ptr().cast_const().cast());
-        prefetch::read(rx.consumer_needs_kick().as_ptr().cast_const().cast());
         let mut index = rx.tail().load(Ordering::Relaxed);
         if index >= rx.size() {
             return;
@@ -300,6 +312,21 @@ impl PortIo for ShmPort {
                 prefetch::write(buffer.as_ptr());
             }
             index = rx.advance(index, 1);
+        }
+    }
+
+    fn prepare_early(&self, count: usize) {
+        self.prefetch_header();
+        // The slots the frames will take, from the tail last published
+        // (a hint: a wrong one costs a wasted prefetch).
+        let rx = self.region.rx_ring();
+        let tail = self.tail_hint.load(Ordering::Relaxed);
+        let per_line = (CACHE_LINE / SLOT_SIZE) as u32;
+        let slots = count.min(PREPARE_MAX) as u32;
+        let mut i = 0;
+        while i < slots {
+            prefetch::read(rx.slot_address(tail.wrapping_add(i)));
+            i += per_line - (tail.wrapping_add(i) % per_line);
         }
     }
 
