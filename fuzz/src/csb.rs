@@ -81,7 +81,7 @@ pub mod op {
 
 /// The VM whose irqchip the device's interrupt line is wired to.
 struct Machine {
-    _vm: VmFd,
+    _vm: Arc<VmFd>,
     irq: Arc<IrqLine>,
     stats: Arc<Stats>,
 }
@@ -91,7 +91,7 @@ fn machine() -> Option<&'static Machine> {
     MACHINE
         .get_or_init(|| {
             let made = (|| {
-                let vm = Kvm::new().ok()?.create_vm().ok()?;
+                let vm = Arc::new(Kvm::new().ok()?.create_vm().ok()?);
                 vm.create_irq_chip().ok()?;
                 let stats = Arc::new(Stats::new());
                 let irq = IrqLine::new(&vm, 11, IrqMode::Edge, Arc::clone(&stats)).ok()?;
