@@ -255,16 +255,16 @@ fn check_cli_reaches_daemon(cli: impl Fn(&[&str]) -> Command) -> Result<()> {
     )?;
     // A persistent port without a client drops what is sent to it: send
     // once the receiver holds the port.
+    let rx_clients = || -> Option<u64> {
+        let list: Value = serde_json::from_str(&run(&["list", "--json"]).ok()?).ok()?;
+        list["switches"][0]["ports"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == "vale0:rx")?["clients"]
+            .as_u64()
+    };
     wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
-        run(&["list", "--json"]).is_ok_and(|out| {
-            serde_json::from_str::<Value>(&out).is_ok_and(|list| {
-                list["switches"][0]["ports"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|p| p["name"] == "vale0:rx" && p["clients"].as_u64() >= Some(1))
-            })
-        })
+        rx_clients().is_some_and(|n| n >= 1)
     })
     .context("the receiver never opened vale0:rx")?;
     let tx = run(&[
@@ -278,15 +278,7 @@ fn check_cli_reaches_daemon(cli: impl Fn(&[&str]) -> Command) -> Result<()> {
     ensure!(stats.to_string().contains("vale0:rx"), "{stats}");
     // The port is in use until the daemon has seen the receiver leave.
     wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
-        run(&["list", "--json"]).is_ok_and(|out| {
-            serde_json::from_str::<Value>(&out).is_ok_and(|list| {
-                list["switches"][0]["ports"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|p| p["name"] == "vale0:rx" && p["clients"].as_u64() == Some(0))
-            })
-        })
+        rx_clients() == Some(0)
     })
     .context("the receiver never left vale0:rx")?;
     run(&["delete", "vale0:rx"])?;

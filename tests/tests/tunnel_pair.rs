@@ -22,6 +22,15 @@ const FRAMES: u64 = 20_000;
 /// loaded machine leaves without CPU for a while still loses nothing (the
 /// default 1024 slots are 0.1 s at 10,000 frames a second).
 const RX_RING: &str = "16384";
+/// The options of the receiving pktgens that count [`FRAMES`].
+const RX_ARGS: [&str; 6] = [
+    "--idle-timeout",
+    "3",
+    "--duration",
+    "60",
+    "--ring-size",
+    RX_RING,
+];
 
 /// Two hosts, each a namespace with a daemon and a tunnel port `vale0:vx`
 /// to the other. Daemons are declared first: stopped before the
@@ -96,17 +105,7 @@ fn ping_pong_counters(da: &Daemon, db: &Daemon) -> String {
 fn pktgen_frames_cross_between_two_daemons_every_one_accounted_for() -> Result<()> {
     let p = pair()?;
     let [da, db] = &p.daemons;
-    let mut rx = db.pktgen_rx(
-        "vale0:rx",
-        &[
-            "--idle-timeout",
-            "3",
-            "--duration",
-            "60",
-            "--ring-size",
-            RX_RING,
-        ],
-    )?;
+    let mut rx = db.pktgen_rx("vale0:rx", &RX_ARGS)?;
     let rate = (FRAMES / 2).to_string();
     let mut tx = da.pktgen_tx(
         "vale0:tx",
@@ -135,17 +134,7 @@ fn pktgen_frames_cross_between_two_daemons_every_one_accounted_for() -> Result<(
 /// tunnel; every one arrives once, in order, intact.
 fn pktgen_across(from: &Daemon, to: &Daemon, tag: &str) -> Result<()> {
     let (rx_port, tx_port) = (format!("vale0:rx{tag}"), format!("vale0:tx{tag}"));
-    let mut rx = to.pktgen_rx(
-        &rx_port,
-        &[
-            "--idle-timeout",
-            "3",
-            "--duration",
-            "60",
-            "--ring-size",
-            RX_RING,
-        ],
-    )?;
+    let mut rx = to.pktgen_rx(&rx_port, &RX_ARGS)?;
     let rate = (FRAMES / 2).to_string();
     let mut tx = from.pktgen_tx(&tx_port, &["--count", &FRAMES.to_string(), "--rate", &rate])?;
     let sent = pktgen_summary(&mut tx, Duration::from_secs(60))?;
