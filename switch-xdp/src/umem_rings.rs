@@ -351,22 +351,11 @@ impl UmemRings {
             }
             let pieces = frame.len().div_ceil(chunk);
             for (k, piece) in frame.chunks(chunk).enumerate() {
-                // Cannot fail: `room <= tx_free.len()` frames are reserved.
-                let Some(mut desc) = self.tx_free.pop() else {
+                // A piece fits in a frame (`chunks(chunk)`).
+                let options = if k + 1 < pieces { XDP_PKT_CONTD } else { 0 };
+                if !self.stage(&[piece], options) {
                     break;
-                };
-                {
-                    // SAFETY: `desc` came from `tx_free`, so the table says
-                    // User: neither the kernel nor any other slice touches
-                    // this frame.
-                    let mut data = unsafe { self.umem.data_mut(&mut desc) };
-                    let mut cursor = data.cursor();
-                    cursor.set_pos(0);
-                    // Cannot fail: a piece fits in a frame (`chunks(chunk)`).
-                    let _ = cursor.write_all(piece);
                 }
-                desc.set_options(if k + 1 < pieces { XDP_PKT_CONTD } else { 0 });
-                self.staged.push(desc);
             }
             room -= pieces;
             done.queued += 1;
@@ -375,6 +364,31 @@ impl UmemRings {
         }
         self.submit_staged(&mut done);
         done
+    }
+
+    /// Copies `parts`, one after the other, into a free TX frame and stages
+    /// it with `options`; false if no frame is free (cannot happen while
+    /// the callers reserve `room <= tx_free.len()` first). The parts must
+    /// fit in one frame together.
+    fn stage(&mut self, parts: &[&[u8]], options: u32) -> bool {
+        let Some(mut desc) = self.tx_free.pop() else {
+            return false;
+        };
+        {
+            // SAFETY: `desc` came from `tx_free`, so the table says User:
+            // neither the kernel nor any other slice touches this frame.
+            let mut data = unsafe { self.umem.data_mut(&mut desc) };
+            let mut cursor = data.cursor();
+            cursor.set_pos(0);
+            for part in parts {
+                // Cannot fail: the parts fit in the frame (the caller's
+                // check).
+                let _ = cursor.write_all(part);
+            }
+        }
+        desc.set_options(options);
+        self.staged.push(desc);
+        true
     }
 
     /// Hands the staged frames to the kernel's TX ring and records its
@@ -423,23 +437,10 @@ impl UmemRings {
                 done.rejected += 1;
                 continue;
             }
-            // Cannot fail: `room <= tx_free.len()` frames are reserved.
-            let Some(mut desc) = self.tx_free.pop() else {
+            // Both parts fit in the frame (checked above).
+            if !self.stage(&[head, body], 0) {
                 break;
-            };
-            {
-                // SAFETY: `desc` came from `tx_free`, so the table says
-                // User: neither the kernel nor any other slice touches
-                // this frame.
-                let mut data = unsafe { self.umem.data_mut(&mut desc) };
-                let mut cursor = data.cursor();
-                cursor.set_pos(0);
-                // Cannot fail: both parts fit in the frame (checked above).
-                let _ = cursor.write_all(head);
-                let _ = cursor.write_all(body);
             }
-            desc.set_options(0);
-            self.staged.push(desc);
             room -= 1;
             done.queued += 1;
             done.bytes += len;
