@@ -36,4 +36,4 @@ pub use steering::{
 };
 pub use switch_ebpf_common::{QueueCounters, MAX_QUEUES};
 pub use tap::{Tap, TapError, TapStats};
-pub use xsk::{XskConfig, XskError, XskQueue, XskStats, MAX_PIECES};
+pub use xsk::{XskConfig, XskError, XskQueue, XskStats, MAX_PIECES, XDP_HEADROOM};

@@ -541,7 +541,7 @@ fn is_unsupported(errno: i32) -> bool {
 
 /// Bytes at the start of each UMEM frame the kernel keeps for XDP
 /// (`XDP_PACKET_HEADROOM`; xsk-rs adds no frame headroom of its own).
-const XDP_HEADROOM: u32 = 256;
+pub const XDP_HEADROOM: u32 = 256;
 
 /// The validated sizes of the UMEM and its rings.
 struct RingSizes {

@@ -8,6 +8,7 @@
 //! 3.5 KB. The MTU is read when the NIC is attached: raise it first.
 
 use switch_xdp::iface::FRAME_OVERHEAD;
+use switch_xdp::XDP_HEADROOM;
 
 /// The largest frame a NIC port carries (as a shared-memory port's largest
 /// buffer): MTU 16366.
@@ -17,8 +18,9 @@ pub const NIC_MAX_FRAME: u32 = 16384;
 const STANDARD_FRAME_SIZE: u32 = 2048;
 /// UMEM frame size of jumbo NIC ports.
 const JUMBO_FRAME_SIZE: u32 = 4096;
-/// The kernel's XDP headroom at the start of every UMEM frame.
-const XDP_HEADROOM: u32 = 256;
+/// The longest packet one UMEM frame holds (a jumbo frame's room after
+/// the XDP headroom).
+pub const ONE_FRAME_MAX: u32 = JUMBO_FRAME_SIZE - XDP_HEADROOM;
 
 /// The socket layout for one MTU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +31,14 @@ pub struct FramePlan {
     pub max_packet: u32,
     /// Load the multi-buffer XDP program.
     pub frags: bool,
+}
+
+/// The smaller UMEM frame size whose room after the XDP headroom holds a
+/// `len`-byte packet whole, if one does (up to [`ONE_FRAME_MAX`]).
+pub fn one_frame_size(len: u32) -> Option<u32> {
+    [STANDARD_FRAME_SIZE, JUMBO_FRAME_SIZE]
+        .into_iter()
+        .find(|size| len <= size - XDP_HEADROOM)
 }
 
 /// The layout for an interface of MTU `mtu`, or the largest frame at that

@@ -31,10 +31,13 @@ use super::header::VXLAN_HEADER;
 use super::neighbours::Neighbours;
 use super::outer::{self, Addresses, OuterError};
 use super::socket::{self, Datagram, Outgoing};
+use crate::nic::frame_plan;
 
 /// Bytes written in front of an outgoing frame: Ethernet, IPv4, UDP and
 /// VXLAN headers.
 pub const HEADROOM: usize = outer::OUTER_HEADERS + VXLAN_HEADER;
+/// Bytes of an (untagged) Ethernet header.
+const ETHERNET_HEADER: u32 = 14;
 /// Receive frames per socket.
 const RX_FRAMES: u32 = 2048;
 
@@ -134,17 +137,12 @@ impl XdpUnderlay {
                 message: "no receive queues".into(),
             });
         }
-        let frame = usize::from(underlay_mtu) + 14;
-        let frame_size = if frame <= 2048 - 256 {
-            2048
-        } else if frame <= 4096 - 256 {
-            4096
-        } else {
-            return Err(XdpUnderlayError::MtuTooLarge {
+        // Outer frames carry no VLAN tag: the MTU plus the Ethernet header.
+        let frame_size = frame_plan::one_frame_size(u32::from(underlay_mtu) + ETHERNET_HEADER)
+            .ok_or(XdpUnderlayError::MtuTooLarge {
                 mtu: underlay_mtu,
-                most: 4096 - 256 - 14,
-            });
-        };
+                most: (frame_plan::ONE_FRAME_MAX - ETHERNET_HEADER) as usize,
+            })?;
         let mut steering = XdpSteering::attach(
             &iface,
             &SteeringConfig {
