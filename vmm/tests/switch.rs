@@ -136,7 +136,7 @@ fn a_stopped_and_continued_vmm_keeps_running() {
         return;
     };
     let daemon = start_daemon(&vswitch);
-    let vm = start_vm(
+    let mut vm = start_vm(
         &image,
         &daemon,
         "vale0:stopcont",
@@ -150,16 +150,43 @@ fn a_stopped_and_continued_vmm_keeps_running() {
     // Stopped and continued under the default seccomp filters (a shell's
     // Ctrl-Z and fg, a debugger, a cgroup freezer): the timed waits it
     // interrupted resume through restart_syscall.
-    let pid = libc::pid_t::try_from(vm.pid()).expect("a pid");
     for _ in 0..5 {
-        // SAFETY: signals to the VMM this test started, by its PID.
-        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        vm.proc_mut().kill(libc::SIGSTOP).expect("SIGSTOP");
         std::thread::sleep(Duration::from_millis(100));
-        // SAFETY: as above.
-        unsafe { libc::kill(pid, libc::SIGCONT) };
+        vm.proc_mut().kill(libc::SIGCONT).expect("SIGCONT");
         std::thread::sleep(Duration::from_millis(200));
     }
     let (code, result, log) = finish_vm(vm);
     assert_eq!(code, Some(0), "{log}");
     assert_eq!(result["result"], "tx", "{log}");
+}
+
+/// A port that already exists with other ring sizes is opened as it is:
+/// the daemon refuses the sizes the VMM asks for, and the VMM asks again
+/// without them.
+#[test]
+fn a_port_created_with_other_sizes_is_opened_as_it_is() {
+    let Some((image, vswitch)) = tools() else {
+        return;
+    };
+    let daemon = start_daemon(&vswitch);
+    let out = daemon
+        .cli(&["create", "vale0:vm", "--ring-size", "512"])
+        .expect("vswitch create");
+    assert!(out.status.success(), "{out:?}");
+    let vm = start_vm(
+        &image,
+        &daemon,
+        "vale0:vm",
+        "52:54:00:00:00:09",
+        &["tx", "count=100", "rate=1000", "dst=52:54:00:00:00:0a"],
+    );
+    let (code, _, log) = finish_vm(vm);
+    assert_eq!(code, Some(0), "{log}");
+    // The port kept its size: the VMM did not recreate it.
+    let list = daemon.cli(&["list", "--json"]).expect("vswitch list");
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("list JSON");
+    let port = &list["switches"][0]["ports"][0];
+    assert_eq!(port["name"], "vale0:vm", "{list}");
+    assert_eq!(port["ring_size"], 512, "{list}");
 }
