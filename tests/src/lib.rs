@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use switch_port::client::{PortClient, PortConfig};
 use switch_port::control::client::Connection;
-use switch_port::protocol::{CounterSnapshot, Request, Response};
+use switch_port::protocol::{CounterSnapshot, PortInfo, Request, Response};
 use testbed::{wait_until, Netns, Proc};
 
 pub use testbed::{bin_dir, guest_image, run_bounded, vswitch_bin};
@@ -160,38 +160,44 @@ impl Daemon {
         }
     }
 
-    /// Names of the ports that exist now.
-    pub fn port_names(&self) -> Result<Vec<String>> {
+    /// Every port of every switch now.
+    fn ports(&self) -> Result<Vec<PortInfo>> {
         let mut conn = self.connect()?;
         match conn.call(&Request::List {})? {
-            (Response::List { switches }, _) => Ok(switches
-                .into_iter()
-                .flat_map(|s| s.ports.into_iter().map(|p| p.name.to_string()))
-                .collect()),
+            (Response::List { switches }, _) => {
+                Ok(switches.into_iter().flat_map(|s| s.ports).collect())
+            }
             other => bail!("unexpected list answer {other:?}"),
         }
     }
 
-    /// How many clients `port` has now (`None`: no such port).
-    fn clients(&self, port: &str) -> Result<Option<u32>> {
-        let mut conn = self.connect()?;
-        match conn.call(&Request::List {})? {
-            (Response::List { switches }, _) => Ok(switches
-                .iter()
-                .flat_map(|s| s.ports.iter())
-                .find(|p| p.name.to_string() == port)
-                .map(|p| p.clients)),
-            other => bail!("unexpected list answer {other:?}"),
-        }
+    /// Names of the ports that exist now.
+    pub fn port_names(&self) -> Result<Vec<String>> {
+        Ok(self
+            .ports()?
+            .into_iter()
+            .map(|p| p.name.to_string())
+            .collect())
+    }
+
+    /// Waits until whether `port` has a client (an absent port has none)
+    /// is `attached`.
+    fn wait_attached(&self, port: &str, attached: bool) -> Result<()> {
+        wait_until(Duration::from_secs(10), Duration::from_millis(5), || {
+            self.ports().is_ok_and(|ports| {
+                ports
+                    .iter()
+                    .any(|p| p.name.to_string() == port && p.clients > 0)
+                    == attached
+            })
+        })?;
+        Ok(())
     }
 
     /// Waits until `port` has a client attached.
     pub fn wait_client(&self, port: &str) -> Result<()> {
-        wait_until(Duration::from_secs(10), Duration::from_millis(5), || {
-            self.clients(port).is_ok_and(|c| c.unwrap_or(0) > 0)
-        })
-        .with_context(|| format!("no client attached to port {port}"))?;
-        Ok(())
+        self.wait_attached(port, true)
+            .with_context(|| format!("no client attached to port {port}"))
     }
 
     /// Waits until `port` has no client (or does not exist): the daemon
@@ -199,11 +205,8 @@ impl Daemon {
     /// before that; until then its port cannot be opened, created or
     /// deleted.
     pub fn wait_no_client(&self, port: &str) -> Result<()> {
-        wait_until(Duration::from_secs(10), Duration::from_millis(5), || {
-            self.clients(port).is_ok_and(|c| c.unwrap_or(0) == 0)
-        })
-        .with_context(|| format!("port {port} kept its client"))?;
-        Ok(())
+        self.wait_attached(port, false)
+            .with_context(|| format!("port {port} kept its client"))
     }
 
     /// Waits until `port` exists (or not, with `present = false`).

@@ -123,14 +123,13 @@ impl NicBed {
                 mac,
             });
         }
-        // In operation, not only with carrier: the end brought up first
-        // (the host's) can send only once the kernel's link watcher has
-        // seen its carrier; before, its frames (an ARP request) are dropped.
+        // In operation (which implies carrier), not only with carrier: the
+        // end brought up first (the host's) can send only once the kernel's
+        // link watcher has seen its carrier; before, its frames (an ARP
+        // request) are dropped.
         wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
             hosts.iter().all(|h| {
-                h.ns.is_lower_up(HOST_IF).unwrap_or(false)
-                    && h.ns.is_oper_up(HOST_IF).unwrap_or(false)
-                    && switch.is_lower_up(&h.port_if).unwrap_or(false)
+                h.ns.is_oper_up(HOST_IF).unwrap_or(false)
                     && switch.is_oper_up(&h.port_if).unwrap_or(false)
             })
         })

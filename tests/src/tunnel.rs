@@ -28,15 +28,15 @@ pub fn underlay(a: &Netns, b: &Netns) -> Result<()> {
             .context("turning off transmit checksum offload")?;
         ns.set_up(UNDERLAY_IF)?;
     }
-    // In operation, not only with carrier: the end brought up first can
-    // send only once the kernel's link watcher has seen its carrier (what
-    // it sends before is dropped, the first ARP request too, and the
-    // kernel asks again only a second later: a ping timed out).
+    // In operation (which implies carrier), not only with carrier: the end
+    // brought up first can send only once the kernel's link watcher has
+    // seen its carrier (what it sends before is dropped, the first ARP
+    // request too, and the kernel asks again only a second later: a ping
+    // timed out).
     wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
-        [a, b].iter().all(|ns| {
-            ns.is_lower_up(UNDERLAY_IF).unwrap_or(false)
-                && ns.is_oper_up(UNDERLAY_IF).unwrap_or(false)
-        })
+        [a, b]
+            .iter()
+            .all(|ns| ns.is_oper_up(UNDERLAY_IF).unwrap_or(false))
     })
     .context("the underlay did not come up")?;
     Ok(())

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use e1000_spec::regs as r;
-use kvm_ioctls::Kvm;
+use kvm_ioctls::{Kvm, VmFd};
 use vm_memory::{Bytes, GuestAddress};
 use vmm::io_thread::{IoSources, IoThread};
 use vmm::irq::{IrqLine, IrqMode};
@@ -249,19 +249,28 @@ fn slave_pic_irr(vm: &kvm_ioctls::VmFd) -> u8 {
     unsafe { chip.chip.pic.irr }
 }
 
+/// A VM with an irqchip and an interrupt line on GSI 11 in `mode`, with its
+/// statistics; `None` (skipped, or failed under CI) without /dev/kvm.
+fn irq_line(mode: IrqMode) -> Option<(Arc<VmFd>, Arc<Stats>, IrqLine)> {
+    let Ok(kvm) = Kvm::new() else {
+        testbed::skip_or_fail("no /dev/kvm");
+        return None;
+    };
+    let vm = Arc::new(kvm.create_vm().unwrap());
+    vm.create_irq_chip().unwrap();
+    let stats = Arc::new(Stats::new());
+    let line = IrqLine::new(&vm, 11, mode, Arc::clone(&stats)).unwrap();
+    Some((vm, stats, line))
+}
+
 /// Edge mode injects the edge before `set_level` returns (an irqfd write
 /// was injected later by a kernel worker, on this host sometimes hundreds
 /// of milliseconds later), once per rising edge.
 #[test]
 fn edge_mode_injects_each_rising_edge_before_returning() {
-    let Ok(kvm) = Kvm::new() else {
-        testbed::skip_or_fail("no /dev/kvm");
+    let Some((vm, stats, line)) = irq_line(IrqMode::Edge) else {
         return;
     };
-    let vm = Arc::new(kvm.create_vm().unwrap());
-    vm.create_irq_chip().unwrap();
-    let stats = Arc::new(Stats::new());
-    let line = IrqLine::new(&vm, 11, IrqMode::Edge, Arc::clone(&stats)).unwrap();
     assert!(line.resample_fd().is_none(), "no irqfd in edge mode");
     let gsi11 = 1 << (11 - 8);
     assert_eq!(slave_pic_irr(&vm) & gsi11, 0);
@@ -277,14 +286,9 @@ fn edge_mode_injects_each_rising_edge_before_returning() {
 
 #[test]
 fn level_mode_registers_a_resample_irqfd() {
-    let Ok(kvm) = Kvm::new() else {
-        testbed::skip_or_fail("no /dev/kvm");
+    let Some((_vm, stats, line)) = irq_line(IrqMode::Level) else {
         return;
     };
-    let vm = Arc::new(kvm.create_vm().unwrap());
-    vm.create_irq_chip().unwrap();
-    let stats = Arc::new(Stats::new());
-    let line = IrqLine::new(&vm, 11, IrqMode::Level, Arc::clone(&stats)).unwrap();
     assert!(line.resample_fd().is_some());
     line.set_level(true);
     line.set_level(true);
