@@ -105,28 +105,16 @@ fn ping_pong_counters(da: &Daemon, db: &Daemon) -> String {
 fn pktgen_frames_cross_between_two_daemons_every_one_accounted_for() -> Result<()> {
     let p = pair()?;
     let [da, db] = &p.daemons;
-    let mut rx = db.pktgen_rx("vale0:rx", &RX_ARGS)?;
-    let rate = (FRAMES / 2).to_string();
-    let mut tx = da.pktgen_tx(
-        "vale0:tx",
-        &["--count", &FRAMES.to_string(), "--rate", &rate],
-    )?;
-    let sent = pktgen_summary(&mut tx, Duration::from_secs(60))?;
-    let got = pktgen_summary(&mut rx, Duration::from_secs(60))?;
-    assert_eq!(field(&sent, "packets"), FRAMES, "{sent}");
+    pktgen_across(da, db, "")?;
     let (a, b) = (da.counters("vale0:vx")?, db.counters("vale0:vx")?);
     let (ax, bx) = (vx(da)?, vx(db)?);
-    let summary = format!("sent {sent}\nreceived {got}\nA vx {a:?} {ax:?}\nB vx {b:?} {bx:?}");
+    let summary = format!("A vx {a:?} {ax:?}\nB vx {b:?} {bx:?}");
     // Broadcast frames: each flooded to the one remote, encapsulated once.
     assert_eq!(a.tx_packets, FRAMES, "{summary}");
     assert_eq!(ax["encap_flooded"], FRAMES, "{summary}");
     assert_eq!(a.drops(), 0, "{summary}");
     assert_eq!(b.rx_packets, FRAMES, "{summary}");
     assert_eq!(bx["rx_socket_dropped"], 0, "{summary}");
-    assert_eq!(field(&got, "packets"), FRAMES, "{summary}");
-    for key in ["lost", "corrupt", "duplicates", "reordered", "foreign"] {
-        assert_eq!(field(&got, key), 0, "{key}: {summary}");
-    }
     Ok(())
 }
 
