@@ -90,7 +90,7 @@ fn ping_size(ns: &Netns, target: &str, size: usize) -> Result<bool> {
 
 #[test]
 fn our_tunnel_and_linux_vxlan_ping_learn_and_move_50_mb_each_way() -> Result<()> {
-    against_linux(&[])
+    against_linux(false)
 }
 
 /// The same with our tunnel on an AF_XDP underlay (`--underlay-xdp`): the
@@ -98,13 +98,14 @@ fn our_tunnel_and_linux_vxlan_ping_learn_and_move_50_mb_each_way() -> Result<()>
 /// AF_XDP sockets.
 #[test]
 fn our_af_xdp_underlay_and_linux_vxlan_ping_learn_and_move_50_mb_each_way() -> Result<()> {
-    against_linux(&["--underlay-xdp"])
+    against_linux(true)
 }
 
 /// Pings, learning on both sides, 50 MB of TCP each way and the MTU limit
-/// between our tunnel (with `extra` options) and Linux's vxlan device.
-fn against_linux(extra: &[&str]) -> Result<()> {
-    let xdp = extra.contains(&"--underlay-xdp");
+/// between our tunnel (on an AF_XDP underlay with `xdp`) and Linux's vxlan
+/// device.
+fn against_linux(xdp: bool) -> Result<()> {
+    let options: &[&str] = if xdp { &["--underlay-xdp"] } else { &[] };
     let bed = NicBed::new(&["h0"], None)?;
     let h = &bed.hosts[0];
     let linux = linux_side(&bed.switch, ["remote", &underlay_addr(1)])?;
@@ -115,7 +116,7 @@ fn against_linux(extra: &[&str]) -> Result<()> {
         VNI,
         &underlay_addr(1),
         &underlay_addr(2),
-        extra,
+        options,
     )?;
 
     ensure!(
@@ -186,8 +187,8 @@ fn against_linux(extra: &[&str]) -> Result<()> {
         !ping_size(&h.ns, "10.9.0.2", 1423)?,
         "a 1451-byte packet crossed a 1500-byte underlay"
     );
-    let extra = extra_counters(&bed.daemon, "vale0:vx")?;
-    assert_eq!(extra["encap_oversize"], before + 1, "{extra:?}");
+    let vx = extra_counters(&bed.daemon, "vale0:vx")?;
+    assert_eq!(vx["encap_oversize"], before + 1, "{vx:?}");
     let counters = bed.daemon.counters("vale0:vx")?;
     assert!(counters.drop_too_long > before, "{counters:?}");
 
@@ -201,21 +202,21 @@ fn against_linux(extra: &[&str]) -> Result<()> {
         "rx_socket_dropped",
         "tx_failed",
     ] {
-        assert_eq!(extra[key], 0, "{key}: {extra:?}");
+        assert_eq!(vx[key], 0, "{key}: {vx:?}");
     }
     assert!(counters.rx_packets >= TRANSFER_BYTES / 1410, "{counters:?}");
     if xdp {
         // The transfers went through the AF_XDP sockets, both ways.
         ensure!(
-            extra["xdp_redirected"] >= TRANSFER_BYTES / 1410,
-            "few datagrams received through AF_XDP: {extra:?}"
+            vx["xdp_redirected"] >= TRANSFER_BYTES / 1410,
+            "few datagrams received through AF_XDP: {vx:?}"
         );
         ensure!(
-            extra["xdp_tx_neighbour_unknown"] < 100,
-            "few datagrams sent through AF_XDP: {extra:?}"
+            vx["xdp_tx_neighbour_unknown"] < 100,
+            "few datagrams sent through AF_XDP: {vx:?}"
         );
         for key in ["xdp_rx_malformed", "xdp_rx_not_udp", "xdp_tx_ring_full"] {
-            assert_eq!(extra[key], 0, "{key}: {extra:?}");
+            assert_eq!(vx[key], 0, "{key}: {vx:?}");
         }
     }
     Ok(())
