@@ -226,6 +226,23 @@ impl Daemon {
     }
 }
 
+/// Asserts that a receiving pktgen (its summary `rx_sum`) got exactly what
+/// the switch delivered to its port (`port`), and that the port accounted
+/// for all `sent` frames as delivered or dropped at its full ring.
+#[track_caller]
+pub fn assert_all_accounted(rx_sum: &Value, port: &CounterSnapshot, sent: u64) {
+    assert_eq!(
+        field(rx_sum, "packets"),
+        port.tx_packets,
+        "received {rx_sum}, port {port:?}"
+    );
+    assert_eq!(
+        port.tx_packets + port.drop_ring_full,
+        sent,
+        "frames unaccounted for at the port: {port:?}"
+    );
+}
+
 /// Parses the JSON summary a `pktgen --json` process printed.
 pub fn pktgen_summary(proc: &mut Proc, timeout: Duration) -> Result<Value> {
     let status = proc
