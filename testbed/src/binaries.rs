@@ -55,10 +55,11 @@ pub fn guest_image() -> PathBuf {
 }
 
 /// Fails with [`crate::Error::StaleGuestImage`] when `image` is the image
-/// `cargo xtask build-guest` builds (target/guest/guest.elf) and a file of
-/// the guest's sources (`vmm/guest`: `src/`, `Cargo.toml`, `Cargo.lock`,
-/// `build.rs`, `link.ld`, `.cargo/`) was modified after it. Any other image,
-/// or one that does not exist, passes (the caller reports a missing one).
+/// `cargo xtask build-guest` builds (target/guest/guest.elf) and a file it
+/// is built from (see `guest_staleness::newest_source`: the guest
+/// crate's and its path dependencies') was modified after it. Any other
+/// image, or one that does not exist, passes (the caller reports a missing
+/// one).
 pub fn check_guest_image(image: &Path) -> Result<()> {
     let (Ok(image), Ok(built), Ok(guest_dir)) = (
         image.canonicalize(),
