@@ -2,9 +2,10 @@
 //! every number both sides must agree on, in one place.
 //!
 //! Two programs use it:
-//! - the VMM's device model (`vmm/src/e1000/`), which decodes what the guest
-//!   writes with these offsets and bits and writes back descriptors, EEPROM
-//!   words, PHY registers and CSB fields laid out as here;
+//! - the device model (`e1000-model/`, used by the VMM and the switch
+//!   daemon), which decodes what the guest writes with these offsets and
+//!   bits and writes back descriptors, EEPROM words, PHY registers and CSB
+//!   fields laid out as here;
 //! - the guest image's driver (`vmm/guest/src/e1000/`, a separate no_std
 //!   build), which programs the device with the same constants.
 //!

@@ -1,7 +1,8 @@
 //! The VMM: a KVM virtual machine with one vCPU, PVH boot, a few platform
 //! devices, and an emulated Intel e1000 whose backend is a vswitch port.
 //!
-//! - [`e1000`]: the device model, free of I/O (registers, EEPROM, PHY, TX,
+//! - [`e1000`]: the device model, free of I/O (the `e1000-model` crate,
+//!   shared with the switch daemon; registers, EEPROM, PHY, TX,
 //!   RX, interrupts, moderation, CSB, statistics);
 //! - [`net`]: the network wing between the model and the switch (the device
 //!   as the VMM runs it, the net worker, DMA, the port backend);
@@ -23,7 +24,7 @@
 pub mod boot;
 pub mod bus;
 pub mod devices;
-pub mod e1000;
+pub use e1000_model as e1000;
 pub mod io_thread;
 pub mod irq;
 pub mod memory;

@@ -83,7 +83,7 @@ pub fn run_all(args: &TestArgs) -> Result<()> {
     run(unit, "unit and crate tests")?;
     if args.filter.is_none() {
         run(
-            cargo(&["test", "-p", "vmm", "--lib", "e1000::tests::fuzz"]),
+            cargo(&["test", "-p", "e1000-model", "--lib", "tests::fuzz"]),
             "the seeded e1000 abuse test with overflow checks (test profile)",
         )?;
         // Debug builds of std make system calls release builds do not (a

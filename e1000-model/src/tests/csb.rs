@@ -10,7 +10,7 @@ use e1000_spec::regs::{ctrl, icr, CTRL, ICR, IMS};
 use e1000_spec::{eeprom, pci};
 
 use super::*;
-use crate::e1000::{CSB_RX_BATCH, CSB_TX_BATCH};
+use crate::{CSB_RX_BATCH, CSB_TX_BATCH};
 
 #[test]
 fn csb_registers_map_validate_and_turn_off() {

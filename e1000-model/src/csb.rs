@@ -198,7 +198,7 @@ impl Csb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::e1000::dma::VecMemory;
+    use crate::dma::VecMemory;
 
     /// Where the tests map the block.
     const BASE: u64 = 0x2000;

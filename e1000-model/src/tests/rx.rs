@@ -8,7 +8,7 @@ use e1000_spec::stats as st;
 
 use super::reference::reference_crc;
 use super::*;
-use crate::e1000::rx::multicast_hash;
+use crate::rx::multicast_hash;
 
 #[test]
 fn receive_filters_unicast_broadcast_multicast_promiscuous() {
