@@ -47,6 +47,7 @@
 pub mod backend;
 pub mod checksum;
 pub mod csb;
+mod csb_path;
 pub mod dma;
 pub mod eeprom;
 pub mod interrupts;
@@ -67,13 +68,12 @@ pub use interrupts::Trigger;
 pub use moderation::{Clock, MonotonicClock};
 pub use stats::{ErrorCounters, Statistics};
 
-use std::sync::atomic::{fence, Ordering};
-
 use e1000_spec::csb::{field as csb_field, CSBAH, CSBAL};
+use e1000_spec::pci;
 use e1000_spec::regs::*;
-use e1000_spec::{desc, pci};
 
-use csb::{Csb, CsbMapping, GuestIndex};
+use csb::{Csb, CsbMapping};
+use csb_path::CsbRings;
 use eeprom::{Eeprom, EepromIdentity};
 use interrupts::Interrupts;
 use phy::Phy;
@@ -700,8 +700,7 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
     /// kicking. No effect unless the CSB is active.
     pub fn csb_enter_polling<D: Dma>(&mut self, dma: &D) {
         if self.csb_guest_active(dma) {
-            self.csb.set_flag(dma, csb_field::HOST_NEED_TXKICK, false);
-            self.csb.set_flag(dma, csb_field::HOST_NEED_RXKICK, false);
+            self.csb_rings().enter_polling(dma);
         }
     }
 
@@ -716,89 +715,39 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
         if !self.csb_guest_active(dma) {
             return true;
         }
-        self.csb.set_flag(dma, csb_field::HOST_NEED_TXKICK, true);
-        if rx_waiting {
-            self.csb.set_flag(dma, csb_field::HOST_NEED_RXKICK, true);
-        }
-        fence(Ordering::SeqCst);
-        let tx_new = self.regs.get(TCTL) & tctl::EN != 0
-            && self.csb.guest_index_changed(dma, GuestIndex::Tx);
-        let rx_new = rx_waiting
-            && self.regs.get(RCTL) & rctl::EN != 0
-            && self.csb.guest_index_changed(dma, GuestIndex::Rx);
-        if tx_new || rx_new {
-            self.csb.set_flag(dma, csb_field::HOST_NEED_TXKICK, false);
-            self.csb.set_flag(dma, csb_field::HOST_NEED_RXKICK, false);
-            return false;
-        }
-        true
+        self.csb_rings().prepare_sleep(dma, rx_waiting)
     }
 
-    // --- Ring index handling: the only place that reads the producer
-    // --- indices and publishes the device's heads (registers, or the CSB).
-
-    /// TDH and TDT as the transmit path sees them. With the CSB active the
-    /// tail is guest_tdt, validated; the last valid one is kept in TDT, so an
-    /// invalid value leaves the previous tail in use.
-    fn tx_indices<D: Dma>(&mut self, dma: &D, csb: bool) -> (u32, u32) {
-        if csb {
-            let size = self.regs.get(TDLEN) / desc::SIZE as u32;
-            let index = self
-                .csb
-                .guest_index(dma, GuestIndex::Tx, size, &mut self.errors);
-            if let Some(tail) = index {
-                self.regs.set(TDT, tail);
-            }
-        }
-        (self.regs.get(TDH), self.regs.get(TDT))
-    }
-
-    /// Publishes the transmit head after a ring walk: TDH, and host_tdh
-    /// with the CSB active.
-    fn publish_tx_head<D: Dma>(&mut self, dma: &D, head: u32, csb: bool) {
-        self.regs.set(TDH, head);
-        if csb {
-            self.csb.store(dma, csb_field::HOST_TDH, head);
-        }
-    }
-
-    /// RDH and RDT as the receive path sees them; guest_rdt with the CSB
-    /// active, as for [`E1000::tx_indices`].
-    fn rx_indices<D: Dma>(&mut self, dma: &D, csb: bool) -> (u32, u32) {
-        if csb {
-            let size = self.regs.get(RDLEN) / desc::SIZE as u32;
-            let index = self
-                .csb
-                .guest_index(dma, GuestIndex::Rx, size, &mut self.errors);
-            if let Some(tail) = index {
-                self.regs.set(RDT, tail);
-            }
-        }
-        (self.regs.get(RDH), self.regs.get(RDT))
-    }
-
-    /// Publishes the receive head after a ring walk: RDH, and host_rdh with
-    /// the CSB active (only when it moved: the guest polls that cache line).
-    fn publish_rx_head<D: Dma>(&mut self, dma: &D, head: u32, csb: bool) {
-        let moved = self.regs.get(RDH) != head;
-        self.regs.set(RDH, head);
-        if csb && moved {
-            self.csb.store(dma, csb_field::HOST_RDH, head);
+    /// The state a CSB-mode round works on ([`csb_path`]).
+    fn csb_rings(&mut self) -> CsbRings<'_> {
+        CsbRings {
+            regs: &mut self.regs,
+            csb: &mut self.csb,
+            tx: &mut self.tx,
+            rx: &mut self.rx,
+            stats: &mut self.stats,
+            errors: &mut self.errors,
         }
     }
 
     /// Transmits what the guest queued between TDH and TDT (guest_tdt with
-    /// the CSB active, at most [`CSB_TX_BATCH`] descriptors a call then):
-    /// gathers frames, applies offloads and TSO, hands them to `backend`
-    /// (flushing once per batch), writes back descriptor status and raises
-    /// TXDW/TXQE (with the CSB active: only while guest_need_txkick is set,
-    /// and without delay timers).
+    /// the CSB active, at most [`CSB_TX_BATCH`] descriptors a call then, by
+    /// [`csb_path`]): gathers frames, applies offloads and TSO, hands them to
+    /// `backend` (flushing once per batch), writes back descriptor status
+    /// and raises TXDW/TXQE (with the CSB active: only while
+    /// guest_need_txkick is set, and without delay timers).
     pub fn process_tx<D: Dma, B: NetBackend>(&mut self, dma: &D, backend: &mut B) -> TxOutcome {
         if self.regs.get(TCTL) & tctl::EN == 0 || !self.dma_allowed() {
             return TxOutcome::default();
         }
-        let csb = self.csb_guest_active(dma);
-        let (head, tail) = self.tx_indices(dma, csb);
+        if self.csb_guest_active(dma) {
+            let (outcome, causes) = self.csb_rings().transmit(dma, backend);
+            self.irq.raise(causes);
+            let now = self.now();
+            self.update_level(now);
+            return outcome;
+        }
+        let (head, tail) = (self.regs.get(TDH), self.regs.get(TDT));
         if head == tail {
             return TxOutcome::default();
         }
@@ -814,53 +763,29 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
                 return TxOutcome::default();
             }
         };
-        let batch_end = if csb && ring.distance(head, tail) > CSB_TX_BATCH {
-            (head + CSB_TX_BATCH) % ring.size
-        } else {
-            tail
-        };
         let env = TxEnv {
             ring,
             head,
-            tail: batch_end,
+            tail,
             vlan_ethertype: (self.regs.get(CTRL) & ctrl::VME != 0)
                 .then(|| self.regs.get(VET) as u16),
             pad_short: self.regs.get(TCTL) & tctl::PSP != 0,
         };
-        let mut run = self
+        let run = self
             .tx
             .run(env, dma, backend, &mut self.stats, &mut self.errors);
-        if run.descriptors == 0 && !run.backend_full && batch_end != tail {
-            // A chain longer than a batch: walk it whole.
-            let env = TxEnv { tail, ..env };
-            run = self
-                .tx
-                .run(env, dma, backend, &mut self.stats, &mut self.errors);
-        }
-        self.publish_tx_head(dma, run.head, csb);
+        self.regs.set(TDH, run.head);
 
         let now = self.now();
         let mut causes = 0;
-        if csb {
-            // host_tdh is published: now look at the guest's flag (the
-            // waker's side of the need-kick rule).
-            fence(Ordering::SeqCst);
-            if run.descriptors > 0 && self.csb.flag(dma, csb_field::GUEST_NEED_TXKICK) {
-                causes |= icr::TXDW;
-                if run.head == tail {
-                    causes |= icr::TXQE;
-                }
-            }
-        } else {
-            if run.report_delayed && self.irq.moderation.tx_reported(true, now) {
-                causes |= icr::TXDW;
-            }
-            if run.report_now && self.irq.moderation.tx_reported(false, now) {
-                causes |= icr::TXDW;
-            }
-            if run.descriptors > 0 && run.head == tail {
-                causes |= icr::TXQE;
-            }
+        if run.report_delayed && self.irq.moderation.tx_reported(true, now) {
+            causes |= icr::TXDW;
+        }
+        if run.report_now && self.irq.moderation.tx_reported(false, now) {
+            causes |= icr::TXDW;
+        }
+        if run.descriptors > 0 && run.head == tail {
+            causes |= icr::TXQE;
         }
         self.irq.raise(causes);
         self.update_level(now);
@@ -872,22 +797,29 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
     }
 
     /// Receives frames waiting in `backend` into the guest's buffers, raising
-    /// RXT0 (subject to moderation) and RXDMT0; with the CSB active the free
-    /// buffers end at guest_rdt, the head goes to host_rdh, at most
-    /// [`CSB_RX_BATCH`] frames are handled a call, and both causes are raised
-    /// only while guest_need_rxkick is set (without delay timers). Frames stay in the
-    /// backend while the guest has no buffers or bus mastering is off; with
-    /// the receiver disabled they are dropped, as the hardware does.
+    /// RXT0 (subject to moderation) and RXDMT0; with the CSB active (by
+    /// [`csb_path`]) the free buffers end at guest_rdt, the head goes to
+    /// host_rdh, at most [`CSB_RX_BATCH`] frames are handled a call, and both
+    /// causes are raised only while guest_need_rxkick is set (without delay
+    /// timers). Frames stay in the backend while the guest has no buffers or
+    /// bus mastering is off; with the receiver disabled they are dropped, as
+    /// the hardware does.
     pub fn process_rx<D: Dma, B: NetBackend>(&mut self, dma: &D, backend: &mut B) -> RxOutcome {
         let rctl_value = self.regs.get(RCTL);
         if rctl_value & rctl::EN == 0 {
-            return self.drop_while_disabled(backend);
+            return csb_path::drop_while_disabled(backend, &mut self.errors);
         }
         if !self.dma_allowed() {
             return RxOutcome::default();
         }
-        let csb = self.csb_guest_active(dma);
-        let (head, tail) = self.rx_indices(dma, csb);
+        if self.csb_guest_active(dma) {
+            let (outcome, causes) = self.csb_rings().receive(dma, backend);
+            self.irq.raise(causes);
+            let now = self.now();
+            self.update_level(now);
+            return outcome;
+        }
+        let (head, tail) = (self.regs.get(RDH), self.regs.get(RDT));
         let base = self.regs.ring_base(RDBAL, RDBAH);
         let ring = match Ring::validate(dma, base, self.regs.get(RDLEN), head, tail) {
             Ok(ring) => ring,
@@ -911,7 +843,7 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
             rctl: rctl_value,
             vlan_ethertype: self.regs.get(VET) as u16,
             strip_vlan: self.regs.get(CTRL) & ctrl::VME != 0,
-            budget: if csb { CSB_RX_BATCH } else { rx::RX_BUDGET },
+            budget: rx::RX_BUDGET,
         };
         let run = self.rx.run(
             env,
@@ -921,29 +853,15 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
             &mut self.stats,
             &mut self.errors,
         );
-        self.publish_rx_head(dma, run.head, csb);
+        self.regs.set(RDH, run.head);
 
         let now = self.now();
         let mut causes = 0;
-        if csb {
-            fence(Ordering::SeqCst);
-            if (run.frames > 0 || run.threshold_reached)
-                && self.csb.flag(dma, csb_field::GUEST_NEED_RXKICK)
-            {
-                if run.frames > 0 {
-                    causes |= icr::RXT0;
-                }
-                if run.threshold_reached {
-                    causes |= icr::RXDMT0;
-                }
-            }
-        } else {
-            if run.frames > 0 && self.irq.moderation.rx_delivered(now) {
-                causes |= icr::RXT0;
-            }
-            if run.threshold_reached {
-                causes |= icr::RXDMT0;
-            }
+        if run.frames > 0 && self.irq.moderation.rx_delivered(now) {
+            causes |= icr::RXT0;
+        }
+        if run.threshold_reached {
+            causes |= icr::RXDMT0;
         }
         self.irq.raise(causes);
         self.update_level(now);
@@ -953,22 +871,5 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
             waiting_for_buffers: run.waiting_for_buffers,
             more: run.more,
         }
-    }
-
-    fn drop_while_disabled<B: NetBackend>(&mut self, backend: &mut B) -> RxOutcome {
-        let mut outcome = RxOutcome::default();
-        while backend.rx_peek().is_some() {
-            if outcome.dropped >= rx::RX_BUDGET {
-                outcome.more = true;
-                break;
-            }
-            backend.rx_consume();
-            self.errors.rx_disabled_drops += 1;
-            outcome.dropped += 1;
-        }
-        if outcome.dropped > 0 {
-            backend.rx_flush();
-        }
-        outcome
     }
 }
