@@ -177,6 +177,21 @@ impl Csb {
             .is_some_and(|raw| raw != self.seen[which as usize])
     }
 
+    /// Remembers `tdt` and `rdt` as the guest indices last read (after the
+    /// rings were walked elsewhere: an offloaded data path handing back).
+    pub fn set_seen(&mut self, tdt: u32, rdt: u32) {
+        self.seen = [tdt, rdt];
+    }
+
+    /// Maps the block at `address`, already validated by whoever handed it
+    /// over, without touching the registers; `guest_on` as last seen.
+    pub fn adopt(&mut self, address: u64, guest_on: bool) {
+        self.low = address as u32;
+        self.high = (address >> 32) as u32;
+        self.base = Some(address);
+        self.guest_on = guest_on;
+    }
+
     /// Writes the host half after mapping (or when DMA becomes possible):
     /// the device's heads, its TX worker asleep (the first TDT write is a
     /// kick), no RX kick needed, unused fields cleared. Remembers the guest's

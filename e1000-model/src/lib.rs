@@ -52,6 +52,7 @@ pub mod dma;
 pub mod eeprom;
 pub mod interrupts;
 pub mod moderation;
+pub mod offload;
 pub mod phy;
 pub mod registers;
 pub mod ring;
@@ -716,6 +717,54 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
             return true;
         }
         self.csb_rings().prepare_sleep(dma, rx_waiting)
+    }
+
+    /// The data path's state for an offloaded walker ([`offload`]), if the
+    /// CSB is active (mapped, DMA allowed, guest_csb_on set). Until
+    /// [`E1000::take_back`], the caller must not run [`E1000::process_tx`]
+    /// or [`E1000::process_rx`], and must take the data path back before any
+    /// register access that [`offload::access_keeps_offload`] refuses.
+    pub fn handover<D: Dma>(&mut self, dma: &D) -> Option<offload::Handover> {
+        if !self.csb_guest_active(dma) {
+            return None;
+        }
+        let csb_address = self.csb.base()?;
+        let registers = offload::data_path_registers()
+            .map(|offset| (offset, self.regs.get(offset)))
+            .filter(|&(_, value)| value != 0)
+            .collect();
+        Some(offload::Handover {
+            csb_address,
+            registers,
+            tx: self.tx.state(),
+        })
+    }
+
+    /// Takes the data path back from an offloaded walker: its heads, last
+    /// tails and transmit contexts, and the statistics it counted. Values
+    /// are checked when next used, as a guest's are.
+    pub fn take_back(&mut self, back: &offload::HandBack) {
+        self.regs.set(TDH, back.tdh);
+        self.regs.set(TDT, back.tdt);
+        self.regs.set(RDH, back.rdh);
+        self.regs.set(RDT, back.rdt);
+        self.csb.set_seen(back.tdt, back.rdt);
+        self.tx.restore(&back.tx);
+        self.stats.merge(&back.statistics);
+    }
+
+    /// Takes the data path back from a walker that disappeared without
+    /// handing back: the heads as last published in the CSB (host_tdh,
+    /// host_rdh), the contexts as they were handed over. Statistics counted
+    /// meanwhile are lost.
+    pub fn take_back_from_csb<D: Dma>(&mut self, dma: &D) {
+        let Some(address) = self.csb.base() else {
+            return;
+        };
+        if let Some((tdh, rdh)) = offload::OffloadedRings::heads_in_csb(dma, address) {
+            self.regs.set(TDH, tdh);
+            self.regs.set(RDH, rdh);
+        }
     }
 
     /// The state a CSB-mode round works on ([`csb_path`]).

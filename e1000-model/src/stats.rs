@@ -62,6 +62,31 @@ impl Statistics {
         u64::from(self.peek(low)) | (u64::from(self.peek(low + 4)) << 32)
     }
 
+    /// Every counter word, in register order (for handing counts over).
+    pub fn words(&self) -> &[u32] {
+        &self.words
+    }
+
+    /// Adds counts handed over as [`Statistics::words`] of another counter
+    /// set (64-bit counters as a whole, every counter saturating). Extra
+    /// words are ignored, missing ones count 0.
+    pub fn merge(&mut self, words: &[u32]) {
+        let mut other = Statistics::default();
+        for (mine, theirs) in other.words.iter_mut().zip(words) {
+            *mine = *theirs;
+        }
+        let mut offset = START;
+        while offset < END {
+            if WIDE_LOW.contains(&offset) {
+                self.add_wide(offset, other.peek_wide(offset));
+                offset += 8;
+            } else {
+                self.add(offset, other.peek(offset));
+                offset += 4;
+            }
+        }
+    }
+
     /// Adds `n` to a 32-bit counter, sticking at its maximum.
     pub fn add(&mut self, offset: u32, n: u32) {
         if let Some(i) = index(offset) {

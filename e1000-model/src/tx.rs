@@ -31,7 +31,7 @@ const FLUSH_EVERY: u32 = 256;
 const TCP_FIN_PSH: u8 = 0x01 | 0x08;
 
 /// A TCP/IP context: checksum offsets and segmentation parameters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TxContext {
     /// IP checksum start.
     pub ipcss: u8,
@@ -199,6 +199,20 @@ impl Packet {
     }
 }
 
+/// The transmit state that outlives a ring walk, as handed between the VMM
+/// and an offloaded data path ([`TxEngine::state`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxState {
+    /// The TCP/IP checksum context.
+    pub checksum: TxContext,
+    /// The TSO context.
+    pub tso: TxContext,
+    /// A TSO frame that stalled on a full backend: the index of its first
+    /// descriptor and the segments already sent.
+    pub tso_resume: Option<(u32, u32)>,
+}
+
 /// A TSO frame whose segments did not all fit in the backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct TsoResume {
@@ -261,6 +275,28 @@ impl TxEngine {
     /// The TSO context currently loaded.
     pub fn tso_context(&self) -> TxContext {
         self.tso_context
+    }
+
+    /// What carries over to another ring walker (an offloaded data path):
+    /// both contexts and the progress of a TSO frame that stalled.
+    pub fn state(&self) -> TxState {
+        TxState {
+            checksum: self.checksum_context,
+            tso: self.tso_context,
+            tso_resume: self.tso_resume.map(|r| (r.start, r.segments_sent)),
+        }
+    }
+
+    /// Takes over `state` (from [`TxEngine::state`] of another walker). Any
+    /// value is safe: contexts are checked at use, as a guest's are, and a
+    /// TSO resume applies only to the frame starting at its index.
+    pub fn restore(&mut self, state: &TxState) {
+        self.checksum_context = state.checksum;
+        self.tso_context = state.tso;
+        self.tso_resume = state.tso_resume.map(|(start, segments_sent)| TsoResume {
+            start,
+            segments_sent,
+        });
     }
 
     /// Walks the descriptors from `env.head` to `env.tail`, sending complete
