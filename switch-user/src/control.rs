@@ -145,6 +145,8 @@ pub fn authorize(request: &Request, caller: &Caller) -> Result<(), Denied> {
         Request::TunnelDel { port } => caller.require_admin(format_args!("delete tunnel {port}")),
         Request::OpenPort { .. }
         | Request::TunnelList {}
+        | Request::OffloadPort { .. }
+        | Request::ReclaimPort { .. }
         | Request::CreatePort { .. }
         | Request::DeletePort { .. }
         | Request::List {}

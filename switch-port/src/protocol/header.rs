@@ -17,6 +17,8 @@ pub const MAX_REQUEST: usize = 64 * 1024;
 pub const MAX_RESPONSE: usize = 16 * 1024 * 1024;
 /// Number of fds attached to [`Response::PortOpened`](super::Response::PortOpened).
 pub const PORT_FDS: usize = 3;
+/// Number of fds attached to [`Request::OffloadPort`](super::Request::OffloadPort).
+pub const OFFLOAD_FDS: usize = 4;
 
 /// A header that does not belong to this protocol.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -34,7 +36,7 @@ pub enum HeaderError {
     #[error("payload of {0} bytes is larger than allowed")]
     TooLong(usize),
     /// Wrong number of fds announced.
-    #[error("{0} file descriptors announced, expected 0 or {PORT_FDS}")]
+    #[error("{0} file descriptors announced, expected 0, {PORT_FDS} (a port's) or {OFFLOAD_FDS} (an offload's)")]
     Fds(u32),
 }
 
@@ -85,7 +87,7 @@ impl Header {
         }
         let fds = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
         let fds_ok = match direction {
-            DIR_REQUEST => fds == 0,
+            DIR_REQUEST => fds == 0 || fds as usize == OFFLOAD_FDS,
             _ => fds == 0 || fds as usize == PORT_FDS,
         };
         if !fds_ok {

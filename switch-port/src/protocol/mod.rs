@@ -116,6 +116,29 @@ pub enum Request {
         /// The port.
         port: PortName,
     },
+    /// Hands the data path of a VM's port to the daemon (the VMM, in CSB
+    /// mode): the daemon's forwarding thread then walks the guest's e1000
+    /// rings itself (`docs/offload.md`). Sent on the connection that opened
+    /// `port`, with [`OFFLOAD_FDS`] fds attached, in this order: the guest
+    /// memory's memfd (sealed against shrinking), the eventfd the guest's
+    /// TDT write signals (the kick), the eventfd the daemon writes when the
+    /// guest asked for a receive interrupt, and the one for a transmit
+    /// interrupt. Answered with [`Response::Done`].
+    OffloadPort {
+        /// The port.
+        port: PortName,
+        /// Bytes of guest memory from guest-physical 0 (at most the memfd's
+        /// size).
+        memory_size: u64,
+        /// The data path's state.
+        handover: e1000_model::offload::Handover,
+    },
+    /// Takes an offloaded data path back: the daemon stops touching the
+    /// guest's memory and answers with [`Response::Reclaimed`].
+    ReclaimPort {
+        /// The port.
+        port: PortName,
+    },
     /// Lists switches and ports.
     List {},
     /// Counters of one port or of all.
@@ -443,6 +466,13 @@ pub enum Response {
     },
     /// The request was carried out.
     Done,
+    /// An offloaded data path was given back.
+    Reclaimed {
+        /// The port.
+        port: PortName,
+        /// The data path's state.
+        hand_back: e1000_model::offload::HandBack,
+    },
     /// Switches and ports.
     List {
         /// Every switch.

@@ -338,6 +338,8 @@ impl SavedState {
             | Request::Capture { .. }
             | Request::MirrorList {}
             | Request::TunnelList {}
+            | Request::OffloadPort { .. }
+            | Request::ReclaimPort { .. }
             | Request::List {}
             | Request::Stats { .. }
             | Request::Fdb { .. }
