@@ -731,6 +731,7 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
         let csb_address = self.csb.base()?;
         let registers = offload::data_path_registers()
             .map(|offset| (offset, self.regs.get(offset)))
+            // Zeros are left out: the walker starts from zeroed registers.
             .filter(|&(_, value)| value != 0)
             .collect();
         Some(offload::Handover {

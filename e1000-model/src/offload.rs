@@ -153,7 +153,12 @@ impl OffloadedRings {
         if handover.registers.len() > limit {
             return Err(HandoverError::TooManyRegisters(handover.registers.len()));
         }
+        // Registers absent from the hand-over are 0 (it leaves zeros out),
+        // not their reset values.
         let mut regs = RegisterFile::new();
+        for offset in data_path_registers() {
+            regs.set(offset, 0);
+        }
         for &(offset, value) in &handover.registers {
             if !is_data_path_register(offset) {
                 return Err(HandoverError::Register(offset));
@@ -228,6 +233,11 @@ impl OffloadedRings {
     /// [`crate::E1000::csb_prepare_sleep`]).
     pub fn prepare_sleep(&mut self, dma: &impl Dma, rx_waiting: bool) -> bool {
         self.rings().prepare_sleep(dma, rx_waiting)
+    }
+
+    /// A data-path register as the walker holds it.
+    pub fn register(&self, offset: u32) -> u32 {
+        self.regs.get(offset)
     }
 
     /// What the guest did wrong while offloaded.

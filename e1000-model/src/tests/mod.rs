@@ -17,6 +17,7 @@
 mod csb;
 mod eeprom_phy;
 mod fuzz;
+mod handover;
 mod hostile;
 mod interrupts;
 mod moderation;
