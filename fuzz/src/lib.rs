@@ -7,6 +7,8 @@
 //! - [`e1000`]: the e1000 model over guest RAM with unmapped holes;
 //! - [`csb`]: the e1000 as the VMM runs it, with the CSB rewritten between
 //!   (and during) the steps of the device and of the net worker;
+//! - [`offload`]: the e1000 data path as the switch daemon runs it for an
+//!   offloaded VM port, from a hostile hand-over back to the device;
 //! - [`port_rings`]: shared-memory ports and a fake NIC port forwarding
 //!   through the real bridge while the clients rewrite their rings;
 //! - [`control`]: the daemon's control socket over a socket pair, and a
@@ -28,6 +30,7 @@ pub mod frames;
 pub mod guest_memory;
 pub mod input;
 pub mod nic_checksum;
+pub mod offload;
 pub mod port_rings;
 pub mod pvh_elf;
 pub mod seeds;

@@ -17,6 +17,9 @@ pub fn all() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     for (name, bytes) in csb() {
         out.push(("csb", name, bytes));
     }
+    for (name, bytes) in offload() {
+        out.push(("offload", name, bytes));
+    }
     for (name, bytes) in port_rings() {
         out.push(("port_rings", name, bytes));
     }
@@ -597,6 +600,87 @@ fn vxlan_outer() -> Vec<(&'static str, Vec<u8>)> {
     vec![("datagrams", e.bytes)]
 }
 
+/// The `offload` target: a working hand-over (rings of 16, the CSB at
+/// 0x1000), two frames out and two in, the hand-back; then the same frames
+/// with the guest scribbling the host half and a JSON hand-over that lies.
+fn offload() -> Vec<(&'static str, Vec<u8>)> {
+    use crate::offload::op;
+    use e1000_spec::csb::field;
+    use e1000_spec::desc::tx::cmd;
+    use e1000_spec::regs::{rctl, tctl};
+
+    fn csb_field(e: &mut Encoder, which: u8, value: u32) {
+        e.u8(op::CSB_FIELD).u8(which).u32(value);
+    }
+    let frame = |seed: u8| -> Vec<u8> {
+        let mut f = vec![
+            0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 2, 0, 0, 0, 0, 9, 0x88, 0xB5,
+        ];
+        f.extend((0..46).map(|i| seed.wrapping_add(i)));
+        f
+    };
+    let mut e = Encoder::new();
+    e.u16(0).u16(0);
+    // Registers by selector: 2 TCTL, 3 TDBAL, 5 TDLEN, 8 RCTL, 9 RDBAL, 11 RDLEN.
+    e.u8(op::HANDOVER).u16(0x1000 / 64).u8(6);
+    e.u8(2).u32(tctl::EN).u8(3).u32(0x2000).u8(5).u32(256);
+    e.u8(8)
+        .u32(rctl::EN | rctl::BAM | rctl::SECRC)
+        .u8(9)
+        .u32(0x3000)
+        .u8(11)
+        .u32(256);
+    e.raw(&[0; 32]).bool(false);
+    csb_field(&mut e, 2, 1); // guest_csb_on
+    for i in 0..2u64 {
+        let mut d = [0u8; 16];
+        d[..8].copy_from_slice(&(0x5000 + i * 2048).to_le_bytes());
+        d[8..10].copy_from_slice(&60u16.to_le_bytes());
+        d[11] = cmd::EOP | cmd::RS;
+        e.u8(op::MEM).u32(0x2000 + i as u32 * 16).run(&d);
+        e.u8(op::MEM)
+            .u32(0x5000 + i as u32 * 2048)
+            .run(&frame(i as u8));
+        let mut r = [0u8; 16];
+        r[..8].copy_from_slice(&(0x8000 + i * 2048).to_le_bytes());
+        e.u8(op::MEM).u32(0x3000 + i as u32 * 16).run(&r);
+    }
+    csb_field(&mut e, 0, 2); // guest_tdt
+    e.u8(op::TRANSMIT).u16(2048).u8(64);
+    csb_field(&mut e, 3, 2); // guest_rdt
+    csb_field(&mut e, 4, 1); // guest_need_rxkick
+    let broadcast = |seed: u8| {
+        let mut f = frame(seed);
+        f[..6].fill(0xFF);
+        f
+    };
+    e.u8(op::RECEIVE)
+        .u8(2)
+        .run(&broadcast(7))
+        .run(&broadcast(8));
+    e.u8(op::PREPARE_SLEEP).bool(true);
+    e.u8(op::ENTER_POLLING).u8(op::GUEST_ON);
+    let working = e.bytes.clone();
+    e.u8(op::HAND_BACK);
+    let mut seeds = vec![("working", e.bytes)];
+
+    let mut e = Encoder { bytes: working };
+    csb_field(&mut e, 5, 0xFFFF); // host_tdh scribbled
+    csb_field(&mut e, 7, 99); // host_rdh scribbled
+    csb_field(&mut e, 0, 40); // guest_tdt out of range
+    e.u8(op::TRANSMIT).u16(64).u8(1);
+    let lie = format!(
+        r#"{{"csb_address":4096,"registers":[[{},4294967295],[{},7]],"tx":{{"checksum":{{"ipcss":0,"ipcso":0,"ipcse":0,"tucss":0,"tucso":0,"tucse":0,"paylen":0,"tucmd":0,"hdrlen":0,"mss":0}},"tso":{{"ipcss":255,"ipcso":255,"ipcse":65535,"tucss":255,"tucso":255,"tucse":65535,"paylen":4294967295,"tucmd":255,"hdrlen":255,"mss":1}},"tso_resume":[0,4294967295]}}}}"#,
+        e1000_spec::regs::TDLEN,
+        e1000_spec::regs::TCTL
+    );
+    e.u8(op::HANDOVER_JSON).run(lie.as_bytes());
+    e.u8(op::TRANSMIT).u16(2048).u8(8).u8(op::HAND_BACK);
+    seeds.push(("hostile", e.bytes));
+    let _ = field::GUEST_TDT;
+    seeds
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -623,6 +707,7 @@ mod tests {
             match target {
                 "e1000" => crate::e1000::run(&bytes),
                 "csb" => crate::csb::run(&bytes),
+                "offload" => crate::offload::run(&bytes),
                 "port_rings" => crate::port_rings::run(&bytes),
                 "control" => crate::control::run(&bytes),
                 "pvh_elf" => crate::pvh_elf::run(&bytes),

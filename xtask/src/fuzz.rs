@@ -19,6 +19,7 @@ use crate::cargo::{cargo, root, run};
 pub const TARGETS: &[&str] = &[
     "e1000",
     "csb",
+    "offload",
     "port_rings",
     "control",
     "pvh_elf",
