@@ -43,7 +43,7 @@ fn ping_pong_across_a_restart(txmode: &str) -> Result<()> {
     let mut pong = Vm::start_pong(
         &daemon,
         "52:54:00:00:03:01",
-        &format!("pong txmode={txmode}"),
+        &format!("pong txmode={txmode} idle=8"),
     )?;
     let mut ping = Vm::start(
         &daemon,

@@ -76,6 +76,9 @@ pub struct Config {
     pub count: Option<u64>,
     /// Run time bound in milliseconds; `None`: the default.
     pub duration_ms: Option<u64>,
+    /// Silence after which `rx` and `pong` stop, in milliseconds; `None`:
+    /// the default (2 s).
+    pub idle_ms: Option<u64>,
     /// Frames (or pings) per second; `None`: as fast as possible.
     pub rate: Option<u64>,
     /// Destination MAC (default broadcast).
@@ -130,6 +133,7 @@ pub fn parse(cmdline: &str) -> Result<Config, ArgError<'_>> {
         size: testframe::MIN_FRAME_LEN,
         count: None,
         duration_ms: None,
+        idle_ms: None,
         rate: None,
         dst: BROADCAST,
         burst: 32,
@@ -170,6 +174,9 @@ pub fn parse(cmdline: &str) -> Result<Config, ArgError<'_>> {
             }
             "count" => config.count = Some(parse_u64(value).filter(|&n| n > 0).ok_or_else(bad)?),
             "duration" => config.duration_ms = Some(parse_millis(value).ok_or_else(bad)?),
+            "idle" => {
+                config.idle_ms = Some(parse_millis(value).filter(|&ms| ms > 0).ok_or_else(bad)?)
+            }
             "rate" => config.rate = Some(parse_u64(value).filter(|&n| n > 0).ok_or_else(bad)?),
             "dst" => config.dst = parse_mac(value).ok_or_else(bad)?,
             "burst" => {
@@ -266,6 +273,8 @@ mod tests {
 
     #[test]
     fn full_command_line() {
+        assert_eq!(parse("pong idle=10").unwrap().idle_ms, Some(10_000));
+        assert_eq!(parse("pong idle=0"), Err(ArgError::BadValue("idle", "0")));
         let c = parse("tx size=128 count=1000 duration=2.5 rate=5000 dst=02:00:00:00:00:02 burst=64 txmode=combine tsc_khz=2300000 quiet").unwrap();
         assert_eq!(c.workload, Workload::Tx);
         assert_eq!(c.size, 128);

@@ -101,7 +101,8 @@ pub fn run(env: &Env) -> u8 {
                 deadline
             } else {
                 let silence = tsc::now().saturating_sub(counts.last);
-                let left = tsc::ms_to_ticks(IDLE_STOP_MS).saturating_sub(silence);
+                let left = tsc::ms_to_ticks(config.idle_ms.unwrap_or(IDLE_STOP_MS))
+                    .saturating_sub(silence);
                 if left == 0 {
                     break;
                 }
