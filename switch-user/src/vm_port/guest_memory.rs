@@ -7,7 +7,7 @@
 //! shrinking (`F_SEAL_SHRINK`), and maps no more of it than its size.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -69,12 +69,12 @@ impl GuestMemory {
     /// Maps the first `size` bytes of the memfd `fd` after checking that it
     /// is a memfd sealed against shrinking, at least `size` bytes long, and
     /// that `size` is a non-zero page multiple of at most
-    /// [`MAX_GUEST_MEMORY`]. The fd is closed afterwards (the mapping stays).
-    pub fn map(fd: OwnedFd, size: u64) -> Result<GuestMemory, GuestMemoryError> {
+    /// [`MAX_GUEST_MEMORY`]. The mapping outlives the fd.
+    pub fn map(fd: BorrowedFd<'_>, size: u64) -> Result<GuestMemory, GuestMemoryError> {
         if size == 0 || !size.is_multiple_of(PAGE) || size > MAX_GUEST_MEMORY {
             return Err(GuestMemoryError::BadSize(size));
         }
-        // SAFETY: fcntl F_GET_SEALS on an fd we own; fails on anything but
+        // SAFETY: fcntl F_GET_SEALS on a valid fd; fails on anything but
         // a memfd (or another sealable file).
         let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
         if seals < 0 {
@@ -205,8 +205,8 @@ impl Dma for GuestMemory {
 
 /// A sealed memfd of `size` bytes, as a VMM would hand over (for tests).
 #[cfg(test)]
-pub(crate) fn sealed_memfd(size: u64, seals: libc::c_int) -> OwnedFd {
-    use std::os::fd::FromRawFd;
+pub(crate) fn sealed_memfd(size: u64, seals: libc::c_int) -> std::os::fd::OwnedFd {
+    use std::os::fd::{FromRawFd, OwnedFd};
     // SAFETY: memfd_create with a valid name; checked below.
     let raw = unsafe { libc::memfd_create(c"guest".as_ptr(), libc::MFD_ALLOW_SEALING) };
     assert!(raw >= 0);
@@ -224,12 +224,14 @@ pub(crate) fn sealed_memfd(size: u64, seals: libc::c_int) -> OwnedFd {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::{AsFd, OwnedFd};
+
     use super::*;
 
     #[test]
     fn maps_a_sealed_memfd_and_checks_every_access() {
         let fd = sealed_memfd(1 << 20, libc::F_SEAL_SHRINK);
-        let mem = GuestMemory::map(fd, 1 << 20).unwrap();
+        let mem = GuestMemory::map(fd.as_fd(), 1 << 20).unwrap();
         let data: Vec<u8> = (0..1514).map(|i| i as u8).collect();
         mem.write(0x1000, &data).unwrap();
         let mut back = vec![0; data.len()];
@@ -253,24 +255,24 @@ mod tests {
     fn refuses_what_a_hostile_vmm_could_hand_over() {
         let unsealed = sealed_memfd(1 << 20, 0);
         assert!(matches!(
-            GuestMemory::map(unsealed, 1 << 20),
+            GuestMemory::map(unsealed.as_fd(), 1 << 20),
             Err(GuestMemoryError::NotSealed)
         ));
         let grow_only = sealed_memfd(1 << 20, libc::F_SEAL_GROW);
         assert!(matches!(
-            GuestMemory::map(grow_only, 1 << 20),
+            GuestMemory::map(grow_only.as_fd(), 1 << 20),
             Err(GuestMemoryError::NotSealed)
         ));
         for bad in [0, 100, MAX_GUEST_MEMORY + PAGE] {
             let fd = sealed_memfd(1 << 20, libc::F_SEAL_SHRINK);
             assert!(matches!(
-                GuestMemory::map(fd, bad),
+                GuestMemory::map(fd.as_fd(), bad),
                 Err(GuestMemoryError::BadSize(s)) if s == bad
             ));
         }
         let fd = sealed_memfd(1 << 20, libc::F_SEAL_SHRINK);
         assert!(matches!(
-            GuestMemory::map(fd, 2 << 20),
+            GuestMemory::map(fd.as_fd(), 2 << 20),
             Err(GuestMemoryError::TooLarge { .. })
         ));
         // Not a memfd: a pipe cannot be sealed.
@@ -283,7 +285,7 @@ mod tests {
         };
         drop(w);
         assert!(matches!(
-            GuestMemory::map(r, 1 << 20),
+            GuestMemory::map(r.as_fd(), 1 << 20),
             Err(GuestMemoryError::NotMemfd(_))
         ));
     }

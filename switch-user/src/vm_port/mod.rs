@@ -12,4 +12,6 @@ pub use handover_fds::{HandoverFds, HandoverFdsError};
 pub use offloaded_port::{OffloadError, OffloadedPort};
 
 #[cfg(test)]
-mod tests;
+mod control_tests;
+#[cfg(test)]
+pub(crate) mod tests;

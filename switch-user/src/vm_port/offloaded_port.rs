@@ -16,7 +16,7 @@
 //!   it returns, no thread reads or writes it again, and
 //!   [`OffloadedPort::hand_back`] is final.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use e1000_model::offload::{HandBack, Handover, HandoverError, OffloadedRings};
@@ -24,8 +24,8 @@ use e1000_model::NetBackend;
 use parking_lot::Mutex;
 use switch_port::eventfd::EventFd;
 
-use super::guest_memory::GuestMemory;
-use super::handover_fds::HandoverFds;
+use super::guest_memory::{GuestMemory, GuestMemoryError};
+use super::handover_fds::{HandoverFds, HandoverFdsError};
 use crate::bridge::port::{FrameRef, PortIo, MIN_FRAME};
 use crate::counters::{DropReason, PortCounters};
 
@@ -154,12 +154,33 @@ impl NetBackend for BatchBackend<'_> {
 /// Why an offload could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum OffloadError {
+    /// The descriptors are not a memfd and three eventfds.
+    #[error("bad hand-over descriptors")]
+    Fds(#[from] HandoverFdsError),
+    /// The guest memory cannot be mapped safely.
+    #[error("bad guest memory")]
+    Memory(#[from] GuestMemoryError),
     /// The hand-over names a CSB or registers the daemon refuses.
     #[error("bad hand-over")]
     Handover(#[from] HandoverError),
 }
 
 impl OffloadedPort {
+    /// Takes over `handover` with the descriptors of an offload request
+    /// (checked: [`HandoverFds::split`]) and the first `memory_size` bytes
+    /// of its guest memory ([`GuestMemory::map`]); see
+    /// [`OffloadedPort::new`] for `slot_size`.
+    pub fn open(
+        fds: Vec<OwnedFd>,
+        memory_size: u64,
+        handover: &Handover,
+        slot_size: usize,
+    ) -> Result<OffloadedPort, OffloadError> {
+        let fds = HandoverFds::split(fds)?;
+        let memory = GuestMemory::map(fds.memory.as_fd(), memory_size)?;
+        OffloadedPort::new(memory, fds, handover, slot_size)
+    }
+
     /// Takes over the data path `handover` of the guest whose memory is
     /// `memory`, with the eventfds of `fds`; frames larger than
     /// `slot_size` (the port's buffer size) are dropped by the model as

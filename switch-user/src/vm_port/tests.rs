@@ -17,23 +17,23 @@ use super::offloaded_port::{OffloadError, OffloadedPort};
 use crate::bridge::port::{FrameRef, PortIo};
 use crate::counters::PortCounters;
 
-const MEM: u64 = 1 << 20;
-const CSB: u64 = 0x1000;
+pub(crate) const MEM: u64 = 1 << 20;
+pub(crate) const CSB: u64 = 0x1000;
 const TX_RING: u64 = 0x2000;
 const RX_RING: u64 = 0x3000;
 const TX_BUF: u64 = 0x1_0000;
 const RX_BUF: u64 = 0x4_0000;
 const STRIDE: u64 = 2048;
-const RING: u32 = 16;
+pub(crate) const RING: u32 = 16;
 const SLOT: usize = 2048;
 
 /// The guest's side: its own mapping of the memory and the VMM's ends of
 /// the eventfds.
-struct Guest {
-    mem: GuestMemory,
-    kick: EventFd,
-    rx_call: EventFd,
-    tx_call: EventFd,
+pub(crate) struct Guest {
+    pub mem: GuestMemory,
+    pub kick: EventFd,
+    pub rx_call: EventFd,
+    pub tx_call: EventFd,
 }
 
 fn dup(fd: &impl AsFd) -> OwnedFd {
@@ -42,7 +42,7 @@ fn dup(fd: &impl AsFd) -> OwnedFd {
 
 /// The hand-over of a guest with both rings of [`RING`] descriptors at
 /// head 0, the receiver promiscuous, and the CSB at `csb`.
-fn handover(csb: u64) -> Handover {
+pub(crate) fn handover(csb: u64) -> Handover {
     let len = RING * desc::SIZE as u32;
     Handover {
         csb_address: csb,
@@ -68,6 +68,15 @@ impl Guest {
     /// A guest in CSB mode (guest_csb_on set, no kicks wanted) with its RX
     /// descriptors pointing at buffers, and the port serving it.
     fn start(handover: &Handover) -> (Guest, Result<OffloadedPort, OffloadError>) {
+        let (guest, fds) = Guest::new();
+        let fds = HandoverFds::split(fds).unwrap();
+        let memory = GuestMemory::map(fds.memory.as_fd(), MEM).unwrap();
+        let port = OffloadedPort::new(memory, fds, handover, SLOT);
+        (guest, port)
+    }
+
+    /// A guest in CSB mode, and the four fds a VMM hands over for it.
+    pub(crate) fn new() -> (Guest, Vec<OwnedFd>) {
         let memfd = sealed_memfd(MEM, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW);
         let (kick, rx_call, tx_call) = (
             EventFd::new().unwrap(),
@@ -75,7 +84,7 @@ impl Guest {
             EventFd::new().unwrap(),
         );
         let guest = Guest {
-            mem: GuestMemory::map(dup(&memfd), MEM).unwrap(),
+            mem: GuestMemory::map(memfd.as_fd(), MEM).unwrap(),
             kick,
             rx_call,
             tx_call,
@@ -87,33 +96,30 @@ impl Guest {
             d[rx_desc::ADDR..rx_desc::ADDR + 8].copy_from_slice(&addr.to_le_bytes());
             guest.put(RX_RING + u64::from(i) * desc::SIZE as u64, &d);
         }
-        let fds = HandoverFds::split(vec![
+        let fds = vec![
             memfd,
             dup(&guest.kick),
             dup(&guest.rx_call),
             dup(&guest.tx_call),
-        ])
-        .unwrap();
-        let memory = GuestMemory::map(fds.memory.try_clone().unwrap(), MEM).unwrap();
-        let port = OffloadedPort::new(memory, fds, handover, SLOT);
-        (guest, port)
+        ];
+        (guest, fds)
     }
 
-    fn put(&self, addr: u64, bytes: &[u8]) {
+    pub(crate) fn put(&self, addr: u64, bytes: &[u8]) {
         self.mem.write(addr, bytes).unwrap();
     }
 
-    fn csb_get(&self, f: usize) -> u32 {
+    pub(crate) fn csb_get(&self, f: usize) -> u32 {
         self.mem.read_u32(CSB + f as u64).unwrap()
     }
 
-    fn csb_set(&self, f: usize, value: u32) {
+    pub(crate) fn csb_set(&self, f: usize, value: u32) {
         self.mem.write_u32(CSB + f as u64, value).unwrap();
     }
 
     /// Puts `frame` in TX buffer `index` with an EOP descriptor, as the
     /// driver does before moving guest_tdt.
-    fn queue_tx(&self, index: u32, frame: &[u8]) {
+    pub(crate) fn queue_tx(&self, index: u32, frame: &[u8]) {
         let addr = TX_BUF + u64::from(index) * STRIDE;
         self.put(addr, frame);
         self.put_tx_desc(index, addr, frame.len() as u16);
@@ -129,7 +135,7 @@ impl Guest {
 
     /// The frame the device wrote into RX descriptor `index`'s buffer, if
     /// the descriptor is done.
-    fn received(&self, index: u32) -> Option<Vec<u8>> {
+    pub(crate) fn received(&self, index: u32) -> Option<Vec<u8>> {
         let mut d = [0u8; desc::SIZE];
         self.mem
             .read(RX_RING + u64::from(index) * desc::SIZE as u64, &mut d)
@@ -147,7 +153,7 @@ impl Guest {
 }
 
 /// A unicast Ethernet frame of `len` bytes whose payload bytes are `seed`.
-fn frame(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn frame(len: usize, seed: u8) -> Vec<u8> {
     let mut f = vec![seed; len];
     f[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x0A]);
     f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x0B]);
