@@ -1171,6 +1171,52 @@ mod tests {
     }
 
     #[test]
+    fn a_persistent_port_closed_while_offloaded_is_renewed_and_leaves_the_guest_alone() {
+        use crate::vm_port::tests::{handover, Guest, CSB, MEM};
+        use e1000_spec::csb::field;
+
+        let reg = registry();
+        let root = Caller::root();
+        let name = PortName::parse("vale0:vm").unwrap();
+        reg.create_port(&name, None, None, PortSettings::default(), None, &root)
+            .unwrap();
+        let first = reg.open_port(&name, None, None, None, &root).unwrap().shm;
+        let (guest, fds) = Guest::new();
+        reg.offload_port(&name, MEM, &handover(CSB), fds).unwrap();
+        let (_, again) = Guest::new();
+        assert!(matches!(
+            reg.offload_port(&name, MEM, &handover(CSB), again),
+            Err(ControlError::Offloaded(_))
+        ));
+        let extra = reg.stats(Some(&name), &root).unwrap()[0].extra.clone();
+        assert!(
+            extra.iter().any(|(n, _)| n == "offload_tx_calls"),
+            "{extra:?}"
+        );
+        let offloaded = {
+            let switches = reg.switches.lock();
+            switches[&name.switch()].ports[&name]
+                .offloaded
+                .clone()
+                .unwrap()
+        };
+        reg.close_port(&name);
+        assert!(offloaded.revoked(), "the guest's memory is let go at once");
+        guest.queue_tx(0, &crate::vm_port::tests::frame(60, 1));
+        guest.csb_set(field::GUEST_TDT, 1);
+        assert!(offloaded.receive(&mut Vec::new(), 8, &Default::default()) == 0);
+        assert_eq!(guest.csb_get(field::HOST_TDH), 0);
+        // The port lives on with new memory for its next client, not offloaded.
+        let second = reg.open_port(&name, None, None, None, &root).unwrap().shm;
+        assert_ne!(inode(&first), inode(&second));
+        assert!(matches!(
+            reg.reclaim_port(&name),
+            Err(ControlError::NotOffloaded(_))
+        ));
+        reg.shutdown();
+    }
+
+    #[test]
     fn a_locked_address_belongs_to_one_port() {
         let reg = registry();
         let root = Caller::root();
