@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 
 use thiserror::Error;
 
-use crate::protocol::{Header, HeaderError, HEADER_LEN, PORT_FDS};
+use crate::protocol::{Header, HeaderError, HEADER_LEN, OFFLOAD_FDS, PORT_FDS};
 
 /// A message could not be sent or received.
 #[derive(Debug, Error)]
@@ -31,7 +31,13 @@ pub enum WireError {
     },
 }
 
-const FD_SPACE: usize = PORT_FDS + 1;
+/// Room for the most fds a message carries, and one more (so a message
+/// with too many is seen as such, not truncated to a valid count).
+const FD_SPACE: usize = if PORT_FDS > OFFLOAD_FDS {
+    PORT_FDS
+} else {
+    OFFLOAD_FDS
+} + 1;
 
 fn cmsg_space() -> usize {
     // SAFETY: CMSG_SPACE is a pure computation.
@@ -183,6 +189,20 @@ fn collect_fds(msg: &libc::msghdr) -> Vec<OwnedFd> {
 mod tests {
     use super::*;
     use crate::protocol::DIR_REQUEST;
+
+    #[test]
+    fn a_request_carries_the_four_fds_of_an_offload() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        send(&a, DIR_REQUEST, b"{}", &[fd; OFFLOAD_FDS]).unwrap();
+        let (payload, fds) = receive(&b, DIR_REQUEST).unwrap();
+        assert_eq!((payload.as_slice(), fds.len()), (&b"{}"[..], OFFLOAD_FDS));
+        send(&a, DIR_REQUEST, b"{}", &[fd; OFFLOAD_FDS + 1]).unwrap();
+        assert!(matches!(
+            receive(&b, DIR_REQUEST),
+            Err(WireError::Header(HeaderError::Fds(5)))
+        ));
+    }
 
     /// Found by the `control` fuzz target: sending more fds than a receiver
     /// takes wrote past the control buffer. Now they are sent, and the
