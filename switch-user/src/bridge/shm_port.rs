@@ -366,7 +366,7 @@ impl PortIo for ShmPort {
     }
 
     fn on_wake(&self) {
-        self.to_switch.drain();
+        self.to_switch.drain_shared();
     }
 
     fn shutdown(&self) {

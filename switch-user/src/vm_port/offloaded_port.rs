@@ -358,7 +358,7 @@ impl PortIo for OffloadedPort {
     }
 
     fn on_wake(&self) {
-        if self.kick.drain() > 0 {
+        if self.kick.drain_shared() > 0 {
             self.counters.kicks.fetch_add(1, Ordering::Relaxed);
         }
     }
