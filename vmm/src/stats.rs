@@ -187,6 +187,30 @@ pub struct WorkerCounters {
     pub sleep_aborts: Counter,
 }
 
+/// The offloaded data path (`--e1000 offload=on`, see [`crate::net::offload`]).
+#[derive(Debug, Default, Serialize)]
+pub struct OffloadCounters {
+    /// Times the data path was handed to the switch daemon.
+    pub handovers: Counter,
+    /// Times it was taken back with the daemon's hand-back.
+    pub reclaims: Counter,
+    /// Times it was taken back from the CSB alone (the daemon went away or
+    /// the exchange failed).
+    pub abandoned: Counter,
+    /// Hand-overs the daemon refused (or whose exchange failed).
+    pub refusals: Counter,
+    /// Frames left in the switch port's RX ring at a hand-over, dropped
+    /// (the guest's RX ring was full).
+    pub handover_drops: Counter,
+    /// Receive interrupts the daemon asked for (rx-call writes).
+    pub rx_calls: Counter,
+    /// Transmit interrupts the daemon asked for (tx-call writes).
+    pub tx_calls: Counter,
+    /// TDT and RDT writes that exited to the VMM while offloaded, passed on
+    /// to the daemon as kicks.
+    pub kicks_passed: Counter,
+}
+
 /// All counters of one VM.
 #[derive(Debug, Serialize)]
 pub struct Stats {
@@ -213,6 +237,8 @@ pub struct Stats {
     pub worker: WorkerCounters,
     /// The link to the switch daemon.
     pub link: LinkCounters,
+    /// The offloaded data path.
+    pub offload: OffloadCounters,
     /// Test-frame timestamps (`--e1000 trace=N`; absent when off).
     #[serde(skip_serializing_if = "LatencyTrace::is_off")]
     pub latency: LatencyTrace,
@@ -255,6 +281,7 @@ impl Stats {
             io_thread: IoThreadCounters::default(),
             worker: WorkerCounters::default(),
             link: LinkCounters::default(),
+            offload: OffloadCounters::default(),
             latency: LatencyTrace::default(),
         }
     }
@@ -376,6 +403,19 @@ mod tests {
                 vec!["bar_conflicts", "ignored_mmio", "ignored_pio"],
             ),
             ("io_thread", vec!["timer_fires", "wakeups"]),
+            (
+                "offload",
+                vec![
+                    "abandoned",
+                    "handover_drops",
+                    "handovers",
+                    "kicks_passed",
+                    "reclaims",
+                    "refusals",
+                    "rx_calls",
+                    "tx_calls",
+                ],
+            ),
             (
                 "csb_worker",
                 vec![

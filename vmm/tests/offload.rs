@@ -1,0 +1,591 @@
+//! The VMM's side of the offloaded data path (`--e1000 offload=on`) against
+//! a fake switch daemon: a thread on a Unix socket that opens the port
+//! (a real port region and eventfds), then answers `offload_port` with
+//! `done` (or a refusal) and `reclaim_port` with the hand-back the test
+//! sets, and reports what it received (the hand-over, the four
+//! descriptors). The test plays the guest on guest RAM and drives the
+//! device through its entry points (register accesses, the net worker's
+//! poll, the call eventfds) as the vCPU and I/O threads do.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use e1000_spec::csb::{field, CSBAH, CSBAL};
+use e1000_spec::regs as r;
+use kvm_ioctls::Kvm;
+use switch_port::control::wire;
+use switch_port::eventfd::EventFd as PortEventFd;
+use switch_port::layout::Layout;
+use switch_port::protocol::{ErrorCode, Request, Response, DIR_REQUEST, DIR_RESPONSE};
+use switch_port::region::Region;
+use switch_port::ring::Slot;
+use vmm::e1000::offload::{HandBack, Handover};
+use vmm::e1000::Dma;
+use vmm::irq::{IrqLine, IrqMode};
+use vmm::memory::GuestRam;
+use vmm::net::backend::sink::SinkPort;
+use vmm::net::backend::{switch, BackendSpec};
+use vmm::net::device::DataPath;
+use vmm::net::dma::GuestDma;
+use vmm::net::link::{LinkTarget, LinkWatch};
+use vmm::net::worker::Pollable;
+use vmm::net::{NetConfig, NetDevice};
+use vmm::stats::Stats;
+
+const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+const PEER: [u8; 6] = [0x52, 0x54, 0, 0xaa, 0xbb, 0xcc];
+const PORT: &str = "vale0:vm1";
+const RAM: u64 = 8 << 20;
+const CSB: u64 = 0x8000;
+const TX_RING: u64 = 0x10000;
+const RX_RING: u64 = 0x20000;
+const RX_BUFS: u64 = 0x300000;
+const RING: u32 = 256;
+const ICR_TXDW: u32 = 0x01;
+const ICR_RXT0: u32 = 0x80;
+/// Upper bound for every wait in these tests.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+// ------------------------------------------------------------ fake daemon
+
+/// What the fake daemon received.
+#[derive(Debug)]
+enum Seen {
+    /// `offload_port`, with its descriptors.
+    Offload {
+        memory_size: u64,
+        handover: Handover,
+        fds: Vec<OwnedFd>,
+    },
+    /// `reclaim_port`.
+    Reclaim,
+}
+
+/// A daemon serving one connection: `open_port`, then offload exchanges.
+struct FakeDaemon {
+    _dir: testbed::TempDir,
+    socket: PathBuf,
+    seen: Receiver<Seen>,
+    /// The answer to the next `reclaim_port`.
+    hand_back: Arc<Mutex<HandBack>>,
+    /// The port's region, as the switch side sees it.
+    region: Arc<Mutex<Option<Region>>>,
+    /// The daemon's end of the connection, to hang up on the VMM.
+    connection: Arc<Mutex<Option<UnixStream>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeDaemon {
+    /// Starts the daemon; `refuse` answers every `offload_port` with an
+    /// error, as a daemon without offload support would.
+    fn start(refuse: bool) -> FakeDaemon {
+        let dir = testbed::unique_temp_dir("vmm-offload").unwrap();
+        let socket = dir.path().join("vswitch.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let (tell, seen) = mpsc::channel();
+        let hand_back = Arc::new(Mutex::new(HandBack::default()));
+        let region = Arc::new(Mutex::new(None));
+        let connection = Arc::new(Mutex::new(None));
+        let thread = {
+            let (hand_back, region, connection) = (
+                Arc::clone(&hand_back),
+                Arc::clone(&region),
+                Arc::clone(&connection),
+            );
+            std::thread::spawn(move || {
+                let (stream, _) = listener.accept().unwrap();
+                *connection.lock().unwrap() = Some(stream.try_clone().unwrap());
+                let mut eventfds = Vec::new();
+                while let Ok((payload, fds)) = wire::receive(&stream, DIR_REQUEST) {
+                    let request: Request = serde_json::from_slice(&payload).unwrap();
+                    let (response, out): (Response, Vec<RawFd>) = match request {
+                        Request::OpenPort {
+                            port,
+                            ring_size,
+                            buf_size,
+                            ..
+                        } => {
+                            let layout =
+                                Layout::new(ring_size.unwrap_or(1024), buf_size.unwrap_or(2048))
+                                    .unwrap();
+                            let created = Region::create("fake", layout).unwrap();
+                            let to_switch = PortEventFd::new().unwrap();
+                            let to_client = PortEventFd::new().unwrap();
+                            let out =
+                                vec![created.fd().as_raw_fd(), to_switch.raw(), to_client.raw()];
+                            let response = Response::PortOpened {
+                                port,
+                                ring_size: layout.ring_size,
+                                buf_size: layout.buf_size,
+                                region_len: created.len() as u64,
+                                created: true,
+                            };
+                            *region.lock().unwrap() = Some(created);
+                            eventfds.extend([to_switch, to_client]);
+                            (response, out)
+                        }
+                        Request::OffloadPort {
+                            memory_size,
+                            handover,
+                            ..
+                        } => {
+                            let _ = tell.send(Seen::Offload {
+                                memory_size,
+                                handover,
+                                fds,
+                            });
+                            let response = if refuse {
+                                Response::Error {
+                                    code: ErrorCode::BadRequest,
+                                    message: "unknown request offload_port".into(),
+                                }
+                            } else {
+                                Response::Done
+                            };
+                            (response, vec![])
+                        }
+                        Request::ReclaimPort { port } => {
+                            let _ = tell.send(Seen::Reclaim);
+                            let hand_back = hand_back.lock().unwrap().clone();
+                            (Response::Reclaimed { port, hand_back }, vec![])
+                        }
+                        other => panic!("the fake daemon got {other:?}"),
+                    };
+                    let payload = serde_json::to_vec(&response).unwrap();
+                    if wire::send(&stream, DIR_RESPONSE, &payload, &out).is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        FakeDaemon {
+            _dir: dir,
+            socket,
+            seen,
+            hand_back,
+            region,
+            connection,
+            thread: Some(thread),
+        }
+    }
+
+    /// The next thing the daemon received (waiting, bounded).
+    fn next(&self) -> Seen {
+        self.seen
+            .recv_timeout(PATIENCE)
+            .expect("the fake daemon received nothing")
+    }
+
+    /// Nothing more was received.
+    fn nothing_more(&self) {
+        if let Ok(seen) = self.seen.try_recv() {
+            panic!("the fake daemon also received {seen:?}");
+        }
+    }
+
+    /// Puts `count` frames for the NIC in the port's RX ring, as the
+    /// switch does.
+    fn deliver(&self, count: u32) {
+        let region = self.region.lock().unwrap();
+        let region = region.as_ref().expect("the port is open");
+        let template = testframe::FrameTemplate::new(MAC, PEER, testframe::Kind::Data, 60).unwrap();
+        let rx = region.rx_ring();
+        let ring_size = region.layout().ring_size;
+        let tail = rx.tail().load(Ordering::Acquire);
+        for i in 0..count {
+            let index = rx.advance(tail, i);
+            let buf = ring_size + index;
+            let ptr = region.buffer(buf).unwrap().as_ptr();
+            // SAFETY: the buffer is inside the mapping, 2048 bytes long, and
+            // belongs to the switch side until the tail moves past it.
+            let frame = unsafe { std::slice::from_raw_parts_mut(ptr, 2048) };
+            let len = template.write(frame, u64::from(i), 0);
+            rx.write_slot(
+                index,
+                Slot {
+                    buf,
+                    len: len as u16,
+                    flags: 0,
+                },
+            );
+        }
+        rx.tail().store(rx.advance(tail, count), Ordering::Release);
+    }
+
+    /// Closes the connection, as a daemon that exits does.
+    fn hang_up(&self) {
+        if let Some(stream) = self.connection.lock().unwrap().take() {
+            stream.shutdown(std::net::Shutdown::Both).unwrap();
+        }
+    }
+}
+
+impl Drop for FakeDaemon {
+    fn drop(&mut self) {
+        self.hang_up();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+// -------------------------------------------------------------------- rig
+
+/// A NIC with `offload=on` on the fake daemon's port, played by the test.
+struct Rig {
+    dma: GuestDma,
+    net: Arc<NetDevice>,
+    stats: Arc<Stats>,
+    _vm: Arc<kvm_ioctls::VmFd>,
+}
+
+fn rig(daemon: &FakeDaemon) -> Option<Rig> {
+    let Ok(kvm) = Kvm::new() else {
+        testbed::skip_or_fail("no /dev/kvm");
+        return None;
+    };
+    let vm = Arc::new(kvm.create_vm().unwrap());
+    vm.create_irq_chip().unwrap();
+    let ram = Arc::new(GuestRam::new(RAM).unwrap());
+    let stats = Arc::new(Stats::new());
+    let irq = Arc::new(IrqLine::new(&vm, 11, IrqMode::Edge, Arc::clone(&stats)).unwrap());
+    let mut config = NetConfig::new(BackendSpec::Switch(PORT.into()), daemon.socket.clone(), MAC);
+    config.mitigation = false;
+    config.offload = true;
+    let port = switch::open(&daemon.socket, PORT, MAC).unwrap();
+    // No VM for the device: the TDT ioeventfd stays unregistered and TDT
+    // writes reach the device as exits (the offload passes them on).
+    let net = NetDevice::with_port(
+        &config,
+        Box::new(port),
+        None,
+        Arc::clone(&ram),
+        irq,
+        Arc::clone(&stats),
+    )
+    .unwrap();
+    Some(Rig {
+        dma: GuestDma::new(ram),
+        net: Arc::new(net),
+        stats,
+        _vm: vm,
+    })
+}
+
+impl Rig {
+    fn write_reg(&self, offset: u32, value: u32) {
+        assert!(self
+            .net
+            .mmio_write(0, u64::from(offset), &value.to_le_bytes()));
+    }
+
+    fn read_reg(&self, offset: u32) -> u32 {
+        let mut data = [0u8; 4];
+        assert!(self.net.mmio_read(0, u64::from(offset), &mut data));
+        u32::from_le_bytes(data)
+    }
+
+    fn set_csb(&self, f: usize, value: u32) {
+        self.dma.write_u32(CSB + f as u64, value).unwrap();
+    }
+
+    fn csb(&self, f: usize) -> u32 {
+        self.dma.read_u32(CSB + f as u64).unwrap()
+    }
+
+    /// Rings, `rx_buffers` free RX buffers, interrupts enabled, then the
+    /// CSB (guest_csb_on set).
+    fn init(&self, rx_buffers: u32) {
+        for i in 0..u64::from(RING) {
+            let mut desc = [0u8; 16];
+            desc[..8].copy_from_slice(&(RX_BUFS + i * 2048).to_le_bytes());
+            self.dma.write(RX_RING + i * 16, &desc).unwrap();
+        }
+        self.write_reg(r::TDBAL, TX_RING as u32);
+        self.write_reg(r::TDLEN, RING * 16);
+        self.write_reg(r::RDBAL, RX_RING as u32);
+        self.write_reg(r::RDLEN, RING * 16);
+        self.write_reg(r::IMS, ICR_TXDW | ICR_RXT0);
+        self.write_reg(r::TCTL, 0x2 | 0x8);
+        self.write_reg(r::RCTL, 0x2 | 0x8000 | (1 << 26)); // EN | BAM | SECRC
+        self.set_csb(field::GUEST_TDT, 0);
+        self.set_csb(field::GUEST_RDT, rx_buffers);
+        self.set_csb(field::GUEST_TXKICK_AT, u32::MAX);
+        self.set_csb(field::GUEST_CSB_ON, 1);
+        self.write_reg(CSBAH, 0);
+        self.write_reg(CSBAL, CSB as u32);
+        assert_eq!(self.net.data_path(), DataPath::Csb(CSB));
+    }
+
+    /// One net worker round, as the I/O thread runs it; true if the data
+    /// path was handed over (the worker stops).
+    fn worker_round(&self) -> bool {
+        self.net.begin_polling();
+        let handed_over = self.net.poll().is_none();
+        assert_eq!(
+            handed_over,
+            self.net.data_path() == DataPath::Offloaded(CSB),
+            "{:?}",
+            self.net.data_path()
+        );
+        assert_eq!(handed_over, self.net.offloaded());
+        handed_over
+    }
+
+    /// Hands over and returns what the daemon received.
+    fn hand_over(&self, daemon: &FakeDaemon) -> (u64, Handover, Vec<OwnedFd>) {
+        assert!(self.worker_round(), "handed over");
+        match daemon.next() {
+            Seen::Offload {
+                memory_size,
+                handover,
+                fds,
+            } => (memory_size, handover, fds),
+            other => panic!("expected an offload, got {other:?}"),
+        }
+    }
+}
+
+/// The value of register `offset` in a hand-over.
+fn register(handover: &Handover, offset: u32) -> u32 {
+    handover
+        .registers
+        .iter()
+        .find(|&&(o, _)| o == offset)
+        .map_or(0, |&(_, v)| v)
+}
+
+/// Writes 1 to eventfd `fd`.
+fn signal(fd: RawFd) {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: an 8-byte write from our buffer to an eventfd.
+    assert_eq!(unsafe { libc::write(fd, one.as_ptr().cast(), 8) }, 8);
+}
+
+/// Reads eventfd `fd` without waiting: its count (0 when not signalled).
+fn take(fd: RawFd) -> u64 {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one pollfd we own, no wait.
+    if unsafe { libc::poll(&mut pfd, 1, 0) } != 1 {
+        return 0;
+    }
+    let mut count = [0u8; 8];
+    // SAFETY: an 8-byte read into our buffer from a readable eventfd.
+    assert_eq!(unsafe { libc::read(fd, count.as_mut_ptr().cast(), 8) }, 8);
+    u64::from_ne_bytes(count)
+}
+
+// ------------------------------------------------------------------ tests
+
+#[test]
+fn the_data_path_goes_to_the_daemon_and_comes_back_whole() {
+    let daemon = FakeDaemon::start(false);
+    let Some(rig) = rig(&daemon) else { return };
+    // The guest has buffers for 2 frames, the switch has 5 waiting: 2 go
+    // into the guest at the hand-over, 3 are dropped and counted.
+    rig.init(2);
+    daemon.deliver(5);
+    let (memory_size, handover, fds) = rig.hand_over(&daemon);
+    assert_eq!(rig.stats.offload.handovers.get(), 1);
+    assert_eq!(rig.stats.offload.handover_drops.get(), 3);
+    assert_eq!(rig.stats.rx.packets.get(), 2);
+    assert_eq!(
+        rig.csb(field::HOST_RDH),
+        2,
+        "delivered before the hand-over"
+    );
+
+    // What the daemon got: guest memory sealed at its size, the state.
+    assert_eq!(memory_size, RAM);
+    assert_eq!(fds.len(), 4, "memfd, kick, rx-call, tx-call");
+    // SAFETY: F_GET_SEALS on a descriptor the test owns.
+    let seals = unsafe { libc::fcntl(fds[0].as_raw_fd(), libc::F_GET_SEALS) };
+    assert_ne!(seals & libc::F_SEAL_SHRINK, 0, "seals {seals:#x}");
+    assert_ne!(seals & libc::F_SEAL_GROW, 0, "seals {seals:#x}");
+    assert_eq!(handover.csb_address, CSB);
+    assert_eq!(register(&handover, r::TDBAL), TX_RING as u32);
+    assert_eq!(register(&handover, r::RDLEN), RING * 16);
+    assert_eq!(register(&handover, r::RDH), 2);
+    for (offset, _) in &handover.registers {
+        assert!(
+            vmm::e1000::offload::is_data_path_register(*offset),
+            "{offset:#x}"
+        );
+    }
+
+    // The kick the daemon sleeps on is the device's TDT eventfd; a TDT
+    // write that exits is passed on to it.
+    let kick = fds[1].as_raw_fd();
+    signal(kick);
+    assert_eq!(take(rig.net.tdt_kick_fd()), 1, "the same eventfd");
+    rig.write_reg(r::TDT, 3);
+    assert_eq!(take(kick), 1, "a TDT write is a kick for the daemon");
+    assert_eq!(rig.stats.offload.kicks_passed.get(), 1);
+    // Registers the VMM serves alone keep the data path offloaded.
+    rig.write_reg(r::IMS, ICR_TXDW | ICR_RXT0);
+    assert_eq!(rig.read_reg(r::STATUS) & 2, 2, "link up");
+    assert_eq!(rig.net.data_path(), DataPath::Offloaded(CSB));
+
+    // The daemon's calls raise the guest's interrupts.
+    let injected = rig.stats.irq.injected.get();
+    signal(fds[2].as_raw_fd());
+    assert!(!rig.net.on_offload_call(), "still offloaded: no polling");
+    assert_eq!(rig.stats.offload.rx_calls.get(), 1);
+    assert!(rig.stats.irq.injected.get() > injected, "an interrupt");
+    assert_eq!(rig.read_reg(r::ICR) & ICR_RXT0, ICR_RXT0);
+    signal(fds[3].as_raw_fd());
+    assert!(!rig.net.on_offload_call());
+    assert_eq!(rig.stats.offload.tx_calls.get(), 1);
+    assert_eq!(rig.read_reg(r::ICR) & ICR_TXDW, ICR_TXDW);
+    daemon.nothing_more();
+
+    // A register the daemon's walk owns takes the data path back first:
+    // the hand-back's heads and statistics are the device's again.
+    let mut statistics = vec![0u32; 64];
+    statistics[((e1000_spec::stats::GPRC - e1000_spec::stats::START) / 4) as usize] = 5;
+    *daemon.hand_back.lock().unwrap() = HandBack {
+        tdh: 7,
+        tdt: 7,
+        rdh: 9,
+        rdt: 200,
+        statistics,
+        ..HandBack::default()
+    };
+    assert_eq!(rig.read_reg(r::TDH), 7);
+    assert!(matches!(daemon.next(), Seen::Reclaim));
+    assert_eq!(rig.net.data_path(), DataPath::Csb(CSB));
+    assert!(!rig.net.offloaded());
+    assert_eq!(rig.stats.offload.reclaims.get(), 1);
+    assert_eq!(rig.read_reg(r::RDH), 9);
+    assert_eq!(
+        rig.read_reg(e1000_spec::stats::GPRC),
+        2 + 5,
+        "the VMM's receptions and the daemon's"
+    );
+
+    // The next hand-over carries the state that came back.
+    let (_, again, _) = rig.hand_over(&daemon);
+    assert_eq!(register(&again, r::TDH), 7);
+    assert_eq!(register(&again, r::RDH), 9);
+    assert_eq!(rig.stats.offload.handovers.get(), 2);
+
+    // The daemon goes away: the link watcher's port change takes the data
+    // path back from the heads the daemon last published in the CSB.
+    rig.set_csb(field::HOST_TDH, 11);
+    rig.set_csb(field::HOST_RDH, 12);
+    daemon.hang_up();
+    let down = SinkPort::link_down(Arc::clone(&rig.stats)).unwrap();
+    rig.net.replace_port(Box::new(down), false);
+    assert_eq!(rig.net.data_path(), DataPath::Csb(CSB));
+    assert_eq!(rig.stats.offload.abandoned.get(), 1);
+    assert_eq!(rig.read_reg(r::TDH), 11);
+    assert_eq!(rig.read_reg(r::RDH), 12);
+    assert!(!rig.worker_round(), "the link-down port cannot offload");
+}
+
+#[test]
+fn a_refusing_daemon_is_asked_once_and_the_device_stays_in_csb_mode() {
+    let daemon = FakeDaemon::start(true);
+    let Some(rig) = rig(&daemon) else { return };
+    rig.init(RING - 1);
+    for _ in 0..5 {
+        assert!(!rig.worker_round(), "stays in CSB mode");
+    }
+    assert!(matches!(daemon.next(), Seen::Offload { .. }));
+    daemon.nothing_more();
+    assert_eq!(rig.stats.offload.refusals.get(), 1);
+    assert_eq!(rig.stats.offload.handovers.get(), 0);
+    // Remapping the CSB elsewhere is worth another try.
+    rig.write_reg(CSBAL, 0);
+    assert_eq!(rig.net.data_path(), DataPath::Registers);
+    rig.write_reg(CSBAL, CSB as u32);
+    assert!(!rig.worker_round());
+    assert!(matches!(daemon.next(), Seen::Offload { .. }));
+    assert_eq!(rig.stats.offload.refusals.get(), 2);
+}
+
+#[test]
+fn the_guest_leaving_csb_mode_or_resetting_takes_the_data_path_back() {
+    let daemon = FakeDaemon::start(false);
+    let Some(rig) = rig(&daemon) else { return };
+    rig.init(RING - 1);
+    let (_, _, fds) = rig.hand_over(&daemon);
+    // The guest clears guest_csb_on; the daemon stops and calls.
+    rig.set_csb(field::GUEST_CSB_ON, 0);
+    signal(fds[3].as_raw_fd());
+    assert!(rig.net.on_offload_call(), "the worker resumes");
+    assert!(matches!(daemon.next(), Seen::Reclaim));
+    assert_eq!(rig.net.data_path(), DataPath::Csb(CSB));
+    assert!(!rig.worker_round(), "no hand-over without guest_csb_on");
+    daemon.nothing_more();
+
+    // Back in CSB mode, handed over again; a device reset takes it back.
+    rig.set_csb(field::GUEST_CSB_ON, 1);
+    rig.hand_over(&daemon);
+    rig.write_reg(r::CTRL, 1 << 26); // RST
+    assert!(matches!(daemon.next(), Seen::Reclaim));
+    assert_eq!(rig.net.data_path(), DataPath::Registers);
+    assert_eq!(rig.stats.offload.reclaims.get(), 2);
+}
+
+#[test]
+fn bus_mastering_off_takes_the_data_path_back() {
+    let daemon = FakeDaemon::start(false);
+    let Some(rig) = rig(&daemon) else { return };
+    rig.init(RING - 1);
+    rig.hand_over(&daemon);
+    rig.net.set_bus_master(false);
+    assert!(matches!(daemon.next(), Seen::Reclaim));
+    assert!(!rig.net.offloaded());
+    assert!(!rig.worker_round(), "no DMA, no hand-over");
+}
+
+#[test]
+fn the_link_watcher_takes_no_exchange_for_a_dead_daemon() {
+    let daemon = FakeDaemon::start(false);
+    let Some(rig) = rig(&daemon) else { return };
+    rig.init(RING - 1);
+    let target = LinkTarget {
+        socket: daemon.socket.clone(),
+        port: PORT.into(),
+        mac: MAC,
+    };
+    let control_fd = rig.net.control_fd().unwrap();
+    let watch = LinkWatch::spawn_sandboxed(
+        Arc::clone(&rig.net),
+        target,
+        control_fd,
+        Arc::clone(&rig.stats),
+        None,
+    )
+    .unwrap();
+    for round in 0..20 {
+        rig.hand_over(&daemon);
+        assert_eq!(rig.read_reg(r::TDH), 0, "round {round}");
+        assert!(matches!(daemon.next(), Seen::Reclaim));
+    }
+    // The watcher had every answer under its nose and let them be.
+    let deadline = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < deadline {
+        assert_eq!(rig.stats.link.down.get(), 0, "the link stayed up");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A daemon that really goes away is still noticed.
+    daemon.hang_up();
+    let deadline = Instant::now() + PATIENCE;
+    while rig.stats.link.down.get() == 0 {
+        assert!(Instant::now() < deadline, "the link never went down");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    watch.stop();
+}
