@@ -318,6 +318,10 @@ impl NetDevice {
         // daemon went away: an offloaded data path is taken back from the
         // CSB without asking it.
         self.abandon_offload(&mut s);
+        if let Some(offload) = &mut s.offload {
+            // A new port may have a daemon that takes the data path.
+            offload.forget_refusal();
+        }
         let old = s.backend.replace_port(port);
         s.retired.push(old);
         s.model.set_link(link_up);
@@ -521,14 +525,14 @@ impl NetDevice {
     /// Returns true if the net worker must poll; if the CSB went away between
     /// the kick and now, transmits by registers.
     pub fn on_tdt_kick(&self) -> bool {
-        let Ok(kicks) = self.tdt_kick.read() else {
-            return false;
-        };
+        let kicks = self.tdt_kick.read().unwrap_or(0);
         let mut s = self.lock();
         if let DataPath::Offloaded(_) = s.path {
             // The daemon's kick, read before the I/O thread stopped
             // watching: give it back.
-            let _ = self.tdt_kick.write(kicks);
+            if kicks > 0 {
+                let _ = self.tdt_kick.write(kicks);
+            }
             return false;
         }
         self.stats.worker.tx_kicks.add(kicks);

@@ -115,7 +115,8 @@ impl Offload {
         self.refused
     }
 
-    /// The CSB was mapped anew (or unmapped): a refusal is forgotten.
+    /// The CSB was mapped anew (or unmapped), or the port is new: a refusal
+    /// is forgotten.
     pub fn forget_refusal(&mut self) {
         self.refused = false;
     }
