@@ -25,8 +25,9 @@ use switch_port::layout::Layout;
 use switch_port::protocol::{ErrorCode, Request, Response, DIR_REQUEST, DIR_RESPONSE};
 use switch_port::region::Region;
 use switch_port::ring::Slot;
+use vmm::e1000::offload::OffloadedRings;
 use vmm::e1000::offload::{HandBack, Handover};
-use vmm::e1000::Dma;
+use vmm::e1000::{Dma, DmaError, QueueBackend};
 use vmm::irq::{IrqLine, IrqMode};
 use vmm::memory::GuestRam;
 use vmm::net::backend::sink::SinkPort;
@@ -45,6 +46,7 @@ const RAM: u64 = 8 << 20;
 const CSB: u64 = 0x8000;
 const TX_RING: u64 = 0x10000;
 const RX_RING: u64 = 0x20000;
+const TX_BUFS: u64 = 0x100000;
 const RX_BUFS: u64 = 0x300000;
 const RING: u32 = 256;
 const ICR_TXDW: u32 = 0x01;
@@ -190,22 +192,28 @@ impl FakeDaemon {
     }
 
     /// Puts `count` frames for the NIC in the port's RX ring, as the
-    /// switch does.
+    /// switch does, numbered from 0.
     fn deliver(&self, count: u32) {
+        self.deliver_numbered(0..u64::from(count));
+    }
+
+    /// Puts frames numbered `seqs` for the NIC in the port's RX ring.
+    fn deliver_numbered(&self, seqs: std::ops::Range<u64>) {
         let region = self.region.lock().unwrap();
         let region = region.as_ref().expect("the port is open");
         let template = testframe::FrameTemplate::new(MAC, PEER, testframe::Kind::Data, 60).unwrap();
         let rx = region.rx_ring();
         let ring_size = region.layout().ring_size;
         let tail = rx.tail().load(Ordering::Acquire);
-        for i in 0..count {
+        let count = (seqs.end - seqs.start) as u32;
+        for (i, seq) in (0..count).zip(seqs) {
             let index = rx.advance(tail, i);
             let buf = ring_size + index;
             let ptr = region.buffer(buf).unwrap().as_ptr();
             // SAFETY: the buffer is inside the mapping, 2048 bytes long, and
             // belongs to the switch side until the tail moves past it.
             let frame = unsafe { std::slice::from_raw_parts_mut(ptr, 2048) };
-            let len = template.write(frame, u64::from(i), 0);
+            let len = template.write(frame, seq, 0);
             rx.write_slot(
                 index,
                 Slot {
@@ -216,6 +224,32 @@ impl FakeDaemon {
             );
         }
         rx.tail().store(rx.advance(tail, count), Ordering::Release);
+    }
+
+    /// Takes the frames the VMM published in the port's TX ring, as the
+    /// switch does; returns their sequence numbers.
+    fn take_transmitted(&self) -> Vec<u64> {
+        let region = self.region.lock().unwrap();
+        let region = region.as_ref().expect("the port is open");
+        let tx = region.tx_ring();
+        let head = tx.head().load(Ordering::Acquire);
+        let mut tail = tx.tail().load(Ordering::Relaxed);
+        let mut seqs = Vec::new();
+        loop {
+            let next = tx.advance(tail, 1);
+            if next == head {
+                break;
+            }
+            let slot = tx.read_slot(next);
+            let ptr = region.buffer(slot.buf).unwrap().as_ptr();
+            // SAFETY: a buffer inside the mapping, the slot's length at most
+            // the buffer size, owned by the switch side until tail moves.
+            let frame = unsafe { std::slice::from_raw_parts(ptr, usize::from(slot.len)) };
+            seqs.push(testframe::parse(frame).unwrap().seq);
+            tail = next;
+        }
+        tx.tail().store(tail, Ordering::Release);
+        seqs
     }
 
     /// Closes the connection, as a daemon that exits does.
@@ -383,6 +417,127 @@ fn take(fd: RawFd) -> u64 {
     // SAFETY: an 8-byte read into our buffer from a readable eventfd.
     assert_eq!(unsafe { libc::read(fd, count.as_mut_ptr().cast(), 8) }, 8);
     u64::from_ne_bytes(count)
+}
+
+// ------------------------------------------------------- the daemon's walk
+
+/// Guest memory as the daemon sees it: the memfd it was handed, mapped.
+struct MappedMemory {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl MappedMemory {
+    fn map(fd: &OwnedFd, len: u64) -> MappedMemory {
+        let len = len as usize;
+        // SAFETY: a new shared mapping of a memfd of at least `len` bytes
+        // (sealed at its size); checked below, unmapped on drop.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(ptr, libc::MAP_FAILED, "mapping guest memory");
+        MappedMemory {
+            ptr: ptr.cast(),
+            len,
+        }
+    }
+
+    /// The range `gpa..gpa + len` as an offset, if inside.
+    fn offset(&self, gpa: u64, len: usize) -> Result<usize, DmaError> {
+        let error = DmaError { gpa, len };
+        let start = usize::try_from(gpa).map_err(|_| error)?;
+        match start.checked_add(len) {
+            Some(end) if end <= self.len => Ok(start),
+            _ => Err(error),
+        }
+    }
+}
+
+impl Drop for MappedMemory {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping made in `map`, used no more.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+impl Dma for MappedMemory {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        let at = self.offset(gpa, buf.len())?;
+        // SAFETY: `at..at + len` is inside the mapping (checked).
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(at), buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    fn write(&self, gpa: u64, data: &[u8]) -> Result<(), DmaError> {
+        let at = self.offset(gpa, data.len())?;
+        // SAFETY: as in `read`.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(at), data.len()) };
+        Ok(())
+    }
+
+    fn contains(&self, gpa: u64, len: u64) -> bool {
+        self.offset(gpa, len as usize).is_ok()
+    }
+}
+
+/// The guest's driver on its rings: numbered frames out, numbered frames in.
+#[derive(Default)]
+struct Guest {
+    tx_tail: u32,
+    tx_seq: u64,
+    rx_next: u32,
+    received: Vec<u64>,
+}
+
+impl Guest {
+    /// Queues `count` frames and publishes guest_tdt.
+    fn send(&mut self, rig: &Rig, count: u32) {
+        let template = testframe::FrameTemplate::new(PEER, MAC, testframe::Kind::Data, 60).unwrap();
+        for _ in 0..count {
+            let clean = rig.csb(field::HOST_TDH);
+            assert_ne!((clean + RING - self.tx_tail - 1) % RING, 0, "TX ring full");
+            let i = u64::from(self.tx_tail);
+            let buf = TX_BUFS + i * 2048;
+            let mut frame = [0u8; 60];
+            template.write(&mut frame, self.tx_seq, 0);
+            rig.dma.write(buf, &frame).unwrap();
+            let mut desc = [0u8; 16];
+            desc[..8].copy_from_slice(&buf.to_le_bytes());
+            desc[8..10].copy_from_slice(&60u16.to_le_bytes());
+            desc[11] = 0x01 | 0x02 | 0x08; // EOP | IFCS | RS
+            rig.dma.write(TX_RING + i * 16, &desc).unwrap();
+            self.tx_tail = (self.tx_tail + 1) % RING;
+            self.tx_seq += 1;
+        }
+        rig.set_csb(field::GUEST_TDT, self.tx_tail);
+    }
+
+    /// Takes every received frame and gives its buffer back (guest_rdt).
+    fn receive(&mut self, rig: &Rig) {
+        loop {
+            let desc = RX_RING + u64::from(self.rx_next) * 16;
+            let mut bytes = [0u8; 16];
+            rig.dma.read(desc, &mut bytes).unwrap();
+            if bytes[12] & 1 == 0 {
+                break;
+            }
+            let len = usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
+            let mut frame = vec![0u8; len];
+            let buf = RX_BUFS + u64::from(self.rx_next) * 2048;
+            rig.dma.read(buf, &mut frame).unwrap();
+            self.received.push(testframe::parse(&frame).unwrap().seq);
+            rig.dma.write(desc + 12, &[0]).unwrap();
+            self.rx_next = (self.rx_next + 1) % RING;
+        }
+        rig.set_csb(field::GUEST_RDT, (self.rx_next + RING - 1) % RING);
+    }
 }
 
 // ------------------------------------------------------------------ tests
@@ -588,4 +743,76 @@ fn the_link_watcher_takes_no_exchange_for_a_dead_daemon() {
         std::thread::sleep(Duration::from_millis(5));
     }
     watch.stop();
+}
+
+#[test]
+fn frames_cross_hand_overs_both_ways_once_and_in_order() {
+    let daemon = FakeDaemon::start(false);
+    let Some(rig) = rig(&daemon) else { return };
+    rig.init(RING - 1);
+    let mut guest = Guest::default();
+    let mut sent = Vec::new();
+    let mut rx_seq = 0u64;
+    let mut switch_rx = |count: u64| {
+        let seqs = rx_seq..rx_seq + count;
+        rx_seq += count;
+        seqs
+    };
+    for round in 0..6 {
+        // The VMM walks the rings (the vCPU thread's rounds at a poll-port
+        // exit, which never hand over).
+        guest.send(&rig, 7);
+        daemon.deliver_numbered(switch_rx(5));
+        assert!(rig.net.poll_once(), "round {round}: the VMM moved frames");
+        sent.extend(daemon.take_transmitted());
+        guest.receive(&rig);
+
+        // More waits on both sides; the worker hands over: the port's RX
+        // frames go into the guest first, the guest's TX frames go to the
+        // daemon.
+        guest.send(&rig, 9);
+        daemon.deliver_numbered(switch_rx(4));
+        let (memory_size, handover, fds) = rig.hand_over(&daemon);
+        guest.receive(&rig);
+        let memory = MappedMemory::map(&fds[0], memory_size);
+        let mut rings = OffloadedRings::new(&handover, &memory).unwrap();
+        let mut backend = QueueBackend::new(2048, 1024);
+
+        // The daemon walks: the queued frames and more, both ways.
+        guest.send(&rig, 3);
+        for seq in switch_rx(6) {
+            let mut frame = [0u8; 60];
+            testframe::FrameTemplate::new(MAC, PEER, testframe::Kind::Data, 60)
+                .unwrap()
+                .write(&mut frame, seq, 0);
+            backend.push_rx(&frame);
+        }
+        rings.transmit(&memory, &mut backend);
+        rings.receive(&memory, &mut backend);
+        assert!(backend.receive_queue.is_empty(), "round {round}");
+        sent.extend(
+            backend
+                .transmitted
+                .drain(..)
+                .map(|frame| testframe::parse(&frame).unwrap().seq),
+        );
+        guest.receive(&rig);
+        // The guest queues frames the daemon will not walk before it is
+        // asked back: the VMM sends them.
+        guest.send(&rig, 2);
+        *daemon.hand_back.lock().unwrap() = rings.hand_back();
+        assert_eq!(rig.read_reg(r::TDH), rings.hand_back().tdh);
+        assert!(matches!(daemon.next(), Seen::Reclaim));
+    }
+    assert!(rig.net.poll_once());
+    sent.extend(daemon.take_transmitted());
+    guest.receive(&rig);
+    let all_sent: Vec<u64> = (0..guest.tx_seq).collect();
+    assert_eq!(sent, all_sent, "transmitted once each, in order");
+    let all_received: Vec<u64> = (0..rx_seq).collect();
+    assert_eq!(guest.received, all_received, "received once each, in order");
+    assert_eq!(rig.stats.offload.handover_drops.get(), 0);
+    assert_eq!(rig.stats.offload.handovers.get(), 6);
+    assert_eq!(rig.stats.offload.reclaims.get(), 6);
+    daemon.nothing_more();
 }

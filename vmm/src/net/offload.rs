@@ -110,11 +110,6 @@ impl Offload {
         self.tx_call.as_raw_fd()
     }
 
-    /// Whether the daemon refused since the CSB was last mapped.
-    pub fn refused(&self) -> bool {
-        self.refused
-    }
-
     /// The CSB was mapped anew (or unmapped), or the port is new: a refusal
     /// is forgotten.
     pub fn forget_refusal(&mut self) {
