@@ -12,7 +12,9 @@
 //!
 //! With the data path offloaded to the switch daemon it stops watching the
 //! TDT kick (the daemon sleeps on it) and watches the daemon's call eventfds
-//! instead, which raise the guest's interrupts ([`NetDevice::on_offload_call`]).
+//! instead, which raise the guest's interrupts ([`NetDevice::on_offload_call`]),
+//! and the end of the port's control connection (the daemon going away:
+//! [`NetDevice::on_daemon_gone`]).
 
 use std::cell::Cell;
 use std::io;
@@ -41,6 +43,7 @@ const TOKEN_DEFERRED: u64 = 5;
 const TOKEN_TDT_KICK: u64 = 6;
 const TOKEN_PORT_CHANGED: u64 = 7;
 const TOKEN_OFFLOAD_CALL: u64 = 8;
+const TOKEN_DAEMON_GONE: u64 = 9;
 
 /// A running I/O thread.
 pub struct IoThread {
@@ -102,6 +105,7 @@ impl IoThread {
             stats_timer,
             sources,
             watching_tdt: Cell::new(true),
+            watching_control: Cell::new(None),
         };
         let thread =
             SandboxedThread::spawn("vmm-io", ThreadKind::Io, filter, stop, move || thread.run())?;
@@ -122,6 +126,8 @@ struct Thread {
     sources: IoSources,
     /// The TDT kick eventfd is in the epoll (not while offloaded).
     watching_tdt: Cell<bool>,
+    /// The control connection whose end is watched (while offloaded).
+    watching_control: Cell<Option<std::os::fd::RawFd>>,
 }
 
 impl Thread {
@@ -183,6 +189,7 @@ impl Thread {
                 (TOKEN_RESAMPLE, Some(net)) => net.on_resample(),
                 (TOKEN_PORT_CHANGED, Some(net)) => poll |= self.follow_port(net),
                 (TOKEN_OFFLOAD_CALL, Some(net)) => poll |= net.on_offload_call(),
+                (TOKEN_DAEMON_GONE, Some(net)) => poll |= net.on_daemon_gone(),
                 (TOKEN_STATS, _) => {
                     self.stats_timer.take_expirations();
                     if let Some(file) = &sources.stats_json {
@@ -210,6 +217,7 @@ impl Thread {
         if wanted == self.watching_tdt.get() {
             return;
         }
+        self.follow_daemon(net, !wanted);
         let (operation, event) = if wanted {
             (
                 ControlOperation::Add,
@@ -221,6 +229,35 @@ impl Thread {
         match self.epoll.ctl(operation, net.tdt_kick_fd(), event) {
             Ok(()) => self.watching_tdt.set(wanted),
             Err(e) => log::error!("I/O thread: cannot follow the offload's TDT kick: {e}"),
+        }
+    }
+
+    /// Watches the port's control connection for its end while the data
+    /// path is offloaded (`offloaded`), so that a daemon that goes away is
+    /// noticed without the link watcher (`--no-reconnect`); stops watching
+    /// it when the path is back. Only hang-ups wake the thread: answers are
+    /// the exchanging thread's to read.
+    fn follow_daemon(&self, net: &NetDevice, offloaded: bool) {
+        if let Some(fd) = self.watching_control.take() {
+            // The connection may be closed already (a replaced port).
+            let _ = self
+                .epoll
+                .ctl(ControlOperation::Delete, fd, EpollEvent::default());
+        }
+        if !offloaded {
+            return;
+        }
+        let Some(fd) = net.control_fd() else {
+            return;
+        };
+        let hang_up = EventSet::READ_HANG_UP | EventSet::HANG_UP | EventSet::ERROR;
+        match self.epoll.ctl(
+            ControlOperation::Add,
+            fd,
+            EpollEvent::new(hang_up, TOKEN_DAEMON_GONE),
+        ) {
+            Ok(()) => self.watching_control.set(Some(fd)),
+            Err(e) => log::error!("I/O thread: cannot watch the switch daemon's connection: {e}"),
         }
     }
 

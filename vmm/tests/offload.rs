@@ -28,6 +28,7 @@ use switch_port::ring::Slot;
 use vmm::e1000::offload::OffloadedRings;
 use vmm::e1000::offload::{HandBack, Handover};
 use vmm::e1000::{Dma, DmaError, QueueBackend};
+use vmm::io_thread::{IoSources, IoThread};
 use vmm::irq::{IrqLine, IrqMode};
 use vmm::memory::GuestRam;
 use vmm::net::backend::sink::SinkPort;
@@ -737,11 +738,7 @@ fn the_link_watcher_takes_no_exchange_for_a_dead_daemon() {
     }
     // A daemon that really goes away is still noticed.
     daemon.hang_up();
-    let deadline = Instant::now() + PATIENCE;
-    while rig.stats.link.down.get() == 0 {
-        assert!(Instant::now() < deadline, "the link never went down");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("link down", || rig.stats.link.down.get() > 0);
     watch.stop();
 }
 
@@ -815,4 +812,36 @@ fn frames_cross_hand_overs_both_ways_once_and_in_order() {
     assert_eq!(rig.stats.offload.handovers.get(), 6);
     assert_eq!(rig.stats.offload.reclaims.get(), 6);
     daemon.nothing_more();
+}
+
+#[test]
+fn the_io_thread_hands_over_and_notices_a_departed_daemon_by_itself() {
+    let daemon = FakeDaemon::start(false);
+    let Some(rig) = rig(&daemon) else { return };
+    let io = IoThread::spawn(IoSources {
+        net: Some(Arc::clone(&rig.net)),
+        stats: Arc::clone(&rig.stats),
+        stats_json: None,
+    })
+    .unwrap();
+    // Mapping the CSB wakes the net worker, which hands over.
+    rig.init(RING - 1);
+    assert!(matches!(daemon.next(), Seen::Offload { .. }));
+    wait_until("the hand-over", || rig.net.offloaded());
+    // No link watcher (`--no-reconnect`): the I/O thread sees the
+    // connection end and takes the data path back from the CSB.
+    daemon.hang_up();
+    wait_until("the data path back", || !rig.net.offloaded());
+    assert_eq!(rig.stats.offload.abandoned.get(), 1);
+    assert_eq!(rig.net.data_path(), DataPath::Csb(CSB));
+    io.stop();
+}
+
+/// Waits (bounded) until `done`.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "no {what} within {PATIENCE:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }

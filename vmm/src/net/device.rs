@@ -574,6 +574,18 @@ impl NetDevice {
         matches!(s.path, DataPath::Csb(_))
     }
 
+    /// I/O thread: the port's control connection ended while the data path
+    /// was offloaded (the daemon went away): takes the data path back from
+    /// the CSB. Returns true if the net worker must poll.
+    pub fn on_daemon_gone(&self) -> bool {
+        let mut s = self.lock();
+        if let DataPath::Offloaded(_) = s.path {
+            log::warn!("e1000: the switch daemon went away with the data path; taking it back");
+        }
+        self.abandon_offload(&mut s);
+        matches!(s.path, DataPath::Csb(_))
+    }
+
     /// I/O thread: the resample fd fired (level mode).
     pub fn on_resample(&self) {
         self.irq.on_resample();
