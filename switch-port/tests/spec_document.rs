@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 
 use switch_port::layout::{self, header_field, ring_field, Layout};
 use switch_port::protocol::{
-    ErrorCode, Header, Request, Response, DIR_REQUEST, DIR_RESPONSE, HEADER_LEN, VERSION,
+    ErrorCode, Header, Request, Response, DIR_REQUEST, DIR_RESPONSE, HEADER_LEN, OFFLOAD_FDS,
+    PORT_FDS, VERSION,
 };
 
 const SPEC: &str = include_str!("../../docs/port-protocol.md");
@@ -65,10 +66,12 @@ fn request_name(r: &Request) -> &'static str {
         Request::TunnelAdd { .. } => "tunnel_add",
         Request::TunnelDel { .. } => "tunnel_del",
         Request::TunnelList {} => "tunnel_list",
+        Request::OffloadPort { .. } => "offload_port",
+        Request::ReclaimPort { .. } => "reclaim_port",
     }
 }
 
-const REQUESTS: usize = 17;
+const REQUESTS: usize = 19;
 
 fn response_name(r: &Response) -> &'static str {
     match r {
@@ -84,10 +87,11 @@ fn response_name(r: &Response) -> &'static str {
         Response::Error { .. } => "error",
         Response::CaptureStarted { .. } => "capture_started",
         Response::Mirrors { .. } => "mirrors",
+        Response::Reclaimed { .. } => "reclaimed",
     }
 }
 
-const RESPONSES: usize = 12;
+const RESPONSES: usize = 13;
 
 /// Every error code (a new one fails to compile here until it is listed,
 /// and then fails the test until the spec's table has it).
@@ -157,7 +161,12 @@ fn every_example_is_byte_exact_and_every_message_kind_has_one() {
         if direction == DIR_REQUEST {
             let request: Request =
                 serde_json::from_str(&ex.payload).unwrap_or_else(|e| panic!("{}: {e}", ex.payload));
-            assert_eq!(header.fds, 0);
+            let fds = if matches!(request, Request::OffloadPort { .. }) {
+                OFFLOAD_FDS
+            } else {
+                0
+            };
+            assert_eq!(header.fds as usize, fds, "{}", ex.payload);
             requests.insert(request_name(&request));
         } else {
             assert_eq!(direction, DIR_RESPONSE);
@@ -170,7 +179,7 @@ fn every_example_is_byte_exact_and_every_message_kind_has_one() {
                 "not the daemon's serialization"
             );
             let fds = if matches!(response, Response::PortOpened { .. }) {
-                3
+                PORT_FDS as u32
             } else {
                 0
             };

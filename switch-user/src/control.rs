@@ -4,14 +4,17 @@
 //! own thread, one request after the other, each request arriving (and its
 //! response being read) within the control timeout ([`crate::deadlines`]).
 //! Requests are authorized by who sent them ([`crate::access`]); refusals
-//! are counted. When a connection closes its ports are released. A request
+//! are counted. Descriptors are taken with `offload_port` only, and only
+//! the connection that opened a port may offload it or reclaim it
+//! ([`crate::vm_port`]). When a connection closes its ports are released
+//! (an offloaded one stops touching the guest's memory first). A request
 //! that changes the saved configuration is saved ([`crate::state`]) before
 //! it is answered; such requests are carried out one at a time, so the
 //! saved order is the order they took effect in. A connection whose
 //! `capture` request is answered carries that capture from then on
 //! ([`crate::capture::stream`]) and closes with it.
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,7 +27,7 @@ use switch_port::names::PortName;
 use switch_port::protocol::capture::{DEFAULT_SNAPLEN, MAX_SNAPLEN};
 use switch_port::protocol::{
     AccessCounters, ErrorCode, HeaderError, MirrorInfo, Request, Response, DIR_REQUEST,
-    DIR_RESPONSE, VERSION,
+    DIR_RESPONSE, OFFLOAD_FDS, VERSION,
 };
 
 use crate::access::{AccessPolicy, Caller, Denied, Owner};
@@ -167,6 +170,20 @@ struct Session {
     capture: Option<Arc<CaptureSink>>,
 }
 
+impl Session {
+    /// Refuses `what` on `port` unless this connection opened it: only the
+    /// VMM that has a port may hand its data path over or take it back.
+    fn require_opener(&self, port: &PortName, what: &str) -> Result<(), Response> {
+        if self.opened.contains(port) {
+            return Ok(());
+        }
+        Err(error(
+            ErrorCode::PermissionDenied,
+            format!("only the connection that opened {port} may {what} it"),
+        ))
+    }
+}
+
 /// Waits until `stream` has something to read (or is closed).
 fn wait_readable(stream: &UnixStream) {
     let mut pfd = libc::pollfd {
@@ -293,7 +310,7 @@ impl Server {
             let received = wire::receive(stream, DIR_REQUEST);
             watch.disarm();
             let (response, fds) = match received {
-                Ok((payload, _unwanted_fds)) => self.handle(&payload, &caller, &mut session),
+                Ok((payload, fds)) => self.handle(&payload, fds, &caller, &mut session),
                 Err(WireError::Closed) => break,
                 Err(WireError::Io(e)) => {
                     log::debug!("control connection error: {}", Chain(&e));
@@ -302,7 +319,11 @@ impl Server {
                 Err(e @ WireError::Fds { .. }) => (
                     error(
                         ErrorCode::BadRequest,
-                        format!("{}: the daemon accepts no file descriptors", Chain(&e)),
+                        format!(
+                            "{}: the daemon takes file descriptors with offload_port only \
+                             ({OFFLOAD_FDS} of them)",
+                            Chain(&e)
+                        ),
                     ),
                     vec![],
                 ),
@@ -382,6 +403,7 @@ impl Server {
     fn handle(
         &self,
         payload: &[u8],
+        fds: Vec<OwnedFd>,
         caller: &Caller,
         session: &mut Session,
     ) -> (Response, Vec<RawFd>) {
@@ -394,11 +416,23 @@ impl Server {
                 )
             }
         };
+        if !fds.is_empty() && !matches!(request, Request::OffloadPort { .. }) {
+            return (
+                error(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "{} file descriptors attached: only offload_port carries any",
+                        fds.len()
+                    ),
+                ),
+                vec![],
+            );
+        }
         if let Err(denied) = authorize(&request, caller) {
             return (denied.into(), vec![]);
         }
         let _one_change = snapshot::is_change(&request).then(|| self.changes.lock());
-        let (response, fds) = self.execute(&request, caller, session);
+        let (response, fds) = self.execute(&request, fds, caller, session);
         (self.save(&request, caller, response), fds)
     }
 
@@ -448,19 +482,42 @@ impl Server {
                     .or_else(|| owner.name.clone())
                     .map(Into::into),
             });
-            self.execute(request, &caller, &mut Session::default()).0
+            self.execute(request, Vec::new(), &caller, &mut Session::default())
+                .0
         })
     }
 
-    /// Carries out an authorized request.
+    /// Carries out an authorized request, which came with the descriptors
+    /// `fds` (none but for an offload).
     fn execute(
         &self,
         request: &Request,
+        fds: Vec<OwnedFd>,
         caller: &Caller,
         session: &mut Session,
     ) -> (Response, Vec<RawFd>) {
         let reg = &self.registry;
         let response = match request {
+            Request::OffloadPort {
+                port,
+                memory_size,
+                handover,
+            } => match session.require_opener(port, "offload") {
+                Err(refused) => refused,
+                Ok(()) => reg
+                    .offload_port(port, *memory_size, handover, fds)
+                    .map_or_else(Into::into, |_| Response::Done),
+            },
+            Request::ReclaimPort { port } => match session.require_opener(port, "reclaim") {
+                Err(refused) => refused,
+                Ok(()) => match reg.reclaim_port(port) {
+                    Ok(hand_back) => Response::Reclaimed {
+                        port: port.clone(),
+                        hand_back,
+                    },
+                    Err(e) => e.into(),
+                },
+            },
             Request::OpenPort {
                 port,
                 ring_size,

@@ -20,7 +20,8 @@
 //! - [`nic`]: NIC ports over AF_XDP and the host port;
 //! - [`tunnel`]: VXLAN tunnel ports;
 //! - [`pktgen`]: the packet generator behind `vswitch pktgen`;
-//! - [`sd_notify`]: readiness notification to systemd.
+//! - [`sd_notify`]: readiness notification to systemd;
+//! - [`vm_port`]: VM ports whose e1000 rings the daemon walks (offload).
 
 pub mod access;
 pub mod admission;
@@ -43,3 +44,4 @@ pub mod sd_notify;
 pub mod state;
 pub mod tunnel;
 pub mod users;
+pub mod vm_port;

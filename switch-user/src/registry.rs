@@ -6,9 +6,11 @@
 //! [`crate::access`] and [`crate::quota`]).
 
 use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use e1000_model::offload::{HandBack, Handover};
 use parking_lot::Mutex;
 use switch_port::error_chain::Chain;
 use switch_port::eventfd::EventFd;
@@ -34,6 +36,7 @@ use crate::capture::sink::{CaptureSink, BUFFER_BYTES};
 use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::quota::{LimitExceeded, Usage, UserLimits};
+use crate::vm_port::OffloadedPort;
 
 /// Limits and defaults of the switches a daemon creates.
 #[derive(Clone, Copy, Debug)]
@@ -165,6 +168,15 @@ pub enum ControlError {
     /// The VLAN mode is not valid.
     #[error("bad VLAN mode")]
     BadVlan(#[from] VlanError),
+    /// The port's data path is offloaded already.
+    #[error("port {0} is offloaded already")]
+    Offloaded(PortName),
+    /// The port's data path is not offloaded.
+    #[error("port {0} is not offloaded")]
+    NotOffloaded(PortName),
+    /// The offload's hand-over is not acceptable.
+    #[error("cannot offload port {0}: {1}")]
+    BadOffload(PortName, String),
 }
 
 impl ControlError {
@@ -173,7 +185,10 @@ impl ControlError {
         match self {
             ControlError::NoSuchPort(_) => ErrorCode::NoSuchPort,
             ControlError::NoSuchSwitch(_) => ErrorCode::NoSuchSwitch,
-            ControlError::PortBusy(_) | ControlError::InUse(_) => ErrorCode::PortBusy,
+            ControlError::PortBusy(_) | ControlError::InUse(_) | ControlError::Offloaded(_) => {
+                ErrorCode::PortBusy
+            }
+            ControlError::NotOffloaded(_) => ErrorCode::BadRequest,
             ControlError::PortExists(_) => ErrorCode::PortExists,
             ControlError::SwitchFull(_) => ErrorCode::SwitchFull,
             ControlError::BadLayout(_)
@@ -182,7 +197,8 @@ impl ControlError {
             | ControlError::MacNotUnicast(_)
             | ControlError::MacMismatch { .. }
             | ControlError::Mirror(_)
-            | ControlError::BadVlan(_) => ErrorCode::BadConfig,
+            | ControlError::BadVlan(_)
+            | ControlError::BadOffload(..) => ErrorCode::BadConfig,
             ControlError::WrongKind(..) => ErrorCode::WrongPortKind,
             ControlError::Resources(..) => ErrorCode::Internal,
             ControlError::Denied(_) => ErrorCode::PermissionDenied,
@@ -196,6 +212,9 @@ impl ControlError {
 struct PortEntry {
     port: Arc<Port>,
     shm: Option<Arc<ShmPort>>,
+    /// The data path handed over by the VMM, while it is (the port's I/O
+    /// then; `shm` is set aside meanwhile).
+    offloaded: Option<Arc<OffloadedPort>>,
     persistent: bool,
     clients: u32,
     owner: Owner,
@@ -427,6 +446,7 @@ impl Registry {
             PortEntry {
                 port: port.clone(),
                 shm: Some(shm.clone()),
+                offloaded: None,
                 persistent,
                 clients,
                 owner: caller.owner().clone(),
@@ -514,16 +534,23 @@ impl Registry {
 
     /// A client of `name` left: the frames it published are forwarded, then
     /// the port goes away unless it is persistent.
+    /// A port whose data path is offloaded stops touching the guest's
+    /// memory at once (the VMM is gone or going).
     pub fn close_port(&self, name: &PortName) {
-        let shm = {
-            let switches = self.switches.lock();
+        let (shm, offloaded) = {
+            let mut switches = self.switches.lock();
             switches
-                .get(&name.switch())
-                .and_then(|s| s.ports.get(name))
-                .and_then(|p| p.shm.clone())
+                .get_mut(&name.switch())
+                .and_then(|s| s.ports.get_mut(name))
+                .map_or((None, None), |p| (p.shm.clone(), p.offloaded.take()))
         };
-        if let Some(shm) = shm {
-            drain(&shm, Duration::from_millis(500));
+        match (offloaded, shm) {
+            (Some(offloaded), _) => {
+                offloaded.revoke();
+                log::info!("port {name}: the offloaded data path ends with its client");
+            }
+            (None, Some(shm)) => drain(&shm, Duration::from_millis(500)),
+            (None, None) => {}
         }
         let mut switches = self.switches.lock();
         let Some(entry) = switches
@@ -584,6 +611,120 @@ impl Registry {
                 self.detach(switches, name);
             }
         }
+    }
+
+    /// Gives the port `name` new I/O `io` in place of its current one (same
+    /// name, number, counters, VLAN mode and address lock), forwarding from
+    /// the new one. Returns the new port, or `None` when the port is gone.
+    fn swap_io(
+        &self,
+        switches: &mut BTreeMap<SwitchName, SwitchEntry>,
+        name: &PortName,
+        io: Box<dyn PortIo>,
+    ) -> Option<Arc<Port>> {
+        let s = switches.get_mut(&name.switch())?;
+        let entry = s.ports.get_mut(name)?;
+        let old_port = entry.port.clone();
+        let port = s
+            .switch
+            .replace_port(old_port.id, |_| Port::succeed(&old_port, io))?;
+        self.engine.remove(&old_port);
+        self.engine.add(s.switch.clone(), port.clone());
+        entry.port = port.clone();
+        let mac = old_port.security.mac();
+        if let Err(e) = self.secure(&s.switch, &port, &entry.settings, mac) {
+            log::warn!("port {name}: {e}");
+        }
+        Some(port)
+    }
+
+    /// Hands the data path of the client port `name` (opened by the
+    /// caller's connection, which the caller checked) to the daemon: the
+    /// guest memory and eventfds of `fds`, the ring state of `handover`.
+    /// What waits in the port's TX ring is forwarded first; the port's
+    /// shared memory is then set aside until [`Registry::reclaim_port`].
+    pub fn offload_port(
+        &self,
+        name: &PortName,
+        memory_size: u64,
+        handover: &Handover,
+        fds: Vec<OwnedFd>,
+    ) -> Result<(), ControlError> {
+        let shm = {
+            let switches = self.switches.lock();
+            let entry = switches
+                .get(&name.switch())
+                .and_then(|s| s.ports.get(name))
+                .ok_or_else(|| ControlError::NoSuchPort(name.clone()))?;
+            let Some(shm) = entry.shm.clone() else {
+                return Err(ControlError::WrongKind(name.clone(), entry.port.kind));
+            };
+            if entry.offloaded.is_some() {
+                return Err(ControlError::Offloaded(name.clone()));
+            }
+            shm
+        };
+        let slot_size = shm.region().layout().buf_size as usize;
+        let offloaded = OffloadedPort::open(fds, memory_size, handover, slot_size)
+            .map_err(|e| ControlError::BadOffload(name.clone(), Chain(&e).to_string()))?;
+        let offloaded = Arc::new(offloaded);
+        drain(&shm, Duration::from_millis(500));
+        let mut switches = self.switches.lock();
+        let current = switches
+            .get(&name.switch())
+            .and_then(|s| s.ports.get(name))
+            .filter(|p| p.shm.as_ref().is_some_and(|s| Arc::ptr_eq(s, &shm)));
+        match current {
+            None => return Err(ControlError::NoSuchPort(name.clone())),
+            Some(p) if p.offloaded.is_some() => return Err(ControlError::Offloaded(name.clone())),
+            Some(_) => {}
+        }
+        if self
+            .swap_io(&mut switches, name, Box::new(offloaded.clone()))
+            .is_none()
+        {
+            return Err(ControlError::NoSuchPort(name.clone()));
+        }
+        if let Some(entry) = switches
+            .get_mut(&name.switch())
+            .and_then(|s| s.ports.get_mut(name))
+        {
+            entry.offloaded = Some(offloaded);
+        }
+        log::info!("port {name}: data path offloaded ({memory_size} bytes of guest memory)");
+        Ok(())
+    }
+
+    /// Takes the offloaded data path of `name` back (for the connection
+    /// that offloaded it, which the caller checked): the port's shared
+    /// memory forwards again, the forwarding threads let go of the guest's
+    /// rings (waited for, at most [`RECLAIM_WAIT`]; the rings are revoked
+    /// after it in any case), and the ring state is returned.
+    pub fn reclaim_port(&self, name: &PortName) -> Result<HandBack, ControlError> {
+        let offloaded = {
+            let mut switches = self.switches.lock();
+            let entry = switches
+                .get_mut(&name.switch())
+                .and_then(|s| s.ports.get_mut(name))
+                .ok_or_else(|| ControlError::NoSuchPort(name.clone()))?;
+            let (Some(shm), Some(offloaded)) = (entry.shm.clone(), entry.offloaded.take()) else {
+                return Err(ControlError::NotOffloaded(name.clone()));
+            };
+            if self.swap_io(&mut switches, name, Box::new(shm)).is_none() {
+                log::warn!("port {name} went away while its data path was reclaimed");
+            }
+            offloaded
+        };
+        let deadline = Instant::now() + RECLAIM_WAIT;
+        while Arc::strong_count(&offloaded) > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        if Arc::strong_count(&offloaded) > 1 {
+            log::debug!("port {name}: a forwarding batch still holds the offloaded data path");
+        }
+        offloaded.revoke();
+        log::info!("port {name}: data path reclaimed");
+        Ok(offloaded.hand_back())
     }
 
     /// Creates a persistent client port owned by `caller`, in VLAN mode
@@ -663,6 +804,7 @@ impl Registry {
                 PortEntry {
                     port: port.clone(),
                     shm: None,
+                    offloaded: None,
                     persistent: true,
                     clients: 0,
                     owner: owner.clone(),
@@ -931,6 +1073,10 @@ fn usage_of(switches: &BTreeMap<SwitchName, SwitchEntry>, uid: u32) -> Usage {
     usage
 }
 
+/// The longest [`Registry::reclaim_port`] waits for the forwarding threads
+/// to let go of an offloaded port.
+pub const RECLAIM_WAIT: Duration = Duration::from_secs(1);
+
 /// The layout of a new port with these sizes (or the defaults).
 fn layout_of(ring_size: Option<u32>, buf_size: Option<u32>) -> Result<Layout, ControlError> {
     Ok(Layout::new(
@@ -1021,6 +1167,52 @@ mod tests {
         assert_eq!(list[0].ports[0].id, 0);
         assert_eq!(list[0].ports[0].clients, 1);
         assert_eq!(list[0].ports[0].owner_uid, 1000);
+        reg.shutdown();
+    }
+
+    #[test]
+    fn a_persistent_port_closed_while_offloaded_is_renewed_and_leaves_the_guest_alone() {
+        use crate::vm_port::tests::{handover, Guest, CSB, MEM};
+        use e1000_spec::csb::field;
+
+        let reg = registry();
+        let root = Caller::root();
+        let name = PortName::parse("vale0:vm").unwrap();
+        reg.create_port(&name, None, None, PortSettings::default(), None, &root)
+            .unwrap();
+        let first = reg.open_port(&name, None, None, None, &root).unwrap().shm;
+        let (guest, fds) = Guest::new();
+        reg.offload_port(&name, MEM, &handover(CSB), fds).unwrap();
+        let (_, again) = Guest::new();
+        assert!(matches!(
+            reg.offload_port(&name, MEM, &handover(CSB), again),
+            Err(ControlError::Offloaded(_))
+        ));
+        let extra = reg.stats(Some(&name), &root).unwrap()[0].extra.clone();
+        assert!(
+            extra.iter().any(|(n, _)| n == "offload_tx_calls"),
+            "{extra:?}"
+        );
+        let offloaded = {
+            let switches = reg.switches.lock();
+            switches[&name.switch()].ports[&name]
+                .offloaded
+                .clone()
+                .unwrap()
+        };
+        reg.close_port(&name);
+        assert!(offloaded.revoked(), "the guest's memory is let go at once");
+        guest.queue_tx(0, &crate::vm_port::tests::frame(60, 1));
+        guest.csb_set(field::GUEST_TDT, 1);
+        assert!(offloaded.receive(&mut Vec::new(), 8, &Default::default()) == 0);
+        assert_eq!(guest.csb_get(field::HOST_TDH), 0);
+        // The port lives on with new memory for its next client, not offloaded.
+        let second = reg.open_port(&name, None, None, None, &root).unwrap().shm;
+        assert_ne!(inode(&first), inode(&second));
+        assert!(matches!(
+            reg.reclaim_port(&name),
+            Err(ControlError::NotOffloaded(_))
+        ));
         reg.shutdown();
     }
 

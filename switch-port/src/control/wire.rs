@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 
 use thiserror::Error;
 
-use crate::protocol::{Header, HeaderError, HEADER_LEN, PORT_FDS};
+use crate::protocol::{Header, HeaderError, HEADER_LEN, OFFLOAD_FDS, PORT_FDS};
 
 /// A message could not be sent or received.
 #[derive(Debug, Error)]
@@ -31,7 +31,13 @@ pub enum WireError {
     },
 }
 
-const FD_SPACE: usize = PORT_FDS + 1;
+/// Room for the most fds a message carries, and one more (so a message
+/// with too many is seen as such, not truncated to a valid count).
+const FD_SPACE: usize = if PORT_FDS > OFFLOAD_FDS {
+    PORT_FDS
+} else {
+    OFFLOAD_FDS
+} + 1;
 
 fn cmsg_space() -> usize {
     // SAFETY: CMSG_SPACE is a pure computation.

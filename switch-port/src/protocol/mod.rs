@@ -12,15 +12,17 @@
 //!  4      2   protocol version (1), little-endian
 //!  6      2   direction: 1 request (client -> daemon), 2 response
 //!  8      4   payload length in bytes, little-endian
-//! 12      4   number of file descriptors attached (0 or 3), little-endian
+//! 12      4   number of file descriptors attached (0, 3 or 4), little-endian
 //! 16    ...   payload: one JSON object, a [`Request`] or a [`Response`]
 //! ```
 //!
 //! File descriptors travel with SCM_RIGHTS on the same `sendmsg` as the
-//! header. Only [`Response::PortOpened`] carries them, exactly three, in this
+//! header. [`Response::PortOpened`] carries exactly three, in this
 //! order: the port's memfd (layout in [`crate::layout`]), the eventfd
 //! the client writes to wake the switch, the eventfd the switch writes to
-//! wake the client. The daemon never accepts descriptors from clients.
+//! wake the client. The one request that carries descriptors is
+//! [`Request::OffloadPort`], with exactly [`OFFLOAD_FDS`]; the daemon refuses
+//! descriptors with any other request.
 //!
 //! Every request gets exactly one response, in order. A request that is
 //! valid JSON but wrong gets [`Response::Error`] and the connection stays
@@ -60,7 +62,7 @@ mod vlan;
 pub use counters::{AccessCounters, CounterSnapshot, LookupStats, SwitchStats, ThreadStats};
 pub use header::{
     Header, HeaderError, DIR_REQUEST, DIR_RESPONSE, HEADER_LEN, MAGIC, MAX_REQUEST, MAX_RESPONSE,
-    PORT_FDS, VERSION,
+    OFFLOAD_FDS, PORT_FDS, VERSION,
 };
 pub use tunnel::{TunnelInfo, TunnelSpec, VtepRow, DEFAULT_UNDERLAY_MTU, MAX_VNI, VXLAN_PORT};
 pub use vlan::{check_vid, Vid, VlanError, VlanMode, MAX_VID, MIN_VID};
