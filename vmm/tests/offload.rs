@@ -3,13 +3,16 @@
 //! (a real port region and eventfds), then answers `offload_port` with
 //! `done` (or a refusal) and `reclaim_port` with the hand-back the test
 //! sets, and reports what it received (the hand-over, the four
-//! descriptors). The test plays the guest on guest RAM and drives the
-//! device through its entry points (register accesses, the net worker's
-//! poll, the call eventfds) as the vCPU and I/O threads do.
+//! descriptors), and in one test walks the guest's rings itself through the
+//! memfd it was handed. The test plays the guest on guest RAM and drives
+//! the device through its entry points (register accesses, the net
+//! worker's poll, the call eventfds) as the vCPU and I/O threads do. The
+//! last test does the same against the real `vswitch` daemon (built with
+//! the workspace; skipped without it).
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
@@ -281,6 +284,11 @@ struct Rig {
 }
 
 fn rig(daemon: &FakeDaemon) -> Option<Rig> {
+    rig_on(&daemon.socket)
+}
+
+/// A NIC with `offload=on` on port [`PORT`] of the daemon at `socket`.
+fn rig_on(socket: &Path) -> Option<Rig> {
     let Ok(kvm) = Kvm::new() else {
         testbed::skip_or_fail("no /dev/kvm");
         return None;
@@ -290,10 +298,10 @@ fn rig(daemon: &FakeDaemon) -> Option<Rig> {
     let ram = Arc::new(GuestRam::new(RAM).unwrap());
     let stats = Arc::new(Stats::new());
     let irq = Arc::new(IrqLine::new(&vm, 11, IrqMode::Edge, Arc::clone(&stats)).unwrap());
-    let mut config = NetConfig::new(BackendSpec::Switch(PORT.into()), daemon.socket.clone(), MAC);
+    let mut config = NetConfig::new(BackendSpec::Switch(PORT.into()), socket.to_owned(), MAC);
     config.mitigation = false;
     config.offload = true;
-    let port = switch::open(&daemon.socket, PORT, MAC).unwrap();
+    let port = switch::open(socket, PORT, MAC).unwrap();
     // No VM for the device: the TDT ioeventfd stays unregistered and TDT
     // writes reach the device as exits (the offload passes them on).
     let net = NetDevice::with_port(
@@ -499,6 +507,16 @@ struct Guest {
 }
 
 impl Guest {
+    /// Queues `count` frames, publishes guest_tdt and kicks if the device
+    /// (the VMM's worker or the daemon) sleeps.
+    fn send_and_kick(&mut self, rig: &Rig, count: u32) {
+        self.send(rig, count);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if rig.csb(field::HOST_NEED_TXKICK) != 0 {
+            rig.net.signal_tdt_kick();
+        }
+    }
+
     /// Queues `count` frames and publishes guest_tdt.
     fn send(&mut self, rig: &Rig, count: u32) {
         let template = testframe::FrameTemplate::new(PEER, MAC, testframe::Kind::Data, 60).unwrap();
@@ -845,4 +863,101 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "no {what} within {PATIENCE:?}");
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// The `vswitch` binary built with the workspace, if there is one.
+fn vswitch() -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_vmm")).with_file_name("vswitch");
+    if path.exists() {
+        Some(path)
+    } else {
+        testbed::skip_or_fail(format_args!(
+            "needs {} (cargo build -p switch-user)",
+            path.display()
+        ));
+        None
+    }
+}
+
+/// The same exchange with the real daemon, whose forwarding thread walks
+/// the guest's rings between a hand-over and a reclaim: frames between the
+/// guest and a peer port cross five hand-overs and reclaims both ways,
+/// once each and in order.
+#[test]
+fn frames_cross_hand_overs_through_a_real_daemon() {
+    let Some(vswitch) = vswitch() else { return };
+    let daemon = testbed::Daemon::builder()
+        .binary(&vswitch)
+        .args(["--threads", "1"])
+        .start()
+        .expect("start vswitch daemon");
+    let Some(rig) = rig_on(daemon.socket()) else {
+        return;
+    };
+    let mut peer = switch_port::PortClient::open(
+        daemon.socket(),
+        "vale0:peer",
+        switch_port::PortConfig {
+            mac: Some(switch_port::mac::MacAddr(PEER)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    rig.init(RING - 1);
+    let mut guest = Guest::default();
+    let mut peer_got = Vec::new();
+    let mut peer_seq = 0u64;
+    let template = testframe::FrameTemplate::new(MAC, PEER, testframe::Kind::Data, 60).unwrap();
+    let log = |rig: &Rig| format!("{}\n{}", rig.stats.summary(0), daemon.log());
+    for round in 0..5 {
+        // Offloaded: the daemon carries the guest's frames to the peer and
+        // the peer's into the guest's RX ring.
+        if !rig.net.offloaded() {
+            assert!(rig.worker_round(), "round {round}: {}", log(&rig));
+        }
+        guest.send_and_kick(&rig, 20);
+        let want = guest.tx_seq;
+        wait_until("the guest's frames at the peer", || {
+            peer.recv(64, |frame| {
+                peer_got.push(testframe::parse(frame).unwrap().seq);
+            });
+            peer_got.len() as u64 >= want
+        });
+        let frames: Vec<Vec<u8>> = (0..10)
+            .map(|i| {
+                let mut frame = vec![0u8; 60];
+                template.write(&mut frame, peer_seq + i, 0);
+                frame
+            })
+            .collect();
+        assert_eq!(peer.send(frames.iter().map(Vec::as_slice)), 10);
+        peer_seq += 10;
+        wait_until("the peer's frames in the guest", || {
+            guest.receive(&rig);
+            guest.received.len() as u64 >= peer_seq
+        });
+
+        // A register the daemon's walk owns: the data path comes back with
+        // the heads the guest sees in the CSB.
+        let tdh = rig.read_reg(r::TDH);
+        assert!(!rig.net.offloaded(), "round {round}: reclaimed");
+        assert_eq!(tdh, rig.csb(field::HOST_TDH), "round {round}");
+        assert_eq!(tdh, guest.tx_tail, "round {round}: all sent");
+
+        // The VMM carries frames itself (the vCPU's poll-port rounds).
+        guest.send(&rig, 5);
+        assert!(rig.net.poll_once());
+        let want = guest.tx_seq;
+        wait_until("the VMM's frames at the peer", || {
+            peer.recv(64, |frame| {
+                peer_got.push(testframe::parse(frame).unwrap().seq);
+            });
+            peer_got.len() as u64 >= want
+        });
+    }
+    assert_eq!(peer_got, (0..guest.tx_seq).collect::<Vec<_>>());
+    assert_eq!(guest.received, (0..peer_seq).collect::<Vec<_>>());
+    assert_eq!(rig.stats.offload.reclaims.get(), 5, "{}", log(&rig));
+    assert_eq!(rig.stats.offload.refusals.get(), 0);
+    assert_eq!(rig.stats.offload.abandoned.get(), 0);
 }
