@@ -336,10 +336,18 @@ impl Stats {
             .get(&crate::devices::idle_port::IDLE_PORT)
             .copied()
             .unwrap_or(0);
+        let offloaded = match self.offload.handovers.get() {
+            0 => String::new(),
+            n => format!(
+                "; data path offloaded to the switch {n} times, taken back {} \
+                 (the frames it moved are in the switch's port counters)",
+                self.offload.reclaims.get() + self.offload.abandoned.get()
+            ),
+        };
         format!(
             "vmm: exit code {exit_code} after {:.3} s: {} exits (pio {}, mmio {}, idle {}), \
              {} irqs (+{} serial), tx {} pkts {} B, rx {} pkts {} B, kicks to/from switch {}/{}, \
-             TDT ioeventfd kicks {}",
+             TDT ioeventfd kicks {}{offloaded}",
             self.seconds(),
             exits.total,
             exits.pio_total(),
@@ -441,6 +449,17 @@ mod tests {
         assert!(v["seconds"].is_f64());
         let line = stats.summary(0);
         assert!(line.contains("3 exits (pio 2, mmio 1"), "{line}");
+        assert!(!line.contains("offloaded"), "{line}");
+        stats.offload.handovers.add(2);
+        stats.offload.reclaims.inc();
+        let line = stats.summary(0);
+        assert!(
+            line.ends_with(
+                "data path offloaded to the switch 2 times, taken back 1 \
+                 (the frames it moved are in the switch's port counters)"
+            ),
+            "{line}"
+        );
 
         let dir = std::env::temp_dir().join(format!("vmm-stats-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
