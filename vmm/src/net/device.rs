@@ -447,9 +447,7 @@ impl NetDevice {
             return false;
         }
         let mut s = self.lock();
-        if !registers(offset, data.len()).all(|r| access_keeps_offload(r, false)) {
-            self.reclaim(&mut s);
-        }
+        self.before_offloaded_read(&mut s, registers(offset, data.len()));
         s.model.mmio_read(offset, data);
         // ICR reads lower the line and may let a held-back interrupt through.
         self.settle(&mut s);
@@ -475,8 +473,9 @@ impl NetDevice {
             return false;
         }
         let mut s = self.lock();
-        if offset == IODATA && !access_keeps_offload(io_address(&mut s.model), false) {
-            self.reclaim(&mut s);
+        if offset == IODATA {
+            let register = io_address(&mut s.model);
+            self.before_offloaded_read(&mut s, std::iter::once(register));
         }
         s.model.io_read(offset, data);
         self.settle(&mut s);
@@ -560,9 +559,9 @@ impl NetDevice {
     /// back. Returns true if the net worker must poll.
     pub fn on_offload_call(&self) -> bool {
         let mut s = self.lock();
-        let causes = s.offload.as_ref().map_or(0, Offload::take_calls);
-        if causes != 0 {
-            s.model.raise_offloaded(causes);
+        let Shared { model, offload, .. } = &mut *s;
+        if let Some(offload) = offload {
+            offload.raise_calls(model);
         }
         if let DataPath::Offloaded(_) = s.path {
             if !s.model.csb_active(&self.dma) {
@@ -601,6 +600,16 @@ impl NetDevice {
                 self.run_by_registers(s, effects);
                 false
             }
+        }
+    }
+
+    /// Before a register read while offloaded: takes the data path back
+    /// unless every register read keeps it offloaded.
+    fn before_offloaded_read(&self, s: &mut Shared, mut read: impl Iterator<Item = u32>) {
+        if matches!(s.path, DataPath::Offloaded(_))
+            && !read.all(|register| access_keeps_offload(register, false))
+        {
+            self.reclaim(s);
         }
     }
 
@@ -680,10 +689,6 @@ impl NetDevice {
         let Shared { model, offload, .. } = s;
         if let Some(offload) = offload {
             offload.abandon(model, &self.dma);
-            let causes = offload.take_calls();
-            if causes != 0 {
-                model.raise_offloaded(causes);
-            }
         }
         self.back_in_csb_mode(s, address);
     }

@@ -17,7 +17,8 @@
 //!   model ([`E1000::take_back`]); when the exchange fails (the daemon is
 //!   gone), the heads as last published in the CSB
 //!   ([`E1000::take_back_from_csb`]).
-//! - [`Offload::take_calls`]: the causes the daemon's calls stand for.
+//! - [`Offload::raise_calls`]: the interrupt causes the daemon's calls
+//!   stand for, raised in the model.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
@@ -185,24 +186,32 @@ impl Offload {
                     switch_port::error_chain::Chain(&e)
                 );
                 self.abandon(model, dma);
+                return;
             }
         }
+        self.raise_calls(model);
+    }
+
+    /// Takes the data path back without the daemon (it went away): the
+    /// heads as last published in the CSB; any call it made before is
+    /// raised in the model.
+    pub fn abandon<T: Trigger, C: Clock>(&mut self, model: &mut E1000<T, C>, dma: &GuestDma) {
+        self.stats.offload.abandoned.inc();
+        model.take_back_from_csb(dma);
+        self.raise_calls(model);
+    }
+
+    /// Raises in the model the interrupt causes of the calls not yet taken.
+    pub fn raise_calls<T: Trigger, C: Clock>(&self, model: &mut E1000<T, C>) {
         let causes = self.take_calls();
         if causes != 0 {
             model.raise_offloaded(causes);
         }
     }
 
-    /// Takes the data path back without the daemon (it went away): the
-    /// heads as last published in the CSB.
-    pub fn abandon<T: Trigger, C: Clock>(&mut self, model: &mut E1000<T, C>, dma: &GuestDma) {
-        self.stats.offload.abandoned.inc();
-        model.take_back_from_csb(dma);
-    }
-
     /// Reads both call eventfds: the interrupt causes they stand for (RXT0
     /// for rx-call, TXDW for tx-call; 0 when neither was written).
-    pub fn take_calls(&self) -> u32 {
+    fn take_calls(&self) -> u32 {
         let mut causes = 0;
         if let Ok(n) = self.rx_call.read() {
             self.stats.offload.rx_calls.add(n);
