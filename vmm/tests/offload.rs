@@ -71,6 +71,21 @@ enum Seen {
     },
     /// `reclaim_port`.
     Reclaim,
+    /// The VMM closed the connection.
+    Closed,
+}
+
+/// How the fake daemon answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answers {
+    /// `done` to an offload, the hand-back to a reclaim.
+    Serve,
+    /// An error to an offload, as a daemon without offload support.
+    Refuse,
+    /// `reclaimed` to an offload: not the answer the VMM waits for.
+    GarbleOffload,
+    /// `done` to a reclaim: not the answer the VMM waits for.
+    GarbleReclaim,
 }
 
 /// A daemon serving one connection: `open_port`, then offload exchanges.
@@ -88,9 +103,8 @@ struct FakeDaemon {
 }
 
 impl FakeDaemon {
-    /// Starts the daemon; `refuse` answers every `offload_port` with an
-    /// error, as a daemon without offload support would.
-    fn start(refuse: bool) -> FakeDaemon {
+    /// Starts the daemon.
+    fn start(answers: Answers) -> FakeDaemon {
         let dir = testbed::unique_temp_dir("vmm-offload").unwrap();
         let socket = dir.path().join("vswitch.sock");
         let listener = UnixListener::bind(&socket).unwrap();
@@ -137,24 +151,31 @@ impl FakeDaemon {
                             (response, out)
                         }
                         Request::OffloadPort {
+                            port,
                             memory_size,
                             handover,
-                            ..
                         } => {
                             let _ = tell.send(Seen::Offload {
                                 memory_size,
                                 handover,
                                 fds,
                             });
-                            let response = if refuse {
-                                Response::Error {
+                            let response = match answers {
+                                Answers::Refuse => Response::Error {
                                     code: ErrorCode::BadRequest,
                                     message: "unknown request offload_port".into(),
-                                }
-                            } else {
-                                Response::Done
+                                },
+                                Answers::GarbleOffload => Response::Reclaimed {
+                                    port,
+                                    hand_back: HandBack::default(),
+                                },
+                                _ => Response::Done,
                             };
                             (response, vec![])
+                        }
+                        Request::ReclaimPort { .. } if answers == Answers::GarbleReclaim => {
+                            let _ = tell.send(Seen::Reclaim);
+                            (Response::Done, vec![])
                         }
                         Request::ReclaimPort { port } => {
                             let _ = tell.send(Seen::Reclaim);
@@ -165,9 +186,10 @@ impl FakeDaemon {
                     };
                     let payload = serde_json::to_vec(&response).unwrap();
                     if wire::send(&stream, DIR_RESPONSE, &payload, &out).is_err() {
-                        return;
+                        break;
                     }
                 }
+                let _ = tell.send(Seen::Closed);
             })
         };
         FakeDaemon {
@@ -564,7 +586,7 @@ impl Guest {
 
 #[test]
 fn the_data_path_goes_to_the_daemon_and_comes_back_whole() {
-    let daemon = FakeDaemon::start(false);
+    let daemon = FakeDaemon::start(Answers::Serve);
     let Some(rig) = rig(&daemon) else { return };
     // The guest has buffers for 2 frames, the switch has 5 waiting: 2 go
     // into the guest at the hand-over, 3 are dropped and counted.
@@ -670,7 +692,7 @@ fn the_data_path_goes_to_the_daemon_and_comes_back_whole() {
 
 #[test]
 fn a_refusing_daemon_is_asked_once_and_the_device_stays_in_csb_mode() {
-    let daemon = FakeDaemon::start(true);
+    let daemon = FakeDaemon::start(Answers::Refuse);
     let Some(rig) = rig(&daemon) else { return };
     rig.init(RING - 1);
     for _ in 0..5 {
@@ -691,7 +713,7 @@ fn a_refusing_daemon_is_asked_once_and_the_device_stays_in_csb_mode() {
 
 #[test]
 fn the_guest_leaving_csb_mode_or_resetting_takes_the_data_path_back() {
-    let daemon = FakeDaemon::start(false);
+    let daemon = FakeDaemon::start(Answers::Serve);
     let Some(rig) = rig(&daemon) else { return };
     rig.init(RING - 1);
     let (_, _, fds) = rig.hand_over(&daemon);
@@ -715,7 +737,7 @@ fn the_guest_leaving_csb_mode_or_resetting_takes_the_data_path_back() {
 
 #[test]
 fn bus_mastering_off_takes_the_data_path_back() {
-    let daemon = FakeDaemon::start(false);
+    let daemon = FakeDaemon::start(Answers::Serve);
     let Some(rig) = rig(&daemon) else { return };
     rig.init(RING - 1);
     rig.hand_over(&daemon);
@@ -727,7 +749,7 @@ fn bus_mastering_off_takes_the_data_path_back() {
 
 #[test]
 fn the_link_watcher_takes_no_exchange_for_a_dead_daemon() {
-    let daemon = FakeDaemon::start(false);
+    let daemon = FakeDaemon::start(Answers::Serve);
     let Some(rig) = rig(&daemon) else { return };
     rig.init(RING - 1);
     let target = LinkTarget {
@@ -763,7 +785,7 @@ fn the_link_watcher_takes_no_exchange_for_a_dead_daemon() {
 
 #[test]
 fn frames_cross_hand_overs_both_ways_once_and_in_order() {
-    let daemon = FakeDaemon::start(false);
+    let daemon = FakeDaemon::start(Answers::Serve);
     let Some(rig) = rig(&daemon) else { return };
     rig.init(RING - 1);
     let mut guest = Guest::default();
@@ -835,7 +857,7 @@ fn frames_cross_hand_overs_both_ways_once_and_in_order() {
 
 #[test]
 fn the_io_thread_hands_over_and_notices_a_departed_daemon_by_itself() {
-    let daemon = FakeDaemon::start(false);
+    let daemon = FakeDaemon::start(Answers::Serve);
     let Some(rig) = rig(&daemon) else { return };
     let io = IoThread::spawn(IoSources {
         net: Some(Arc::clone(&rig.net)),
@@ -960,4 +982,35 @@ fn frames_cross_hand_overs_through_a_real_daemon() {
     assert_eq!(rig.stats.offload.reclaims.get(), 5, "{}", log(&rig));
     assert_eq!(rig.stats.offload.refusals.get(), 0);
     assert_eq!(rig.stats.offload.abandoned.get(), 0);
+}
+
+#[test]
+fn a_reclaim_gone_wrong_ends_the_connection_and_takes_the_csb_heads() {
+    let daemon = FakeDaemon::start(Answers::GarbleReclaim);
+    let Some(rig) = rig(&daemon) else { return };
+    rig.init(RING - 1);
+    rig.hand_over(&daemon);
+    rig.set_csb(field::HOST_TDH, 4);
+    // The daemon may still hold the rings: the VMM hangs up on it (a real
+    // daemon then lets go of the guest's memory) and trusts the CSB.
+    assert_eq!(rig.read_reg(r::TDH), 4);
+    assert!(matches!(daemon.next(), Seen::Reclaim));
+    assert!(matches!(daemon.next(), Seen::Closed));
+    assert_eq!(rig.stats.offload.reclaims.get(), 0);
+    assert_eq!(rig.stats.offload.abandoned.get(), 1);
+    assert_eq!(rig.net.data_path(), DataPath::Csb(CSB));
+}
+
+#[test]
+fn a_hand_over_gone_wrong_ends_the_connection() {
+    let daemon = FakeDaemon::start(Answers::GarbleOffload);
+    let Some(rig) = rig(&daemon) else { return };
+    rig.init(RING - 1);
+    // The daemon may have taken the rings without the VMM knowing it: the
+    // VMM hangs up (a real daemon then lets go) and keeps them.
+    assert!(!rig.worker_round());
+    assert!(matches!(daemon.next(), Seen::Offload { .. }));
+    assert!(matches!(daemon.next(), Seen::Closed));
+    assert_eq!(rig.stats.offload.refusals.get(), 1);
+    assert_eq!(rig.net.data_path(), DataPath::Csb(CSB));
 }

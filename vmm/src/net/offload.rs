@@ -157,6 +157,12 @@ impl Offload {
             Err(e) => {
                 self.refused = true;
                 self.stats.offload.refusals.inc();
+                if !matches!(e, OffloadError::Refused(_)) {
+                    // The daemon may have taken the rings without the VMM
+                    // learning it: end the connection, which makes it let
+                    // go of the guest's memory (and the port).
+                    backend.disconnect();
+                }
                 log::warn!(
                     "e1000: data path not offloaded, staying in CSB mode: {}",
                     switch_port::error_chain::Chain(&e)
@@ -167,8 +173,10 @@ impl Offload {
     }
 
     /// Takes the data path back from the daemon behind `backend` into
-    /// `model`; if the exchange fails, from the CSB. Any call the daemon
-    /// made before is raised in the model (none is lost).
+    /// `model`. If that fails, the daemon may still walk the rings: the
+    /// connection is ended, which makes it let go of the guest's memory,
+    /// and the data path comes back from the CSB. Any call the daemon made
+    /// before is raised in the model (none is lost).
     pub fn reclaim<T: Trigger, C: Clock>(
         &mut self,
         model: &mut E1000<T, C>,
@@ -182,9 +190,11 @@ impl Offload {
             }
             Err(e) => {
                 log::warn!(
-                    "e1000: taking the offloaded data path back from the CSB: {}",
+                    "e1000: the switch daemon did not give the data path back; \
+                     disconnecting and taking it back from the CSB: {}",
                     switch_port::error_chain::Chain(&e)
                 );
+                backend.disconnect();
                 self.abandon(model, dma);
                 return;
             }

@@ -161,12 +161,19 @@ fn common(context: &FilterContext) -> Result<Rules, BackendError> {
 /// takes the data path back) and the I/O thread (the hand-over, and taking
 /// it back when the guest leaves CSB mode) exchange with the switch daemon
 /// on the port's control connection: `sendmsg` (the request, with the
-/// hand-over's descriptors), `recvmsg` (the answer's header) and `recvfrom`
-/// (the rest of it, read from the stream). The connection's read timeout
-/// was set when it was opened.
+/// hand-over's descriptors), `recvmsg` (the answer's header), `recvfrom`
+/// (the rest of it, read from the stream) and `shutdown` (an exchange that
+/// went wrong ends the connection, so that the daemon lets go of the
+/// guest's memory). The connection's read timeout was set when it was
+/// opened.
 fn offload_exchange(context: &FilterContext, rules: &mut Rules) {
     if context.offload {
-        for sysno in [libc::SYS_sendmsg, libc::SYS_recvmsg, libc::SYS_recvfrom] {
+        for sysno in [
+            libc::SYS_sendmsg,
+            libc::SYS_recvmsg,
+            libc::SYS_recvfrom,
+            libc::SYS_shutdown,
+        ] {
             rules.insert(sysno, vec![]);
         }
     }
@@ -331,7 +338,12 @@ mod tests {
         for rules in [vcpu_rules, io_rules] {
             let plain = rules(&context(None)).unwrap();
             let with = rules(&offload).unwrap();
-            for call in [libc::SYS_sendmsg, libc::SYS_recvmsg, libc::SYS_recvfrom] {
+            for call in [
+                libc::SYS_sendmsg,
+                libc::SYS_recvmsg,
+                libc::SYS_recvfrom,
+                libc::SYS_shutdown,
+            ] {
                 assert!(!plain.contains_key(&call), "{call} without offload");
                 assert!(with.contains_key(&call), "{call} with offload");
             }

@@ -74,6 +74,9 @@ pub trait Port: Send {
     fn reclaim(&mut self) -> Result<HandBack, OffloadError> {
         Err(OffloadError::Unsupported)
     }
+    /// Ends the connection to the daemon (an exchange went wrong): the
+    /// daemon then lets go of the port and of anything handed to it.
+    fn disconnect(&mut self) {}
 }
 
 /// Which port to open.
@@ -240,6 +243,11 @@ impl PortBackend {
         self.rx_dry = true;
         self.tx_full = false;
         self.port.reclaim()
+    }
+
+    /// Ends the port's connection to its daemon ([`Port::disconnect`]).
+    pub fn disconnect(&mut self) {
+        self.port.disconnect();
     }
 
     /// Consumes every frame waiting in the port's RX ring without

@@ -133,4 +133,12 @@ impl Port for PortClient {
     fn reclaim(&mut self) -> Result<HandBack, OffloadError> {
         Ok(PortClient::reclaim(self)?)
     }
+
+    fn disconnect(&mut self) {
+        // The link watcher (or the I/O thread, while offloaded) sees the end.
+        let _ = self
+            .connection()
+            .stream()
+            .shutdown(std::net::Shutdown::Both);
+    }
 }
