@@ -19,6 +19,7 @@
 use std::cell::Cell;
 use std::io;
 use std::ops::ControlFlow;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -127,7 +128,7 @@ struct Thread {
     /// The TDT kick eventfd is in the epoll (not while offloaded).
     watching_tdt: Cell<bool>,
     /// The control connection whose end is watched (while offloaded).
-    watching_control: Cell<Option<std::os::fd::RawFd>>,
+    watching_control: Cell<Option<RawFd>>,
 }
 
 impl Thread {
