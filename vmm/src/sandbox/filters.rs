@@ -12,7 +12,7 @@
 //! KVM ioctls it makes (KVM_IOEVENTFD on the VM). Every thread that drives
 //! the e1000 model may pulse its interrupt line (KVM_IRQ_LINE on the VM).
 //! With `--e1000 offload=on` both exchange with the switch daemon
-//! ([`offload_exchange`]).
+//! (`offload_exchange`).
 
 use std::collections::BTreeMap;
 
