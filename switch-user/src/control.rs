@@ -320,8 +320,8 @@ impl Server {
                     error(
                         ErrorCode::BadRequest,
                         format!(
-                            "{}: the daemon takes file descriptors with offload_port only \
-                             ({OFFLOAD_FDS} of them)",
+                            "{}: an offload_port request carries {OFFLOAD_FDS}, any other \
+                             none",
                             Chain(&e)
                         ),
                     ),

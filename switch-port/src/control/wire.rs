@@ -190,6 +190,20 @@ mod tests {
     use super::*;
     use crate::protocol::DIR_REQUEST;
 
+    #[test]
+    fn a_request_carries_the_four_fds_of_an_offload() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        send(&a, DIR_REQUEST, b"{}", &[fd; OFFLOAD_FDS]).unwrap();
+        let (payload, fds) = receive(&b, DIR_REQUEST).unwrap();
+        assert_eq!((payload.as_slice(), fds.len()), (&b"{}"[..], OFFLOAD_FDS));
+        send(&a, DIR_REQUEST, b"{}", &[fd; OFFLOAD_FDS + 1]).unwrap();
+        assert!(matches!(
+            receive(&b, DIR_REQUEST),
+            Err(WireError::Header(HeaderError::Fds(5)))
+        ));
+    }
+
     /// Found by the `control` fuzz target: sending more fds than a receiver
     /// takes wrote past the control buffer. Now they are sent, and the
     /// receiver refuses the message (its header announces too many fds).

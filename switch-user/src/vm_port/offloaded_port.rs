@@ -321,6 +321,8 @@ impl PortIo for OffloadedPort {
             }
         }
         // Every transmit count of this port is made here, under the lock.
+        // The bytes are those of every frame the model took, including the
+        // few its receive filters refused (it does not say which those were).
         counters.add_tx_serialized(delivered, backend.bytes);
         drop(rings);
         if causes != 0 {

@@ -388,3 +388,18 @@ fn hostile_rings_and_indices_are_counted_never_followed() {
     assert_eq!(port.deliver(&refs(&one), &[7, 0], &counters), 1);
     assert_eq!(guest.received(0).as_ref(), Some(&one[0]));
 }
+
+#[test]
+fn frames_the_guest_receiver_refuses_are_dropped_and_counted() {
+    let (guest, port) = Guest::start(&handover(CSB));
+    let port = port.unwrap();
+    let counters = PortCounters::default();
+    guest.csb_set(field::GUEST_RDT, RING - 1);
+    // Longer than the receiver takes without RCTL.LPE, then one that fits.
+    let frames = vec![frame(3000, 1), frame(60, 2)];
+    assert_eq!(port.deliver(&refs(&frames), &[0, 1], &counters), 1);
+    assert_eq!(guest.received(0).as_ref(), Some(&frames[1]));
+    assert_eq!(counters.snapshot().drop_filtered, 1);
+    assert_eq!(stat(&port, "e1000_rx_oversize_drops"), 1);
+    assert_eq!(stat(&port, "offload_model_drops"), 1);
+}
