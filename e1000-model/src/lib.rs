@@ -768,6 +768,16 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
         }
     }
 
+    /// Raises the interrupt `causes` (ICR bits) an offloaded walker
+    /// reported ([`offload::OffloadedRings::transmit`] and `receive` return
+    /// them; the VMM learns of them through its call eventfds), as the
+    /// device's own CSB rounds would: no delay timers, ITR still applies.
+    pub fn raise_offloaded(&mut self, causes: u32) {
+        self.irq.raise(causes);
+        let now = self.now();
+        self.update_level(now);
+    }
+
     /// The state a CSB-mode round works on ([`csb_path`]).
     fn csb_rings(&mut self) -> CsbRings<'_> {
         CsbRings {

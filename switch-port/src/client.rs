@@ -37,9 +37,14 @@
 //! `producer_needs_kick`, issues a full barrier, re-checks, and sleeps on
 //! `to_client` ([`PortClient::kick_fd`]), which carries both the "frames
 //! arrived" and the "TX slots freed" wake-ups.
+//!
+//! A VMM whose port serves an e1000 in CSB mode may hand the data path to the
+//! daemon ([`PortClient::offload`], `offload_port` with the guest's memory
+//! and three eventfds) and take it back ([`PortClient::reclaim`]); the port's
+//! rings are not used meanwhile.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
@@ -47,11 +52,12 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::control::client::{ClientError, Connection};
+use crate::control::wire::{self, WireError};
 use crate::eventfd::EventFd;
 use crate::layout::Layout;
 use crate::mac::MacAddr;
 use crate::names::{NameError, PortName};
-use crate::protocol::{Request, Response};
+use crate::protocol::{Request, Response, DIR_REQUEST, DIR_RESPONSE};
 use crate::region::{Region, RegionError};
 use crate::ring::{RingView, Slot};
 
@@ -120,9 +126,34 @@ pub struct ClientStats {
     pub sleeps: u64,
 }
 
+/// The descriptors an offload hands to the daemon, in the order
+/// `offload_port` carries them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OffloadFds {
+    /// The guest memory's memfd (sealed against shrinking).
+    pub memory: RawFd,
+    /// The eventfd the guest's TDT write signals (the daemon sleeps on it).
+    pub kick: RawFd,
+    /// The eventfd the daemon writes when the guest asked for a receive
+    /// interrupt.
+    pub rx_call: RawFd,
+    /// The eventfd the daemon writes when the guest asked for a transmit
+    /// interrupt (or left CSB mode).
+    pub tx_call: RawFd,
+}
+
+impl OffloadFds {
+    /// The descriptors in protocol order.
+    pub fn in_order(&self) -> [RawFd; 4] {
+        [self.memory, self.kick, self.rx_call, self.tx_call]
+    }
+}
+
 /// An open switch port.
 pub struct PortClient {
     conn: Connection,
+    /// How long one read of a control answer waits (`None`: forever).
+    timeout: Option<Duration>,
     name: PortName,
     region: Region,
     layout: Layout,
@@ -193,6 +224,7 @@ impl PortClient {
         let rx_head = region.rx_ring().head().load(Ordering::Acquire) & mask;
         let mut client = PortClient {
             conn,
+            timeout: timeout.filter(|t| !t.is_zero()),
             name,
             region,
             layout,
@@ -234,6 +266,78 @@ impl PortClient {
     /// The control connection (kept open: the port lives while it does).
     pub fn connection(&mut self) -> &mut Connection {
         &mut self.conn
+    }
+
+    /// Hands the e1000 data path behind this port to the daemon
+    /// (`offload_port` on the connection that opened it): `memory_size`
+    /// bytes of guest memory from guest-physical 0 in `fds.memory`, the
+    /// state in `handover`. On success the daemon walks the guest's rings;
+    /// this client's rings are idle until [`PortClient::reclaim`]. A
+    /// refusal (an older daemon, a bad hand-over) is
+    /// [`ClientError::Refused`] and changes nothing.
+    pub fn offload(
+        &mut self,
+        memory_size: u64,
+        handover: &e1000_model::offload::Handover,
+        fds: OffloadFds,
+    ) -> Result<(), ClientError> {
+        let request = Request::OffloadPort {
+            port: self.name.clone(),
+            memory_size,
+            handover: handover.clone(),
+        };
+        match self.call_with_fds(&request, &fds.in_order())? {
+            (Response::Done, _) => Ok(()),
+            (other, _) => Err(ClientError::BadResponse(format!(
+                "{other:?} to offload_port"
+            ))),
+        }
+    }
+
+    /// Takes the offloaded data path back (`reclaim_port`): the daemon
+    /// stops touching the guest's memory and returns the data path's state.
+    pub fn reclaim(&mut self) -> Result<e1000_model::offload::HandBack, ClientError> {
+        let request = Request::ReclaimPort {
+            port: self.name.clone(),
+        };
+        match self.call_with_fds(&request, &[])? {
+            (Response::Reclaimed { port, hand_back }, _) if port == self.name => Ok(hand_back),
+            (other, _) => Err(ClientError::BadResponse(format!(
+                "{other:?} to reclaim_port"
+            ))),
+        }
+    }
+
+    /// [`Connection::call`] with descriptors attached to the request.
+    fn call_with_fds(
+        &mut self,
+        request: &Request,
+        fds: &[RawFd],
+    ) -> Result<(Response, Vec<OwnedFd>), ClientError> {
+        let payload =
+            serde_json::to_vec(request).map_err(|e| ClientError::BadResponse(e.to_string()))?;
+        let stream = self.conn.stream();
+        wire::send(stream, DIR_REQUEST, &payload, fds)?;
+        let (payload, fds) = match (wire::receive(stream, DIR_RESPONSE), self.timeout) {
+            (Err(WireError::Io(e)), Some(after))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(ClientError::Timeout {
+                    path: self.conn.path().display().to_string(),
+                    after,
+                })
+            }
+            (other, _) => other?,
+        };
+        let response: Response = serde_json::from_slice(&payload)
+            .map_err(|e| ClientError::BadResponse(e.to_string()))?;
+        match response {
+            Response::Error { code, message } => Err(ClientError::Refused { code, message }),
+            other => Ok((other, fds)),
+        }
     }
 
     /// The raw TX ring, for tools and robustness tests: writing to it

@@ -9,9 +9,17 @@
 //! One thread serves both directions, so a VM runs two threads (vCPU and
 //! this one): on a 2-core machine shared with other VMs and the switch, a
 //! third thread per VM would only add cross-CPU wake-ups (~20 us each).
+//!
+//! With the data path offloaded to the switch daemon it stops watching the
+//! TDT kick (the daemon sleeps on it) and watches the daemon's call eventfds
+//! instead, which raise the guest's interrupts ([`NetDevice::on_offload_call`]),
+//! and the end of the port's control connection (the daemon going away:
+//! [`NetDevice::on_daemon_gone`]).
 
+use std::cell::Cell;
 use std::io;
 use std::ops::ControlFlow;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +43,8 @@ const TOKEN_STATS: u64 = 4;
 const TOKEN_DEFERRED: u64 = 5;
 const TOKEN_TDT_KICK: u64 = 6;
 const TOKEN_PORT_CHANGED: u64 = 7;
+const TOKEN_OFFLOAD_CALL: u64 = 8;
+const TOKEN_DAEMON_GONE: u64 = 9;
 
 /// A running I/O thread.
 pub struct IoThread {
@@ -80,6 +90,9 @@ impl IoThread {
             if let Some(fd) = net.resample_fd() {
                 add(fd, TOKEN_RESAMPLE)?;
             }
+            for fd in net.offload_call_fds().into_iter().flatten() {
+                add(fd, TOKEN_OFFLOAD_CALL)?;
+            }
         }
         let stats_timer = DeadlineTimer::new()?;
         if sources.stats_json.is_some() {
@@ -92,6 +105,8 @@ impl IoThread {
             stop: stop_fd,
             stats_timer,
             sources,
+            watching_tdt: Cell::new(true),
+            watching_control: Cell::new(None),
         };
         let thread =
             SandboxedThread::spawn("vmm-io", ThreadKind::Io, filter, stop, move || thread.run())?;
@@ -110,6 +125,10 @@ struct Thread {
     stop: EventFd,
     stats_timer: DeadlineTimer,
     sources: IoSources,
+    /// The TDT kick eventfd is in the epoll (not while offloaded).
+    watching_tdt: Cell<bool>,
+    /// The control connection whose end is watched (while offloaded).
+    watching_control: Cell<Option<RawFd>>,
 }
 
 impl Thread {
@@ -134,6 +153,7 @@ impl Thread {
             if poll_until_idle(net.as_ref(), net.spin(), service).is_break() {
                 return;
             }
+            self.follow_offload(net);
         }
     }
 
@@ -169,6 +189,8 @@ impl Thread {
                 (TOKEN_MODERATION, Some(net)) => net.on_moderation_timer(),
                 (TOKEN_RESAMPLE, Some(net)) => net.on_resample(),
                 (TOKEN_PORT_CHANGED, Some(net)) => poll |= self.follow_port(net),
+                (TOKEN_OFFLOAD_CALL, Some(net)) => poll |= net.on_offload_call(),
+                (TOKEN_DAEMON_GONE, Some(net)) => poll |= net.on_daemon_gone(),
                 (TOKEN_STATS, _) => {
                     self.stats_timer.take_expirations();
                     if let Some(file) = &sources.stats_json {
@@ -180,11 +202,66 @@ impl Thread {
                 _ => {}
             }
         }
+        if let Some(net) = &sources.net {
+            self.follow_offload(net);
+        }
         ControlFlow::Continue(poll)
     }
 }
 
 impl Thread {
+    /// Watches the TDT kick eventfd unless the data path is offloaded (the
+    /// daemon reads it then); called after every batch of events, and by
+    /// the worker's loop when it handed the data path over.
+    fn follow_offload(&self, net: &NetDevice) {
+        let wanted = !net.offloaded();
+        if wanted == self.watching_tdt.get() {
+            return;
+        }
+        self.follow_daemon(net, !wanted);
+        let (operation, event) = if wanted {
+            (
+                ControlOperation::Add,
+                EpollEvent::new(EventSet::IN, TOKEN_TDT_KICK),
+            )
+        } else {
+            (ControlOperation::Delete, EpollEvent::default())
+        };
+        match self.epoll.ctl(operation, net.tdt_kick_fd(), event) {
+            Ok(()) => self.watching_tdt.set(wanted),
+            Err(e) => log::error!("I/O thread: cannot follow the offload's TDT kick: {e}"),
+        }
+    }
+
+    /// Watches the port's control connection for its end while the data
+    /// path is offloaded (`offloaded`), so that a daemon that goes away is
+    /// noticed without the link watcher (`--no-reconnect`); stops watching
+    /// it when the path is back. Only hang-ups wake the thread: answers are
+    /// the exchanging thread's to read.
+    fn follow_daemon(&self, net: &NetDevice, offloaded: bool) {
+        if let Some(fd) = self.watching_control.take() {
+            // The connection may be closed already (a replaced port).
+            let _ = self
+                .epoll
+                .ctl(ControlOperation::Delete, fd, EpollEvent::default());
+        }
+        if !offloaded {
+            return;
+        }
+        let Some(fd) = net.control_fd() else {
+            return;
+        };
+        let hang_up = EventSet::READ_HANG_UP | EventSet::HANG_UP | EventSet::ERROR;
+        match self.epoll.ctl(
+            ControlOperation::Add,
+            fd,
+            EpollEvent::new(hang_up, TOKEN_DAEMON_GONE),
+        ) {
+            Ok(()) => self.watching_control.set(Some(fd)),
+            Err(e) => log::error!("I/O thread: cannot watch the switch daemon's connection: {e}"),
+        }
+    }
+
     /// The NIC's port was replaced (the switch daemon went away, or came
     /// back): stop watching the old ports' kick eventfds (before they are
     /// closed, so that an old port's eventfd still open elsewhere cannot wake

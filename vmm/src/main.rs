@@ -85,7 +85,10 @@ struct Cli {
     /// work before it sleeps and asks for kicks, default 50);
     /// `trace=N` (keep up to N timestamps of test-frame pings and pongs
     /// crossing the backend, written in `--stats-json` under `latency`;
-    /// docs/latency-breakdown.md).
+    /// docs/latency-breakdown.md);
+    /// `offload=on|off` (once the guest enables the CSB, hand its rings to
+    /// the switch daemon, which then moves the frames itself; needs csb=on
+    /// and a switch port, default off; docs/offload.md).
     #[arg(long = "e1000", value_name = "KEY=VALUE")]
     e1000: Vec<String>,
 
@@ -207,6 +210,7 @@ fn net_config(cli: &Cli) -> anyhow::Result<Option<NetConfig>> {
         match option.split_once('=') {
             Some(("mitigation", value)) => net.mitigation = on_off(option, value)?,
             Some(("csb", value)) => net.csb = on_off(option, value)?,
+            Some(("offload", value)) => net.offload = on_off(option, value)?,
             Some(("spin-us", value)) => {
                 let us: u64 = value
                     .parse()
@@ -227,8 +231,20 @@ fn net_config(cli: &Cli) -> anyhow::Result<Option<NetConfig>> {
                     })?;
             }
             _ => bail!(
-                "--e1000 {option:?}: expected mitigation=on|off, csb=on|off, spin-us=N or trace=N"
+                "--e1000 {option:?}: expected mitigation=on|off, csb=on|off, spin-us=N, \
+                 trace=N or offload=on|off"
             ),
+        }
+    }
+    if net.offload {
+        if !net.csb {
+            bail!("--e1000 offload=on needs csb=on: only a CSB data path can be offloaded");
+        }
+        if !matches!(net.backend, BackendSpec::Switch(_)) {
+            bail!(
+                "--e1000 offload=on needs a switch port (--net SWITCH:PORT): \
+                 the switch daemon walks the guest's rings"
+            );
         }
     }
     Ok(Some(net))
@@ -377,6 +393,23 @@ mod tests {
         let net = build_config(&defaults).unwrap().net.unwrap();
         assert!(net.csb && net.mitigation, "CSB and moderation default on");
         assert_eq!(net.spin, vmm::net::worker::DEFAULT_SPIN);
+        assert!(!net.offload, "offload defaults off");
+        let offload = |net: &str, options: &str| {
+            let cli =
+                Cli::try_parse_from(["vmm", "--kernel", "k", "--net", net, "--e1000", options])
+                    .unwrap();
+            build_config(&cli).map(|config| config.net.unwrap().offload)
+        };
+        assert!(offload("vale0:vm1", "offload=on").unwrap());
+        assert!(!offload("vale0:vm1", "offload=off").unwrap());
+        let no_csb = offload("vale0:vm1", "csb=off,offload=on").unwrap_err();
+        assert!(format!("{no_csb:#}").contains("needs csb=on"), "{no_csb:#}");
+        let no_switch = offload("pong", "offload=on").unwrap_err();
+        assert!(
+            format!("{no_switch:#}").contains("needs a switch port"),
+            "{no_switch:#}"
+        );
+        assert!(offload("vale0:vm1", "offload=yes").is_err());
         assert!(
             Cli::try_parse_from(["vmm", "--kernel", "k", "--mac", "52:54:00:00:00:01"]).is_err()
         );

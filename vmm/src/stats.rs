@@ -187,6 +187,30 @@ pub struct WorkerCounters {
     pub sleep_aborts: Counter,
 }
 
+/// The offloaded data path (`--e1000 offload=on`, see [`crate::net::offload`]).
+#[derive(Debug, Default, Serialize)]
+pub struct OffloadCounters {
+    /// Times the data path was handed to the switch daemon.
+    pub handovers: Counter,
+    /// Times it was taken back with the daemon's hand-back.
+    pub reclaims: Counter,
+    /// Times it was taken back from the CSB alone (the daemon went away or
+    /// the exchange failed).
+    pub abandoned: Counter,
+    /// Hand-overs the daemon refused (or whose exchange failed).
+    pub refusals: Counter,
+    /// Frames left in the switch port's RX ring at a hand-over, dropped
+    /// (the guest's RX ring was full).
+    pub handover_drops: Counter,
+    /// Receive interrupts the daemon asked for (rx-call writes).
+    pub rx_calls: Counter,
+    /// Transmit interrupts the daemon asked for (tx-call writes).
+    pub tx_calls: Counter,
+    /// TDT and RDT writes that exited to the VMM while offloaded, passed on
+    /// to the daemon as kicks.
+    pub kicks_passed: Counter,
+}
+
 /// All counters of one VM.
 #[derive(Debug, Serialize)]
 pub struct Stats {
@@ -213,6 +237,8 @@ pub struct Stats {
     pub worker: WorkerCounters,
     /// The link to the switch daemon.
     pub link: LinkCounters,
+    /// The offloaded data path.
+    pub offload: OffloadCounters,
     /// Test-frame timestamps (`--e1000 trace=N`; absent when off).
     #[serde(skip_serializing_if = "LatencyTrace::is_off")]
     pub latency: LatencyTrace,
@@ -255,6 +281,7 @@ impl Stats {
             io_thread: IoThreadCounters::default(),
             worker: WorkerCounters::default(),
             link: LinkCounters::default(),
+            offload: OffloadCounters::default(),
             latency: LatencyTrace::default(),
         }
     }
@@ -309,10 +336,18 @@ impl Stats {
             .get(&crate::devices::idle_port::IDLE_PORT)
             .copied()
             .unwrap_or(0);
+        let offloaded = match self.offload.handovers.get() {
+            0 => String::new(),
+            n => format!(
+                "; data path offloaded to the switch {n} times, taken back {} \
+                 (the frames it moved are in the switch's port counters)",
+                self.offload.reclaims.get() + self.offload.abandoned.get()
+            ),
+        };
         format!(
             "vmm: exit code {exit_code} after {:.3} s: {} exits (pio {}, mmio {}, idle {}), \
              {} irqs (+{} serial), tx {} pkts {} B, rx {} pkts {} B, kicks to/from switch {}/{}, \
-             TDT ioeventfd kicks {}",
+             TDT ioeventfd kicks {}{offloaded}",
             self.seconds(),
             exits.total,
             exits.pio_total(),
@@ -377,6 +412,19 @@ mod tests {
             ),
             ("io_thread", vec!["timer_fires", "wakeups"]),
             (
+                "offload",
+                vec![
+                    "abandoned",
+                    "handover_drops",
+                    "handovers",
+                    "kicks_passed",
+                    "reclaims",
+                    "refusals",
+                    "rx_calls",
+                    "tx_calls",
+                ],
+            ),
+            (
                 "csb_worker",
                 vec![
                     "busy_polls",
@@ -401,6 +449,17 @@ mod tests {
         assert!(v["seconds"].is_f64());
         let line = stats.summary(0);
         assert!(line.contains("3 exits (pio 2, mmio 1"), "{line}");
+        assert!(!line.contains("offloaded"), "{line}");
+        stats.offload.handovers.add(2);
+        stats.offload.reclaims.inc();
+        let line = stats.summary(0);
+        assert!(
+            line.ends_with(
+                "data path offloaded to the switch 2 times, taken back 1 \
+                 (the frames it moved are in the switch's port counters)"
+            ),
+            "{line}"
+        );
 
         let dir = std::env::temp_dir().join(format!("vmm-stats-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

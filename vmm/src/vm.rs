@@ -343,6 +343,10 @@ impl Vm {
             vcpu_fd: self.vcpu.as_raw_fd(),
             vm_fd: self._vm.as_raw_fd(),
             stats_dir_fd: self.stats_json.as_ref().map(|file| file.dir_fd()),
+            offload: self
+                .net
+                .as_ref()
+                .is_some_and(|net| net.offload_call_fds().is_some()),
         };
         let mode = self.sandbox.seccomp;
         let vcpu_filter = sandbox::compile(ThreadKind::Vcpu, mode, &context)?;

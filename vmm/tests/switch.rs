@@ -41,28 +41,54 @@ fn start_daemon(vswitch: &Path) -> Daemon {
 
 /// Starts a VM on `port` with `mac` running `args`; its serial goes to a file.
 fn start_vm(image: &Path, daemon: &Daemon, port: &str, mac: &str, args: &[&str]) -> Vm {
-    Vm::vmm(env!("CARGO_BIN_EXE_vmm"), image)
+    start_vm_with(image, daemon, port, mac, &[], args)
+}
+
+/// [`start_vm`] with `--e1000` options, writing its stats.
+fn start_vm_with(
+    image: &Path,
+    daemon: &Daemon,
+    port: &str,
+    mac: &str,
+    e1000: &[&str],
+    args: &[&str],
+) -> Vm {
+    let mut builder = Vm::vmm(env!("CARGO_BIN_EXE_vmm"), image)
         .label(&port.replace(':', "_"))
         .dir(daemon.dir())
         .net(port)
         .mac(mac)
         .socket(daemon.socket())
-        .guest_args(&args.join(" "))
-        .start()
-        .expect("start vmm")
+        .stats_json()
+        .guest_args(&args.join(" "));
+    for option in e1000 {
+        builder = builder.e1000(option);
+    }
+    builder.start().expect("start vmm")
 }
 
 /// Waits for a VM with a deadline (ending it by PID past it) and returns
 /// its exit code and result line.
-fn finish_vm(mut vm: Vm) -> (Option<i32>, serde_json::Value, String) {
+fn finish_vm(vm: Vm) -> (Option<i32>, serde_json::Value, String) {
+    let (code, result, log, _) = finish_vm_with_stats(vm);
+    (code, result, log)
+}
+
+/// [`finish_vm`], with the VMM's final stats.
+fn finish_vm_with_stats(mut vm: Vm) -> (Option<i32>, serde_json::Value, String, serde_json::Value) {
     let outcome = vm.finish(VM_TIMEOUT).expect("waiting for the VM");
     assert!(!outcome.timed_out(), "VM {} did not finish", vm.label());
     let result = outcome
         .result_line()
         .map(|l| serde_json::from_str(l).unwrap())
         .unwrap_or(serde_json::Value::Null);
+    let stats = outcome
+        .stats
+        .as_deref()
+        .map(|s| serde_json::from_str(s).unwrap())
+        .unwrap_or(serde_json::Value::Null);
     let log = format!("serial:\n{}\nstderr:\n{}", outcome.serial, outcome.stderr);
-    (outcome.code(), result, log)
+    (outcome.code(), result, log, stats)
 }
 
 /// Waits until `vm`'s guest printed `needle` (bounded).
@@ -189,4 +215,85 @@ fn a_port_created_with_other_sizes_is_opened_as_it_is() {
     let port = &list["switches"][0]["ports"][0];
     assert_eq!(port["name"], "vale0:vm", "{list}");
     assert_eq!(port["ring_size"], 512, "{list}");
+}
+
+/// With `--e1000 offload=on` (and the guests in CSB mode) the daemon walks
+/// the guests' rings: the same traffic arrives whole, and every VM handed
+/// its data path over (the daemon refused none).
+#[test]
+fn guest_to_guest_with_the_data_path_offloaded() {
+    let Some((image, vswitch)) = tools() else {
+        return;
+    };
+    let daemon = start_daemon(&vswitch);
+    let offload = ["offload=on"];
+    let rx_vm = start_vm_with(
+        &image,
+        &daemon,
+        "vale0:rx",
+        "52:54:00:00:00:02",
+        &offload,
+        &["rx", "count=2000", "txmode=csb"],
+    );
+    ready(&rx_vm, "guest: rx");
+    let tx_vm = start_vm_with(
+        &image,
+        &daemon,
+        "vale0:tx",
+        "52:54:00:00:00:01",
+        &offload,
+        &[
+            "tx",
+            "count=2000",
+            "rate=4000",
+            "dst=52:54:00:00:00:02",
+            "txmode=csb",
+        ],
+    );
+    let mut offloaded = Vec::new();
+    let (code, sent, log, stats) = finish_vm_with_stats(tx_vm);
+    assert_eq!(code, Some(0), "tx VM: {log}");
+    assert_eq!(sent["frames"], 2000, "{log}");
+    offloaded.push(("tx", stats));
+    let (code, got, log, stats) = finish_vm_with_stats(rx_vm);
+    assert_eq!(code, Some(0), "rx VM: {log}");
+    assert_eq!(got["frames"], 2000, "{log}");
+    assert_eq!(got["lost"], 0, "{log}");
+    assert_eq!(got["corrupt"], 0, "{log}");
+    offloaded.push(("rx", stats));
+
+    let pong_vm = start_vm_with(
+        &image,
+        &daemon,
+        "vale0:b",
+        "52:54:00:00:00:04",
+        &offload,
+        &["pong", "count=200", "txmode=csb"],
+    );
+    ready(&pong_vm, "guest: pong");
+    let ping_vm = start_vm_with(
+        &image,
+        &daemon,
+        "vale0:a",
+        "52:54:00:00:00:03",
+        &offload,
+        &["ping", "count=200", "dst=52:54:00:00:00:04", "txmode=csb"],
+    );
+    let (code, ping, log, stats) = finish_vm_with_stats(ping_vm);
+    assert_eq!(code, Some(0), "ping VM: {log}");
+    assert_eq!(ping["lost"], 0, "{log}");
+    offloaded.push(("ping", stats));
+    let (code, _, log, stats) = finish_vm_with_stats(pong_vm);
+    assert_eq!(code, Some(0), "pong VM: {log}");
+    offloaded.push(("pong", stats));
+    for (vm, stats) in &offloaded {
+        let counters = &stats["offload"];
+        assert_eq!(counters["refusals"], 0, "{vm}: {counters}");
+        assert!(
+            counters["handovers"].as_u64().unwrap_or(0) >= 1,
+            "{vm} never handed over: {counters}"
+        );
+        eprintln!("offload, {vm} VM: {counters}");
+    }
+    eprintln!("VM to VM, offloaded: rtt {}", ping["rtt_us"]);
 }

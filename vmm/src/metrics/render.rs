@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 /// The sections of the stats JSON whose every field is a counter, rendered
 /// as `vmm_<section>_<field>_total`. A new section must be added here (or
 /// to [`OTHER_KEYS`]): the tests check that none is forgotten.
-pub const COUNTER_SECTIONS: [&str; 8] = [
+pub const COUNTER_SECTIONS: [&str; 9] = [
     "interrupts",
     "kicks",
     "tx",
@@ -25,6 +25,7 @@ pub const COUNTER_SECTIONS: [&str; 8] = [
     "io_thread",
     "csb_worker",
     "link",
+    "offload",
 ];
 
 /// The other top-level keys of the stats JSON: rendered with labels

@@ -19,9 +19,18 @@
 //!   While the guest has guest_csb_on set, a KVM ioeventfd on TDT (BAR0 +
 //!   0x3818, 4-byte writes) turns the guest's kick into an eventfd signal
 //!   without a userspace exit; it follows BAR0 when the guest moves it.
+//! - [`DataPath::Offloaded`] (`--e1000 offload=on`, [`super::offload`]):
+//!   once the CSB is active the net worker hands the rings to the switch
+//!   daemon and stops walking them; the daemon sleeps on the TDT ioeventfd
+//!   and writes the call eventfds, which the I/O thread turns into RXT0 and
+//!   TXDW. Register accesses that [`access_keeps_offload`] refuses, a reset,
+//!   bus mastering off, a link change and the guest leaving CSB mode (a call
+//!   with guest_csb_on clear) take the data path back first; TDT and RDT
+//!   writes that exit meanwhile are passed on to the daemon as kicks.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -32,9 +41,11 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use super::backend::{self, BackendError, BackendSpec, PortBackend};
 use super::dma::GuestDma;
 use super::ioevent::MmioKick;
+use super::offload::{HandoverOutcome, Offload};
 use super::register_names::e1000_register_name;
 use super::worker::{Pollable, Round};
 use crate::devices::pci::{config, BarKind, BarSpec, PciFunction, PciHeader};
+use crate::e1000::offload::access_keeps_offload;
 use crate::e1000::{Clock, E1000Config, Effects, Trigger, E1000};
 use crate::irq::IrqLine;
 use crate::memory::GuestRam;
@@ -77,6 +88,8 @@ pub struct NetConfig {
     pub reconnect: bool,
     /// Test-frame timestamps kept ([`super::latency_trace`]); 0: off.
     pub trace_samples: usize,
+    /// Hand the CSB data path to the switch daemon ([`super::offload`]).
+    pub offload: bool,
 }
 
 impl NetConfig {
@@ -92,6 +105,7 @@ impl NetConfig {
             spin: super::worker::DEFAULT_SPIN,
             reconnect: true,
             trace_samples: 0,
+            offload: false,
         }
     }
 }
@@ -137,6 +151,9 @@ pub enum DataPath {
     /// The CSB is mapped at this guest-physical address: the net worker polls
     /// TX and RX; other threads only wake it.
     Csb(u64),
+    /// The CSB is mapped at this address and the switch daemon walks the
+    /// rings ([`super::offload`]); nobody in the VMM does.
+    Offloaded(u64),
 }
 
 /// What the mutex protects.
@@ -154,6 +171,8 @@ struct Shared {
     /// Ports replaced by [`NetDevice::replace_port`] that the I/O thread has
     /// not yet taken out of its epoll.
     retired: Vec<Box<dyn backend::Port>>,
+    /// The hand-over to the switch daemon (`offload=on` only).
+    offload: Option<Offload>,
 }
 
 /// The e1000 shared by the vCPU and I/O threads.
@@ -169,6 +188,11 @@ pub struct NetDevice {
     /// Written when the port was replaced (the I/O thread re-registers the
     /// kick eventfd).
     port_changed: EventFd,
+    /// The path is [`DataPath::Offloaded`] (read without the lock by the
+    /// I/O thread, which stops watching the TDT kick meanwhile).
+    offloaded: AtomicBool,
+    /// The offload's rx-call and tx-call eventfds (`offload=on` only).
+    call_fds: Option<[RawFd; 2]>,
     header: PciHeader,
     stats: Arc<Stats>,
     spin: Duration,
@@ -212,6 +236,12 @@ impl NetDevice {
             stats.latency.enable(config.trace_samples);
         }
         let backend = PortBackend::new(port, Arc::clone(&stats));
+        let offload = if config.offload {
+            Some(Offload::new(Arc::clone(&ram), Arc::clone(&stats)).map_err(NetError::Fd)?)
+        } else {
+            None
+        };
+        let call_fds = offload.as_ref().map(|o| [o.rx_call_fd(), o.tx_call_fd()]);
         let device = NetDevice {
             shared: Mutex::new(Shared {
                 model,
@@ -221,6 +251,7 @@ impl NetDevice {
                 bar0: Some(u64::from(E1000_BAR0_ADDRESS)),
                 tdt_kick: MmioKick::new(vm, 4),
                 retired: Vec::new(),
+                offload,
             }),
             dma: GuestDma::new(ram),
             irq,
@@ -228,6 +259,8 @@ impl NetDevice {
             deferred: EventFd::new(EFD_NONBLOCK).map_err(NetError::Fd)?,
             tdt_kick: EventFd::new(EFD_NONBLOCK).map_err(NetError::Fd)?,
             port_changed: EventFd::new(EFD_NONBLOCK).map_err(NetError::Fd)?,
+            offloaded: AtomicBool::new(false),
+            call_fds,
             header,
             stats,
             spin: config.spin,
@@ -281,6 +314,14 @@ impl NetDevice {
     /// ([`NetDevice::take_retired_ports`]); the work that waited runs.
     pub fn replace_port(&self, port: Box<dyn backend::Port>, link_up: bool) {
         let mut s = self.lock();
+        // Only the link watcher replaces the port, when the old port's
+        // daemon went away: an offloaded data path is taken back from the
+        // CSB without asking it.
+        self.abandon_offload(&mut s);
+        if let Some(offload) = &mut s.offload {
+            // A new port may have a daemon that takes the data path.
+            offload.forget_refusal();
+        }
         let old = s.backend.replace_port(port);
         s.retired.push(old);
         s.model.set_link(link_up);
@@ -294,6 +335,27 @@ impl NetDevice {
         let _ = self.port_changed.read();
         let mut s = self.lock();
         (std::mem::take(&mut s.retired), s.backend.kick_fd())
+    }
+
+    /// Runs `f` while no exchange with the switch daemon is in flight (they
+    /// run under the device lock): the link watcher reads the control
+    /// connection through this, so that a response to a hand-over or a
+    /// reclaim is never taken for stray data.
+    pub fn without_exchange<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _s = self.lock();
+        f()
+    }
+
+    /// The offload's rx-call and tx-call eventfds, when `offload=on` (I/O
+    /// thread).
+    pub fn offload_call_fds(&self) -> Option<[RawFd; 2]> {
+        self.call_fds
+    }
+
+    /// Whether the switch daemon walks the rings now (the I/O thread does
+    /// not watch the TDT kick meanwhile: the daemon does).
+    pub fn offloaded(&self) -> bool {
+        self.offloaded.load(Ordering::Acquire)
     }
 
     /// The eventfd written when the vCPU thread leaves work to the I/O thread.
@@ -337,9 +399,10 @@ impl NetDevice {
         self.lock().path
     }
 
-    /// Whether a CSB is mapped (the I/O thread is the net worker then).
+    /// Whether a CSB is mapped (the I/O thread is the net worker then, or
+    /// the switch daemon walks the rings).
     pub fn csb_mapped(&self) -> bool {
-        matches!(self.data_path(), DataPath::Csb(_))
+        matches!(self.data_path(), DataPath::Csb(_) | DataPath::Offloaded(_))
     }
 
     /// The model's counters of guest errors and refused operations, as JSON.
@@ -361,6 +424,9 @@ impl NetDevice {
     /// Setting it again runs the work that waited.
     pub fn set_bus_master(&self, enabled: bool) {
         let mut s = self.lock();
+        if !enabled {
+            self.reclaim(&mut s);
+        }
         let was = s.model.bus_master();
         s.model.set_bus_master(enabled, &self.dma);
         if enabled && !was {
@@ -381,6 +447,7 @@ impl NetDevice {
             return false;
         }
         let mut s = self.lock();
+        self.before_offloaded_read(&mut s, registers(offset, data.len()));
         s.model.mmio_read(offset, data);
         // ICR reads lower the line and may let a held-back interrupt through.
         self.settle(&mut s);
@@ -393,6 +460,7 @@ impl NetDevice {
             return false;
         }
         let mut s = self.lock();
+        self.before_offloaded_write(&mut s, registers(offset, data.len()));
         let effects = s.model.mmio_write(offset, data, &self.dma);
         self.follow_data_path(&mut s);
         self.run(&mut s, effects);
@@ -405,6 +473,10 @@ impl NetDevice {
             return false;
         }
         let mut s = self.lock();
+        if offset == IODATA {
+            let register = io_address(&mut s.model);
+            self.before_offloaded_read(&mut s, std::iter::once(register));
+        }
         s.model.io_read(offset, data);
         self.settle(&mut s);
         true
@@ -416,6 +488,10 @@ impl NetDevice {
             return false;
         }
         let mut s = self.lock();
+        if offset == IODATA {
+            let register = io_address(&mut s.model);
+            self.before_offloaded_write(&mut s, std::iter::once(register));
+        }
         let effects = s.model.io_write(offset, data, &self.dma);
         self.follow_data_path(&mut s);
         self.run(&mut s, effects);
@@ -448,10 +524,17 @@ impl NetDevice {
     /// Returns true if the net worker must poll; if the CSB went away between
     /// the kick and now, transmits by registers.
     pub fn on_tdt_kick(&self) -> bool {
-        if let Ok(kicks) = self.tdt_kick.read() {
-            self.stats.worker.tx_kicks.add(kicks);
-        }
+        let kicks = self.tdt_kick.read().unwrap_or(0);
         let mut s = self.lock();
+        if let DataPath::Offloaded(_) = s.path {
+            // The daemon's kick, read before the I/O thread stopped
+            // watching: give it back.
+            if kicks > 0 {
+                let _ = self.tdt_kick.write(kicks);
+            }
+            return false;
+        }
+        self.stats.worker.tx_kicks.add(kicks);
         let effects = Effects {
             process_rx: false,
             ..ALL_WORK
@@ -471,6 +554,37 @@ impl NetDevice {
         self.settle(&mut s);
     }
 
+    /// I/O thread: the daemon wrote an offload call eventfd: raises the
+    /// causes it stands for; if the guest left CSB mode, takes the data path
+    /// back. Returns true if the net worker must poll.
+    pub fn on_offload_call(&self) -> bool {
+        let mut s = self.lock();
+        let Shared { model, offload, .. } = &mut *s;
+        if let Some(offload) = offload {
+            offload.raise_calls(model);
+        }
+        if let DataPath::Offloaded(_) = s.path {
+            if !s.model.csb_active(&self.dma) {
+                self.reclaim(&mut s);
+                self.follow_data_path(&mut s);
+            }
+        }
+        self.settle_timer(&mut s);
+        matches!(s.path, DataPath::Csb(_))
+    }
+
+    /// I/O thread: the port's control connection ended while the data path
+    /// was offloaded (the daemon went away): takes the data path back from
+    /// the CSB. Returns true if the net worker must poll.
+    pub fn on_daemon_gone(&self) -> bool {
+        let mut s = self.lock();
+        if let DataPath::Offloaded(_) = s.path {
+            log::warn!("e1000: the switch daemon went away with the data path; taking it back");
+        }
+        self.abandon_offload(&mut s);
+        matches!(s.path, DataPath::Csb(_))
+    }
+
     /// I/O thread: the resample fd fired (level mode).
     pub fn on_resample(&self) {
         self.irq.on_resample();
@@ -481,11 +595,110 @@ impl NetDevice {
     fn work_or_wake_worker(&self, s: &mut Shared, effects: Effects) -> bool {
         match s.path {
             DataPath::Csb(_) => true,
+            DataPath::Offloaded(_) => false,
             DataPath::Registers => {
                 self.run_by_registers(s, effects);
                 false
             }
         }
+    }
+
+    /// Before a register read while offloaded: takes the data path back
+    /// unless every register read keeps it offloaded.
+    fn before_offloaded_read(&self, s: &mut Shared, mut read: impl Iterator<Item = u32>) {
+        if matches!(s.path, DataPath::Offloaded(_))
+            && !read.all(|register| access_keeps_offload(register, false))
+        {
+            self.reclaim(s);
+        }
+    }
+
+    /// Before a register write while offloaded: takes the data path back
+    /// unless every register written keeps it offloaded; a TDT or RDT
+    /// write is passed on to the daemon as a kick while the guest stays in
+    /// CSB mode (else it is an index again: the data path comes back).
+    fn before_offloaded_write(&self, s: &mut Shared, written: impl Iterator<Item = u32>) {
+        if !matches!(s.path, DataPath::Offloaded(_)) {
+            return;
+        }
+        let mut kick = false;
+        for register in written {
+            if !access_keeps_offload(register, true) {
+                self.reclaim(s);
+                return;
+            }
+            kick |= matches!(register, e1000_spec::regs::TDT | e1000_spec::regs::RDT);
+        }
+        if kick {
+            if s.model.csb_active(&self.dma) {
+                self.stats.offload.kicks_passed.inc();
+                let _ = self.tdt_kick.write(1);
+            } else {
+                self.reclaim(s);
+            }
+        }
+    }
+
+    /// Hands the data path to the switch daemon if `offload=on`, the CSB at
+    /// `address` is active and the daemon has not refused (net worker).
+    /// True if it did: the worker stops walking the rings.
+    fn try_offload(&self, s: &mut Shared, address: u64) -> bool {
+        let Shared {
+            model,
+            backend,
+            offload: Some(offload),
+            ..
+        } = s
+        else {
+            return false;
+        };
+        if offload.hand_over(model, backend, &self.dma, &self.tdt_kick)
+            != HandoverOutcome::Offloaded
+        {
+            return false;
+        }
+        s.path = DataPath::Offloaded(address);
+        self.offloaded.store(true, Ordering::Release);
+        true
+    }
+
+    /// Takes an offloaded data path back from the switch daemon (no-op
+    /// otherwise); the net worker resumes.
+    fn reclaim(&self, s: &mut Shared) {
+        let DataPath::Offloaded(address) = s.path else {
+            return;
+        };
+        let Shared {
+            model,
+            backend,
+            offload,
+            ..
+        } = s;
+        if let Some(offload) = offload {
+            offload.reclaim(model, backend, &self.dma);
+        }
+        self.back_in_csb_mode(s, address);
+    }
+
+    /// Takes an offloaded data path back without the daemon, which went
+    /// away (no-op unless offloaded).
+    fn abandon_offload(&self, s: &mut Shared) {
+        let DataPath::Offloaded(address) = s.path else {
+            return;
+        };
+        let Shared { model, offload, .. } = s;
+        if let Some(offload) = offload {
+            offload.abandon(model, &self.dma);
+        }
+        self.back_in_csb_mode(s, address);
+    }
+
+    /// The data path is the net worker's again: wake it (and the I/O
+    /// thread watches the TDT kick again).
+    fn back_in_csb_mode(&self, s: &mut Shared, address: u64) {
+        s.path = DataPath::Csb(address);
+        self.offloaded.store(false, Ordering::Release);
+        let _ = self.deferred.write(1);
     }
 
     /// The one place the data path is decided: after a register write (and
@@ -498,10 +711,27 @@ impl NetDevice {
             Some(address) => DataPath::Csb(address),
             None => DataPath::Registers,
         };
-        if path != s.path {
+        // Offloaded at the CSB the model has mapped is that CSB's path.
+        let current = match s.path {
+            DataPath::Offloaded(address) => DataPath::Csb(address),
+            other => other,
+        };
+        if path != current {
+            // Only a register write that took the data path back first can
+            // remap the CSB; an offloaded path is never left behind.
+            self.reclaim(s);
             s.path = path;
+            if let Some(offload) = &mut s.offload {
+                offload.forget_refusal();
+            }
             let _ = self.deferred.write(1);
         }
+        self.place_tdt_kick(s);
+    }
+
+    /// Registers the TDT ioeventfd while the CSB is mapped, guest_csb_on
+    /// was set at the last look and BAR0 decodes; else removes it.
+    fn place_tdt_kick(&self, s: &mut Shared) {
         let wanted = match s.bar0 {
             Some(bar0) if s.model.csb_guest_on_seen() => {
                 Some(bar0 + u64::from(e1000_spec::regs::TDT))
@@ -525,6 +755,7 @@ impl NetDevice {
                 }
                 self.settle_timer(s);
             }
+            DataPath::Offloaded(_) => self.settle_timer(s),
             DataPath::Registers => self.run_by_registers(s, effects),
         }
     }
@@ -592,6 +823,7 @@ impl NetDevice {
                 }
                 busy
             }
+            DataPath::Offloaded(_) => false,
             DataPath::Registers => {
                 let moved = || self.stats.tx.packets.get() + self.stats.rx.packets.get();
                 let before = moved();
@@ -647,6 +879,9 @@ impl NetDevice {
 impl Pollable for NetDevice {
     fn begin_polling(&self) {
         let mut s = self.lock();
+        if let DataPath::Offloaded(_) = s.path {
+            return;
+        }
         s.model.csb_enter_polling(&self.dma);
         s.backend.disarm();
     }
@@ -654,7 +889,13 @@ impl Pollable for NetDevice {
     fn poll(&self) -> Option<Round> {
         let mut s = self.lock();
         match s.path {
-            DataPath::Csb(_) => Some(self.csb_round(&mut s)),
+            DataPath::Csb(address) => {
+                if self.try_offload(&mut s, address) {
+                    return None;
+                }
+                Some(self.csb_round(&mut s))
+            }
+            DataPath::Offloaded(_) => None,
             DataPath::Registers => {
                 // Back to register-driven mode: arm the port as that mode does.
                 self.settle(&mut s);
@@ -665,9 +906,13 @@ impl Pollable for NetDevice {
 
     fn try_sleep(&self, rx_waiting: bool) -> bool {
         let mut s = self.lock();
-        if s.path == DataPath::Registers {
-            self.settle(&mut s);
-            return true;
+        match s.path {
+            DataPath::Registers => {
+                self.settle(&mut s);
+                return true;
+            }
+            DataPath::Offloaded(_) => return true,
+            DataPath::Csb(_) => {}
         }
         if !s.model.csb_prepare_sleep(&self.dma, rx_waiting) {
             self.stats.worker.sleep_aborts.inc();
@@ -683,6 +928,25 @@ impl Pollable for NetDevice {
         self.stats.worker.sleeps.inc();
         true
     }
+}
+
+/// BAR1 offset of IODATA (IOADDR is at 0).
+const IODATA: u64 = 4;
+
+/// The BAR0 register IODATA reaches now (IOADDR's value; reading it has no
+/// side effect).
+fn io_address<T: Trigger, C: Clock>(model: &mut E1000<T, C>) -> u32 {
+    let mut value = [0u8; 4];
+    model.io_read(0, &mut value);
+    u32::from_le_bytes(value)
+}
+
+/// The 32-bit registers a BAR0 access of `len` bytes at `offset` reaches
+/// (an aligned 64-bit access reaches two).
+fn registers(offset: u64, len: usize) -> impl Iterator<Item = u32> {
+    let first = (offset & !3) as u32;
+    let second = (len == 8 && offset.is_multiple_of(4)).then_some(first.wrapping_add(4));
+    std::iter::once(first).chain(second)
 }
 
 /// The PCI identity of the e1000 function: 8086:100E, Ethernet controller,

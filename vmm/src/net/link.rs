@@ -2,12 +2,15 @@
 //! control connection and rides out a daemon restart.
 //!
 //! The daemon keeps a VM's port while its control connection is open; the
-//! connection carries nothing after the port is opened, so the thread sleeps
-//! in `poll` on it. When the daemon goes away (end of file, hang-up or an
+//! connection carries nothing after the port is opened but the answers to
+//! the offload exchanges ([`super::offload`]), which run under the device
+//! lock, so the thread sleeps in `poll` on it and looks at what arrived only
+//! while holding that lock ([`NetDevice::without_exchange`]). When the daemon goes away (end of file, hang-up or an
 //! error on the connection) the thread puts a link-down [`SinkPort`] in
 //! place of the dead switch port (frames the guest sends are dropped and
 //! counted) and sets the e1000's link down (the guest sees LSC and
-//! STATUS.LU clear); the guest keeps running. It then re-opens the port
+//! STATUS.LU clear); the guest keeps running. An offloaded data path is
+//! taken back from the CSB first. It then re-opens the port
 //! (same name, same MAC) with backoff, [`FIRST_RETRY`] doubling up to
 //! [`MAX_RETRY`], until it succeeds or the VMM stops; the new port
 //! replaces the down port and the link comes up again (LSC). Only the
@@ -185,7 +188,8 @@ impl Watcher {
                 return Wake::Other;
             }
             if let Some(fd) = control_fd {
-                if fds[1].revents != 0 && connection_ended(fd, fds[1].revents) {
+                let revents = fds[1].revents;
+                if revents != 0 && self.net.without_exchange(|| connection_ended(fd, revents)) {
                     return Wake::Other;
                 }
             }
@@ -196,6 +200,7 @@ impl Watcher {
 /// Whether the control connection `fd` ended, given poll's `revents` for it.
 /// The daemon sends nothing unasked after the port is open: data counts as
 /// a broken connection too (it is not read, so polling again would spin).
+/// Call it with no exchange in flight: an exchange's answer is not stray.
 fn connection_ended(fd: RawFd, revents: libc::c_short) -> bool {
     if revents & (libc::POLLHUP | libc::POLLERR | libc::POLLRDHUP | libc::POLLNVAL) != 0 {
         return true;

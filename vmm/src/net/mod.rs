@@ -12,6 +12,8 @@
 //!   (a switch port, or the `sink` and `pong` test ports), with its counters;
 //! - [`ioevent`]: the KVM ioeventfd that turns the guest's TDT write into a
 //!   kick without a userspace exit;
+//! - [`offload`]: the hand-over of the CSB data path to the switch daemon
+//!   and its return (`--e1000 offload=on`);
 //! - [`link`]: the thread that watches the switch daemon and re-opens the
 //!   port after a restart, setting the link down and up;
 //! - [`register_names`]: register names for the exit accounting;
@@ -24,6 +26,7 @@ pub mod dma;
 pub mod ioevent;
 pub mod latency_trace;
 pub mod link;
+pub mod offload;
 pub mod register_names;
 pub mod worker;
 

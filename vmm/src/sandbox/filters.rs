@@ -11,6 +11,8 @@
 //! with its request number; the I/O thread adds `epoll_wait` and the
 //! KVM ioctls it makes (KVM_IOEVENTFD on the VM). Every thread that drives
 //! the e1000 model may pulse its interrupt line (KVM_IRQ_LINE on the VM).
+//! With `--e1000 offload=on` both exchange with the switch daemon
+//! (`offload_exchange`).
 
 use std::collections::BTreeMap;
 
@@ -155,9 +157,32 @@ fn common(context: &FilterContext) -> Result<Rules, BackendError> {
     Ok(rules)
 }
 
+/// With `--e1000 offload=on`, the vCPU thread (a register access that
+/// takes the data path back) and the I/O thread (the hand-over, and taking
+/// it back when the guest leaves CSB mode) exchange with the switch daemon
+/// on the port's control connection: `sendmsg` (the request, with the
+/// hand-over's descriptors), `recvmsg` (the answer's header), `recvfrom`
+/// (the rest of it, read from the stream) and `shutdown` (an exchange that
+/// went wrong ends the connection, so that the daemon lets go of the
+/// guest's memory). The connection's read timeout was set when it was
+/// opened.
+fn offload_exchange(context: &FilterContext, rules: &mut Rules) {
+    if context.offload {
+        for sysno in [
+            libc::SYS_sendmsg,
+            libc::SYS_recvmsg,
+            libc::SYS_recvfrom,
+            libc::SYS_shutdown,
+        ] {
+            rules.insert(sysno, vec![]);
+        }
+    }
+}
+
 /// The vCPU thread: [`common`] and its KVM ioctls.
 pub fn vcpu_rules(context: &FilterContext) -> Result<Rules, BackendError> {
     let mut rules = common(context)?;
+    offload_exchange(context, &mut rules);
     let vcpu = fd_value(context.vcpu_fd);
     let mut ioctls = Vec::new();
     for request in [
@@ -201,6 +226,7 @@ fn ioeventfd_rule(context: &FilterContext) -> Result<SeccompRule, BackendError> 
 /// the switch port's kick eventfd when the link watcher replaced the port.
 pub fn io_rules(context: &FilterContext) -> Result<Rules, BackendError> {
     let mut rules = common(context)?;
+    offload_exchange(context, &mut rules);
     rules.insert(
         libc::SYS_ioctl,
         vec![ioeventfd_rule(context)?, irq_line_rule(context)?],
@@ -299,6 +325,29 @@ mod tests {
             vcpu_fd: 10,
             vm_fd: 11,
             stats_dir_fd: stats,
+            offload: false,
+        }
+    }
+
+    #[test]
+    fn offload_adds_the_exchange_to_the_vcpu_and_io_threads() {
+        let offload = FilterContext {
+            offload: true,
+            ..context(None)
+        };
+        for rules in [vcpu_rules, io_rules] {
+            let plain = rules(&context(None)).unwrap();
+            let with = rules(&offload).unwrap();
+            for call in [
+                libc::SYS_sendmsg,
+                libc::SYS_recvmsg,
+                libc::SYS_recvfrom,
+                libc::SYS_shutdown,
+            ] {
+                assert!(!plain.contains_key(&call), "{call} without offload");
+                assert!(with.contains_key(&call), "{call} with offload");
+            }
+            assert!(!with.contains_key(&libc::SYS_socket), "no new socket");
         }
     }
 

@@ -84,6 +84,10 @@ pub struct FilterContext {
     pub vm_fd: RawFd,
     /// The `--stats-json` directory's descriptor, if any.
     pub stats_dir_fd: Option<RawFd>,
+    /// The e1000's data path may be offloaded to the switch daemon
+    /// (`--e1000 offload=on`): the threads that exchange with it send and
+    /// receive on the port's control connection.
+    pub offload: bool,
 }
 
 /// Why the sandbox could not be entered.

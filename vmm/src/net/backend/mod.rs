@@ -18,8 +18,12 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+use switch_port::client::OffloadFds;
+
 use super::latency_trace::Direction;
+use super::offload::OffloadError;
 use crate::e1000::backend::NetBackend;
+use crate::e1000::offload::{HandBack, Handover};
 use crate::stats::Stats;
 
 /// What the adapter needs from a port: the zero-copy batch API of the
@@ -52,6 +56,27 @@ pub trait Port: Send {
     fn control_fd(&mut self) -> Option<RawFd> {
         None
     }
+    /// Whether the port has a daemon that can take the e1000's data path
+    /// ([`Port::offload`]).
+    fn can_offload(&self) -> bool {
+        false
+    }
+    /// Hands the e1000's data path to the daemon ([`super::offload`]).
+    fn offload(
+        &mut self,
+        _memory_size: u64,
+        _handover: &Handover,
+        _fds: OffloadFds,
+    ) -> Result<(), OffloadError> {
+        Err(OffloadError::Unsupported)
+    }
+    /// Takes the e1000's data path back from the daemon.
+    fn reclaim(&mut self) -> Result<HandBack, OffloadError> {
+        Err(OffloadError::Unsupported)
+    }
+    /// Ends the connection to the daemon (an exchange went wrong): the
+    /// daemon then lets go of the port and of anything handed to it.
+    fn disconnect(&mut self) {}
 }
 
 /// Which port to open.
@@ -193,6 +218,50 @@ impl PortBackend {
     /// The port's control connection to the switch daemon, if it has one.
     pub fn control_fd(&mut self) -> Option<RawFd> {
         self.port.control_fd()
+    }
+
+    /// Whether the port can take the e1000's data path ([`Port::offload`]).
+    pub fn can_offload(&self) -> bool {
+        self.port.can_offload()
+    }
+
+    /// Hands the e1000's data path to the port's daemon.
+    pub fn offload(
+        &mut self,
+        memory_size: u64,
+        handover: &Handover,
+        fds: OffloadFds,
+    ) -> Result<(), OffloadError> {
+        self.tx_flush();
+        self.rx_flush();
+        self.port.offload(memory_size, handover, fds)
+    }
+
+    /// Takes the e1000's data path back from the port's daemon; the next
+    /// settle asks for an RX kick, as after a port change.
+    pub fn reclaim(&mut self) -> Result<HandBack, OffloadError> {
+        self.rx_dry = true;
+        self.tx_full = false;
+        self.port.reclaim()
+    }
+
+    /// Ends the port's connection to its daemon ([`Port::disconnect`]).
+    pub fn disconnect(&mut self) {
+        self.port.disconnect();
+    }
+
+    /// Consumes every frame waiting in the port's RX ring without
+    /// delivering it; returns how many (counted as RX drops).
+    pub fn drop_rx(&mut self) -> u64 {
+        let mut dropped = 0;
+        while self.port.peek().is_some() {
+            self.port.consume();
+            dropped += 1;
+        }
+        self.port.release_rx();
+        self.rx_dry = true;
+        self.stats.rx.dropped.add(dropped);
+        dropped
     }
 
     /// Whether the RX ring was empty at the last look.

@@ -4,13 +4,15 @@
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
-use switch_port::client::OpenError;
+use switch_port::client::{OffloadFds, OpenError};
 use switch_port::control::client::ClientError;
 use switch_port::mac::MacAddr;
 use switch_port::protocol::ErrorCode;
 use switch_port::{Interest, PortClient, PortConfig};
 
 use super::{BackendError, Port};
+use crate::e1000::offload::{HandBack, Handover};
+use crate::net::offload::OffloadError;
 
 /// Slots per ring of the VM's switch port: the switch drops what does not
 /// fit, and a VM's threads get the CPU in slices of a millisecond or more on
@@ -113,5 +115,30 @@ impl Port for PortClient {
 
     fn control_fd(&mut self) -> Option<RawFd> {
         Some(self.connection().stream().as_raw_fd())
+    }
+
+    fn can_offload(&self) -> bool {
+        true
+    }
+
+    fn offload(
+        &mut self,
+        memory_size: u64,
+        handover: &Handover,
+        fds: OffloadFds,
+    ) -> Result<(), OffloadError> {
+        Ok(PortClient::offload(self, memory_size, handover, fds)?)
+    }
+
+    fn reclaim(&mut self) -> Result<HandBack, OffloadError> {
+        Ok(PortClient::reclaim(self)?)
+    }
+
+    fn disconnect(&mut self) {
+        // The link watcher (or the I/O thread, while offloaded) sees the end.
+        let _ = self
+            .connection()
+            .stream()
+            .shutdown(std::net::Shutdown::Both);
     }
 }
