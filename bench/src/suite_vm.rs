@@ -133,6 +133,15 @@ pub(crate) const CONFIGS: &[Config] = &[
         threads: "per VM: vCPU + net worker; switch: 1 forwarding thread",
     },
     Config {
+        name: "csb+offload",
+        qemu: false,
+        e1000: &["mitigation=off", "csb=on", "offload=on"],
+        mitigation: false,
+        guest: "txmode=csb burst=64",
+        receiver: "txmode=csb",
+        threads: "per VM: vCPU (+ I/O thread for interrupts); switch: 1 forwarding thread walks the guests' rings",
+    },
+    Config {
         name: "plain",
         qemu: true,
         e1000: &[],
