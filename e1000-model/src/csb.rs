@@ -205,6 +205,7 @@ impl Csb {
         self.set_flag(dma, field::HOST_NEED_RXKICK, false);
         self.store(dma, field::HOST_ISR, 0);
         self.store(dma, field::HOST_RXKICK_AT, NONE);
+        self.set_flag(dma, field::HOST_OFFLOADED, false);
         self.seen = [tdt, rdt];
         self.guest_on = self.flag(dma, field::GUEST_CSB_ON);
     }

@@ -741,10 +741,18 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
         })
     }
 
+    /// Tells the guest through the CSB (host_offloaded) that another walker
+    /// has the rings: the VMM sets it once the hand-over was accepted.
+    /// [`E1000::take_back`] and [`E1000::take_back_from_csb`] clear it.
+    pub fn set_offloaded_flag<D: Dma>(&mut self, dma: &D, on: bool) {
+        self.csb.set_flag(dma, csb_field::HOST_OFFLOADED, on);
+    }
+
     /// Takes the data path back from an offloaded walker: its heads, last
     /// tails and transmit contexts, and the statistics it counted. Values
     /// are checked when next used, as a guest's are.
-    pub fn take_back(&mut self, back: &offload::HandBack) {
+    pub fn take_back<D: Dma>(&mut self, back: &offload::HandBack, dma: &D) {
+        self.set_offloaded_flag(dma, false);
         self.regs.set(TDH, back.tdh);
         self.regs.set(TDT, back.tdt);
         self.regs.set(RDH, back.rdh);
@@ -762,6 +770,7 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
         let Some(address) = self.csb.base() else {
             return;
         };
+        self.set_offloaded_flag(dma, false);
         if let Some((tdh, rdh)) = offload::OffloadedRings::heads_in_csb(dma, address) {
             self.regs.set(TDH, tdh);
             self.regs.set(RDH, rdh);

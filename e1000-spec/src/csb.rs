@@ -139,6 +139,10 @@ fields! {
     HOST_ISR = 88, Unused;
     /// Unused ([`NONE`](super::NONE)).
     HOST_RXKICK_AT = 92, Unused;
+    /// Set while the switch walks the rings (an offloaded data path): frames
+    /// reach the RX ring and leave the TX ring with no VMM thread in
+    /// between, so polling the ring pays and poll-port exits do nothing.
+    HOST_OFFLOADED = 96, Flag;
 }
 
 #[cfg(test)]

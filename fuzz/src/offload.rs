@@ -229,7 +229,7 @@ fn run_counted(data: &[u8]) -> (u32, u32) {
                         ..HandBack::default()
                     },
                 };
-                device.take_back(&back);
+                device.take_back(&back, &mem);
                 let mut backend = QueueBackend::new(2048, 64);
                 device.process_tx(&mem, &mut backend);
                 device.process_rx(&mem, &mut backend);

@@ -72,9 +72,13 @@ fn rings_move_to_the_walker_and_back_without_loss_or_repeat() {
         "the walker raises nothing itself: the VMM does"
     );
 
-    // Hand back: the device carries on at TDH 7 and RDH 3, with the counts.
+    // Hand back: the device carries on at TDH 7 and RDH 3, with the counts,
+    // and tells the guest the rings are its own again.
+    h.dev.set_offloaded_flag(&h.mem, true);
+    assert_eq!(h.csb_get(field::HOST_OFFLOADED), 1);
     let back = walker.hand_back();
-    h.dev.take_back(&back);
+    h.dev.take_back(&back, &h.mem);
+    assert_eq!(h.csb_get(field::HOST_OFFLOADED), 0);
     assert_eq!(h.r(TDH), 7);
     h.queue_tx(7, 1, 16);
     h.csb_set(field::GUEST_TDT, 8);
@@ -102,7 +106,9 @@ fn a_walker_that_disappears_leaves_the_heads_in_the_csb() {
     h.csb_set(field::GUEST_TDT, 5);
     assert_eq!(walker.transmit(&h.mem, &mut net).0.frames, 5);
     drop(walker);
+    h.dev.set_offloaded_flag(&h.mem, true);
     h.dev.take_back_from_csb(&h.mem);
+    assert_eq!(h.csb_get(field::HOST_OFFLOADED), 0);
     assert_eq!(h.r(TDH), 5);
     h.queue_tx(5, 1, 16);
     h.csb_set(field::GUEST_TDT, 6);

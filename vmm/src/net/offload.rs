@@ -152,6 +152,8 @@ impl Offload {
         match backend.offload(self.ram.size(), &handover, fds) {
             Ok(()) => {
                 self.stats.offload.handovers.inc();
+                // The guest may poll its rings now: the switch fills them.
+                model.set_offloaded_flag(dma, true);
                 HandoverOutcome::Offloaded
             }
             Err(e) => {
@@ -186,7 +188,7 @@ impl Offload {
         match backend.reclaim() {
             Ok(back) => {
                 self.stats.offload.reclaims.inc();
-                model.take_back(&back);
+                model.take_back(&back, dma);
             }
             Err(e) => {
                 log::warn!(

@@ -143,6 +143,13 @@ impl Csb {
         is_set(self.load(field::HOST_NEED_TXKICK))
     }
 
+    /// Whether the switch walks the rings (host_offloaded != 0): frames
+    /// arrive in the RX ring with no VMM thread in between.
+    #[inline]
+    pub fn host_offloaded(&self) -> bool {
+        is_set(self.load(field::HOST_OFFLOADED))
+    }
+
     /// Whether the device waits for RX buffers (host_need_rxkick != 0).
     #[inline]
     pub fn host_needs_rxkick(&self) -> bool {

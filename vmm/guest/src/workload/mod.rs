@@ -43,6 +43,11 @@ pub const SPIN_US: u64 = 200;
 /// while a ping answered by the VMM itself needs the spin (1.3 us with
 /// 50 us against ~300 us without). 50 us is the compromise.
 pub const CSB_RX_SPIN_US: u64 = 50;
+/// How long a CSB-mode RX wait polls the ring (no exits) when the switch
+/// walks the rings (host_offloaded): frames arrive without any VMM thread,
+/// so the spin catches a reply that comes within it without an interrupt
+/// (each costs an injection and the handler's exits).
+pub const CSB_OFFLOADED_RX_SPIN_US: u64 = 200;
 /// CSB mode: after the native spin, how long a receiver with nothing to do
 /// keeps asking the VMM to run the device's work (poll-port exits, each
 /// one fills the RX ring from the switch port in the vCPU thread, no
@@ -271,14 +276,27 @@ fn wait_for_rx_frame(deadline: Deadline) -> bool {
     // With the CSB, spinning only helps while the device's net worker
     // polls (host_need_txkick clear): it may fill the ring meanwhile. While
     // it sleeps, the cheapest way to get frames is this vCPU's own
-    // poll-port exit: go there at once instead of burning the spin.
-    let (csb, worker_polls) =
-        with_driver(|d| (d.csb_on(), d.csb_on() && !d.csb.host_needs_txkick()));
-    let spin_us = match (csb, worker_polls) {
-        (false, _) => SPIN_US,
-        (true, true) => CSB_RX_SPIN_US,
-        (true, false) => 0,
+    // poll-port exit: go there at once instead of burning the spin. With
+    // the data path offloaded the switch fills the ring as frames come:
+    // spin, and skip the poll-port exits (the VMM has nothing to move).
+    let (csb, worker_polls, offloaded) = with_driver(|d| {
+        let csb = d.csb_on();
+        (
+            csb,
+            csb && !d.csb.host_needs_txkick(),
+            csb && d.csb.host_offloaded(),
+        )
+    });
+    let spin_us = match (csb, worker_polls, offloaded) {
+        (false, _, _) => SPIN_US,
+        (true, _, true) => CSB_OFFLOADED_RX_SPIN_US,
+        (true, true, false) => CSB_RX_SPIN_US,
+        (true, false, false) => 0,
     };
+    if offloaded {
+        // The switch can fill only the buffers it has.
+        with_driver(|d| d.rx_return_all());
+    }
     let spin_end = Deadline::after_ticks(tsc::us_to_ticks(spin_us));
     loop {
         if with_driver(|d| d.rx.poll().is_some()) {
@@ -292,7 +310,7 @@ fn wait_for_rx_frame(deadline: Deadline) -> bool {
         }
         core::hint::spin_loop();
     }
-    if csb {
+    if csb && !offloaded {
         with_driver(|d| d.rx_return_all());
         let poll_end = Deadline::after_ticks(tsc::us_to_ticks(CSB_POLL_US));
         loop {
@@ -368,7 +386,11 @@ pub fn wait_for_tx(token: u32, want_free: u32) {
             } else if spin_end.passed() {
                 break;
             } else if stall_end.passed() {
-                irq::poll_exit();
+                // Offloaded, the switch transmits on the kick the driver
+                // gave when it published: the VMM has nothing to run.
+                if !with_driver(|d| d.csb.host_offloaded()) {
+                    irq::poll_exit();
+                }
                 stall_end = after(CSB_TX_STALL_US);
             }
             core::hint::spin_loop();
