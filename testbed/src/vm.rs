@@ -176,6 +176,18 @@ impl<'a> VmBuilder<'a> {
         })
     }
 
+    /// With `TESTBED_E1000_OFFLOAD=on` in the environment, every VM of our
+    /// VMM on a switch port whose CSB extension is not turned off gets
+    /// `--e1000 offload=on` (so the VM tests run with the data path
+    /// offloaded), unless its options already say.
+    fn offload_everywhere(&self) -> bool {
+        let says = |a: &str| a.contains("csb=off") || a.contains("offload=");
+        std::env::var("TESTBED_E1000_OFFLOAD").is_ok_and(|v| v == "on")
+            && self.net.as_deref().is_some_and(|n| n.contains(':'))
+            && !self.e1000.iter().any(|a| says(a))
+            && !self.args.iter().any(|a| says(&a.to_string_lossy()))
+    }
+
     fn vmm_args(&self, command: &mut Command, serial: &Path, stats: Option<&Path>) {
         command.arg("--kernel").arg(&self.kernel);
         if let Some(mib) = self.mem_mib {
@@ -196,6 +208,9 @@ impl<'a> VmBuilder<'a> {
         }
         for option in &self.e1000 {
             command.args(["--e1000", option]);
+        }
+        if self.offload_everywhere() {
+            command.args(["--e1000", "offload=on"]);
         }
         command.args(&self.args).arg("--").args(&self.guest_args);
     }

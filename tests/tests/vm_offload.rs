@@ -45,15 +45,15 @@ fn offloaded_guests_exchange_100000_frames_with_none_lost() -> Result<()> {
         "txmode=csb burst=64 rate=50000",
         "txmode=csb",
     )?;
-    // Both VMMs handed their data path over, and the frames did not cross
-    // the VMMs' own port rings.
+    // Both VMMs handed their data path over and took it back at their
+    // end, counting what the daemon moved meanwhile from the guest's
+    // statistics registers.
     for stats in [&tx_stats, &rx_stats] {
         assert!(offload(stats, "handovers") >= 1, "{stats}");
+        assert!(offload(stats, "reclaims") >= 1, "{stats}");
     }
-    assert!(
-        tx_stats["tx"]["packets"].as_u64().unwrap_or(0) < 100_000,
-        "the sender's VMM moved the frames itself: {tx_stats}"
-    );
+    assert_eq!(tx_stats["tx"]["packets"], 100_000, "{tx_stats}");
+    assert_eq!(rx_stats["rx"]["packets"], 100_000, "{rx_stats}");
     eprintln!(
         "offload: sender {} pps, receiver {} pps",
         sent["pps"], got["pps"]

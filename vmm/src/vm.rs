@@ -400,6 +400,9 @@ impl Vm {
             &self.stats,
             self.halt_poll,
         );
+        if let Some(net) = &self.net {
+            net.end_offload();
+        }
         if let Some(watch) = link_watch {
             watch.stop();
         }

@@ -3,8 +3,9 @@
 //! the seeded e1000 abuse test again with overflow checks, the VMM's sandbox
 //! test again in a debug build, the guest crate's
 //! own on the host target, end-to-end tests one at a time: they start
-//! daemons, namespaces and VMs on a 2-core machine), then every fuzz target
-//! briefly.
+//! daemons, namespaces and VMs on a 2-core machine; the VM tests a second
+//! time with their data paths offloaded to the switch), then every fuzz
+//! target briefly.
 
 use anyhow::Result;
 
@@ -23,6 +24,20 @@ pub struct TestArgs {
     /// Only run tests whose name contains this (passed to the test harness).
     pub filter: Option<String>,
 }
+
+/// The end-to-end tests that run VMs, run a second time with their data
+/// paths offloaded to the switch (`TESTBED_E1000_OFFLOAD=on`).
+const OFFLOADED_VM_TESTS: &[&str] = &[
+    "vm_traffic",
+    "vm_modes",
+    "vm_options",
+    "vm_chaos",
+    "vm_host_stack",
+    "vm_reconnect",
+    "vm_conform",
+    "observe_metrics",
+    "tunnel_pair",
+];
 
 /// Runs the whole test suite.
 pub fn run_all(args: &TestArgs) -> Result<()> {
@@ -105,6 +120,20 @@ pub fn run_all(args: &TestArgs) -> Result<()> {
     ]);
     e2e.args(&filter).env("E2E_BIN_DIR", release_dir());
     run(e2e, "end-to-end tests (daemons, namespaces, VMs)")?;
+    if args.filter.is_none() {
+        // Every VM test again with the data path offloaded to the switch
+        // (testbed adds `--e1000 offload=on` to every VM of ours on a switch
+        // port whose CSB is not turned off).
+        let mut offloaded = cargo(&["test", "--release", "-p", "e2e-tests"]);
+        for test in OFFLOADED_VM_TESTS {
+            offloaded.args(["--test", test]);
+        }
+        offloaded
+            .args(["--", "--test-threads=1"])
+            .env("E2E_BIN_DIR", release_dir())
+            .env("TESTBED_E1000_OFFLOAD", "on");
+        run(offloaded, "the VM tests with offload=on")?;
+    }
     if args.fuzz_seconds > 0 && args.filter.is_none() {
         fuzz::fuzz(fuzz::TARGETS, args.fuzz_seconds)?;
     }

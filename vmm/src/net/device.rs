@@ -352,6 +352,14 @@ impl NetDevice {
         self.call_fds
     }
 
+    /// The VM is ending: takes an offloaded data path back, so that the
+    /// daemon lets go of guest memory and what it moved is counted in the
+    /// final statistics (no-op unless offloaded).
+    pub fn end_offload(&self) {
+        let mut s = self.lock();
+        self.reclaim(&mut s);
+    }
+
     /// Whether the switch daemon walks the rings now (the I/O thread does
     /// not watch the TDT kick meanwhile: the daemon does).
     pub fn offloaded(&self) -> bool {

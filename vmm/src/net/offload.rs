@@ -24,6 +24,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
 use e1000_spec::regs::icr;
+use e1000_spec::stats;
 use switch_port::client::OffloadFds;
 use switch_port::control::client::ClientError;
 use thiserror::Error;
@@ -31,7 +32,8 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::backend::PortBackend;
 use super::dma::GuestDma;
-use crate::e1000::{Clock, Trigger, E1000};
+use crate::e1000::offload::HandBack;
+use crate::e1000::{Clock, Statistics, Trigger, E1000};
 use crate::memory::GuestRam;
 use crate::stats::Stats;
 
@@ -188,6 +190,7 @@ impl Offload {
         match backend.reclaim() {
             Ok(back) => {
                 self.stats.offload.reclaims.inc();
+                self.count_moved(&back);
                 model.take_back(&back, dma);
             }
             Err(e) => {
@@ -202,6 +205,25 @@ impl Offload {
             }
         }
         self.raise_calls(model);
+    }
+
+    /// Adds what the daemon moved to the VMM's own traffic counters, from
+    /// the statistics registers it counted (GPTC and GOTC, GPRC and GORC;
+    /// octets without the 4-byte FCS those count).
+    fn count_moved(&self, back: &HandBack) {
+        let mut counted = Statistics::default();
+        counted.merge(&back.statistics);
+        let frames_and_bytes = |packets: u32, octets_low: u32| {
+            let frames = u64::from(counted.peek(packets));
+            let bytes = counted.peek_wide(octets_low).saturating_sub(4 * frames);
+            (frames, bytes)
+        };
+        let (tx_frames, tx_bytes) = frames_and_bytes(stats::GPTC, stats::GOTCL);
+        let (rx_frames, rx_bytes) = frames_and_bytes(stats::GPRC, stats::GORCL);
+        self.stats.tx.packets.add(tx_frames);
+        self.stats.tx.bytes.add(tx_bytes);
+        self.stats.rx.packets.add(rx_frames);
+        self.stats.rx.bytes.add(rx_bytes);
     }
 
     /// Takes the data path back without the daemon (it went away): the
