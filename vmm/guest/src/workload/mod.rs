@@ -46,8 +46,17 @@ pub const CSB_RX_SPIN_US: u64 = 50;
 /// How long a CSB-mode RX wait polls the ring (no exits) when the switch
 /// walks the rings (host_offloaded): frames arrive without any VMM thread,
 /// so the spin catches a reply that comes within it without an interrupt
-/// (each costs an injection and the handler's exits).
+/// (each costs an injection and the handler's exits). The longest spin: it
+/// adapts ([`OFFLOADED_RX_SPIN_US`]).
 pub const CSB_OFFLOADED_RX_SPIN_US: u64 = 200;
+/// The shortest offloaded RX spin: enough for a peer that answers at once
+/// (a polling pktgen: ~5 us) to be caught, so the spin grows back.
+pub const OFFLOADED_RX_SPIN_MIN_US: u64 = 10;
+/// The current offloaded RX spin, set after each wait by
+/// `adapt_offloaded_spin`. On two cores, three spinners (two vCPUs and the
+/// switch's thread) starve each other: a guest waiting for another VM that
+/// answers slowly must stop spinning.
+static OFFLOADED_RX_SPIN_US: AtomicU64 = AtomicU64::new(CSB_OFFLOADED_RX_SPIN_US);
 /// CSB mode: after the native spin, how long a receiver with nothing to do
 /// keeps asking the VMM to run the device's work (poll-port exits, each
 /// one fills the RX ring from the switch port in the vCPU thread, no
@@ -265,11 +274,29 @@ static RX_BACKSTOP_US: AtomicU64 = AtomicU64::new(irq::IDLE_BACKSTOP_US);
 /// an idle receiver wakes only for those and [`RX_BACKSTOP_US`], see
 /// `wake_timer`).
 pub fn wait_for_rx(deadline: Deadline) -> bool {
+    let start = tsc::now();
     let got = wait_for_rx_frame(deadline);
     if got {
         RX_BACKSTOP_US.store(irq::IDLE_BACKSTOP_US, Relaxed);
+        if with_driver(|d| d.csb_on() && d.csb.host_offloaded()) {
+            adapt_offloaded_spin(tsc::ticks_to_ns(tsc::now().saturating_sub(start)) / 1000);
+        }
     }
     got
+}
+
+/// Sets the next offloaded RX spin from how long this wait took: twice
+/// that when it was short (a quick peer: the next reply is caught
+/// spinning), half the current spin when it was longer than the longest
+/// spin (another VM that sleeps, a slow peer: a vCPU that spins would take
+/// a core the others need).
+fn adapt_offloaded_spin(waited_us: u64) {
+    let next = if waited_us <= CSB_OFFLOADED_RX_SPIN_US {
+        (waited_us * 2).clamp(OFFLOADED_RX_SPIN_MIN_US, CSB_OFFLOADED_RX_SPIN_US)
+    } else {
+        (OFFLOADED_RX_SPIN_US.load(Relaxed) / 2).max(OFFLOADED_RX_SPIN_MIN_US)
+    };
+    OFFLOADED_RX_SPIN_US.store(next, Relaxed);
 }
 
 fn wait_for_rx_frame(deadline: Deadline) -> bool {
@@ -278,7 +305,7 @@ fn wait_for_rx_frame(deadline: Deadline) -> bool {
     // it sleeps, the cheapest way to get frames is this vCPU's own
     // poll-port exit: go there at once instead of burning the spin. With
     // the data path offloaded the switch fills the ring as frames come:
-    // spin, and skip the poll-port exits (the VMM has nothing to move).
+    // spin first (adaptively, see OFFLOADED_RX_SPIN_US).
     let (csb, worker_polls, offloaded) = with_driver(|d| {
         let csb = d.csb_on();
         (
@@ -289,7 +316,7 @@ fn wait_for_rx_frame(deadline: Deadline) -> bool {
     });
     let spin_us = match (csb, worker_polls, offloaded) {
         (false, _, _) => SPIN_US,
-        (true, _, true) => CSB_OFFLOADED_RX_SPIN_US,
+        (true, _, true) => OFFLOADED_RX_SPIN_US.load(Relaxed),
         (true, true, false) => CSB_RX_SPIN_US,
         (true, false, false) => 0,
     };
@@ -310,7 +337,11 @@ fn wait_for_rx_frame(deadline: Deadline) -> bool {
         }
         core::hint::spin_loop();
     }
-    if csb && !offloaded {
+
+    if csb {
+        // Offloaded too: the VMM has nothing to move then, but the exit
+        // lets the host run the switch's thread or the other VM on this CPU
+        // (the VMM yields), which a spinning vCPU would starve.
         with_driver(|d| d.rx_return_all());
         let poll_end = Deadline::after_ticks(tsc::us_to_ticks(CSB_POLL_US));
         loop {
@@ -386,11 +417,7 @@ pub fn wait_for_tx(token: u32, want_free: u32) {
             } else if spin_end.passed() {
                 break;
             } else if stall_end.passed() {
-                // Offloaded, the switch transmits on the kick the driver
-                // gave when it published: the VMM has nothing to run.
-                if !with_driver(|d| d.csb.host_offloaded()) {
-                    irq::poll_exit();
-                }
+                irq::poll_exit();
                 stall_end = after(CSB_TX_STALL_US);
             }
             core::hint::spin_loop();
