@@ -200,7 +200,9 @@ pub struct OffloadCounters {
     /// Hand-overs the daemon refused (or whose exchange failed).
     pub refusals: Counter,
     /// Frames left in the switch port's RX ring at a hand-over, dropped
-    /// (the guest's RX ring was full).
+    /// (the guest's RX ring was full), and frames that reached that ring
+    /// while the daemon swapped the port's I/O, dropped at the reclaim
+    /// (older than what the guest got meanwhile).
     pub handover_drops: Counter,
     /// Receive interrupts the daemon asked for (rx-call writes).
     pub rx_calls: Counter,

@@ -187,6 +187,13 @@ impl Offload {
         backend: &mut PortBackend,
         dma: &GuestDma,
     ) {
+        // While offloaded the daemon delivers into the guest's ring, not
+        // into the port's: what is there reached it while the daemon
+        // swapped the port's I/O at the hand-over, and is older than every
+        // frame the guest got since. Delivered now it would arrive out of
+        // order; it is dropped and counted as the hand-over's.
+        let stale = backend.drop_rx();
+        self.stats.offload.handover_drops.add(stale);
         match backend.reclaim() {
             Ok(back) => {
                 self.stats.offload.reclaims.inc();
