@@ -14,7 +14,6 @@ use crate::backend::NetBackend;
 use crate::csb::{Csb, GuestIndex};
 use crate::dma::Dma;
 use crate::registers::RegisterFile;
-use crate::ring::{Ring, RingError};
 use crate::rx::{self, RxEngine, RxEnv};
 use crate::stats::{ErrorCounters, Statistics};
 use crate::tx::{TxEngine, TxEnv};
@@ -64,36 +63,22 @@ impl CsbRings<'_> {
         if head == tail {
             return (TxOutcome::default(), 0);
         }
-        let base = self.regs.ring_base(TDBAL, TDBAH);
-        let ring = match Ring::validate(dma, base, self.regs.get(TDLEN), head, tail) {
-            Ok(ring) => ring,
-            Err(RingError::Invalid) => {
-                self.errors.tx_ring_invalid += 1;
-                return (TxOutcome::default(), 0);
-            }
-            Err(RingError::IndexOutOfRange) => {
-                self.errors.tx_index_out_of_range += 1;
-                return (TxOutcome::default(), 0);
-            }
+        let Some(whole) = TxEnv::from_registers(self.regs, dma, head, tail, self.errors) else {
+            return (TxOutcome::default(), 0);
         };
-        let batch_end = if ring.distance(head, tail) > CSB_TX_BATCH {
-            (head + CSB_TX_BATCH) % ring.size
+        let batch_end = if whole.ring.distance(head, tail) > CSB_TX_BATCH {
+            (head + CSB_TX_BATCH) % whole.ring.size
         } else {
             tail
         };
         let env = TxEnv {
-            ring,
-            head,
             tail: batch_end,
-            vlan_ethertype: (self.regs.get(CTRL) & ctrl::VME != 0)
-                .then(|| self.regs.get(VET) as u16),
-            pad_short: self.regs.get(TCTL) & tctl::PSP != 0,
+            ..whole
         };
         let mut run = self.tx.run(env, dma, backend, self.stats, self.errors);
         if run.descriptors == 0 && !run.backend_full && batch_end != tail {
             // A chain longer than a batch: walk it whole.
-            let env = TxEnv { tail, ..env };
-            run = self.tx.run(env, dma, backend, self.stats, self.errors);
+            run = self.tx.run(whole, dma, backend, self.stats, self.errors);
         }
         self.regs.set(TDH, run.head);
         self.csb.store(dma, csb_field::HOST_TDH, run.head);
@@ -122,31 +107,22 @@ impl CsbRings<'_> {
     /// DMA.
     pub fn receive<D: Dma, B: NetBackend>(&mut self, dma: &D, backend: &mut B) -> (RxOutcome, u32) {
         let (head, tail) = self.rx_indices(dma);
-        let base = self.regs.ring_base(RDBAL, RDBAH);
-        let ring = match Ring::validate(dma, base, self.regs.get(RDLEN), head, tail) {
-            Ok(ring) => ring,
-            Err(error) => {
-                if backend.rx_peek().is_some() {
-                    match error {
-                        RingError::Invalid => self.errors.rx_ring_invalid += 1,
-                        RingError::IndexOutOfRange => self.errors.rx_index_out_of_range += 1,
-                    }
-                }
-                let outcome = RxOutcome {
-                    waiting_for_buffers: true,
-                    ..RxOutcome::default()
-                };
-                return (outcome, 0);
-            }
-        };
-        let env = RxEnv {
-            ring,
+        let waiting = backend.rx_peek().is_some();
+        let env = RxEnv::from_registers(
+            self.regs,
+            dma,
             head,
             tail,
-            rctl: self.regs.get(RCTL),
-            vlan_ethertype: self.regs.get(VET) as u16,
-            strip_vlan: self.regs.get(CTRL) & ctrl::VME != 0,
-            budget: CSB_RX_BATCH,
+            CSB_RX_BATCH,
+            waiting,
+            self.errors,
+        );
+        let Some(env) = env else {
+            let outcome = RxOutcome {
+                waiting_for_buffers: true,
+                ..RxOutcome::default()
+            };
+            return (outcome, 0);
         };
         let run = self
             .rx

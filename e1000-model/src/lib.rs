@@ -79,7 +79,6 @@ use eeprom::{Eeprom, EepromIdentity};
 use interrupts::Interrupts;
 use phy::Phy;
 use registers::{is_storage_register, RegisterFile};
-use ring::{Ring, RingError};
 use rx::{RxEngine, RxEnv};
 use tx::{TxEngine, TxEnv};
 /// TX descriptors walked in one [`E1000::process_tx`] call in CSB mode, so
@@ -820,25 +819,8 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
         if head == tail {
             return TxOutcome::default();
         }
-        let base = self.regs.ring_base(TDBAL, TDBAH);
-        let ring = match Ring::validate(dma, base, self.regs.get(TDLEN), head, tail) {
-            Ok(ring) => ring,
-            Err(RingError::Invalid) => {
-                self.errors.tx_ring_invalid += 1;
-                return TxOutcome::default();
-            }
-            Err(RingError::IndexOutOfRange) => {
-                self.errors.tx_index_out_of_range += 1;
-                return TxOutcome::default();
-            }
-        };
-        let env = TxEnv {
-            ring,
-            head,
-            tail,
-            vlan_ethertype: (self.regs.get(CTRL) & ctrl::VME != 0)
-                .then(|| self.regs.get(VET) as u16),
-            pad_short: self.regs.get(TCTL) & tctl::PSP != 0,
+        let Some(env) = TxEnv::from_registers(&self.regs, dma, head, tail, &mut self.errors) else {
+            return TxOutcome::default();
         };
         let run = self
             .tx
@@ -889,30 +871,21 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
             return outcome;
         }
         let (head, tail) = (self.regs.get(RDH), self.regs.get(RDT));
-        let base = self.regs.ring_base(RDBAL, RDBAH);
-        let ring = match Ring::validate(dma, base, self.regs.get(RDLEN), head, tail) {
-            Ok(ring) => ring,
-            Err(error) => {
-                if backend.rx_peek().is_some() {
-                    match error {
-                        RingError::Invalid => self.errors.rx_ring_invalid += 1,
-                        RingError::IndexOutOfRange => self.errors.rx_index_out_of_range += 1,
-                    }
-                }
-                return RxOutcome {
-                    waiting_for_buffers: true,
-                    ..RxOutcome::default()
-                };
-            }
-        };
-        let env = RxEnv {
-            ring,
+        let waiting = backend.rx_peek().is_some();
+        let env = RxEnv::from_registers(
+            &self.regs,
+            dma,
             head,
             tail,
-            rctl: rctl_value,
-            vlan_ethertype: self.regs.get(VET) as u16,
-            strip_vlan: self.regs.get(CTRL) & ctrl::VME != 0,
-            budget: rx::RX_BUDGET,
+            rx::RX_BUDGET,
+            waiting,
+            &mut self.errors,
+        );
+        let Some(env) = env else {
+            return RxOutcome {
+                waiting_for_buffers: true,
+                ..RxOutcome::default()
+            };
         };
         let run = self.rx.run(
             env,

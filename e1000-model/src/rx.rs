@@ -6,13 +6,15 @@
 //! rules of the device; without free descriptors it waits in the backend.
 
 use e1000_spec::desc::{self, rx as layout, rx::errors, rx::status};
-use e1000_spec::regs::{rah, rctl, MTA, RA_ENTRIES, VFTA};
+use e1000_spec::regs::{
+    ctrl, rah, rctl, CTRL, MTA, RA_ENTRIES, RCTL, RDBAH, RDBAL, RDLEN, VET, VFTA,
+};
 use e1000_spec::stats as stat;
 
 use super::backend::NetBackend;
 use super::dma::{Dma, DmaError};
 use super::registers::RegisterFile;
-use super::ring::{DescriptorCache, Ring};
+use super::ring::{DescriptorCache, Ring, RingError};
 use super::stats::{ErrorCounters, Statistics};
 
 /// Frames shorter than this are padded with zeros (as on the wire).
@@ -188,6 +190,46 @@ pub struct RxEnv {
     pub strip_vlan: bool,
     /// Frames handled (delivered or dropped) at most in this walk.
     pub budget: u32,
+}
+
+impl RxEnv {
+    /// The walk of the ring the registers describe, from `head` to `tail`,
+    /// of at most `budget` frames; `None` when the ring is not in guest
+    /// memory or an index is past its end, which is counted in `errors`
+    /// only when `frames_waiting` (a bad ring with nothing to receive is no
+    /// error yet).
+    pub fn from_registers(
+        regs: &RegisterFile,
+        dma: &impl Dma,
+        head: u32,
+        tail: u32,
+        budget: u32,
+        frames_waiting: bool,
+        errors: &mut ErrorCounters,
+    ) -> Option<RxEnv> {
+        let base = regs.ring_base(RDBAL, RDBAH);
+        let ring = match Ring::validate(dma, base, regs.get(RDLEN), head, tail) {
+            Ok(ring) => ring,
+            Err(error) => {
+                if frames_waiting {
+                    match error {
+                        RingError::Invalid => errors.rx_ring_invalid += 1,
+                        RingError::IndexOutOfRange => errors.rx_index_out_of_range += 1,
+                    }
+                }
+                return None;
+            }
+        };
+        Some(RxEnv {
+            ring,
+            head,
+            tail,
+            rctl: regs.get(RCTL),
+            vlan_ethertype: regs.get(VET) as u16,
+            strip_vlan: regs.get(CTRL) & ctrl::VME != 0,
+            budget,
+        })
+    }
 }
 
 /// Result of one receive walk.

@@ -16,7 +16,10 @@ use e1000_spec::stats as stat;
 use super::backend::NetBackend;
 use super::checksum;
 use super::dma::{Dma, DmaError};
-use super::ring::{DescriptorCache, Ring};
+use e1000_spec::regs::{ctrl, tctl, CTRL, TCTL, TDBAH, TDBAL, TDLEN, VET};
+
+use super::registers::RegisterFile;
+use super::ring::{DescriptorCache, Ring, RingError};
 use super::stats::{ErrorCounters, Statistics};
 
 /// Largest frame (before segmentation) the model gathers: 64 KiB.
@@ -144,6 +147,39 @@ pub struct TxEnv {
     pub vlan_ethertype: Option<u16>,
     /// TCTL.PSP: pad short frames to 60 bytes.
     pub pad_short: bool,
+}
+
+impl TxEnv {
+    /// The walk of the ring the registers describe, from `head` to `tail`;
+    /// `None` (counted in `errors`) when the ring is not in guest memory or
+    /// an index is past its end.
+    pub fn from_registers(
+        regs: &RegisterFile,
+        dma: &impl Dma,
+        head: u32,
+        tail: u32,
+        errors: &mut ErrorCounters,
+    ) -> Option<TxEnv> {
+        let base = regs.ring_base(TDBAL, TDBAH);
+        let ring = match Ring::validate(dma, base, regs.get(TDLEN), head, tail) {
+            Ok(ring) => ring,
+            Err(RingError::Invalid) => {
+                errors.tx_ring_invalid += 1;
+                return None;
+            }
+            Err(RingError::IndexOutOfRange) => {
+                errors.tx_index_out_of_range += 1;
+                return None;
+            }
+        };
+        Some(TxEnv {
+            ring,
+            head,
+            tail,
+            vlan_ethertype: (regs.get(CTRL) & ctrl::VME != 0).then(|| regs.get(VET) as u16),
+            pad_short: regs.get(TCTL) & tctl::PSP != 0,
+        })
+    }
 }
 
 /// Result of one ring walk.
