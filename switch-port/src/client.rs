@@ -44,7 +44,7 @@
 //! rings are not used meanwhile.
 
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::path::Path;
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
@@ -52,12 +52,11 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::control::client::{ClientError, Connection};
-use crate::control::wire::{self, WireError};
 use crate::eventfd::EventFd;
 use crate::layout::Layout;
 use crate::mac::MacAddr;
 use crate::names::{NameError, PortName};
-use crate::protocol::{Request, Response, DIR_REQUEST, DIR_RESPONSE};
+use crate::protocol::{Request, Response};
 use crate::region::{Region, RegionError};
 use crate::ring::{RingView, Slot};
 
@@ -152,8 +151,6 @@ impl OffloadFds {
 /// An open switch port.
 pub struct PortClient {
     conn: Connection,
-    /// How long one read of a control answer waits (`None`: forever).
-    timeout: Option<Duration>,
     name: PortName,
     region: Region,
     layout: Layout,
@@ -224,7 +221,6 @@ impl PortClient {
         let rx_head = region.rx_ring().head().load(Ordering::Acquire) & mask;
         let mut client = PortClient {
             conn,
-            timeout: timeout.filter(|t| !t.is_zero()),
             name,
             region,
             layout,
@@ -286,7 +282,7 @@ impl PortClient {
             memory_size,
             handover: handover.clone(),
         };
-        match self.call_with_fds(&request, &fds.in_order())? {
+        match self.conn.call_with_fds(&request, &fds.in_order())? {
             (Response::Done, _) => Ok(()),
             (other, _) => Err(ClientError::BadResponse(format!(
                 "{other:?} to offload_port"
@@ -300,43 +296,11 @@ impl PortClient {
         let request = Request::ReclaimPort {
             port: self.name.clone(),
         };
-        match self.call_with_fds(&request, &[])? {
+        match self.conn.call(&request)? {
             (Response::Reclaimed { port, hand_back }, _) if port == self.name => Ok(hand_back),
             (other, _) => Err(ClientError::BadResponse(format!(
                 "{other:?} to reclaim_port"
             ))),
-        }
-    }
-
-    /// [`Connection::call`] with descriptors attached to the request.
-    fn call_with_fds(
-        &mut self,
-        request: &Request,
-        fds: &[RawFd],
-    ) -> Result<(Response, Vec<OwnedFd>), ClientError> {
-        let payload =
-            serde_json::to_vec(request).map_err(|e| ClientError::BadResponse(e.to_string()))?;
-        let stream = self.conn.stream();
-        wire::send(stream, DIR_REQUEST, &payload, fds)?;
-        let (payload, fds) = match (wire::receive(stream, DIR_RESPONSE), self.timeout) {
-            (Err(WireError::Io(e)), Some(after))
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(ClientError::Timeout {
-                    path: self.conn.path().display().to_string(),
-                    after,
-                })
-            }
-            (other, _) => other?,
-        };
-        let response: Response = serde_json::from_slice(&payload)
-            .map_err(|e| ClientError::BadResponse(e.to_string()))?;
-        match response {
-            Response::Error { code, message } => Err(ClientError::Refused { code, message }),
-            other => Ok((other, fds)),
         }
     }
 

@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -146,9 +146,19 @@ impl Connection {
     /// Sends `request` and returns the response with any fds. An error
     /// response becomes [`ClientError::Refused`].
     pub fn call(&mut self, request: &Request) -> Result<(Response, Vec<OwnedFd>), ClientError> {
+        self.call_with_fds(request, &[])
+    }
+
+    /// [`Connection::call`] with the descriptors `fds` attached to the
+    /// request (an `offload_port`'s).
+    pub fn call_with_fds(
+        &mut self,
+        request: &Request,
+        fds: &[RawFd],
+    ) -> Result<(Response, Vec<OwnedFd>), ClientError> {
         let payload =
             serde_json::to_vec(request).map_err(|e| ClientError::BadResponse(e.to_string()))?;
-        wire::send(&self.stream, DIR_REQUEST, &payload, &[])?;
+        wire::send(&self.stream, DIR_REQUEST, &payload, fds)?;
         let (payload, fds) = self.receive()?;
         let response: Response = serde_json::from_slice(&payload)
             .map_err(|e| ClientError::BadResponse(e.to_string()))?;
