@@ -5,6 +5,7 @@
 //! dropped.
 
 use std::ops::{Deref, DerefMut};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -346,6 +347,13 @@ impl Vm {
         }
         Ok((result, stats))
     }
+}
+
+/// The once-a-second statistics (`--stats-json`) of the VM `label` whose
+/// files are in `dir`, if written yet.
+pub fn live_stats(dir: &Path, label: &str) -> Option<Value> {
+    let text = std::fs::read_to_string(dir.join(format!("{label}.stats.json"))).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// What [`vm_to_vm`] measured: both guests' result lines and both VMMs'

@@ -8,15 +8,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use e2e_tests::{field, Daemon, Vm};
-use serde_json::Value;
+use e2e_tests::{field, live_stats, Daemon, Vm};
 use testbed::wait_until;
-
-/// The VMM's once-a-second statistics (`--stats-json`), if written yet.
-fn live_stats(dir: &Path, label: &str) -> Option<Value> {
-    let text = std::fs::read_to_string(dir.join(format!("{label}.stats.json"))).ok()?;
-    serde_json::from_str(&text).ok()
-}
 
 /// A counter of the live statistics (0 until the file exists).
 fn live(dir: &Path, label: &str, section: &str, key: &str) -> u64 {
