@@ -36,6 +36,27 @@ impl EventFd {
         }
     }
 
+    /// [`EventFd::signal`] that reports what went wrong: a full counter on
+    /// a non-blocking descriptor (`EAGAIN`) already means a pending wake-up
+    /// and is success; any other failure is returned, `EINTR` among them
+    /// when a signal interrupted a write the peer made block (see
+    /// `switch-user`'s kick watchdog).
+    #[inline]
+    pub fn try_signal(&self) -> io::Result<()> {
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes from a valid u64 to our fd.
+        let n = unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        if n == 8 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::WouldBlock {
+            Ok(())
+        } else {
+            Err(err)
+        }
+    }
+
     /// Resets the counter; returns how many signals were pending.
     #[inline]
     pub fn drain(&self) -> u64 {

@@ -59,6 +59,11 @@ pub struct CounterSnapshot {
     pub kicks_sent: u64,
     /// Kicks not sent because the client was polling.
     pub kicks_suppressed: u64,
+    /// Kicks the daemon had to interrupt because the client made its
+    /// eventfd block (a full counter on a blocking descriptor). After the
+    /// first, the switch stops kicking that client.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kicks_stalled: u64,
 }
 
 impl CounterSnapshot {
