@@ -60,6 +60,7 @@ pub struct PortCounters {
     bad_index: AtomicU64,
     kicks_sent: AtomicU64,
     kicks_suppressed: AtomicU64,
+    kicks_stalled: AtomicU64,
 }
 
 impl PortCounters {
@@ -135,6 +136,11 @@ impl PortCounters {
         }
     }
 
+    /// Counts a kick that the client made block and the daemon interrupted.
+    pub fn add_kick_stalled(&self) {
+        self.kicks_stalled.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counters starting from `snapshot` (a port that replaces another keeps
     /// its totals).
     pub fn starting_at(snapshot: &CounterSnapshot) -> PortCounters {
@@ -158,6 +164,7 @@ impl PortCounters {
             bad_index: c(snapshot.bad_index),
             kicks_sent: c(snapshot.kicks_sent),
             kicks_suppressed: c(snapshot.kicks_suppressed),
+            kicks_stalled: c(snapshot.kicks_stalled),
         }
     }
 
@@ -183,6 +190,7 @@ impl PortCounters {
             bad_index: r(&self.bad_index),
             kicks_sent: r(&self.kicks_sent),
             kicks_suppressed: r(&self.kicks_suppressed),
+            kicks_stalled: r(&self.kicks_stalled),
         }
     }
 }

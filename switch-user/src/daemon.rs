@@ -240,6 +240,7 @@ pub fn run(
     listener.set_nonblocking(true)?;
 
     let clock = Clock::new();
+    crate::kick_watchdog::start().context("cannot start the kick watchdog")?;
     let engine = Engine::start(config.threads, config.spin, clock)
         .context("cannot start forwarding threads")?;
     let registry = Arc::new(Registry::new(engine, config.switch, config.limits, clock));

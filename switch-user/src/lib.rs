@@ -5,7 +5,8 @@
 //!
 //! - [`bridge`]: switches, ports, the learning table, the forwarding batch
 //!   and the daemon's side of a client port ([`bridge::shm_port`]);
-//! - [`engine`]: the forwarding threads;
+//! - [`engine`]: the forwarding threads, with [`kick_watchdog`] (a client
+//!   cannot hold one in a kick);
 //! - [`control`]: the control socket's server, with [`peer`] (who connected),
 //!   [`access`] (what they may do), [`admission`] (connection caps),
 //!   [`deadlines`] (the control timeout) and [`users`] (names);
@@ -34,6 +35,7 @@ pub mod daemon;
 pub mod deadlines;
 pub mod engine;
 pub mod epoll;
+pub mod kick_watchdog;
 pub mod metrics;
 pub mod nic;
 pub mod peer;

@@ -304,3 +304,65 @@ fn refusals_are_clear() -> Result<()> {
     ));
     Ok(())
 }
+
+/// A client that fills the counter of the eventfd the switch kicks it with
+/// and clears `O_NONBLOCK` on it (the two share the open file) would block
+/// the forwarding thread's next kick for ever, starving every other port.
+/// The daemon interrupts such a kick, stops kicking that client, counts it
+/// in `kicks_stalled` and marks the port errored; the honest pair's traffic
+/// goes on.
+#[test]
+fn a_client_that_blocks_its_kick_starves_nobody() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    let evil = daemon.open("vale0:evil")?;
+    let fd = evil.kick_fd();
+    let almost_full: u64 = u64::MAX - 1;
+    // SAFETY: writing one u64 to the client's own eventfd; F_GETFL/F_SETFL
+    // on it.
+    unsafe {
+        assert_eq!(
+            libc::write(fd, (&almost_full as *const u64).cast(), 8),
+            8,
+            "cannot fill the kick eventfd"
+        );
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        assert_eq!(libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK), 0);
+    }
+    // Ask for a kick on every delivery.
+    evil.raw_rx_ring()
+        .consumer_needs_kick()
+        .store(1, Ordering::Release);
+    // Frames to an unknown address are flooded to the evil port too.
+    let mut rx = daemon.pktgen_rx("vale0:rx", &["--idle-timeout", "3"])?;
+    let mut tx = daemon.pktgen_tx(
+        "vale0:tx",
+        &[
+            "--count",
+            "200000",
+            "--rate",
+            "100000",
+            "--dst-mac",
+            "02:00:00:00:00:42",
+        ],
+    )?;
+    let tx_sum = pktgen_summary(&mut tx, Duration::from_secs(60))?;
+    let rx_port = daemon.settled_counters("vale0:rx", 200_000)?;
+    let rx_sum = pktgen_summary(&mut rx, Duration::from_secs(30))?;
+    assert_eq!(field(&tx_sum, "packets"), 200_000);
+    assert_all_accounted(&rx_sum, &rx_port, 200_000);
+    assert!(
+        field(&rx_sum, "packets") > 100_000,
+        "the honest receiver was starved: {rx_sum}"
+    );
+    let evil_counters = daemon.counters("vale0:evil")?;
+    assert_eq!(evil_counters.kicks_stalled, 1, "{evil_counters:?}");
+    let list = daemon.cli_json(&["list", "--json"])?;
+    let evil_info = list["switches"][0]["ports"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "vale0:evil").cloned())
+        .unwrap_or_default();
+    assert_eq!(evil_info["errored"], true, "{list}");
+    assert!(daemon.connect()?.call(&Request::List {}).is_ok());
+    drop(evil);
+    Ok(())
+}

@@ -231,10 +231,11 @@ impl Port {
         }
     }
 
-    /// True once the client wrote something invalid into its rings.
+    /// True once the client wrote something invalid into its rings, or made
+    /// a kick block.
     pub fn errored(&self) -> bool {
         let c = self.counters.snapshot();
-        c.bad_index + c.drop_bad_slot > 0
+        c.bad_index + c.drop_bad_slot + c.kicks_stalled > 0
     }
 }
 

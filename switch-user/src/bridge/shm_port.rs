@@ -22,6 +22,7 @@ use super::frame_copy::copy_frame;
 use super::port::{FrameRef, PortIo, MIN_FRAME};
 use super::prefetch;
 use crate::counters::{DropReason, PortCounters};
+use crate::kick_watchdog::{signal_client, KickError};
 
 /// Most frames of a delivery whose destination buffers are prefetched.
 const PREPARE_MAX: usize = 16;
@@ -53,6 +54,9 @@ pub struct ShmPort {
     /// The RX tail as last published, read without the lock by
     /// [`PortIo::prepare_early`] to find the slots the next frames take.
     tail_hint: AtomicU32,
+    /// The client made a kick block (see [`crate::kick_watchdog`]): it is
+    /// not kicked again.
+    kicks_stalled: AtomicBool,
 }
 
 impl ShmPort {
@@ -69,6 +73,7 @@ impl ShmPort {
             sink: Mutex::new(SinkState::default()),
             client: AtomicBool::new(true),
             tail_hint: AtomicU32::new(0),
+            kicks_stalled: AtomicBool::new(false),
         }
     }
 
@@ -224,10 +229,24 @@ impl ShmPort {
 
     #[inline]
     fn kick_client_if(&self, flag_set: bool, counters: &PortCounters) {
-        if flag_set {
-            self.to_client.signal();
+        if flag_set && !self.kicks_stalled.load(Ordering::Relaxed) {
+            if let Err(e) = signal_client(&self.to_client) {
+                self.kick_failed(e, counters);
+            }
         }
         counters.add_kick(flag_set);
+    }
+
+    /// A kick failed: a client that made it block gets no kick again (it
+    /// must poll), so that it cannot hold a forwarding thread twice.
+    #[cold]
+    fn kick_failed(&self, error: KickError, counters: &PortCounters) {
+        if matches!(error, KickError::Stalled) {
+            if !self.kicks_stalled.swap(true, Ordering::Relaxed) {
+                log::warn!("a client made its port's kick block: it gets no kick again ({error})");
+            }
+            counters.add_kick_stalled();
+        }
     }
 }
 

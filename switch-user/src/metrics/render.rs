@@ -80,7 +80,7 @@ pub fn drop_reasons(c: &CounterSnapshot) -> [(&'static str, u64); 11] {
 type PortValue = fn(&CounterSnapshot) -> u64;
 
 /// The per-port counters with one sample per port: (name, help, value).
-const PORT_COUNTERS: [(&str, &str, PortValue); 7] = [
+const PORT_COUNTERS: [(&str, &str, PortValue); 8] = [
     (
         "vswitch_port_rx_packets_total",
         "Frames the switch received from the port.",
@@ -110,6 +110,11 @@ const PORT_COUNTERS: [(&str, &str, PortValue); 7] = [
         "vswitch_port_kicks_suppressed_total",
         "Kicks not sent because the port's client was polling.",
         |c| c.kicks_suppressed,
+    ),
+    (
+        "vswitch_port_kicks_stalled_total",
+        "Kicks the port's client made block, interrupted by the daemon (it stops kicking that client).",
+        |c| c.kicks_stalled,
     ),
     (
         "vswitch_port_bad_indices_total",

@@ -28,6 +28,7 @@ use super::guest_memory::{GuestMemory, GuestMemoryError};
 use super::handover_fds::{HandoverFds, HandoverFdsError};
 use crate::bridge::port::{FrameRef, PortIo, MIN_FRAME};
 use crate::counters::{DropReason, PortCounters};
+use crate::kick_watchdog::{signal_client, KickError};
 
 /// Staging slots: the most frames one `receive` takes from the guest.
 pub const STAGING_SLOTS: usize = 512;
@@ -54,6 +55,7 @@ struct OffloadCounters {
     kicks: AtomicU64,
     guest_left_csb: AtomicU64,
     model_drops: AtomicU64,
+    calls_stalled: AtomicU64,
 }
 
 /// The daemon's side of a VM port whose data path was handed over.
@@ -67,6 +69,8 @@ pub struct OffloadedPort {
     staging: Mutex<Staging>,
     /// The guest left CSB mode and the VMM was called once for it.
     left_signalled: AtomicBool,
+    /// The VMM made a call block: it is not called again.
+    calls_stalled: AtomicBool,
     counters: OffloadCounters,
 }
 
@@ -208,6 +212,7 @@ impl OffloadedPort {
                 lens: Vec::with_capacity(STAGING_SLOTS),
             }),
             left_signalled: AtomicBool::new(false),
+            calls_stalled: AtomicBool::new(false),
             counters: OffloadCounters::default(),
         })
     }
@@ -230,8 +235,19 @@ impl OffloadedPort {
         self.rings.lock().rings.hand_back()
     }
 
+    /// Writes a call eventfd of the VMM. A VMM that made one block (see
+    /// [`crate::kick_watchdog`]) is not called again.
     fn call(&self, fd: &EventFd, counter: &AtomicU64) {
-        fd.signal();
+        if self.calls_stalled.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Err(KickError::Stalled) = signal_client(fd) {
+            self.calls_stalled.store(true, Ordering::Relaxed);
+            self.counters.calls_stalled.fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "a VMM made its offloaded port's call eventfd block: it is not called again"
+            );
+        }
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -371,6 +387,7 @@ impl PortIo for OffloadedPort {
             ("offload_kicks", &c.kicks),
             ("offload_guest_left_csb", &c.guest_left_csb),
             ("offload_model_drops", &c.model_drops),
+            ("offload_calls_stalled", &c.calls_stalled),
         ]
         .into_iter()
         .map(|(name, v)| (name.to_owned(), v.load(Ordering::Relaxed)))
