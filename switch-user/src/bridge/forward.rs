@@ -18,6 +18,8 @@
 
 use std::sync::atomic::{fence, Ordering};
 
+use switch_port::mac::MacAddr;
+
 use super::lookup::{Destination, EthHeader, Lookup, PortId};
 use super::port::{FrameRef, Lane, Port};
 use super::prefetch;
@@ -162,6 +164,10 @@ pub fn forward_lane(
     // change nothing). Any other frame is looked up: a new source is learned
     // even when its destination repeats the previous frame's.
     let mut previous: Option<([u8; 14], Destination)> = None;
+    // The source address of the last frame looked up, when its answer was
+    // not `Spoofed`: a frame from the same address only needs its
+    // destination found (see `Lookup::lookup_seen_source`).
+    let mut seen_source: Option<MacAddr> = None;
     let mut ahead = Ahead {
         on: lookup.prefetch_useful(),
         last: None,
@@ -181,8 +187,12 @@ pub fn forward_lane(
                 let header = EthHeader::parse(&bytes);
                 let dest = if locked.is_some_and(|mac| mac != header.src) {
                     Destination::Spoofed
+                } else if seen_source == Some(header.src) {
+                    lookup.lookup_seen_source(&header, source.id, now)
                 } else {
-                    lookup.lookup(&header, source.id, now)
+                    let dest = lookup.lookup(&header, source.id, now);
+                    seen_source = (dest != Destination::Spoofed).then_some(header.src);
+                    dest
                 };
                 previous = Some((bytes, dest));
                 dest
@@ -709,6 +719,38 @@ mod tests {
         send(&mut thief, mv, mt, 60, None);
         forward_batch(&sw, &thief.port, &mut scratch, 0);
         assert_eq!((received(&victim), received(&other)), (1, 1));
+    }
+
+    /// A batch of one source to many destinations learns the source once
+    /// and finds each destination; a pinned address in the middle of the
+    /// batch is still refused, and the source after it still delivered.
+    #[test]
+    fn one_source_to_many_destinations_with_a_spoofed_frame_between() {
+        let sw = switch();
+        let mut a = add(&sw, "vale0:a", 64, 2048);
+        let mut b = add(&sw, "vale0:b", 64, 2048);
+        let c = add(&sw, "vale0:c", 64, 2048);
+        let (ma, mb, mc) = (MacAddr::local(1), MacAddr::local(2), MacAddr::local(3));
+        let mut scratch = Scratch::new();
+        // b and c make themselves known; c's address is pinned to c.
+        assert!(sw.lookup().pin(mc, 0, c.port.id));
+        send(&mut b, MacAddr::BROADCAST, mb, 60, None);
+        forward_batch(&sw, &b.port, &mut scratch, 0);
+        let (b0, c0) = (received(&b), received(&c));
+        send(&mut a, mb, ma, 60, None);
+        send(&mut a, mc, ma, 61, None);
+        send(&mut a, mb, mc, 62, None);
+        send(&mut a, mb, ma, 63, None);
+        send(&mut a, mc, ma, 64, None);
+        assert_eq!(forward_batch(&sw, &a.port, &mut scratch, 0), 5);
+        assert_eq!((received(&b) - b0, received(&c) - c0), (2, 2));
+        assert_eq!(a.port.counters.snapshot().spoofed, 1);
+        assert_eq!(sw.lookup().stats().learned, 2, "mb and ma, once each");
+        // a's address was learned: a frame to it goes to a only.
+        let a0 = received(&a);
+        send(&mut b, ma, mb, 60, None);
+        forward_batch(&sw, &b.port, &mut scratch, 0);
+        assert_eq!((received(&a) - a0, received(&c) - c0), (1, 2));
     }
 
     #[test]

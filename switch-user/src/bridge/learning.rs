@@ -715,6 +715,11 @@ impl Lookup for LearningTable {
         if self.learn_in(header.vlan, header.src, source, now) == Learned::Spoofed {
             return Destination::Spoofed;
         }
+        self.lookup_seen_source(header, source, now)
+    }
+
+    #[inline]
+    fn lookup_seen_source(&self, header: &EthHeader, _source: PortId, now: u32) -> Destination {
         if header.dst.is_multicast() {
             return Destination::Flood;
         }

@@ -84,6 +84,15 @@ pub trait Lookup: Send + Sync {
     /// Decides where a frame from port `source` goes, learning from it if the
     /// function learns. `now` is the daemon's clock in seconds.
     fn lookup(&self, header: &EthHeader, source: PortId, now: u32) -> Destination;
+    /// [`Lookup::lookup`] of a frame whose source address and VLAN the
+    /// caller has just looked up, from the same port at the same `now`,
+    /// with an answer other than [`Destination::Spoofed`]: learning that
+    /// source again would change nothing, so a function that learns may
+    /// skip it (a port usually sends from one address to many).
+    #[inline]
+    fn lookup_seen_source(&self, header: &EthHeader, source: PortId, now: u32) -> Destination {
+        self.lookup(header, source, now)
+    }
     /// A hint that [`Lookup::lookup`] will soon be asked about `header`:
     /// start loading what it will read (the bridge calls it a few frames
     /// ahead). Changes nothing.

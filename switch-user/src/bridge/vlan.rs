@@ -24,6 +24,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 
+use switch_port::mac::MacAddr;
 use switch_port::protocol::VlanMode;
 
 use super::forward::MAX_BATCH;
@@ -329,6 +330,9 @@ pub fn forward_lane(
     // whose first 18 bytes equal the previous frame's goes where that one
     // went (as in the plain batch: learning it again would change nothing).
     let mut previous: Option<Seen> = None;
+    // The source address and VLAN of the last frame looked up, when its
+    // answer was not `Spoofed` (see `Lookup::lookup_seen_source`).
+    let mut seen_source: Option<(MacAddr, u16)> = None;
     for i in 0..n {
         let frame = s.frames[i];
         let mut h = [0u8; 18];
@@ -347,8 +351,13 @@ pub fn forward_lane(
                     header.vlan = ingress.vlan;
                     if locked.is_some_and(|mac| mac != header.src) {
                         Destination::Spoofed
+                    } else if seen_source == Some((header.src, header.vlan)) {
+                        lookup.lookup_seen_source(&header, source.id, now)
                     } else {
-                        lookup.lookup(&header, source.id, now)
+                        let dest = lookup.lookup(&header, source.id, now);
+                        seen_source =
+                            (dest != Destination::Spoofed).then_some((header.src, header.vlan));
+                        dest
                     }
                 });
                 previous = Some((h, len, ingress, decided));
