@@ -4,7 +4,10 @@
 //!
 //! A memfd that the VMM could shrink would turn the daemon's next access
 //! into a SIGBUS, so [`GuestMemory::map`] takes only a memfd sealed against
-//! shrinking (`F_SEAL_SHRINK`), and maps no more of it than its size.
+//! shrinking (`F_SEAL_SHRINK`), and maps no more of it than its size. It
+//! must also be ordinary shared memory (tmpfs): a hugetlbfs memfd can still
+//! have pages punched out (`fallocate`), and refilling one from an exhausted
+//! huge page pool would be a SIGBUS too.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -27,6 +30,9 @@ pub enum GuestMemoryError {
     /// The memfd may still shrink.
     #[error("the guest memory memfd is not sealed against shrinking (F_SEAL_SHRINK)")]
     NotSealed,
+    /// The memfd is not ordinary shared memory (a hugetlbfs one, say).
+    #[error("the guest memory memfd is not ordinary shared memory (file system type {0:#x}; hugetlbfs memory is refused)")]
+    NotShmem(i64),
     /// The size asked for is not usable.
     #[error(
         "guest memory size {0} is not a non-zero multiple of {PAGE} of at most {MAX_GUEST_MEMORY}"
@@ -82,6 +88,18 @@ impl GuestMemory {
         }
         if seals & libc::F_SEAL_SHRINK == 0 {
             return Err(GuestMemoryError::NotSealed);
+        }
+        // SAFETY: an all-zero statfs is a valid out buffer.
+        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: fstatfs on our fd into a valid out pointer.
+        if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut fs) } < 0 {
+            return Err(GuestMemoryError::Os(
+                "fstatfs guest memory",
+                io::Error::last_os_error(),
+            ));
+        }
+        if fs.f_type as i64 != libc::TMPFS_MAGIC {
+            return Err(GuestMemoryError::NotShmem(fs.f_type as i64));
         }
         // SAFETY: an all-zero stat is a valid out buffer.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -227,6 +245,31 @@ mod tests {
     use std::os::fd::{AsFd, OwnedFd};
 
     use super::*;
+
+    /// A hugetlbfs memfd, sealed, is refused (where the kernel makes one).
+    #[test]
+    fn refuses_hugetlbfs_memory() {
+        use std::os::fd::FromRawFd;
+        let flags = libc::MFD_ALLOW_SEALING | libc::MFD_HUGETLB;
+        // SAFETY: memfd_create with a valid name; checked below.
+        let raw = unsafe { libc::memfd_create(c"huge".as_ptr(), flags) };
+        if raw < 0 {
+            eprintln!("no hugetlbfs memfd here: {}", io::Error::last_os_error());
+            return;
+        }
+        // SAFETY: a fresh fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: ftruncate and F_ADD_SEALS on our own memfd.
+        unsafe {
+            assert_eq!(libc::ftruncate(fd.as_raw_fd(), 2 << 20), 0);
+            assert_eq!(
+                libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK),
+                0
+            );
+        }
+        let err = GuestMemory::map(fd.as_fd(), 2 << 20).unwrap_err();
+        assert!(matches!(err, GuestMemoryError::NotShmem(_)), "{err}");
+    }
 
     #[test]
     fn maps_a_sealed_memfd_and_checks_every_access() {
