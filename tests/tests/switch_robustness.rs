@@ -36,6 +36,39 @@ fn is_error(r: &Option<Response>, code: ErrorCode) -> bool {
     matches!(r, Some(Response::Error { code: c, .. }) if *c == code)
 }
 
+/// An honest pair of ports: a receiver on `vale0:rx` and a sender on
+/// `vale0:tx` of `count` frames at 100,000 a second to an address nobody
+/// has, so every port of the switch gets them (flooded).
+fn honest_pair(
+    daemon: &Daemon,
+    count: u64,
+    idle_secs: u32,
+) -> Result<(testbed::Proc, testbed::Proc)> {
+    let rx = daemon.pktgen_rx("vale0:rx", &["--idle-timeout", &idle_secs.to_string()])?;
+    let tx = daemon.pktgen_tx(
+        "vale0:tx",
+        &[
+            "--count",
+            &count.to_string(),
+            "--rate",
+            "100000",
+            "--dst-mac",
+            "02:00:00:00:00:42",
+        ],
+    )?;
+    Ok((rx, tx))
+}
+
+/// Whether `vswitch list` marks port `name` of `vale0` errored.
+fn listed_errored(daemon: &Daemon, name: &str) -> Result<bool> {
+    let list = daemon.cli_json(&["list", "--json"])?;
+    let port = list["switches"][0]["ports"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == name).cloned())
+        .unwrap_or_default();
+    Ok(port["errored"] == true)
+}
+
 #[test]
 fn malformed_control_messages_get_clear_errors() -> Result<()> {
     let daemon = Daemon::start(&[])?;
@@ -132,18 +165,7 @@ fn malformed_control_messages_get_clear_errors() -> Result<()> {
 fn scribbled_rings_are_dropped_and_counted() -> Result<()> {
     let daemon = Daemon::start(&[])?;
     // An honest pair of ports keeps exchanging traffic meanwhile.
-    let mut rx = daemon.pktgen_rx("vale0:rx", &["--idle-timeout", "2"])?;
-    let mut tx = daemon.pktgen_tx(
-        "vale0:tx",
-        &[
-            "--count",
-            "300000",
-            "--rate",
-            "100000",
-            "--dst-mac",
-            "02:00:00:00:00:42",
-        ],
-    )?;
+    let (mut rx, mut tx) = honest_pair(&daemon, 300_000, 2)?;
 
     let evil = daemon.open("vale0:evil")?;
     let tx_ring = evil.raw_tx_ring();
@@ -223,12 +245,7 @@ fn scribbled_rings_are_dropped_and_counted() -> Result<()> {
     assert!(evil_counters.drop_bad_slot > 0, "{evil_counters:?}");
     assert!(evil_counters.drop_runt > 0, "{evil_counters:?}");
     assert!(evil_counters.bad_index > 0, "{evil_counters:?}");
-    let list = daemon.cli_json(&["list", "--json"])?;
-    let evil_info = list["switches"][0]["ports"]
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["name"] == "vale0:evil").cloned())
-        .unwrap_or_default();
-    assert_eq!(evil_info["errored"], true, "{list}");
+    assert!(listed_errored(&daemon, "vale0:evil")?);
     // The honest pair saw nothing corrupt or foreign, and every frame is
     // accounted for: received intact, or dropped (counted) when the receiver
     // fell behind on this shared machine.
@@ -333,18 +350,7 @@ fn a_client_that_blocks_its_kick_starves_nobody() -> Result<()> {
         .consumer_needs_kick()
         .store(1, Ordering::Release);
     // Frames to an unknown address are flooded to the evil port too.
-    let mut rx = daemon.pktgen_rx("vale0:rx", &["--idle-timeout", "3"])?;
-    let mut tx = daemon.pktgen_tx(
-        "vale0:tx",
-        &[
-            "--count",
-            "200000",
-            "--rate",
-            "100000",
-            "--dst-mac",
-            "02:00:00:00:00:42",
-        ],
-    )?;
+    let (mut rx, mut tx) = honest_pair(&daemon, 200_000, 3)?;
     let tx_sum = pktgen_summary(&mut tx, Duration::from_secs(60))?;
     let rx_port = daemon.settled_counters("vale0:rx", 200_000)?;
     let rx_sum = pktgen_summary(&mut rx, Duration::from_secs(30))?;
@@ -356,12 +362,7 @@ fn a_client_that_blocks_its_kick_starves_nobody() -> Result<()> {
     );
     let evil_counters = daemon.counters("vale0:evil")?;
     assert_eq!(evil_counters.kicks_stalled, 1, "{evil_counters:?}");
-    let list = daemon.cli_json(&["list", "--json"])?;
-    let evil_info = list["switches"][0]["ports"]
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["name"] == "vale0:evil").cloned())
-        .unwrap_or_default();
-    assert_eq!(evil_info["errored"], true, "{list}");
+    assert!(listed_errored(&daemon, "vale0:evil")?);
     assert!(daemon.connect()?.call(&Request::List {}).is_ok());
     drop(evil);
     Ok(())
