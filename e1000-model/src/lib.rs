@@ -786,7 +786,7 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
         self.update_level(now);
     }
 
-    /// The state a CSB-mode round works on ([`csb_path`]).
+    /// The state a CSB-mode round works on (`csb_path`).
     fn csb_rings(&mut self) -> CsbRings<'_> {
         CsbRings {
             regs: &mut self.regs,
@@ -800,7 +800,7 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
 
     /// Transmits what the guest queued between TDH and TDT (guest_tdt with
     /// the CSB active, at most [`CSB_TX_BATCH`] descriptors a call then, by
-    /// [`csb_path`]): gathers frames, applies offloads and TSO, hands them to
+    /// `csb_path`): gathers frames, applies offloads and TSO, hands them to
     /// `backend` (flushing once per batch), writes back descriptor status
     /// and raises TXDW/TXQE (with the CSB active: only while
     /// guest_need_txkick is set, and without delay timers).
@@ -849,7 +849,7 @@ impl<T: Trigger, C: Clock> E1000<T, C> {
 
     /// Receives frames waiting in `backend` into the guest's buffers, raising
     /// RXT0 (subject to moderation) and RXDMT0; with the CSB active (by
-    /// [`csb_path`]) the free buffers end at guest_rdt, the head goes to
+    /// `csb_path`) the free buffers end at guest_rdt, the head goes to
     /// host_rdh, at most [`CSB_RX_BATCH`] frames are handled a call, and both
     /// causes are raised only while guest_need_rxkick is set (without delay
     /// timers). Frames stay in the backend while the guest has no buffers or

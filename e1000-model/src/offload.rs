@@ -1,6 +1,6 @@
 //! The offloaded data path: while the guest runs in CSB mode, the VMM may
 //! hand the ring processing to another process (the switch daemon), which
-//! then walks the guest's rings itself with the same code ([`crate::csb_path`])
+//! then walks the guest's rings itself with the same code (the crate's `csb_path` module)
 //! and gives the state back when the VMM needs the device whole again.
 //!
 //! The hand-over carries what a ring walk reads: the data-path registers

@@ -121,8 +121,8 @@ pub mod tx {
 }
 
 /// What extended transmit descriptors share: the little-endian u32 at
-/// [`DWORD`] holds the length (bits 19:0), DTYP (23:20) and the command
-/// byte (31:24, at byte [`super::tx::CMD`]).
+/// [`ext::DWORD`] holds the length (bits 19:0), DTYP (23:20) and the command
+/// byte (31:24, at byte [`tx::CMD`]).
 pub mod ext {
     /// Offset of the length / type / command u32.
     pub const DWORD: usize = 8;

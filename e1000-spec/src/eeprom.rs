@@ -57,7 +57,7 @@ pub mod init_control2 {
 }
 
 /// The Microwire protocol: after CS rises, software shifts in a start bit,
-/// a 2-bit opcode and [`ADDRESS_BITS`] address bits, MSB first, on rising
+/// a 2-bit opcode and [`microwire::ADDRESS_BITS`] address bits, MSB first, on rising
 /// clock edges; a READ then shifts out 16 data bits per word on DO.
 pub mod microwire {
     /// The READ opcode with its start bit (110b).

@@ -5,7 +5,7 @@ use crate::{Error, Result};
 /// A process's open file descriptors and resident memory at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
-    /// Number of entries in /proc/<pid>/fd.
+    /// Number of entries in `/proc/<pid>/fd`.
     pub open_fds: usize,
     /// Resident set size in bytes (VmRSS).
     pub rss_bytes: u64,
@@ -24,7 +24,7 @@ pub fn open_fd_count(pid: u32) -> Result<usize> {
 }
 
 /// The resident set size of process `pid` in bytes (VmRSS in
-/// /proc/<pid>/status).
+/// `/proc/<pid>/status`).
 pub fn rss_bytes(pid: u32) -> Result<u64> {
     let path = format!("/proc/{pid}/status");
     let status =

@@ -89,7 +89,7 @@ pub struct Flood {
 
 /// Sends `count` datagrams of `size` bytes to `target` as fast as the
 /// socket takes them, taking echoes in between, then waits for more until
-/// none came for `drain` (at most [`FLOOD_LIMIT`] in all).
+/// none came for `drain` (at most `FLOOD_LIMIT` in all).
 pub fn flood(target: SocketAddr, count: u64, size: usize, drain: Duration) -> Result<Flood> {
     ensure!(size >= MIN_SIZE, "datagrams have at least {MIN_SIZE} bytes");
     let socket = socket(target)?;

@@ -1,5 +1,5 @@
 //! `cargo xtask test`: everything CI checks, in order: set-up, the eBPF and
-//! guest builds, formatting, clippy, then every test (unit tests in parallel,
+//! guest builds, formatting, clippy, the API docs, then every test (unit tests in parallel,
 //! the seeded e1000 abuse test again with overflow checks, the VMM's sandbox
 //! test again in a debug build, the guest crate's
 //! own on the host target, end-to-end tests one at a time: they start
@@ -58,6 +58,10 @@ pub fn run_all(args: &TestArgs) -> Result<()> {
             ]),
             "cargo clippy --all-targets -- -D warnings",
         )?;
+        // Broken intra-doc links and unclosed tags fail, as warnings would.
+        let mut doc = cargo(&["doc", "--workspace", "--no-deps", "--release"]);
+        doc.env("RUSTDOCFLAGS", "-D warnings");
+        run(doc, "cargo doc (-D warnings)")?;
         run(
             cargo(&["fmt", "--manifest-path", "vmm/guest/Cargo.toml", "--check"]),
             "cargo fmt --check (guest)",

@@ -3,7 +3,7 @@
 //! atomically before a changing request is answered and restored when the
 //! daemon starts.
 //!
-//! - [`file`]: reading (with the version checked) and the atomic write;
+//! - [`mod@file`]: reading (with the version checked) and the atomic write;
 //! - [`snapshot`]: what is saved, how requests change it, and the
 //!   requests and commands that recreate it;
 //! - [`restore`]: replaying it at start.

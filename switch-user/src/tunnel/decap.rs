@@ -3,7 +3,7 @@
 //! the forwarding batch in place, another tunnel's are parked in its
 //! [`Inbox`], an unknown VNI's are dropped), learn the inner source MAC
 //! against the sending VTEP, and count every datagram under exactly one
-//! outcome ([`RxTally`]). [`super::port::TunnelPort::receive`] runs it on
+//! outcome ([`RxTally`]). `TunnelPort`'s `receive` ([`super::port::TunnelPort`]) runs it on
 //! what `recvmmsg` read; the fuzz target `vxlan` runs it on arbitrary
 //! datagrams.
 

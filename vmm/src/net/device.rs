@@ -141,7 +141,7 @@ impl Trigger for IntxTrigger {
     }
 }
 
-/// Who moves the device's frames; decided by [`NetDevice::follow_data_path`]
+/// Who moves the device's frames; decided by `NetDevice::follow_data_path`
 /// after every register write (the only thing that maps or unmaps the CSB).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataPath {

@@ -2,7 +2,7 @@
 //! running every VM test under `strace -f` (docs/sandbox.md lists them with
 //! the reason for each).
 //!
-//! Both threads share [`common`]: memory management for the allocator and
+//! Both threads share `common`: memory management for the allocator and
 //! thread stacks (never executable), futexes, `read`/`write` on descriptors
 //! they already hold, `fcntl(F_GETFD)` (std's debug check when a descriptor
 //! is dropped), timers, signal return and masks, thread and process
@@ -179,7 +179,7 @@ fn offload_exchange(context: &FilterContext, rules: &mut Rules) {
     }
 }
 
-/// The vCPU thread: [`common`] and its KVM ioctls.
+/// The vCPU thread: `common` and its KVM ioctls.
 pub fn vcpu_rules(context: &FilterContext) -> Result<Rules, BackendError> {
     let mut rules = common(context)?;
     offload_exchange(context, &mut rules);
@@ -221,7 +221,7 @@ fn ioeventfd_rule(context: &FilterContext) -> Result<SeccompRule, BackendError> 
     ])
 }
 
-/// The I/O thread (and CSB net worker): [`common`], its epoll wait, the
+/// The I/O thread (and CSB net worker): `common`, its epoll wait, the
 /// TDT ioeventfd and the e1000's interrupt line, and `epoll_ctl` to follow
 /// the switch port's kick eventfd when the link watcher replaced the port.
 pub fn io_rules(context: &FilterContext) -> Result<Rules, BackendError> {
@@ -237,7 +237,7 @@ pub fn io_rules(context: &FilterContext) -> Result<Rules, BackendError> {
     Ok(rules)
 }
 
-/// The link watcher: [`common`], `poll` on its control connection, and what
+/// The link watcher: `common`, `poll` on its control connection, and what
 /// re-opening the switch port takes: a Unix socket (AF_UNIX only) connected
 /// to the daemon, the request and the answer with its descriptors
 /// (`sendmsg`/`recvmsg`) with its read timeout (`setsockopt`, `SO_RCVTIMEO`
@@ -293,7 +293,7 @@ pub fn link_rules(context: &FilterContext) -> Result<Rules, BackendError> {
     Ok(rules)
 }
 
-/// The metrics endpoint: [`common`], `poll` on its listener, its stop
+/// The metrics endpoint: `common`, `poll` on its listener, its stop
 /// eventfd and its connection, and serving one TCP connection on the
 /// listener bound at set-up: `accept4`, `ioctl(FIONBIO)` (only that
 /// request: the connection is made non-blocking), `recvfrom`, `sendto`,

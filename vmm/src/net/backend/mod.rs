@@ -6,7 +6,7 @@
 //! Ports: [`switch`] (a vswitch port: the switch's client library's
 //! `PortClient` is a [`Port`] as it is), and two test ports that need no
 //! switch, [`sink`] (drops every frame) and [`pong`] (answers test-frame
-//! pings); and [`down`], the port a NIC holds while its switch daemon is gone.
+//! pings). [`sink::SinkPort`] also stands in while the switch daemon is gone.
 
 pub mod pong;
 pub mod sink;
