@@ -24,6 +24,13 @@ use super::stats::{ErrorCounters, Statistics};
 
 /// Largest frame (before segmentation) the model gathers: 64 KiB.
 pub const MAX_TX_PACKET: usize = 64 * 1024;
+/// Most data descriptors one packet may span. A driver needs about 40 for
+/// a 64 KiB TSO frame in 4 KiB pieces; a chain that reaches this many
+/// without EOP is dropped, so that a chain without EOP, which every walk reads again
+/// from its first descriptor until EOP comes, costs each walk at most this
+/// many descriptor reads (a guest could otherwise make every walk read a
+/// whole 65,536-descriptor ring, for each kick).
+pub const MAX_PACKET_DESCRIPTORS: u32 = 256;
 /// Short frames are padded to this length when TCTL.PSP is set.
 const MIN_FRAME_LEN: usize = 60;
 /// Ethernet CRC length, counted in the octet statistics.
@@ -402,6 +409,13 @@ impl TxEngine {
                 } => {
                     self.add_data(current, addr, len, cmd, popts, legacy);
                     if cmd & cmd::EOP == 0 {
+                        if self.packet.data_descriptors >= MAX_PACKET_DESCRIPTORS {
+                            // As many as a packet may span and no end:
+                            // consumed and dropped (what follows starts a
+                            // new packet).
+                            sink.errors.tx_chain_too_long += 1;
+                            self.finish_packet(index, &mut run, &mut sink);
+                        }
                         continue;
                     }
                     self.packet.last_cmd = cmd;

@@ -118,6 +118,34 @@ fn hostile_chains_without_eop_or_too_long() {
     assert!(h.sent().is_empty());
 }
 
+/// A chain of more data descriptors than a packet may span is consumed and
+/// dropped when it reaches the limit, so no walk reads more than that many
+/// descriptors of one unfinished chain; the frame after it goes out.
+#[test]
+fn a_chain_longer_than_a_packet_may_span_is_dropped() {
+    use crate::tx::MAX_PACKET_DESCRIPTORS as LIMIT;
+    let mut h = Harness::new(false);
+    h.setup_tx(1024);
+    for i in 0..LIMIT {
+        let command = if i == LIMIT - 1 { cmd::RS } else { 0 };
+        h.put_tx(i, legacy(TX_BUF, 60, command));
+    }
+    // The guest publishes the chain a little at a time: each walk reads it
+    // again from its start, until it is too long.
+    for tail in [100, 200, LIMIT - 1] {
+        h.w(TDT, tail);
+        assert_eq!(h.r(TDH), 0, "an unfinished chain waits (tail {tail})");
+        assert_eq!(h.dev.errors().tx_chain_too_long, 0);
+    }
+    h.put_tx_frame(LIMIT, TX_BUF + 4096, &eth_frame(MAC, 60, 7), cmd::EOP);
+    h.w(TDT, LIMIT + 1);
+    assert_eq!(h.dev.errors().tx_chain_too_long, 1);
+    assert_eq!(h.tx_status(LIMIT - 1), txs::DD, "consumed, reported");
+    assert_eq!(h.r(TDH), LIMIT + 1);
+    let sent = h.sent();
+    assert_eq!(sent, vec![eth_frame(MAC, 60, 7)], "only the frame after it");
+}
+
 #[test]
 fn hostile_receive_descriptors_are_counted() {
     let mut h = Harness::new(false);
