@@ -229,12 +229,13 @@ impl ShmPort {
 
     #[inline]
     fn kick_client_if(&self, flag_set: bool, counters: &PortCounters) {
-        if flag_set && !self.kicks_stalled.load(Ordering::Relaxed) {
+        let send = flag_set && !self.kicks_stalled.load(Ordering::Relaxed);
+        if send {
             if let Err(e) = signal_client(&self.to_client) {
                 self.kick_failed(e, counters);
             }
         }
-        counters.add_kick(flag_set);
+        counters.add_kick(send);
     }
 
     /// A kick failed: a client that made it block gets no kick again (it
