@@ -220,7 +220,7 @@ pub struct ErrorCounters {
     pub tx_descriptor_type_invalid: u64,
     /// Chains without EOP that filled the whole ring (dropped).
     pub tx_missing_eop: u64,
-    /// Chains that reached [`crate::tx::MAX_PACKET_DESCRIPTORS`] data
+    /// Packets that reached [`crate::tx::MAX_PACKET_DESCRIPTORS`]
     /// descriptors without EOP (dropped).
     pub tx_chain_too_long: u64,
     /// Frames over 64 KiB (dropped).

@@ -24,9 +24,10 @@ use super::stats::{ErrorCounters, Statistics};
 
 /// Largest frame (before segmentation) the model gathers: 64 KiB.
 pub const MAX_TX_PACKET: usize = 64 * 1024;
-/// Most data descriptors one packet may span. A driver needs about 40 for
-/// a 64 KiB TSO frame in 4 KiB pieces; a chain that reaches this many
-/// without EOP is dropped, so that a chain without EOP, which every walk reads again
+/// Most descriptors one packet may span, from its first data descriptor
+/// (context and invalid descriptors inside it included). A driver needs
+/// about 40 for a 64 KiB TSO frame in 4 KiB pieces; a packet that reaches
+/// this many without EOP is dropped, so that a chain without EOP, which every walk reads again
 /// from its first descriptor until EOP comes, costs each walk at most this
 /// many descriptor reads (a guest could otherwise make every walk read a
 /// whole 65,536-descriptor ring, for each kick).
@@ -408,29 +409,30 @@ impl TxEngine {
                     legacy,
                 } => {
                     self.add_data(current, addr, len, cmd, popts, legacy);
-                    if cmd & cmd::EOP == 0 {
-                        if self.packet.data_descriptors >= MAX_PACKET_DESCRIPTORS {
-                            // As many as a packet may span and no end:
-                            // consumed and dropped (what follows starts a
-                            // new packet).
-                            sink.errors.tx_chain_too_long += 1;
-                            self.finish_packet(index, &mut run, &mut sink);
+                    if cmd & cmd::EOP != 0 {
+                        self.packet.last_cmd = cmd;
+                        self.packet.special = special;
+                        match self.emit(&mut sink) {
+                            Emitted::Stalled => {
+                                sink.errors.tx_backend_full += 1;
+                                run.backend_full = true;
+                                break;
+                            }
+                            Emitted::Sent(frames) => run.frames += frames,
+                            Emitted::Dropped => {}
                         }
-                        continue;
+                        self.finish_packet(index, &mut run, &mut sink);
                     }
-                    self.packet.last_cmd = cmd;
-                    self.packet.special = special;
-                    match self.emit(&mut sink) {
-                        Emitted::Stalled => {
-                            sink.errors.tx_backend_full += 1;
-                            run.backend_full = true;
-                            break;
-                        }
-                        Emitted::Sent(frames) => run.frames += frames,
-                        Emitted::Dropped => {}
-                    }
-                    self.finish_packet(index, &mut run, &mut sink);
                 }
+            }
+            if self.packet.data_descriptors > 0
+                && ring.distance(self.packet.start, index) >= MAX_PACKET_DESCRIPTORS
+            {
+                // A packet as long as one may be and no end (data, context
+                // or invalid descriptors alike): consumed and dropped; what
+                // follows starts a new packet.
+                sink.errors.tx_chain_too_long += 1;
+                self.finish_packet(index, &mut run, &mut sink);
             }
         }
 

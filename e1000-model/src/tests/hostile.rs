@@ -144,6 +144,16 @@ fn a_chain_longer_than_a_packet_may_span_is_dropped() {
     assert_eq!(h.r(TDH), LIMIT + 1);
     let sent = h.sent();
     assert_eq!(sent, vec![eth_frame(MAC, 60, 7)], "only the frame after it");
+    // Context descriptors inside an open packet count too: one data
+    // descriptor followed by 300 contexts is dropped at the 256th.
+    h.put_tx(LIMIT + 1, legacy(TX_BUF, 60, 0));
+    for i in LIMIT + 2..LIMIT + 302 {
+        h.put_tx(i, context_desc(0, 0, 0, 0, 0, 0, 0, cmd::DEXT, 0, 0));
+    }
+    h.w(TDT, LIMIT + 302);
+    assert_eq!(h.dev.errors().tx_chain_too_long, 2);
+    assert_eq!(h.r(TDH), LIMIT + 302, "the contexts after it consumed");
+    assert!(h.sent().is_empty());
 }
 
 #[test]
