@@ -19,6 +19,8 @@ use crate::stats::{ErrorCounters, Statistics};
 use crate::tx::{TxEngine, TxEnv};
 use crate::{RxOutcome, TxOutcome, CSB_RX_BATCH, CSB_TX_BATCH};
 
+const _: () = assert!(crate::tx::MAX_PACKET_DESCRIPTORS <= CSB_TX_BATCH);
+
 /// The device state a CSB-mode round reads and writes, borrowed from
 /// whoever owns it.
 pub(crate) struct CsbRings<'a> {
@@ -51,9 +53,9 @@ impl CsbRings<'_> {
     }
 
     /// Transmits up to [`CSB_TX_BATCH`] descriptors from TDH towards
-    /// guest_tdt (a longer chain whole), publishes host_tdh and returns what
-    /// moved with the interrupt causes to raise (TXDW, TXQE: only while
-    /// guest_need_txkick is set). The caller has checked TCTL.EN and DMA.
+    /// guest_tdt, publishes host_tdh and returns what moved with the
+    /// interrupt causes to raise (TXDW, TXQE: only while guest_need_txkick
+    /// is set). The caller has checked TCTL.EN and DMA.
     pub fn transmit<D: Dma, B: NetBackend>(
         &mut self,
         dma: &D,
@@ -63,23 +65,22 @@ impl CsbRings<'_> {
         if head == tail {
             return (TxOutcome::default(), 0);
         }
-        let Some(whole) = TxEnv::from_registers(self.regs, dma, head, tail, self.errors) else {
+        let Some(env) = TxEnv::from_registers(self.regs, dma, head, tail, self.errors) else {
             return (TxOutcome::default(), 0);
         };
-        let batch_end = if whole.ring.distance(head, tail) > CSB_TX_BATCH {
-            (head + CSB_TX_BATCH) % whole.ring.size
+        let batch_end = if env.ring.distance(head, tail) > CSB_TX_BATCH {
+            (head + CSB_TX_BATCH) % env.ring.size
         } else {
             tail
         };
         let env = TxEnv {
             tail: batch_end,
-            ..whole
+            ..env
         };
-        let mut run = self.tx.run(env, dma, backend, self.stats, self.errors);
-        if run.descriptors == 0 && !run.backend_full && batch_end != tail {
-            // A chain longer than a batch: walk it whole.
-            run = self.tx.run(whole, dma, backend, self.stats, self.errors);
-        }
+        // A packet spans at most MAX_PACKET_DESCRIPTORS (checked below to
+        // fit a batch), so a batch always ends or drops the packet it starts
+        // with: no walk needs to go past the batch.
+        let run = self.tx.run(env, dma, backend, self.stats, self.errors);
         self.regs.set(TDH, run.head);
         self.csb.store(dma, csb_field::HOST_TDH, run.head);
         // host_tdh is published: now look at the guest's flag (the waker's

@@ -11,13 +11,12 @@ use e1000_spec::desc::context::{self, tucmd};
 use e1000_spec::desc::data::{self, popts};
 use e1000_spec::desc::tx::{self as legacy, cmd};
 use e1000_spec::desc::{ext, SIZE as DESCRIPTOR_SIZE};
+use e1000_spec::regs::{ctrl, tctl, CTRL, TCTL, TDBAH, TDBAL, TDLEN, VET};
 use e1000_spec::stats as stat;
 
 use super::backend::NetBackend;
 use super::checksum;
 use super::dma::{Dma, DmaError};
-use e1000_spec::regs::{ctrl, tctl, CTRL, TCTL, TDBAH, TDBAL, TDLEN, VET};
-
 use super::registers::RegisterFile;
 use super::ring::{DescriptorCache, Ring, RingError};
 use super::stats::{ErrorCounters, Statistics};
@@ -26,11 +25,10 @@ use super::stats::{ErrorCounters, Statistics};
 pub const MAX_TX_PACKET: usize = 64 * 1024;
 /// Most descriptors one packet may span, from its first data descriptor
 /// (context and invalid descriptors inside it included). A driver needs
-/// about 40 for a 64 KiB TSO frame in 4 KiB pieces; a packet that reaches
-/// this many without EOP is dropped, so that a chain without EOP, which every walk reads again
-/// from its first descriptor until EOP comes, costs each walk at most this
-/// many descriptor reads (a guest could otherwise make every walk read a
-/// whole 65,536-descriptor ring, for each kick).
+/// about 40 for a 64 KiB TSO frame in 4 KiB pieces. A packet that reaches
+/// this many without EOP is dropped: every walk reads an unfinished packet
+/// again from its first descriptor, and without the limit a guest could
+/// make each walk read a whole 65,536-descriptor ring.
 pub const MAX_PACKET_DESCRIPTORS: u32 = 256;
 /// Short frames are padded to this length when TCTL.PSP is set.
 const MIN_FRAME_LEN: usize = 60;

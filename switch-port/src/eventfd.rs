@@ -28,12 +28,9 @@ impl EventFd {
     /// Adds one to the counter, waking a sleeper.
     #[inline]
     pub fn signal(&self) {
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a valid u64 to our fd. A full counter
-        // (EAGAIN) already means a pending wake-up, so the result is ignored.
-        unsafe {
-            libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8);
-        }
+        // A write to our own eventfd cannot fail but for a full counter,
+        // which try_signal already counts as success.
+        let _ = self.try_signal();
     }
 
     /// [`EventFd::signal`] that reports what went wrong: a full counter on

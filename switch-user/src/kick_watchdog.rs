@@ -120,9 +120,21 @@ extern "C" fn interrupt(_signal: libc::c_int) {}
 /// Installs the interrupting signal's handler and starts the watchdog
 /// thread (once per process; later calls do nothing).
 pub fn start() -> io::Result<()> {
-    if STARTED.load(Ordering::Acquire) {
+    if STARTED
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
         return Ok(());
     }
+    let started = install_and_spawn();
+    if started.is_err() {
+        STARTED.store(false, Ordering::Release);
+    }
+    started
+}
+
+/// [`start`]'s work, once.
+fn install_and_spawn() -> io::Result<()> {
     // SAFETY: a zeroed sigaction is valid; the handler is an extern "C" fn
     // that does nothing (async-signal-safe); no SA_RESTART, so a sleeping
     // write returns EINTR.
@@ -138,7 +150,6 @@ pub fn start() -> io::Result<()> {
     std::thread::Builder::new()
         .name("kick-watchdog".into())
         .spawn(watch)?;
-    STARTED.store(true, Ordering::Release);
     Ok(())
 }
 

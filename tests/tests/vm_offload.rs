@@ -6,6 +6,7 @@
 //! remaps and scribbles its CSB, forcing hand-backs), a daemon restart and
 //! a killed VMM.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
@@ -19,6 +20,11 @@ const OFFLOAD: [&str; 4] = ["--e1000", "mitigation=off", "--e1000", "offload=on"
 /// The VMM's offload counters (final or live statistics).
 fn offload(stats: &Value, key: &str) -> u64 {
     stats["offload"][key].as_u64().unwrap_or(0)
+}
+
+/// The VMM's live statistics, or null until the file is written.
+fn stats_now(dir: &Path, label: &str) -> Value {
+    live_stats(dir, label).unwrap_or_default()
 }
 
 #[test]
@@ -66,7 +72,7 @@ fn pktgen_to_an_offloaded_guest_accounts_for_every_frame() -> Result<()> {
     vm.wait_for_serial("guest: rx", Duration::from_secs(30))?;
     let dir = daemon.dir().to_owned();
     wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
-        offload(&live_stats(&dir, "vm-rx").unwrap_or_default(), "handovers") >= 1
+        offload(&stats_now(&dir, "vm-rx"), "handovers") >= 1
     })
     .context("the receiving VMM did not hand its data path over")?;
     let mut tx = daemon.pktgen_tx(
@@ -127,14 +133,8 @@ fn offloaded_ping_pong_survives_a_hostile_guest_a_daemon_restart_and_a_killed_vm
         "chaos",
     )?;
     wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
-        offload(
-            &live_stats(&dir, "vm-ping").unwrap_or_default(),
-            "handovers",
-        ) >= 1
-            && offload(
-                &live_stats(&dir, "vm-pong").unwrap_or_default(),
-                "handovers",
-            ) >= 1
+        offload(&stats_now(&dir, "vm-ping"), "handovers") >= 1
+            && offload(&stats_now(&dir, "vm-pong"), "handovers") >= 1
     })
     .context("the ping and pong VMMs did not hand their data paths over")?;
     let (chaos_result, chaos_stats) = chaos.finish(Duration::from_secs(120))?;
@@ -157,7 +157,7 @@ fn offloaded_ping_pong_survives_a_hostile_guest_a_daemon_restart_and_a_killed_vm
     );
     for label in ["vm-ping", "vm-pong"] {
         wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
-            live_stats(&dir, label).unwrap_or_default()["link"]["down"].as_u64() >= Some(1)
+            stats_now(&dir, label)["link"]["down"].as_u64() >= Some(1)
         })
         .with_context(|| format!("{label} did not set its link down"))?;
     }
@@ -170,7 +170,7 @@ fn offloaded_ping_pong_survives_a_hostile_guest_a_daemon_restart_and_a_killed_vm
     // The new daemon counts from 0.
     let pongs = |d: &Daemon| d.counters("vale0:ping").map_or(0, |c| c.tx_packets);
     wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
-        let ping = live_stats(&dir, "vm-ping").unwrap_or_default();
+        let ping = stats_now(&dir, "vm-ping");
         ping["link"]["up"].as_u64() >= Some(1)
             && offload(&ping, "handovers") >= 2
             && pongs(&restarted) >= 20
@@ -178,7 +178,7 @@ fn offloaded_ping_pong_survives_a_hostile_guest_a_daemon_restart_and_a_killed_vm
     .with_context(|| {
         format!(
             "the offloaded ping-pong did not resume; ping VMM {}\ndaemon log:\n{}",
-            live_stats(&dir, "vm-ping").unwrap_or_default(),
+            stats_now(&dir, "vm-ping"),
             restarted.log()
         )
     })?;
@@ -201,10 +201,7 @@ fn offloaded_ping_pong_survives_a_hostile_guest_a_daemon_restart_and_a_killed_vm
         "tx count=100000000 txmode=csb burst=64 rate=100000 dst=52:54:00:00:07:99",
     )?;
     wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
-        offload(
-            &live_stats(&dir, "vm-flood").unwrap_or_default(),
-            "handovers",
-        ) >= 1
+        offload(&stats_now(&dir, "vm-flood"), "handovers") >= 1
             && e2e
                 .counters("vale0:flood")
                 .is_ok_and(|c| c.rx_packets >= 10_000)

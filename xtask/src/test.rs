@@ -1,7 +1,7 @@
 //! `cargo xtask test`: everything CI checks, in order: set-up, the eBPF and
-//! guest builds, formatting, clippy, the API docs, then every test (unit tests in parallel,
-//! the seeded e1000 abuse test again with overflow checks, the VMM's sandbox
-//! test again in a debug build, the guest crate's
+//! guest builds, formatting, clippy, the API docs, then every test (unit
+//! tests in parallel, the seeded e1000 abuse test again with overflow
+//! checks, the VMM's sandbox test again in a debug build, the guest crate's
 //! own on the host target, end-to-end tests one at a time: they start
 //! daemons, namespaces and VMs on a 2-core machine; the VM tests a second
 //! time with their data paths offloaded to the switch), then every fuzz
