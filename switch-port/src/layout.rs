@@ -9,10 +9,18 @@
 //! between a client and the daemon. Every block starts on a 64-byte cache line,
 //! the buffers on a 4 KiB page.
 //!
+//! Buffers follow each other at `buf_stride` bytes: `buf_size` when that is
+//! an odd number of cache lines, one line more when it is even. Buffers of a
+//! power-of-two size would otherwise all start at the same few offsets of a
+//! page (2048-byte buffers at two of its 64 lines), so their first lines,
+//! the ones every frame's header is written to, would share 1/32 of the
+//! cache's sets and evict each other; with an odd stride they cover them all.
+//!
 //! ```text
 //!  offset 0        +--------------------------------------------------+
 //!                  | RegionHeader (4 KiB): magic "VSWPORT1", version, |
-//!                  | ring_size, buf_size, num_bufs, offsets, length   |
+//!                  | ring_size, buf_size, num_bufs, offsets, length,  |
+//!                  | buf_stride                                       |
 //!  tx_ring_offset  +--------------------------------------------------+
 //!                  | TX ring (client -> switch)                       |
 //!                  |   line 0: head        (written by the client)    |
@@ -24,7 +32,8 @@
 //!  rx_ring_offset  +--------------------------------------------------+
 //!                  | RX ring (switch -> client), same shape           |
 //!  buffers_offset  +--------------------------------------------------+
-//!                  | num_bufs buffers of buf_size bytes               |
+//!                  | num_bufs buffers of buf_size bytes, buf_stride   |
+//!                  | bytes apart                                      |
 //!                  +--------------------------------------------------+
 //! ```
 //!
@@ -62,7 +71,7 @@ use thiserror::Error;
 /// Magic at the start of every port region.
 pub const REGION_MAGIC: [u8; 8] = *b"VSWPORT1";
 /// Version of this layout.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Size of one cache line; every block is aligned to it.
 pub const CACHE_LINE: usize = 64;
 /// Size of the region header block.
@@ -118,6 +127,8 @@ pub mod header_field {
     pub const BUFFERS_OFFSET: usize = 40;
     /// u64 length of the whole region.
     pub const REGION_LEN: usize = 48;
+    /// u32 bytes from the start of one buffer to the next.
+    pub const BUF_STRIDE: usize = 56;
 }
 
 /// A ring or buffer geometry that is not acceptable.
@@ -139,8 +150,11 @@ pub enum LayoutError {
 pub struct Layout {
     /// Slots per ring (both rings have the same size).
     pub ring_size: u32,
-    /// Bytes per buffer.
+    /// Bytes per buffer: the longest frame it holds.
     pub buf_size: u32,
+    /// Bytes from the start of one buffer to the next (see the module
+    /// documentation): `buf_size`, or one cache line more.
+    pub buf_stride: u32,
     /// Number of buffers (two per slot pair).
     pub num_bufs: u32,
     /// Offset of the TX ring header.
@@ -155,6 +169,18 @@ pub struct Layout {
 
 fn round_up(value: usize, align: usize) -> usize {
     value.div_ceil(align) * align
+}
+
+/// The distance between buffers of `buf_size` bytes (a multiple of the cache
+/// line): an odd number of cache lines, so that consecutive buffers start on
+/// every line offset of a page in turn.
+pub fn buf_stride_for(buf_size: u32) -> u32 {
+    let line = CACHE_LINE as u32;
+    if (buf_size / line).is_multiple_of(2) {
+        buf_size + line
+    } else {
+        buf_size
+    }
 }
 
 impl Layout {
@@ -176,10 +202,12 @@ impl Layout {
         let rx_ring_offset = tx_ring_offset + ring_bytes;
         let buffers_offset = round_up(rx_ring_offset + ring_bytes, 4096);
         let num_bufs = ring_size * 2;
-        let region_len = buffers_offset + num_bufs as usize * buf_size as usize;
+        let buf_stride = buf_stride_for(buf_size);
+        let region_len = buffers_offset + num_bufs as usize * buf_stride as usize;
         Ok(Layout {
             ring_size,
             buf_size,
+            buf_stride,
             num_bufs,
             tx_ring_offset,
             rx_ring_offset,
@@ -191,7 +219,7 @@ impl Layout {
     /// Offset of buffer `index` (which must be `< num_bufs`).
     #[inline]
     pub fn buffer_offset(&self, index: u32) -> usize {
-        self.buffers_offset + index as usize * self.buf_size as usize
+        self.buffers_offset + index as usize * self.buf_stride as usize
     }
 
     /// Writes the region header describing this layout into `header`
@@ -223,6 +251,7 @@ impl Layout {
             self.buffers_offset as u64,
         );
         put64(header, header_field::REGION_LEN, self.region_len as u64);
+        put32(header, header_field::BUF_STRIDE, self.buf_stride);
     }
 
     /// Reads a region header and checks that it describes exactly the layout
@@ -247,7 +276,8 @@ impl Layout {
             && get64(header_field::TX_RING_OFFSET) == layout.tx_ring_offset as u64
             && get64(header_field::RX_RING_OFFSET) == layout.rx_ring_offset as u64
             && get64(header_field::BUFFERS_OFFSET) == layout.buffers_offset as u64
-            && get64(header_field::REGION_LEN) == layout.region_len as u64;
+            && get64(header_field::REGION_LEN) == layout.region_len as u64
+            && get32(header_field::BUF_STRIDE) == layout.buf_stride;
         if !matches {
             return Err(LayoutError::Header("offsets disagree with the sizes"));
         }
@@ -273,6 +303,22 @@ mod tests {
     }
 
     #[test]
+    fn buffers_start_on_every_line_of_a_page() {
+        for buf_size in [128, 192, 1024, 2048, 2112, 4096, 9216, 16384] {
+            let l = Layout::new(64, buf_size).unwrap();
+            assert!(l.buf_stride >= buf_size);
+            assert!(l.buf_stride - buf_size <= CACHE_LINE as u32);
+            let mut lines = std::collections::BTreeSet::new();
+            for i in 0..l.num_bufs {
+                let offset = l.buffer_offset(i);
+                assert_eq!(offset % CACHE_LINE, 0);
+                lines.insert(offset % 4096 / CACHE_LINE);
+            }
+            assert_eq!(lines.len(), 4096 / CACHE_LINE, "buf_size {buf_size}");
+        }
+    }
+
+    #[test]
     fn header_round_trip_and_rejections() {
         let l = Layout::new(256, 9216).unwrap();
         let mut h = vec![0u8; REGION_HEADER_SIZE];
@@ -281,6 +327,9 @@ mod tests {
         assert!(Layout::from_header(&h, l.region_len - 1).is_err());
         let mut bad = h.clone();
         bad[header_field::BUFFERS_OFFSET] ^= 1;
+        assert!(Layout::from_header(&bad, l.region_len).is_err());
+        let mut bad = h.clone();
+        bad[header_field::BUF_STRIDE] ^= 64;
         assert!(Layout::from_header(&bad, l.region_len).is_err());
         assert!(Layout::new(1000, 2048).is_err());
         assert!(Layout::new(1024, 2000).is_err());

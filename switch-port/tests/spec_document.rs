@@ -252,6 +252,7 @@ fn the_layout_tables_are_the_layout() {
         (header_field::RX_RING_OFFSET, 8),
         (header_field::BUFFERS_OFFSET, 8),
         (header_field::REGION_LEN, 8),
+        (header_field::BUF_STRIDE, 4),
     ];
     let got: Vec<(usize, usize)> = header.iter().map(|(o, w, _)| (*o, *w)).collect();
     assert_eq!(got, expected);

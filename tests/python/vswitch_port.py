@@ -130,8 +130,8 @@ class Connection:
 # --- Port memory (spec §4, §5) ---------------------------------------------
 
 REGION_MAGIC = b"VSWPORT1"
-LAYOUT_VERSION = 1
-REGION_HEADER = struct.Struct("<8sIIIIQQQQ")
+LAYOUT_VERSION = 2
+REGION_HEADER = struct.Struct("<8sIIIIQQQQI")
 REGION_HEADER_SIZE = 4096
 RING_HEADER_SIZE = 320
 SLOT_SIZE = 8
@@ -146,7 +146,7 @@ def round_up(value, align):
 
 
 def expected_layout(ring_size, buf_size):
-    """The layout every version-1 region has for these sizes (spec §4.2)."""
+    """The layout every version-2 region has for these sizes (spec §4.2)."""
     if ring_size & (ring_size - 1) or not 64 <= ring_size <= 16384:
         raise ProtocolError(f"ring size {ring_size} is not valid")
     if buf_size % 64 or not 128 <= buf_size <= 16384:
@@ -156,12 +156,14 @@ def expected_layout(ring_size, buf_size):
     rx = tx + ring_bytes
     buffers = round_up(rx + ring_bytes, 4096)
     num_bufs = 2 * ring_size
+    stride = buf_size + 64 if (buf_size // 64) % 2 == 0 else buf_size
     return {
         "num_bufs": num_bufs,
         "tx": tx,
         "rx": rx,
         "buffers": buffers,
-        "region_len": buffers + num_bufs * buf_size,
+        "region_len": buffers + num_bufs * stride,
+        "stride": stride,
     }
 
 
@@ -245,7 +247,8 @@ class Port:
                             mmap.PROT_READ | mmap.PROT_WRITE)
         fields = REGION_HEADER.unpack_from(self.mm, 0)
         want = (REGION_MAGIC, LAYOUT_VERSION, ring_size, buf_size, layout["num_bufs"],
-                layout["tx"], layout["rx"], layout["buffers"], layout["region_len"])
+                layout["tx"], layout["rx"], layout["buffers"], layout["region_len"],
+                layout["stride"])
         if fields != want:
             raise ProtocolError(f"region header {fields} is not {want}")
         view = memoryview(self.mm)
@@ -253,6 +256,7 @@ class Port:
         self.w64 = view.cast("Q")
         self.ring_size, self.buf_size = ring_size, buf_size
         self.num_bufs, self.buffers = layout["num_bufs"], layout["buffers"]
+        self.buf_stride = layout["stride"]
         self.tx = Ring(self.w32, self.w64, layout["tx"], ring_size)
         self.rx = Ring(self.w32, self.w64, layout["rx"], ring_size)
 
@@ -269,7 +273,7 @@ class Port:
         index is out of range (spec §5.1)."""
         if index >= self.num_bufs:
             index = home
-        return self.buffers + index * self.buf_size
+        return self.buffers + index * self.buf_stride
 
     # TX (spec §6.1): fill slots [head, tail), publish by storing head.
 
@@ -286,7 +290,7 @@ class Port:
             buf, _ = self.tx.read_slot(head)
             if buf >= self.num_bufs:
                 buf = head
-            offset = self.buffers + buf * self.buf_size
+            offset = self.buffers + buf * self.buf_stride
             self.mm[offset:offset + len(frame)] = frame
             self.tx.write_slot(head, buf, len(frame))
             head = (head + 1) & self.tx.mask
