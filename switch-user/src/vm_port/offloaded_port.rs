@@ -23,6 +23,7 @@ use e1000_model::offload::{HandBack, Handover, HandoverError, OffloadedRings};
 use e1000_model::NetBackend;
 use parking_lot::Mutex;
 use switch_port::eventfd::EventFd;
+use switch_port::layout::{buf_stride_for, CACHE_LINE};
 
 use super::guest_memory::{GuestMemory, GuestMemoryError};
 use super::handover_fds::{HandoverFds, HandoverFdsError};
@@ -65,6 +66,9 @@ pub struct OffloadedPort {
     rx_call: EventFd,
     tx_call: EventFd,
     slot_size: usize,
+    /// Bytes between staging slots: an odd number of cache lines, as port
+    /// buffers are laid out (`switch_port::layout::buf_stride_for`).
+    slot_stride: usize,
     rings: Mutex<Rings>,
     staging: Mutex<Staging>,
     /// The guest left CSB mode and the VMM was called once for it.
@@ -78,6 +82,7 @@ pub struct OffloadedPort {
 struct StagingBackend<'a> {
     staging: &'a mut Staging,
     slot_size: usize,
+    slot_stride: usize,
     limit: usize,
 }
 
@@ -87,7 +92,7 @@ impl NetBackend for StagingBackend<'_> {
         if i >= self.limit {
             return None;
         }
-        let start = i * self.slot_size;
+        let start = i * self.slot_stride;
         self.staging.bytes.get_mut(start..start + self.slot_size)
     }
 
@@ -197,18 +202,20 @@ impl OffloadedPort {
     ) -> Result<OffloadedPort, OffloadError> {
         let rings = OffloadedRings::new(handover, &memory)?;
         let slot_size = slot_size.max(MIN_FRAME as usize);
+        let slot_stride = buf_stride_for(slot_size.next_multiple_of(CACHE_LINE) as u32) as usize;
         Ok(OffloadedPort {
             memory,
             kick: fds.kick,
             rx_call: fds.rx_call,
             tx_call: fds.tx_call,
             slot_size,
+            slot_stride,
             rings: Mutex::new(Rings {
                 rings,
                 revoked: false,
             }),
             staging: Mutex::new(Staging {
-                bytes: vec![0; STAGING_SLOTS * slot_size].into_boxed_slice(),
+                bytes: vec![0; STAGING_SLOTS * slot_stride].into_boxed_slice(),
                 lens: Vec::with_capacity(STAGING_SLOTS),
             }),
             left_signalled: AtomicBool::new(false),
@@ -278,6 +285,7 @@ impl PortIo for OffloadedPort {
             let mut backend = StagingBackend {
                 staging: &mut staging,
                 slot_size: self.slot_size,
+                slot_stride: self.slot_stride,
                 limit: max.min(STAGING_SLOTS),
             };
             rings.rings.transmit(&self.memory, &mut backend).1
@@ -295,7 +303,7 @@ impl PortIo for OffloadedPort {
             batch.push(FrameRef {
                 // SAFETY: slot `i` lies inside the staging bytes (at most
                 // STAGING_SLOTS slots were committed).
-                ptr: unsafe { base.add(i * self.slot_size) },
+                ptr: unsafe { base.add(i * self.slot_stride) },
                 len,
                 readable: self.slot_size as u32,
             });
