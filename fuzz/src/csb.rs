@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::ops::ControlFlow;
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use e1000_spec::csb::{field, CSBAH, CSBAL, SIZE as CSB_SIZE};
 use e1000_spec::desc;
@@ -111,6 +111,13 @@ fn machine() -> Option<&'static Machine> {
 
 /// Frames waiting in the port at most.
 const RX_QUEUE: usize = 64;
+/// Most rounds of guest writes racing the worker in one threaded step, and
+/// the longest time they take. Each TDT write may walk the whole ring (a
+/// tail set behind the head), about 1 ms with the sanitizer: rounds bounded
+/// only by the worker's end made one input take 3.9 s on an idle machine
+/// and over 13 s (the fuzzer's timeout) in a loaded CI run.
+const THREADED_ROUNDS: u32 = 1_000;
+const THREADED_TIME: Duration = Duration::from_millis(20);
 /// The port's slot size.
 const SLOT: usize = 2048;
 
@@ -414,7 +421,12 @@ impl Harness {
                 })
             });
             let mut rounds = 0;
-            while !worker.is_finished() && !writes.is_empty() && rounds < 10_000 {
+            let start = Instant::now();
+            while !worker.is_finished()
+                && !writes.is_empty()
+                && rounds < THREADED_ROUNDS
+                && start.elapsed() < THREADED_TIME
+            {
                 for &(index, value) in writes {
                     if index >= 32 {
                         self.write(TDT, value & 0xFFFF);
