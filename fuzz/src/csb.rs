@@ -111,12 +111,13 @@ fn machine() -> Option<&'static Machine> {
 
 /// Frames waiting in the port at most.
 const RX_QUEUE: usize = 64;
-/// Most rounds of guest writes racing the worker in one threaded step, and
-/// the longest time they take. Each TDT write may walk the whole ring (a
-/// tail set behind the head), about 1 ms with the sanitizer: rounds bounded
-/// only by the worker's end made one input take 3.9 s on an idle machine
-/// and over 13 s (the fuzzer's timeout) in a loaded CI run.
+/// Most rounds of guest writes racing the worker in one threaded step.
+/// Each TDT write may walk the whole ring (a tail set behind the head),
+/// about 1 ms with the sanitizer: rounds bounded only by the worker's end
+/// made one input take 3.9 s on an idle machine and 13 s, past the
+/// fuzzer's timeout, in a loaded CI run.
 const THREADED_ROUNDS: u32 = 1_000;
+/// The longest time a threaded step's guest writes take.
 const THREADED_TIME: Duration = Duration::from_millis(20);
 /// The port's slot size.
 const SLOT: usize = 2048;
