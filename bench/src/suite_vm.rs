@@ -60,6 +60,12 @@ pub struct VmArgs {
     /// ping-pongs use the same e1000 options with `burst=1`).
     #[arg(long, default_value = "csb+batch")]
     pub(crate) scale_config: String,
+    /// Offered rates in Mpps of the paced VM-to-VM case (our VMM only,
+    /// 64-byte frames): the sending guest paces itself (`rate=`), so the
+    /// configurations carry the same load and their delivered rate and
+    /// losses compare below capacity. 0 skips it.
+    #[arg(long, value_delimiter = ',', default_value = "2")]
+    pub(crate) paced_mpps: Vec<f64>,
     /// Seconds over which an idle pair of guests is measured (cores used by
     /// their monitors and the switch); 0 skips it.
     #[arg(long, default_value_t = 5.0)]
@@ -281,10 +287,21 @@ struct Measured {
     cpu_ns_per_packet: Option<f64>,
 }
 
+/// Frame size of the paced VM-to-VM case.
+const PACED_SIZE: usize = 64;
+
 /// Where the sending guest prints its mode line, just before it sends.
 const TX_STARTS: &str = "guest: tx txmode=";
 
-fn vm_to_vm(bed: &Bed, config: &Config, size: usize, seconds: f64) -> Result<Measured> {
+/// A VM-to-VM run; `rate` paces the sender to that many frames a second.
+fn vm_to_vm(
+    bed: &Bed,
+    config: &Config,
+    size: usize,
+    seconds: f64,
+    rate: Option<u64>,
+) -> Result<Measured> {
+    let pace = rate.map(|r| format!(" rate={r}")).unwrap_or_default();
     let mut rx = bed.start(
         config,
         "rx",
@@ -303,7 +320,7 @@ fn vm_to_vm(bed: &Bed, config: &Config, size: usize, seconds: f64) -> Result<Mea
         1,
         TX_MAC,
         &format!(
-            "tx size={size} duration={} {} dst={RX_MAC}",
+            "tx size={size} duration={} {} dst={RX_MAC}{pace}",
             seconds.max(1.0) as u64,
             config.guest
         ),
@@ -783,7 +800,7 @@ pub fn run(args: &VmArgs) -> Result<()> {
         for (name, size) in runs {
             let outcome = repeat(repeats, || {
                 let m = if name == "vm->vm" {
-                    vm_to_vm(&bed, config, size, args.seconds)?
+                    vm_to_vm(&bed, config, size, args.seconds, None)?
                 } else {
                     vm_to_pktgen(&bed, config, size, args.seconds)?
                 };
@@ -793,6 +810,24 @@ pub fn run(args: &VmArgs) -> Result<()> {
                 Ok(c) => report.push(c),
                 Err(e) => notes.push(format!(
                     "{kind} {} {name} {size} B failed: {e:#}",
+                    config.name
+                )),
+            }
+        }
+        for &mpps in args
+            .paced_mpps
+            .iter()
+            .filter(|&&mpps| mpps > 0.0 && !config.qemu)
+        {
+            let rate = (mpps * 1e6) as u64;
+            let outcome = repeat(repeats, || {
+                let m = vm_to_vm(&bed, config, PACED_SIZE, args.seconds, Some(rate))?;
+                Ok(case("paced vm->vm", config, PACED_SIZE, rtt, &m).with("offered_mpps", mpps))
+            });
+            match outcome {
+                Ok(c) => report.push(c),
+                Err(e) => notes.push(format!(
+                    "{kind} {} paced vm->vm at {mpps} Mpps failed: {e:#}",
                     config.name
                 )),
             }
