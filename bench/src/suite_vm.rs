@@ -793,43 +793,41 @@ pub fn run(args: &VmArgs) -> Result<()> {
                 )),
             }
         }
-        let mut runs: Vec<(&str, usize)> = args.sizes.iter().map(|&s| ("vm->vm", s)).collect();
+        // (name, frame size, offered Mpps of a paced run)
+        let mut runs: Vec<(&str, usize, Option<f64>)> =
+            args.sizes.iter().map(|&s| ("vm->vm", s, None)).collect();
         if !config.qemu {
-            runs.extend(args.sizes.iter().map(|&s| ("vm->pktgen", s)));
+            runs.extend(args.sizes.iter().map(|&s| ("vm->pktgen", s, None)));
+            runs.extend(
+                args.paced_mpps
+                    .iter()
+                    .filter(|&&mpps| mpps > 0.0)
+                    .map(|&mpps| ("paced vm->vm", PACED_SIZE, Some(mpps))),
+            );
         }
-        for (name, size) in runs {
+        for (name, size, paced) in runs {
             let outcome = repeat(repeats, || {
-                let m = if name == "vm->vm" {
-                    vm_to_vm(&bed, config, size, args.seconds, None)?
-                } else {
+                let m = if name == "vm->pktgen" {
                     vm_to_pktgen(&bed, config, size, args.seconds)?
+                } else {
+                    let rate = paced.map(|mpps| (mpps * 1e6) as u64);
+                    vm_to_vm(&bed, config, size, args.seconds, rate)?
                 };
-                Ok(case(name, config, size, rtt, &m))
+                let c = case(name, config, size, rtt, &m);
+                Ok(match paced {
+                    Some(mpps) => c.with("offered_mpps", mpps),
+                    None => c,
+                })
             });
             match outcome {
                 Ok(c) => report.push(c),
-                Err(e) => notes.push(format!(
-                    "{kind} {} {name} {size} B failed: {e:#}",
-                    config.name
-                )),
-            }
-        }
-        for &mpps in args
-            .paced_mpps
-            .iter()
-            .filter(|&&mpps| mpps > 0.0 && !config.qemu)
-        {
-            let rate = (mpps * 1e6) as u64;
-            let outcome = repeat(repeats, || {
-                let m = vm_to_vm(&bed, config, PACED_SIZE, args.seconds, Some(rate))?;
-                Ok(case("paced vm->vm", config, PACED_SIZE, rtt, &m).with("offered_mpps", mpps))
-            });
-            match outcome {
-                Ok(c) => report.push(c),
-                Err(e) => notes.push(format!(
-                    "{kind} {} paced vm->vm at {mpps} Mpps failed: {e:#}",
-                    config.name
-                )),
+                Err(e) => {
+                    let what = paced.map_or(format!("{size} B"), |mpps| format!("at {mpps} Mpps"));
+                    notes.push(format!(
+                        "{kind} {} {name} {what} failed: {e:#}",
+                        config.name
+                    ))
+                }
             }
         }
     }
